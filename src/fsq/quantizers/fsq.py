@@ -1,0 +1,421 @@
+"""Finite Scalar Quantization (Mentzer et al., "FSQ: VQ-VAE Made Simple", ICLR 2024, arXiv 2309.15505).
+
+Each of ``d = len(levels)`` channels is bounded so that rounding yields exactly ``L_i`` values; the codebook is
+the implicit product of the per-channel grids (``prod(levels)`` codes), never stored. Gradients pass the
+rounding straight through.
+
+Numerics are named variants, each pinned by golden tests:
+
+``"paper"`` (default)
+    The paper's App. A.1 / official colab code: ``half_l = (L-1)(1-eps)/2``, ``offset = 0.5`` for even ``L``
+    (else 0), ``shift = tan(offset/half_l)``, ``bound = tanh(z + shift) * half_l - offset``, round, divide by
+    ``L // 2``. Even ``L`` gives the asymmetric grid ``{-1, ..., 1 - 2/L}`` (``L = 8``: -1 ... 0.75).
+``"atanh"``
+    What vector-quantize-pytorch (>= 2024-01), Cosmos and VidTok compute: ``half_l = (L-1)(1+eps)/2`` and
+    ``shift = atanh(offset/half_l)`` (so ``bound(0) = 0`` exactly for even ``L``). Same grid as ``"paper"``;
+    about 1% of inputs land on a different code.
+``"symmetric"``
+    A uniform grid of ``L`` points spanning ``[-1, 1]`` (arXiv 2411.19842 sec. 3.2, vector-quantize-pytorch's
+    ``preserve_symmetry``): digit ``k = floor((L-1)(tanh(z)+1)/2 + 0.5)``, code ``2k/(L-1) - 1``.
+
+Indices are mixed-radix integers with channel 0 the least significant digit, built from int64 digits (never by a
+float multiply-and-round), so they are exact for any codebook below 2**63.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from fsq.quantizers.base import QuantizerOutput
+
+Variant = Literal["paper", "atanh", "symmetric"]
+VARIANTS: tuple[str, ...] = ("paper", "atanh", "symmetric")
+MAX_CODEBOOK_SIZE = 2**63 - 1  # int64 indices
+DEFAULT_CODEBOOK_LIMIT = 2**24  # codebook() refuses to build more rows than this unless asked
+
+
+def validate_levels(levels: Sequence[int]) -> tuple[int, ...]:
+    """Return ``levels`` as a tuple of Python ints, or raise ``ValueError`` naming the problem."""
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence | torch.Tensor):
+        raise ValueError(f"levels must be a sequence of integers >= 2, got {levels!r}")
+    values = levels.tolist() if isinstance(levels, torch.Tensor) else list(levels)
+    if len(values) == 0:
+        raise ValueError("levels must not be empty: give one integer >= 2 per channel, e.g. [8, 5, 5, 5]")
+    out = []
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not float(value).is_integer():
+            raise ValueError(f"levels[{i}] = {value!r} is not an integer; every level must be an integer >= 2")
+        if int(value) < 2:
+            raise ValueError(f"levels[{i}] = {value!r} is < 2; every channel needs at least 2 levels")
+        out.append(int(value))
+    size = math.prod(out)
+    if size > MAX_CODEBOOK_SIZE:
+        raise ValueError(f"prod(levels) = {size} exceeds 2**63 - 1, the largest int64 index")
+    return tuple(out)
+
+
+def mixed_radix_basis(levels: Sequence[int]) -> list[int]:
+    """``[1, L0, L0*L1, ...]``: the weight of each channel's digit in the index (channel 0 least significant)."""
+    basis, acc = [], 1
+    for level in levels:
+        basis.append(acc)
+        acc *= level
+    return basis
+
+
+TILE = 64  # channel-last inputs are viewed as rows of TILE * channels so per-channel constants vectorise
+
+
+def _tile_factor(rows: int) -> int:
+    """Largest power of two <= TILE that divides ``rows`` (1 for odd counts)."""
+    k = TILE
+    while k > 1 and rows % k:
+        k //= 2
+    return k
+
+
+class _BoundRound(torch.autograd.Function):
+    """Bound, round and normalise in one autograd node, with the straight-through gradient.
+
+    Forward, for ``z`` of shape (A, D, B) and per-channel constants of shape (D, 1):
+    ``paper``/``atanh``: ``rounded = round(tanh(z + shift) * scale - offset)``, ``codes = rounded / divisor``;
+    ``symmetric``: ``rounded = floor(scale * (tanh(z) + 1) / 2 + 0.5)``, ``codes = rounded * divisor - 1``.
+    The operation order is the reference code's, so results match it bit for bit.
+    Backward: ``grad * grad_scale * (1 - tanh^2)``, i.e. d(bound)/dz divided by ``L // 2`` (the STE). Only
+    ``tanh`` is saved, which makes this cheaper in time and memory than autograd through the unfused ops.
+    ``rounded`` (float, integer-valued) is returned without gradient for building indices.
+    """
+
+    @staticmethod
+    def forward(ctx, z, shift, scale, offset, divisor, grad_scale, symmetric: bool):  # noqa: D102
+        t = torch.tanh(z if shift is None else z + shift)
+        if symmetric:
+            u = t + 1
+            u *= scale
+            u /= 2
+            u += 0.5
+            rounded = u.floor_()
+            codes = rounded * divisor - 1
+        else:
+            u = t * scale
+            u -= offset
+            rounded = u.round_()
+            codes = rounded / divisor
+        ctx.save_for_backward(t, grad_scale)
+        ctx.mark_non_differentiable(rounded)
+        return codes, rounded
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_codes, grad_rounded):  # noqa: D102
+        t, grad_scale = ctx.saved_tensors
+        slope = torch.addcmul(torch.ones((), dtype=t.dtype, device=t.device), t, t, value=-1)
+        slope *= grad_scale
+        slope *= grad_codes
+        return slope, None, None, None, None, None, None
+
+
+class FSQ(nn.Module):
+    """Finite Scalar Quantizer.
+
+    Args:
+        levels: number of levels per channel, each an integer >= 2 (may differ per channel).
+        dim: width of the input's channel axis. Defaults to ``len(levels) * num_codebooks``; when it differs,
+            learned linear projections map ``dim -> len(levels) * num_codebooks`` and back.
+        num_codebooks: split the (projected) channels into this many groups of ``len(levels)``, each quantized
+            with the same levels and given its own index (indices gain a trailing axis of this size).
+        variant: the bounding numerics, one of ``"paper"`` (default), ``"atanh"``, ``"symmetric"``.
+        eps: the paper's ``eps`` (1e-3); ignored by ``"symmetric"``.
+        channel_axis: the axis holding channels (default -1; use 1 for ``(B, C, H, W)``). Never guessed.
+        check_finite: raise ``ValueError`` on NaN/Inf input (default). Under ``torch.compile`` a raise would
+            break the graph, so compiled code marks such positions with index -1 instead. ``False`` skips the
+            check entirely (slightly faster); indices of non-finite inputs are then unspecified.
+        projection_bias: use a bias in the projections.
+
+    ``forward(z)`` returns :class:`QuantizerOutput`: ``quantized`` (input shape and dtype), ``indices`` (int64,
+    input shape without the channel axis, plus ``(num_codebooks,)`` when ``num_codebooks > 1``) and ``aux_loss``
+    (a float32 zero: FSQ needs no auxiliary loss). Quantization always runs in float32, also under autocast.
+    """
+
+    def __init__(
+        self,
+        levels: Sequence[int],
+        *,
+        dim: int | None = None,
+        num_codebooks: int = 1,
+        variant: Variant = "paper",
+        eps: float = 1e-3,
+        channel_axis: int = -1,
+        check_finite: bool = True,
+        projection_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.levels = validate_levels(levels)
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown FSQ variant {variant!r}; choose one of {VARIANTS}")
+        if variant == "paper" and not 0 <= eps < 1:
+            raise ValueError(f"eps must be in [0, 1) for the paper variant, got {eps}")
+        if int(num_codebooks) != num_codebooks or num_codebooks < 1:
+            raise ValueError(f"num_codebooks must be a positive integer, got {num_codebooks!r}")
+        self.variant = variant
+        self.eps = float(eps)
+        self.num_codebooks = int(num_codebooks)
+        self.code_dim = len(self.levels)  # channels per codebook
+        self.codebook_dim = self.code_dim * self.num_codebooks
+        self.dim = self.codebook_dim if dim is None else int(dim)
+        if self.dim < 1:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.channel_axis = int(channel_axis)
+        self.check_finite = bool(check_finite)
+        self.codebook_size: int = math.prod(self.levels)  # per codebook; a Python int, exact
+        self.basis: tuple[int, ...] = tuple(mixed_radix_basis(self.levels))
+
+        needs_projection = self.dim != self.codebook_dim
+        self.project_in = nn.Linear(self.dim, self.codebook_dim, bias=projection_bias) if needs_projection else None
+        self.project_out = nn.Linear(self.codebook_dim, self.dim, bias=projection_bias) if needs_projection else None
+
+        # Per-channel constants, computed in float64 (as the reference does in numpy) and stored in float32:
+        # (code_dim,) for the helpers, and tiled TILE * num_codebooks times as (n, 1) columns for the kernel.
+        constants = [self._channel_constants(level) for level in self.levels]
+        self._has_shift = any(c[0] != 0.0 for c in constants)
+        for name, column in zip(("_shift", "_scale", "_offset", "_divisor", "_grad_scale"), zip(*constants)):
+            self.register_buffer(name, torch.tensor(column, dtype=torch.float32), persistent=False)
+            tiled = torch.tensor(column * (TILE * self.num_codebooks), dtype=torch.float32).unsqueeze(-1)
+            self.register_buffer(name + "_tiled", tiled, persistent=False)
+        self.register_buffer("_levels_t", torch.tensor(self.levels, dtype=torch.int64), persistent=False)
+        self.register_buffer("_basis_t", torch.tensor(self.basis, dtype=torch.int64), persistent=False)
+        digit_offset = [0 if variant == "symmetric" else level // 2 for level in self.levels]
+        self.register_buffer("_digit_offset", torch.tensor(digit_offset, dtype=torch.int64), persistent=False)
+        # index = sum_i rounded_i * basis_i + sum_i digit_offset_i * basis_i; int32 arithmetic is exact below 2**31
+        self._index_offset = sum(o * b for o, b in zip(digit_offset, self.basis))
+        self._index_dtype = torch.int32 if self.codebook_size < 2**31 else torch.int64
+
+    def _channel_constants(self, level: int) -> tuple[float, float, float, float, float]:
+        """(shift, scale, offset, divisor, grad_scale) of one channel, as used by :class:`_BoundRound`."""
+        if self.variant == "symmetric":
+            return 0.0, float(level - 1), 0.5, 2.0 / (level - 1), 1.0
+        offset = 0.5 if level % 2 == 0 else 0.0
+        if self.variant == "paper":
+            half_l = (level - 1) * (1 - self.eps) / 2
+            shift = math.tan(offset / half_l)
+        else:
+            half_l = (level - 1) * (1 + self.eps) / 2
+            shift = math.atanh(offset / half_l)
+        return shift, half_l, offset, float(level // 2), half_l / (level // 2)
+
+    def extra_repr(self) -> str:
+        return (
+            f"levels={list(self.levels)}, variant={self.variant!r}, codebook_size={self.codebook_size}, "
+            f"num_codebooks={self.num_codebooks}, dim={self.dim}, channel_axis={self.channel_axis}"
+        )
+
+    # ----------------------------------------------------------------------------------------------- layout
+    def _to_last(self, x: torch.Tensor, width: int, what: str) -> torch.Tensor:
+        if x.ndim < 1:
+            raise ValueError(f"{what} must have at least one axis (the channel axis)")
+        axis = self.channel_axis if self.channel_axis >= 0 else x.ndim + self.channel_axis
+        if not 0 <= axis < x.ndim:
+            raise ValueError(f"channel_axis={self.channel_axis} is out of range for {what} of shape {tuple(x.shape)}")
+        if x.shape[axis] != width:
+            raise ValueError(
+                f"{what} has {x.shape[axis]} channels on axis {self.channel_axis} (shape {tuple(x.shape)}), "
+                f"expected {width}"
+            )
+        return x if axis == x.ndim - 1 else x.movedim(axis, -1)
+
+    def _from_last(self, x: torch.Tensor) -> torch.Tensor:
+        axis = self.channel_axis if self.channel_axis >= 0 else x.ndim + self.channel_axis
+        return x if axis == x.ndim - 1 else x.movedim(-1, axis)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:  # (..., nc*d) -> (..., nc, d)
+        return x.unflatten(-1, (self.num_codebooks, self.code_dim))
+
+    def _squeeze_codebooks(self, indices: torch.Tensor) -> torch.Tensor:  # (..., nc) -> (...) when nc == 1
+        return indices.squeeze(-1) if self.num_codebooks == 1 else indices
+
+    # ---------------------------------------------------------------------------------------------- forward
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantize ``z``; see the class docstring for shapes."""
+        if not z.is_floating_point():
+            raise TypeError(f"FSQ input must be a floating-point tensor, got {z.dtype}")
+        in_dtype = z.dtype
+        if self.project_in is not None:
+            z = self.project_in(self._to_last(z, self.dim, "FSQ input"))
+            axis = z.ndim - 1
+        else:
+            axis = self._axis(z, self.dim, "FSQ input")
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            codes, indices = self._quantize(z.float(), axis)
+            if self.project_out is not None:
+                codes = self._from_last(self.project_out(codes.to(self.project_out.weight.dtype)))
+        aux_loss = torch.zeros((), device=codes.device, dtype=torch.float32)
+        return QuantizerOutput(codes.to(in_dtype), indices, aux_loss)
+
+    def _axis(self, x: torch.Tensor, width: int, what: str) -> int:
+        """The non-negative channel axis of ``x``, checked to hold ``width`` channels."""
+        axis = self.channel_axis if self.channel_axis >= 0 else x.ndim + self.channel_axis
+        if not 0 <= axis < x.ndim:
+            raise ValueError(f"channel_axis={self.channel_axis} is out of range for {what} of shape {tuple(x.shape)}")
+        if x.shape[axis] != width:
+            raise ValueError(
+                f"{what} has {x.shape[axis]} channels on axis {self.channel_axis} (shape {tuple(x.shape)}), "
+                f"expected {width}"
+            )
+        return axis
+
+    def _quantize(self, z: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes (float32, shape of ``z``) and int64 indices of float32 ``z`` with channels on ``axis``.
+
+        Works in the input's own layout: ``z`` is viewed as (A, C, B) (C channels, B positions after them), so
+        per-channel constants broadcast along long inner loops. Channel-last input (B = 1) is viewed as rows of
+        ``k * C`` values with the constants tiled ``k`` times, which keeps the loops vectorised as well.
+        """
+        shape = z.shape
+        rows, channels = math.prod(shape[:axis]), shape[axis]
+        after = math.prod(shape[axis + 1 :])
+        tile = _tile_factor(rows) if after == 1 else 1
+        z3 = z.reshape(rows // tile, tile * channels, after)
+        if self.check_finite and not torch.compiler.is_compiling():
+            self._raise_if_nonfinite(z3)
+        n = tile * channels
+        shift = self._shift_tiled[:n] if self._has_shift else None
+        codes, rounded = _BoundRound.apply(
+            z3,
+            shift,
+            self._scale_tiled[:n],
+            self._offset_tiled[:n],
+            self._divisor_tiled[:n],
+            self._grad_scale_tiled[:n],
+            self.variant == "symmetric",
+        )
+        # rounded (A', k*C, B) -> (A, num_codebooks, code_dim, B); index = offset + sum_i basis_i * rounded_i
+        rounded = rounded.reshape(rows, self.num_codebooks, self.code_dim, after).to(self._index_dtype)
+        indices = rounded[:, :, 0] + self._index_offset
+        for i in range(1, self.code_dim):
+            indices = torch.add(indices, rounded[:, :, i], alpha=self.basis[i])
+        indices = indices.long()
+        if self.check_finite and torch.compiler.is_compiling():  # no raise inside a graph: mark with -1
+            finite = torch.isfinite(z3).reshape(rows, self.num_codebooks, self.code_dim, after).all(2)
+            indices = torch.where(finite, indices, -1)
+        # (A, nc, B) -> shape without the channel axis, plus (nc,) when grouped
+        indices = indices.movedim(1, -1).reshape(*shape[:axis], *shape[axis + 1 :], self.num_codebooks)
+        return codes.reshape(shape), self._squeeze_codebooks(indices)
+
+    @staticmethod
+    def _raise_if_nonfinite(z: torch.Tensor) -> None:
+        # One cheap reduction; the exact check only runs when the sum is not finite (NaN/Inf, or overflow).
+        if not bool(torch.isfinite(z.sum())):
+            bad = int((~torch.isfinite(z)).sum())
+            if bad:
+                raise ValueError(
+                    f"FSQ input contains {bad} non-finite value(s) (NaN or Inf); fix the encoder "
+                    "(or pass check_finite=False to skip this check)"
+                )
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """The continuous value that rounding turns into a level (``z``: (..., code_dim), channels last).
+
+        ``paper``/``atanh``: ``tanh(z + shift) * half_l - offset`` (rounded to nearest);
+        ``symmetric``: ``(L - 1) * (tanh(z) + 1) / 2`` (rounded half up).
+        """
+        t = torch.tanh(z.float() + self._shift)
+        if self.variant == "symmetric":
+            return self._scale * (t + 1) / 2
+        return t * self._scale - self._offset
+
+    # ------------------------------------------------------------------------------------ codes <-> indices
+    def _check_indices(self, indices: torch.Tensor) -> None:
+        if indices.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+            raise TypeError(f"indices must be an integer tensor, got {indices.dtype}")
+        if torch.compiler.is_compiling():
+            return
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
+            raise ValueError(
+                f"indices out of range: found values in [{int(indices.min())}, {int(indices.max())}], "
+                f"valid range is [0, {self.codebook_size - 1}] (codebook_size = {self.codebook_size})"
+            )
+
+    def indices_to_digits(self, indices: torch.Tensor) -> torch.Tensor:
+        """Per-channel digits in ``{0, ..., L_i - 1}``: int64 of shape ``indices.shape + (code_dim,)``.
+
+        Layout-free: the digit axis is always last.
+        """
+        self._check_indices(indices)
+        return (indices.long().unsqueeze(-1) // self._basis_t) % self._levels_t
+
+    def digits_to_indices(self, digits: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`indices_to_digits` (digit axis last)."""
+        return (digits.long() * self._basis_t).sum(-1)
+
+    def digits_to_codes(self, digits: torch.Tensor) -> torch.Tensor:
+        """Grid values (float32) of per-channel digits (digit axis last); same arithmetic as ``forward``."""
+        rounded = (digits.long() - self._digit_offset).float()
+        if self.variant == "symmetric":
+            return rounded * self._divisor - 1
+        return rounded / self._divisor
+
+    def codes_to_digits(self, codes: torch.Tensor) -> torch.Tensor:
+        """Digits of grid values (digit axis last); values off the grid snap to the nearest level."""
+        codes = codes.float()
+        if self.variant == "symmetric":
+            rounded = torch.round((codes + 1) / self._divisor)
+        else:
+            rounded = torch.round(codes * self._divisor)
+        digits = rounded.to(torch.int64) + self._digit_offset
+        return torch.minimum(torch.clamp(digits, min=0), self._levels_t - 1)
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        """Indices of grid codes with ``codebook_dim`` channels on ``channel_axis`` (before ``project_out``)."""
+        codes = self._split(self._to_last(codes, self.codebook_dim, "codes"))
+        return self._squeeze_codebooks(self.digits_to_indices(self.codes_to_digits(codes)))
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """Grid codes (float32, ``codebook_dim`` channels on ``channel_axis``) of ``indices``; no projection."""
+        if self.num_codebooks == 1:
+            indices = indices.unsqueeze(-1)
+        elif indices.ndim == 0 or indices.shape[-1] != self.num_codebooks:
+            raise ValueError(
+                f"indices of a {self.num_codebooks}-codebook FSQ need a trailing axis of size {self.num_codebooks}, "
+                f"got shape {tuple(indices.shape)}"
+            )
+        codes = self.digits_to_codes(self.indices_to_digits(indices)).flatten(-2)
+        return self._from_last(codes)
+
+    def indices_to_quantized(self, indices: torch.Tensor) -> torch.Tensor:
+        """What ``forward`` returned as ``quantized`` for these indices (``project_out`` applied), float32."""
+        codes = self.indices_to_codes(indices)
+        if self.project_out is None:
+            return codes
+        codes = self._to_last(codes, self.codebook_dim, "codes")
+        return self._from_last(self.project_out(codes.to(self.project_out.weight.dtype)))
+
+    # ---------------------------------------------------------------------------------- implicit codebook
+    def iter_codebook(self, chunk_size: int = 65536) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(first_index, codes)`` chunks of the implicit codebook, codes of shape (n, code_dim), float32.
+
+        Memory is bounded by ``chunk_size`` rows, whatever the codebook size.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        device = self._basis_t.device
+        for start in range(0, self.codebook_size, chunk_size):
+            stop = min(start + chunk_size, self.codebook_size)
+            idx = torch.arange(start, stop, dtype=torch.int64, device=device)
+            yield start, self.digits_to_codes((idx.unsqueeze(-1) // self._basis_t) % self._levels_t)
+
+    def codebook(self, max_size: int = DEFAULT_CODEBOOK_LIMIT) -> torch.Tensor:
+        """The implicit codebook, shape (codebook_size, code_dim), row ``i`` = code of index ``i``.
+
+        Refuses (``ValueError``) to build more than ``max_size`` rows; use :meth:`iter_codebook` for large ones.
+        """
+        if self.codebook_size > max_size:
+            raise ValueError(
+                f"codebook has {self.codebook_size} rows ({self.codebook_size * self.code_dim * 4 / 2**30:.1f} GiB "
+                f"as float32), above max_size={max_size}; iterate with iter_codebook() or raise max_size"
+            )
+        return torch.cat([codes for _, codes in self.iter_codebook()], dim=0)
