@@ -328,6 +328,16 @@ class FSQ(nn.Module):
             return self._scale * (t + 1) / 2
         return t * self._scale - self._offset
 
+    def continuous_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """The un-rounded codes (float32, channels last, (..., code_dim)): what rounding moves onto the grid.
+
+        ``bound(z) / (L // 2)`` for ``paper``/``atanh`` and ``tanh(z)`` for ``symmetric``; the STE gradient of
+        ``forward`` is the gradient of this function.
+        """
+        if self.variant == "symmetric":
+            return torch.tanh(z.float())
+        return self.bound(z) / self._divisor
+
     # ------------------------------------------------------------------------------------ codes <-> indices
     def _check_indices(self, indices: torch.Tensor) -> None:
         if indices.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
