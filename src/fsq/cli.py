@@ -29,6 +29,98 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
+    """Positional arguments: ``key=value`` items are overrides, the others config files (merged in order)."""
+    files = [i for i in items if "=" not in i]
+    overrides = [i for i in items if "=" in i]
+    return files, overrides
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fsq.config import TokenizerExperiment, load_config
+
+    if args.stage != "tokenizer":
+        print(f"fsq train {args.stage}: not implemented yet (Stage II / UViM land in later releases)", file=sys.stderr)
+        return 2
+    files, overrides = _split_configs(args.items)
+    cfg = load_config(TokenizerExperiment, files, overrides)
+    run_dir = Path(args.run_dir or Path("runs") / cfg.name)
+    from fsq.training.tokenizer import train_tokenizer
+
+    result = train_tokenizer(cfg, run_dir)
+    if "eval" in result and _is_main():
+        _print_eval(result["eval"])
+    if _is_main():
+        print(f"run dir: {run_dir}")
+    return 0
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _print_eval(results: dict) -> None:
+    keys = ["step", "num_samples", "psnr", "ssim", "rfid", "codes_used", "usage", "perplexity", "entropy_bits"]
+    for key in keys:
+        if key in results:
+            value = results[key]
+            print(f"  {key:<13} {value:.4f}" if isinstance(value, float) else f"  {key:<13} {value}")
+    print(f"  {'parameters':<13} {results['parameters']}")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from fsq.evaluation.evaluate import evaluate_tokenizer
+
+    results = evaluate_tokenizer(args.run_dir, fid_samples=args.fid_samples)
+    if _is_main():
+        _print_eval(results)
+        step = results["step"]
+        print(f"wrote {Path(args.run_dir) / 'eval' / f'step_{step:06d}.json'}")
+    return 0
+
+
+def _tokenize(args: argparse.Namespace) -> int:
+    from fsq.tokens import export_tokens
+
+    manifest = export_tokens(args.run_dir, args.split, args.out, shard_size=args.shard_size)
+    print(
+        f"wrote {manifest['num_images']} token grids {manifest['token_grid']} ({manifest['dtype']}, "
+        f"{len(manifest['shards'])} shard(s)) to {args.out}"
+    )
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from fsq.data import list_sources, prepare
+
+    if args.action == "list":
+        for status in list_sources(args.cache_dir):
+            mark = "ready  " if status.prepared else "missing"
+            print(f"{status.name:<8} {mark} {status.description}")
+            if not status.prepared:
+                print(f"         get it: {status.how_to_get}")
+        return 0
+    names = ["mnist", "fashion", "photos"] if args.names in ([], ["all"]) else args.names
+    failed = 0
+    for name in names:
+        try:
+            print(f"{name}: {prepare(name, args.cache_dir)}")
+        except ValueError as error:
+            failed += 1
+            print(f"{name}: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from fsq.config import TokenizerExperiment, dump_yaml, load_config
+
+    files, overrides = _split_configs(args.items)
+    print(dump_yaml(load_config(TokenizerExperiment, files, overrides)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fsq import __version__
 
@@ -44,13 +136,47 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.set_defaults(func=_demo)
+
+    train = commands.add_parser("train", help="train a model: fsq train tokenizer CONFIG... [key=value ...]")
+    train.add_argument("stage", choices=["tokenizer", "maskgit", "uvim"], help="what to train")
+    train.add_argument("items", nargs="+", help="YAML config files (merged in order) and key=value overrides")
+    train.add_argument("--run-dir", help="run directory (default runs/<name>); an existing one resumes")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a run dir's newest checkpoint on its held-out split")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--fid-samples", type=int, default=None, help="images for rFID (default: the config's)")
+    evaluate.set_defaults(func=_eval)
+
+    tokenize = commands.add_parser("tokenize", help="export token shards of a split for Stage II")
+    tokenize.add_argument("run_dir")
+    tokenize.add_argument("--split", default="train", help="data split (train, val, test)")
+    tokenize.add_argument("--out", required=True, help="output folder")
+    tokenize.add_argument("--shard-size", type=int, default=10_000)
+    tokenize.set_defaults(func=_tokenize)
+
+    data = commands.add_parser("data", help="offline data sources: list | prepare [NAME...|all]")
+    data.add_argument("action", choices=["list", "prepare"])
+    data.add_argument("names", nargs="*", default=[], help="sources to prepare (default: all)")
+    data.add_argument("--cache-dir", default=None, help="cache folder (default $FSQ_CACHE or ~/.cache/fsq)")
+    data.set_defaults(func=_data)
+
+    config = commands.add_parser("config", help="print the resolved tokenizer config")
+    config.add_argument("items", nargs="*", help="YAML files and key=value overrides")
+    config.set_defaults(func=_config)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fsq`` console script and ``python -m fsq``."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from fsq.config import ConfigError
+
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"fsq: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,200 @@
+"""The Stage I tokenizer: MaskGIT's VQGAN autoencoder (no attention) with FSQ or VQ in the middle.
+
+Encoder: conv3x3 -> per stage ``num_res_blocks`` ResBlocks (width ``filters * multiplier``) then 2x2 average
+pooling (all stages but the last) -> ``num_res_blocks`` ResBlocks -> GN -> swish -> conv1x1 to the code channels.
+Decoder mirrors it with nearest upsampling + conv3x3. For FSQ the encoder's last layer outputs ``len(levels)``
+channels and the decoder's first layer takes them, with no extra projection (paper sec. 3.3); for VQ they are the
+code width (256 in the paper). Images are float in ``[0, 1]`` at the API, mapped to ``[-1, 1]`` inside.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fsq.layers.resnet import Downsample, ResBlock, Upsample, group_norm
+from fsq.quantizers import FSQ, VQ, QuantizerOutput
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Everything needed to rebuild a :class:`Tokenizer` (saved as ``config.json`` by ``save_pretrained``)."""
+
+    image_size: int = 28
+    in_channels: int = 1
+    filters: int = 32
+    channel_multipliers: list[int] = field(default_factory=lambda: [1, 2, 2])
+    num_res_blocks: int = 1
+    num_groups: int = 8
+    quantizer: str = "fsq"  # fsq | vq
+    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
+    variant: str = "paper"
+    codebook_size: int = 1024  # vq
+    code_dim: int = 256  # vq
+    vq_recipe: str = "maskgit"
+
+    @property
+    def latent_channels(self) -> int:
+        return len(self.levels) if self.quantizer == "fsq" else self.code_dim
+
+    def spatial_sizes(self) -> list[int]:
+        """Feature-map side per stage, input first (28, [1,2,2] -> [28, 14, 7])."""
+        sizes = [self.image_size]
+        for _ in range(len(self.channel_multipliers) - 1):
+            sizes.append((sizes[-1] + 1) // 2)
+        return sizes
+
+    @property
+    def token_grid(self) -> int:
+        return self.spatial_sizes()[-1]
+
+
+class Encoder(nn.Module):
+    def __init__(self, spec: TokenizerSpec) -> None:
+        super().__init__()
+        widths = [spec.filters * m for m in spec.channel_multipliers]
+        self.stem = nn.Conv2d(spec.in_channels, spec.filters, 3, padding=1, bias=False)
+        blocks: list[nn.Module] = []
+        channels = spec.filters
+        for stage, width in enumerate(widths):
+            for _ in range(spec.num_res_blocks):
+                blocks.append(ResBlock(channels, width, spec.num_groups))
+                channels = width
+            if stage < len(widths) - 1:
+                blocks.append(Downsample())
+        blocks += [ResBlock(channels, channels, spec.num_groups) for _ in range(spec.num_res_blocks)]
+        self.blocks = nn.Sequential(*blocks)
+        self.norm = group_norm(channels, spec.num_groups)
+        self.head = nn.Conv2d(channels, spec.latent_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.silu(self.norm(self.blocks(self.stem(x)))))
+
+
+class Decoder(nn.Module):
+    def __init__(self, spec: TokenizerSpec) -> None:
+        super().__init__()
+        widths = [spec.filters * m for m in spec.channel_multipliers]
+        self.sizes = spec.spatial_sizes()
+        channels = widths[-1]
+        self.stem = nn.Conv2d(spec.latent_channels, channels, 3, padding=1)
+        self.mid = nn.Sequential(*[ResBlock(channels, channels, spec.num_groups) for _ in range(spec.num_res_blocks)])
+        self.stages = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        for stage in reversed(range(len(widths))):
+            blocks = []
+            for _ in range(spec.num_res_blocks):
+                blocks.append(ResBlock(channels, widths[stage], spec.num_groups))
+                channels = widths[stage]
+            self.stages.append(nn.Sequential(*blocks))
+            self.upsamples.append(Upsample(channels) if stage > 0 else nn.Identity())
+        self.norm = group_norm(channels, spec.num_groups)
+        self.head = nn.Conv2d(channels, spec.in_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.mid(self.stem(z))
+        for i, (stage, upsample) in enumerate(zip(self.stages, self.upsamples)):
+            h = stage(h)
+            if isinstance(upsample, Upsample):
+                side = self.sizes[len(self.sizes) - 2 - i]
+                h = upsample(h, size=(side, side))
+        return self.head(F.silu(self.norm(h)))
+
+
+def build_quantizer(spec: TokenizerSpec) -> nn.Module:
+    if spec.quantizer == "fsq":
+        return FSQ(spec.levels, variant=spec.variant, channel_axis=1)
+    if spec.quantizer == "vq":
+        return VQ(spec.codebook_size, spec.code_dim, recipe=spec.vq_recipe, channel_axis=1)
+    raise ValueError(f"unknown quantizer {spec.quantizer!r}; choose 'fsq' or 'vq'")
+
+
+class Tokenizer(nn.Module):
+    """Encoder -> quantizer -> decoder. Images: float (B, C, H, W) in ``[0, 1]``; tokens: int64 (B, h, w)."""
+
+    def __init__(self, spec: TokenizerSpec) -> None:
+        super().__init__()
+        if len(spec.channel_multipliers) < 1:
+            raise ValueError("channel_multipliers needs at least one entry")
+        self.spec = spec
+        self.encoder = Encoder(spec)
+        self.quantizer = build_quantizer(spec)
+        self.decoder = Decoder(spec)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        s = self.spec
+        if images.ndim != 4 or images.shape[1] != s.in_channels or images.shape[-2:] != (s.image_size, s.image_size):
+            raise ValueError(
+                f"expected images of shape (B, {s.in_channels}, {s.image_size}, {s.image_size}), "
+                f"got {tuple(images.shape)}"
+            )
+
+    def encode(self, images: torch.Tensor) -> QuantizerOutput:
+        """Quantized latents (B, code channels, h, w), token indices (B, h, w) and the quantizer's aux loss."""
+        self._check_images(images)
+        return self.quantizer(self.encoder(images * 2 - 1))
+
+    def decode(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Images in ``[0, 1]`` (not clamped: the training loss sees the raw output) from quantized latents."""
+        return (self.decoder(quantized) + 1) / 2
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images from token indices (B, h, w)."""
+        codes = self.quantizer.indices_to_quantized(indices).contiguous()  # same memory layout as encode's output
+        return self.decode(codes.to(next(self.decoder.parameters()).dtype))
+
+    @torch.no_grad()
+    def tokenize(self, images: torch.Tensor) -> torch.Tensor:
+        """Token indices (B, h, w) int64."""
+        return self.encode(images).indices
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
+        out = self.encode(images)
+        return self.decode(out.quantized), out
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per part: encoder, quantizer (VQ codebook; 0 for FSQ), decoder, total."""
+        counts = {
+            name: sum(p.numel() for p in getattr(self, name).parameters())
+            for name in ("encoder", "quantizer", "decoder")
+        }
+        counts["total"] = sum(counts.values())
+        return counts
+
+    # ------------------------------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``model.safetensors`` (weights) and ``config.json`` (the spec) into ``directory``."""
+        from fsq.checkpoint import save_safetensors_atomic
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_safetensors_atomic(self.state_dict(), directory / "model.safetensors")
+        text = json.dumps({"format": "fsq-tokenizer", "version": 1, "spec": self.spec.__dict__}, indent=2)
+        tmp = directory / "config.json.tmp"
+        tmp.write_text(text + "\n")
+        tmp.replace(directory / "config.json")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Tokenizer:
+        """Load a tokenizer written by :meth:`save_pretrained` (safetensors only: nothing is unpickled)."""
+        from fsq.checkpoint import load_safetensors
+
+        directory = Path(directory)
+        config_path = directory / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{directory} holds no config.json: not a saved fsq tokenizer")
+        meta = json.loads(config_path.read_text())
+        if meta.get("format") != "fsq-tokenizer":
+            raise ValueError(f"{config_path} is not an fsq tokenizer config (format={meta.get('format')!r})")
+        model = cls(TokenizerSpec(**meta["spec"]))
+        model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
+        return model

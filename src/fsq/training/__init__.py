@@ -1,0 +1,1 @@
+"""Training loops (one explicit loop per stage) and their small helpers."""
