@@ -10,7 +10,8 @@ from fsq.models import Tokenizer, TokenizerSpec
 
 
 @pytest.mark.parametrize(
-    ("size", "multipliers", "grid"), [(28, [1, 2, 2], 7), (16, [1, 2, 2], 4), (32, [1, 1, 2, 2], 4), (28, [1, 2, 2, 2], 4)]
+    ("size", "multipliers", "grid"),
+    [(28, [1, 2, 2], 7), (16, [1, 2, 2], 4), (32, [1, 1, 2, 2], 4), (28, [1, 2, 2, 2], 4)],
 )
 def test_shapes(size, multipliers, grid):
     spec = TokenizerSpec(image_size=size, channel_multipliers=multipliers, filters=8, num_groups=4)

@@ -59,7 +59,6 @@ def evaluate_tokenizer(
 ) -> dict[str, Any]:
     """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results on every rank."""
     from fsq.evaluation.metrics import psnr, ssim
-
     from fsq.training.tokenizer import load_split
 
     run_dir = Path(run_dir)
