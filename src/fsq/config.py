@@ -38,6 +38,8 @@ class DataConfig:
     train_limit: int | None = None  # keep the first N training images
     eval_limit: int | None = None  # evaluate on the first N held-out images (None: all)
     num_crops: int | None = None  # photos: crops per split (None: the source's default)
+    channels: int | None = None  # 1 (grey) or 3 (RGB); None: the source's own
+    on_error: str = "skip"  # image folders: skip (and report) or raise on unreadable files
     cache_dir: str | None = None
 
 

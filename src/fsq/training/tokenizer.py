@@ -105,8 +105,19 @@ def load_split(cfg: TokenizerExperiment, split: str, limit: int | None, seed: in
     from fsq.data import load_images
 
     d = cfg.data
+    num_crops = None
+    if d.source == "photos":  # crops are generated: make no more than will be kept
+        num_crops = d.num_crops if limit is None else min(d.num_crops or limit, limit)
     return load_images(
-        d.source, split, image_size=d.image_size, cache_dir=d.cache_dir, limit=limit, num_crops=d.num_crops, seed=seed
+        d.source,
+        split,
+        image_size=d.image_size,
+        cache_dir=d.cache_dir,
+        limit=limit,
+        num_crops=num_crops,
+        seed=seed,
+        channels=d.channels,
+        on_error=d.on_error,
     )
 
 
