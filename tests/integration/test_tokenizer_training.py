@@ -1,0 +1,210 @@
+"""End to end: every tokenizer config trains through the smoke preset; resume is exact; DDP (gloo) matches one
+process; bad checkpoints are refused; a folder with a corrupt image and a text file trains and reports both."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fsq.checkpoint import CheckpointError, load_safetensors
+from fsq.config import ConfigError, TokenizerExperiment, load_config
+from fsq.data import SourceUnavailable, load_images
+from fsq.tracking import read_metrics
+from fsq.training import tokenizer as loop
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+CONFIGS = sorted((ROOT / "configs" / "tokenizer").glob("*.yaml"))
+SMOKE = ROOT / "configs" / "presets" / "smoke.yaml"
+
+
+def _need(source: str) -> None:
+    try:
+        load_images(source, "test", limit=1)
+    except SourceUnavailable as error:
+        pytest.skip(str(error))
+
+
+def _cfg(path: Path, *overrides: str) -> TokenizerExperiment:
+    return load_config(TokenizerExperiment, [path, SMOKE], ["train.threads=1", *overrides])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_each_config_trains_through_smoke_preset(path, tmp_path):
+    cfg = _cfg(path)
+    _need(cfg.data.source)
+    result = loop.train_tokenizer(cfg, tmp_path)
+    for name in (
+        "config.yaml",
+        "meta.json",
+        "metrics.jsonl",
+        "checkpoints/step_000004/model.safetensors",
+        "checkpoints/step_000004/optimizer.pt",
+        "eval/step_000004.json",
+        "eval/step_000004_grid.png",
+    ):
+        assert (tmp_path / name).exists(), name
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert [r["step"] for r in read_metrics(tmp_path)] == [2, 4]
+    evaluation = result["eval"]
+    assert evaluation["num_samples"] == 64 and 0 < evaluation["usage"] <= 1
+    assert evaluation["parameters"]["quantizer"] == (0 if cfg.quantizer.kind == "fsq" else 1024 * 256)
+
+
+def _weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_safetensors(run_dir / "checkpoints" / f"step_{step:06d}" / "model.safetensors")
+
+
+def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    _need("mnist")
+    cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.steps=6", "train.eval_at_end=false")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    loop.train_tokenizer(cfg, straight)
+
+    original = loop._train_step
+
+    def crash_at_step_5(cfg_, c, model, batch, step, device):
+        if step == 4:  # the 5th step: checkpoints at steps 2 and 4 are on disk, step 5's work is lost
+            raise KeyboardInterrupt("simulated kill")
+        return original(cfg_, c, model, batch, step, device)
+
+    monkeypatch.setattr(loop, "_train_step", crash_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train_tokenizer(cfg, resumed)
+    monkeypatch.setattr(loop, "_train_step", original)
+    assert (resumed / "checkpoints" / "step_000004").is_dir()
+    loop.train_tokenizer(cfg, resumed)  # resumes from step 4 by itself
+
+    a, b = _weights(straight, 6), _weights(resumed, 6)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit on the CPU
+    assert read_metrics(straight) == read_metrics(resumed)
+    assert len(json.loads((resumed / "meta.json").read_text())["runs"]) == 2
+
+
+def test_run_dir_with_other_config_is_refused(tmp_path):
+    _need("mnist")
+    cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false")
+    loop.train_tokenizer(cfg, tmp_path)
+    other = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "quantizer.levels=[5,5,5]")
+    with pytest.raises(ConfigError, match=r"different config \(changed: \['quantizer.levels'\]\)"):
+        loop.train_tokenizer(other, tmp_path)
+
+
+def test_pickled_or_truncated_checkpoint_is_refused(tmp_path):
+    _need("mnist")
+    cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false")
+    loop.train_tokenizer(cfg, tmp_path)
+    longer = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false", "train.steps=8")
+    latest = tmp_path / "checkpoints" / "step_000004"
+    with open(latest / "model.safetensors", "wb") as handle:
+        pickle.dump({"encoder.stem.weight": [0.0]}, handle)
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        loop.train_tokenizer(longer, tmp_path)
+    data = (latest / "optimizer.pt").read_bytes()
+    loop.save(tmp_path, 4, _components(cfg), cfg, torch.device("cpu"))  # a good one again
+    (latest / "optimizer.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        loop.train_tokenizer(longer, tmp_path)
+
+
+def _components(cfg: TokenizerExperiment) -> loop.Components:
+    return loop.build_components(cfg, loop.tokenizer_spec(cfg, in_channels=1), torch.device("cpu"))
+
+
+def test_folder_with_corrupt_image_and_text_file_trains_and_reports(tmp_path, caplog):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    for cls in ("a", "b"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(12):
+            color = (40 * i % 255, 100 if cls == "a" else 200, 30)
+            Image.new("RGB", (20, 20), color).save(folder / cls / f"{i}.png")
+    (folder / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (folder / "b" / "notes.txt").write_text("not an image")
+    cfg = load_config(
+        TokenizerExperiment,
+        [SMOKE],
+        [
+            f"data.source={folder}",
+            "data.image_size=16",
+            "data.train_split=all",
+            "data.eval_split=all",
+            "data.eval_limit=null",
+            "train.threads=1",
+        ],
+    )
+    with caplog.at_level("WARNING"):
+        result = loop.train_tokenizer(cfg, tmp_path / "run")
+    assert result["eval"]["num_samples"] == 24
+    report = caplog.text
+    assert "broken.jpg" in report and "notes.txt" in report
+    strict = load_config(
+        TokenizerExperiment,
+        [SMOKE],
+        [f"data.source={folder}", "data.image_size=16", "data.train_split=all", "data.on_error=raise"],
+    )
+    with pytest.raises(ValueError, match="broken.jpg"):
+        loop.train_tokenizer(strict, tmp_path / "strict")
+
+
+def test_two_process_gloo_matches_one_process(tmp_path):
+    _need("mnist")
+    common = [
+        str(ROOT / "configs/tokenizer/fsq_mnist.yaml"),
+        str(SMOKE),
+        "train.threads=1",
+        "train.steps=4",
+        "eval.fid_samples=0",
+        "data.eval_limit=63",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    single = tmp_path / "single"
+    subprocess.run(
+        [sys.executable, "-m", "fsq", "train", "tokenizer", *common, "--run-dir", str(single)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    double = tmp_path / "double"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "fsq",
+            "train",
+            "tokenizer",
+            *common,
+            "--run-dir",
+            str(double),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    a, b = _weights(single, 4), _weights(double, 4)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    ma, mb = read_metrics(single), read_metrics(double)
+    assert [r["step"] for r in ma] == [r["step"] for r in mb]
+    for ra, rb in zip(ma, mb):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4)
+    ea = json.loads((single / "eval" / "step_000004.json").read_text())
+    eb = json.loads((double / "eval" / "step_000004.json").read_text())
+    assert ea["num_samples"] == eb["num_samples"] == 63  # odd count: every sample exactly once over 2 ranks
+    assert eb["tokens"] == 63 * 49
+    assert eb["psnr"] == pytest.approx(ea["psnr"], abs=1e-3)
