@@ -22,7 +22,9 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
 
 
 def test_defaults_and_overrides():
-    cfg = load_config(TokenizerExperiment, [], ["train.steps=20", "quantizer.levels=[7,5,5,5,5]", "data.eval_limit=null"])
+    cfg = load_config(
+        TokenizerExperiment, [], ["train.steps=20", "quantizer.levels=[7,5,5,5,5]", "data.eval_limit=null"]
+    )
     assert cfg.train.steps == 20 and cfg.quantizer.levels == [7, 5, 5, 5, 5] and cfg.data.eval_limit is None
     assert cfg.optim.beta1 == 0.0 and cfg.optim.beta2 == 0.99  # the paper's Adam
 

@@ -54,7 +54,7 @@ class ModelConfig:
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # CPU-fast: 2 downsamplings (28 px -> 7x7 tokens, 16 px -> 4x4 tokens)
-    "cpu-tiny": {"filters": 32, "channel_multipliers": [1, 2, 2], "num_res_blocks": 1, "num_groups": 8},
+    "cpu-tiny": {"filters": 16, "channel_multipliers": [1, 2, 4], "num_res_blocks": 1, "num_groups": 8},
     "cpu-small": {"filters": 64, "channel_multipliers": [1, 2, 2], "num_res_blocks": 2, "num_groups": 16},
     # GPU: 3 downsamplings (64 px -> 8x8)
     "gpu-base": {"filters": 64, "channel_multipliers": [1, 2, 2, 4], "num_res_blocks": 2, "num_groups": 32},

