@@ -27,6 +27,7 @@ def test_defaults_and_overrides():
     )
     assert cfg.train.steps == 20 and cfg.quantizer.levels == [7, 5, 5, 5, 5] and cfg.data.eval_limit is None
     assert cfg.optim.beta1 == 0.0 and cfg.optim.beta2 == 0.99  # the paper's Adam
+    assert load_config(TokenizerExperiment, [], ["optim.lr=1e-3"]).optim.lr == 0.001  # YAML 1.1 reads it as a str
 
 
 def test_files_merge_left_to_right(tmp_path):

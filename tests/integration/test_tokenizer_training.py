@@ -239,3 +239,28 @@ def test_eval_cli_and_token_export(tmp_path):
     shard.write_bytes(shard.read_bytes()[:-8] + b"\x00" * 8)
     with pytest.raises(CheckpointError, match="checksum"):
         load_tokens(tmp_path / "tokens")
+
+
+def test_perceptual_and_gan_losses_train(tmp_path):
+    _need("mnist")
+    cfg = _cfg(
+        ROOT / "configs/tokenizer/vq_mnist.yaml",
+        "loss.perceptual_weight=0.1",
+        "loss.adversarial_weight=0.1",
+        "loss.adversarial_start=2",
+        "loss.discriminator_channels=8",
+        "train.eval_at_end=false",
+    )
+    loop.train_tokenizer(cfg, tmp_path)
+    records = read_metrics(tmp_path)
+    assert "perceptual_loss" in records[0] and records[0]["perceptual_loss"] > 0
+    assert "d_loss" in records[-1] and "r1" in records[-1] and "g_adv_loss" in records[-1]  # from step 2 on
+    assert "d_loss" not in records[0]  # the GAN starts at loss.adversarial_start
+    assert (tmp_path / "checkpoints" / "step_000004" / "discriminator.safetensors").is_file()
+
+
+def test_non_finite_loss_stops_naming_the_step(tmp_path):
+    _need("mnist")
+    cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "optim.lr=1e30", "train.eval_at_end=false")
+    with pytest.raises(loop.NonFiniteLossError, match=r"non-finite (loss|encoder output) .*at step \d+"):
+        loop.train_tokenizer(cfg, tmp_path)

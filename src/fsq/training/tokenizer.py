@@ -321,7 +321,15 @@ def _train_step(
     lw = cfg.loss
     adversarial_on = c.discriminator is not None and step >= lw.adversarial_start
     with _autocast(cfg, device):
-        reconstruction, out = model(x)
+        try:
+            reconstruction, out = model(x)
+        except ValueError as error:  # the quantizer refuses NaN/Inf encoder output
+            if "non-finite" not in str(error):
+                raise
+            raise NonFiniteLossError(
+                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data. "
+                "The last checkpoint is intact."
+            ) from error
         reconstruction = reconstruction.float()
         rec_loss = F.mse_loss(reconstruction, x)
         loss = rec_loss + out.aux_loss
@@ -340,8 +348,9 @@ def _train_step(
             values["g_adv_loss"] = g_adv.detach()
     if not torch.isfinite(loss):
         raise NonFiniteLossError(
-            f"non-finite loss ({loss.item()}) at step {step} (reconstruction {rec_loss.item()}, quantizer aux "
-            f"{out.aux_loss.item()}); lower optim.lr or check the data. The last checkpoint is intact."
+            f"non-finite loss ({loss.detach().item()}) at step {step} (reconstruction {rec_loss.detach().item()}, "
+            f"quantizer aux {out.aux_loss.detach().item()}); lower optim.lr or check the data. "
+            "The last checkpoint is intact."
         )
     c.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -375,9 +384,9 @@ def _discriminator_step(
     d_loss = discriminator_loss_nonsaturating(real_logits, c.discriminator(fake))
     r1 = r1_penalty(real, real_logits)
     total = d_loss + cfg.loss.r1_weight * r1
-    if not math.isfinite(float(total)):
+    if not math.isfinite(float(total.detach())):
         raise NonFiniteLossError(f"non-finite discriminator loss at step {step}; the last checkpoint is intact")
     c.disc_optimizer.zero_grad(set_to_none=True)
     total.backward()
     c.disc_optimizer.step()
-    return {"d_loss": float(d_loss), "r1": float(r1)}
+    return {"d_loss": float(d_loss.detach()), "r1": float(r1.detach())}
