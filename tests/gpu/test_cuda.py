@@ -70,3 +70,36 @@ def test_residual_fsq_cuda():
     r = ResidualFSQ([8, 5, 5, 5], 3).cuda()
     out = r(torch.randn(64, 4, device="cuda"))
     assert torch.equal(r.indices_to_codes(out.indices), out.quantized)
+
+
+def test_tokenizer_trains_on_cuda_with_bf16_autocast(tmp_path):
+    """Stage I on CUDA (bf16 autocast by default there), on a generated image folder (no data download)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from fsq.config import TokenizerExperiment, load_config
+    from fsq.training.tokenizer import train_tokenizer
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(64):
+        Image.new("RGB", (16, 16), (4 * i % 256, 255 - 4 * i % 256, 90)).save(folder / f"{i}.png")
+    smoke = Path(__file__).parents[2] / "configs" / "presets" / "smoke.yaml"
+    for kind in ("fsq", "vq"):
+        cfg = load_config(
+            TokenizerExperiment,
+            [smoke],
+            [
+                f"data.source={folder}",
+                "data.image_size=16",
+                "data.train_split=all",
+                "data.eval_split=all",
+                f"quantizer.kind={kind}",
+                "quantizer.dim=32",
+                "train.device=cuda",
+                "eval.fid_samples=16",
+            ],
+        )
+        result = train_tokenizer(cfg, tmp_path / kind)
+        assert result["eval"]["num_samples"] == 64 and result["eval"]["rfid"] >= 0

@@ -89,36 +89,52 @@ class _BoundRound(torch.autograd.Function):
     Backward: ``grad * grad_scale * (1 - tanh^2)``, i.e. d(bound)/dz divided by ``L // 2`` (the STE). That slope
     is computed in the forward pass, in place of ``tanh`` once it is no longer needed, so the node saves one
     tensor and its backward is one multiplication: less time and memory than autograd through the unfused ops.
-    ``levels`` (the integer level, as ``level_dtype``) is returned without gradient for building indices.
+    The int64 indices (built from the integer levels before they become codes) are returned without gradient.
     """
 
     @staticmethod
-    def forward(ctx, z, shift, scale, offset, divisor, grad_scale, symmetric: bool, level_dtype: torch.dtype):  # noqa: D102
-        t = torch.tanh(z if shift is None else z + shift)
+    def forward(ctx, z, shift, scale, offset, divisor, grad_scale, symmetric, index_spec):  # noqa: D102
+        t = torch.tanh(z) if shift is None else (z + shift).tanh_()
         if symmetric:
             u = t + 1
             u *= scale
             u /= 2
             u += 0.5
             u.floor_()
-            levels = u.to(level_dtype)
-            codes = u.mul_(divisor).sub_(1)
         else:
             u = t * scale
             u -= offset
             u.round_()
-            levels = u.to(level_dtype)
-            codes = u.div_(divisor)
+        indices = _levels_to_indices(u, *index_spec)
+        codes = u.mul_(divisor).sub_(1) if symmetric else u.div_(divisor)
         slope = t.mul_(t).neg_().add_(1).mul_(grad_scale)  # grad_scale * (1 - tanh^2), reusing t's memory
         ctx.save_for_backward(slope)
-        ctx.mark_non_differentiable(levels)
-        return codes, levels
+        ctx.mark_non_differentiable(indices)
+        return codes, indices
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_codes, grad_levels):  # noqa: D102
         (slope,) = ctx.saved_tensors
         return grad_codes * slope, None, None, None, None, None, None, None
+
+
+def _levels_to_indices(
+    levels: torch.Tensor, shape: tuple[int, ...], basis: tuple[int, ...], offset: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """Mixed-radix indices (int64, shape (A, num_codebooks, B)) of integer-valued float ``levels``.
+
+    ``levels`` is viewed as ``shape`` = (A, num_codebooks, code_dim, B); each channel's level is converted to an
+    integer and accumulated as ``offset + sum_i basis_i * level_i`` in ``dtype`` (int32 when the codebook has fewer
+    than 2**31 codes, else int64): integer arithmetic throughout, one column at a time to keep memory low.
+    """
+    view = levels.view(shape)
+    indices = view[:, :, 0].to(dtype)
+    if offset:
+        indices += offset
+    for i in range(1, shape[2]):
+        indices.add_(view[:, :, i].to(dtype), alpha=basis[i])
+    return indices.long()
 
 
 class FSQ(nn.Module):
@@ -285,7 +301,7 @@ class FSQ(nn.Module):
             self._raise_if_nonfinite(z3)
         n = tile * channels
         shift = self._shift_tiled[:n] if self._has_shift else None
-        codes, levels = _BoundRound.apply(
+        codes, indices = _BoundRound.apply(
             z3,
             shift,
             self._scale_tiled[:n],
@@ -293,15 +309,8 @@ class FSQ(nn.Module):
             self._divisor_tiled[:n],
             self._grad_scale_tiled[:n],
             self.variant == "symmetric",
-            self._index_dtype,
+            ((rows, self.num_codebooks, self.code_dim, after), self.basis, self._index_offset, self._index_dtype),
         )
-        # levels (A', k*C, B) -> (A, num_codebooks, code_dim, B); index = offset + sum_i basis_i * level_i
-        levels = levels.reshape(rows, self.num_codebooks, self.code_dim, after)
-        indices = levels[:, :, 0] + self._index_offset
-        for i in range(1, self.code_dim):
-            indices.add_(levels[:, :, i], alpha=self.basis[i])
-        del levels
-        indices = indices.long()
         if self.check_finite and torch.compiler.is_compiling():  # no raise inside a graph: mark with -1
             finite = torch.isfinite(z3).reshape(rows, self.num_codebooks, self.code_dim, after).all(2)
             indices = torch.where(finite, indices, -1)

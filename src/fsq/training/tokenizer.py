@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,7 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
     progress = _progress(cfg, start, info.is_main)
     window: dict[str, float] = {}
     step = start
+    tick = time.perf_counter()
     try:
         for step in range(start, cfg.train.steps):
             batch = images[sampler.indices(step)].to(device).float().div_(255)
@@ -253,6 +255,8 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
                 summary = usage.summary()
                 logged.update(usage=summary.usage_fraction, perplexity=summary.perplexity)
                 logged["lr"] = c.optimizer.param_groups[0]["lr"]
+                logged["sec_per_step"] = (time.perf_counter() - tick) / max(1.0, window.get("_steps", 1.0))
+                tick = time.perf_counter()
                 if writer is not None:
                     writer.log(step + 1, logged)
                 if progress is not None:
