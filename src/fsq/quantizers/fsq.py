@@ -110,13 +110,15 @@ class _BoundRound(torch.autograd.Function):
         slope = t.mul_(t).neg_().add_(1).mul_(grad_scale)  # grad_scale * (1 - tanh^2), reusing t's memory
         ctx.save_for_backward(slope)
         ctx.mark_non_differentiable(indices)
+        ctx.set_materialize_grads(False)  # no zeros tensor for the indices' (absent) gradient
         return codes, indices
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_codes, grad_levels):  # noqa: D102
         (slope,) = ctx.saved_tensors
-        return grad_codes * slope, None, None, None, None, None, None, None
+        grad_z = None if grad_codes is None else grad_codes * slope
+        return grad_z, None, None, None, None, None, None, None
 
 
 def _levels_to_indices(

@@ -79,7 +79,8 @@ class VQLosses(NamedTuple):
 def squared_distances(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """``||x||^2 - 2 x.e + ||e||^2`` for ``x`` (N, D) and ``codebook`` (K, D): (N, K), one matmul."""
     x2 = x.pow(2).sum(1, keepdim=True)
-    return torch.addmm(x2, x, codebook.t(), alpha=-2.0) + codebook.pow(2).sum(1)
+    distances = torch.addmm(x2, x, codebook.t(), alpha=-2.0)
+    return distances.add_(codebook.pow(2).sum(1))  # in place: one (N, K) buffer, not two
 
 
 def entropy_loss(distances: torch.Tensor, temperature: float) -> torch.Tensor:
