@@ -84,6 +84,7 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
     a, b = _weights(straight, 6), _weights(resumed, 6)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit on the CPU
+
     def without_timing(records):
         return [{k: v for k, v in r.items() if k != "sec_per_step"} for r in records]
 
