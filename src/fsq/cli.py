@@ -93,24 +93,10 @@ def _tokenize(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from fsq.data import list_sources, prepare
+    from fsq.data.sources import main as data_main
 
-    if args.action == "list":
-        for status in list_sources(args.cache_dir):
-            mark = "ready  " if status.prepared else "missing"
-            print(f"{status.name:<8} {mark} {status.description}")
-            if not status.prepared:
-                print(f"         get it: {status.how_to_get}")
-        return 0
-    names = ["mnist", "fashion", "photos"] if args.names in ([], ["all"]) else args.names
-    failed = 0
-    for name in names:
-        try:
-            print(f"{name}: {prepare(name, args.cache_dir)}")
-        except ValueError as error:
-            failed += 1
-            print(f"{name}: {error}", file=sys.stderr)
-    return 1 if failed else 0
+    argv = ["--cache-dir", args.cache_dir] if args.cache_dir else []
+    return data_main([*argv, args.action, *((args.names or ["all"]) if args.action == "prepare" else [])])
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -235,16 +235,7 @@ class FSQ(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- layout
     def _to_last(self, x: torch.Tensor, width: int, what: str) -> torch.Tensor:
-        if x.ndim < 1:
-            raise ValueError(f"{what} must have at least one axis (the channel axis)")
-        axis = self.channel_axis if self.channel_axis >= 0 else x.ndim + self.channel_axis
-        if not 0 <= axis < x.ndim:
-            raise ValueError(f"channel_axis={self.channel_axis} is out of range for {what} of shape {tuple(x.shape)}")
-        if x.shape[axis] != width:
-            raise ValueError(
-                f"{what} has {x.shape[axis]} channels on axis {self.channel_axis} (shape {tuple(x.shape)}), "
-                f"expected {width}"
-            )
+        axis = self._axis(x, width, what)
         return x if axis == x.ndim - 1 else x.movedim(axis, -1)
 
     def _from_last(self, x: torch.Tensor) -> torch.Tensor:
@@ -277,6 +268,8 @@ class FSQ(nn.Module):
 
     def _axis(self, x: torch.Tensor, width: int, what: str) -> int:
         """The non-negative channel axis of ``x``, checked to hold ``width`` channels."""
+        if x.ndim < 1:
+            raise ValueError(f"{what} must have at least one axis (the channel axis)")
         axis = self.channel_axis if self.channel_axis >= 0 else x.ndim + self.channel_axis
         if not 0 <= axis < x.ndim:
             raise ValueError(f"channel_axis={self.channel_axis} is out of range for {what} of shape {tuple(x.shape)}")
