@@ -1,22 +1,34 @@
-"""fsq: Finite Scalar Quantization (Mentzer et al., ICLR 2024) tokenizers and the models built on them."""
+"""fsq: Finite Scalar Quantization (Mentzer et al., ICLR 2024) tokenizers and the models built on them.
 
-from fsq.quantizers import (
-    FSQ,
-    VQ,
-    CodebookUsage,
-    QuantizerOutput,
-    ResidualFSQ,
-    levels_for_codebook_size,
-)
+The public names load lazily (PEP 562), so torch-free parts (``fsq.config``, ``fsq.reporting``, ``fsq report``)
+run without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "FSQ",
-    "VQ",
-    "CodebookUsage",
-    "QuantizerOutput",
-    "ResidualFSQ",
-    "__version__",
-    "levels_for_codebook_size",
-]
+_PUBLIC = {
+    "FSQ": "fsq.quantizers.fsq",
+    "VQ": "fsq.quantizers.vq",
+    "ResidualFSQ": "fsq.quantizers.residual",
+    "QuantizerOutput": "fsq.quantizers.base",
+    "CodebookUsage": "fsq.quantizers.stats",
+    "levels_for_codebook_size": "fsq.quantizers.levels",
+    "Tokenizer": "fsq.models.autoencoder",
+}
+
+__all__ = [*sorted(_PUBLIC), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'fsq' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -3,29 +3,45 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 
-def _demo(args: argparse.Namespace) -> int:
-    import torch
+def _study(args: argparse.Namespace) -> int:
+    from fsq.reporting import collect, markdown_table
+    from fsq.studies import run_study
 
-    from fsq.patch_study import format_table, results_as_dicts, run
-
-    torch.set_num_threads(args.threads)
-    sizes = tuple(2**k for k in args.log2_sizes)
-    print(f"FSQ vs VQ on real photo patches (matplotlib's grace_hopper.jpg), codebook sizes {list(sizes)}")
-    print(f"{args.steps} steps per model, batch {args.batch}, {args.threads} threads ...", flush=True)
+    level_sets = [[int(v) for v in item.split(",")] for item in args.levels] if args.levels else None
     start = time.perf_counter()
-    results = run(sizes, steps=args.steps, batch=args.batch, seed=args.seed)
-    print(format_table(results))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "patch_study.json"
-    path.write_text(json.dumps({"results": results_as_dicts(results), "steps": args.steps}, indent=2) + "\n")
-    print(f"\nwrote {path} ({time.perf_counter() - start:.0f} s)")
+    report = run_study(
+        args.kind,
+        args.out,
+        data=args.data,
+        preset=args.preset,
+        sizes=[int(s) for s in args.sizes] if args.sizes else None,
+        level_sets=level_sets,
+        overrides=args.overrides,
+    )
+    print(markdown_table(collect(args.out)))
+    print(f"\nreport: {report} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    args.kind, args.sizes, args.levels, args.overrides = "codebook-size", None, None, []
+    args.data, args.preset = "mnist", "cpu"
+    print(
+        "fsq demo: the paper's codebook-size study (Fig. 3) on MNIST at 16x16 px, CPU-sized: FSQ vs VQ (MaskGIT "
+        "recipe, with and without its entropy penalty) at codebook sizes 2^6 ... 2^14"
+    )
+    return _study(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fsq.reporting import write_report
+
+    print(f"report: {write_report(args.study_dir)}")
     return 0
 
 
@@ -114,14 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fsq {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="one-minute FSQ vs VQ comparison on real photo patches (CPU)")
-    demo.add_argument("--steps", type=int, default=300, help="training steps per model (default 300)")
-    demo.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
-    demo.add_argument("--log2-sizes", type=int, nargs="+", default=[6, 8, 10, 12, 14], help="log2 codebook sizes")
-    demo.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    demo = commands.add_parser("demo", help="the codebook-size study on MNIST, CPU-sized (make demo)")
+    demo.add_argument("--out", default="runs/demo_study", help="study folder (default runs/demo_study)")
     demo.set_defaults(func=_demo)
+
+    study = commands.add_parser("study", help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10)")
+    study.add_argument("kind", choices=["codebook-size", "levels"])
+    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
+    study.add_argument("--sizes", nargs="+", help="codebook sizes (default 64 256 1024 4096 16384)")
+    study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
+    study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
+    study.add_argument("--out", required=True, help="study folder; rerunning reuses and resumes its runs")
+    study.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
+    study.set_defaults(func=_study)
+
+    report = commands.add_parser("report", help="rebuild a study's report from its run dirs (no torch needed)")
+    report.add_argument("study_dir")
+    report.set_defaults(func=_report)
 
     train = commands.add_parser("train", help="train a model: fsq train tokenizer CONFIG... [key=value ...]")
     train.add_argument("stage", choices=["tokenizer", "maskgit", "uvim"], help="what to train")

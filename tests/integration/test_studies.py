@@ -1,0 +1,103 @@
+"""Studies: a smoke-sized codebook-size study writes a complete report; a rerun reuses its runs; the report is
+rebuilt from run dirs without torch; the levels study plans Fig. 10's comparison."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fsq.data import SourceUnavailable, load_images
+from fsq.studies import plan, run_study
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+SMOKE = [
+    "train.steps=4",
+    "train.log_every=2",
+    "train.checkpoint_every=2",
+    "data.train_limit=256",
+    "data.eval_limit=64",
+    "model.filters=8",
+    "model.num_groups=4",
+    "train.threads=1",
+]
+
+
+@pytest.fixture(autouse=True)
+def _mnist():
+    try:
+        load_images("mnist", "test", limit=1)
+    except SourceUnavailable as error:
+        pytest.skip(str(error))
+
+
+def test_codebook_size_study_report_rerun_and_torch_free_rebuild(tmp_path):
+    messages: list[str] = []
+    report = run_study("codebook-size", tmp_path, sizes=[16, 64], overrides=SMOKE, log=messages.append)
+    assert report == tmp_path / "report.md"
+    text = report.read_text()
+    for needle in (
+        "| FSQ | 15 | 5x3 |",
+        "| VQ | 64 |",
+        "| VQ (no entropy) | 16 |",
+        "plots/usage.png",
+        "What the paper claims",
+        "held-out tokens",
+    ):
+        assert needle in text, needle
+    for name in ("results.json", "results.csv", "plots/usage.png", "plots/metrics.png", "plots/training_curves.png"):
+        assert (tmp_path / name).is_file(), name
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert len(results) == 6 and {r["quantizer"] for r in results} == {"FSQ", "VQ", "VQ (no entropy)"}
+    fsq = [r for r in results if r["quantizer"] == "FSQ"]
+    vq = [r for r in results if r["quantizer"] == "VQ"]
+    assert all(f["params_total"] < v["params_total"] for f, v in zip(fsq, vq))
+    assert sum("training" in m for m in messages) == 6
+
+    messages.clear()
+    run_study("codebook-size", tmp_path, sizes=[16, 64], overrides=SMOKE, log=messages.append)
+    assert sum("reused" in m for m in messages) == 6 and not any("training" in m for m in messages)
+
+    (tmp_path / "report.md").unlink()
+    code = "import sys; sys.modules['torch'] = None; from fsq.cli import main; sys.exit(main(['report', sys.argv[1]]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.md").read_text() == text
+
+
+def test_interrupted_study_resumes_its_runs(tmp_path):
+    run_study("codebook-size", tmp_path, sizes=[16], overrides=SMOKE, quantizers=["FSQ"])
+    run_dir = tmp_path / "runs" / "fsq_000016"
+    for path in (run_dir / "eval").iterdir():  # as if killed after training, before evaluation
+        path.unlink()
+    messages: list[str] = []
+    run_study("codebook-size", tmp_path, sizes=[16], overrides=SMOKE, quantizers=["FSQ"], log=messages.append)
+    assert any("training" in m for m in messages)
+    assert (run_dir / "eval" / "step_000004.json").is_file()
+    assert len(json.loads((run_dir / "meta.json").read_text())["runs"]) == 2
+
+
+def test_levels_study_plan_and_report(tmp_path):
+    runs = plan("levels")
+    labels = {r["name"]: r["label"] for r in runs}
+    assert labels["fsq_8x5x5x5"] == "FSQ, all L >= 5" and labels["fsq_4x4x4x4x4"] == "FSQ, min L = 4"
+    report = run_study("levels", tmp_path, level_sets=[[8, 5, 5, 5], [4, 4, 4, 4, 4]], overrides=SMOKE)
+    text = report.read_text()
+    assert "L >= 5 better" in text and (tmp_path / "plots" / "levels.png").is_file()
+
+
+def test_bad_study_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown study"):
+        plan("sizes")
+    with pytest.raises(ValueError, match="unknown preset"):
+        run_study("codebook-size", tmp_path, preset="tpu")
