@@ -23,11 +23,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"filters": 16, "channel_multipliers": [1, 2, 4], "num_res_blocks": 1, "num_groups": 8},
         "optim": {"lr": 0.002, "warmup_steps": 20},
         "train": {
-            "steps": 350,
+            "steps": 250,
             "batch_size": 64,
             "ema_decay": 0.98,
             "log_every": 25,
-            "checkpoint_every": 175,
+            "checkpoint_every": 125,
             "threads": 2,
             "progress": False,
         },
