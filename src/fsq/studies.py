@@ -16,18 +16,18 @@ from fsq.config import TokenizerExperiment, load_config
 from fsq.quantizers.levels import levels_for_codebook_size
 
 # Presets: base overrides of the tokenizer config. "cpu" is sized from reference/recipes.md sec. 8 (16 px images,
-# 4x4 tokens, ~0.05 s per step on 2 cores) so the demo's 15 runs fit in 10 minutes; "gpu" is a single-GPU study.
+# 4x4 tokens, ~0.05 s per step on 2 cores) so the 15 runs of the demo fit in 10 minutes; "gpu": one GPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
-        "data": {"image_size": 16, "eval_limit": 5000},
+        "data": {"image_size": 16, "eval_limit": 3000},
         "model": {"filters": 16, "channel_multipliers": [1, 2, 4], "num_res_blocks": 1, "num_groups": 8},
         "optim": {"lr": 0.002, "warmup_steps": 20},
         "train": {
-            "steps": 250,
-            "batch_size": 64,
+            "steps": 200,
+            "batch_size": 32,
             "ema_decay": 0.98,
             "log_every": 25,
-            "checkpoint_every": 125,
+            "checkpoint_every": 100,
             "threads": 2,
             "progress": False,
         },
