@@ -168,6 +168,11 @@ def claims(rows: list[dict[str, Any]], x_key: str = "codebook_size") -> list[str
     if rows:
         tokens = rows[0].get("tokens")
         lines.append(f"Usage, perplexity and entropy are measured over {tokens:,} held-out tokens per run.")
+        if all(r.get("rfid") is None for r in rows):
+            lines.append(
+                "Reconstruction FID was not computed (`eval.fid_samples=0`, as in the CPU preset: the Inception "
+                "network runs a few images per second on a CPU); rerun with `eval.fid_samples=N` or `--preset gpu`."
+            )
     return lines
 
 
