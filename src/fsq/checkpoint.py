@@ -84,6 +84,17 @@ def write_json_atomic(data: Any, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def read_format_json(path: str | Path, expected_format: str, missing_hint: str) -> dict[str, Any]:
+    """Read a JSON file whose ``format`` field must be ``expected_format`` (saved tokenizers, token manifests)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent} holds no {path.name}: {missing_hint}")
+    data = json.loads(path.read_text())
+    if data.get("format") != expected_format:
+        raise ValueError(f"{path} is not an {expected_format} file (format={data.get('format')!r})")
+    return data
+
+
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     """Finished checkpoint folders of a run, oldest first."""
     root = Path(run_dir) / "checkpoints"

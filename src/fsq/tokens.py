@@ -76,15 +76,8 @@ def export_tokens(
 
 def load_tokens(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
     """(tokens int64 (N, h, w), labels int64 (N,) or None, manifest), checksums verified."""
-    import json
-
     directory = Path(directory)
-    path = directory / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory} holds no manifest.json (export tokens with `fsq tokenize`)")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != "fsq-tokens":
-        raise ValueError(f"{path} is not an fsq token manifest")
+    manifest = ckpt.read_format_json(directory / "manifest.json", "fsq-tokens", "export tokens with `fsq tokenize`")
     tokens, labels = [], []
     for shard in manifest["shards"]:
         file = directory / shard["file"]

@@ -9,7 +9,6 @@ code width (256 in the paper). Images are float in ``[0, 1]`` at the API, mapped
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,28 +172,22 @@ class Tokenizer(nn.Module):
     # ------------------------------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``model.safetensors`` (weights) and ``config.json`` (the spec) into ``directory``."""
-        from fsq.checkpoint import save_safetensors_atomic
+        from fsq.checkpoint import save_safetensors_atomic, write_json_atomic
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_safetensors_atomic(self.state_dict(), directory / "model.safetensors")
-        text = json.dumps({"format": "fsq-tokenizer", "version": 1, "spec": self.spec.__dict__}, indent=2)
-        tmp = directory / "config.json.tmp"
-        tmp.write_text(text + "\n")
-        tmp.replace(directory / "config.json")
+        write_json_atomic(
+            {"format": "fsq-tokenizer", "version": 1, "spec": self.spec.__dict__}, directory / "config.json"
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Tokenizer:
         """Load a tokenizer written by :meth:`save_pretrained` (safetensors only: nothing is unpickled)."""
-        from fsq.checkpoint import load_safetensors
+        from fsq.checkpoint import load_safetensors, read_format_json
 
         directory = Path(directory)
-        config_path = directory / "config.json"
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{directory} holds no config.json: not a saved fsq tokenizer")
-        meta = json.loads(config_path.read_text())
-        if meta.get("format") != "fsq-tokenizer":
-            raise ValueError(f"{config_path} is not an fsq tokenizer config (format={meta.get('format')!r})")
+        meta = read_format_json(directory / "config.json", "fsq-tokenizer", "not a saved fsq tokenizer")
         model = cls(TokenizerSpec(**meta["spec"]))
         model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
         return model
