@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,22 @@ def load_torch_safe(path: str | Path) -> Any:
         ) from error
 
 
-def write_json_atomic(data: Any, path: str | Path) -> None:
+def write_text_atomic(text: str, path: str | Path) -> None:
+    """Write ``text`` to ``path`` through a unique temporary file in the same folder, then rename (0644)."""
     path = Path(path)
-    tmp = _atomic_path(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(data: Any, path: str | Path) -> None:
+    write_text_atomic(json.dumps(data, indent=2, sort_keys=True) + "\n", path)
 
 
 def read_format_json(path: str | Path, expected_format: str, missing_hint: str) -> dict[str, Any]:

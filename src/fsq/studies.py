@@ -126,7 +126,7 @@ def run_study(
 ) -> Path:
     """Train (or reuse) every run of the study, then write and return ``report.md``."""
     from fsq.reporting import write_report
-    from fsq.training.tokenizer import train_tokenizer
+    from fsq.training.tokenizer import has_final_eval, train_tokenizer
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {list(PRESETS)}")
@@ -152,7 +152,7 @@ def run_study(
     (out_dir / "study.json").write_text(json.dumps(study, indent=2) + "\n")
     for index, (run, cfg) in enumerate(zip(runs, configs), 1):
         run_dir = out_dir / "runs" / run["name"]
-        if (run_dir / "eval" / f"step_{cfg.train.steps:06d}.json").is_file():
+        if has_final_eval(run_dir, cfg):
             log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
             continue
         log(f"[{index}/{len(runs)}] {run['name']}: training {run['label']} {run['levels'] or run['target_size']} ...")

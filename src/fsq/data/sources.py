@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fsq.checkpoint import write_json_atomic
 from fsq.data import photos
 from fsq.data.images import ImageSet, convert_channels, load_folder, resize_uint8
 
@@ -144,19 +145,6 @@ def _atomic_copy(src: Path, dst: Path) -> None:
         raise
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _corrupt(name: str, folder: Path, problem: str) -> SourceCorrupt:
     return SourceCorrupt(
         f"{name} cache in {folder} is corrupt: {problem}. Delete the folder (rm -r {folder}) and prepare it again: "
@@ -255,9 +243,9 @@ def _prepare_fashion(folder: Path) -> None:
     for name in FASHION_SHA256:
         _atomic_copy(FASHION_DIR / name, folder / name)
         files[name] = {"sha256": sha256_file(folder / name), "size": (folder / name).stat().st_size}
-    _write_json_atomic(
-        folder / MANIFEST,
+    write_json_atomic(
         {"source": "fashion", "origin": f"Debian dataset-fashion-mnist: {FASHION_DIR}", "files": files},
+        folder / MANIFEST,
     )
 
 
@@ -293,7 +281,7 @@ def _prepare_photos(folder: Path) -> None:
             f"photos: only {len(entries)} photos found, too few for a train and a test split: {HOW_TO_GET['photos']}"
         )
     files = [{**entries[name], "split": splits[name]} for name in sorted(entries)]
-    _write_json_atomic(folder / MANIFEST, {"source": "photos", "files": files})
+    write_json_atomic({"source": "photos", "files": files}, folder / MANIFEST)
 
 
 _PREPARE = {"mnist": _prepare_mnist, "fashion": _prepare_fashion, "photos": _prepare_photos}

@@ -70,7 +70,7 @@ def resolved_hash(cfg: TokenizerExperiment) -> str:
     return config_hash(cfg, RESUMABLE_CHANGES, RESUMABLE_PREFIXES)
 
 
-def prepare_run_dir(cfg: TokenizerExperiment, run_dir: Path, is_main: bool) -> TokenizerExperiment:
+def prepare_run_dir(cfg: TokenizerExperiment, run_dir: Path, is_main: bool, world_size: int = 1) -> None:
     """Write ``config.yaml``/``meta.json`` for a new run; for an existing one check the config is compatible."""
     config_path = run_dir / "config.yaml"
     if config_path.exists():
@@ -85,20 +85,13 @@ def prepare_run_dir(cfg: TokenizerExperiment, run_dir: Path, is_main: bool) -> T
             )
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / ".config.yaml.tmp"
-        tmp.write_text(dump_yaml(cfg))
-        tmp.replace(config_path)
+        ckpt.write_text_atomic(dump_yaml(cfg), config_path)
         meta_path = run_dir / "meta.json"
         meta = {"runs": []}
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
-        meta["runs"].append(run_meta(int(torch.distributed.get_world_size()) if _dist_on() else 1))
+        meta["runs"].append(run_meta(world_size))
         ckpt.write_json_atomic(meta, meta_path)
-    return cfg
-
-
-def _dist_on() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def load_split(cfg: TokenizerExperiment, split: str, limit: int | None, seed: int):
@@ -217,7 +210,7 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = info.device
-    prepare_run_dir(cfg, run_dir, info.is_main)
+    prepare_run_dir(cfg, run_dir, info.is_main, info.world_size)
     distributed.barrier()
 
     train_set = load_split(cfg, cfg.data.train_split, cfg.data.train_limit, seed=cfg.train.seed)
@@ -280,7 +273,7 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
         if writer is not None:
             writer.close()
     result: dict[str, Any] = {"step": cfg.train.steps, "run_dir": str(run_dir)}
-    if cfg.train.eval_at_end and not _has_eval(run_dir, cfg):
+    if cfg.train.eval_at_end and not has_final_eval(run_dir, cfg):
         from fsq.evaluation.evaluate import evaluate_tokenizer
 
         result["eval"] = evaluate_tokenizer(run_dir, cfg=cfg, model=(c.ema.shadow if c.ema else c.model))
@@ -288,7 +281,8 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
     return result
 
 
-def _has_eval(run_dir: Path, cfg: TokenizerExperiment) -> bool:
+def has_final_eval(run_dir: Path, cfg: TokenizerExperiment) -> bool:
+    """Whether the run dir holds the evaluation of its final step (a finished run)."""
     return (run_dir / "eval" / f"step_{cfg.train.steps:06d}.json").exists()
 
 
