@@ -39,7 +39,7 @@ def export_tokens(
 
     cfg = load_run_config(run_dir)
     model, step = load_run_model(run_dir)
-    data = load_split(cfg, split, None, seed=cfg.train.seed + (0 if split == cfg.data.train_split else 1))
+    data = load_split(cfg, split, None)
     dtype = smallest_dtype(model.codebook_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ def evaluate_tokenizer(
         step = cfg.train.steps
     model = model.to(device).eval()
     start = time.perf_counter()
-    held_out = load_split(cfg, cfg.data.eval_split, cfg.data.eval_limit, seed=cfg.train.seed + 1)
+    held_out = load_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
     mine = list(distributed.shard_indices(held_out.images.shape[0], info.rank, info.world_size))
     fid_n = cfg.eval.fid_samples if fid_samples is None else fid_samples
     fid_n = min(fid_n, held_out.images.shape[0])

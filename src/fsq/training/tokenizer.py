@@ -94,8 +94,13 @@ def prepare_run_dir(cfg: TokenizerExperiment, run_dir: Path, is_main: bool, worl
         ckpt.write_json_atomic(meta, meta_path)
 
 
-def load_split(cfg: TokenizerExperiment, split: str, limit: int | None, seed: int):
-    """Images of one split as an ``ImageSet`` (uint8, in memory)."""
+def load_split(cfg: TokenizerExperiment, split: str, limit: int | None):
+    """Images of one split as an ``ImageSet`` (uint8, in memory).
+
+    Generated sources (photo crops) draw the training split from ``train.seed`` and any other split from
+    ``train.seed + 1``, so training, evaluation and token export all see the same images of a split.
+    """
+    seed = cfg.train.seed + (0 if split == cfg.data.train_split else 1)
     from fsq.data import load_images
 
     d = cfg.data
@@ -213,7 +218,7 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
     prepare_run_dir(cfg, run_dir, info.is_main, info.world_size)
     distributed.barrier()
 
-    train_set = load_split(cfg, cfg.data.train_split, cfg.data.train_limit, seed=cfg.train.seed)
+    train_set = load_split(cfg, cfg.data.train_split, cfg.data.train_limit)
     images = train_set.images  # uint8 (N, C, H, W), stays on the CPU
     spec = tokenizer_spec(cfg, in_channels=images.shape[1])
     c = build_components(cfg, spec, device)
