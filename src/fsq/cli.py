@@ -61,9 +61,13 @@ def _train(args: argparse.Namespace) -> int:
     files, overrides = _split_configs(args.items)
     cfg = load_config(TokenizerExperiment, files, overrides)
     run_dir = Path(args.run_dir or Path("runs") / cfg.name)
+    from fsq.distributed import teardown
     from fsq.training.tokenizer import train_tokenizer
 
-    result = train_tokenizer(cfg, run_dir)
+    try:
+        result = train_tokenizer(cfg, run_dir)
+    finally:
+        teardown()  # under torchrun: destroy the process group before exit
     if "eval" in result and _is_main():
         _print_eval(result["eval"])
     if _is_main():
@@ -87,9 +91,13 @@ def _print_eval(results: dict) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from fsq.distributed import teardown
     from fsq.evaluation.evaluate import evaluate_tokenizer
 
-    results = evaluate_tokenizer(args.run_dir, fid_samples=args.fid_samples)
+    try:
+        results = evaluate_tokenizer(args.run_dir, fid_samples=args.fid_samples)
+    finally:
+        teardown()
     if _is_main():
         _print_eval(results)
         step = results["step"]
