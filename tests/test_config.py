@@ -9,6 +9,7 @@ import pytest
 from fsq.config import (
     MODEL_PRESETS,
     ConfigError,
+    MaskGITExperiment,
     TokenizerExperiment,
     config_hash,
     differing_keys,
@@ -18,6 +19,7 @@ from fsq.config import (
     parse_override,
 )
 
+SCHEMAS = {"tokenizer": TokenizerExperiment, "maskgit": MaskGITExperiment}
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
 
 
@@ -93,8 +95,9 @@ def test_there_are_config_files():
 def test_every_shipped_config_validates_and_documents_itself(path):
     lines = path.read_text().splitlines()
     assert lines[0].startswith("# Command:") and lines[1].startswith("# Expected:"), path
+    configs = Path(__file__).parents[1] / "configs"
     if path.parent.name == "presets":
-        base = Path(__file__).parents[1] / "configs" / "tokenizer" / "fsq_mnist.yaml"
-        load_config(TokenizerExperiment, [base, path])
+        stage = "maskgit" if path.stem.endswith("maskgit") else "tokenizer"
+        load_config(SCHEMAS[stage], [configs / stage / "fsq_mnist.yaml", path])
     else:
-        load_config(TokenizerExperiment, [path])
+        load_config(SCHEMAS[path.parent.name], [path])

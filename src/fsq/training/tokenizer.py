@@ -9,10 +9,8 @@ rank 0 logs and writes checkpoints.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,23 +21,23 @@ from torch import nn
 
 from fsq import checkpoint as ckpt
 from fsq import distributed
-from fsq.config import (
-    RESUMABLE_CHANGES,
-    RESUMABLE_PREFIXES,
-    ConfigError,
-    TokenizerExperiment,
-    config_hash,
-    differing_keys,
-    dump_yaml,
-    from_dict,
-    read_yaml,
-)
+from fsq.config import TokenizerExperiment
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.quantizers.stats import CodebookUsage
-from fsq.tracking import MetricsWriter, run_meta
+from fsq.tracking import MetricsWriter
 from fsq.training.ema import ModelEMA
 from fsq.training.optim import lr_at
 from fsq.training.sampler import StepBatchSampler
+from fsq.training.state import (
+    autocast,
+    prepare_run_dir,
+    progress_bar,
+    reduce_window,
+    resolved_hash,
+    rng_state,
+    set_rng_state,
+)
+from fsq.training.state import has_final_eval as _has_final_eval
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -63,35 +61,6 @@ def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
         code_dim=q.dim,
         vq_recipe=q.recipe,
     )
-
-
-def resolved_hash(cfg: TokenizerExperiment) -> str:
-    """Hash of the config fields a checkpoint depends on (the resumable keys excluded)."""
-    return config_hash(cfg, RESUMABLE_CHANGES, RESUMABLE_PREFIXES)
-
-
-def prepare_run_dir(cfg: TokenizerExperiment, run_dir: Path, is_main: bool, world_size: int = 1) -> None:
-    """Write ``config.yaml``/``meta.json`` for a new run; for an existing one check the config is compatible."""
-    config_path = run_dir / "config.yaml"
-    if config_path.exists():
-        saved = from_dict(TokenizerExperiment, read_yaml(config_path))
-        changed = [
-            k for k in differing_keys(saved, cfg) if k not in RESUMABLE_CHANGES and not k.startswith(RESUMABLE_PREFIXES)
-        ]
-        if changed:
-            raise ConfigError(
-                f"{run_dir} holds a run with a different config (changed: {changed}); only {list(RESUMABLE_CHANGES)} "
-                f"and {list(RESUMABLE_PREFIXES)}* may change on resume. Use a new run dir."
-            )
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_text_atomic(dump_yaml(cfg), config_path)
-        meta_path = run_dir / "meta.json"
-        meta = {"runs": []}
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-        meta["runs"].append(run_meta(world_size))
-        ckpt.write_json_atomic(meta, meta_path)
 
 
 def load_split(cfg: TokenizerExperiment, split: str, limit: int | None):
@@ -153,26 +122,13 @@ def build_components(cfg: TokenizerExperiment, spec: TokenizerSpec, device: torc
     return Components(model, ema, discriminator, perceptual, optimizer, disc_optimizer)
 
 
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def save(run_dir: Path, step: int, c: Components, cfg: TokenizerExperiment, device: torch.device) -> Path:
     weights = {"model": c.model.state_dict()}
     if c.ema is not None:
         weights["ema"] = c.ema.state_dict()
     if c.discriminator is not None:
         weights["discriminator"] = c.discriminator.state_dict()
-    torch_state = {"optimizer": c.optimizer.state_dict(), "rng": _rng_state(device)}
+    torch_state = {"optimizer": c.optimizer.state_dict(), "rng": rng_state(device)}
     if c.disc_optimizer is not None:
         torch_state["disc_optimizer"] = c.disc_optimizer.state_dict()
     state = {"config_hash": resolved_hash(cfg), "spec": c.model.spec.__dict__}
@@ -193,19 +149,8 @@ def restore(directory: Path, c: Components, cfg: TokenizerExperiment, device: to
             c.disc_optimizer.load_state_dict(torch_state["disc_optimizer"])
     except (RuntimeError, KeyError, ValueError) as error:
         raise ckpt.CheckpointError(f"{directory} does not fit this model/config: {error}") from error
-    _set_rng_state(torch_state["rng"], device)
+    set_rng_state(torch_state["rng"], device)
     return int(state["step"])
-
-
-def _autocast(cfg: TokenizerExperiment, device: torch.device):
-    precision = cfg.train.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"unknown train.precision {precision!r}; use auto, fp32 or bf16")
-    return nullcontext()
 
 
 def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, Any]:
@@ -236,7 +181,7 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
     )
     writer = MetricsWriter(run_dir, resume_step=start) if info.is_main else None
     usage = CodebookUsage(c.model.codebook_size, device=device)
-    progress = _progress(cfg, start, info.is_main)
+    progress = progress_bar(cfg.train.steps, start, f"train {cfg.name}", info.is_main and cfg.train.progress)
     window: dict[str, float] = {}
     step = start
     tick = time.perf_counter()
@@ -248,7 +193,7 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
             for key, value in values.items():
                 window[key] = window.get(key, 0.0) + value
             if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
-                logged = _reduce_window(window, device)
+                logged = reduce_window(window, device)
                 usage.all_reduce()
                 summary = usage.summary()
                 logged.update(usage=summary.usage_fraction, perplexity=summary.perplexity)
@@ -288,24 +233,7 @@ def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, 
 
 def has_final_eval(run_dir: Path, cfg: TokenizerExperiment) -> bool:
     """Whether the run dir holds the evaluation of its final step (a finished run)."""
-    return (run_dir / "eval" / f"step_{cfg.train.steps:06d}.json").exists()
-
-
-def _progress(cfg: TokenizerExperiment, start: int, is_main: bool):
-    if not (is_main and cfg.train.progress):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=cfg.train.steps, initial=start, desc=f"train {cfg.name}", dynamic_ncols=True, leave=True)
-
-
-def _reduce_window(window: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Means of the accumulated values over the logged steps and over ranks."""
-    keys = sorted(k for k in window if k != "_steps")
-    tensor = torch.tensor([window[k] for k in keys] + [window.get("_steps", 0.0)], dtype=torch.float64, device=device)
-    distributed.all_reduce_sum(tensor)
-    steps = max(tensor[-1].item(), 1.0)
-    return {k: tensor[i].item() / steps for i, k in enumerate(keys)}
+    return _has_final_eval(run_dir, cfg.train.steps)
 
 
 def _train_step(
@@ -323,7 +251,7 @@ def _train_step(
         group["lr"] = lr
     lw = cfg.loss
     adversarial_on = c.discriminator is not None and step >= lw.adversarial_start
-    with _autocast(cfg, device):
+    with autocast(cfg.train.precision, device):
         try:
             reconstruction, out = model(x)
         except ValueError as error:  # the quantizer refuses NaN/Inf encoder output

@@ -1,0 +1,121 @@
+"""MaskGIT's bidirectional transformer over token grids (Stage II), class-conditional with a MASK class for CFG.
+
+Vocabulary (official layout): image tokens ``0..K-1``, class ``c`` is ``K + c``, MASK is the last id ``K + C``.
+The sequence is ``[class token] + N image tokens`` in raster order; learned token and position embeddings are
+summed, LayerNorm'd and dropped out, then a transformer (BERT post-LN as the paper, or pre-LN), then the MLM head
+(Dense + GELU + LN) and logits ``h @ E[:K].T + b``: tied to the token embedding and over the codebook only, so a
+special id can never be sampled. A label of ``-1`` (or ``labels=None``) puts MASK in the class slot: the
+unconditional model that classifier-free guidance needs (training replaces 10% of labels so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fsq.layers.transformer import TransformerEncoder, init_bert_
+
+
+@dataclass(frozen=True)
+class MaskGITSpec:
+    """Everything needed to rebuild a :class:`MaskGIT` (stored in checkpoints)."""
+
+    codebook_size: int
+    num_classes: int  # 0: unconditional
+    grid_height: int
+    grid_width: int
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_dim: int = 512
+    dropout: float = 0.1
+    norm_first: bool = True  # False: BERT post-LN as MaskGIT
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid_height * self.grid_width
+
+    @property
+    def mask_id(self) -> int:
+        return self.codebook_size + self.num_classes
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MaskGIT(nn.Module):
+    """``forward(tokens, labels) -> logits`` (B, N, K); ``tokens`` (B, N) or (B, h, w) int64 with MASK ids."""
+
+    def __init__(self, spec: MaskGITSpec) -> None:
+        super().__init__()
+        if spec.codebook_size < 2 or spec.num_classes < 0:
+            raise ValueError(f"invalid MaskGIT spec: {spec}")
+        self.spec = spec
+        vocab = spec.codebook_size + spec.num_classes + 1
+        self.token_embedding = nn.Embedding(vocab, spec.width)
+        self.position_embedding = nn.Parameter(torch.zeros(1, spec.num_tokens + 1, spec.width))
+        self.embed_norm = nn.LayerNorm(spec.width, eps=1e-6)
+        self.dropout = nn.Dropout(spec.dropout)
+        self.transformer = TransformerEncoder(
+            spec.width, spec.depth, spec.heads, spec.mlp_dim, spec.dropout, norm_first=spec.norm_first
+        )
+        self.head = nn.Sequential(nn.Linear(spec.width, spec.width), nn.GELU(), nn.LayerNorm(spec.width, eps=1e-6))
+        self.output_bias = nn.Parameter(torch.zeros(spec.codebook_size))
+        init_bert_(self)
+        nn.init.trunc_normal_(self.position_embedding, std=0.02, a=-0.04, b=0.04)
+
+    @property
+    def mask_id(self) -> int:
+        return self.spec.mask_id
+
+    def class_tokens(self, labels: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        """The class slot: ``K + label``, or MASK where the label is -1 (or no labels)."""
+        if labels is None:
+            return torch.full((batch,), self.mask_id, dtype=torch.long, device=device)
+        labels = labels.to(device=device, dtype=torch.long)
+        if labels.shape != (batch,):
+            raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}")
+        if ((labels < -1) | (labels >= self.spec.num_classes)).any():
+            raise ValueError(f"labels must be in [-1, {self.spec.num_classes - 1}] (-1: unconditional)")
+        return torch.where(labels >= 0, labels + self.spec.codebook_size, self.mask_id)
+
+    def forward(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = tokens.reshape(tokens.shape[0], -1)
+        if tokens.shape[1] != self.spec.num_tokens:
+            raise ValueError(f"expected {self.spec.num_tokens} tokens per sample, got {tokens.shape[1]}")
+        valid = ((tokens >= 0) & (tokens < self.spec.codebook_size)) | (tokens == self.mask_id)
+        if not bool(valid.all()):
+            raise ValueError(f"tokens must be codebook ids in [0, {self.spec.codebook_size}) or MASK ({self.mask_id})")
+        sequence = torch.cat([self.class_tokens(labels, tokens.shape[0], tokens.device)[:, None], tokens], dim=1)
+        h = self.token_embedding(sequence) + self.position_embedding
+        h = self.dropout(self.embed_norm(h))
+        h = self.head(self.transformer(h))[:, 1:]
+        return F.linear(h, self.token_embedding.weight[: self.spec.codebook_size], self.output_bias)
+
+    def tokens_to_logits(self, labels: torch.Tensor | None):
+        """A callable for :func:`fsq.generation.sample`, the class slot fixed to ``labels`` (None: unconditional)."""
+
+        def call(tokens: torch.Tensor) -> torch.Tensor:
+            return self(tokens, labels)
+
+        return call
+
+
+def masked_token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, label_smoothing: float = 0.1
+) -> torch.Tensor:
+    """Cross-entropy (with label smoothing over the codebook) averaged over the masked positions only.
+
+    Per sample the mean over its masked positions, then the batch mean (MAGVIT's loop); positions where ``mask``
+    is False contribute nothing, whatever their logits.
+    """
+    targets = targets.reshape(mask.shape)
+    per_token = F.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), reduction="none", label_smoothing=label_smoothing
+    ).view(mask.shape)
+    weights = mask.float()
+    per_sample = (per_token * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+    return per_sample[weights.sum(1) > 0].mean()

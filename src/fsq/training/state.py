@@ -1,0 +1,104 @@
+"""What every training loop shares: the run dir's config check, RNG state, autocast, progress, logged means.
+
+These are stage-agnostic: they take the experiment config (any schema dataclass with ``train`` settings) and
+explicit arguments, so the Stage I, MaskGIT and UViM loops stay explicit and short.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fsq import checkpoint as ckpt
+from fsq import distributed
+from fsq.config import (
+    RESUMABLE_CHANGES,
+    RESUMABLE_PREFIXES,
+    ConfigError,
+    config_hash,
+    differing_keys,
+    dump_yaml,
+    from_dict,
+    read_yaml,
+)
+from fsq.tracking import run_meta
+
+
+def resolved_hash(cfg: Any) -> str:
+    """Hash of the config fields a checkpoint depends on (the resumable keys excluded)."""
+    return config_hash(cfg, RESUMABLE_CHANGES, RESUMABLE_PREFIXES)
+
+
+def prepare_run_dir(cfg: Any, run_dir: Path, is_main: bool, world_size: int = 1) -> None:
+    """Write ``config.yaml``/``meta.json`` for a new run; for an existing one check the config is compatible."""
+    config_path = run_dir / "config.yaml"
+    if config_path.exists():
+        saved = from_dict(type(cfg), read_yaml(config_path))
+        changed = [
+            k for k in differing_keys(saved, cfg) if k not in RESUMABLE_CHANGES and not k.startswith(RESUMABLE_PREFIXES)
+        ]
+        if changed:
+            raise ConfigError(
+                f"{run_dir} holds a run with a different config (changed: {changed}); only {list(RESUMABLE_CHANGES)} "
+                f"and {list(RESUMABLE_PREFIXES)}* may change on resume. Use a new run dir."
+            )
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.write_text_atomic(dump_yaml(cfg), config_path)
+        meta_path = run_dir / "meta.json"
+        meta = {"runs": []}
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+        meta["runs"].append(run_meta(world_size))
+        ckpt.write_json_atomic(meta, meta_path)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast on CUDA for ``auto``; fp32 on the CPU; ``bf16``/``fp32`` force it."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"unknown train.precision {precision!r}; use auto, fp32 or bf16")
+    return nullcontext()
+
+
+def progress_bar(total: int, start: int, desc: str, enabled: bool):
+    """A tqdm bar (rank 0, when ``train.progress``), else None."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc=desc, dynamic_ncols=True, leave=True)
+
+
+def reduce_window(window: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Means of the accumulated values over the logged steps (``window["_steps"]``) and over ranks."""
+    keys = sorted(k for k in window if k != "_steps")
+    tensor = torch.tensor([window[k] for k in keys] + [window.get("_steps", 0.0)], dtype=torch.float64, device=device)
+    distributed.all_reduce_sum(tensor)
+    steps = max(tensor[-1].item(), 1.0)
+    return {k: tensor[i].item() / steps for i, k in enumerate(keys)}
+
+
+def has_final_eval(run_dir: Path, steps: int) -> bool:
+    """Whether the run dir holds the evaluation of its final step (a finished run)."""
+    return (Path(run_dir) / "eval" / f"step_{steps:06d}.json").exists()
