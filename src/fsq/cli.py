@@ -12,6 +12,16 @@ def _study(args: argparse.Namespace) -> int:
     from fsq.reporting import collect, markdown_table
     from fsq.studies import run_study
 
+    if args.kind == "maskgit":
+        from fsq.studies import run_maskgit_study
+
+        files, overrides = _split_configs(args.overrides)
+        start = time.perf_counter()
+        report = run_maskgit_study(args.out, files or DEFAULT_MASKGIT_CONFIGS, overrides=overrides)
+        print(report.read_text().split("## What the paper")[0])
+        print(f"report: {report} ({time.perf_counter() - start:.0f} s)")
+        return 0
+
     level_sets = [[int(v) for v in item.split(",")] for item in args.levels] if args.levels else None
     start = time.perf_counter()
     report = run_study(
@@ -28,6 +38,9 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_MASKGIT_CONFIGS = ["configs/maskgit/fsq_mnist.yaml", "configs/maskgit/vq_mnist.yaml"]
+
+
 def _demo(args: argparse.Namespace) -> int:
     args.kind, args.sizes, args.levels, args.overrides = "codebook-size", None, None, []
     args.data, args.preset = "mnist", "cpu"
@@ -39,8 +52,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from fsq.reporting import write_report
+    from fsq.reporting import read_study, write_report
 
+    if read_study(args.study_dir)["kind"] == "maskgit":
+        from fsq.generation_report import write_maskgit_report
+
+        print(f"report: {write_maskgit_report(args.study_dir)}")
+        return 0
     print(f"report: {write_report(args.study_dir)}")
     return 0
 
@@ -53,22 +71,29 @@ def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fsq.config import TokenizerExperiment, load_config
+    from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
 
-    if args.stage != "tokenizer":
-        print(f"fsq train {args.stage}: not implemented yet (Stage II / UViM land in later releases)", file=sys.stderr)
+    if args.stage == "uvim":
+        print("fsq train uvim: not implemented yet (UViM lands in a later release)", file=sys.stderr)
         return 2
     files, overrides = _split_configs(args.items)
-    cfg = load_config(TokenizerExperiment, files, overrides)
+    schema = MaskGITExperiment if args.stage == "maskgit" else TokenizerExperiment
+    cfg = load_config(schema, files, overrides)
     run_dir = Path(args.run_dir or Path("runs") / cfg.name)
     from fsq.distributed import teardown
-    from fsq.training.tokenizer import train_tokenizer
 
     try:
-        result = train_tokenizer(cfg, run_dir)
+        if args.stage == "maskgit":
+            from fsq.training.maskgit import train_maskgit
+
+            result = train_maskgit(cfg, run_dir)
+        else:
+            from fsq.training.tokenizer import train_tokenizer
+
+            result = train_tokenizer(cfg, run_dir)
     finally:
         teardown()  # under torchrun: destroy the process group before exit
-    if "eval" in result and _is_main():
+    if result.get("eval") and _is_main():
         _print_eval(result["eval"])
     if _is_main():
         print(f"run dir: {run_dir}")
@@ -82,6 +107,11 @@ def _is_main() -> bool:
 
 
 def _print_eval(results: dict) -> None:
+    if "guidance" in results:  # a MaskGIT evaluation
+        from fsq.generation_report import markdown_table, maskgit_rows
+
+        print(markdown_table(maskgit_rows([results])))
+        return
     keys = ["step", "num_samples", "psnr", "ssim", "rfid", "codes_used", "usage", "perplexity", "entropy_bits"]
     for key in keys:
         if key in results:
@@ -91,17 +121,45 @@ def _print_eval(results: dict) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from fsq.config import MaskGITExperiment, experiment_class, read_yaml
     from fsq.distributed import teardown
-    from fsq.evaluation.evaluate import evaluate_tokenizer
 
+    config_path = Path(args.run_dir) / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{args.run_dir} is not a run dir (no config.yaml)")
     try:
-        results = evaluate_tokenizer(args.run_dir, fid_samples=args.fid_samples)
+        if experiment_class(read_yaml(config_path)) is MaskGITExperiment:
+            from fsq.evaluation.generation import evaluate_maskgit
+
+            results = evaluate_maskgit(args.run_dir)
+        else:
+            from fsq.evaluation.evaluate import evaluate_tokenizer
+
+            results = evaluate_tokenizer(args.run_dir, fid_samples=args.fid_samples)
     finally:
         teardown()
     if _is_main():
         _print_eval(results)
         step = results["step"]
         print(f"wrote {Path(args.run_dir) / 'eval' / f'step_{step:06d}.json'}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from fsq.evaluation.generation import write_samples
+
+    path = write_samples(
+        args.run_dir,
+        args.out,
+        classes=args.classes,
+        num=args.num,
+        steps=args.steps,
+        guidance=args.guidance,
+        choice_temperature=args.choice_temperature,
+        seed=args.seed,
+        device=args.device,
+    )
+    print(f"wrote {path} and the PNG grids beside it")
     return 0
 
 
@@ -142,14 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo_study", help="study folder (default runs/demo_study)")
     demo.set_defaults(func=_demo)
 
-    study = commands.add_parser("study", help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10)")
-    study.add_argument("kind", choices=["codebook-size", "levels"])
+    study = commands.add_parser(
+        "study", help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4)"
+    )
+    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit"])
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
     study.add_argument("--sizes", nargs="+", help="codebook sizes (default 64 256 1024 4096 16384)")
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
     study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
     study.add_argument("--out", required=True, help="study folder; rerunning reuses and resumes its runs")
-    study.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
+    study.add_argument(
+        "overrides", nargs="*", help="key=value overrides applied to every run; maskgit: also its config files"
+    )
     study.set_defaults(func=_study)
 
     report = commands.add_parser("report", help="rebuild a study's report from its run dirs (no torch needed)")
@@ -166,6 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--fid-samples", type=int, default=None, help="images for rFID (default: the config's)")
     evaluate.set_defaults(func=_eval)
+
+    sample = commands.add_parser("sample", help="sample images from a MaskGIT run: PNG grid per class + .npz")
+    sample.add_argument("run_dir")
+    sample.add_argument("--classes", type=int, nargs="+", help="class ids (default: all classes)")
+    sample.add_argument("--num", type=int, default=16, help="samples per class (default 16)")
+    sample.add_argument("--steps", type=int, default=None, help="decoding steps T (default: the run's eval.steps)")
+    sample.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight (default 0)")
+    sample.add_argument("--choice-temperature", type=float, default=None, help="default: the run's eval setting")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="cpu", help="cpu | cuda")
+    sample.add_argument("--out", required=True, help="output folder")
+    sample.set_defaults(func=_sample)
 
     tokenize = commands.add_parser("tokenize", help="export token shards of a split for Stage II")
     tokenize.add_argument("run_dir")
@@ -188,12 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fsq`` console script and ``python -m fsq``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse binds a trailing nargs="*" positional early: items after an option land here
+        if isinstance(getattr(args, "overrides", None), list) and not any(e.startswith("-") for e in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from fsq.config import ConfigError
 
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FileNotFoundError, ValueError) as error:
         print(f"fsq: error: {error}", file=sys.stderr)
         return 2
 

@@ -134,6 +134,7 @@ class TokenizerExperiment:
 @dataclass(frozen=True)
 class TokenDataConfig:
     tokenizer: str = ""  # the Stage I run dir: decodes samples; tokenizes the data when `tokens` is not given
+    tokenizer_config: str | None = None  # the Stage I config that trains `tokenizer` (used by `fsq study maskgit`)
     tokens: str | None = None  # a `fsq tokenize` folder of the training split (None: tokenize into the run dir)
     train_split: str = "train"
     eval_split: str = "test"  # held-out tokens for the compression cost
@@ -178,7 +179,7 @@ class SamplingEvalConfig:
     guidance: list[float] = field(default_factory=lambda: [0.0, 1.0])  # CFG weights evaluated (0: none)
     fid_samples: int = 500  # of the samples, how many go into sampling FID / precision / recall (0: skip)
     pr_k: int = 3  # nearest neighbours of the precision / recall manifolds (ADM suite)
-    classifier_steps: int = 1500  # training steps of the class judge (cached per data source)
+    classifier_steps: int = 600  # training steps of the class judge (cached per data source and steps)
     speed_steps: list[int] = field(default_factory=lambda: [1, 4, 8, 12])  # sampling speed measured for each T
     speed_batch: int = 100
     compression_steps: int = 12  # M2T deterministic schedule (power alpha, QLDS order)
@@ -354,6 +355,13 @@ def load_config(
     if data["schema_version"] != SCHEMA_VERSION:
         raise ConfigError(f"schema_version {data['schema_version']} is not supported (this fsq reads {SCHEMA_VERSION})")
     return from_dict(cls, data)
+
+
+def experiment_class(data: dict[str, Any]) -> type:
+    """The schema of a run dir's ``config.yaml`` contents: MaskGIT runs have ``masking``, tokenizers ``quantizer``."""
+    if "masking" in data:
+        return MaskGITExperiment
+    return TokenizerExperiment
 
 
 def dump_yaml(config: Any) -> str:

@@ -163,3 +163,53 @@ def run_study(
             f"({100 * e['usage']:.1f}%), {e['seconds']:.0f} s eval"
         )
     return write_report(out_dir)
+
+
+def run_maskgit_study(out_dir: str | Path, configs: list[str | Path], *, overrides: list[str] = (), log=print) -> Path:
+    """Stage II on several tokenizers with the same budget (paper Fig. 4 table): one MaskGIT run per config.
+
+    Each config names its tokenizer run (``data.tokenizer``); a tokenizer not trained yet is trained first from
+    ``data.tokenizer_config``. MaskGIT runs live under ``out_dir/runs/<name>``; finished ones are reused.
+    """
+    from fsq.config import MaskGITExperiment
+    from fsq.generation_report import write_maskgit_report
+    from fsq.training.maskgit import train_maskgit
+    from fsq.training.state import has_final_eval as finished
+    from fsq.training.tokenizer import train_tokenizer
+
+    out_dir = Path(out_dir)
+    experiments = [load_config(MaskGITExperiment, [path], list(overrides)) for path in configs]
+    names = [cfg.name for cfg in experiments]
+    if len(set(names)) != len(names):
+        raise ValueError(f"the configs' names must differ (they name the run dirs): {names}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = [
+        {"name": cfg.name, "run_dir": str(out_dir / "runs" / cfg.name), "tokenizer": cfg.data.tokenizer}
+        for cfg in experiments
+    ]
+    c0 = experiments[0]
+    study = {
+        "kind": "maskgit",
+        "title": "Stage II: class-conditional MaskGIT on FSQ and VQ tokens (paper Fig. 4)",
+        "description": (
+            f"Same budget for every run: {c0.train.steps} steps x batch {c0.train.batch_size}, transformer "
+            f"{c0.model.depth} x {c0.model.width}; sampling {c0.eval.steps} steps, choice temperature "
+            f"{c0.eval.choice_temperature}. Configs: {', '.join(map(str, configs))}."
+        ),
+        "configs": [str(p) for p in configs],
+        "overrides": list(overrides),
+        "runs": runs,
+    }
+    (out_dir / "study.json").write_text(json.dumps(study, indent=2) + "\n")
+    for index, (run, cfg) in enumerate(zip(runs, experiments), 1):
+        tokenizer_dir = Path(cfg.data.tokenizer)
+        if cfg.data.tokenizer_config and not (tokenizer_dir / "eval").is_dir():
+            log(f"[{index}/{len(runs)}] tokenizer {tokenizer_dir}: training from {cfg.data.tokenizer_config} ...")
+            train_tokenizer(load_config(TokenizerExperiment, [cfg.data.tokenizer_config]), tokenizer_dir)
+        run_dir = Path(run["run_dir"])
+        if finished(run_dir, cfg.train.steps):
+            log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
+            continue
+        log(f"[{index}/{len(runs)}] {run['name']}: training MaskGIT on {tokenizer_dir} ...")
+        train_maskgit(cfg, run_dir)
+    return write_maskgit_report(out_dir)

@@ -31,15 +31,21 @@ def _sha256(path: Path) -> str:
 
 @torch.no_grad()
 def export_tokens(
-    run_dir: str | Path, split: str, out_dir: str | Path, *, shard_size: int = 10_000, batch_size: int = 256
+    run_dir: str | Path,
+    split: str,
+    out_dir: str | Path,
+    *,
+    shard_size: int = 10_000,
+    batch_size: int = 256,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Tokenize ``split`` of the run's data source; returns the manifest."""
+    """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest."""
     from fsq.evaluation.evaluate import load_run_config, load_run_model
     from fsq.training.tokenizer import load_split
 
     cfg = load_run_config(run_dir)
     model, step = load_run_model(run_dir)
-    data = load_split(cfg, split, None)
+    data = load_split(cfg, split, limit)
     dtype = smallest_dtype(model.codebook_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
