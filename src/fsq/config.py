@@ -179,7 +179,7 @@ class SamplingEvalConfig:
     guidance: list[float] = field(default_factory=lambda: [0.0, 1.0])  # CFG weights evaluated (0: none)
     fid_samples: int = 500  # of the samples, how many go into sampling FID / precision / recall (0: skip)
     pr_k: int = 3  # nearest neighbours of the precision / recall manifolds (ADM suite)
-    classifier_steps: int = 600  # training steps of the class judge (cached per data source and steps)
+    classifier_steps: int = 1000  # training steps of the class judge (cached per data source and steps)
     speed_steps: list[int] = field(default_factory=lambda: [1, 4, 8, 12])  # sampling speed measured for each T
     speed_batch: int = 100
     compression_steps: int = 12  # M2T deterministic schedule (power alpha, QLDS order)
