@@ -11,6 +11,7 @@ from fsq.config import (
     ConfigError,
     MaskGITExperiment,
     TokenizerExperiment,
+    UViMExperiment,
     config_hash,
     differing_keys,
     dump_yaml,
@@ -19,7 +20,7 @@ from fsq.config import (
     parse_override,
 )
 
-SCHEMAS = {"tokenizer": TokenizerExperiment, "maskgit": MaskGITExperiment}
+SCHEMAS = {"tokenizer": TokenizerExperiment, "maskgit": MaskGITExperiment, "uvim": UViMExperiment}
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
 
 
@@ -97,7 +98,8 @@ def test_every_shipped_config_validates_and_documents_itself(path):
     assert lines[0].startswith("# Command:") and lines[1].startswith("# Expected:"), path
     configs = Path(__file__).parents[1] / "configs"
     if path.parent.name == "presets":
-        stage = "maskgit" if path.stem.endswith("maskgit") else "tokenizer"
-        load_config(SCHEMAS[stage], [configs / stage / "fsq_mnist.yaml", path])
+        stage = path.stem.removeprefix("smoke_") if path.stem.startswith("smoke_") else "tokenizer"
+        base = {"tokenizer": "fsq_mnist.yaml", "maskgit": "fsq_mnist.yaml", "uvim": "depth_fsq.yaml"}[stage]
+        load_config(SCHEMAS[stage], [configs / stage / base, path])
     else:
         load_config(SCHEMAS[path.parent.name], [path])

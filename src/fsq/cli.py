@@ -12,6 +12,14 @@ def _study(args: argparse.Namespace) -> int:
     from fsq.reporting import collect, markdown_table
     from fsq.studies import run_study
 
+    if args.kind == "uvim":
+        from fsq.studies import run_uvim_study
+
+        start = time.perf_counter()
+        report = run_uvim_study(args.out, tasks=args.tasks, overrides=args.overrides)
+        print(report.read_text().split("## What the paper")[0])
+        print(f"report: {report} ({time.perf_counter() - start:.0f} s)")
+        return 0
     if args.kind == "maskgit":
         from fsq.studies import run_maskgit_study
 
@@ -54,7 +62,13 @@ def _demo(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from fsq.reporting import read_study, write_report
 
-    if read_study(args.study_dir)["kind"] == "maskgit":
+    kind = read_study(args.study_dir)["kind"]
+    if kind == "uvim":
+        from fsq.uvim_report import write_uvim_report
+
+        print(f"report: {write_uvim_report(args.study_dir)}")
+        return 0
+    if kind == "maskgit":
         from fsq.generation_report import write_maskgit_report
 
         print(f"report: {write_maskgit_report(args.study_dir)}")
@@ -71,13 +85,10 @@ def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
+    from fsq.config import MaskGITExperiment, TokenizerExperiment, UViMExperiment, load_config
 
-    if args.stage == "uvim":
-        print("fsq train uvim: not implemented yet (UViM lands in a later release)", file=sys.stderr)
-        return 2
     files, overrides = _split_configs(args.items)
-    schema = MaskGITExperiment if args.stage == "maskgit" else TokenizerExperiment
+    schema = {"maskgit": MaskGITExperiment, "uvim": UViMExperiment}.get(args.stage, TokenizerExperiment)
     cfg = load_config(schema, files, overrides)
     run_dir = Path(args.run_dir or Path("runs") / cfg.name)
     from fsq.distributed import teardown
@@ -87,6 +98,10 @@ def _train(args: argparse.Namespace) -> int:
             from fsq.training.maskgit import train_maskgit
 
             result = train_maskgit(cfg, run_dir)
+        elif args.stage == "uvim":
+            from fsq.training.uvim import train_uvim
+
+            result = train_uvim(cfg, run_dir)
         else:
             from fsq.training.tokenizer import train_tokenizer
 
@@ -107,6 +122,12 @@ def _is_main() -> bool:
 
 
 def _print_eval(results: dict) -> None:
+    if "task" in results:  # a UViM evaluation
+        for part in ("prediction", "oracle", "baseline"):
+            values = ", ".join(f"{k} {v:.4f}" for k, v in results[part].items() if isinstance(v, float))
+            print(f"  {part:<11} {values}")
+        print(f"  oracle codes used {results['oracle_codes_used']}/{results['codebook_size']}")
+        return
     if "guidance" in results:  # a MaskGIT evaluation
         from fsq.generation_report import markdown_table, maskgit_rows
 
@@ -121,17 +142,22 @@ def _print_eval(results: dict) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from fsq.config import MaskGITExperiment, experiment_class, read_yaml
+    from fsq.config import MaskGITExperiment, UViMExperiment, experiment_class, read_yaml
     from fsq.distributed import teardown
 
     config_path = Path(args.run_dir) / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{args.run_dir} is not a run dir (no config.yaml)")
     try:
-        if experiment_class(read_yaml(config_path)) is MaskGITExperiment:
+        schema = experiment_class(read_yaml(config_path))
+        if schema is MaskGITExperiment:
             from fsq.evaluation.generation import evaluate_maskgit
 
             results = evaluate_maskgit(args.run_dir)
+        elif schema is UViMExperiment:
+            from fsq.evaluation.uvim import evaluate_uvim
+
+            results = evaluate_uvim(args.run_dir)
         else:
             from fsq.evaluation.evaluate import evaluate_tokenizer
 
@@ -160,6 +186,14 @@ def _sample(args: argparse.Namespace) -> int:
         device=args.device,
     )
     print(f"wrote {path} and the PNG grids beside it")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from fsq.evaluation.uvim import predict_files
+
+    written = predict_files(args.run_dir, args.images, args.out, device=args.device)
+    print(f"wrote {len(written)} prediction(s) to {args.out}")
     return 0
 
 
@@ -201,9 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     study = commands.add_parser(
-        "study", help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4)"
+        "study",
+        help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2)",
     )
-    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit"])
+    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim"])
+    study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
     study.add_argument("--sizes", nargs="+", help="codebook sizes (default 64 256 1024 4096 16384)")
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
@@ -240,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="cpu", help="cpu | cuda")
     sample.add_argument("--out", required=True, help="output folder")
     sample.set_defaults(func=_sample)
+
+    predict = commands.add_parser("predict", help="UViM: predict depth / colours / panoptic for image files (PNGs)")
+    predict.add_argument("run_dir")
+    predict.add_argument("images", nargs="+", help="image files (resized to the run's image size)")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--device", default="cpu", help="cpu | cuda")
+    predict.set_defaults(func=_predict)
 
     tokenize = commands.add_parser("tokenize", help="export token shards of a split for Stage II")
     tokenize.add_argument("run_dir")

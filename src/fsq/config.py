@@ -178,6 +178,7 @@ class SamplingEvalConfig:
     temperature: float = 1.0
     guidance: list[float] = field(default_factory=lambda: [0.0, 1.0])  # CFG weights evaluated (0: none)
     fid_samples: int = 500  # of the samples, how many go into sampling FID / precision / recall (0: skip)
+    fid_guidance: list[float] | None = None  # the CFG weights that get FID / P / R (None: all; Inception is slow)
     pr_k: int = 3  # nearest neighbours of the precision / recall manifolds (ADM suite)
     classifier_steps: int = 1000  # training steps of the class judge (cached per data source and steps)
     speed_steps: list[int] = field(default_factory=lambda: [1, 4, 8, 12])  # sampling speed measured for each T
@@ -204,14 +205,127 @@ class MaskGITExperiment:
     eval: SamplingEvalConfig = field(default_factory=SamplingEvalConfig)
 
 
+# ------------------------------------------------------------------------------------------------------ UViM
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = "depth"  # depth | colorization | panoptic
+    depth_bins: int = 64  # depth: target bins over [0, max_depth]
+    max_depth: float = 10.0
+    max_instances: int = 8  # panoptic: instance slots per image (the scenes hold at most scene.max_objects)
+
+
+@dataclass(frozen=True)
+class DenseDataConfig:
+    image_size: int = 32
+    train_size: int = 4000  # scenes rendered / photo crops for training
+    eval_size: int = 500
+    min_objects: int = 1  # scenes
+    max_objects: int = 5
+    cache_dir: str | None = None  # photos (colorization)
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    preset: str | None = None  # a name from ORACLE_PRESETS, overlaid by the keys given explicitly
+    patch: int = 4
+    width: int = 128
+    encoder_depth: int = 2
+    decoder_depth: int = 2
+    heads: int = 4
+    mlp_dim: int = 512
+    dropout: float = 0.0
+    code_grid: int = 4  # code positions per side (the paper: 16 x 16 = 256 codes)
+    use_context: bool = True  # the image as context for encoder and decoder (the paper's ablation turns it off)
+    code_dropout: bool = True
+
+
+ORACLE_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-tiny": {"patch": 4, "width": 128, "encoder_depth": 2, "decoder_depth": 2, "heads": 4, "mlp_dim": 512},
+    # big_vision uvim vit.py: 512 px, patch 16, width 768, encoder 6, decoder 12, 12 heads, 16 x 16 codes
+    "paper": {
+        "patch": 16,
+        "width": 768,
+        "encoder_depth": 6,
+        "decoder_depth": 12,
+        "heads": 12,
+        "mlp_dim": 3072,
+        "code_grid": 16,
+    },
+}
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    patch: int = 4
+    width: int = 128
+    encoder_depth: int = 2
+    decoder_depth: int = 2
+    heads: int = 4
+    mlp_dim: int = 512
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class UViMTrainConfig:
+    oracle_steps: int = 1000
+    lm_steps: int = 1000
+    batch_size: int = 64
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    keep_last: int = 2
+    threads: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    eval_at_end: bool = True
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class UViMEvalConfig:
+    batch_size: int = 250
+    fid_samples: int = 0  # colorization: Inception FID of this many predictions vs the real photos (0: skip)
+    grid_size: int = 8
+
+
+@dataclass(frozen=True)
+class UViMExperiment:
+    schema_version: int = SCHEMA_VERSION
+    name: str = "uvim"
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DenseDataConfig = field(default_factory=DenseDataConfig)
+    model: OracleConfig = field(default_factory=OracleConfig)
+    quantizer: QuantizerConfig = field(  # the paper's FSQ [7,5,5,5,5]; VQ: 4096 codes, UViM recipe
+        default_factory=lambda: QuantizerConfig(levels=[7, 5, 5, 5, 5], codebook_size=4096, dim=128, recipe="uvim")
+    )
+    lm: LanguageModelConfig = field(default_factory=LanguageModelConfig)
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(lr=1e-3, beta1=0.9, beta2=0.95, weight_decay=1e-5, warmup_steps=100)
+    )
+    lm_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(lr=1e-3, beta1=0.9, beta2=0.95, weight_decay=1e-6, warmup_steps=100)
+    )
+    train: UViMTrainConfig = field(default_factory=UViMTrainConfig)
+    eval: UViMEvalConfig = field(default_factory=UViMEvalConfig)
+
+
 # Model presets of each experiment schema (``model.preset``).
 PRESETS: dict[type, dict[str, dict[str, Any]]] = {
     TokenizerExperiment: MODEL_PRESETS,
     MaskGITExperiment: TRANSFORMER_PRESETS,
+    UViMExperiment: ORACLE_PRESETS,
 }
 
 # Keys a resumed run may change (everything else must match the run dir's config).
-RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.checkpoint_every", "train.keep_last", "train.threads")
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.oracle_steps",
+    "train.lm_steps",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_last",
+    "train.threads",
+)
 RESUMABLE_PREFIXES = ("eval.", "train.progress", "train.eval_at_end")
 
 
@@ -358,9 +472,11 @@ def load_config(
 
 
 def experiment_class(data: dict[str, Any]) -> type:
-    """The schema of a run dir's ``config.yaml`` contents: MaskGIT runs have ``masking``, tokenizers ``quantizer``."""
+    """The schema of a run dir's ``config.yaml``: MaskGIT runs have ``masking``, UViM runs ``task``."""
     if "masking" in data:
         return MaskGITExperiment
+    if "task" in data:
+        return UViMExperiment
     return TokenizerExperiment
 
 

@@ -213,3 +213,86 @@ def run_maskgit_study(out_dir: str | Path, configs: list[str | Path], *, overrid
         log(f"[{index}/{len(runs)}] {run['name']}: training MaskGIT on {tokenizer_dir} ...")
         train_maskgit(cfg, run_dir)
     return write_maskgit_report(out_dir)
+
+
+# The UViM study (paper Table 2): label -> (config file, overrides). Each task FSQ vs VQ (UViM recipe, with
+# splitting), plus the ablations: VQ without splitting on depth, and both quantizers without context on panoptic.
+UVIM_PLAN = [
+    ("depth", "FSQ", "configs/uvim/depth_fsq.yaml", []),
+    ("depth", "VQ", "configs/uvim/depth_vq.yaml", []),
+    ("depth", "VQ, no splitting", "configs/uvim/depth_vq.yaml", ["quantizer.recipe=uvim_nosplit"]),
+    ("colorization", "FSQ", "configs/uvim/colorization_fsq.yaml", []),
+    ("colorization", "VQ", "configs/uvim/colorization_vq.yaml", []),
+    ("panoptic", "FSQ", "configs/uvim/panoptic_fsq.yaml", []),
+    ("panoptic", "VQ", "configs/uvim/panoptic_vq.yaml", []),
+    ("panoptic", "FSQ, no context", "configs/uvim/panoptic_fsq.yaml", ["model.use_context=false"]),
+    ("panoptic", "VQ, no context", "configs/uvim/panoptic_vq.yaml", ["model.use_context=false"]),
+]
+
+
+def run_uvim_study(
+    out_dir: str | Path,
+    *,
+    tasks: list[str] | None = None,
+    root: str | Path = ".",
+    overrides: list[str] = (),
+    log=print,
+) -> Path:
+    """Train (or reuse) every UViM run of the plan for ``tasks`` under ``out_dir/runs/``, then write the report."""
+    import time
+
+    from fsq.config import UViMExperiment
+    from fsq.training.uvim import train_uvim
+    from fsq.uvim_report import write_uvim_report
+
+    out_dir = Path(out_dir)
+    plan_rows = [row for row in UVIM_PLAN if tasks is None or row[0] in tasks]
+    if not plan_rows:
+        raise ValueError(f"no UViM runs for tasks {tasks}; choose from depth, colorization, panoptic")
+    runs, configs = [], []
+    for task, label, path, extra in plan_rows:
+        slug = label.lower().replace(", ", "_").replace(" ", "")
+        name = f"{task}_{slug}"
+        cfg = load_config(UViMExperiment, [Path(root) / path], [*extra, *overrides, f"name={name}"])
+        runs.append(
+            {
+                "name": name,
+                "task": task,
+                "label": label,
+                "config": path,
+                "overrides": extra,
+                "run_dir": str(out_dir / "runs" / name),
+            }
+        )
+        configs.append(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study_path = out_dir / "study.json"
+    previous = json.loads(study_path.read_text())["runs"] if study_path.is_file() else []
+    seconds = {r["name"]: r.get("seconds") for r in previous}
+    c0 = configs[0]
+    study = {
+        "kind": "uvim",
+        "title": "UViM with FSQ vs VQ: depth, colorization, panoptic (paper Table 2)",
+        "description": (
+            f"Synthetic scenes / photo crops at {c0.data.image_size} px, {c0.data.train_size} training pairs, "
+            f"{c0.data.eval_size} held-out; oracle {c0.train.oracle_steps} steps and language model "
+            f"{c0.train.lm_steps} steps at batch {c0.train.batch_size}; {c0.model.code_grid}x{c0.model.code_grid} "
+            f"codes; FSQ {c0.quantizer.levels} vs VQ {c0.quantizer.codebook_size} codes (UViM recipe)."
+        ),
+        "overrides": list(overrides),
+        "runs": runs,
+    }
+    for run in runs:
+        run["seconds"] = seconds.get(run["name"])
+    study_path.write_text(json.dumps(study, indent=2) + "\n")
+    for index, (run, cfg) in enumerate(zip(runs, configs), 1):
+        run_dir = Path(run["run_dir"])
+        if (run_dir / "eval" / f"step_{cfg.train.lm_steps:06d}.json").exists():
+            log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
+            continue
+        log(f"[{index}/{len(runs)}] {run['name']}: training ...")
+        tick = time.perf_counter()
+        train_uvim(cfg, run_dir)
+        run["seconds"] = time.perf_counter() - tick
+        study_path.write_text(json.dumps(study, indent=2) + "\n")
+    return write_uvim_report(out_dir)

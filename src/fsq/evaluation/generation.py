@@ -196,7 +196,10 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
     labels = class_labels(e.num_samples, spec.num_classes)
     results["guidance"] = []
     for alpha in e.guidance:
-        row = _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judge, network, real, fid_n)
+        with_fid = e.fid_guidance is None or alpha in e.fid_guidance
+        row = _evaluate_guidance(
+            model, tokenizer, labels, alpha, cfg, device, judge, network if with_fid else None, real, fid_n
+        )
         tokens, images = row.pop("_tokens"), row.pop("_images")
         usage = CodebookUsage(spec.codebook_size)
         usage.update(tokens)
