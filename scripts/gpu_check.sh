@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# All GPU checks in one go (< 8 minutes on one H100): the CUDA test tier and the quantizer benchmark on CUDA.
+# All GPU checks in one go (< 8 minutes on one H100): the CUDA test tier (quantizers, Stage I, MaskGIT, UViM), the
+# quantizer benchmark on CUDA, and the UViM study's depth and panoptic rows at the CPU configs' sizes (timed).
 # Runs with .venv/bin/python when present, else the machine's python3 (which must have torch with CUDA, pytest and
 # hypothesis); the package is used from src/ without installing. Results go to OUT_DIR (default $OUT or ./gpu_check).
 # Usage: bash scripts/gpu_check.sh [OUT_DIR]
@@ -13,7 +14,10 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
   | tee "$out/device.txt" || exit 1
 status=0
-timeout 300 $py -m pytest -q -p no:cacheprovider -m gpu tests/gpu 2>&1 | tee "$out/pytest_gpu.txt" || status=1
-timeout 150 $py benchmarks/quantizers.py --device cuda --quick --out "$out/quantizers_cuda.json" 2>&1 \
+timeout 200 $py -m pytest -q -p no:cacheprovider -m gpu tests/gpu 2>&1 | tee "$out/pytest_gpu.txt" || status=1
+timeout 80 $py benchmarks/quantizers.py --device cuda --quick --out "$out/quantizers_cuda.json" 2>&1 \
   | tee "$out/bench_cuda.txt" || status=1
+# UViM FSQ vs VQ on the synthetic scenes (generated: no data needed), the CPU configs run on the GPU
+timeout 190 $py -m fsq study uvim --tasks depth panoptic --out "$out/uvim_study" train.device=cuda train.progress=false \
+  2>&1 | tail -40 | tee "$out/uvim_study.txt" || status=1
 exit $status

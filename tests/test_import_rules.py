@@ -9,7 +9,7 @@ from pathlib import Path
 import fsq
 
 PACKAGE = Path(fsq.__file__).parent
-TORCH_ONLY = ["quantizers"]
+TORCH_ONLY = ["quantizers", "layers", "generation"]
 
 
 def _imports(path: Path) -> set[str]:
@@ -32,3 +32,14 @@ def test_torch_only_subpackages():
                 allowed = top in sys.stdlib_module_names or top in {"torch", "__future__"}
                 allowed = allowed or name.startswith(f"fsq.{sub}")
                 assert allowed, f"{path.relative_to(PACKAGE)} imports {name}"
+
+
+def test_report_modules_import_no_torch():
+    """``fsq report`` rebuilds every study's report without torch."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import fsq.reporting, fsq.generation_report, fsq.uvim_report, fsq.config\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
