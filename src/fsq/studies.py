@@ -270,6 +270,8 @@ def run_uvim_study(
     previous = json.loads(study_path.read_text())["runs"] if study_path.is_file() else []
     seconds = {r["name"]: r.get("seconds") for r in previous}
     c0 = configs[0]
+    fsq = next((c for c in configs if c.quantizer.kind == "fsq"), c0).quantizer
+    vq = next((c for c in configs if c.quantizer.kind == "vq"), c0).quantizer  # an FSQ config's VQ fields are unused
     study = {
         "kind": "uvim",
         "title": "UViM with FSQ vs VQ: depth, colorization, panoptic (paper Table 2)",
@@ -277,7 +279,7 @@ def run_uvim_study(
             f"Synthetic scenes / photo crops at {c0.data.image_size} px, {c0.data.train_size} training pairs, "
             f"{c0.data.eval_size} held-out; oracle {c0.train.oracle_steps} steps and language model "
             f"{c0.train.lm_steps} steps at batch {c0.train.batch_size}; {c0.model.code_grid}x{c0.model.code_grid} "
-            f"codes; FSQ {c0.quantizer.levels} vs VQ {c0.quantizer.codebook_size} codes (UViM recipe)."
+            f"codes; FSQ {fsq.levels} vs VQ {vq.codebook_size} codes (UViM recipe)."
         ),
         "overrides": list(overrides),
         "runs": runs,

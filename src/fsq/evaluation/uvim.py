@@ -52,8 +52,9 @@ def evaluate_uvim(
     from fsq.training.uvim import build_task, load_data, load_uvim_run, select
 
     run_dir = Path(run_dir)
+    step = cfg.train.lm_steps if cfg is not None else None  # models passed in: Stage II trained to the end
     if oracle is None or lm is None or cfg is None:
-        cfg, oracle, lm, _ = load_uvim_run(run_dir)
+        cfg, oracle, lm, step = load_uvim_run(run_dir)  # the newest checkpoint's step, not the planned one
     info = distributed.setup(cfg.train.device)
     if not info.is_main:
         distributed.barrier()
@@ -83,7 +84,7 @@ def evaluate_uvim(
     baseline = task.baseline(held_out, train)
     o_sum, l_sum = oracle_usage.summary(), lm_usage.summary()
     results: dict[str, Any] = {
-        "step": cfg.train.lm_steps,
+        "step": step,
         "task": cfg.task.name,
         "quantizer": cfg.quantizer.kind,
         "levels": list(cfg.quantizer.levels) if cfg.quantizer.kind == "fsq" else None,
@@ -113,7 +114,7 @@ def evaluate_uvim(
     results["seconds"] = time.perf_counter() - start
     out_dir = run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_json_atomic(results, out_dir / f"step_{cfg.train.lm_steps:06d}.json")
+    ckpt.write_json_atomic(results, out_dir / f"step_{step:06d}.json")
     k = min(cfg.eval.grid_size, n)
     rows = {
         "image": held_out["image"][:k],
@@ -121,7 +122,7 @@ def evaluate_uvim(
     }
     for name, pred in (("baseline", baseline), ("oracle", oracle_pred), ("prediction", prediction)):
         rows[name] = task.visualize(_head(pred, k), _head(held_out, k))
-    save_rows(rows, out_dir / f"step_{cfg.train.lm_steps:06d}_predictions.png")
+    save_rows(rows, out_dir / f"step_{step:06d}_predictions.png")
     distributed.barrier()
     return results
 

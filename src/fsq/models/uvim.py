@@ -116,10 +116,13 @@ class UViMOracle(nn.Module):
         grid = F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)
         return grid.flatten(2).transpose(1, 2)
 
-    def _check(self, x: torch.Tensor, channels: int, what: str) -> None:
+    def _check(self, x: torch.Tensor | None, channels: int, what: str) -> None:
         s = self.spec
+        expected = f"{what}: expected (B, {channels}, {s.image_size}, {s.image_size})"
+        if x is None:
+            raise ValueError(f"{expected}, got None")
         if x.ndim != 4 or x.shape[1] != channels or x.shape[-2:] != (s.image_size, s.image_size):
-            raise ValueError(f"{what}: expected (B, {channels}, {s.image_size}, {s.image_size}), got {tuple(x.shape)}")
+            raise ValueError(f"{expected}, got {tuple(x.shape)}")
 
     def encode(self, target: torch.Tensor, context: torch.Tensor | None) -> QuantizerOutput:
         """Quantized codes (B, g*g, code width), indices (B, g, g), aux loss."""
@@ -135,6 +138,9 @@ class UViMOracle(nn.Module):
 
     def decode(self, codes: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """Per-pixel task output (B, O, H, W) from quantized codes (B, g*g, code width)."""
+        n, width = self.spec.code_grid**2, self.to_code.out_features
+        if codes.ndim != 3 or codes.shape[1:] != (n, width):
+            raise ValueError(f"codes: expected (B, {n}, {width}), got {tuple(codes.shape)}")
         h = self._resize(self.from_code(codes), self.grid) + self.decoder_position
         if self.decoder_context is not None:
             self._check(context, self.spec.context_channels, "context")
