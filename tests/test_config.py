@@ -103,3 +103,14 @@ def test_every_shipped_config_validates_and_documents_itself(path):
         load_config(SCHEMAS[stage], [configs / stage / base, path])
     else:
         load_config(SCHEMAS[path.parent.name], [path])
+
+
+def test_a_partial_section_keeps_the_schemas_own_defaults():
+    # MaskGIT's optimiser defaults (AdamW 0.9/0.96, wd 0.045) differ from the tokenizer's: overriding one key
+    # must not fall back to OptimConfig's class defaults for the others
+    cfg = load_config(MaskGITExperiment, [], ["optim.lr=3e-4"])
+    assert cfg.optim.lr == 3e-4 and cfg.optim.beta1 == 0.9 and cfg.optim.beta2 == 0.96
+    assert cfg.optim.weight_decay == 0.045 and cfg.optim.warmup_steps == 5000
+    uvim = load_config(UViMExperiment, [], ["quantizer.kind=vq"])
+    assert uvim.quantizer.codebook_size == 4096 and uvim.quantizer.recipe == "uvim"
+    assert uvim.quantizer.levels == [7, 5, 5, 5, 5]

@@ -14,7 +14,7 @@ import hashlib
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -395,7 +395,13 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         raise ConfigError(
             f"unknown key(s) {[prefix + k for k in unknown]}; valid keys under '{where or '<root>'}': {names}"
         )
-    kwargs = {name: _convert(value, hints[name], f"{where}.{name}" if where else name) for name, value in data.items()}
+    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls) if f.default_factory is not MISSING}
+    kwargs = {}
+    for name, value in data.items():
+        default = defaults.get(name)
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = merge(to_dict(default), value)  # keys not given keep this schema's default for the section
+        kwargs[name] = _convert(value, hints[name], f"{where}.{name}" if where else name)
     return cls(**kwargs)
 
 

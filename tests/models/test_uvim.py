@@ -37,7 +37,7 @@ def oracle_spec(quantizer: str = "fsq", **changes) -> OracleSpec:
 def make_oracle(quantizer: str = "fsq", seed: int = 0, spread: bool = True, **changes) -> UViMOracle:
     torch.manual_seed(seed)
     oracle = UViMOracle(oracle_spec(quantizer, **changes))
-    if spread:  # BERT init (std 0.02) puts every FSQ code on the centre level; spread them over several codes
+    if spread:  # larger codes: exercise many levels of every channel
         with torch.no_grad():
             oracle.to_code.weight.mul_(20)
     return oracle
@@ -340,3 +340,10 @@ def test_gradients_reach_every_language_model_parameter():
     grad = lm.token_embed.weight.grad
     fed = set(codes[:, :-1].flatten().tolist()) | {lm.bos_id}
     assert all(bool(grad[i].abs().sum() > 0) == (i in fed) for i in range(K + 1))
+
+
+def test_fresh_fsq_oracle_spreads_its_codes():
+    """Regression: with BERT's std-0.02 init on the code projection every code rounded to the centre level."""
+    oracle = make_oracle("fsq", spread=False, code_grid=4).eval()
+    target, context = inputs(batch=16)
+    assert torch.unique(oracle.encode(target, context).indices).numel() > 20

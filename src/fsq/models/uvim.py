@@ -101,6 +101,8 @@ class UViMOracle(nn.Module):
         self.head = nn.Linear(w, spec.patch * spec.patch * spec.output_channels)
         init_bert_(self)
         nn.init.trunc_normal_(self.decoder_position, std=0.02, a=-0.04, b=0.04)
+        # unit-variance codes at the start: with BERT's std 0.02 every FSQ code would round to the centre level
+        nn.init.normal_(self.to_code.weight, std=w**-0.5)
 
     @property
     def codebook_size(self) -> int:
