@@ -3,6 +3,7 @@
 # quantizer benchmark on CUDA, and the UViM study's depth and panoptic rows at the CPU configs' sizes (timed).
 # Runs with .venv/bin/python when present, else the machine's python3 (which must have torch with CUDA, pytest and
 # hypothesis); the package is used from src/ without installing. Results go to OUT_DIR (default $OUT or ./gpu_check).
+# Wheels in .whl/ (vector-quantize-pytorch and its deps, fetched with `pip download`) are installed to /tmp/site first.
 # Usage: bash scripts/gpu_check.sh [OUT_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,12 @@ out="${1:-${OUT:-gpu_check}}"
 mkdir -p "$out"
 py=python3
 [ -x .venv/bin/python ] && py=.venv/bin/python
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+site=""
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then  # peers for the benchmark, carried as wheels (no index there)
+  $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && site=/tmp/site
+fi
+export PYTHONPATH="$PWD/src${site:+:$site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
   | tee "$out/device.txt" || exit 1
 status=0
