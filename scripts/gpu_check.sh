@@ -20,10 +20,12 @@ export PYTHONPATH="$PWD/src${site:+:$site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNB
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
   | tee "$out/device.txt" || exit 1
 status=0
-timeout 200 $py -m pytest -q -p no:cacheprovider -m gpu tests/gpu 2>&1 | tee "$out/pytest_gpu.txt" || status=1
-timeout 80 $py benchmarks/quantizers.py --device cuda --quick --out "$out/quantizers_cuda.json" 2>&1 \
+timeout 120 $py -m pytest -q -p no:cacheprovider -m gpu tests/gpu 2>&1 | tee "$out/pytest_gpu.txt" || status=1
+timeout 60 $py benchmarks/quantizers.py --device cuda --quick --out "$out/quantizers_cuda.json" 2>&1 \
   | tee "$out/bench_cuda.txt" || status=1
 # UViM FSQ vs VQ on the synthetic scenes (generated: no data needed), the CPU configs run on the GPU
-timeout 190 $py -m fsq study uvim --tasks depth panoptic --out "$out/uvim_study" train.device=cuda train.progress=false \
+timeout 290 $py -m fsq study uvim --tasks depth panoptic --out "$out/uvim_study" train.device=cuda train.progress=false \
   2>&1 | tail -40 | tee "$out/uvim_study.txt" || status=1
+cp "$out/uvim_study/report.md" "$out/uvim_report.md" 2>/dev/null || status=1  # files deeper than $out/a/b stay there
+cp "$out/uvim_study/results.json" "$out/uvim_results.json" 2>/dev/null || status=1
 exit $status

@@ -242,8 +242,13 @@ def load_or_train_classifier(
     lr: float = DEFAULT_LR,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    train_split: str = "train",
+    test_split: str = "test",
 ) -> tuple[ImageClassifier, dict]:
     """The class judge for ``source`` at ``image_size`` px: loaded from the cache, else trained and cached.
+
+    ``train_split`` / ``test_split`` name the splits it learns from and is scored on (a folder without
+    ``train/`` and ``test/`` can pass ``"all"`` for both: the record's accuracy is then on seen images).
 
     ``source`` is anything ``fsq.data.load_images`` takes that has labels and ``train`` / ``test`` splits
     (``"mnist"``, ``"fashion"``, or an image folder with ``train/`` and ``test/`` class sub-folders); ``cache_dir``
@@ -255,7 +260,7 @@ def load_or_train_classifier(
     """
     name = os.fspath(source)
     device = torch.device(device)
-    test = load_images(name, "test", image_size=image_size, cache_dir=cache_dir, channels=channels)
+    test = load_images(name, test_split, image_size=image_size, cache_dir=cache_dir, channels=channels)
     if test.labels is None:
         raise ValueError(
             f"source {name!r} has no class labels, so no class judge can be trained on it: use a labelled source "
@@ -263,13 +268,15 @@ def load_or_train_classifier(
         )
     channels = test.images.shape[1]
     path = classifier_path(data_cache_dir(cache_dir), name, image_size, channels, steps, seed)
+    if (train_split, test_split) != ("train", "test"):
+        path = path.with_name(f"{path.stem}_{train_split}-{test_split}.safetensors")
     record_path = path.with_suffix(".json")
     if path.is_file() and record_path.is_file():
         record = json.loads(record_path.read_text())
         model = ImageClassifier(channels, record["num_classes"], record["width"])
         model.load_state_dict(load_safetensors(path))
         return model.to(device).eval(), {**record, "path": str(path), "cached": True}
-    train = load_images(name, "train", image_size=image_size, cache_dir=cache_dir, channels=channels)
+    train = load_images(name, train_split, image_size=image_size, cache_dir=cache_dir, channels=channels)
     if train.labels is None:
         raise ValueError(f"source {name!r} has test labels but no train labels: both splits need class folders")
     if train.class_names is not None and test.class_names is not None and train.class_names != test.class_names:
@@ -290,6 +297,7 @@ def load_or_train_classifier(
         "test_accuracy": accuracy(model, test.images, test.labels),
         "num_test": len(test),
         "num_train": len(train),
+        "splits": [train_split, test_split],
         "source": name,
         "image_size": image_size,
         "channels": channels,

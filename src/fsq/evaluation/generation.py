@@ -184,6 +184,8 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
                 cache_dir=tok_cfg.data.cache_dir,
                 steps=e.classifier_steps,
                 device=device,
+                train_split=tok_cfg.data.train_split,
+                test_split=tok_cfg.data.eval_split,
             )
         results["classifier"] = {k: v for k, v in judge_info.items() if k != "cached"}
     network = real = None
