@@ -14,7 +14,7 @@ from typing import Any
 
 from fsq.reporting import _fmt, _latest_eval, read_study
 
-# task -> (metric key, label, lower is better)
+# task -> (metric key, label, lower is better); colorization reports FID instead of PSNR when it was measured
 TASK_METRICS = {
     "depth": ("rmse", "RMSE (m)", True),
     "colorization": ("psnr", "PSNR (dB)", False),
@@ -29,6 +29,8 @@ def uvim_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
         if result is None:
             continue
         key, label, _ = TASK_METRICS[result["task"]]
+        if result["task"] == "colorization" and result["prediction"].get("fid") is not None:
+            key, label = "fid", "FID"  # the paper's colorization metric, when measured
         rows.append(
             {
                 "name": run["name"],
@@ -67,8 +69,10 @@ def _find(rows: list[dict[str, Any]], task: str, variant: str) -> dict[str, Any]
 
 def claims(rows: list[dict[str, Any]]) -> list[str]:
     out = []
-    for task, (_, label, lower) in TASK_METRICS.items():
+    for task in TASK_METRICS:
         f, v = _find(rows, task, "FSQ"), _find(rows, task, "VQ")
+        label = (f or v or {}).get("metric", "")
+        lower = label in ("RMSE (m)", "FID")
         if f and v and f["prediction"] is not None and v["prediction"] is not None:
             gap = (f["prediction"] - v["prediction"]) / abs(v["prediction"]) * (1 if lower else -1)
             verdict = "yes" if gap <= 0.10 else "no"
