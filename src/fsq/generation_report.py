@@ -75,8 +75,8 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
         f0 = min(fsq_rows, key=lambda r: abs(r["guidance"]))
         v0 = min(vq_rows, key=lambda r: abs(r["guidance"]))
         if f0["fid"] is not None and v0["fid"] is not None:
-            best_f = min(r["fid"] for r in fsq_rows)
-            best_v = min(r["fid"] for r in vq_rows)
+            best_f = min(r["fid"] for r in fsq_rows if r["fid"] is not None)
+            best_v = min(r["fid"] for r in vq_rows if r["fid"] is not None)
             rel = (best_f - best_v) / best_v
             verdict = "yes" if abs(rel) <= 0.1 else "no"
             out.append(
