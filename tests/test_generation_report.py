@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fsq.generation_report import claims, maskgit_rows, markdown_table, write_maskgit_report
+from fsq.generation_report import claims, markdown_table, maskgit_rows, write_maskgit_report
 
 
 def _eval(quantizer: str, fid: float, acc0: float, acc1: float, usage: float, bits: float) -> dict:
