@@ -171,3 +171,22 @@ def load_checkpoint(
         )
     weights = {name: load_safetensors(directory / f"{name}.safetensors") for name in weight_names}
     return weights, load_torch_safe(directory / "optimizer.pt"), state
+
+
+def load_latest_model(run_dir: str | Path, build, use_ema: bool = True, hint: str = "") -> tuple[Any, int]:
+    """The newest checkpoint's model, built by ``build(spec_dict)`` from its saved spec, in eval mode, and its step.
+
+    Loads the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights; weights that do not
+    fit the spec raise :class:`CheckpointError`, a run without checkpoint ``FileNotFoundError`` (plus ``hint``).
+    """
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint yet (checkpoints/step_N/){hint}")
+    state = json.loads((latest / "state.json").read_text())
+    model = build(state["spec"])
+    name = "ema" if use_ema and (latest / "ema.safetensors").is_file() else "model"
+    try:
+        model.load_state_dict(load_safetensors(latest / f"{name}.safetensors"), strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{latest}/{name}.safetensors does not fit the saved spec: {error}") from error
+    return model.eval(), int(state["step"])

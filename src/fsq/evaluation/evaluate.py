@@ -11,7 +11,6 @@ Writes ``eval/step_N.json`` and ``eval/step_N_grid.png`` (originals over reconst
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -35,17 +34,7 @@ def load_run_config(run_dir: str | Path) -> TokenizerExperiment:
 
 def load_run_model(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]:
     """The newest checkpoint's tokenizer (its EMA weights when present) and its step."""
-    latest = ckpt.latest_checkpoint(run_dir)
-    if latest is None:
-        raise FileNotFoundError(f"{run_dir} holds no checkpoint yet (checkpoints/step_N/)")
-    state = json.loads((latest / "state.json").read_text())
-    model = Tokenizer(TokenizerSpec(**state["spec"]))
-    name = "ema" if use_ema and (latest / "ema.safetensors").is_file() else "model"
-    try:
-        model.load_state_dict(ckpt.load_safetensors(latest / f"{name}.safetensors"), strict=True)
-    except RuntimeError as error:
-        raise ckpt.CheckpointError(f"{latest}/{name}.safetensors does not fit the saved spec: {error}") from error
-    return model.eval(), int(state["step"])
+    return ckpt.load_latest_model(run_dir, lambda spec: Tokenizer(TokenizerSpec(**spec)), use_ema)
 
 
 @torch.no_grad()

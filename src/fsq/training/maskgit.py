@@ -11,7 +11,6 @@ the step and the restored RNG state), torchrun/DDP, rank-0 logging and atomic ch
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -107,17 +106,8 @@ def load_maskgit_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT
     """The newest checkpoint's MaskGIT (EMA weights when present), its step and the run's config."""
     run_dir = Path(run_dir)
     cfg = from_dict(MaskGITExperiment, read_yaml(run_dir / "config.yaml"))
-    latest = ckpt.latest_checkpoint(run_dir)
-    if latest is None:
-        raise FileNotFoundError(f"{run_dir} holds no checkpoint yet (checkpoints/step_N/)")
-    saved = json.loads((latest / "state.json").read_text())
-    model = MaskGIT(MaskGITSpec(**saved["spec"]))
-    name = "ema" if use_ema and (latest / "ema.safetensors").is_file() else "model"
-    try:
-        model.load_state_dict(ckpt.load_safetensors(latest / f"{name}.safetensors"), strict=True)
-    except RuntimeError as error:
-        raise ckpt.CheckpointError(f"{latest}/{name}.safetensors does not fit the saved spec: {error}") from error
-    return model.eval(), int(saved["step"]), cfg
+    model, step = ckpt.load_latest_model(run_dir, lambda spec: MaskGIT(MaskGITSpec(**spec)), use_ema)
+    return model, step, cfg
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:

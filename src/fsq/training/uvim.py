@@ -10,7 +10,6 @@ Under torchrun each rank takes its share of every global batch and DDP averages 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,17 +115,9 @@ def lm_spec(cfg: UViMExperiment, task, codebook_size: int) -> LanguageModelSpec:
 
 
 def load_stage(stage_dir: Path, cls: type[nn.Module], spec_cls: type) -> tuple[nn.Module, int]:
-    """A stage's newest weights and step."""
-    latest = ckpt.latest_checkpoint(stage_dir)
-    if latest is None:
-        raise FileNotFoundError(f"{stage_dir} holds no checkpoint yet (train it with `fsq train uvim`)")
-    state = json.loads((latest / "state.json").read_text())
-    model = cls(spec_cls(**state["spec"]))
-    try:
-        model.load_state_dict(ckpt.load_safetensors(latest / "model.safetensors"), strict=True)
-    except RuntimeError as error:
-        raise ckpt.CheckpointError(f"{latest}/model.safetensors does not fit the saved spec: {error}") from error
-    return model.eval(), int(state["step"])
+    """A stage's newest weights and step (UViM keeps no EMA)."""
+    hint = " (train it with `fsq train uvim`)"
+    return ckpt.load_latest_model(stage_dir, lambda spec: cls(spec_cls(**spec)), use_ema=False, hint=hint)
 
 
 def load_uvim_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLanguageModel, int]:
