@@ -7,13 +7,11 @@ a study folder whose ``study.json`` lists the runs.
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from fsq.reporting import _fmt, _latest_eval, read_study
+from fsq.reporting import _fmt, _latest_eval, read_study, write_results
 
 
 def maskgit_rows(evals: list[dict[str, Any]], names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -129,11 +127,7 @@ def write_maskgit_report(study_dir: str | Path) -> Path:
     if not evals:
         raise ValueError(f"{study_dir}: no MaskGIT run has been evaluated yet")
     rows = maskgit_rows(evals, names)
-    (study_dir / "results.json").write_text(json.dumps({"study": study, "results": rows}, indent=2) + "\n")
-    with (study_dir / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_results(study_dir, study, rows)
     samples = study_dir / "samples"
     samples.mkdir(exist_ok=True)
     images = []

@@ -290,6 +290,15 @@ def plot_levels(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     return [path]
 
 
+def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """``results.json`` (the study's plan and its rows) and ``results.csv`` (the rows) of a study folder."""
+    (study_dir / "results.json").write_text(json.dumps({"study": study, "results": rows}, indent=2) + "\n")
+    with (study_dir / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_report(study_dir: str | Path) -> Path:
     """Write results.json, results.csv, plots/ and report.md for a study folder; returns the report's path."""
     study_dir = Path(study_dir)
@@ -297,11 +306,7 @@ def write_report(study_dir: str | Path) -> Path:
     rows = collect(study_dir)
     if not rows:
         raise ValueError(f"{study_dir}: no run has been evaluated yet")
-    (study_dir / "results.json").write_text(json.dumps({"study": study, "results": rows}, indent=2) + "\n")
-    with (study_dir / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_results(study_dir, study, rows)
     runs_metrics = {r["name"]: _metrics(study_dir / "runs" / r["name"]) for r in rows}
     if study["kind"] == "levels":
         plots = plot_levels(rows, study_dir / "plots")

@@ -7,12 +7,10 @@ VQ without codebook splitting collapses; without the image context FSQ degrades 
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
-from fsq.reporting import _fmt, _latest_eval, read_study
+from fsq.reporting import _fmt, _latest_eval, read_study, write_results
 
 # task -> (metric key, label, lower is better); colorization reports FID instead of PSNR when it was measured
 TASK_METRICS = {
@@ -113,11 +111,7 @@ def write_uvim_report(study_dir: str | Path) -> Path:
     rows = uvim_rows(study)
     if not rows:
         raise ValueError(f"{study_dir}: no UViM run has been evaluated yet")
-    (study_dir / "results.json").write_text(json.dumps({"study": study, "results": rows}, indent=2) + "\n")
-    with (study_dir / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_results(study_dir, study, rows)
     images = []
     for r in rows:
         run_dir = Path(next(x["run_dir"] for x in study["runs"] if x["name"] == r["name"]))
