@@ -1,15 +1,25 @@
 """In-memory image sets, uint8 resizing, and image folders decoded up front.
 
 ``ImageSet`` is what training code consumes: a uint8 tensor ``(N, C, H, W)`` plus optional int64 labels. Folders
-of PNG/JPEG files (``.png``, ``.jpg``, ``.jpeg``, any case, searched recursively) load into one with
-``load_folder``. Every file is decoded here, before any training starts, so a bad file is reported at load time
-instead of crashing a data-loader worker later:
+of image files (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.gif``, ``.tif``, ``.tiff``, ``.webp``, any case,
+searched recursively; multi-frame files give their first frame) load into one with ``load_folder``. Every file
+is decoded here, before any training starts, so a bad file is reported at load time instead of crashing a
+data-loader worker later:
 
-- files that cannot be decoded, and images whose size differs from the rest when no ``image_size`` is given,
-  are skipped with a ``logging`` warning (``on_error="skip"``, listed in ``ImageSet.skipped``) or raise a
-  ``ValueError`` naming the file (``on_error="raise"``);
-- files without an image extension are never decoded; they are counted, logged and listed in ``skipped``;
-- hidden files (names starting with ``.``) are ignored.
+- files that cannot be decoded (corrupt, truncated, empty, not an image, pixel values with no 8-bit scale, or
+  larger than Pillow's decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS``), and images whose size differs
+  from the rest when no ``image_size`` is given, are skipped with a ``logging`` warning (``on_error="skip"``)
+  or raise a ``ValueError`` naming the file (``on_error="raise"``);
+- folders that cannot be read (permission denied) are skipped and warned about the same way, or raise;
+- files without an image extension are never decoded; they are counted and logged;
+- hidden files and folders (names starting with ``.``) are ignored;
+- symbolic links are followed once per real folder and file (``fsq.data.scan``): a link cycle or a link to a
+  folder already read ends there, and an image reached by several paths is loaded once.
+
+Everything passed over is listed in ``ImageSet.skipped`` (relative paths, folders ending in ``/``) and, with the
+reason for each, in ``ImageSet.skip_reasons``. Pixels are scaled to 8 bits by ``fsq.data.pixels`` (16-bit,
+float, palette, CMYK, LAB and other modes; transparency composited on white), after the EXIF orientation is
+applied (``ImageOps.exif_transpose``), so photos appear upright as viewers show them.
 
 If every image sits in a first-level sub-folder, the sub-folder names (sorted) are the classes; otherwise
 ``labels`` is ``None``. With ``image_size``, each image is centre-cropped to a square and resized to
@@ -20,21 +30,27 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
+import warnings
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from fsq.data.pixels import low_bytes, to_uint8
+from fsq.data.scan import scan_folder
+
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 OnError = Literal["skip", "raise"]
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+# what decoding a bad file raises (Pillow's own errors, and struct/zlib/EOF errors some of its plugins let through)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 _LOG_NAMES = 5  # how many file names a warning lists
 
 
@@ -42,8 +58,11 @@ _LOG_NAMES = 5  # how many file names a warning lists
 class ImageSet:
     """Images held in memory: ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)`` or ``None``.
 
-    ``class_names[k]`` names label ``k``; ``source`` and ``split`` say where the images came from; ``skipped``
-    lists the files of an image folder that were not loaded (relative paths).
+    ``class_names[k]`` names label ``k``; ``source`` and ``split`` say where the images came from. For an image
+    folder, ``skipped`` lists the files and folders that were not loaded (paths relative to ``source``, folders
+    ending in ``/``), and ``skip_reasons`` the same paths with the reason for each, ``(path, reason)`` in the same
+    order (undecodable files, images of another size, non-image files, duplicate links, unreadable folders), for
+    a caller to save or show.
     """
 
     images: torch.Tensor
@@ -52,6 +71,7 @@ class ImageSet:
     source: str
     split: str
     skipped: list[str] = field(default_factory=list)
+    skip_reasons: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -127,32 +147,30 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 def decode_image(path: Path, *, channels: int = 3, image_size: int | None = None) -> torch.Tensor:
     """Decode one image file to uint8 ``(C, H, W)`` (EXIF rotation applied), cropped and resized if asked.
 
-    Raises ``OSError``/``ValueError`` (from PIL) for files that are not decodable images.
+    Any Pillow mode is scaled to 8 bits by the rules of ``fsq.data.pixels``. Raises ``OSError``/``ValueError``
+    (or another of Pillow's decoding errors) for files that are not decodable images, and ``ValueError`` for
+    images above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` pixels: raise it to allow
+    larger images) and for pixel values with no defined 8-bit scale.
     """
-    mode = "RGB" if channels == 3 else "L"
-    with Image.open(path) as img:
-        if image_size is not None:
-            img.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale, never below image_size
-        img = ImageOps.exif_transpose(img).convert(mode)
-        array = np.asarray(img, dtype=np.uint8)
-    tensor = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], channels).permute(2, 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+            raise ValueError(f"image too large to decode safely: {error}") from error
+    with img:
+        low = low_bytes(img)
+        try:
+            if image_size is not None and low is None:
+                img.draft("RGB" if channels == 3 else "L", (image_size, image_size))  # JPEG: decode at reduced scale
+            array = to_uint8(ImageOps.exif_transpose(img), channels, low=low and ImageOps.exif_transpose(low))
+        finally:
+            if low is not None:
+                low.close()
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)
     if image_size is not None:
         tensor = resize_uint8(center_crop_square(tensor), (image_size, image_size))
     return tensor.contiguous()
-
-
-def _scan(root: Path) -> tuple[list[Path], list[Path]]:
-    """Image files and other files under ``root`` (recursive, hidden names ignored), sorted by relative path."""
-    images, others = [], []
-    for directory, subdirs, files in os.walk(root, followlinks=True):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in files:
-            if name.startswith("."):
-                continue
-            path = Path(directory, name)
-            (images if path.suffix.lower() in IMAGE_EXTENSIONS else others).append(path)
-    key = lambda p: p.relative_to(root).as_posix()  # noqa: E731
-    return sorted(images, key=key), sorted(others, key=key)
 
 
 def _classes(root: Path, files: list[Path]) -> list[str] | None:
@@ -172,26 +190,34 @@ def load_folder(
     limit: int | None = None,
     split: str = "all",
 ) -> ImageSet:
-    """Decode every PNG/JPEG under ``root`` into an ``ImageSet`` (see the module docstring for the rules).
+    """Decode every image under ``root`` into an ``ImageSet`` (see the module docstring for the rules).
 
     ``limit`` keeps the first ``limit`` decodable images in sorted path order (decoding stops there).
     Without ``image_size`` all images must share one size: the most common size is kept, the others are skipped
-    (or raise with ``on_error="raise"``).
+    (or raise with ``on_error="raise"``). What was skipped, and why, is in the result's ``skipped`` and
+    ``skip_reasons``.
     """
     root = Path(root)
+    if not root.exists():
+        raise ValueError(f"image folder {root} does not exist")
     if not root.is_dir():
-        raise ValueError(f"image folder {root} does not exist or is not a folder")
+        raise ValueError(f"image folder {root} is a file, not a folder: pass the folder that holds the images")
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size must be a positive number of pixels, got {image_size!r}")
-    files, others = _scan(root)
+    scan = scan_folder(root)
+    if scan.unreadable and on_error == "raise":
+        name, reason = scan.unreadable[0]
+        raise ValueError(f"{reason}: {root / name}")
+    files = [p for p in scan.files if p.suffix.lower() in IMAGE_EXTENSIONS]
+    others = [p for p in scan.files if p.suffix.lower() not in IMAGE_EXTENSIONS]
     class_names = _classes(root, files)
     rel = lambda p: p.relative_to(root).as_posix()  # noqa: E731
     decoded: list[tuple[Path, torch.Tensor]] = []
-    failed: list[str] = []
+    failed: list[tuple[str, str]] = []
     for path in files:
         if limit is not None and len(decoded) >= limit:
             break
@@ -200,8 +226,8 @@ def load_folder(
         except _DECODE_ERRORS as error:
             if on_error == "raise":
                 raise ValueError(f"cannot decode image {path}: {error}") from error
-            failed.append(rel(path))
-    wrong_size: list[str] = []
+            failed.append((rel(path), f"cannot decode: {error}"))
+    wrong_size: list[tuple[str, str]] = []
     if image_size is None and decoded:
         sizes = Counter(tuple(t.shape[-2:]) for _, t in decoded)
         common = sizes.most_common(1)[0][0]
@@ -212,29 +238,41 @@ def load_folder(
                         f"image {path} is {tensor.shape[-1]}x{tensor.shape[-2]} px but most images in {root} are "
                         f"{common[1]}x{common[0]}: pass image_size to crop and resize them all"
                     )
-                wrong_size.append(rel(path))
+                wrong_size.append(
+                    (rel(path), f"{tensor.shape[-1]}x{tensor.shape[-2]} px, most images are {common[1]}x{common[0]}")
+                )
         decoded = [(p, t) for p, t in decoded if tuple(t.shape[-2:]) == common]
-    ignored = [rel(p) for p in others]
-    _report(root, failed, wrong_size, ignored)
+    ignored = [(rel(p), f"not an image file (extension {p.suffix or 'none'!r})") for p in others]
+    groups = {
+        "undecodable image files": failed,
+        "images of another size": wrong_size,
+        "non-image files": ignored,
+        "duplicate paths (links to folders or files already loaded)": scan.duplicates,
+        "unreadable folders": scan.unreadable,
+    }
+    _report(root, groups)
     if not decoded:
         raise ValueError(
-            f"no decodable images in {root}: found {len(files)} PNG/JPEG files ({len(failed)} undecodable) and "
-            f"{len(ignored)} other files; expected {', '.join(IMAGE_EXTENSIONS)} files, optionally in class sub-folders"
+            f"no decodable images in {root}: found {len(files)} image files ({len(failed)} undecodable) and "
+            f"{len(ignored)} other files in {scan.folders} folders ({len(scan.unreadable)} unreadable); expected "
+            f"{', '.join(IMAGE_EXTENSIONS)} files, optionally in class sub-folders (hidden names are ignored)"
         )
     images = torch.stack([t for _, t in decoded])
     labels = None
     if class_names is not None:
         index = {name: k for k, name in enumerate(class_names)}
         labels = torch.tensor([index[p.relative_to(root).parts[0]] for p, _ in decoded], dtype=torch.int64)
-    return ImageSet(images, labels, class_names, str(root), split, skipped=failed + wrong_size + ignored)
+    reasons = [item for group in groups.values() for item in group]
+    return ImageSet(
+        images, labels, class_names, str(root), split, skipped=[p for p, _ in reasons], skip_reasons=reasons
+    )
 
 
-def _report(root: Path, failed: list[str], wrong_size: list[str], ignored: list[str]) -> None:
-    for what, names in (("undecodable image files", failed), ("images of another size", wrong_size)):
-        if names:
-            logger.warning("%s: skipped %d %s: %s", root, len(names), what, _first(names))
-    if ignored:
-        logger.warning("%s: ignored %d non-image files: %s", root, len(ignored), _first(ignored))
+def _report(root: Path, groups: dict[str, list[tuple[str, str]]]) -> None:
+    for what, items in groups.items():
+        if items:
+            verb = "ignored" if what == "non-image files" else "skipped"
+            logger.warning("%s: %s %d %s: %s", root, verb, len(items), what, _first([p for p, _ in items]))
 
 
 def _first(names: list[str]) -> str:
