@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -333,3 +335,16 @@ def test_state_dict_holds_only_learned_parameters():
     keys = set(FSQ([8, 5, 5, 5], dim=8).state_dict())
     assert keys == {"project_in.weight", "project_in.bias", "project_out.weight", "project_out.bias"}
     assert "codebook_size=1000" in repr(FSQ([8, 5, 5, 5]))
+
+
+def test_fsq_works_without_triton():
+    """triton is optional: with its import blocked, FSQ takes the eager path and kernel='triton' fails clearly."""
+    code = (
+        "import sys; sys.modules['triton'] = None\n"
+        "import torch, fsq\n"
+        "assert fsq.FSQ([8, 5, 5, 5])(torch.randn(3, 4)).indices.shape == (3,)\n"
+        "try:\n    fsq.FSQ([8, 5], kernel='triton')\n"
+        "except RuntimeError as e:\n    assert 'pip install triton' in str(e)\n"
+        "else:\n    raise AssertionError('kernel=triton without triton must fail')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,6 +20,9 @@ Numerics are named variants, each pinned by golden tests:
 
 Indices are mixed-radix integers with channel 0 the least significant digit, built from int64 digits (never by a
 float multiply-and-round), so they are exact for any codebook below 2**63.
+
+Two implementations give the same results: the eager torch path below, and fused Triton kernels
+(:mod:`fsq.quantizers.fused`), used by default on CUDA tensors when triton is installed (``kernel=`` forces either).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from fsq.quantizers import fused
 from fsq.quantizers.base import QuantizerOutput
 
 Variant = Literal["paper", "atanh", "symmetric"]
@@ -155,6 +159,9 @@ class FSQ(nn.Module):
             break the graph, so compiled code marks such positions with index -1 instead. ``False`` skips the
             check entirely (slightly faster); indices of non-finite inputs are then unspecified.
         projection_bias: use a bias in the projections.
+        kernel: ``"auto"`` (default) runs fused Triton kernels on CUDA tensors when triton is installed and the
+            eager torch path otherwise; ``"eager"`` always uses the torch path; ``"triton"`` always the kernels (on
+            CPU tensors only under Triton's interpreter, ``TRITON_INTERPRET=1``). Same indices, bit-identical codes.
 
     ``forward(z)`` returns :class:`QuantizerOutput`: ``quantized`` (input shape and dtype), ``indices`` (int64,
     input shape without the channel axis, plus ``(num_codebooks,)`` when ``num_codebooks > 1``) and ``aux_loss``
@@ -172,9 +179,11 @@ class FSQ(nn.Module):
         channel_axis: int = -1,
         check_finite: bool = True,
         projection_bias: bool = True,
+        kernel: str = "auto",
     ) -> None:
         super().__init__()
         self.levels = validate_levels(levels)
+        self.kernel = fused.check_kernel(kernel)
         if variant not in VARIANTS:
             raise ValueError(f"unknown FSQ variant {variant!r}; choose one of {VARIANTS}")
         if variant == "paper" and not 0 <= eps < 1:
@@ -213,6 +222,11 @@ class FSQ(nn.Module):
         # index = sum_i rounded_i * basis_i + sum_i digit_offset_i * basis_i; int32 arithmetic is exact below 2**31
         self._index_offset = sum(o * b for o, b in zip(digit_offset, self.basis))
         self._index_dtype = torch.int32 if self.codebook_size < 2**31 else torch.int64
+        # the fused kernels' constants, (5, code_dim) float32 and (3, code_dim) int64 (see fused.quantize)
+        floats = torch.stack([self._shift, self._scale, self._offset, self._divisor, self._grad_scale])
+        self.register_buffer("_kernel_floats", floats, persistent=False)
+        ints = torch.stack([self._basis_t, self._digit_offset, self._levels_t])
+        self.register_buffer("_kernel_ints", ints, persistent=False)
 
     def _channel_constants(self, level: int) -> tuple[float, float, float, float, float]:
         """(shift, scale, offset, divisor, grad_scale) of one channel, as used by :class:`_BoundRound`."""
@@ -260,7 +274,10 @@ class FSQ(nn.Module):
         else:
             axis = self._axis(z, self.dim, "FSQ input")
         with torch.autocast(device_type=z.device.type, enabled=False):
-            codes, indices = self._quantize(z.float(), axis)
+            if fused.use_triton(self.kernel, z):  # codes come back in z's dtype unless they go through project_out
+                codes, indices = self._quantize_fused(z if self.project_out is None else z.float(), axis)
+            else:
+                codes, indices = self._quantize(z.float(), axis)
             if self.project_out is not None:
                 codes = self._from_last(self.project_out(codes.to(self.project_out.weight.dtype)))
         aux_loss = torch.zeros((), device=codes.device, dtype=torch.float32)
@@ -312,6 +329,25 @@ class FSQ(nn.Module):
         # (A, nc, B) -> shape without the channel axis, plus (nc,) when grouped
         indices = indices.movedim(1, -1).reshape(*shape[:axis], *shape[axis + 1 :], self.num_codebooks)
         return codes.reshape(shape), self._squeeze_codebooks(indices)
+
+    def _quantize_fused(self, z: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_quantize` by the fused kernels: codes in ``z``'s dtype (float32 for dtypes they do not read).
+
+        The kernels read channel-last rows of ``code_dim`` values: other layouts are copied there and back.
+        Non-finite rows come back with index -1 (what compiled code documents); eager code raises on them.
+        """
+        if z.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            z = z.float()
+        last = z if axis == z.ndim - 1 else z.movedim(axis, -1)
+        rows = last.reshape(-1, self.code_dim).contiguous()
+        codes, indices = fused.quantize(
+            rows, self._kernel_floats, self._kernel_ints, self.variant == "symmetric", self._has_shift
+        )
+        if self.check_finite and not torch.compiler.is_compiling() and indices.numel() and int(indices.min()) < 0:
+            self._raise_if_nonfinite(rows)
+        codes = codes.view(last.shape)
+        codes = codes if axis == z.ndim - 1 else codes.movedim(-1, axis).contiguous()
+        return codes, self._squeeze_codebooks(indices.view(*last.shape[:-1], self.num_codebooks))
 
     @staticmethod
     def _raise_if_nonfinite(z: torch.Tensor) -> None:
@@ -400,7 +436,14 @@ class FSQ(nn.Module):
                 f"indices of a {self.num_codebooks}-codebook FSQ need a trailing axis of size {self.num_codebooks}, "
                 f"got shape {tuple(indices.shape)}"
             )
-        codes = self.digits_to_codes(self.indices_to_digits(indices)).flatten(-2)
+        if fused.use_triton(self.kernel, indices):
+            self._check_indices(indices)
+            flat = fused.indices_to_codes(
+                indices.reshape(-1).long(), self._kernel_floats, self._kernel_ints, self.variant == "symmetric"
+            )
+            codes = flat.view(*indices.shape[:-1], self.codebook_dim)
+        else:
+            codes = self.digits_to_codes(self.indices_to_digits(indices)).flatten(-2)
         return self._from_last(codes)
 
     def indices_to_quantized(self, indices: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,8 @@ class ResidualFSQ(nn.Module):
         variant: stage 0's FSQ numerics (``"paper"``, ``"atanh"``, ``"symmetric"``).
         channel_axis: the channel axis of inputs and codes (default -1).
         check_finite: raise on NaN/Inf input (as :class:`fsq.FSQ`).
+        kernel: stage 0's implementation, ``"auto"``, ``"triton"`` or ``"eager"`` (as :class:`fsq.FSQ`); the
+            residual stages are small torch ops.
     """
 
     def __init__(
@@ -48,12 +50,14 @@ class ResidualFSQ(nn.Module):
         channel_axis: int = -1,
         check_finite: bool = True,
         projection_bias: bool = True,
+        kernel: str = "auto",
     ) -> None:
         super().__init__()
         if int(num_stages) != num_stages or num_stages < 1:
             raise ValueError(f"num_stages must be a positive integer, got {num_stages!r}")
         self.num_stages = int(num_stages)
-        self.stage0 = FSQ(levels, variant=variant, check_finite=check_finite)  # channels last, no projection
+        # channels last, no projection
+        self.stage0 = FSQ(levels, variant=variant, check_finite=check_finite, kernel=kernel)
         self.levels = self.stage0.levels
         self.code_dim = len(self.levels)
         self.codebook_size = self.stage0.codebook_size  # per stage
@@ -130,7 +134,7 @@ class ResidualFSQ(nn.Module):
                 f"ResidualFSQ indices need a trailing stage axis of size 1..{self.num_stages}, "
                 f"got shape {tuple(indices.shape)}"
             )
-        codes = self.stage0.digits_to_codes(self.stage0.indices_to_digits(indices[..., 0]))
+        codes = self.stage0.indices_to_codes(indices[..., 0])  # channels last, float32
         refinement = torch.zeros_like(codes)  # summed in forward's order so decoding is bit-exact
         for stage in range(1, indices.shape[-1]):
             digits = self.stage0.indices_to_digits(indices[..., stage])
