@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fsq.data import pixels
 from fsq.data.images import decode_image
 from fsq.data.pixels import to_uint8
 
@@ -108,12 +109,14 @@ def test_alpha_is_composited_on_white(tmp_path):
     assert np.array_equal(to_uint8(pa, 3), _over_white(palette[index], alpha, 255))
 
 
-def test_16bit_colour_pngs(tmp_path, png_writer):
+def test_16bit_colour_pngs(tmp_path, png_writer, monkeypatch):
     rgb = RNG.integers(0, 65536, (8, 9, 3)).astype(np.uint16)
     png_writer(tmp_path / "rgb.png", rgb)
     with Image.open(tmp_path / "rgb.png") as pil:  # this Pillow keeps the high bytes, in mode RGB
         assert pil.mode == "RGB" and np.array_equal(np.asarray(pil), rgb >> 8)
     assert np.array_equal(_decode(tmp_path / "rgb.png"), np.rint(rgb / 257).astype(np.uint8))  # exact here
+    monkeypatch.setitem(pixels._LOW_BYTE_RAWMODES, "RGB;16B", "no such rawmode")  # a Pillow without the trick
+    assert np.array_equal(_decode(tmp_path / "rgb.png"), rgb >> 8)  # falls back to the high bytes
     rgba = RNG.integers(0, 65536, (8, 9, 4)).astype(np.uint16)
     png_writer(tmp_path / "rgba.png", rgba)
     assert np.array_equal(_decode(tmp_path / "rgba.png"), _over_white(rgba[..., :3], rgba[..., 3], 65535))

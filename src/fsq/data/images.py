@@ -163,7 +163,8 @@ def decode_image(path: Path, *, channels: int = 3, image_size: int | None = None
         try:
             if image_size is not None and low is None:
                 img.draft("RGB" if channels == 3 else "L", (image_size, image_size))  # JPEG: decode at reduced scale
-            array = to_uint8(ImageOps.exif_transpose(img), channels, low=low and ImageOps.exif_transpose(low))
+            low_upright = None if low is None else ImageOps.exif_transpose(low)
+            array = to_uint8(ImageOps.exif_transpose(img), channels, low=low_upright)
         finally:
             if low is not None:
                 low.close()

@@ -46,7 +46,7 @@ def to_uint8(image: Image.Image, channels: int, *, low: Image.Image | None = Non
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     mode = image.mode
     if mode in _GREY_16:
-        pixels = _scale(np.asarray(image).astype(np.int64), None, 65535)
+        pixels = _scale(np.asarray(image).astype(np.int32), None, 65535)
     elif mode == "I":
         pixels = _scale(_check_16bit(np.asarray(image)), None, 65535)
     elif mode == "F":
@@ -58,7 +58,7 @@ def to_uint8(image: Image.Image, channels: int, *, low: Image.Image | None = Non
         pixels = _scale(value[..., :3], value[..., 3] if value.shape[-1] == 4 else None, 65535)
     elif mode in _ALPHA or (mode in ("P", "L", "RGB") and "transparency" in image.info):
         grey = mode in ("L", "LA")
-        array = np.asarray(image.convert("LA" if grey else "RGBA")).astype(np.int64)
+        array = np.asarray(image.convert("LA" if grey else "RGBA")).astype(np.int32)
         pixels = _scale(array[..., :-1], array[..., -1], 255)
     elif mode in ("L", "RGB"):
         pixels = np.asarray(image)
@@ -74,7 +74,8 @@ def low_bytes(image: Image.Image) -> Image.Image | None:
     """For a 16-bit RGB/RGBA PNG not yet loaded, the same image decoded to each value's low byte; else ``None``.
 
     Pillow decodes such files to 8 bits by keeping the high bytes; decoding the file a second time with the
-    little-endian rawmode (which reads the other byte of each value) recovers the rest. The caller closes it.
+    little-endian rawmode (which reads the other byte of each value) recovers the rest. The result is loaded and
+    the caller closes it; if this Pillow cannot decode it so, ``None`` (the high bytes are then used alone).
     """
     if image.format != "PNG" or len(image.tile) != 1 or not hasattr(image, "filename"):
         return None
@@ -83,7 +84,12 @@ def low_bytes(image: Image.Image) -> Image.Image | None:
     if rawmode not in _LOW_BYTE_RAWMODES:
         return None
     low = Image.open(image.filename)
-    low.tile = [low.tile[0]._replace(args=_LOW_BYTE_RAWMODES[rawmode])]
+    try:
+        low.tile = [low.tile[0]._replace(args=_LOW_BYTE_RAWMODES[rawmode])]
+        low.load()
+    except (OSError, ValueError, AttributeError, TypeError):
+        low.close()
+        return None
     return low
 
 
@@ -104,15 +110,17 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
 def _scale(colour: np.ndarray, alpha: np.ndarray | None, peak: int) -> np.ndarray:
     """Integer ``colour`` in 0..peak (alpha in 0..peak, or opaque) composited on white, to uint8, rounded half up.
 
-    In [0, 1] units the result is ``c a + (1 - a)``; times 255 that is ``(c a + peak (peak - a)) / (peak^2 / 255)``,
-    an exact integer division (``peak^2 / 255`` is odd for peak 255 and 65535, so no value lies on a half).
+    In [0, 1] units the result is ``c a + (1 - a)``; times 255 that is ``(c a + peak (peak - a)) / (peak^2 / 255)``
+    (opaque: ``255 c / peak``), an exact integer division whose odd divisor puts no value on a half. int32 holds
+    every intermediate except 16-bit alpha's, done in int64.
     """
     if alpha is None:
-        numerator = colour * peak
+        numerator, denominator = colour * 255, peak
     else:
+        if peak > 255:
+            colour, alpha = colour.astype(np.int64), alpha.astype(np.int64)
         alpha = alpha[..., None] if colour.ndim == alpha.ndim + 1 else alpha
-        numerator = colour * alpha + peak * (peak - alpha)
-    denominator = peak * peak // 255
+        numerator, denominator = colour * alpha + peak * (peak - alpha), peak * peak // 255
     return ((2 * numerator + denominator) // (2 * denominator)).astype(np.uint8)
 
 
@@ -123,7 +131,7 @@ def _check_16bit(values: np.ndarray) -> np.ndarray:
             f"32-bit integer image with values {low}..{high}: only 0..65535 (16-bit) has a defined 8-bit scale; "
             "convert it to 8 or 16 bits"
         )
-    return values.astype(np.int64)
+    return values.astype(np.int32)
 
 
 def _float_to_uint8(values: np.ndarray) -> np.ndarray:
