@@ -23,6 +23,9 @@ about a minute on one CPU thread, and the entropy recipe holds several N x K flo
 
 Run: ``make bench`` (= ``.venv/bin/python benchmarks/quantizers.py``); ``--quick`` for a fast smoke run;
 ``--threads 1 2``, ``--repeats N``, ``--device cpu|cuda``, ``--out PATH`` (JSON with all numbers and metadata).
+
+``--gpu-table`` prints the GPU table instead (fused Triton kernels vs eager paths vs the bandwidth floor, N up to
+2^24 vectors; see ``gpu_table.py``); ``--gpu-table --dry-run`` checks its code path on CPU under the interpreter.
 """
 
 from __future__ import annotations
@@ -189,7 +192,9 @@ def parse_args() -> argparse.Namespace:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--quick", action="store_true", help="fast smoke run: 5 repeats, VQ only at small K")
-    p.add_argument("--out", default="benchmarks/results/quantizers.json")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/quantizers.json or fsq_gpu.json)")
+    p.add_argument("--gpu-table", action="store_true", help="the CUDA fwd+bwd table of gpu_table.py instead")
+    p.add_argument("--dry-run", action="store_true", help="with --gpu-table: tiny sizes on CPU (TRITON_INTERPRET=1)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if cuda else "cpu")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU threads (default: 1 2)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps per cell (default 30, --quick 5)")
@@ -199,6 +204,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--vq-max-k", type=int, default=None, help="largest K for VQ (default cpu 2^14, cuda 2^16)")
     p.add_argument("--vq-ent-max-k", type=int, default=None, help="largest K for VQ+entropy (cpu 2^10, cuda 2^14)")
     args = p.parse_args()
+    args.out = args.out or f"benchmarks/results/{'fsq_gpu' if args.gpu_table else 'quantizers'}.json"
+    if args.gpu_table:
+        args.repeats, args.warmup = args.repeats or (10 if args.quick else 30), args.warmup
+        return args
     on_cpu = args.device == "cpu"
     args.repeats = args.repeats or (5 if args.quick else 30)
     if args.vq_max_k is None:
@@ -214,6 +223,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args, load_start = parse_args(), os.getloadavg()
+    if args.gpu_table:
+        import gpu_table  # beside this script
+
+        gpu_table.run(args)
+        return
     on_cpu = args.device == "cpu"
     if on_cpu:
         check_memory_method()

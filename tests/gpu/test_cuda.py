@@ -185,3 +185,74 @@ def test_uvim_trains_on_cuda(tmp_path, task):
         )
         result = train_uvim(cfg, tmp_path / q)
         assert result["eval"]["num_samples"] == 12 and result["eval"]["oracle_codes_used"] >= 1
+
+
+# --------------------------------------------------------------------------------- fused Triton kernels on CUDA
+KERNEL_LEVELS = [[8, 6, 5], [8, 5, 5, 5], [7, 5, 5, 5, 5], [2, 3, 4, 2, 3, 4, 2], [8] * 20]
+
+
+def _near_tie(q: FSQ, z: torch.Tensor) -> torch.Tensor:
+    """Rows whose eager bounded value is within 2**-19 of a rounding boundary (k + 0.5), per vector.
+
+    The kernels' tanh (libdevice) and CUDA ``torch.tanh`` may differ in the last bit, which can move such values
+    across the boundary; everywhere else indices must agree exactly.
+    """
+    b = q.bound(z.float())  # symmetric: floor(b + 0.5) also steps at b = k + 0.5
+    return ((b - b.floor() - 0.5).abs() <= 2**-19).any(-1)
+
+
+@pytest.mark.parametrize("variant", ["paper", "atanh", "symmetric"])
+@pytest.mark.parametrize("levels", KERNEL_LEVELS, ids=lambda levels: "x".join(map(str, levels)))
+def test_fused_kernels_match_eager_on_cuda(levels, variant):
+    pytest.importorskip("triton")
+    fused = FSQ(levels, variant=variant, kernel="triton").cuda()
+    eager = FSQ(levels, variant=variant, kernel="eager").cuda()
+    assert FSQ(levels).cuda().kernel == "auto"
+    z = torch.randn(2**20, len(levels), device="cuda") * 2
+    g = torch.randn_like(z)
+    z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+    out, ref = fused(z1), eager(z2)
+    (out.quantized * g).sum().backward()
+    (ref.quantized * g).sum().backward()
+    assert out.indices.dtype == torch.int64
+    tie = _near_tie(eager, z)
+    assert tie.float().mean() < 1e-3
+    assert torch.equal(out.indices[~tie], ref.indices[~tie])
+    assert torch.equal(out.quantized, fused.indices_to_codes(out.indices))  # codes and indices agree exactly
+    assert torch.equal(fused.indices_to_codes(ref.indices), eager.indices_to_codes(ref.indices))
+    assert ((z1.grad - z2.grad).abs() <= 2**-21 * g.abs() + 1e-30).all()
+    if levels == [8] * 20:
+        assert out.indices.max() > 2**31
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fused_kernels_low_precision_and_autocast_on_cuda(dtype):
+    pytest.importorskip("triton")
+    fused = FSQ([8, 8, 8, 6, 5], kernel="triton").cuda()
+    eager = FSQ([8, 8, 8, 6, 5], kernel="eager").cuda()
+    z = (torch.randn(2**18, 5, device="cuda") * 2).to(dtype)
+    out, ref = fused(z), eager(z)
+    assert out.quantized.dtype == dtype
+    tie = _near_tie(eager, z)
+    assert torch.equal(out.indices[~tie], ref.indices[~tie])
+    assert torch.equal(out.quantized, fused.indices_to_codes(out.indices).to(dtype))
+    projected = FSQ([8, 8, 8, 6, 5], dim=32, kernel="triton").cuda()
+    with torch.autocast("cuda", dtype=dtype):
+        out = projected(torch.randn(4096, 32, device="cuda"))
+    assert out.quantized.dtype == torch.float32
+
+
+def test_fused_kernels_compile_and_residual_on_cuda():
+    pytest.importorskip("triton")
+    fused = FSQ([8, 5, 5, 5], kernel="triton").cuda()
+    z = torch.randn(4, 4096, 4, device="cuda", requires_grad=True)
+    out = fused(z)
+    compiled = torch.compile(fused, fullgraph=True)(z)
+    assert torch.equal(out.indices, compiled.indices) and torch.equal(out.quantized, compiled.quantized)
+    r = ResidualFSQ([8, 5, 5, 5], 3, kernel="triton").cuda()
+    res = r(z)
+    assert torch.equal(r.indices_to_codes(res.indices), res.quantized)
+    bad = z.detach().clone()
+    bad[0, 7, 1] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        fused(bad)

@@ -1,0 +1,213 @@
+"""GPU table: FSQ forward + backward, fused Triton kernels vs eager paths vs the memory-bandwidth floor.
+
+Run through ``benchmarks/quantizers.py --gpu-table`` (CUDA only; ``--quick`` for a smaller grid). For every
+N in 2^12 ... 2^24 vectors (step x4) and d in 3 ... 8 channels (levels below), input shape (1, N, d) float32:
+
+- ``fused``:  ``fsq.FSQ(levels, kernel="triton")`` (what ``kernel="auto"`` picks on CUDA), defaults otherwise;
+- ``eager``:  ``fsq.FSQ(levels, kernel="eager")``;
+- ``vqp``:    vector-quantize-pytorch ``FSQ(levels)`` (skipped if not installed);
+- ``vqp_c``:  the same under ``torch.compile`` (one compiled module per d, shapes dynamic after the first);
+- ``floor``:  bytes moved / measured copy bandwidth. A fwd+bwd has to read z (4d bytes) and write codes (4d) and
+  one int64 index (8), then read the upstream gradient (4d) and z again (4d) and write dL/dz (4d): ``20 d + 8``
+  bytes per vector. The bandwidth is that of a 1 GiB device-to-device ``copy_`` (read + write counted).
+
+One step = forward + ``torch.autograd.backward(quantized, g)`` with a fixed random upstream gradient ``g`` and a
+fresh clone of the input with ``requires_grad`` (the clone is not timed), timed with CUDA events. Warm-up, then
+repeats interleaved round-robin over the quantizers of a cell; median and inter-quartile range. Peak memory: one
+step's ``max_memory_allocated`` above what was allocated before it (input, ``g`` excluded).
+
+``--dry-run`` runs the same code on CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1`` must be set
+before the script starts), at tiny sizes, with ``torch.compile(backend="aot_eager")``: it checks the code path,
+its timings mean nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from fsq import FSQ
+
+try:
+    from vector_quantize_pytorch import FSQ as VQP_FSQ
+
+    VQP_VERSION: str | None = importlib.metadata.version("vector-quantize-pytorch")
+except ImportError:  # optional: `pip install -e ".[bench]"`
+    VQP_FSQ, VQP_VERSION = None, None
+
+LEVELS = {
+    3: [8, 6, 5],
+    4: [8, 5, 5, 5],
+    5: [7, 5, 5, 5, 5],
+    6: [8, 8, 8, 5, 5, 5],
+    7: [8, 8, 8, 5, 5, 5, 5],
+    8: [8, 8, 8, 8, 5, 5, 5, 5],
+}
+NAMES = ["fused", "eager", "vqp", "vqp_c"]
+
+
+def grid(quick: bool, dry_run: bool) -> tuple[list[int], list[int]]:
+    """(N values, d values) of the table."""
+    if dry_run:
+        return [2**8], [3, 4]
+    if quick:
+        return [2**12, 2**16, 2**20, 2**24], [4, 8]
+    return [2**k for k in range(12, 25, 2)], list(LEVELS)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: str) -> float:
+    """Milliseconds of ``fn()``: CUDA events on a GPU, wall clock on the CPU."""
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def copy_bandwidth(device: str, nbytes: int) -> float:
+    """Measured bytes/s of ``dst.copy_(src)`` (read + write counted), best of 10 after a warm-up."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = min(timed(lambda: dst.copy_(src), device) for _ in range(10))
+    return 2 * nbytes / (best / 1e3)
+
+
+def make_models(d: int, device: str, compile_backend: str) -> tuple[dict, dict]:
+    """The quantizers of one d, and the reasons for those skipped."""
+    levels = LEVELS[d]
+    models = {"fused": FSQ(levels, kernel="triton"), "eager": FSQ(levels, kernel="eager")}
+    skipped = {}
+    if VQP_FSQ is None:
+        skipped["vqp"] = skipped["vqp_c"] = "vector-quantize-pytorch not installed"
+    else:
+        models["vqp"] = VQP_FSQ(levels)
+        models["vqp_c"] = torch.compile(VQP_FSQ(levels).to(device), backend=compile_backend)
+    return {name: m.to(device) for name, m in models.items()}, skipped
+
+
+def run_step(model, x0: torch.Tensor, g: torch.Tensor) -> None:
+    x = x0.clone().requires_grad_()
+    out = model(x)
+    torch.autograd.backward(out[0], g)
+
+
+def timed_step(model, x0: torch.Tensor, g: torch.Tensor, device: str) -> float:
+    x = x0.clone().requires_grad_()
+
+    def step():
+        torch.autograd.backward(model(x)[0], g)
+
+    return timed(step, device)
+
+
+def peak_mb(model, x0: torch.Tensor, g: torch.Tensor, device: str) -> float | None:
+    """Peak MiB of one step above the allocation before it (CUDA only; None on the CPU)."""
+    if device != "cuda":
+        return None
+    x = x0.clone().requires_grad_()
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    torch.autograd.backward(model(x)[0], g)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def bench_cell(models: dict, x0, g, args, device: str) -> dict:
+    stats = {}
+    for name, model in models.items():
+        for _ in range(args.warmup):
+            run_step(model, x0, g)
+        sync(device)
+        stats[name] = {"peak_mb": peak_mb(model, x0, g, device)}
+    samples = {name: [] for name in models}
+    for _ in range(args.repeats):  # interleaved: A, B, C, A, B, C, ...
+        for name, model in models.items():
+            samples[name].append(timed_step(model, x0, g, device))
+    for name in models:
+        s = samples[name]
+        q1, med, q3 = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else s * 3
+        stats[name].update({"median_ms": med, "iqr_ms": q3 - q1, "min_ms": min(s), "n": len(s), "samples_ms": s})
+    return stats
+
+
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def run(args) -> None:
+    """Print the table and write the JSON to ``args.out``."""
+    device = "cpu" if args.dry_run else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--gpu-table needs CUDA (use --dry-run to check the code path on CPU)")
+    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise SystemExit("--dry-run on CPU needs TRITON_INTERPRET=1 in the environment before the script starts")
+    if args.dry_run:
+        args.repeats, args.warmup = 2, 1
+    compile_backend = "aot_eager" if args.dry_run else "inductor"
+    sizes, dims = grid(args.quick, args.dry_run)
+    bandwidth = copy_bandwidth(device, 2**30 if device == "cuda" else 2**24)
+    print(f"device={device} copy bandwidth {bandwidth / 1e9:.0f} GB/s (read + write), repeats={args.repeats}")
+    header = (
+        f"{'N':>9} {'d':>2} | {'fused ms':>9} {'eager ms':>9} {'vqp ms':>9} {'vqp_c ms':>9} {'floor ms':>9} | "
+        f"{'vqp/fused':>9} {'vqp_c/fus':>9} {'fus/floor':>9} | {'fused MB':>9} {'eager MB':>9} {'vqp MB':>9} "
+        f"{'vqp_c MB':>9}"
+    )
+    print(header + "\n" + "-" * len(header))
+    gen, rows = torch.Generator().manual_seed(0), []
+    for d in dims:
+        models, skipped = make_models(d, device, compile_backend)
+        for n in sizes:
+            x0 = (torch.randn(1, n, d, generator=gen) * 2).to(device)
+            g = torch.randn(1, n, d, generator=gen).to(device)
+            stats = bench_cell(models, x0, g, args, device)
+            floor_ms = n * (20 * d + 8) / bandwidth * 1e3
+            for name in NAMES:
+                rec = {"N": n, "d": d, "levels": LEVELS[d], "quantizer": name}
+                rows.append(rec | (stats[name] if name in stats else {"skipped": skipped[name]}))
+            rows.append({"N": n, "d": d, "levels": LEVELS[d], "quantizer": "floor", "median_ms": floor_ms})
+            med = {name: stats[name]["median_ms"] if name in stats else None for name in NAMES}
+            mb = [fmt(stats[name]["peak_mb"] if name in stats else None, ".1f") for name in NAMES]
+            ratio = [None if med[k] is None else med[k] / med["fused"] for k in ("vqp", "vqp_c")]
+            print(
+                f"{n:>9} {d:>2} | {fmt(med['fused']):>9} {fmt(med['eager']):>9} {fmt(med['vqp']):>9} "
+                f"{fmt(med['vqp_c']):>9} {floor_ms:>9.3f} | {fmt(ratio[0], '.2f'):>9} {fmt(ratio[1], '.2f'):>9} "
+                f"{med['fused'] / floor_ms:>9.2f} | {mb[0]:>9} {mb[1]:>9} {mb[2]:>9} {mb[3]:>9}",
+                flush=True,
+            )
+            del x0, g
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "vector_quantize_pytorch": VQP_VERSION,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (dry run, Triton interpreter)",
+        "copy_bandwidth_bytes_per_s": bandwidth,
+        "floor": "N * (20 d + 8) bytes / copy bandwidth",
+        "timing": "forward + autograd.backward(quantized, g); input clone untimed; round-robin interleaved",
+        "memory": "max_memory_allocated above memory_allocated before the step" if device == "cuda" else None,
+        "dry_run": bool(args.dry_run),
+        "args": vars(args),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+    print(f"wrote {out}")

@@ -1,0 +1,31 @@
+"""The GPU benchmark table's code path, run tiny on CPU under Triton's interpreter (``--gpu-table --dry-run``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_gpu_table_dry_run(tmp_path):
+    pytest.importorskip("triton")
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("the dry run needs Triton's interpreter (CPU-only machines; tests/conftest.py sets it)")
+    out = tmp_path / "fsq_gpu.json"
+    script = ROOT / "benchmarks" / "quantizers.py"
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, str(script), "--gpu-table", "--dry-run", "--out", str(out)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "floor ms" in run.stdout
+    results = json.loads(out.read_text())["results"]
+    names = {r["quantizer"] for r in results}
+    assert {"fused", "eager", "floor"} <= names
+    assert all(r["median_ms"] > 0 for r in results if "median_ms" in r)
+    assert {(r["N"], r["d"]) for r in results} == {(256, 3), (256, 4)}
