@@ -283,6 +283,17 @@ def test_grid_is_the_project_fsq_grid():
         assert torch.equal(ours.implicit_codebook, project.codebook())
 
 
+def test_project_fsq_refuses_their_buffers():
+    """A state dict with their rotation (or their buffer names) would load into fsq.FSQ with other numerics."""
+    rotated = FSQ([5, 5, 5], dim=8, orthogonal_rotation=True).state_dict()
+    for strict in (True, False):
+        with pytest.raises(RuntimeError, match="fsq.compat.vector_quantize_pytorch.FSQ"):
+            ProjectFSQ([5, 5, 5], dim=8, variant="atanh").load_state_dict(rotated, strict=strict)
+    with pytest.raises(RuntimeError, match=r"quantizer\._levels"):
+        torch.nn.ModuleDict({"quantizer": ProjectFSQ([8, 5, 5, 5])}).load_state_dict({"quantizer._levels": None})
+    ProjectFSQ([8, 6, 5], dim=8).load_state_dict(FSQ([8, 6, 5], dim=8).state_dict())  # theirs without rotation
+
+
 def test_importable_without_vector_quantize_pytorch_or_einops():
     code = (
         "import sys\n"

@@ -41,6 +41,7 @@ Variant = Literal["paper", "atanh", "symmetric"]
 VARIANTS: tuple[str, ...] = ("paper", "atanh", "symmetric")
 MAX_CODEBOOK_SIZE = 2**63 - 1  # int64 indices
 DEFAULT_CODEBOOK_LIMIT = 2**24  # codebook() refuses to build more rows than this unless asked
+VQP_BUFFERS = ("_levels", "_basis", "implicit_codebook", "orthogonal_rot")  # load_state_dict refuses them
 
 
 def validate_levels(levels: Sequence[int]) -> tuple[int, ...]:
@@ -246,6 +247,19 @@ class FSQ(nn.Module):
             f"levels={list(self.levels)}, variant={self.variant!r}, codebook_size={self.codebook_size}, "
             f"num_codebooks={self.num_codebooks}, dim={self.dim}, channel_axis={self.channel_axis}"
         )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse vector-quantize-pytorch FSQ buffers (never in ours): such a dict needs that library's numerics.
+
+        Their plain state dicts (empty, or only ``project_in``/``project_out``) cannot be told from ours.
+        """
+        theirs = [prefix + name for name in VQP_BUFFERS if prefix + name in state_dict]
+        if theirs:
+            raise RuntimeError(
+                f"state dict holds vector-quantize-pytorch FSQ buffers ({', '.join(theirs)}): load it into "
+                "fsq.compat.vector_quantize_pytorch.FSQ, which reproduces that library bit for bit"
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------- layout
     def _to_last(self, x: torch.Tensor, width: int, what: str) -> torch.Tensor:
