@@ -28,7 +28,7 @@ Differences, all of them errors rather than different numbers: where theirs fail
 :class:`DropInError` (a ``ValueError`` that is also an ``AssertionError``); bad input ranks raise ``ValueError``
 (theirs: ``EinopsError``); levels below 2 raise ``ValueError``; ``return_indices`` with ``prod(levels) >= 2**31``
 (no int32 index can hold them) raises ``NotImplementedError``. ``orthogonal_rotation`` with unequal levels does
-not print their advice to use equal levels. Indices of NaN inputs are unspecified in both.
+not print their advice to use equal levels.
 """
 
 from __future__ import annotations
