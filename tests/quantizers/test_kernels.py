@@ -139,16 +139,14 @@ def test_low_and_high_precision_inputs(dtype, variant):
     triton, eager = _pair([8, 8, 8, 6, 5], variant=variant)
     z = _inputs(8192, 5).clamp(-60000, 60000).to(dtype)
     _assert_same(triton(z), eager(z))
-    g = torch.randn(z.shape).to(dtype)
+    g = torch.randn(z.shape, generator=torch.Generator().manual_seed(2)).to(dtype)
     grad, ref = _grads(triton, z, g), _grads(eager, z, g)
     if dtype == torch.float64:
         _assert_grad_close(grad, ref, g)
     else:  # float32 products within 2**-21 |g| can still round to neighbouring low-precision values (rarely)
         assert grad.dtype == dtype
-        differ = grad != ref
-        assert differ.float().mean() < 1e-3
-        ulp = {torch.bfloat16: 2**-7, torch.float16: 2**-10}[dtype]
-        assert ((grad.float() - ref.float()).abs()[differ] <= ulp * ref.float().abs()[differ]).all()
+        assert (grad != ref).float().mean() < 1e-3
+        assert ((_bits(grad).int() - _bits(ref).int()).abs() <= 1).all()  # at most one ulp (subnormals included)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
