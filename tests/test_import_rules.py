@@ -1,4 +1,6 @@
-"""Import rules from DESIGN.md: quantizers depend on torch (and the standard library) alone, plus optional triton."""
+"""Import rules: the import graph of ``fsq`` (function-level imports included) has no cycle; evaluation never
+reaches training; tasks and models reach neither; the library subpackages depend on torch alone (quantizers may
+also import triton, lazily); configs, run-dir layout and reports import no torch."""
 
 from __future__ import annotations
 
@@ -35,12 +37,115 @@ def test_torch_only_subpackages():
                 assert allowed, f"{path.relative_to(PACKAGE)} imports {name}"
 
 
-def test_report_modules_import_no_torch():
-    """``fsq report`` rebuilds every study's report without torch."""
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``fsq`` module -> the ``fsq`` modules it imports anywhere in its file (``from a import b``: ``a.b`` when b
+    is a module), relative imports resolved."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            else:
+                continue
+            edges.update(t for t in targets if t in modules and t != name)
+        graph[name] = edges
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of the graph, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _in(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_no_import_cycle():
+    assert _cycle(import_graph()) is None, " -> ".join(_cycle(import_graph()) or [])
+
+
+def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
+    """The rules below are only as good as the graph: a known function-level import must be in it."""
+    graph = import_graph()
+    assert "fsq.app" in graph["fsq.studies.codebook"]  # imported inside run_study (torch-free reports)
+    assert {"fsq.stages.tokenizer", "fsq.stages.maskgit", "fsq.stages.uvim"} <= graph["fsq.stages"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_layers_of_the_application():
+    graph = import_graph()
+    rules = [  # (modules under, packages they must not reach, even indirectly)
+        ("fsq.evaluation", ["fsq.training", "fsq.app", "fsq.studies", "fsq.cli"]),
+        ("fsq.training", ["fsq.evaluation", "fsq.app", "fsq.studies", "fsq.cli"]),
+        ("fsq.stages", ["fsq.training", "fsq.evaluation", "fsq.inference", "fsq.app", "fsq.studies"]),
+        ("fsq.inference", ["fsq.training", "fsq.evaluation", "fsq.app", "fsq.studies"]),
+        ("fsq.tasks", ["fsq.training", "fsq.evaluation", "fsq.stages", "fsq.app"]),
+        ("fsq.models", ["fsq.training", "fsq.evaluation", "fsq.stages", "fsq.app"]),
+        ("fsq.metrics", ["fsq.training", "fsq.evaluation", "fsq.stages", "fsq.tasks", "fsq.app"]),
+    ]
+    broken = []
+    for package, banned in rules:
+        for module in (m for m in graph if _in(m, package)):
+            for target in _reachable(graph, module):
+                if any(_in(target, b) for b in banned):
+                    broken.append(f"{module} reaches {target}")
+    assert not broken, "\n".join(sorted(broken))
+
+
+def test_config_rundir_and_reports_import_no_torch():
+    """``fsq config`` and ``fsq report`` work without torch: configs, the run-dir layout and every study report."""
     import subprocess
 
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import fsq.reporting, fsq.generation_report, fsq.uvim_report, fsq.config\n"
+        "import fsq.config, fsq.rundir, fsq.io, fsq.studies, fsq.studies.codebook, fsq.studies.maskgit\n"
+        "import fsq.studies.uvim\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,6 +1,6 @@
 """fsq: Finite Scalar Quantization (Mentzer et al., ICLR 2024) tokenizers and the models built on them.
 
-The public names load lazily (PEP 562), so torch-free parts (``fsq.config``, ``fsq.reporting``, ``fsq report``)
+The public names load lazily (PEP 562), so torch-free parts (``fsq.config``, ``fsq.studies``, ``fsq report``)
 run without importing torch.
 """
 

@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-CHECKPOINT_PREFIX = "step_"
+from fsq import rundir
+from fsq.io import write_json_atomic
 
 
 class CheckpointError(ValueError):
@@ -78,43 +78,13 @@ def load_torch_safe(path: str | Path) -> Any:
         ) from error
 
 
-def write_text_atomic(text: str, path: str | Path) -> None:
-    """Write ``text`` to ``path`` through a unique temporary file in the same folder, then rename (0644)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(data: Any, path: str | Path) -> None:
-    write_text_atomic(json.dumps(data, indent=2, sort_keys=True) + "\n", path)
-
-
-def read_format_json(path: str | Path, expected_format: str, missing_hint: str) -> dict[str, Any]:
-    """Read a JSON file whose ``format`` field must be ``expected_format`` (saved tokenizers, token manifests)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.parent} holds no {path.name}: {missing_hint}")
-    data = json.loads(path.read_text())
-    if data.get("format") != expected_format:
-        raise ValueError(f"{path} is not an {expected_format} file (format={data.get('format')!r})")
-    return data
-
-
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     """Finished checkpoint folders of a run, oldest first."""
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / rundir.CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)]
-    found = [p for p in found if (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+    found = [(rundir.step_of(p.name), p) for p in root.iterdir() if p.is_dir() and (p / "state.json").is_file()]
+    return [p for step, p in sorted((s, p) for s, p in found if s is not None)]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -137,9 +107,9 @@ def save_checkpoint(
         torch_state: optimizer / RNG states, saved as ``optimizer.pt`` (tensors and plain containers only).
         state: JSON-serialisable loop state (``step`` is added).
     """
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / rundir.CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{CHECKPOINT_PREFIX}{step:06d}"
+    final = root / rundir.step_name(step)
     tmp = root / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

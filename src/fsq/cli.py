@@ -3,78 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
-
-
-def _study(args: argparse.Namespace) -> int:
-    from fsq.reporting import collect, markdown_table
-    from fsq.studies import run_study
-
-    if args.kind == "uvim":
-        from fsq.studies import run_uvim_study
-
-        start = time.perf_counter()
-        report = run_uvim_study(args.out, tasks=args.tasks, overrides=args.overrides)
-        print(report.read_text().split("## What the paper")[0])
-        print(f"report: {report} ({time.perf_counter() - start:.0f} s)")
-        return 0
-    if args.kind == "maskgit":
-        from fsq.studies import run_maskgit_study
-
-        files, overrides = _split_configs(args.overrides)
-        start = time.perf_counter()
-        report = run_maskgit_study(args.out, files or DEFAULT_MASKGIT_CONFIGS, overrides=overrides)
-        print(report.read_text().split("## What the paper")[0])
-        print(f"report: {report} ({time.perf_counter() - start:.0f} s)")
-        return 0
-
-    level_sets = [[int(v) for v in item.split(",")] for item in args.levels] if args.levels else None
-    start = time.perf_counter()
-    report = run_study(
-        args.kind,
-        args.out,
-        data=args.data,
-        preset=args.preset,
-        sizes=[int(s) for s in args.sizes] if args.sizes else None,
-        level_sets=level_sets,
-        overrides=args.overrides,
-    )
-    print(markdown_table(collect(args.out)))
-    print(f"\nreport: {report} ({time.perf_counter() - start:.0f} s)")
-    return 0
-
-
-DEFAULT_MASKGIT_CONFIGS = ["configs/maskgit/fsq_mnist.yaml", "configs/maskgit/vq_mnist.yaml"]
-
-
-def _demo(args: argparse.Namespace) -> int:
-    args.kind, args.sizes, args.levels, args.overrides = "codebook-size", None, None, []
-    args.data, args.preset = "mnist", "cpu"
-    print(
-        "fsq demo: the paper's codebook-size study (Fig. 3) on MNIST at 16x16 px, CPU-sized: FSQ vs VQ (MaskGIT "
-        "recipe, with and without its entropy penalty) at codebook sizes 2^6 ... 2^14"
-    )
-    return _study(args)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from fsq.reporting import read_study, write_report
-
-    kind = read_study(args.study_dir)["kind"]
-    if kind == "uvim":
-        from fsq.uvim_report import write_uvim_report
-
-        print(f"report: {write_uvim_report(args.study_dir)}")
-        return 0
-    if kind == "maskgit":
-        from fsq.generation_report import write_maskgit_report
-
-        print(f"report: {write_maskgit_report(args.study_dir)}")
-        return 0
-    print(f"report: {write_report(args.study_dir)}")
-    return 0
+from typing import Any
 
 
 def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
@@ -84,95 +17,103 @@ def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
     return files, overrides
 
 
-def _train(args: argparse.Namespace) -> int:
-    from fsq.config import MaskGITExperiment, TokenizerExperiment, UViMExperiment, load_config
+def _is_main() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
-    files, overrides = _split_configs(args.items)
-    schema = {"maskgit": MaskGITExperiment, "uvim": UViMExperiment}.get(args.stage, TokenizerExperiment)
-    cfg = load_config(schema, files, overrides)
-    run_dir = Path(args.run_dir or Path("runs") / cfg.name)
+
+def _report_head(report: Path, seconds: float) -> None:
+    print(report.read_text().split("## What the paper")[0])
+    print(f"report: {report} ({seconds:.0f} s)")
+
+
+def _study(args: argparse.Namespace) -> int:
+    from fsq.studies import KINDS
+
+    options = {k: getattr(args, k) for k in ("data", "preset", "sizes", "levels", "tasks")}
+    start = time.perf_counter()
+    report = KINDS[args.kind].run(args.kind, args.out, overrides=args.overrides, options=options)
+    _report_head(report, time.perf_counter() - start)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    print(
+        "fsq demo: the paper's codebook-size study (Fig. 3) on MNIST at 16x16 px, CPU-sized: FSQ vs VQ (MaskGIT "
+        "recipe, with and without its entropy penalty) at codebook sizes 2^6 ... 2^14"
+    )
+    args.kind, args.overrides = "codebook-size", []
+    args.data, args.preset, args.sizes, args.levels, args.tasks = "mnist", "cpu", None, None, None
+    return _study(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fsq.studies import write_report
+
+    print(f"report: {write_report(args.study_dir)}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fsq import app
+    from fsq.config import load_config, schema_for
     from fsq.distributed import teardown
 
+    files, overrides = _split_configs(args.items)
+    cfg = load_config(schema_for(args.stage), files, overrides)
+    run_dir = Path(args.run_dir or Path("runs") / cfg.name)
     try:
-        if args.stage == "maskgit":
-            from fsq.training.maskgit import train_maskgit
-
-            result = train_maskgit(cfg, run_dir)
-        elif args.stage == "uvim":
-            from fsq.training.uvim import train_uvim
-
-            result = train_uvim(cfg, run_dir)
-        else:
-            from fsq.training.tokenizer import train_tokenizer
-
-            result = train_tokenizer(cfg, run_dir)
+        result = app.train(cfg, run_dir)
     finally:
         teardown()  # under torchrun: destroy the process group before exit
     if result.get("eval") and _is_main():
-        _print_eval(result["eval"])
+        _print_results(result["eval"])
     if _is_main():
         print(f"run dir: {run_dir}")
     return 0
 
 
-def _is_main() -> bool:
-    import os
+def _print_results(results: dict[str, Any], indent: str = "  ") -> None:
+    """An evaluation's numbers, one line per entry: scalars, mappings of scalars, and lists of such mappings."""
 
-    return os.environ.get("RANK", "0") == "0"
+    def scalar(value: Any) -> str | None:
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        if isinstance(value, (int, str)) or value is None:
+            return str(value)
+        return None
 
+    def mapping(value: dict[str, Any]) -> str:
+        cells = ((k, scalar(v)) for k, v in value.items())
+        return ", ".join(f"{k.replace('_', ' ')} {text}" for k, text in cells if text is not None)
 
-def _print_eval(results: dict) -> None:
-    if "task" in results:  # a UViM evaluation
-        for part in ("prediction", "oracle", "baseline"):
-            values = ", ".join(f"{k} {v:.4f}" for k, v in results[part].items() if isinstance(v, float))
-            print(f"  {part:<11} {values}")
-        print(f"  oracle codes used {results['oracle_codes_used']}/{results['codebook_size']}")
-        return
-    if "guidance" in results:  # a MaskGIT evaluation
-        from fsq.generation_report import markdown_table, maskgit_rows
-
-        print(markdown_table(maskgit_rows([results])))
-        return
-    keys = ["step", "num_samples", "psnr", "ssim", "rfid", "codes_used", "usage", "perplexity", "entropy_bits"]
-    for key in keys:
-        if key in results:
-            value = results[key]
-            print(f"  {key:<13} {value:.4f}" if isinstance(value, float) else f"  {key:<13} {value}")
-    print(f"  {'parameters':<13} {results['parameters']}")
+    for key, value in results.items():
+        name = key.replace("_", " ")
+        if scalar(value) is not None:
+            print(f"{indent}{name:<22} {scalar(value)}")
+        elif isinstance(value, dict):
+            print(f"{indent}{name:<22} {mapping(value)}")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                print(f"{indent}{name:<22} {mapping(item)}")
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from fsq.config import MaskGITExperiment, UViMExperiment, experiment_class, read_yaml
+    from fsq import app, rundir
     from fsq.distributed import teardown
 
-    config_path = Path(args.run_dir) / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{args.run_dir} is not a run dir (no config.yaml)")
+    overrides = [f"eval.fid_samples={args.fid_samples}"] if args.fid_samples is not None else []
     try:
-        schema = experiment_class(read_yaml(config_path))
-        if schema is MaskGITExperiment:
-            from fsq.evaluation.generation import evaluate_maskgit
-
-            results = evaluate_maskgit(args.run_dir)
-        elif schema is UViMExperiment:
-            from fsq.evaluation.uvim import evaluate_uvim
-
-            results = evaluate_uvim(args.run_dir)
-        else:
-            from fsq.evaluation.evaluate import evaluate_tokenizer
-
-            results = evaluate_tokenizer(args.run_dir, fid_samples=args.fid_samples)
+        results = app.evaluate(args.run_dir, overrides)
     finally:
         teardown()
     if _is_main():
-        _print_eval(results)
-        step = results["step"]
-        print(f"wrote {Path(args.run_dir) / 'eval' / f'step_{step:06d}.json'}")
+        _print_results(results)
+        print(f"wrote {rundir.eval_path(args.run_dir, results['step'])}")
     return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from fsq.evaluation.generation import write_samples
+    from fsq.inference.sampling import write_samples
 
     path = write_samples(
         args.run_dir,
@@ -190,7 +131,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fsq.evaluation.uvim import predict_files
+    from fsq.inference.prediction import predict_files
 
     written = predict_files(args.run_dir, args.images, args.out, device=args.device)
     print(f"wrote {len(written)} prediction(s) to {args.out}")
@@ -198,7 +139,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _tokenize(args: argparse.Namespace) -> int:
-    from fsq.tokens import export_tokens
+    from fsq.stages.tokens import export_tokens
 
     manifest = export_tokens(args.run_dir, args.split, args.out, shard_size=args.shard_size)
     print(
@@ -216,10 +157,10 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from fsq.config import TokenizerExperiment, dump_yaml, load_config
+    from fsq.config import dump_yaml, load_stage_config
 
     files, overrides = _split_configs(args.items)
-    print(dump_yaml(load_config(TokenizerExperiment, files, overrides)), end="")
+    print(dump_yaml(load_stage_config(files, overrides, stage=args.stage)), end="")
     return 0
 
 
@@ -297,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--cache-dir", default=None, help="cache folder (default $FSQ_CACHE or ~/.cache/fsq)")
     data.set_defaults(func=_data)
 
-    config = commands.add_parser("config", help="print the resolved tokenizer config")
+    config = commands.add_parser("config", help="print the resolved config of any stage (files name their stage)")
     config.add_argument("items", nargs="*", help="YAML files and key=value overrides")
+    config.add_argument("--stage", choices=["tokenizer", "maskgit", "uvim"], help="the schema (default: the file's)")
     config.set_defaults(func=_config)
     return parser
 

@@ -1,8 +1,6 @@
-"""Run directories and metric logging (rank 0): ``metrics.jsonl``, TensorBoard events, ``meta.json``.
+"""Metric logging (rank 0): ``metrics.jsonl``, TensorBoard events under ``tb/``, and the ``meta.json`` record.
 
-Run dir layout (DESIGN.md): ``config.yaml`` (resolved), ``meta.json`` (versions, command, git revision),
-``metrics.jsonl`` (one JSON object per logged step), ``tb/`` (TensorBoard), ``checkpoints/step_N/``,
-``eval/step_N.json``, ``samples/``, ``plots/``.
+The run-dir layout itself is :mod:`fsq.rundir`.
 """
 
 from __future__ import annotations
@@ -17,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from fsq import rundir
 
 
 def git_revision() -> str | None:
@@ -57,7 +57,7 @@ class MetricsWriter:
     """
 
     def __init__(self, run_dir: str | Path, resume_step: int = 0, tensorboard: bool = True) -> None:
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = Path(run_dir) / rundir.METRICS
         if self.path.exists():
             kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
@@ -90,11 +90,3 @@ def _step_of(line: str) -> int:
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return 10**18  # unreadable lines are dropped on resume
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of ``metrics.jsonl`` (an empty list when there is none)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -82,8 +82,8 @@ def test_tokenizer_trains_on_cuda_with_bf16_autocast(tmp_path):
 
     from PIL import Image
 
+    from fsq.app import train as train_tokenizer
     from fsq.config import TokenizerExperiment, load_config
-    from fsq.training.tokenizer import train_tokenizer
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -126,10 +126,10 @@ def test_maskgit_trains_samples_and_evaluates_on_cuda(tmp_path):
     """Stage II on CUDA (bf16 autocast): tokenizer -> MaskGIT -> evaluation with guidance, FID and the judge."""
     from pathlib import Path
 
+    from fsq.app import train as train_maskgit
+    from fsq.app import train as train_tokenizer
     from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
-    from fsq.evaluation.generation import write_samples
-    from fsq.training.maskgit import train_maskgit
-    from fsq.training.tokenizer import train_tokenizer
+    from fsq.inference.sampling import write_samples
 
     root = Path(__file__).parents[2] / "configs"
     folder = _class_folder(tmp_path / "images")
@@ -175,8 +175,8 @@ def test_maskgit_trains_samples_and_evaluates_on_cuda(tmp_path):
 def test_uvim_trains_on_cuda(tmp_path, task):
     from pathlib import Path
 
+    from fsq.app import train as train_uvim
     from fsq.config import UViMExperiment, load_config
-    from fsq.training.uvim import train_uvim
 
     root = Path(__file__).parents[2] / "configs"
     for q in ("fsq", "vq"):

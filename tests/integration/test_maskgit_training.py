@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fsq import app
 from fsq.checkpoint import load_safetensors
 from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
 from fsq.data import SourceUnavailable, load_images
-from fsq.tracking import read_metrics
-from fsq.training import maskgit as loop
-from fsq.training.tokenizer import train_tokenizer
+from fsq.rundir import read_metrics
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -39,7 +38,7 @@ def tokenizers(tmp_path_factory):
             [ROOT / f"configs/tokenizer/{kind}_mnist.yaml", SMOKE],
             ["train.threads=1", "data.train_limit=512"],
         )
-        train_tokenizer(cfg, root / kind)
+        app.train(cfg, root / kind)
         runs[kind] = root / kind
     return runs
 
@@ -54,7 +53,7 @@ def _cfg(tokenizer: Path, *overrides: str) -> MaskGITExperiment:
 
 def test_train_evaluate_and_sample(tokenizers, tmp_path):
     run = tmp_path / "run"
-    result = loop.train_maskgit(_cfg(tokenizers["fsq"]), run)
+    result = app.train(_cfg(tokenizers["fsq"]), run)
     for name in (
         "config.yaml",
         "meta.json",
@@ -96,25 +95,21 @@ def test_train_evaluate_and_sample(tokenizers, tmp_path):
 
 def test_missing_tokenizer_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train it first"):
-        loop.train_maskgit(_cfg(tmp_path / "nothing"), tmp_path / "run")
+        app.train(_cfg(tmp_path / "nothing"), tmp_path / "run")
 
 
-def test_stop_and_resume_equals_uninterrupted(tokenizers, tmp_path, monkeypatch):
+def test_stop_and_resume_equals_uninterrupted(tokenizers, tmp_path):
     cfg = _cfg(tokenizers["fsq"], "train.steps=6", "train.eval_at_end=false")
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    loop.train_maskgit(cfg, straight)
-    original = loop._train_step
+    app.train(cfg, straight)
 
-    def crash_at_step_5(*args):
-        if args[-2] == 4:
+    def crash_at_step_5(phase: str, step: int) -> None:
+        if step == 4:
             raise KeyboardInterrupt("simulated kill")
-        return original(*args)
 
-    monkeypatch.setattr(loop, "_train_step", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
-        loop.train_maskgit(cfg, resumed)
-    monkeypatch.setattr(loop, "_train_step", original)
-    loop.train_maskgit(cfg, resumed)
+        app.train(cfg, resumed, hooks=[crash_at_step_5])
+    app.train(cfg, resumed)
     for name in ("model", "ema"):
         a = load_safetensors(straight / "checkpoints/step_000006" / f"{name}.safetensors")
         b = load_safetensors(resumed / "checkpoints/step_000006" / f"{name}.safetensors")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fsq.data import SourceUnavailable, load_images
-from fsq.studies import plan, run_study
+from fsq.studies.codebook import plan, run_study
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]

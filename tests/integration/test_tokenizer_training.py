@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from fsq import app
 from fsq.checkpoint import CheckpointError, load_safetensors
 from fsq.config import ConfigError, TokenizerExperiment, load_config
 from fsq.data import SourceUnavailable, load_images
-from fsq.tracking import read_metrics
-from fsq.training import tokenizer as loop
+from fsq.rundir import read_metrics
+from fsq.stages import NonFiniteLossError
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -40,7 +41,7 @@ def _cfg(path: Path, *overrides: str) -> TokenizerExperiment:
 def test_each_config_trains_through_smoke_preset(path, tmp_path):
     cfg = _cfg(path)
     _need(cfg.data.source)
-    result = loop.train_tokenizer(cfg, tmp_path)
+    result = app.train(cfg, tmp_path)
     for name in (
         "config.yaml",
         "meta.json",
@@ -62,25 +63,20 @@ def _weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
     return load_safetensors(run_dir / "checkpoints" / f"step_{step:06d}" / "model.safetensors")
 
 
-def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
+def test_stop_and_resume_equals_uninterrupted(tmp_path):
     _need("mnist")
     cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.steps=6", "train.eval_at_end=false")
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    loop.train_tokenizer(cfg, straight)
+    app.train(cfg, straight)
 
-    original = loop._train_step
-
-    def crash_at_step_5(cfg_, c, model, batch, step, device):
+    def crash_at_step_5(phase: str, step: int) -> None:
         if step == 4:  # the 5th step: checkpoints at steps 2 and 4 are on disk, step 5's work is lost
             raise KeyboardInterrupt("simulated kill")
-        return original(cfg_, c, model, batch, step, device)
 
-    monkeypatch.setattr(loop, "_train_step", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
-        loop.train_tokenizer(cfg, resumed)
-    monkeypatch.setattr(loop, "_train_step", original)
+        app.train(cfg, resumed, hooks=[crash_at_step_5])
     assert (resumed / "checkpoints" / "step_000004").is_dir()
-    loop.train_tokenizer(cfg, resumed)  # resumes from step 4 by itself
+    app.train(cfg, resumed)  # resumes from step 4 by itself
 
     a, b = _weights(straight, 6), _weights(resumed, 6)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit on the CPU
@@ -95,31 +91,28 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
 def test_run_dir_with_other_config_is_refused(tmp_path):
     _need("mnist")
     cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false")
-    loop.train_tokenizer(cfg, tmp_path)
+    app.train(cfg, tmp_path)
     other = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "quantizer.levels=[5,5,5]")
     with pytest.raises(ConfigError, match=r"different config \(changed: \['quantizer.levels'\]\)"):
-        loop.train_tokenizer(other, tmp_path)
+        app.train(other, tmp_path)
 
 
 def test_pickled_or_truncated_checkpoint_is_refused(tmp_path):
     _need("mnist")
     cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false")
-    loop.train_tokenizer(cfg, tmp_path)
+    app.train(cfg, tmp_path)
     longer = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false", "train.steps=8")
     latest = tmp_path / "checkpoints" / "step_000004"
+    good_weights = (latest / "model.safetensors").read_bytes()
     with open(latest / "model.safetensors", "wb") as handle:
         pickle.dump({"encoder.stem.weight": [0.0]}, handle)
     with pytest.raises(CheckpointError, match="not a valid safetensors file"):
-        loop.train_tokenizer(longer, tmp_path)
+        app.train(longer, tmp_path)
     data = (latest / "optimizer.pt").read_bytes()
-    loop.save(tmp_path, 4, _components(cfg), cfg, torch.device("cpu"))  # a good one again
+    (latest / "model.safetensors").write_bytes(good_weights)  # a good one again
     (latest / "optimizer.pt").write_bytes(data[: len(data) // 3])
     with pytest.raises(CheckpointError, match="cannot be loaded safely"):
-        loop.train_tokenizer(longer, tmp_path)
-
-
-def _components(cfg: TokenizerExperiment) -> loop.Components:
-    return loop.build_components(cfg, loop.tokenizer_spec(cfg, in_channels=1), torch.device("cpu"))
+        app.train(longer, tmp_path)
 
 
 def test_folder_with_corrupt_image_and_text_file_trains_and_reports(tmp_path, caplog):
@@ -146,7 +139,7 @@ def test_folder_with_corrupt_image_and_text_file_trains_and_reports(tmp_path, ca
         ],
     )
     with caplog.at_level("WARNING"):
-        result = loop.train_tokenizer(cfg, tmp_path / "run")
+        result = app.train(cfg, tmp_path / "run")
     assert result["eval"]["num_samples"] == 24
     report = caplog.text
     assert "broken.jpg" in report and "notes.txt" in report
@@ -156,7 +149,7 @@ def test_folder_with_corrupt_image_and_text_file_trains_and_reports(tmp_path, ca
         [f"data.source={folder}", "data.image_size=16", "data.train_split=all", "data.on_error=raise"],
     )
     with pytest.raises(ValueError, match="broken.jpg"):
-        loop.train_tokenizer(strict, tmp_path / "strict")
+        app.train(strict, tmp_path / "strict")
 
 
 def test_two_process_gloo_matches_one_process(tmp_path):
@@ -218,9 +211,9 @@ def test_eval_cli_and_token_export(tmp_path):
     _need("mnist")
     run = tmp_path / "run"
     cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false")
-    loop.train_tokenizer(cfg, run)
+    app.train(cfg, run)
     from fsq.cli import main
-    from fsq.tokens import load_tokens
+    from fsq.stages.tokens import load_tokens
 
     assert main(["eval", str(run), "--fid-samples", "8"]) == 0
     evaluation = json.loads((run / "eval" / "step_000004.json").read_text())
@@ -234,9 +227,9 @@ def test_eval_cli_and_token_export(tmp_path):
     assert labels.shape == (10000,) and labels.bincount().tolist()[0] == 980  # the official test set, held out
     assert tokens.min() >= 0 and tokens.max() < 1000
     # the tokens are the EMA tokenizer's: decoding them reproduces the model's own reconstruction
-    from fsq.evaluation.evaluate import load_run_model
+    from fsq.stages.tokenizer import load_run
 
-    model, _ = load_run_model(run)
+    model, _ = load_run(run)
     x = load_images("mnist", "test", limit=5).images.float() / 255
     assert torch.equal(model.tokenize(x), tokens[:5])
     shard = tmp_path / "tokens" / "shard_00001.safetensors"
@@ -255,7 +248,7 @@ def test_perceptual_and_gan_losses_train(tmp_path):
         "loss.discriminator_channels=8",
         "train.eval_at_end=false",
     )
-    loop.train_tokenizer(cfg, tmp_path)
+    app.train(cfg, tmp_path)
     records = read_metrics(tmp_path)
     assert "perceptual_loss" in records[0] and records[0]["perceptual_loss"] > 0
     assert "d_loss" in records[-1] and "r1" in records[-1] and "g_adv_loss" in records[-1]  # from step 2 on
@@ -266,5 +259,5 @@ def test_perceptual_and_gan_losses_train(tmp_path):
 def test_non_finite_loss_stops_naming_the_step(tmp_path):
     _need("mnist")
     cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "optim.lr=1e30", "train.eval_at_end=false")
-    with pytest.raises(loop.NonFiniteLossError, match=r"non-finite (loss|encoder output) .*at step \d+"):
-        loop.train_tokenizer(cfg, tmp_path)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite (loss|encoder output) .*at step \d+"):
+        app.train(cfg, tmp_path)

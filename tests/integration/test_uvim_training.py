@@ -14,14 +14,15 @@ import pytest
 import torch
 from PIL import Image
 
+from fsq import app
 from fsq import checkpoint as ckpt
 from fsq.cli import main
 from fsq.config import ConfigError, UViMExperiment, from_dict, load_config, read_yaml
 from fsq.data import SourceUnavailable
 from fsq.evaluation.uvim import evaluate_uvim
-from fsq.tracking import read_metrics
-from fsq.training import uvim as loop
-from fsq.uvim_report import TASK_METRICS
+from fsq.rundir import read_metrics
+from fsq.stages.uvim import load_run
+from fsq.studies.uvim import TASK_METRICS
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -38,7 +39,7 @@ def _cfg(name: str, *overrides: str) -> UViMExperiment:
 
 def _train(cfg: UViMExperiment, run_dir: Path) -> dict:
     try:
-        return loop.train_uvim(cfg, run_dir)
+        return app.train(cfg, run_dir)
     except SourceUnavailable as error:  # colorization needs the prepared photos source
         pytest.skip(str(error))
 
@@ -118,33 +119,26 @@ def test_smoke_run_trains_both_stages_and_evaluates(trained, name):
 def test_rerunning_a_finished_run_does_no_work(trained):
     run, _ = trained("depth_fsq")
     before = {p.name for p in (run / "lm" / "checkpoints").iterdir()}
-    result = loop.train_uvim(_cfg("depth_fsq"), run)
+    result = app.train(_cfg("depth_fsq"), run)
     assert "eval" not in result  # the evaluation exists already
     assert {p.name for p in (run / "lm" / "checkpoints").iterdir()} == before
     assert [r["step"] for r in read_metrics(run / "lm")] == [2, 4]
 
 
 @pytest.mark.parametrize("name, stage", [("depth_fsq", "lm"), ("depth_vq", "oracle")])
-def test_resume_after_a_kill_equals_an_uninterrupted_run(trained, tmp_path, monkeypatch, name, stage):
+def test_resume_after_a_kill_equals_an_uninterrupted_run(trained, tmp_path, name, stage):
     """Kill the run in ``stage`` at step 4 (after the step-2 checkpoint, with step 3 done but unsaved), rerun it:
     both stages end bit for bit where the uninterrupted run ends (VQ: also its EMA codebook and splitting)."""
     straight, _ = trained(name)
     run = tmp_path / "run"
     cfg = _cfg(name)
-    original = loop.run_stage
 
-    def killing_run_stage(cfg, stage_dir, stage_name, model, optim_cfg, steps, num_items, loss_fn, info):
-        def dying_loss(network, index, step):
-            if stage_name == stage and step == 3:
-                raise RuntimeError("simulated kill")
-            return loss_fn(network, index, step)
+    def kill(phase: str, step: int) -> None:
+        if phase == stage and step == 3:
+            raise RuntimeError("simulated kill")
 
-        return original(cfg, stage_dir, stage_name, model, optim_cfg, steps, num_items, dying_loss, info)
-
-    monkeypatch.setattr(loop, "run_stage", killing_run_stage)
     with pytest.raises(RuntimeError, match="simulated kill"):
-        loop.train_uvim(cfg, run)
-    monkeypatch.setattr(loop, "run_stage", original)
+        app.train(cfg, run, hooks=[kill])
     assert ckpt.latest_checkpoint(run / stage).name == "step_000002"
     if stage == "oracle":
         assert not (run / "lm").exists() and not (run / "eval").exists()
@@ -154,7 +148,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(trained, tmp_path, monk
         assert partial["step"] == 2 and (run / "eval" / "step_000002.json").is_file()
         assert not (run / "eval" / f"step_{STEPS:06d}.json").exists()
 
-    result = loop.train_uvim(cfg, run)
+    result = app.train(cfg, run)
     for s in ("oracle", "lm"):
         _assert_same_weights(straight, run, s)
         assert [r["step"] for r in read_metrics(run / s)] == [2, 4]
@@ -172,11 +166,11 @@ def test_a_run_dir_of_another_config_is_refused(trained, tmp_path):
     run, _ = trained("depth_fsq")
     saved = (run / "config.yaml").read_text()
     with pytest.raises(ConfigError, match=r"different config.*model\.width"):
-        loop.train_uvim(_cfg("depth_fsq", "model.width=64"), run)
+        app.train(_cfg("depth_fsq", "model.width=64"), run)
     with pytest.raises(ConfigError, match=r"different config.*task\.name"):
-        loop.train_uvim(_cfg("panoptic_fsq"), run)
+        app.train(_cfg("panoptic_fsq"), run)
     with pytest.raises(ConfigError, match=r"different config.*quantizer"):
-        loop.train_uvim(_cfg("depth_vq"), run)
+        app.train(_cfg("depth_vq"), run)
     assert (run / "config.yaml").read_text() == saved
 
 
@@ -208,7 +202,7 @@ def test_predict_cli(trained, tmp_path, capsys):
     # the codes are the language model's greedy codes for the decoded, cropped, resized images
     from fsq.data.images import decode_image
 
-    _, _, lm, _ = loop.load_uvim_run(run)
+    _, _, lm, _ = load_run(run)
     images = torch.stack([decode_image(p, channels=3, image_size=16) for p in (a, b)]).float() / 255
     assert np.array_equal(lm.generate(images).view(2, 2, 2).numpy(), arrays["codes"])
 

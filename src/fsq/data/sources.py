@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fsq.checkpoint import write_json_atomic
 from fsq.data import photos
 from fsq.data.images import ImageSet, convert_channels, load_folder, resize_uint8
+from fsq.io import write_json_atomic
 
 SOURCES = ("mnist", "fashion", "photos")
 SPLITS = {"mnist": ("train", "val", "test"), "fashion": ("train", "val", "test"), "photos": ("train", "test")}

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsq.checkpoint import load_safetensors, save_safetensors_atomic, write_json_atomic
+from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data import cache_dir as data_cache_dir
 from fsq.data import load_images
+from fsq.io import write_json_atomic
 
 DEFAULT_STEPS = 1000
 DEFAULT_WIDTH = 16

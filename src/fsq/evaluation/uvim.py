@@ -17,25 +17,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from fsq import checkpoint as ckpt
-from fsq import distributed
+from fsq import distributed, rundir
 from fsq.config import UViMExperiment
+from fsq.grids import save_grid
+from fsq.inference.prediction import predict
+from fsq.io import write_json_atomic
+from fsq.metrics.image import fid_from_features
+from fsq.metrics.inception import InceptionFeatures
 from fsq.quantizers.stats import CodebookUsage
+from fsq.stages.uvim import build_task, load_data, load_run, select
 
 
 def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-
-@torch.no_grad()
-def predict(oracle, lm, task, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """(prediction dict, predicted codes (B, g, g)) for a batch holding at least ``image``."""
-    context = task.context(batch)
-    codes = lm.generate(context).view(-1, oracle.spec.code_grid, oracle.spec.code_grid)
-    return task.decode_prediction(oracle.decode_indices(codes, context).float()), codes
 
 
 @torch.no_grad()
@@ -49,12 +45,11 @@ def evaluate_uvim(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results (empty on other ranks)."""
-    from fsq.training.uvim import build_task, load_data, load_uvim_run, select
-
     run_dir = Path(run_dir)
     step = cfg.train.lm_steps if cfg is not None else None  # models passed in: Stage II trained to the end
     if oracle is None or lm is None or cfg is None:
-        cfg, oracle, lm, step = load_uvim_run(run_dir)  # the newest checkpoint's step, not the planned one
+        saved, oracle, lm, step = load_run(run_dir)  # the newest checkpoint's step, not the planned one
+        cfg = cfg or saved
     info = distributed.setup(cfg.train.device)
     if not info.is_main:
         distributed.barrier()
@@ -112,9 +107,8 @@ def evaluate_uvim(
             prediction["rgb"], baseline["rgb"], held_out["image"], cfg.eval.fid_samples, device
         )
     results["seconds"] = time.perf_counter() - start
-    out_dir = run_dir / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_json_atomic(results, out_dir / f"step_{step:06d}.json")
+    (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(results, rundir.eval_path(run_dir, step))
     k = min(cfg.eval.grid_size, n)
     rows = {
         "image": held_out["image"][:k],
@@ -122,7 +116,7 @@ def evaluate_uvim(
     }
     for name, pred in (("baseline", baseline), ("oracle", oracle_pred), ("prediction", prediction)):
         rows[name] = task.visualize(_head(pred, k), _head(held_out, k))
-    save_rows(rows, out_dir / f"step_{step:06d}_predictions.png")
+    save_grid(list(rows.values()), rundir.eval_path(run_dir, step, "_predictions.png"))
     distributed.barrier()
     return results
 
@@ -137,8 +131,6 @@ def _target(data: dict[str, torch.Tensor], task) -> dict[str, torch.Tensor]:
 
 
 def _colorization_fid(pred, baseline, real, count, device) -> tuple[float, float]:
-    from fsq.evaluation.inception import InceptionFeatures
-    from fsq.evaluation.metrics import fid_from_features
 
     network = InceptionFeatures().to(device)
     count = min(count, real.shape[0])
@@ -147,57 +139,3 @@ def _colorization_fid(pred, baseline, real, count, device) -> tuple[float, float
         float(fid_from_features(real_f, network.extract(pred[:count], device=device))),
         float(fid_from_features(real_f, network.extract(baseline[:count], device=device))),
     )
-
-
-def save_rows(rows: dict[str, torch.Tensor], path: Path) -> None:
-    """A PNG with one row per entry (images as float [0, 1] or uint8, (B, C, H, W)), upscaled for viewing."""
-    from PIL import Image
-
-    lines = []
-    for images in rows.values():
-        images = images if images.dtype == torch.uint8 else (images.clamp(0, 1) * 255).round().to(torch.uint8)
-        images = images.cpu()
-        if images.shape[1] == 1:
-            images = images.repeat(1, 3, 1, 1)
-        padded = torch.full((images.shape[0], 3, images.shape[2] + 2, images.shape[3] + 2), 255, dtype=torch.uint8)
-        padded[:, :, 1:-1, 1:-1] = images
-        lines.append(torch.cat(list(padded), dim=2))
-    grid = torch.cat(lines, dim=1).permute(1, 2, 0).numpy()
-    scale = max(1, 640 // grid.shape[1])
-    Image.fromarray(np.ascontiguousarray(grid)).resize(
-        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
-    ).save(path)
-
-
-@torch.no_grad()
-def predict_files(
-    run_dir: str | Path, paths: list[str | Path], out_dir: str | Path, *, device: str | torch.device = "cpu"
-) -> list[Path]:
-    """Predict for image files (centre-cropped, resized to the run's size): ``<stem>.png`` (input | prediction)
-    per file and ``predictions.npz`` with the raw predictions. Unreadable files raise a clear error."""
-    from fsq.data.images import decode_image
-    from fsq.training.uvim import build_task, load_uvim_run
-
-    cfg, oracle, lm, _ = load_uvim_run(run_dir)
-    device = torch.device(device)
-    oracle, lm = oracle.to(device), lm.to(device)
-    task = build_task(cfg)
-    images = []
-    for path in paths:
-        try:
-            images.append(decode_image(Path(path), channels=3, image_size=cfg.data.image_size))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: not a readable image ({error})") from error
-    batch = {"image": torch.stack(images).float().div(255).to(device)}
-    pred, codes = predict(oracle, lm, task, batch)
-    pictures = task.visualize(pred, batch)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i, path in enumerate(paths):
-        target = out_dir / f"{Path(path).stem}.png"
-        save_rows({"image": batch["image"][i : i + 1], "prediction": pictures[i : i + 1]}, target)
-        written.append(target)
-    arrays = {k: v.cpu().numpy() for k, v in pred.items()}
-    np.savez_compressed(out_dir / "predictions.npz", codes=codes.cpu().numpy(), **arrays)
-    return written

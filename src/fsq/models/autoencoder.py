@@ -172,7 +172,8 @@ class Tokenizer(nn.Module):
     # ------------------------------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``model.safetensors`` (weights) and ``config.json`` (the spec) into ``directory``."""
-        from fsq.checkpoint import save_safetensors_atomic, write_json_atomic
+        from fsq.checkpoint import save_safetensors_atomic
+        from fsq.io import write_json_atomic
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -184,7 +185,8 @@ class Tokenizer(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Tokenizer:
         """Load a tokenizer written by :meth:`save_pretrained` (safetensors only: nothing is unpickled)."""
-        from fsq.checkpoint import load_safetensors, read_format_json
+        from fsq.checkpoint import load_safetensors
+        from fsq.io import read_format_json
 
         directory = Path(directory)
         meta = read_format_json(directory / "config.json", "fsq-tokenizer", "not a saved fsq tokenizer")

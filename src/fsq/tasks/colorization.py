@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fsq.evaluation.metrics import psnr
+from fsq.metrics.image import psnr
 from fsq.tasks.base import Task
 
 LOSSES = ("mse", "l1")

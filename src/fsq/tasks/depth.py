@@ -14,7 +14,7 @@ As in UViM's NYU Depth v2 setup (big_vision ``configs/proj/uvim/vqvae_nyu_depth.
                     centres, usually a lower RMSE for a trained model's soft outputs (it interpolates between
                     bins), but it reads the output as logits, so a one-hot given as logits decodes near the middle
                     of the range: scale it (e.g. 50 x one-hot) to round-trip
-    metrics         ``fsq.evaluation.dense_metrics.depth_metrics`` over pixels with target > 0 (rmse per image,
+    metrics         ``fsq.metrics.dense.depth_metrics`` over pixels with target > 0 (rmse per image,
                     averaged; rmse_global, abs_rel, log10, delta1..3)
     baseline        the per-pixel mean depth map of the training set
     context         the RGB image
@@ -28,7 +28,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from fsq.evaluation.dense_metrics import depth_metrics
+from fsq.metrics.dense import depth_metrics
 from fsq.tasks.base import Task
 
 DECODE_MODES = ("argmax", "expectation")

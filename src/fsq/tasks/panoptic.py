@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from fsq.data.scenes import CLASS_NAMES, OBJECT_CLASSES
-from fsq.evaluation.dense_metrics import panoptic_quality
+from fsq.metrics.dense import panoptic_quality
 from fsq.tasks.base import Task
 
 THING_CLASSES = tuple(CLASS_NAMES.index(name) for name in OBJECT_CLASSES)

@@ -1,7 +1,6 @@
-"""What every training loop shares: the run dir's config check, RNG state, autocast, progress, logged means.
+"""The loop's stage-agnostic helpers: the run dir's start and config check, RNG state, autocast, progress, means.
 
-These are stage-agnostic: they take the experiment config (any schema dataclass with ``train`` settings) and
-explicit arguments, so the Stage I, MaskGIT and UViM loops stay explicit and short.
+They take the experiment config (any schema dataclass with ``train`` settings) and explicit arguments.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from typing import Any
 
 import torch
 
-from fsq import checkpoint as ckpt
-from fsq import distributed
+from fsq import distributed, rundir
 from fsq.config import (
     RESUMABLE_CHANGES,
     RESUMABLE_PREFIXES,
@@ -25,6 +23,7 @@ from fsq.config import (
     from_dict,
     read_yaml,
 )
+from fsq.io import write_json_atomic, write_text_atomic
 from fsq.tracking import run_meta
 
 
@@ -35,7 +34,7 @@ def resolved_hash(cfg: Any) -> str:
 
 def prepare_run_dir(cfg: Any, run_dir: Path, is_main: bool, world_size: int = 1) -> None:
     """Write ``config.yaml``/``meta.json`` for a new run; for an existing one check the config is compatible."""
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / rundir.CONFIG
     if config_path.exists():
         saved = from_dict(type(cfg), read_yaml(config_path))
         changed = [
@@ -48,13 +47,13 @@ def prepare_run_dir(cfg: Any, run_dir: Path, is_main: bool, world_size: int = 1)
             )
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_text_atomic(dump_yaml(cfg), config_path)
-        meta_path = run_dir / "meta.json"
+        write_text_atomic(dump_yaml(cfg), config_path)
+        meta_path = run_dir / rundir.META
         meta = {"runs": []}
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
         meta["runs"].append(run_meta(world_size))
-        ckpt.write_json_atomic(meta, meta_path)
+        write_json_atomic(meta, meta_path)
 
 
 def start_run(cfg: Any, run_dir: Path) -> distributed.DistInfo:
@@ -107,8 +106,3 @@ def reduce_window(window: dict[str, float], device: torch.device) -> dict[str, f
     distributed.all_reduce_sum(tensor)
     steps = max(tensor[-1].item(), 1.0)
     return {k: tensor[i].item() / steps for i, k in enumerate(keys)}
-
-
-def has_final_eval(run_dir: Path, steps: int) -> bool:
-    """Whether the run dir holds the evaluation of its final step (a finished run)."""
-    return (Path(run_dir) / "eval" / f"step_{steps:06d}.json").exists()

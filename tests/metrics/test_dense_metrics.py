@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fsq.evaluation.dense_metrics import STAT_NAMES, PanopticAccumulator, depth_metrics, panoptic_quality
+from fsq.metrics.dense import STAT_NAMES, PanopticAccumulator, depth_metrics, panoptic_quality
 
 # Panoptic test classes: 0 = "ground" (stuff), 1 = "object" (thing), 2 = "sky" (stuff), 3 = "animal" (thing).
 NUM_CLASSES = 4

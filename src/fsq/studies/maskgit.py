@@ -1,8 +1,9 @@
-"""Stage II reports as pure functions of MaskGIT run dirs (no torch import), like the paper's Figure 4 table.
+"""The MaskGIT study (paper Fig. 4 table): Stage II on several tokenizers with the same budget; run and report.
 
-``maskgit_rows(evals)`` flattens evaluation JSONs (one row per run and guidance weight); ``write_maskgit_report``
-writes ``report.md`` (table, sample grids, the paper's claims checked), ``results.json`` and ``results.csv`` for
-a study folder whose ``study.json`` lists the runs.
+``run_maskgit_study(out_dir, configs)`` trains one MaskGIT per config (a tokenizer not trained yet is trained first
+from ``data.tokenizer_config``) under ``out_dir/runs/<name>``; finished runs are reused. The report half
+(``maskgit_rows`` flattens evaluation JSONs, one row per run and guidance weight; ``write_report`` writes
+``report.md``, ``results.json`` and ``results.csv``) is torch-free.
 """
 
 from __future__ import annotations
@@ -11,7 +12,56 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fsq.reporting import _fmt, _latest_eval, read_study, write_results
+from fsq import rundir
+from fsq.config import MaskGITExperiment, TokenizerExperiment, config_path, load_config
+from fsq.io import write_text_atomic
+from fsq.studies.common import fmt, latest_eval, read_study, run_path, write_results, write_study
+
+
+def run_maskgit_study(out_dir: str | Path, configs: list[str | Path], *, overrides: list[str] = (), log=print) -> Path:
+    """Stage II on several tokenizers with the same budget (paper Fig. 4 table): one MaskGIT run per config.
+
+    Each config names its tokenizer run (``data.tokenizer``); a tokenizer not trained yet is trained first from
+    ``data.tokenizer_config``. MaskGIT runs live under ``out_dir/runs/<name>``; finished ones are reused.
+    """
+    from fsq import app  # training needs torch; the report does not
+
+    out_dir = Path(out_dir)
+    experiments = [load_config(MaskGITExperiment, [config_path(path)], list(overrides)) for path in configs]
+    names = [cfg.name for cfg in experiments]
+    if len(set(names)) != len(names):
+        raise ValueError(f"the configs' names must differ (they name the run dirs): {names}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = [
+        {"name": cfg.name, "label": cfg.name, "run_dir": f"runs/{cfg.name}", "tokenizer": cfg.data.tokenizer}
+        for cfg in experiments
+    ]
+    c0 = experiments[0]
+    study = {
+        "kind": "maskgit",
+        "title": "Stage II: class-conditional MaskGIT on FSQ and VQ tokens (paper Fig. 4)",
+        "description": (
+            f"Same budget for every run: {c0.train.steps} steps x batch {c0.train.batch_size}, transformer "
+            f"{c0.model.depth} x {c0.model.width}; sampling {c0.eval.steps} steps, choice temperature "
+            f"{c0.eval.choice_temperature}. Configs: {', '.join(map(str, configs))}."
+        ),
+        "configs": [str(p) for p in configs],
+        "overrides": list(overrides),
+        "runs": runs,
+    }
+    write_study(out_dir, study)
+    for index, (run, cfg) in enumerate(zip(runs, experiments), 1):
+        tokenizer_dir = Path(cfg.data.tokenizer)
+        if cfg.data.tokenizer_config and not (tokenizer_dir / "eval").is_dir():
+            log(f"[{index}/{len(runs)}] tokenizer {tokenizer_dir}: training from {cfg.data.tokenizer_config} ...")
+            app.train(load_config(TokenizerExperiment, [config_path(cfg.data.tokenizer_config)]), tokenizer_dir)
+        run_dir = run_path(out_dir, run)
+        if rundir.has_eval(run_dir, cfg.train.steps):
+            log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
+            continue
+        log(f"[{index}/{len(runs)}] {run['name']}: training MaskGIT on {tokenizer_dir} ...")
+        app.train(cfg, run_dir)
+    return write_report(out_dir)
 
 
 def maskgit_rows(evals: list[dict[str, Any]], names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -55,9 +105,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         acc = f"{100 * r['class_accuracy']:.1f}%" if r["class_accuracy"] is not None else "-"
         usage = f"{100 * r['usage']:.1f}%" if r["usage"] is not None else "-"
         lines.append(
-            f"| {r['quantizer']} | {r['codebook_size']} | {_fmt(r['guidance'], 2)} | {acc} | {_fmt(r['fid'], 1)} | "
-            f"{_fmt(r['precision'], 3)} | {_fmt(r['recall'], 3)} | {r['codes_used']} | {usage} | "
-            f"{_fmt(r['bits_per_token'], 2)} | {_fmt(r['images_per_second'], 1)} |"
+            f"| {r['quantizer']} | {r['codebook_size']} | {fmt(r['guidance'], 2)} | {acc} | {fmt(r['fid'], 1)} | "
+            f"{fmt(r['precision'], 3)} | {fmt(r['recall'], 3)} | {r['codes_used']} | {usage} | "
+            f"{fmt(r['bits_per_token'], 2)} | {fmt(r['images_per_second'], 1)} |"
         )
     return "\n".join(lines)
 
@@ -114,13 +164,13 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write_maskgit_report(study_dir: str | Path) -> Path:
+def write_report(study_dir: str | Path) -> Path:
     """Write results.json/csv, copy the sample grids under ``samples/`` and write report.md; returns its path."""
     study_dir = Path(study_dir)
     study = read_study(study_dir)
     evals, names = [], []
     for run in study["runs"]:
-        result = _latest_eval(Path(run["run_dir"]))
+        result = latest_eval(run_path(study_dir, run))
         if result is not None and "guidance" in result:
             evals.append(result)
             names.append(run["name"])
@@ -132,9 +182,9 @@ def write_maskgit_report(study_dir: str | Path) -> Path:
     samples.mkdir(exist_ok=True)
     images = []
     for name, result in zip(names, evals):
-        run_dir = Path(next(r["run_dir"] for r in study["runs"] if r["name"] == name))
+        run_dir = run_path(study_dir, next(r for r in study["runs"] if r["name"] == name))
         for g in result["guidance"]:
-            grid = run_dir / "eval" / f"step_{result['step']:06d}_samples_g{g['guidance']:g}.png"
+            grid = rundir.eval_path(run_dir, result["step"], f"_samples_g{g['guidance']:g}.png")
             if grid.is_file():
                 target = samples / f"{name}_g{g['guidance']:g}.png"
                 shutil.copyfile(grid, target)
@@ -154,7 +204,7 @@ def write_maskgit_report(study_dir: str | Path) -> Path:
         f"precision / recall (k = 3) against as many random real training images, on Inception-v3 features "
         f"({rows[0]['fid_samples']} samples: small-sample FIDs are biased upward and comparable only at equal "
         "counts). Bits/token: compression cost of held-out token grids (M2T power schedule, alpha 2.2, 12 steps); "
-        f"uniform would be {_fmt(rows[0]['uniform_bits'], 2)}. img/s: sampling plus decoding at the evaluation's "
+        f"uniform would be {fmt(rows[0]['uniform_bits'], 2)}. img/s: sampling plus decoding at the evaluation's "
         "number of steps.",
         "",
         "## What the paper claims, measured here",
@@ -168,5 +218,14 @@ def write_maskgit_report(study_dir: str | Path) -> Path:
         "",
     ]
     path = study_dir / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic("\n".join(lines), path)
     return path
+
+
+DEFAULT_CONFIGS = ["configs/maskgit/fsq_mnist.yaml", "configs/maskgit/vq_mnist.yaml"]
+
+
+def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
+    """``fsq study maskgit [CONFIG...] [key=value...]``: the items without ``=`` are the MaskGIT configs."""
+    configs = [item for item in overrides if "=" not in item]
+    return run_maskgit_study(out_dir, configs or DEFAULT_CONFIGS, overrides=[item for item in overrides if "=" in item])

@@ -15,6 +15,9 @@ from typing import Any
 import torch
 
 from fsq import checkpoint as ckpt
+from fsq.config import TokenizerExperiment, read_run_config
+from fsq.io import read_format_json, write_json_atomic
+from fsq.stages.tokenizer import load_run, load_split
 
 
 def smallest_dtype(codebook_size: int) -> torch.dtype:
@@ -40,11 +43,10 @@ def export_tokens(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest."""
-    from fsq.evaluation.evaluate import load_run_config, load_run_model
-    from fsq.training.tokenizer import load_split
-
-    cfg = load_run_config(run_dir)
-    model, step = load_run_model(run_dir)
+    cfg = read_run_config(run_dir)
+    if not isinstance(cfg, TokenizerExperiment):
+        raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
+    model, step = load_run(run_dir)
     data = load_split(cfg, split, limit)
     dtype = smallest_dtype(model.codebook_size)
     out_dir = Path(out_dir)
@@ -76,14 +78,14 @@ def export_tokens(
         "class_names": data.class_names,
         "shards": shards,
     }
-    ckpt.write_json_atomic(manifest, out_dir / "manifest.json")
+    write_json_atomic(manifest, out_dir / "manifest.json")
     return manifest
 
 
 def load_tokens(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
     """(tokens int64 (N, h, w), labels int64 (N,) or None, manifest), checksums verified."""
     directory = Path(directory)
-    manifest = ckpt.read_format_json(directory / "manifest.json", "fsq-tokens", "export tokens with `fsq tokenize`")
+    manifest = read_format_json(directory / "manifest.json", "fsq-tokens", "export tokens with `fsq tokenize`")
     tokens, labels = [], []
     for shard in manifest["shards"]:
         file = directory / shard["file"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fsq.evaluation.metrics import (
+from fsq.metrics.image import (
     feature_statistics,
     fid_from_features,
     frechet_distance,

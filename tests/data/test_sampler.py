@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fsq.training.optim import lr_at
-from fsq.training.sampler import StepBatchSampler
+from fsq.data.sampler import StepBatchSampler
+from fsq.optim import lr_at
 
 
 def test_each_epoch_is_a_permutation_and_steps_are_reproducible():

@@ -1,0 +1,243 @@
+"""The config engine: nested dataclasses are the schema, YAML files merge left to right, dotted overrides.
+
+``load_config(TokenizerExperiment, ["configs/tokenizer/fsq_mnist.yaml", "configs/presets/smoke.yaml"],
+["train.steps=20", "quantizer.levels=[8,5,5,5]"])`` merges the dataclass defaults, each file in order and then
+the overrides, and returns a frozen dataclass. Unknown keys, wrong types and values outside a ``Literal``
+annotation's choices raise :class:`ConfigError` listing what is valid. A schema's ``presets`` class attribute
+(``{"model": {name: values}}``) lets ``model.preset`` name values that sit under the keys given explicitly; its
+``stage`` field names the stage a config belongs to. Stage-agnostic: the schemas live beside it.
+This module imports no torch, so configs can be checked and reports written without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import MISSING
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+# Keys a resumed run may change (everything else must match the run dir's config).
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.oracle_steps",
+    "train.lm_steps",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_last",
+    "train.threads",
+)
+RESUMABLE_PREFIXES = ("eval.", "train.progress", "train.eval_at_end")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+# ----------------------------------------------------------------------------------------------- conversion
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int, float, str, bool, list[X], X | None, dataclass)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{where}: got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {sorted(f.name for f in dataclasses.fields(tp))}")
+        return from_dict(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) dict; unknown keys and wrong types raise :class:`ConfigError`."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown key(s) {[prefix + k for k in unknown]}; valid keys under '{where or '<root>'}': {names}"
+        )
+    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls) if f.default_factory is not MISSING}
+    kwargs = {}
+    for name, value in data.items():
+        default = defaults.get(name)
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = merge(to_dict(default), value)  # keys not given keep this schema's default for the section
+        kwargs[name] = _convert(value, hints[name], f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The plain nested dict of a config dataclass (lists stay lists)."""
+    return dataclasses.asdict(config)
+
+
+# ------------------------------------------------------------------------------------------ files, overrides
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Recursive merge: mappings merge key by key, anything else in ``overlay`` replaces."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read one YAML config file (safe loader); an empty file is an empty mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"train.steps=20"`` -> ``{"train": {"steps": 20}}``; the value is parsed as YAML (``[8,5]``, ``null``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {error}") from error
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def _apply_presets(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Overlay each section's named preset (``section.preset``) under the keys given explicitly."""
+    for section, presets in getattr(cls, "presets", {}).items():
+        values = data.get(section)
+        if isinstance(values, dict) and values.get("preset") is not None:
+            name = values["preset"]
+            if name not in presets:
+                raise ConfigError(f"{section}.preset: unknown preset {name!r}; valid presets: {sorted(presets)}")
+            data = dict(data, **{section: merge(presets[name], values)})
+    return data
+
+
+def check_stage(cls: type, data: dict[str, Any], where: str = "config") -> None:
+    """A config that names its stage must name the schema's own (a MaskGIT file is no tokenizer config)."""
+    expected = getattr(cls, "stage", None)
+    given = data.get("stage", expected)
+    if expected is not None and given != expected:
+        raise ConfigError(f"{where} is a {given!r} config, not a {expected!r} one (its 'stage' key)")
+
+
+def load_config(
+    cls: type[T], files: list[str | Path] = (), overrides: list[str] = (), base: dict[str, Any] | None = None
+) -> T:
+    """Defaults <- ``base`` <- each file in order <- each override; validated into ``cls``."""
+    data: dict[str, Any] = dict(base or {})
+    for path in files:
+        part = read_yaml(path)
+        check_stage(cls, part, str(path))
+        data = merge(data, part)
+    for text in overrides:
+        data = merge(data, parse_override(text))
+    data = _apply_presets(cls, data)
+    data.setdefault("schema_version", SCHEMA_VERSION)
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ConfigError(f"schema_version {data['schema_version']} is not supported (this fsq reads {SCHEMA_VERSION})")
+    return from_dict(cls, data)
+
+
+def with_overrides(config: T, overrides: list[str]) -> T:
+    """A copy of ``config`` with dotted ``key=value`` overrides applied, validated like :func:`load_config`."""
+    data = to_dict(config)
+    for text in overrides:
+        data = merge(data, parse_override(text))
+    return from_dict(type(config), data)
+
+
+def dump_yaml(config: Any) -> str:
+    """The config as YAML text (what a run dir's ``config.yaml`` holds)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def config_hash(config: Any, ignore: tuple[str, ...] = (), ignore_prefixes: tuple[str, ...] = ()) -> str:
+    """A short stable hash of the config, leaving out the dotted keys in ``ignore`` / under ``ignore_prefixes``."""
+    flat = {k: v for k, v in flatten(to_dict(config)).items() if k not in ignore and not k.startswith(ignore_prefixes)}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def differing_keys(a: Any, b: Any) -> list[str]:
+    """Dotted keys whose values differ between two configs of the same schema."""
+    fa, fb = flatten(to_dict(a)), flatten(to_dict(b))
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))

@@ -1,0 +1,1 @@
+"""Inference with trained runs: sampling (``fsq sample``) and dense prediction (``fsq predict``)."""

@@ -1,0 +1,154 @@
+"""Stage II: a class-conditional MaskGIT on the token grids of a Stage I tokenizer.
+
+Per step (FSQ paper sec. 4.2 / App. A.4.2, ``maskgit_class_cond_config.py``): one masking ratio for the whole
+global batch (cosine schedule, at least ``masking.min_ratio`` of the tokens masked), positions uniform without
+replacement, ``masking.label_drop`` of the labels replaced by MASK (for classifier-free guidance), cross-entropy
+with label smoothing on the masked positions only; AdamW with weight decay on matrices only (:mod:`fsq.optim`).
+Tokens come from a ``fsq tokenize`` folder or are exported once into ``run_dir/tokens``. Masks and label drops
+are drawn for the global batch from a (seed, step) generator and sliced per rank, so N ranks train as one
+process would and a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fsq import checkpoint as ckpt
+from fsq import distributed
+from fsq.config import MaskGITExperiment, read_run_config
+from fsq.data.sampler import StepBatchSampler
+from fsq.distributed import DistInfo
+from fsq.generation.mask_schedule import random_mask, training_mask_count
+from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
+from fsq.optim import ModelEMA, adamw
+from fsq.stages.base import Phase, Stage
+from fsq.stages.tokens import export_tokens, load_tokens
+
+
+def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tuple[torch.Tensor, Any, dict]:
+    """(tokens (N, h, w), labels or None, manifest) of the training split: ``data.tokens`` or exported once."""
+    if not cfg.data.tokenizer:
+        raise ValueError("data.tokenizer must name the Stage I run dir (it decodes the samples)")
+    if ckpt.latest_checkpoint(cfg.data.tokenizer) is None:
+        how = cfg.data.tokenizer_config or "CONFIG"
+        raise FileNotFoundError(
+            f"data.tokenizer={cfg.data.tokenizer} holds no trained tokenizer; train it first: "
+            f"fsq train tokenizer {how} --run-dir {cfg.data.tokenizer}"
+        )
+    folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
+    if cfg.data.tokens is None and not (folder / "manifest.json").is_file():
+        if is_main:
+            export_tokens(cfg.data.tokenizer, cfg.data.train_split, folder, limit=cfg.data.train_limit)
+        distributed.barrier()
+    tokens, labels, manifest = load_tokens(folder)
+    if manifest["split"] != cfg.data.train_split:
+        raise ValueError(
+            f"{folder} holds the {manifest['split']!r} split, not data.train_split={cfg.data.train_split!r}"
+        )
+    if cfg.data.train_limit is not None:
+        tokens = tokens[: cfg.data.train_limit]
+        labels = labels[: cfg.data.train_limit] if labels is not None else None
+    return tokens, labels, manifest
+
+
+def num_classes_of(cfg: MaskGITExperiment, labels: torch.Tensor | None, manifest: dict) -> int:
+    """The number of classes the model conditions on (0: unconditional)."""
+    if not cfg.masking.class_conditional:
+        return 0
+    if labels is None:
+        raise ValueError("masking.class_conditional=true but the tokens have no labels (set it to false)")
+    names = manifest.get("class_names")
+    return len(names) if names else int(labels.max()) + 1
+
+
+def maskgit_spec(cfg: MaskGITExperiment, codebook_size: int, grid: list[int], num_classes: int) -> MaskGITSpec:
+    """The model spec a config describes (codebook size, token grid and classes come from the tokens)."""
+    m = cfg.model
+    return MaskGITSpec(
+        codebook_size=codebook_size,
+        num_classes=num_classes,
+        grid_height=grid[0],
+        grid_width=grid[1],
+        width=m.width,
+        depth=m.depth,
+        heads=m.heads,
+        mlp_dim=m.mlp_dim,
+        dropout=m.dropout,
+        norm_first=m.norm_first,
+    )
+
+
+def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, MaskGITExperiment]:
+    """The newest checkpoint's MaskGIT (EMA weights when present), its step and the run's config."""
+    cfg = read_run_config(run_dir)
+    if not isinstance(cfg, MaskGITExperiment):
+        raise ValueError(f"{run_dir} is a {cfg.stage} run, not a MaskGIT run")
+    model, step = ckpt.load_latest_model(run_dir, lambda spec: MaskGIT(MaskGITSpec(**spec)), use_ema)
+    return model, step, cfg
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    """The masking randomness of one step, drawn for the global batch (so N ranks mask as one process would)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
+
+
+def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
+    """One phase: the MaskGIT on the training split's tokens."""
+    device = info.device
+    tokens, labels, manifest = training_tokens(cfg, run_dir, info.is_main)
+    num_tokens = tokens.shape[1] * tokens.shape[2]
+    spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
+    torch.manual_seed(cfg.train.seed)
+    model = MaskGIT(spec).to(device)
+    ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    o, m = cfg.optim, cfg.masking
+    sampler = StepBatchSampler(
+        tokens.shape[0], cfg.train.batch_size, seed=cfg.train.seed, rank=info.rank, world_size=info.world_size
+    )
+
+    def step_fn(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        index = sampler.indices(step)
+        batch = tokens[index].flatten(1).to(device)
+        batch_labels = labels[index].to(device) if spec.num_classes else None
+        shared = _step_generator(cfg.train.seed, step)  # the same stream on every rank: masks of the global batch
+        count = training_mask_count(num_tokens, min_ratio=m.min_ratio, method=m.schedule, generator=shared)
+        rank, world = info.rank, info.world_size
+        mask = random_mask(cfg.train.batch_size, num_tokens, count, generator=shared)[rank::world].to(device)
+        drop = torch.rand(cfg.train.batch_size, generator=shared)[rank::world] < m.label_drop
+        inputs = torch.where(mask, torch.full_like(batch, model.mask_id), batch)
+        if batch_labels is not None and m.label_drop > 0:
+            batch_labels = torch.where(drop.to(device), torch.full_like(batch_labels, -1), batch_labels)
+        logits = network(inputs, batch_labels)
+        loss = masked_token_loss(logits, batch, mask, m.label_smoothing)
+        with torch.no_grad():
+            accuracy = ((logits.detach().argmax(-1) == batch) & mask).sum() / mask.sum()
+        return loss, {"masked_accuracy": accuracy, "mask_ratio": count / num_tokens}
+
+    yield Phase(
+        name="train",
+        run_dir=run_dir,
+        model=model,
+        optimizer=adamw(model, o.lr, (o.beta1, o.beta2), o.weight_decay),
+        optim=o,
+        steps=cfg.train.steps,
+        loss=step_fn,
+        spec=spec.to_dict(),
+        ema=ema,
+        postfix=("loss", "masked_accuracy"),
+    )
+    kept["model"] = ema.shadow if ema is not None else model
+
+
+STAGE = Stage(
+    name="maskgit",
+    schema=MaskGITExperiment,
+    phases=phases,
+    final_step=lambda cfg: cfg.train.steps,
+    load_run=load_run,
+    description="Stage II: a class-conditional MaskGIT over a tokenizer's tokens",
+)

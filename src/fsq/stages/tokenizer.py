@@ -1,0 +1,192 @@
+"""Stage I: the tokenizer (autoencoder + FSQ/VQ) with optional perceptual and GAN losses.
+
+Builders from a :class:`~fsq.config.TokenizerExperiment` (the model spec, the images of a split), the explicit
+step function (reconstruction + quantizer aux loss + perceptual + non-saturating GAN; then the discriminator's
+update with R1), and the loading of a trained run. The batch of every step is a pure function of (seed, step)
+(:class:`~fsq.data.sampler.StepBatchSampler`), so a resumed run sees the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fsq import checkpoint as ckpt
+from fsq.config import TokenizerExperiment
+from fsq.data import ImageSet, load_images
+from fsq.data.sampler import StepBatchSampler
+from fsq.distributed import DistInfo
+from fsq.losses import (
+    EfficientNetPerceptualLoss,
+    discriminator_loss_nonsaturating,
+    generator_loss_nonsaturating,
+    r1_penalty,
+)
+from fsq.models.autoencoder import Tokenizer, TokenizerSpec
+from fsq.models.discriminator import StyleGANDiscriminator
+from fsq.optim import ModelEMA
+from fsq.quantizers.stats import CodebookUsage
+from fsq.stages.base import NonFiniteLossError, Phase, Stage
+
+
+def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
+    """The model spec a config describes (``in_channels`` comes from the data)."""
+    m, q = cfg.model, cfg.quantizer
+    return TokenizerSpec(
+        image_size=cfg.data.image_size,
+        in_channels=in_channels,
+        filters=m.filters,
+        channel_multipliers=list(m.channel_multipliers),
+        num_res_blocks=m.num_res_blocks,
+        num_groups=m.num_groups,
+        quantizer=q.kind,
+        levels=list(q.levels),
+        variant=q.variant,
+        codebook_size=q.codebook_size,
+        code_dim=q.dim,
+        vq_recipe=q.recipe,
+    )
+
+
+def load_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> ImageSet:
+    """Images of one split as an ``ImageSet`` (uint8, in memory).
+
+    Generated sources (photo crops) draw the training split from ``train.seed`` and any other split from
+    ``train.seed + 1``, so training, evaluation and token export all see the same images of a split.
+    """
+    seed = cfg.train.seed + (0 if split == cfg.data.train_split else 1)
+    d = cfg.data
+    num_crops = None
+    if d.source == "photos":  # crops are generated: make no more than will be kept
+        num_crops = d.num_crops if limit is None else min(d.num_crops or limit, limit)
+    return load_images(
+        d.source,
+        split,
+        image_size=d.image_size,
+        cache_dir=d.cache_dir,
+        limit=limit,
+        num_crops=num_crops,
+        seed=seed,
+        channels=d.channels,
+        on_error=d.on_error,
+    )
+
+
+def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]:
+    """The newest checkpoint's tokenizer (its EMA weights when present) and its step."""
+    return ckpt.load_latest_model(run_dir, lambda spec: Tokenizer(TokenizerSpec(**spec)), use_ema)
+
+
+def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
+    """One phase: the tokenizer (and, with a GAN loss, its discriminator) on the training split."""
+    device = info.device
+    images = load_split(cfg, cfg.data.train_split, cfg.data.train_limit).images  # uint8 (N, C, H, W), on the CPU
+    spec = tokenizer_spec(cfg, in_channels=images.shape[1])
+    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+    model = Tokenizer(spec).to(device)
+    ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    o, lw = cfg.optim, cfg.loss
+    optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+    discriminator = disc_optimizer = perceptual = None
+    if lw.adversarial_weight > 0:
+        discriminator = StyleGANDiscriminator(
+            in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels
+        ).to(device)
+        disc_lr = o.discriminator_lr or o.lr
+        disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2))
+    if lw.perceptual_weight > 0:
+        perceptual = EfficientNetPerceptualLoss().to(device)
+    sampler = StepBatchSampler(
+        images.shape[0], cfg.train.batch_size, seed=cfg.train.seed, rank=info.rank, world_size=info.world_size
+    )
+    usage = CodebookUsage(model.codebook_size, device=device)
+    last: dict[str, torch.Tensor] = {}  # this step's batch and reconstruction, for the discriminator's update
+
+    def step_fn(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        x = images[sampler.indices(step)].to(device).float().div_(255)
+        try:
+            reconstruction, out = network(x)
+        except ValueError as error:  # the quantizer refuses NaN/Inf encoder output
+            if "non-finite" not in str(error):
+                raise
+            raise NonFiniteLossError(
+                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data. "
+                "The last checkpoint is intact."
+            ) from error
+        reconstruction = reconstruction.float()
+        rec_loss = F.mse_loss(reconstruction, x)
+        loss = rec_loss + out.aux_loss
+        values: dict[str, Any] = {"rec_loss": rec_loss.detach(), "aux_loss": out.aux_loss.detach()}
+        if perceptual is not None:
+            perceptual_loss = perceptual(reconstruction, x)
+            loss = loss + lw.perceptual_weight * perceptual_loss
+            values["perceptual_loss"] = perceptual_loss.detach()
+        if discriminator is not None and step >= lw.adversarial_start:
+            discriminator.requires_grad_(False)
+            g_adv = generator_loss_nonsaturating(discriminator(reconstruction))
+            discriminator.requires_grad_(True)
+            loss = loss + lw.adversarial_weight * g_adv
+            values["g_adv_loss"] = g_adv.detach()
+        usage.update(out.indices.detach())
+        mse = (reconstruction.detach().clamp(0, 1) - x).square().flatten(1).mean(1)
+        values["psnr"] = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
+        last.update(real=x, fake=reconstruction.detach())
+        return loss, values
+
+    def discriminator_step(step: int, lr: float) -> dict[str, float]:
+        """The discriminator's update (non-saturating loss + R1 on the reals), on the generator's schedule."""
+        if discriminator is None or disc_optimizer is None or step < lw.adversarial_start:
+            return {}
+        scale = lr / o.lr if o.lr > 0 else 0.0
+        for group in disc_optimizer.param_groups:
+            group["lr"] = (o.discriminator_lr or o.lr) * scale
+        real = last["real"].detach().requires_grad_(True)
+        real_logits = discriminator(real)
+        d_loss = discriminator_loss_nonsaturating(real_logits, discriminator(last["fake"]))
+        r1 = r1_penalty(real, real_logits)
+        total = d_loss + lw.r1_weight * r1
+        if not torch.isfinite(total.detach()):
+            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}; the last checkpoint is intact")
+        disc_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        disc_optimizer.step()
+        return {"d_loss": float(d_loss.detach()), "r1": float(r1.detach())}
+
+    def usage_metrics() -> dict[str, float]:
+        usage.all_reduce()
+        summary = usage.summary()
+        usage.reset()
+        return {"usage": summary.usage_fraction, "perplexity": summary.perplexity}
+
+    yield Phase(
+        name="train",
+        run_dir=run_dir,
+        model=model,
+        optimizer=optimizer,
+        optim=o,
+        steps=cfg.train.steps,
+        loss=step_fn,
+        spec=dict(spec.__dict__),
+        ema=ema,
+        modules={"discriminator": discriminator} if discriminator is not None else {},
+        optimizers={"disc_optimizer": disc_optimizer} if disc_optimizer is not None else {},
+        after_update=discriminator_step,
+        window_metrics=usage_metrics,
+        postfix=("loss", "psnr", "usage"),
+    )
+    kept["model"] = ema.shadow if ema is not None else model
+
+
+STAGE = Stage(
+    name="tokenizer",
+    schema=TokenizerExperiment,
+    phases=phases,
+    final_step=lambda cfg: cfg.train.steps,
+    load_run=load_run,
+    description="Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)",
+)

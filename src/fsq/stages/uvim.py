@@ -1,0 +1,205 @@
+"""UViM: Stage I (the restricted oracle) then Stage II (the language model), in one run dir.
+
+``run_dir/oracle/`` and ``run_dir/lm/`` are the two phases, each with its own ``metrics.jsonl`` and
+``checkpoints/``. A phase whose last checkpoint is at its final step is done and skipped; an interrupted one
+resumes exactly (batches, code dropout and the label drop are functions of the seed and the step). Stage II
+learns to predict the codes the frozen oracle assigns to the training targets (computed once, before its first
+step). The task (depth, colorization, panoptic) is a :mod:`fsq.tasks` object: the stage never branches on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fsq import checkpoint as ckpt
+from fsq.config import UViMExperiment, read_run_config
+from fsq.data.dense import load_task_data
+from fsq.data.sampler import StepBatchSampler
+from fsq.distributed import DistInfo
+from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
+from fsq.optim import adamw
+from fsq.stages.base import Phase, Stage
+from fsq.tasks import Task, get_task
+
+
+def build_task(cfg: UViMExperiment) -> Task:
+    """The task object of a config (:mod:`fsq.tasks`)."""
+    t = cfg.task
+    options = {
+        "depth": {"bins": t.depth_bins, "max_depth": t.max_depth},
+        "panoptic": {"max_instances": t.max_instances},
+    }.get(t.name, {})
+    return get_task(t.name, **options)
+
+
+def load_data(cfg: UViMExperiment, split: str) -> dict[str, torch.Tensor]:
+    """The task's (image, target) pairs of a split, in memory."""
+    d = cfg.data
+    return load_task_data(
+        cfg.task.name,
+        split,
+        d.train_size if split == "train" else d.eval_size,
+        image_size=d.image_size,
+        seed=cfg.train.seed,
+        scene_config_overrides=(
+            {"min_objects": d.min_objects, "max_objects": d.max_objects} if cfg.task.name != "colorization" else None
+        ),
+        cache_dir=d.cache_dir,
+    )
+
+
+def select(data: dict[str, torch.Tensor], index: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+    """The rows ``index`` of every tensor of a batch dict, on ``device``."""
+    return {k: v[index].to(device) for k, v in data.items()}
+
+
+def oracle_spec(cfg: UViMExperiment, task: Task) -> OracleSpec:
+    """The oracle's spec a config describes (channels come from the task)."""
+    m, q = cfg.model, cfg.quantizer
+    return OracleSpec(
+        image_size=cfg.data.image_size,
+        target_channels=task.output_channels,
+        context_channels=task.context_channels,
+        output_channels=task.output_channels,
+        patch=m.patch,
+        width=m.width,
+        encoder_depth=m.encoder_depth,
+        decoder_depth=m.decoder_depth,
+        heads=m.heads,
+        mlp_dim=m.mlp_dim,
+        dropout=m.dropout,
+        code_grid=m.code_grid,
+        use_context=m.use_context,
+        code_dropout=m.code_dropout,
+        quantizer=q.kind,
+        levels=list(q.levels),
+        codebook_size=q.codebook_size,
+        vq_dim=q.dim,
+        vq_recipe=q.recipe,
+    )
+
+
+def lm_spec(cfg: UViMExperiment, task: Task, codebook_size: int) -> LanguageModelSpec:
+    """The language model's spec a config describes (the vocabulary is the oracle's codebook)."""
+    m = cfg.lm
+    return LanguageModelSpec(
+        image_size=cfg.data.image_size,
+        context_channels=task.context_channels,
+        codebook_size=codebook_size,
+        sequence_length=cfg.model.code_grid**2,
+        patch=m.patch,
+        width=m.width,
+        encoder_depth=m.encoder_depth,
+        decoder_depth=m.decoder_depth,
+        heads=m.heads,
+        mlp_dim=m.mlp_dim,
+        dropout=m.dropout,
+    )
+
+
+def _load_phase(phase_dir: Path, cls: type[nn.Module], spec_cls: type) -> tuple[nn.Module, int]:
+    """A phase's newest weights and step (UViM keeps no EMA)."""
+    hint = " (train it with `fsq train uvim`)"
+    return ckpt.load_latest_model(phase_dir, lambda spec: cls(spec_cls(**spec)), use_ema=False, hint=hint)
+
+
+def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLanguageModel, int]:
+    """(config, oracle, language model, Stage II step) of a finished (or checkpointed) UViM run."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    if not isinstance(cfg, UViMExperiment):
+        raise ValueError(f"{run_dir} is a {cfg.stage} run, not a UViM run")
+    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec)
+    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, LanguageModelSpec)
+    return cfg, oracle, lm, step  # type: ignore[return-value]
+
+
+def _generator(seed: int, step: int, stage: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7 + stage) % 2**63)
+
+
+@torch.no_grad()
+def oracle_codes(
+    oracle: UViMOracle, task: Task, data: dict[str, torch.Tensor], device: torch.device, batch: int = 256
+) -> torch.Tensor:
+    """Code indices (N, g, g) of every target in ``data`` under the (eval-mode) oracle."""
+    oracle.eval()
+    out = []
+    for index in torch.arange(next(iter(data.values())).shape[0]).split(batch):
+        b = select(data, index, device)
+        out.append(oracle.encode(task.encode_target(b), task.context(b)).indices.cpu())
+    return torch.cat(out)
+
+
+def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
+    """Two phases: the oracle on the training targets, then the language model on the oracle's codes."""
+    device = info.device
+    task = build_task(cfg)
+    train = load_data(cfg, "train")
+    num = train["image"].shape[0]
+    sampler = StepBatchSampler(
+        num, cfg.train.batch_size, seed=cfg.train.seed, rank=info.rank, world_size=info.world_size
+    )
+
+    torch.manual_seed(cfg.train.seed)
+    oracle = UViMOracle(oracle_spec(cfg, task)).to(device)
+
+    def oracle_step(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        batch = select(train, sampler.indices(step), device)
+        out, q = network(task.encode_target(batch), task.context(batch), _generator(cfg.train.seed, step, 1))
+        task_loss = task.loss(out.float(), batch)
+        return task_loss + q.aux_loss, {"task_loss": task_loss.detach(), "aux_loss": q.aux_loss.detach()}
+
+    o = cfg.optim
+    yield Phase(
+        name="oracle",
+        run_dir=run_dir / "oracle",
+        model=oracle,
+        optimizer=adamw(oracle, o.lr, (o.beta1, o.beta2), o.weight_decay),
+        optim=o,
+        steps=cfg.train.oracle_steps,
+        loss=oracle_step,
+        spec=oracle.spec.to_dict(),
+    )
+
+    codes = oracle_codes(oracle, task, train, device).flatten(1)
+    torch.manual_seed(cfg.train.seed + 1)
+    lm = UViMLanguageModel(lm_spec(cfg, task, oracle.codebook_size)).to(device)
+
+    def lm_step(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        index = sampler.indices(step)
+        batch = select(train, index, device)
+        target = codes[index].to(device)
+        logits = network(task.context(batch), target).float()
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        accuracy = (logits.detach().argmax(-1) == target).float().mean()
+        return loss, {"code_accuracy": accuracy}
+
+    lo = cfg.lm_optim
+    yield Phase(
+        name="lm",
+        run_dir=run_dir / "lm",
+        model=lm,
+        optimizer=adamw(lm, lo.lr, (lo.beta1, lo.beta2), lo.weight_decay),
+        optim=lo,
+        steps=cfg.train.lm_steps,
+        loss=lm_step,
+        spec=lm.spec.to_dict(),
+    )
+    kept.update(oracle=oracle, lm=lm, train=train, device=device)
+
+
+STAGE = Stage(
+    name="uvim",
+    schema=UViMExperiment,
+    phases=phases,
+    final_step=lambda cfg: cfg.train.lm_steps,
+    load_run=load_run,
+    description="UViM: a restricted oracle of a dense task's targets, then a language model of its codes",
+)

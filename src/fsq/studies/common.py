@@ -1,0 +1,66 @@
+"""What every study shares (torch-free): the one ``study.json`` schema, run lookup, number formatting, results.
+
+A study folder holds ``study.json`` (``kind``, ``title``, ``description``, ``overrides`` and ``runs``: one entry
+per run with at least ``name``, ``label`` and ``run_dir``, the latter relative to the study folder), the run
+dirs under ``runs/``, and what a report writes: ``results.json`` / ``results.csv``, ``plots/``, ``report.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from fsq import rundir
+from fsq.io import write_text_atomic
+
+STUDY_KEYS = ("kind", "title", "description", "overrides", "runs")
+RUN_KEYS = ("name", "label", "run_dir")
+
+
+def write_study(study_dir: Path, study: dict[str, Any]) -> None:
+    """Write ``study.json`` after checking it has the schema's keys (every study writes the same shape)."""
+    missing = [k for k in STUDY_KEYS if k not in study]
+    missing += [f"runs[{i}].{k}" for i, run in enumerate(study["runs"]) for k in RUN_KEYS if k not in run]
+    if missing:
+        raise ValueError(f"study.json lacks {missing}")
+    study_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(json.dumps(study, indent=2) + "\n", study_dir / "study.json")
+
+
+def read_study(study_dir: str | Path) -> dict[str, Any]:
+    """The ``study.json`` of a study folder."""
+    path = Path(study_dir) / "study.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{study_dir} is not a study folder (no study.json); run `fsq study ...` first")
+    return json.loads(path.read_text())
+
+
+def run_path(study_dir: str | Path, run: dict[str, Any]) -> Path:
+    """A run's dir: ``run_dir`` relative to the study folder (an absolute path stays as it is)."""
+    return Path(study_dir) / run["run_dir"]
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A table cell: ``-`` for missing or NaN, floats to ``digits`` decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def latest_eval(run_dir: Path) -> dict[str, Any] | None:
+    """The newest evaluation of a run (``None`` before its first)."""
+    return rundir.latest_eval(run_dir)
+
+
+def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """``results.json`` (the study's plan and its rows) and ``results.csv`` (the rows) of a study folder."""
+    (study_dir / "results.json").write_text(json.dumps({"study": study, "results": rows}, indent=2) + "\n")
+    with (study_dir / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

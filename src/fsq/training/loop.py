@@ -1,0 +1,156 @@
+"""The one training loop, for every stage and phase; stages supply an explicit step function (:mod:`fsq.stages`).
+
+Per step: the learning rate from the schedule, the stage's step function under autocast, the non-finite check,
+backward, gradient clipping, the optimizer step, the EMA update and the stage's ``after_update`` (the GAN
+discriminator); every ``log_every`` steps the window's means over steps and ranks go to ``metrics.jsonl`` and
+TensorBoard; every ``checkpoint_every`` steps (and at the end) rank 0 writes an atomic checkpoint. A run dir that
+holds a checkpoint resumes from it exactly: weights, EMA, optimizers and RNG state come back, and the stages draw
+the batch of every step from ``(seed, step)``. Under torchrun the model is DDP-wrapped and each rank computes
+its share of the global batch.
+
+``hooks`` are called before every step with ``(phase name, step)``: a public seam for callbacks, and for tests
+that interrupt a run at a chosen step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fsq import checkpoint as ckpt
+from fsq import distributed, rundir
+from fsq.optim import lr_at
+from fsq.stages.base import NonFiniteLossError, Phase, Stage
+from fsq.tracking import MetricsWriter
+from fsq.training.state import autocast, progress_bar, reduce_window, resolved_hash, rng_state, set_rng_state, start_run
+
+StepHook = Callable[[str, int], None]
+Evaluate = Callable[..., dict[str, Any]]
+
+
+def train(
+    stage: Stage, cfg: Any, run_dir: str | Path, evaluate: Evaluate | None = None, hooks: Sequence[StepHook] = ()
+) -> dict[str, Any]:
+    """Train (or resume) every phase of ``stage`` in ``run_dir``, then evaluate the final step once.
+
+    Returns ``{"run_dir", "step"}`` and, when ``train.eval_at_end`` and the final step has no evaluation yet,
+    ``"eval"``: what ``evaluate(run_dir, cfg=cfg, **kept)`` returned (``kept``: the trained models the phases
+    left for it, so nothing is loaded twice).
+    """
+    run_dir = Path(run_dir)
+    info = start_run(cfg, run_dir)
+    kept: dict[str, Any] = {}
+    for phase in stage.phases(cfg, run_dir, info, kept):
+        run_phase(phase, cfg, info, hooks)
+    final = stage.final_step(cfg)
+    result: dict[str, Any] = {"run_dir": str(run_dir), "step": final}
+    if evaluate is not None and cfg.train.eval_at_end and not rundir.has_eval(run_dir, final):
+        result["eval"] = evaluate(run_dir, cfg=cfg, **kept)
+    distributed.barrier()
+    return result
+
+
+def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequence[StepHook] = ()) -> None:
+    """Train one phase from its newest checkpoint (or from scratch) to ``phase.steps``."""
+    t, o, device = cfg.train, phase.optim, info.device
+    latest = ckpt.latest_checkpoint(phase.run_dir)
+    start = restore(latest, phase, cfg, device) if latest is not None else 0
+    if start >= phase.steps:
+        phase.model.eval()
+        return
+    network: nn.Module = phase.model
+    if info.enabled:
+        device_ids = [device.index] if device.type == "cuda" else None
+        network = nn.parallel.DistributedDataParallel(phase.model, device_ids=device_ids)
+    if info.is_main:
+        phase.run_dir.mkdir(parents=True, exist_ok=True)
+    writer = MetricsWriter(phase.run_dir, resume_step=start) if info.is_main else None
+    progress = progress_bar(phase.steps, start, f"{cfg.name} {phase.name}", info.is_main and t.progress)
+    window: dict[str, float] = {}
+    tick = time.perf_counter()
+    phase.model.train()
+    try:
+        for step in range(start, phase.steps):
+            for hook in hooks:
+                hook(phase.name, step)
+            lr = lr_at(step, base_lr=o.lr, total_steps=phase.steps, warmup_steps=o.warmup_steps, schedule=o.schedule)
+            for group in phase.optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(t.precision, device):
+                loss, values = phase.loss(network, step)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"{phase.name}: non-finite loss ({loss.detach().item()}) at step {step}; lower optim.lr or "
+                    "check the data. The last checkpoint is intact."
+                )
+            phase.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if o.grad_clip:
+                torch.nn.utils.clip_grad_norm_(phase.model.parameters(), o.grad_clip)
+            phase.optimizer.step()
+            if phase.ema is not None:
+                phase.ema.update(phase.model)
+            if phase.after_update is not None:
+                values.update(phase.after_update(step, lr))
+            values = {"loss": float(loss.detach()), **{k: float(v) for k, v in values.items()}, "_steps": 1.0}
+            for key, value in values.items():
+                window[key] = window.get(key, 0.0) + value
+            if (step + 1) % t.log_every == 0 or step + 1 == phase.steps:
+                logged = reduce_window(window, device)
+                if phase.window_metrics is not None:
+                    logged.update(phase.window_metrics())
+                logged["lr"] = phase.optimizer.param_groups[0]["lr"]
+                logged["sec_per_step"] = (time.perf_counter() - tick) / max(1.0, window.get("_steps", 1.0))
+                tick, window = time.perf_counter(), {}
+                if writer is not None:
+                    writer.log(step + 1, logged)
+                if progress is not None:
+                    progress.set_postfix({k: f"{logged[k]:.4g}" for k in phase.postfix if k in logged})
+            if progress is not None:
+                progress.update(1)
+            if (step + 1) % t.checkpoint_every == 0 or step + 1 == phase.steps:
+                if info.is_main:
+                    save(phase, cfg, step + 1, device)
+                distributed.barrier()
+    finally:
+        if progress is not None:
+            progress.close()
+        if writer is not None:
+            writer.close()
+    phase.model.eval()
+
+
+def save(phase: Phase, cfg: Any, step: int, device: torch.device) -> Path:
+    """Write the phase's checkpoint of ``step``: weights (model, EMA, further modules), optimizers, RNG, state."""
+    weights = {"model": phase.model.state_dict()}
+    if phase.ema is not None:
+        weights["ema"] = phase.ema.state_dict()
+    weights.update({name: module.state_dict() for name, module in phase.modules.items()})
+    torch_state: dict[str, Any] = {"optimizer": phase.optimizer.state_dict(), "rng": rng_state(device)}
+    torch_state.update({name: optimizer.state_dict() for name, optimizer in phase.optimizers.items()})
+    state = {"config_hash": resolved_hash(cfg), "spec": phase.spec, "stage": phase.name}
+    return ckpt.save_checkpoint(phase.run_dir, step, weights, torch_state, state, keep_last=cfg.train.keep_last)
+
+
+def restore(directory: Path, phase: Phase, cfg: Any, device: torch.device) -> int:
+    """Load a checkpoint written by :func:`save` into the phase; returns its step."""
+    names = ["model"] + (["ema"] if phase.ema is not None else []) + list(phase.modules)
+    weights, torch_state, state = ckpt.load_checkpoint(directory, names, resolved_hash(cfg))
+    try:
+        phase.model.load_state_dict(weights["model"], strict=True)
+        if phase.ema is not None:
+            phase.ema.load_state_dict(weights["ema"])
+        for name, module in phase.modules.items():
+            module.load_state_dict(weights[name], strict=True)
+        phase.optimizer.load_state_dict(torch_state["optimizer"])
+        for name, optimizer in phase.optimizers.items():
+            optimizer.load_state_dict(torch_state[name])
+    except (RuntimeError, KeyError, ValueError) as error:
+        raise ckpt.CheckpointError(f"{directory} does not fit this model/config: {error}") from error
+    set_rng_state(torch_state["rng"], device)
+    return int(state["step"])
