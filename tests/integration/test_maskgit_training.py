@@ -4,9 +4,6 @@ matches one process under 2-process gloo DDP, and the FSQ-vs-VQ study writes one
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +114,7 @@ def test_stop_and_resume_equals_uninterrupted(tokenizers, tmp_path):
             assert np.array_equal(a[key].numpy(), b[key].numpy()), (name, key)
 
 
-def test_two_process_gloo_matches_one_process(tokenizers, tmp_path):
+def test_two_process_gloo_matches_one_process(tokenizers, tmp_path, run_fsq):
     common = [
         str(ROOT / "configs/maskgit/fsq_mnist.yaml"),
         str(SMOKE_MASKGIT),
@@ -126,36 +123,10 @@ def test_two_process_gloo_matches_one_process(tokenizers, tmp_path):
         "model.dropout=0.0",
         "train.eval_at_end=false",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     single, double = tmp_path / "single", tmp_path / "double"
-    one = subprocess.run(
-        [sys.executable, "-m", "fsq", "train", "maskgit", *common, "--run-dir", str(single)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    one = run_fsq(["train", "maskgit", *common, "--run-dir", str(single)])
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node=2",
-            "-m",
-            "fsq",
-            "train",
-            "maskgit",
-            *common,
-            "--run-dir",
-            str(double),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    two = run_fsq(["train", "maskgit", *common, "--run-dir", str(double)], nproc=2)
     assert two.returncode == 0, two.stderr[-3000:]
     a = load_safetensors(single / "checkpoints/step_000004/model.safetensors")
     b = load_safetensors(double / "checkpoints/step_000004/model.safetensors")

@@ -4,10 +4,7 @@ process; bad checkpoints are refused; a folder with a corrupt image and a text f
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -152,7 +149,7 @@ def test_folder_with_corrupt_image_and_text_file_trains_and_reports(tmp_path, ca
         app.train(strict, tmp_path / "strict")
 
 
-def test_two_process_gloo_matches_one_process(tmp_path):
+def test_two_process_gloo_matches_one_process(tmp_path, run_fsq):
     _need("mnist")
     common = [
         str(ROOT / "configs/tokenizer/fsq_mnist.yaml"),
@@ -162,36 +159,9 @@ def test_two_process_gloo_matches_one_process(tmp_path):
         "eval.fid_samples=0",
         "data.eval_limit=63",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    single = tmp_path / "single"
-    subprocess.run(
-        [sys.executable, "-m", "fsq", "train", "tokenizer", *common, "--run-dir", str(single)],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=300,
-    )
-    double = tmp_path / "double"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node=2",
-            "-m",
-            "fsq",
-            "train",
-            "tokenizer",
-            *common,
-            "--run-dir",
-            str(double),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    single, double = tmp_path / "single", tmp_path / "double"
+    run_fsq(["train", "tokenizer", *common, "--run-dir", str(single)]).check_returncode()
+    run = run_fsq(["train", "tokenizer", *common, "--run-dir", str(double)], nproc=2)
     assert run.returncode == 0, run.stderr[-3000:]
     a, b = _weights(single, 4), _weights(double, 4)
     for key in a:
