@@ -40,7 +40,7 @@ def test_paper_lower_bound_value():
 
 
 def test_decoding_counts_match_the_paper():
-    # 256 tokens, 12 steps, cosine: the tokens still masked after each step (reference/paper.md sec. 4.2)
+    # 256 tokens, 12 steps, cosine: the tokens still masked after each step (the official MaskGIT decoder's counts)
     assert decoding_counts(256, 12) == [253, 247, 236, 221, 203, 181, 155, 128, 97, 66, 33, 0]
 
 

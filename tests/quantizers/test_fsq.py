@@ -16,7 +16,7 @@ from fsq.quantizers.fsq import validate_levels
 
 # ------------------------------------------------------------------------------------------------- golden values
 # Worked by hand (float64) from the formulas in the module docstring; the [3,5,4] and [8,5,5,5] rows are the
-# paper's / official colab's own examples (reference/paper.md sec. 1.8).
+# paper's / official colab's own examples (FSQ paper, arXiv 2309.15505, and its colab).
 #   paper  [8,8,2], z = [-0.1438, 0.15, -1.0]:
 #     half_l = [3.4965, 3.4965, 0.4995], shift = tan(0.5 / half_l) = [0.143983, 0.143983, 1.560808]
 #     bound  = [3.4965 tanh(0.000183) - 0.5, 3.4965 tanh(0.293983) - 0.5, 0.4995 tanh(0.560808) - 0.5]

@@ -1,7 +1,8 @@
 """Non-saturating GAN losses, the R1 gradient penalty and the adversarial-weight schedule (MaskGIT's recipe).
 
-MaskGIT (reference/paper.md sec. 4.1): generator ``0.1 * generator_loss_nonsaturating``; discriminator
-``discriminator_loss_nonsaturating + 10 * r1_penalty``, one D step per G step. Logits are raw (pre-sigmoid)
+MaskGIT (google-research/maskgit ``losses.py``; the FSQ paper sec. 4.1): generator
+``0.1 * generator_loss_nonsaturating``; discriminator ``discriminator_loss_nonsaturating + 10 * r1_penalty``, one D
+step per G step. Logits are raw (pre-sigmoid)
 discriminator outputs of shape ``(N,)`` (any shape works: losses average over every element).
 """
 

@@ -1,9 +1,9 @@
 """Perceptual loss on frozen ImageNet EfficientNet-Lite0 features. This is NOT LPIPS.
 
 LPIPS weights each channel of a VGG/AlexNet feature map with linear heads calibrated on human judgements; neither
-those backbones nor any calibrated heads install offline here (reference/data.md sec. 3.3). This loss keeps LPIPS'
+those backbones nor any calibrated heads install from the package registries. This loss keeps LPIPS'
 form without the heads: for a few intermediate blocks of EfficientNet-Lite0 (ImageNet; 17/20 top-1 on foolbox's
-ImageNet samples with [-1, 1] inputs, data.md sec. 3.2), unit-normalise each feature vector over channels, take
+ImageNet samples with [-1, 1] inputs), unit-normalise each feature vector over channels, take
 the squared distance between the two images' vectors, average over positions and the batch, and sum over the
 blocks. Values are not comparable with published LPIPS numbers; report it as "EfficientNet-Lite0 perceptual loss".
 

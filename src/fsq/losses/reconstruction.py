@@ -1,4 +1,4 @@
-"""Pixel reconstruction loss of the Stage I tokenizer (MaskGIT: plain L2, reference/paper.md sec. 4.1)."""
+"""Pixel reconstruction loss of the Stage I tokenizer (MaskGIT: plain L2; the FSQ paper sec. 4.1)."""
 
 from __future__ import annotations
 

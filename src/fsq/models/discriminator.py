@@ -1,6 +1,6 @@
 """StyleGAN-style image discriminator, as MaskGIT's VQGAN tokenizer trains against (``maskgit/nets/discriminator.py``).
 
-Layout (reference/paper.md sec. 4.1), for an ``(N, C, S, S)`` image:
+Layout (the FSQ paper sec. 4.1, MaskGIT's discriminator), for an ``(N, C, S, S)`` image:
 
     conv3x3(C -> c0) -> leaky-ReLU 0.2
     per block: residual down-block (S -> ceil(S / 2), channels doubled up to ``max_channels``)

