@@ -43,4 +43,4 @@ def save_grid(
     side, target = fit
     scale = max(1, target // grid.shape[1 if side == "width" else 0])
     image = Image.fromarray(grid)
-    image.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+    image.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST).save(path)

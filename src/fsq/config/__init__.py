@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def stage_of(data: dict[str, Any], where: str) -> str:
     return str(stage)
 
 
-def load_stage_config(files: list[str | Path], overrides: list[str] = (), stage: str | None = None) -> Any:
+def load_stage_config(files: Sequence[str | Path], overrides: Sequence[str] = (), stage: str | None = None) -> Any:
     """A config of any stage: ``stage`` when given, else the one the first file records."""
     if stage is None:
         if not files:

@@ -16,14 +16,19 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 SCHEMA_VERSION = 1
-T = TypeVar("T")
+
+T = TypeVar("T", bound="DataclassInstance")  # a config dataclass
 
 # Keys a resumed run may change (everything else must match the run dir's config).
 RESUMABLE_CHANGES = (
@@ -75,7 +80,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping of {sorted(f.name for f in dataclasses.fields(tp))}")
         return from_dict(tp, value, where)
@@ -160,7 +165,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value: Any = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as error:
         raise ConfigError(f"override {text!r}: value is not valid YAML: {error}") from error
     for part in reversed(key.split(".")):
@@ -189,7 +194,7 @@ def check_stage(cls: type, data: dict[str, Any], where: str = "config") -> None:
 
 
 def load_config(
-    cls: type[T], files: list[str | Path] = (), overrides: list[str] = (), base: dict[str, Any] | None = None
+    cls: type[T], files: Sequence[str | Path] = (), overrides: Sequence[str] = (), base: dict[str, Any] | None = None
 ) -> T:
     """Defaults <- ``base`` <- each file in order <- each override; validated into ``cls``."""
     data: dict[str, Any] = dict(base or {})

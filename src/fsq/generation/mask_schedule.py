@@ -38,7 +38,7 @@ def gamma(t: float | torch.Tensor, method: str = "cosine") -> float | torch.Tens
     if method == "cubic":
         return 1 - t**3
     if method == "sqrt":
-        return 1 - (t**0.5 if not is_tensor else t.sqrt())
+        return 1 - (t.sqrt() if isinstance(t, torch.Tensor) else t**0.5)
     raise ValueError(f"unknown masking schedule {method!r}; use one of {SCHEDULES}")
 
 

@@ -169,6 +169,23 @@ class FSQ(nn.Module):
     (a float32 zero: FSQ needs no auxiliary loss). Quantization always runs in float32, also under autocast.
     """
 
+    # buffers registered in __init__ (declared here for the type checker)
+    _shift: torch.Tensor
+    _scale: torch.Tensor
+    _offset: torch.Tensor
+    _divisor: torch.Tensor
+    _grad_scale: torch.Tensor
+    _shift_tiled: torch.Tensor
+    _scale_tiled: torch.Tensor
+    _offset_tiled: torch.Tensor
+    _divisor_tiled: torch.Tensor
+    _grad_scale_tiled: torch.Tensor
+    _levels_t: torch.Tensor
+    _basis_t: torch.Tensor
+    _digit_offset: torch.Tensor
+    _kernel_floats: torch.Tensor
+    _kernel_ints: torch.Tensor
+
     def __init__(
         self,
         levels: Sequence[int],

@@ -70,6 +70,7 @@ def _search(n: int, min_level: int, max_level: int) -> tuple[int, ...]:
             key = (round(distance, 12), channels, tuple(-level for level in candidate))
             if best_key is None or key < best_key:
                 best_key, best = key, candidate
+    assert best is not None  # min_level <= max_level: channels=1 always yields a candidate
     return best
 
 

@@ -40,6 +40,10 @@ class ResidualFSQ(nn.Module):
             residual stages are small torch ops.
     """
 
+    # buffers registered in __init__ (declared here for the type checker)
+    stage_half_widths: torch.Tensor
+    _levels_f: torch.Tensor
+
     def __init__(
         self,
         levels: Sequence[int],

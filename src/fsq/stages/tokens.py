@@ -51,7 +51,7 @@ def export_tokens(
     dtype = smallest_dtype(model.codebook_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shards = []
+    shards: list[dict[str, Any]] = []
     for shard_index, start in enumerate(range(0, data.images.shape[0], shard_size)):
         images = data.images[start : start + shard_size]
         tokens = torch.cat([model.tokenize(batch.float().div(255)) for batch in images.split(batch_size)]).to(dtype)

@@ -31,11 +31,11 @@ from fsq.tasks import Task, get_task
 def build_task(cfg: UViMExperiment) -> Task:
     """The task object of a config (:mod:`fsq.tasks`)."""
     t = cfg.task
-    options = {
+    options: dict[str, dict[str, Any]] = {
         "depth": {"bins": t.depth_bins, "max_depth": t.max_depth},
         "panoptic": {"max_instances": t.max_instances},
-    }.get(t.name, {})
-    return get_task(t.name, **options)
+    }
+    return get_task(t.name, **options.get(t.name, {}))
 
 
 def load_data(cfg: UViMExperiment, split: str) -> dict[str, torch.Tensor]:

@@ -49,7 +49,7 @@ def prepare_run_dir(cfg: Any, run_dir: Path, is_main: bool, world_size: int = 1)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(dump_yaml(cfg), config_path)
         meta_path = run_dir / rundir.META
-        meta = {"runs": []}
+        meta: dict[str, Any] = {"runs": []}
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
         meta["runs"].append(run_meta(world_size))
