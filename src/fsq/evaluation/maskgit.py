@@ -64,6 +64,8 @@ def evaluate_maskgit(
     if model is None:
         model, step, saved_cfg = load_maskgit_run(run_dir)
         cfg = cfg or saved_cfg
+    elif cfg is None:
+        raise ValueError("evaluate_maskgit: pass the model's cfg together with the model")
     elif step is None:
         step = cfg.train.steps
     info = distributed.setup(cfg.train.device)

@@ -46,10 +46,11 @@ def evaluate_uvim(
 ) -> dict[str, Any]:
     """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results (empty on other ranks)."""
     run_dir = Path(run_dir)
-    step = cfg.train.lm_steps if cfg is not None else None  # models passed in: Stage II trained to the end
     if oracle is None or lm is None or cfg is None:
         saved, oracle, lm, step = load_run(run_dir)  # the newest checkpoint's step, not the planned one
         cfg = cfg or saved
+    else:
+        step = cfg.train.lm_steps  # models passed in: Stage II trained to the end
     info = distributed.setup(cfg.train.device)
     if not info.is_main:
         distributed.barrier()

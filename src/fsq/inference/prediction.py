@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +51,6 @@ def predict_files(
         target = out_dir / f"{Path(path).stem}.png"
         save_grid([batch["image"][i : i + 1], pictures[i : i + 1]], target)
         written.append(target)
-    arrays = {k: v.cpu().numpy() for k, v in pred.items()}
+    arrays: dict[str, Any] = {k: v.cpu().numpy() for k, v in pred.items()}  # Any: savez_compressed has typed kwargs
     np.savez_compressed(out_dir / "predictions.npz", codes=codes.cpu().numpy(), **arrays)
     return written

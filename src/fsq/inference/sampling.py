@@ -8,6 +8,7 @@ and an ``.npz`` of images, tokens and labels.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,14 +120,15 @@ def write_samples(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_row = min(num, 10)
-    for c in classes or [None]:
+    groups: list[int | None] = list(classes) if classes else [None]
+    for c in groups:
         chosen = images if c is None else images[labels == c]
         rows = [chosen[i : i + per_row] for i in range(0, chosen.shape[0], per_row)]
         grid_labels = torch.arange(len(rows)).repeat_interleave(per_row)[: chosen.shape[0]]
         save_class_grid(chosen, grid_labels, per_row, out_dir / (f"class_{c}.png" if c is not None else "samples.png"))
     path = out_dir / "samples.npz"
     uint8 = (images * 255).round().to(torch.uint8).numpy()
-    arrays = {"images": uint8, "tokens": tokens.numpy()}
+    arrays: dict[str, Any] = {"images": uint8, "tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
     if labels is not None:
         arrays["labels"] = labels.numpy()
     tmp = out_dir / ".samples.tmp.npz"

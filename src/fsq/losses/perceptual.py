@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,6 +71,8 @@ class EfficientNetPerceptualLoss(nn.Module):
     Inputs are ``(N, C, H, W)`` with ``C`` = 3, or 1 (repeated to 3). Gradients flow to both inputs; the target
     pass runs without a graph when ``target`` does not require grad.
     """
+
+    _net: Any  # the untyped third-party EfficientNet, set with object.__setattr__ (not a registered submodule)
 
     def __init__(
         self,

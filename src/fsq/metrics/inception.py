@@ -17,7 +17,7 @@ import functools
 import hashlib
 import importlib.util
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +165,7 @@ class InceptionFeatures(nn.Module):
         if progress:
             from tqdm.auto import tqdm
 
-            total = len(batches) if hasattr(batches, "__len__") else None
+            total = len(batches) if isinstance(batches, Sized) else None
             batches = tqdm(batches, total=total, desc="inception", unit="batch")
         out = [self(batch).cpu().double().numpy() for batch in batches if len(batch)]
         return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM))

@@ -18,6 +18,7 @@ from torch import nn
 
 from fsq.layers.resnet import Downsample, ResBlock, Upsample, group_norm
 from fsq.quantizers import FSQ, VQ, QuantizerOutput
+from fsq.quantizers.fsq import Variant
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class TokenizerSpec:
     num_groups: int = 8
     quantizer: str = "fsq"  # fsq | vq
     levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
-    variant: str = "paper"
+    variant: Variant = "paper"
     codebook_size: int = 1024  # vq
     code_dim: int = 256  # vq
     vq_recipe: str = "maskgit"
@@ -105,7 +106,7 @@ class Decoder(nn.Module):
         return self.head(F.silu(self.norm(h)))
 
 
-def build_quantizer(spec: TokenizerSpec) -> nn.Module:
+def build_quantizer(spec: TokenizerSpec) -> FSQ | VQ:
     if spec.quantizer == "fsq":
         return FSQ(spec.levels, variant=spec.variant, channel_axis=1)
     if spec.quantizer == "vq":
@@ -115,6 +116,8 @@ def build_quantizer(spec: TokenizerSpec) -> nn.Module:
 
 class Tokenizer(nn.Module):
     """Encoder -> quantizer -> decoder. Images: float (B, C, H, W) in ``[0, 1]``; tokens: int64 (B, h, w)."""
+
+    quantizer: FSQ | VQ
 
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()

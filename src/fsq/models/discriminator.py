@@ -34,6 +34,8 @@ NEGATIVE_SLOPE = 0.2
 class BlurPool2d(nn.Module):
     """Depthwise ``[1,3,3,1]`` blur, stride 2, TF "SAME" padding: ``(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))``."""
 
+    kernel: torch.Tensor  # buffer registered in __init__
+
     def __init__(self, taps: tuple[float, ...] = BLUR_TAPS) -> None:
         super().__init__()
         k = torch.tensor(taps, dtype=torch.float32)

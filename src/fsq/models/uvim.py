@@ -75,6 +75,8 @@ class OracleSpec:
 class UViMOracle(nn.Module):
     """``forward(target, context) -> (output (B, O, H, W), QuantizerOutput)``; codes are (B, g, g) indices."""
 
+    quantizer: FSQ | VQ
+
     def __init__(self, spec: OracleSpec) -> None:
         super().__init__()
         self.spec = spec
