@@ -74,6 +74,15 @@ class FSQ(nn.Module):
         orthogonal_rotation: rotate each group by a random orthogonal matrix (persistent ``orthogonal_rot``).
     """
 
+    # buffers and modules set in __init__ (declared here for the type checker); implicit_codebook and
+    # orthogonal_rot exist only with return_indices / orthogonal_rotation
+    _levels: torch.Tensor
+    _basis: torch.Tensor
+    implicit_codebook: torch.Tensor
+    orthogonal_rot: torch.Tensor
+    project_in: nn.Module
+    project_out: nn.Module
+
     def __init__(
         self,
         levels: Sequence[int],
