@@ -59,7 +59,7 @@ def _train(args: argparse.Namespace) -> int:
     from fsq.distributed import teardown
 
     files, overrides = _split_configs(args.items)
-    cfg = load_config(schema_for(args.stage), files, overrides)
+    cfg: Any = load_config(schema_for(args.stage), files, overrides)
     run_dir = Path(args.run_dir or Path("runs") / cfg.name)
     try:
         result = app.train(cfg, run_dir)
@@ -255,12 +255,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from fsq.config import ConfigError
+    from fsq.rundir import RunDirBusy
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
-        print(f"fsq: error: {error}", file=sys.stderr)
+    except (ConfigError, ValueError, RunDirBusy, OSError) as error:  # OSError: missing files, disk full
+        print(f"fsq: error{where}: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        if world == 1 or "Dist" not in type(error).__name__:
+            raise
+        print(
+            f"fsq: error{where}: a collective operation failed or timed out ({type(error).__name__}); another rank "
+            "probably failed first: its own 'fsq: error (rank N ...)' line names the cause",
+            file=sys.stderr,
+        )
+        return 3
 
 
 if __name__ == "__main__":

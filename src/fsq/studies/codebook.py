@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def run_study(
     sizes: list[int] | None = None,
     level_sets: list[list[int]] | None = None,
     quantizers: list[str] | None = None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     log=print,
 ) -> Path:
     """Train (or reuse) every run of the study, then write and return ``report.md``."""
@@ -283,8 +284,8 @@ def claims(rows: list[dict[str, Any]], x_key: str = "codebook_size") -> list[str
             lines.append(f"{label}: PSNR {' -> '.join(f'{p:.2f}' for p in psnr)} dB.")
     if fsq:
         for label in ("VQ", "VQ (no entropy)"):
-            vq = {r["codebook_size"]: r for r in series.get(label, [])}
-            pairs = [(f, vq[k]) for f in fsq for k in vq if 0.5 <= f["codebook_size"] / k <= 2]
+            vq_by_size = {r["codebook_size"]: r for r in series.get(label, [])}
+            pairs = [(f, vq_by_size[k]) for f in fsq for k in vq_by_size if 0.5 <= f["codebook_size"] / k <= 2]
             if pairs:
                 fewer = all(f["params_total"] < v["params_total"] for f, v in pairs)
                 lines.append(

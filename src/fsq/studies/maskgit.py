@@ -9,6 +9,7 @@ from ``data.tokenizer_config``) under ``out_dir/runs/<name>``; finished runs are
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from fsq.io import write_text_atomic
 from fsq.studies.common import fmt, latest_eval, read_study, run_path, write_results, write_study
 
 
-def run_maskgit_study(out_dir: str | Path, configs: list[str | Path], *, overrides: list[str] = (), log=print) -> Path:
+def run_maskgit_study(
+    out_dir: str | Path, configs: Sequence[str | Path], *, overrides: Sequence[str] = (), log=print
+) -> Path:
     """Stage II on several tokenizers with the same budget (paper Fig. 4 table): one MaskGIT run per config.
 
     Each config names its tokenizer run (``data.tokenizer``); a tokenizer not trained yet is trained first from
@@ -115,7 +118,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def claims(rows: list[dict[str, Any]]) -> list[str]:
     """The paper's Stage II claims (Fig. 4), each checked against the measured rows."""
     out = []
-    by_q = {}
+    by_q: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_q.setdefault(r["quantizer"], []).append(r)
     fsq_rows, vq_rows = by_q.get("FSQ", []), by_q.get("VQ", [])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def run_uvim_study(
     out_dir: str | Path,
     *,
     tasks: list[str] | None = None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     log=print,
 ) -> Path:
     """Train (or reuse) every UViM run of the plan for ``tasks`` under ``out_dir/runs/``, then write the report."""
@@ -47,7 +48,8 @@ def run_uvim_study(
     plan_rows = [row for row in UVIM_PLAN if tasks is None or row[0] in tasks]
     if not plan_rows:
         raise ValueError(f"no UViM runs for tasks {tasks}; choose from depth, colorization, panoptic")
-    runs, configs = [], []
+    runs: list[dict[str, Any]] = []
+    configs = []
     for task, label, path, extra in plan_rows:
         slug = label.lower().replace(", ", "_").replace(" ", "")
         name = f"{task}_{slug}"
