@@ -17,6 +17,7 @@ from fsq.evaluation.tokenizer import evaluate_tokenizer
 from fsq.evaluation.uvim import evaluate_uvim
 from fsq.stages import get_stage
 from fsq.training import loop
+from fsq.training.state import owned_run_dir, setup_process
 
 EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
     "tokenizer": evaluate_tokenizer,
@@ -36,4 +37,7 @@ def evaluate(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
     wrong = [o for o in overrides if not o.startswith("eval.")]
     if wrong:
         raise ConfigError(f"evaluation overrides may only change eval.* settings, got {wrong}")
-    return EVALUATORS[cfg.stage](run_dir, cfg=with_overrides(cfg, list(overrides)))
+    cfg = with_overrides(cfg, list(overrides))
+    info = setup_process(cfg)
+    with owned_run_dir(Path(run_dir), info, "evaluating it"):  # not while a trainer writes it
+        return EVALUATORS[cfg.stage](run_dir, cfg=cfg)

@@ -15,19 +15,34 @@ import json
 import os
 import pickle
 import shutil
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from fsq import rundir
 from fsq.io import write_json_atomic
 
+T = TypeVar("T")
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: corrupt, truncated, a pickle, or from another config."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """A readable checkpoint written under another config (or for another model): never fallen back from."""
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error, without torch's advice to load with ``weights_only=False`` (we never do)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split(" If you")[0].split("weights_only=False")[0].rstrip(" .(")
 
 
 def _atomic_path(path: Path) -> Path:
@@ -52,8 +67,8 @@ def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"{path} is not a valid safetensors file (truncated, corrupt, or a pickle: fsq never unpickles "
-            f"weights): {error}"
-        ) from error
+            f"weights): {_first_line(error)}"
+        ) from None
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> None:
@@ -73,9 +88,10 @@ def load_torch_safe(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as error:
         raise CheckpointError(
-            f"{path} cannot be loaded safely (truncated, corrupt, or a pickle holding more than tensors; it was "
-            f"not executed): {error}"
-        ) from error
+            f"{path} cannot be loaded safely (truncated, corrupt, or a pickle holding more than tensors and plain "
+            f"containers); it was refused and nothing in it was executed ({type(error).__name__}: "
+            f"{_first_line(error)})"
+        ) from None
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
@@ -111,18 +127,35 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / rundir.step_name(step)
     tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name, tensors in weights.items():
-        save_safetensors_atomic(tensors, tmp / f"{name}.safetensors")
-    save_torch_atomic(torch_state, tmp / "optimizer.pt")
-    write_json_atomic({**state, "step": step}, tmp / "state.json")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    for old in checkpoint_dirs(run_dir)[:-keep_last] if keep_last > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+    if keep_last > 1:  # room first: keep the newest keep_last - 1 (at least one intact) before writing
+        _prune(run_dir, keep_last - 1, exclude=final)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, tensors in weights.items():
+            save_safetensors_atomic(tensors, tmp / f"{name}.safetensors")
+        save_torch_atomic(torch_state, tmp / "optimizer.pt")
+        write_json_atomic({**state, "step": step}, tmp / "state.json")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(root).free
+        raise OSError(
+            error.errno,
+            f"cannot write checkpoint {final} ({error.strerror or error}); {free / 2**20:.1f} MiB free on that "
+            f"disk. The previous checkpoint is intact: free space (or lower train.keep_last) and rerun to resume",
+        ) from error
+    if keep_last > 0:
+        _prune(run_dir, keep_last)
     return final
+
+
+def _prune(run_dir: str | Path, keep: int, exclude: Path | None = None) -> None:
+    """Delete all but the newest ``keep`` finished checkpoints (never ``exclude``)."""
+    for old in [p for p in checkpoint_dirs(run_dir) if p != exclude][:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_checkpoint(
@@ -135,7 +168,7 @@ def load_checkpoint(
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{directory}/state.json is missing or corrupt: {error}") from error
     if expected_config_hash is not None and state.get("config_hash") != expected_config_hash:
-        raise CheckpointError(
+        raise CheckpointMismatch(
             f"{directory} was written under a different config (hash {state.get('config_hash')} != "
             f"{expected_config_hash}); use a new run dir, or the config saved in the run dir"
         )
@@ -143,20 +176,65 @@ def load_checkpoint(
     return weights, load_torch_safe(directory / "optimizer.pt"), state
 
 
-def load_latest_model(run_dir: str | Path, build, use_ema: bool = True, hint: str = "") -> tuple[Any, int]:
-    """The newest checkpoint's model, built by ``build(spec_dict)`` from its saved spec, in eval mode, and its step.
+def load_newest(run_dir: str | Path, load: Callable[[Path], T]) -> T | None:
+    """``load(folder)`` of the newest checkpoint that loads; ``None`` when the run has none.
 
-    Loads the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights; weights that do not
-    fit the spec raise :class:`CheckpointError`, a run without checkpoint ``FileNotFoundError`` (plus ``hint``).
+    A corrupt or truncated newest checkpoint (any :class:`CheckpointError` but a mismatch) is skipped with a
+    warning naming it and why, and the one before it is used; a :class:`CheckpointMismatch` (another config or
+    model) is raised at once. When every checkpoint is unusable the newest one's error is raised.
     """
-    latest = latest_checkpoint(run_dir)
-    if latest is None:
+    errors: list[CheckpointError] = []
+    for folder in reversed(checkpoint_dirs(run_dir)):
+        try:
+            loaded = load(folder)
+        except CheckpointMismatch:
+            raise
+        except CheckpointError as error:
+            errors.append(error)
+            continue
+        for skipped in errors:
+            warnings.warn(f"skipped an unusable checkpoint, using {folder.name} instead: {skipped}", stacklevel=2)
+        return loaded
+    if errors:
+        raise errors[0]
+    return None
+
+
+def load_latest_model(
+    run_dir: str | Path,
+    build: Callable[[dict[str, Any]], nn.Module],
+    use_ema: bool = True,
+    hint: str = "",
+    expected_config_hash: str | None = None,
+) -> tuple[Any, int]:
+    """The newest usable checkpoint's model, built by ``build(spec_dict)`` from its saved spec, in eval mode, and
+    its step.
+
+    Loads the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights. A checkpoint written
+    under another config than ``expected_config_hash`` (the run's ``config.yaml`` edited since) or whose weights do
+    not fit the spec raises :class:`CheckpointMismatch`; a run without checkpoint ``FileNotFoundError`` (+ ``hint``).
+    """
+
+    def load(folder: Path) -> tuple[Any, int]:
+        try:
+            state = json.loads((folder / "state.json").read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"{folder}/state.json is missing or corrupt: {error}") from error
+        if expected_config_hash is not None and state.get("config_hash") != expected_config_hash:
+            raise CheckpointMismatch(
+                f"{folder} was written under another config than the run dir's config.yaml (edited since?): "
+                f"hash {state.get('config_hash')} != {expected_config_hash}; restore the config it was trained with"
+            )
+        model = build(state["spec"])
+        name = "ema" if use_ema and (folder / "ema.safetensors").is_file() else "model"
+        weights = load_safetensors(folder / f"{name}.safetensors")
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as error:
+            raise CheckpointMismatch(f"{folder}/{name}.safetensors does not fit the saved spec: {error}") from error
+        return model.eval(), int(state["step"])
+
+    found = load_newest(run_dir, load)
+    if found is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint yet (checkpoints/step_N/){hint}")
-    state = json.loads((latest / "state.json").read_text())
-    model = build(state["spec"])
-    name = "ema" if use_ema and (latest / "ema.safetensors").is_file() else "model"
-    try:
-        model.load_state_dict(load_safetensors(latest / f"{name}.safetensors"), strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(f"{latest}/{name}.safetensors does not fit the saved spec: {error}") from error
-    return model.eval(), int(state["step"])
+    return found

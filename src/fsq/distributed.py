@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -42,8 +43,15 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def setup(device: str = "auto") -> DistInfo:
-    """Initialise the process group when launched by torchrun (idempotent); a single process otherwise."""
+DEFAULT_TIMEOUT_MINUTES = 10.0
+
+
+def setup(device: str = "auto", timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> DistInfo:
+    """Initialise the process group when launched by torchrun (idempotent); a single process otherwise.
+
+    ``timeout_minutes`` bounds every collective: a rank that fails or hangs stops the others after that long
+    (torch's default is 30 minutes).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -51,7 +59,9 @@ def setup(device: str = "auto") -> DistInfo:
     if world_size > 1 and not dist.is_initialized():
         if torch_device.type == "cuda":
             torch.cuda.set_device(torch_device)
-        dist.init_process_group(backend="nccl" if torch_device.type == "cuda" else "gloo")
+        dist.init_process_group(
+            backend="nccl" if torch_device.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes)
+        )
     return DistInfo(rank, world_size, local_rank, torch_device)
 
 
@@ -63,6 +73,15 @@ def teardown() -> None:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def all_true(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every rank (``flag`` itself in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

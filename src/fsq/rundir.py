@@ -68,3 +68,69 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ---- ownership -------------------------------------------------------------------------------------------------
+LOCK = ".lock"
+
+
+class RunDirBusy(RuntimeError):
+    """Another process owns the run dir (a trainer, or an evaluation writing into it)."""
+
+
+class RunDirLock:
+    """An exclusive lock on a run dir: ``RUN/.lock`` held with ``flock`` and naming its owner (pid, host, time).
+
+    The kernel releases the lock when its process dies (even by ``kill -9``), so a stale lock file never blocks: a
+    later process takes it over. A second trainer, or an evaluation of a run being trained, is refused with a
+    :class:`RunDirBusy` naming the owner. Used as a context manager; only one rank of a torchrun job takes it.
+    """
+
+    def __init__(self, run_dir: str | Path, purpose: str) -> None:
+        self.path = Path(run_dir) / LOCK
+        self.purpose = purpose
+        self._handle: Any = None
+
+    def __enter__(self) -> RunDirLock:
+        import fcntl
+        import os
+        import socket
+        import time
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # held open while the lock is held
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise RunDirBusy(
+                f"{self.path.parent} is in use by {owner}; wait for it to finish (or stop it) before {self.purpose}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({self.purpose}, since {started})\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self._handle is not None:
+            self._handle.truncate(0)
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def validate_run_name(name: str) -> str:
+    """A run name is one path component: not empty, no separators, not ``.``/``..``, no leading dot."""
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(
+            f"run name {name!r} must be one folder name (letters, digits, '-', '_', '.'; no path separators, not "
+            "empty, not starting with '.'); use --run-dir to put a run elsewhere"
+        )
+    return name

@@ -95,21 +95,37 @@ def test_run_dir_with_other_config_is_refused(tmp_path):
 
 
 def test_pickled_or_truncated_checkpoint_is_refused(tmp_path):
+    """A pickled or truncated checkpoint is refused, never unpickled, and named; with an intact one before it the
+    run falls back to that one (with a warning) and still ends where an uninterrupted run ends; with none left the
+    refusal is the error. No message suggests loading unsafely."""
     _need("mnist")
     cfg = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false")
-    app.train(cfg, tmp_path)
     longer = _cfg(ROOT / "configs/tokenizer/fsq_mnist.yaml", "train.eval_at_end=false", "train.steps=8")
-    latest = tmp_path / "checkpoints" / "step_000004"
-    good_weights = (latest / "model.safetensors").read_bytes()
-    with open(latest / "model.safetensors", "wb") as handle:
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    app.train(longer, straight)
+    app.train(cfg, run)
+    with open(run / "checkpoints/step_000004/model.safetensors", "wb") as handle:
         pickle.dump({"encoder.stem.weight": [0.0]}, handle)
-    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
-        app.train(longer, tmp_path)
-    data = (latest / "optimizer.pt").read_bytes()
-    (latest / "model.safetensors").write_bytes(good_weights)  # a good one again
-    (latest / "optimizer.pt").write_bytes(data[: len(data) // 3])
-    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
-        app.train(longer, tmp_path)
+    with pytest.warns(UserWarning, match="using step_000002 instead: .*not a valid safetensors file"):
+        app.train(longer, run)
+    a, b = _weights(straight, 8), _weights(run, 8)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resumed from step 2: the same run, exactly
+
+    broken = tmp_path / "broken"
+    app.train(cfg, broken)
+    good_weights = (broken / "checkpoints/step_000004/model.safetensors").read_bytes()
+    for folder in (broken / "checkpoints").iterdir():  # every checkpoint unusable: a pickle, a truncated file
+        with open(folder / "model.safetensors", "wb") as handle:
+            pickle.dump({"encoder.stem.weight": [0.0]}, handle)
+    data = (broken / "checkpoints/step_000004/optimizer.pt").read_bytes()
+    (broken / "checkpoints/step_000004/optimizer.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="not a valid safetensors file") as refused:
+        app.train(longer, broken)
+    assert "weights_only=False" not in str(refused.value)
+    (broken / "checkpoints/step_000004/model.safetensors").write_bytes(good_weights)  # only optimizer.pt is bad
+    with pytest.raises(CheckpointError, match="cannot be loaded safely.*nothing in it was executed") as refused:
+        app.train(longer, broken)
+    assert "weights_only=False" not in str(refused.value) and "will likely succeed" not in str(refused.value)
 
 
 def test_folder_with_corrupt_image_and_text_file_trains_and_reports(tmp_path, caplog):

@@ -25,6 +25,7 @@ from fsq.config.engine import (
     merge,
     parse_override,
     read_yaml,
+    resume_hash,
     to_dict,
     with_overrides,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "parse_override",
     "read_run_config",
     "read_yaml",
+    "resume_hash",
     "schema_for",
     "stage_of",
     "to_dict",

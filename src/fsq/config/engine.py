@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import MISSING
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,12 +40,57 @@ RESUMABLE_CHANGES = (
     "train.checkpoint_every",
     "train.keep_last",
     "train.threads",
+    "train.dist_timeout_minutes",
 )
 RESUMABLE_PREFIXES = ("eval.", "train.progress", "train.eval_at_end")
 
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
+
+
+# ------------------------------------------------------------------------------------------------ constraints
+@dataclass(frozen=True)
+class Range:
+    """``Annotated[int | float, Range(...)]``: inclusive bounds (``open_min`` / ``open_max`` make them strict)."""
+
+    min: float | None = None
+    max: float | None = None
+    open_min: bool = False
+    open_max: bool = False
+
+    def check(self, value: Any, where: str) -> None:
+        low = self.min is None or (value > self.min if self.open_min else value >= self.min)
+        high = self.max is None or (value < self.max if self.open_max else value <= self.max)
+        if not (low and high and value == value):  # NaN fails every bound
+            left = "(" if self.open_min else "["
+            right = ")" if self.open_max else "]"
+            lo = "-inf" if self.min is None else f"{self.min:g}"
+            hi = "inf" if self.max is None else f"{self.max:g}"
+            raise ConfigError(f"{where}: {value!r} is outside {left}{lo}, {hi}{right}")
+
+
+@dataclass(frozen=True)
+class Length:
+    """``Annotated[list[...], Length(min=1)]``: a list of at least ``min`` items."""
+
+    min: int = 1
+
+    def check(self, value: Any, where: str) -> None:
+        if len(value) < self.min:
+            raise ConfigError(f"{where}: needs at least {self.min} item(s), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """``Annotated[str, Pattern(regex, meaning)]``: the whole string must match ``regex``."""
+
+    regex: str
+    meaning: str
+
+    def check(self, value: Any, where: str) -> None:
+        if re.fullmatch(self.regex, value) is None:
+            raise ConfigError(f"{where}: {value!r} is not {self.meaning}")
 
 
 # ----------------------------------------------------------------------------------------------- conversion
@@ -55,6 +101,12 @@ def _type_name(tp: Any) -> str:
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp`` (int, float, str, bool, list[X], X | None, dataclass)."""
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        base, *constraints = typing.get_args(tp)
+        value = _convert(value, base, where)
+        for constraint in constraints:
+            constraint.check(value, where)
+        return value
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:
@@ -110,7 +162,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from a (nested) dict; unknown keys and wrong types raise :class:`ConfigError`."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
@@ -228,6 +280,15 @@ def config_hash(config: Any, ignore: tuple[str, ...] = (), ignore_prefixes: tupl
     """A short stable hash of the config, leaving out the dotted keys in ``ignore`` / under ``ignore_prefixes``."""
     flat = {k: v for k, v in flatten(to_dict(config)).items() if k not in ignore and not k.startswith(ignore_prefixes)}
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resume_hash(config: Any) -> str:
+    """The hash a checkpoint records: the fields that differ from the schema's defaults, except those a resumed
+    run may change (``RESUMABLE_*``). Keys a later version adds with a default leave it unchanged, so its runs
+    stay loadable."""
+    defaults = flatten(to_dict(type(config)()))
+    ignore = tuple(k for k, v in flatten(to_dict(config)).items() if k in defaults and defaults[k] == v)
+    return config_hash(config, RESUMABLE_CHANGES + ignore, RESUMABLE_PREFIXES)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from fsq.config.engine import SCHEMA_VERSION
-from fsq.config.sections import OptimConfig, TrainConfig
+from fsq.config.sections import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OptimConfig,
+    PositiveFloat,
+    PositiveInt,
+    RunName,
+    TrainConfig,
+    require,
+)
 
 
 @dataclass(frozen=True)
@@ -16,17 +26,17 @@ class TokenDataConfig:
     tokens: str | None = None  # a `fsq tokenize` folder of the training split (None: tokenize into the run dir)
     train_split: str = "train"
     eval_split: str = "test"  # held-out tokens for the compression cost
-    train_limit: int | None = None
+    train_limit: PositiveInt | None = None
 
 
 @dataclass(frozen=True)
 class TransformerConfig:
     preset: str | None = None  # a name from TRANSFORMER_PRESETS, overlaid by the keys given explicitly
-    width: int = 128
-    depth: int = 4
-    heads: int = 4
-    mlp_dim: int = 512
-    dropout: float = 0.1
+    width: PositiveInt = 128
+    depth: PositiveInt = 4
+    heads: PositiveInt = 4
+    mlp_dim: PositiveInt = 512
+    dropout: Fraction = 0.1
     norm_first: bool = True  # pre-LN; false: BERT post-LN as MaskGIT
 
 
@@ -42,31 +52,31 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True)
 class MaskingConfig:
     schedule: Literal["cosine", "linear", "square", "cubic", "sqrt"] = "cosine"
-    min_ratio: float = 0.45  # at least this fraction of tokens masked in every training batch (paper App. A.4.2)
-    label_drop: float = 0.1  # fraction of class labels replaced by MASK (classifier-free guidance)
-    label_smoothing: float = 0.1
+    min_ratio: Fraction = 0.45  # at least this fraction of tokens masked in every training batch (paper App. A.4.2)
+    label_drop: Fraction = 0.1  # fraction of class labels replaced by MASK (classifier-free guidance)
+    label_smoothing: Fraction = 0.1
     class_conditional: bool = True
 
 
 @dataclass(frozen=True)
 class SamplingEvalConfig:
-    num_samples: int = 1000  # samples (spread over the classes) for class accuracy, usage and FID
-    steps: int = 12
-    choice_temperature: float = 4.5  # the paper's value for 256 tokens; small grids do better near 1-2
-    temperature: float = 1.0
+    num_samples: PositiveInt = 1000  # samples (spread over the classes) for class accuracy, usage and FID
+    steps: PositiveInt = 12
+    choice_temperature: NonNegativeFloat = 4.5  # the paper's value for 256 tokens; small grids do better near 1-2
+    temperature: PositiveFloat = 1.0
     guidance: list[float] = field(default_factory=lambda: [0.0, 1.0])  # CFG weights evaluated (0: none)
-    fid_samples: int = 500  # of the samples, how many go into sampling FID / precision / recall (0: skip)
+    fid_samples: NonNegativeInt = 500  # of the samples, how many go into sampling FID / precision / recall (0: skip)
     fid_guidance: list[float] | None = None  # the CFG weights that get FID / P / R (None: all; Inception is slow)
-    pr_k: int = 3  # nearest neighbours of the precision / recall manifolds (ADM suite)
-    classifier_steps: int = 1000  # training steps of the class judge (cached per data source and steps)
+    pr_k: PositiveInt = 3  # nearest neighbours of the precision / recall manifolds (ADM suite)
+    classifier_steps: PositiveInt = 1000  # training steps of the class judge (cached per data source and steps)
     speed_steps: list[int] = field(default_factory=lambda: [1, 4, 8, 12])  # sampling speed measured for each T
-    speed_batch: int = 100
-    compression_steps: int = 12  # M2T deterministic schedule (power alpha, QLDS order)
-    compression_alpha: float = 2.2
-    compression_samples: int = 1000  # held-out token grids for the compression cost (0: skip)
-    batch_size: int = 250
-    grid_per_class: int = 10  # images per class in the sample grid
-    seed: int = 0
+    speed_batch: PositiveInt = 100
+    compression_steps: PositiveInt = 12  # M2T deterministic schedule (power alpha, QLDS order)
+    compression_alpha: PositiveFloat = 2.2
+    compression_samples: NonNegativeInt = 1000  # held-out token grids for the compression cost (0: skip)
+    batch_size: PositiveInt = 250
+    grid_per_class: PositiveInt = 10  # images per class in the sample grid
+    seed: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class MaskGITExperiment:
 
     schema_version: int = SCHEMA_VERSION
     stage: Literal["maskgit"] = "maskgit"
-    name: str = "maskgit"
+    name: RunName = "maskgit"
     data: TokenDataConfig = field(default_factory=TokenDataConfig)
     model: TransformerConfig = field(default_factory=TransformerConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -84,3 +94,9 @@ class MaskGITExperiment:
     )
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: SamplingEvalConfig = field(default_factory=SamplingEvalConfig)
+
+    def __post_init__(self) -> None:
+        m, e = self.model, self.eval
+        require(m.width % m.heads == 0, f"model.heads={m.heads} must divide model.width={m.width}")
+        missing = [g for g in e.fid_guidance or [] if g not in e.guidance]
+        require(not missing, f"eval.fid_guidance {missing} must be among eval.guidance {e.guidance}")

@@ -8,50 +8,72 @@ their choices at load time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from fsq.config.engine import ConfigError, Length, Pattern, Range
+
+# Value types with their ranges, checked at load (before anything is written).
+PositiveInt = Annotated[int, Range(min=1)]
+NonNegativeInt = Annotated[int, Range(min=0)]
+PositiveFloat = Annotated[float, Range(min=0, open_min=True)]
+NonNegativeFloat = Annotated[float, Range(min=0)]
+Fraction = Annotated[float, Range(min=0, max=1)]
+Decay = Annotated[float, Range(min=0, max=1, open_max=True)]
+Levels = Annotated[list[Annotated[int, Range(min=2)]], Length(min=1)]
+RunName = Annotated[
+    str,
+    Pattern(r"[A-Za-z0-9_][A-Za-z0-9._-]*", "a run name: one folder name of letters, digits, '.', '_', '-' (no path)"),
+]
+
+
+def require(condition: bool, message: str) -> None:
+    """A combination check of a schema's ``__post_init__``: a :class:`ConfigError` when ``condition`` fails."""
+    if not condition:
+        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
 class QuantizerConfig:
     kind: Literal["fsq", "vq"] = "fsq"
-    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # fsq
+    levels: Levels = field(default_factory=lambda: [8, 5, 5, 5])  # fsq
     variant: Literal["paper", "atanh", "symmetric"] = "paper"  # fsq
-    codebook_size: int = 1024  # vq
-    dim: int = 256  # vq: code width (the encoder's last layer outputs this many channels)
+    codebook_size: PositiveInt = 1024  # vq
+    dim: PositiveInt = 256  # vq: code width (the encoder's last layer outputs this many channels)
     recipe: Literal["maskgit", "maskgit_noentropy", "uvim", "uvim_nosplit"] = "maskgit"  # vq
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 1e-3
-    beta1: float = 0.0  # the paper's Adam(0, 0.99)
-    beta2: float = 0.99
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
+    lr: NonNegativeFloat = 1e-3
+    beta1: Annotated[float, Range(min=0, max=1, open_max=True)] = 0.0  # the paper's Adam(0, 0.99)
+    beta2: Annotated[float, Range(min=0, max=1, open_max=True)] = 0.99
+    weight_decay: NonNegativeFloat = 0.0
+    warmup_steps: NonNegativeInt = 0
     schedule: Literal["cosine", "constant"] = "cosine"
-    grad_clip: float | None = None
-    discriminator_lr: float | None = None  # None: same as lr
+    grad_clip: PositiveFloat | None = None
+    discriminator_lr: NonNegativeFloat | None = None  # None: same as lr
 
 
 @dataclass(frozen=True)
 class LoopConfig:
     """What the one training loop needs besides step counts: batch, seed, cadences, device and precision."""
 
-    batch_size: int = 64  # global, over all ranks
-    seed: int = 0
-    log_every: int = 25
-    checkpoint_every: int = 500
-    keep_last: int = 2
-    threads: int | None = None  # torch CPU threads (None: leave torch's default)
+    batch_size: PositiveInt = 64  # global, over all ranks
+    seed: NonNegativeInt = 0
+    log_every: PositiveInt = 25
+    checkpoint_every: PositiveInt = 500
+    keep_last: NonNegativeInt = 2  # checkpoints kept (0: all)
+    threads: PositiveInt | None = None  # torch CPU threads (None: leave torch's default)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
     eval_at_end: bool = True
     progress: bool = True
+    dist_timeout_minutes: PositiveFloat = 10.0  # torchrun: a failed or hung rank stops the others after this long
 
 
 @dataclass(frozen=True)
 class TrainConfig(LoopConfig):
     """A single-phase stage (tokenizer, MaskGIT): the step count and the EMA of the weights."""
 
-    steps: int = 1000
-    ema_decay: float = 0.999  # EMA of the weights, used for evaluation (0 disables)
+    steps: PositiveInt = 1000
+    ema_decay: Decay = 0.999  # EMA of the weights, used for evaluation (0 disables)

@@ -6,38 +6,48 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from fsq.config.engine import SCHEMA_VERSION
-from fsq.config.sections import LoopConfig, OptimConfig, QuantizerConfig
+from fsq.config.sections import (
+    Fraction,
+    LoopConfig,
+    NonNegativeInt,
+    OptimConfig,
+    PositiveFloat,
+    PositiveInt,
+    QuantizerConfig,
+    RunName,
+    require,
+)
 
 
 @dataclass(frozen=True)
 class TaskConfig:
     name: Literal["depth", "colorization", "panoptic"] = "depth"
-    depth_bins: int = 64  # depth: target bins over [0, max_depth]
-    max_depth: float = 10.0
-    max_instances: int = 8  # panoptic: instance slots per image (the scenes hold at most scene.max_objects)
+    depth_bins: PositiveInt = 64  # depth: target bins over [0, max_depth]
+    max_depth: PositiveFloat = 10.0
+    max_instances: PositiveInt = 8  # panoptic: instance slots per image (the scenes hold at most scene.max_objects)
 
 
 @dataclass(frozen=True)
 class DenseDataConfig:
-    image_size: int = 32
-    train_size: int = 4000  # scenes rendered / photo crops for training
-    eval_size: int = 500
-    min_objects: int = 1  # scenes
-    max_objects: int = 5
+    image_size: PositiveInt = 32
+    train_size: PositiveInt = 4000  # scenes rendered / photo crops for training
+    eval_size: PositiveInt = 500
+    min_objects: NonNegativeInt = 1  # scenes
+    max_objects: PositiveInt = 5
     cache_dir: str | None = None  # photos (colorization)
 
 
 @dataclass(frozen=True)
 class OracleConfig:
     preset: str | None = None  # a name from ORACLE_PRESETS, overlaid by the keys given explicitly
-    patch: int = 4
-    width: int = 128
-    encoder_depth: int = 2
-    decoder_depth: int = 2
-    heads: int = 4
-    mlp_dim: int = 512
-    dropout: float = 0.0
-    code_grid: int = 4  # code positions per side (the paper: 16 x 16 = 256 codes)
+    patch: PositiveInt = 4
+    width: PositiveInt = 128
+    encoder_depth: PositiveInt = 2
+    decoder_depth: PositiveInt = 2
+    heads: PositiveInt = 4
+    mlp_dim: PositiveInt = 512
+    dropout: Fraction = 0.0
+    code_grid: PositiveInt = 4  # code positions per side (the paper: 16 x 16 = 256 codes)
     use_context: bool = True  # the image as context for encoder and decoder (the paper's ablation turns it off)
     code_dropout: bool = True
 
@@ -59,29 +69,29 @@ ORACLE_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class LanguageModelConfig:
-    patch: int = 4
-    width: int = 128
-    encoder_depth: int = 2
-    decoder_depth: int = 2
-    heads: int = 4
-    mlp_dim: int = 512
-    dropout: float = 0.1
+    patch: PositiveInt = 4
+    width: PositiveInt = 128
+    encoder_depth: PositiveInt = 2
+    decoder_depth: PositiveInt = 2
+    heads: PositiveInt = 4
+    mlp_dim: PositiveInt = 512
+    dropout: Fraction = 0.1
 
 
 @dataclass(frozen=True)
 class UViMTrainConfig(LoopConfig):
     """Two phases in one run dir: the oracle's steps, then the language model's."""
 
-    log_every: int = 50
-    oracle_steps: int = 1000
-    lm_steps: int = 1000
+    log_every: PositiveInt = 50
+    oracle_steps: PositiveInt = 1000
+    lm_steps: PositiveInt = 1000
 
 
 @dataclass(frozen=True)
 class UViMEvalConfig:
-    batch_size: int = 250
-    fid_samples: int = 0  # colorization: Inception FID of this many predictions vs the real photos (0: skip)
-    grid_size: int = 8
+    batch_size: PositiveInt = 250
+    fid_samples: NonNegativeInt = 0  # colorization: Inception FID of this many predictions vs the real photos (0: skip)
+    grid_size: PositiveInt = 8
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ class UViMExperiment:
 
     schema_version: int = SCHEMA_VERSION
     stage: Literal["uvim"] = "uvim"
-    name: str = "uvim"
+    name: RunName = "uvim"
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DenseDataConfig = field(default_factory=DenseDataConfig)
     model: OracleConfig = field(default_factory=OracleConfig)
@@ -106,3 +116,10 @@ class UViMExperiment:
     )
     train: UViMTrainConfig = field(default_factory=UViMTrainConfig)
     eval: UViMEvalConfig = field(default_factory=UViMEvalConfig)
+
+    def __post_init__(self) -> None:
+        size, d = self.data.image_size, self.data
+        for name, part in (("model", self.model), ("lm", self.lm)):
+            require(size % part.patch == 0, f"{name}.patch={part.patch} must divide data.image_size={size}")
+            require(part.width % part.heads == 0, f"{name}.heads={part.heads} must divide {name}.width={part.width}")
+        require(d.min_objects <= d.max_objects, f"data.min_objects={d.min_objects} > data.max_objects={d.max_objects}")

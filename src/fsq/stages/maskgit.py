@@ -20,7 +20,7 @@ from torch import nn
 
 from fsq import checkpoint as ckpt
 from fsq import distributed
-from fsq.config import MaskGITExperiment, read_run_config
+from fsq.config import MaskGITExperiment, read_run_config, resume_hash
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
 from fsq.generation.mask_schedule import random_mask, training_mask_count
@@ -88,7 +88,8 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, M
     cfg = read_run_config(run_dir)
     if not isinstance(cfg, MaskGITExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a MaskGIT run")
-    model, step = ckpt.load_latest_model(run_dir, lambda spec: MaskGIT(MaskGITSpec(**spec)), use_ema)
+    build = lambda spec: MaskGIT(MaskGITSpec(**spec))  # noqa: E731
+    model, step = ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
     return model, step, cfg
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq.config import UViMExperiment, read_run_config
+from fsq.config import UViMExperiment, read_run_config, resume_hash
 from fsq.data.dense import load_task_data
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
@@ -103,10 +103,11 @@ def lm_spec(cfg: UViMExperiment, task: Task, codebook_size: int) -> LanguageMode
     )
 
 
-def _load_phase(phase_dir: Path, cls: type[nn.Module], spec_cls: type) -> tuple[nn.Module, int]:
-    """A phase's newest weights and step (UViM keeps no EMA)."""
+def _load_phase(phase_dir: Path, cls: type[nn.Module], spec_cls: type, config_hash: str) -> tuple[nn.Module, int]:
+    """A phase's newest weights and step (UViM keeps no EMA), written under the run's config."""
     hint = " (train it with `fsq train uvim`)"
-    return ckpt.load_latest_model(phase_dir, lambda spec: cls(spec_cls(**spec)), use_ema=False, hint=hint)
+    build = lambda spec: cls(spec_cls(**spec))  # noqa: E731
+    return ckpt.load_latest_model(phase_dir, build, use_ema=False, hint=hint, expected_config_hash=config_hash)
 
 
 def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLanguageModel, int]:
@@ -115,8 +116,8 @@ def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLangu
     cfg = read_run_config(run_dir)
     if not isinstance(cfg, UViMExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a UViM run")
-    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec)
-    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, LanguageModelSpec)
+    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec, resume_hash(cfg))
+    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, LanguageModelSpec, resume_hash(cfg))
     return cfg, oracle, lm, step  # type: ignore[return-value]
 
 

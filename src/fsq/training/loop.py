@@ -14,6 +14,7 @@ that interrupt a run at a chosen step.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,10 +25,21 @@ from torch import nn
 
 from fsq import checkpoint as ckpt
 from fsq import distributed, rundir
+from fsq.config import ConfigError, resume_hash
 from fsq.optim import lr_at
 from fsq.stages.base import NonFiniteLossError, Phase, Stage
 from fsq.tracking import MetricsWriter
-from fsq.training.state import autocast, progress_bar, reduce_window, resolved_hash, rng_state, set_rng_state, start_run
+from fsq.training.state import (
+    autocast,
+    check_run_dir,
+    owned_run_dir,
+    progress_bar,
+    reduce_window,
+    rng_state,
+    set_rng_state,
+    setup_process,
+    write_run_dir,
+)
 
 StepHook = Callable[[str, int], None]
 Evaluate = Callable[..., dict[str, Any]]
@@ -43,24 +55,36 @@ def train(
     left for it, so nothing is loaded twice).
     """
     run_dir = Path(run_dir)
-    info = start_run(cfg, run_dir)
-    kept: dict[str, Any] = {}
-    for phase in stage.phases(cfg, run_dir, info, kept):
-        run_phase(phase, cfg, info, hooks)
-    final = stage.final_step(cfg)
-    result: dict[str, Any] = {"run_dir": str(run_dir), "step": final}
-    if evaluate is not None and cfg.train.eval_at_end and not rundir.has_eval(run_dir, final):
-        result["eval"] = evaluate(run_dir, cfg=cfg, **kept)
-    distributed.barrier()
+    info = setup_process(cfg)
+    check_run_dir(cfg, run_dir)  # another config's run is refused before any work
+    with owned_run_dir(run_dir, info, "training"):
+        check_run_dir(cfg, run_dir)  # again, now that no one else can write it
+        kept: dict[str, Any] = {}
+        phases = stage.phases(cfg, run_dir, info, kept)
+        first = next(phases)  # data and model built: a config that cannot build fails here, before any write
+        if info.is_main:
+            write_run_dir(cfg, run_dir, info.world_size)
+        distributed.barrier()
+        for phase in itertools.chain([first], phases):
+            run_phase(phase, cfg, info, hooks)
+        final = stage.final_step(cfg)
+        result: dict[str, Any] = {"run_dir": str(run_dir), "step": final}
+        if evaluate is not None and cfg.train.eval_at_end and not rundir.has_eval(run_dir, final):
+            result["eval"] = evaluate(run_dir, cfg=cfg, **kept)
+        distributed.barrier()
     return result
 
 
 def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequence[StepHook] = ()) -> None:
     """Train one phase from its newest checkpoint (or from scratch) to ``phase.steps``."""
     t, o, device = cfg.train, phase.optim, info.device
-    latest = ckpt.latest_checkpoint(phase.run_dir)
-    start = restore(latest, phase, cfg, device) if latest is not None else 0
-    if start >= phase.steps:
+    start = ckpt.load_newest(phase.run_dir, lambda folder: restore(folder, phase, cfg, device)) or 0
+    if start > phase.steps:
+        raise ConfigError(
+            f"{phase.run_dir} holds a checkpoint of step {start}, past this config's {phase.name} steps "
+            f"({phase.steps}): a shorter run cannot resume from it (raise the step count, or use a new run dir)"
+        )
+    if start == phase.steps:
         phase.model.eval()
         return
     network: nn.Module = phase.model
@@ -133,14 +157,14 @@ def save(phase: Phase, cfg: Any, step: int, device: torch.device) -> Path:
     weights.update({name: module.state_dict() for name, module in phase.modules.items()})
     torch_state: dict[str, Any] = {"optimizer": phase.optimizer.state_dict(), "rng": rng_state(device)}
     torch_state.update({name: optimizer.state_dict() for name, optimizer in phase.optimizers.items()})
-    state = {"config_hash": resolved_hash(cfg), "spec": phase.spec, "stage": phase.name}
+    state = {"config_hash": resume_hash(cfg), "spec": phase.spec, "stage": phase.name}
     return ckpt.save_checkpoint(phase.run_dir, step, weights, torch_state, state, keep_last=cfg.train.keep_last)
 
 
 def restore(directory: Path, phase: Phase, cfg: Any, device: torch.device) -> int:
     """Load a checkpoint written by :func:`save` into the phase; returns its step."""
     names = ["model"] + (["ema"] if phase.ema is not None else []) + list(phase.modules)
-    weights, torch_state, state = ckpt.load_checkpoint(directory, names, resolved_hash(cfg))
+    weights, torch_state, state = ckpt.load_checkpoint(directory, names, resume_hash(cfg))
     try:
         phase.model.load_state_dict(weights["model"], strict=True)
         if phase.ema is not None:
@@ -151,6 +175,6 @@ def restore(directory: Path, phase: Phase, cfg: Any, device: torch.device) -> in
         for name, optimizer in phase.optimizers.items():
             optimizer.load_state_dict(torch_state[name])
     except (RuntimeError, KeyError, ValueError) as error:
-        raise ckpt.CheckpointError(f"{directory} does not fit this model/config: {error}") from error
+        raise ckpt.CheckpointMismatch(f"{directory} does not fit this model/config: {error}") from error
     set_rng_state(torch_state["rng"], device)
     return int(state["step"])

@@ -6,7 +6,8 @@ They take the experiment config (any schema dataclass with ``train`` settings) a
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from fsq.config import (
     RESUMABLE_CHANGES,
     RESUMABLE_PREFIXES,
     ConfigError,
-    config_hash,
     differing_keys,
     dump_yaml,
     from_dict,
@@ -27,43 +27,73 @@ from fsq.io import write_json_atomic, write_text_atomic
 from fsq.tracking import run_meta
 
 
-def resolved_hash(cfg: Any) -> str:
-    """Hash of the config fields a checkpoint depends on (the resumable keys excluded)."""
-    return config_hash(cfg, RESUMABLE_CHANGES, RESUMABLE_PREFIXES)
-
-
-def prepare_run_dir(cfg: Any, run_dir: Path, is_main: bool, world_size: int = 1) -> None:
-    """Write ``config.yaml``/``meta.json`` for a new run; for an existing one check the config is compatible."""
+def check_run_dir(cfg: Any, run_dir: Path) -> None:
+    """Refuse a run dir that holds a run of another config (read-only: nothing is written)."""
     config_path = run_dir / rundir.CONFIG
-    if config_path.exists():
-        saved = from_dict(type(cfg), read_yaml(config_path))
-        changed = [
-            k for k in differing_keys(saved, cfg) if k not in RESUMABLE_CHANGES and not k.startswith(RESUMABLE_PREFIXES)
-        ]
-        if changed:
-            raise ConfigError(
-                f"{run_dir} holds a run with a different config (changed: {changed}); only {list(RESUMABLE_CHANGES)} "
-                f"and {list(RESUMABLE_PREFIXES)}* may change on resume. Use a new run dir."
-            )
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(dump_yaml(cfg), config_path)
-        meta_path = run_dir / rundir.META
-        meta: dict[str, Any] = {"runs": []}
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-        meta["runs"].append(run_meta(world_size))
-        write_json_atomic(meta, meta_path)
+    if not config_path.exists():
+        return
+    saved = from_dict(type(cfg), read_yaml(config_path))
+    changed = [
+        k for k in differing_keys(saved, cfg) if k not in RESUMABLE_CHANGES and not k.startswith(RESUMABLE_PREFIXES)
+    ]
+    if changed:
+        raise ConfigError(
+            f"{run_dir} holds a run with a different config (changed: {changed}); only {list(RESUMABLE_CHANGES)} "
+            f"and {list(RESUMABLE_PREFIXES)}* may change on resume. Use a new run dir."
+        )
 
 
-def start_run(cfg: Any, run_dir: Path) -> distributed.DistInfo:
-    """The common start of every loop: process group / device, CPU threads, the run dir checked and written."""
-    info = distributed.setup(cfg.train.device)
+def write_run_dir(cfg: Any, run_dir: Path, world_size: int = 1) -> None:
+    """Write ``config.yaml`` and append this start to ``meta.json`` (rank 0, once the run has built)."""
+    write_text_atomic(dump_yaml(cfg), run_dir / rundir.CONFIG)
+    meta_path = run_dir / rundir.META
+    meta: dict[str, Any] = {"runs": []}
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+    meta["runs"].append(run_meta(world_size))
+    write_json_atomic(meta, meta_path)
+
+
+def setup_process(cfg: Any) -> distributed.DistInfo:
+    """Process group / device (with the configured collective timeout) and CPU threads."""
+    info = distributed.setup(cfg.train.device, cfg.train.dist_timeout_minutes)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    prepare_run_dir(cfg, run_dir, info.is_main, info.world_size)
-    distributed.barrier()
     return info
+
+
+@contextmanager
+def owned_run_dir(run_dir: Path, info: distributed.DistInfo, purpose: str) -> Iterator[None]:
+    """Hold the run dir's lock (rank 0) while the block runs; every rank fails together when it is taken.
+
+    A run dir this call created and left without a ``config.yaml`` (a start that failed before anything was
+    trained) is removed again, so the corrected command is not refused as another run.
+    """
+    created = not run_dir.exists()
+    lock = rundir.RunDirLock(run_dir, purpose) if info.is_main else None
+    error: Exception | None = None
+    if lock is not None:
+        try:
+            lock.__enter__()
+        except rundir.RunDirBusy as busy:
+            error = busy
+    if not distributed.all_true(error is None, info.device):
+        raise error or rundir.RunDirBusy(f"{run_dir} is in use by another process (rank 0 could not lock it)")
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+            if created and not (run_dir / rundir.CONFIG).exists():
+                (run_dir / rundir.LOCK).unlink(missing_ok=True)
+                _remove_if_empty(run_dir)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
