@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq.config import TokenizerExperiment
+from fsq.config import TokenizerExperiment, read_run_config, resume_hash
 from fsq.data import ImageSet, load_images
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
@@ -78,8 +78,15 @@ def load_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 
 
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]:
-    """The newest checkpoint's tokenizer (its EMA weights when present) and its step."""
-    return ckpt.load_latest_model(run_dir, lambda spec: Tokenizer(TokenizerSpec(**spec)), use_ema)
+    """The newest checkpoint's tokenizer (its EMA weights when present) and its step.
+
+    The checkpoint must have been written under the run dir's ``config.yaml`` (an edited config is refused).
+    """
+    cfg = read_run_config(run_dir)
+    if not isinstance(cfg, TokenizerExperiment):
+        raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
+    build = lambda spec: Tokenizer(TokenizerSpec(**spec))  # noqa: E731
+    return ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
 
 
 def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
