@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from fsq.config.engine import SCHEMA_VERSION
-from fsq.config.sections import OptimConfig, QuantizerConfig, TrainConfig
+from fsq.config.engine import SCHEMA_VERSION, Length
+from fsq.config.sections import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    OptimConfig,
+    PositiveInt,
+    QuantizerConfig,
+    RunName,
+    TrainConfig,
+    require,
+)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "mnist"  # mnist | fashion | photos | a folder path
-    image_size: int = 28
+    image_size: PositiveInt = 28
     train_split: str = "train"
     eval_split: str = "test"
-    train_limit: int | None = None  # keep the first N training images
-    eval_limit: int | None = None  # evaluate on the first N held-out images (None: all)
-    num_crops: int | None = None  # photos: crops per split (None: the source's default)
+    train_limit: PositiveInt | None = None  # keep the first N training images
+    eval_limit: PositiveInt | None = None  # evaluate on the first N held-out images (None: all)
+    num_crops: PositiveInt | None = None  # photos: crops per split (None: the source's default)
     channels: int | None = None  # 1 (grey) or 3 (RGB); None: the source's own
     on_error: Literal["skip", "raise"] = "skip"  # image folders: skip (and report) or raise on unreadable files
     cache_dir: str | None = None
@@ -26,10 +35,10 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     preset: str | None = None  # a name from MODEL_PRESETS, overlaid by the keys given explicitly
-    filters: int = 32
-    channel_multipliers: list[int] = field(default_factory=lambda: [1, 2, 2])
-    num_res_blocks: int = 1
-    num_groups: int = 8  # GroupNorm groups (the paper's flax default is 32)
+    filters: PositiveInt = 32
+    channel_multipliers: Annotated[list[PositiveInt], Length(min=1)] = field(default_factory=lambda: [1, 2, 2])
+    num_res_blocks: NonNegativeInt = 1
+    num_groups: PositiveInt = 8  # GroupNorm groups (the paper's flax default is 32)
 
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -45,18 +54,18 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class LossConfig:
-    perceptual_weight: float = 0.0  # EfficientNet-Lite0 feature loss (not LPIPS); the paper uses 0.1 (ResNet-50)
-    adversarial_weight: float = 0.0  # the paper uses 0.1
-    adversarial_start: int = 0  # generator adversarial loss and discriminator training start here
-    r1_weight: float = 10.0
-    discriminator_channels: int = 64
+    perceptual_weight: NonNegativeFloat = 0.0  # EfficientNet-Lite0 features (not LPIPS); the paper: 0.1 (ResNet-50)
+    adversarial_weight: NonNegativeFloat = 0.0  # the paper uses 0.1
+    adversarial_start: NonNegativeInt = 0  # generator adversarial loss and discriminator training start here
+    r1_weight: NonNegativeFloat = 10.0
+    discriminator_channels: PositiveInt = 64
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    batch_size: int = 256
-    fid_samples: int = 200  # images for reconstruction FID (0 disables); Inception runs ~5 img/s on a 2-core CPU
-    grid_size: int = 8  # reconstruction grid: grid_size pairs of originals and reconstructions
+    batch_size: PositiveInt = 256
+    fid_samples: NonNegativeInt = 200  # reconstruction FID images (0 disables); Inception: ~5 img/s on 2 CPU cores
+    grid_size: PositiveInt = 8  # reconstruction grid: grid_size pairs of originals and reconstructions
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class TokenizerExperiment:
 
     schema_version: int = SCHEMA_VERSION
     stage: Literal["tokenizer"] = "tokenizer"
-    name: str = "tokenizer"
+    name: RunName = "tokenizer"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
@@ -73,3 +82,12 @@ class TokenizerExperiment:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        m = self.model
+        widths = [m.filters * k for k in m.channel_multipliers]
+        require(
+            all(w % m.num_groups == 0 for w in widths),
+            f"model.num_groups={m.num_groups} must divide every width {widths} (filters x channel_multipliers)",
+        )
+        require(self.data.channels in (None, 1, 3), f"data.channels must be 1, 3 or null, got {self.data.channels}")
