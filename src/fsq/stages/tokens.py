@@ -16,8 +16,9 @@ import torch
 
 from fsq import checkpoint as ckpt
 from fsq.config import TokenizerExperiment, read_run_config
+from fsq.data.loader import SkipLog, iterate_batches
 from fsq.io import read_format_json, write_json_atomic
-from fsq.stages.tokenizer import load_run, load_split
+from fsq.stages.tokenizer import item_transform, load_run, open_split
 
 
 def smallest_dtype(codebook_size: int) -> torch.dtype:
@@ -41,26 +42,50 @@ def export_tokens(
     shard_size: int = 10_000,
     batch_size: int = 256,
     limit: int | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest."""
+    """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
+
+    The split is streamed in batches (centre crops for streamed sources, decoded in ``workers`` DataLoader
+    workers, default ``data.workers``), so memory is bounded by ``shard_size`` token grids; unreadable images are
+    left out and listed in the manifest's ``skipped``.
+    """
     cfg = read_run_config(run_dir)
     if not isinstance(cfg, TokenizerExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
     model, step = load_run(run_dir)
-    data = load_split(cfg, split, limit)
+    items = open_split(cfg, split, limit)
+    workers = cfg.data.workers if workers is None else workers
+    transform = item_transform(cfg, items, train=False)
     dtype = smallest_dtype(model.codebook_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards: list[dict[str, Any]] = []
-    for shard_index, start in enumerate(range(0, data.images.shape[0], shard_size)):
-        images = data.images[start : start + shard_size]
-        tokens = torch.cat([model.tokenize(batch.float().div(255)) for batch in images.split(batch_size)]).to(dtype)
-        tensors = {"tokens": tokens}
-        if data.labels is not None:
-            tensors["labels"] = data.labels[start : start + shard_size].long()
-        path = out_dir / f"shard_{shard_index:05d}.safetensors"
+    tokens: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    log = SkipLog(items.source)
+
+    def write_shard() -> None:
+        tensors = {"tokens": torch.cat(tokens)[:shard_size]}
+        if items.has_labels:
+            tensors["labels"] = torch.cat(labels)[:shard_size]
+        path = out_dir / f"shard_{len(shards):05d}.safetensors"
         ckpt.save_safetensors_atomic(tensors, path)
-        shards.append({"file": path.name, "count": int(tokens.shape[0]), "sha256": _sha256(path)})
+        shards.append({"file": path.name, "count": int(tensors["tokens"].shape[0]), "sha256": _sha256(path)})
+        rest = torch.cat(tokens)[shard_size:], (torch.cat(labels)[shard_size:] if items.has_labels else None)
+        tokens[:] = [rest[0]] if len(rest[0]) else []
+        labels[:] = [rest[1]] if rest[1] is not None and len(rest[1]) else []
+
+    batches = iterate_batches(items, transform, range(len(items)), batch_size, workers=workers, log=log)
+    for _, images, batch_labels, valid in batches:  # streamed: memory bounded by the shard size
+        if not bool(valid.any()):
+            continue
+        tokens.append(model.tokenize(images[valid].float().div(255)).to(dtype))
+        labels.append(batch_labels[valid].long())
+        while sum(len(t) for t in tokens) >= shard_size:
+            write_shard()
+    if tokens:
+        write_shard()
     manifest = {
         "format": "fsq-tokens",
         "version": 1,
@@ -74,8 +99,9 @@ def export_tokens(
         "token_grid": [model.spec.token_grid, model.spec.token_grid],
         "dtype": str(dtype).removeprefix("torch."),
         "num_images": sum(s["count"] for s in shards),
-        "has_labels": data.labels is not None,
-        "class_names": data.class_names,
+        "skipped": sorted(log.skipped),
+        "has_labels": items.has_labels,
+        "class_names": items.class_names,
         "shards": shards,
     }
     write_json_atomic(manifest, out_dir / "manifest.json")

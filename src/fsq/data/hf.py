@@ -1,0 +1,138 @@
+"""Local Hugging Face ``datasets`` as a map-style image collection, read without the network.
+
+``hf:PATH`` names a directory on disk, one of:
+
+- a dataset saved with ``save_to_disk`` (``load_from_disk``): a ``DatasetDict`` (``split`` picks one of its
+  splits; ``all`` joins them) or a single ``Dataset`` (``split`` must be ``all``);
+- a folder of ``.parquet`` files: ``split="all"`` reads them all, otherwise the files whose names start with the
+  split (``train-00000-of-00004.parquet``) or that sit in a ``{split}/`` sub-folder;
+- anything else is read as an ``imagefolder`` (images in class sub-folders, optionally under ``train/``, ``test/``
+  ...; the labels are the folder names).
+
+The image column is the first column of the ``Image`` feature type, the label the first ``ClassLabel`` column (or
+an integer ``label``/``labels`` column). Images are read as encoded bytes and decoded by
+:func:`fsq.data.images.decode_image`, so pixels follow the same 8-bit rules as image folders. Rows are read on
+demand from the memory-mapped Arrow files, in DataLoader workers. ``HF_DATASETS_OFFLINE`` and ``HF_HUB_OFFLINE``
+are set to 1 (unless already set) before ``datasets`` is imported, so a hub name fails at once instead of
+retrying over the network; ``imagefolder`` and parquet caches go to ``cache_dir`` (default: ``datasets``' own).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fsq.data.images import _DECODE_ERRORS, decode_image
+from fsq.data.items import ImageItems, UnreadableItem
+
+
+def _datasets():
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import datasets
+    except ImportError as error:
+        raise ValueError("hf: sources need the `datasets` package: pip install 'fsq[data]'") from error
+    return datasets
+
+
+def _pick_split(datasets: Any, loaded: Any, split: str, path: str) -> Any:
+    if isinstance(loaded, datasets.DatasetDict):
+        if split == "all":
+            return datasets.concatenate_datasets([loaded[name] for name in sorted(loaded)])
+        if split not in loaded:
+            raise ValueError(f"hf:{path} has splits {sorted(loaded)}, not {split!r} (or use 'all')")
+        return loaded[split]
+    if split != "all":
+        raise ValueError(f"hf:{path} is a single dataset without splits: use split 'all', not {split!r}")
+    return loaded
+
+
+def load_local(path: str, split: str, cache_dir: str | None = None) -> Any:
+    """The ``datasets.Dataset`` of ``split`` at ``path`` (see the module docstring)."""
+    datasets = _datasets()
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"hf:{path}: not a directory (only local Hugging Face datasets are read)")
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        return _pick_split(datasets, datasets.load_from_disk(str(root)), split, path)
+    parquet = sorted(root.rglob("*.parquet"))
+    if parquet:
+        if split != "all":
+            parquet = [p for p in parquet if p.name.startswith(split) or split in p.relative_to(root).parts[:-1]]
+        if not parquet:
+            raise ValueError(f"hf:{path} holds no parquet files of split {split!r}")
+        files = {"data": [str(p) for p in parquet]}
+        return datasets.load_dataset("parquet", data_files=files, split="data", cache_dir=cache_dir)
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(root), cache_dir=cache_dir)
+    return _pick_split(datasets, loaded, split, path)
+
+
+class HFItems(ImageItems):
+    """A local Hugging Face dataset's images and labels (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str,
+        split: str = "all",
+        *,
+        channels: int = 3,
+        limit: int | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        datasets = _datasets()
+        ds = load_local(path, split, cache_dir)
+        features = ds.features
+        images = [name for name, f in features.items() if isinstance(f, datasets.Image)]
+        if not images:
+            raise ValueError(f"hf:{path} has no column of the Image feature type (columns: {list(features)})")
+        self.image_column = images[0]
+        labels = [name for name, f in features.items() if isinstance(f, datasets.ClassLabel)]
+        if not labels:
+            labels = [
+                n for n in ("label", "labels") if n in features and "int" in str(getattr(features[n], "dtype", ""))
+            ]
+        self.label_column = labels[0] if labels else None
+        self.class_names = None
+        if self.label_column is not None and isinstance(features[self.label_column], datasets.ClassLabel):
+            self.class_names = list(features[self.label_column].names)
+        ds = ds.cast_column(self.image_column, datasets.Image(decode=False))
+        if limit is not None:
+            ds = ds.select(range(min(limit, len(ds))))
+        if len(ds) == 0:
+            raise ValueError(f"hf:{path} split {split!r} is empty")
+        columns = [self.image_column] + ([self.label_column] if self.label_column else [])
+        self.ds = ds.select_columns(columns)
+        self.source, self.split, self.channels = path, split, channels
+        self.has_labels = self.label_column is not None
+        self.skipped = []
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def read(self, index: int) -> torch.Tensor:
+        cell = self.ds[index][self.image_column]
+        try:
+            if cell.get("bytes"):
+                return decode_image(io.BytesIO(cell["bytes"]), channels=self.channels)
+            if cell.get("path"):
+                return decode_image(Path(cell["path"]), channels=self.channels)
+            raise ValueError("the row holds neither image bytes nor a path")
+        except _DECODE_ERRORS as error:
+            raise UnreadableItem(self.name(index), str(error)) from error
+
+    def label(self, index: int) -> int:
+        if self.label_column is None:
+            return -1
+        value = self.ds[index][self.label_column]
+        return -1 if value is None else int(value)
+
+    def name(self, index: int) -> str:
+        return f"hf:{self.source}[{self.split}][{index}]"
+
+    def fingerprint(self, count: int) -> str:
+        return f"{self.ds._fingerprint}-{count}"

@@ -1,0 +1,47 @@
+"""The interface of a map-style image collection: index -> uint8 ``(C, H, W)`` image and label.
+
+Implemented by :class:`fsq.data.datasets.MemoryItems` (built-in sources in memory),
+:class:`fsq.data.datasets.FolderItems` (image folders), :class:`fsq.data.shards.TarShardItems` (WebDataset
+shards) and :class:`fsq.data.hf.HFItems` (local Hugging Face datasets); read by :mod:`fsq.data.loader`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class UnreadableItem(ValueError):
+    """An item that cannot be decoded; ``name`` says which (a path relative to the source, or a shard member)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"cannot decode image {name}: {reason}")
+        self.name, self.reason = name, reason
+
+
+class ImageItems:
+    """The interface of a map-style image collection (see the module docstring); subclasses fill it in."""
+
+    in_memory = False
+    source = ""
+    split = ""
+    class_names: list[str] | None = None
+    has_labels = False
+    # what was passed over when the collection was listed: (name, reason)
+    skipped: list[tuple[str, str]]
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def read(self, index: int) -> torch.Tensor:
+        """The decoded image ``index``, uint8 ``(C, H, W)``; raises :class:`UnreadableItem`."""
+        raise NotImplementedError
+
+    def label(self, index: int) -> int:
+        return -1
+
+    def name(self, index: int) -> str:
+        return f"{self.source}[{index}]"
+
+    def fingerprint(self, count: int) -> str:
+        """A hash that changes when any of the first ``count`` items could have changed."""
+        raise NotImplementedError

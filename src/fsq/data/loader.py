@@ -1,0 +1,206 @@
+"""Batches addressed by step from any :class:`~fsq.data.datasets.ImageItems`, decoded in DataLoader workers.
+
+:class:`StepLoader` serves training: ``loader.batch(step)`` is this rank's part of the global batch of ``step``,
+a pure function of ``(seed, step)`` (:class:`~fsq.data.sampler.StepBatchSampler`: epoch permutations, rank ``r``
+of ``W`` takes every W-th item, no overlap). Each item's transform draws its random numbers from
+``(seed, step, position)`` (:func:`fsq.data.transforms.item_generator`), so batches are the same with 0 or N
+workers, on 1 or W ranks, and after a resume: the loader starts its worker pipeline at whichever step is asked
+for first, and restarts it if a step is skipped. In-memory sources with no transform take the fast path (one
+fancy index of the uint8 tensor, no workers): exactly the batches of the in-memory code before streaming.
+
+:func:`iterate_batches` serves evaluation and token export: a list of item indices (this rank's share) in order,
+in batches, so memory stays bounded by the batch size whatever the split's size.
+
+Unreadable items: with ``on_error="raise"`` the error names the file; with ``"skip"`` training uses the next
+readable item instead (deterministically: index + 1, + 2, ...), evaluation leaves the item out (``valid`` is
+False), and each skipped file is logged once (``logging`` warning) and kept in ``skipped``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fsq.data.items import ImageItems, UnreadableItem
+from fsq.data.sampler import StepBatchSampler
+from fsq.data.transforms import ItemTransform, item_generator
+
+logger = logging.getLogger(__name__)
+Key = tuple[int, int, int]  # (item index, step, position in the stream of global batches)
+
+
+class StepItems(Dataset):
+    """``items`` with a transform: ``dataset[(index, step, position)] -> (image, label, valid, skipped names)``.
+
+    ``fallback``: replace an unreadable item by the next readable one (training) instead of returning a zero
+    image with ``valid=False`` (evaluation). ``skipped`` is ``"name\\treason"`` lines of the items passed over.
+    """
+
+    def __init__(
+        self, items: ImageItems, transform: ItemTransform, seed: int, *, on_error: str = "skip", fallback: bool = True
+    ) -> None:
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        self.items, self.transform, self.seed = items, transform, seed
+        self.on_error, self.fallback = on_error, fallback
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int, bool, str]:
+        index, step, position = key
+        n, skipped = len(self.items), []
+        for attempt in range(n):
+            i = (index + attempt) % n
+            try:
+                image = self.items.read(i)
+            except UnreadableItem as error:
+                if self.on_error == "raise":
+                    raise
+                skipped.append(f"{error.name}\t{error.reason}")
+                if not self.fallback:
+                    size = self.transform.size or 1
+                    return (
+                        torch.zeros(self.items.channels, size, size, dtype=torch.uint8),
+                        -1,
+                        False,
+                        "\n".join(skipped),
+                    )
+                continue
+            generator = item_generator(self.seed, step, position) if self.transform.random else None
+            return self.transform(image, generator), self.items.label(i), True, "\n".join(skipped)
+        raise ValueError(f"no decodable image in {self.items.source!r} (all {n} items failed)")
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode; the main process's threads run the model
+
+
+def _data_loader(dataset: StepItems, keys: Any, workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_sampler=keys,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init if workers else None,
+    )
+
+
+class _StepKeys:
+    """The batch sampler of a training pipeline: the keys of steps ``start, start + 1, ..., stop - 1``."""
+
+    def __init__(self, loader: StepLoader, start: int, stop: int) -> None:
+        self.loader, self.start, self.stop = loader, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        for step in range(self.start, self.stop):
+            yield self.loader.keys(step)
+
+
+class SkipLog:
+    """Unreadable items seen so far (``name -> reason``), each logged once."""
+
+    def __init__(self, source: str) -> None:
+        self.source, self.skipped = source, {}
+
+    def note(self, lines: Sequence[str]) -> None:
+        for text in lines:
+            for line in text.splitlines():
+                name, _, reason = line.partition("\t")
+                if name not in self.skipped:
+                    self.skipped[name] = reason
+                    logger.warning("%s: skipped undecodable image %s: %s", self.source, name, reason)
+
+
+class StepLoader:
+    """This rank's batch of any step (see the module docstring); ``stop``: the step after the last one served."""
+
+    def __init__(
+        self,
+        items: ImageItems,
+        transform: ItemTransform,
+        *,
+        global_batch: int,
+        seed: int,
+        stop: int,
+        rank: int = 0,
+        world_size: int = 1,
+        workers: int = 0,
+        on_error: str = "skip",
+        pin_memory: bool = False,
+    ) -> None:
+        self.items, self.transform, self.stop = items, transform, stop
+        self.sampler = StepBatchSampler(len(items), global_batch, seed=seed, rank=rank, world_size=world_size)
+        self.dataset = StepItems(items, transform, seed, on_error=on_error, fallback=True)
+        self.workers, self.pin_memory = workers, pin_memory
+        self.fast = items.in_memory and transform.mode == "none"
+        self.log = SkipLog(items.source)
+        self._iterator: Iterator[Any] | None = None
+        self._next = -1
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return self.log.skipped
+
+    def keys(self, step: int) -> list[Key]:
+        """This rank's ``(index, step, position)`` keys of ``step``."""
+        s = self.sampler
+        positions = range(step * s.global_batch + s.rank, (step + 1) * s.global_batch, s.world_size)
+        return [(int(i), step, p) for i, p in zip(s.indices(step).tolist(), positions)]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(images uint8 (B, C, H, W), labels int64 (B,), -1 where unlabelled)`` of this rank at ``step``."""
+        if self.fast:
+            indices = self.sampler.indices(step)
+            labels = self.items.images.labels  # type: ignore[attr-defined]
+            return self.items.take(indices), (labels[indices] if labels is not None else torch.full_like(indices, -1))  # type: ignore[attr-defined]
+        if self._iterator is None or step != self._next:
+            self.close()
+            keys = _StepKeys(self, step, max(self.stop, step + 1))
+            self._iterator = iter(_data_loader(self.dataset, keys, self.workers, self.pin_memory))
+        images, labels, _, skipped = next(self._iterator)
+        self._next = step + 1
+        self.log.note(skipped)
+        return images, labels
+
+    def close(self) -> None:
+        """Stop the worker processes (a new pipeline starts at the next ``batch``)."""
+        self._iterator = None
+        self._next = -1
+
+
+def iterate_batches(
+    items: ImageItems,
+    transform: ItemTransform,
+    indices: Sequence[int],
+    batch_size: int,
+    *,
+    workers: int = 0,
+    on_error: str = "skip",
+    log: SkipLog | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(indices, images uint8, labels, valid)`` for ``indices`` in order, ``batch_size`` at a time.
+
+    Unreadable items come back with ``valid=False`` (a zero image) and are logged once, unless ``on_error="raise"``.
+    """
+    index_tensor = torch.as_tensor(list(indices), dtype=torch.long)
+    chunks = index_tensor.split(batch_size)
+    if items.in_memory and transform.mode == "none":
+        labels = items.images.labels  # type: ignore[attr-defined]
+        for chunk in chunks:
+            batch_labels = labels[chunk] if labels is not None else torch.full_like(chunk, -1)
+            yield chunk, items.take(chunk), batch_labels, torch.ones(len(chunk), dtype=torch.bool)  # type: ignore[attr-defined]
+        return
+    log = log or SkipLog(items.source)
+    keys = [[(int(i), 0, int(i)) for i in chunk.tolist()] for chunk in chunks]
+    dataset = StepItems(items, transform, 0, on_error=on_error, fallback=False)
+    for chunk, (images, labels, valid, skipped) in zip(chunks, _data_loader(dataset, keys, workers, False)):
+        log.note(skipped)
+        yield chunk, images, labels, valid
