@@ -217,3 +217,24 @@ def test_errors_under_torchrun_name_the_rank(monkeypatch, capsys, tmp_path):
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "fsq: error (rank 1 of 2):" in capsys.readouterr().err
 
+
+
+@pytest.mark.integration
+def test_uvim_refuses_to_retrain_its_oracle_under_a_trained_language_model(tmp_path):
+    """Raising train.oracle_steps after Stage II trained would pair the LM with another oracle: refused."""
+    from fsq.config import UViMExperiment
+
+    files = [ROOT / "configs/uvim/depth_fsq.yaml", ROOT / "configs/presets/smoke_uvim.yaml"]
+    cfg = load_config(UViMExperiment, files, ["train.threads=1", "train.eval_at_end=false"])
+    app.train(cfg, tmp_path)
+    longer = load_config(UViMExperiment, files, ["train.threads=1", "train.eval_at_end=false", "train.oracle_steps=6"])
+    with pytest.raises(ConfigError, match="language model was trained on the codes of the oracle at its step 4"):
+        app.train(longer, tmp_path)
+
+
+def test_the_uvim_oracle_takes_the_configured_fsq_variant():
+    from fsq.config import UViMExperiment
+    from fsq.stages.uvim import build_task, oracle_spec
+
+    cfg = load_config(UViMExperiment, [ROOT / "configs/uvim/depth_fsq.yaml"], ["quantizer.variant=symmetric"])
+    assert oracle_spec(cfg, build_task(cfg)).variant == "symmetric"  # it was silently dropped before

@@ -25,6 +25,7 @@ from torch import nn
 
 from fsq.layers.transformer import TransformerDecoder, TransformerEncoder, init_bert_
 from fsq.quantizers import FSQ, VQ, QuantizerOutput
+from fsq.quantizers.fsq import Variant
 
 
 def _check_size(image_size: int, patch: int) -> int:
@@ -67,6 +68,7 @@ class OracleSpec:
     codebook_size: int = 4096  # vq
     vq_dim: int = 768  # vq (the UViM width)
     vq_recipe: str = "uvim"  # uvim (EMA, l2-normalised, splitting) | uvim_nosplit
+    variant: Variant = "paper"  # fsq: paper | atanh | symmetric
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +91,8 @@ class UViMOracle(nn.Module):
         self.encoder_context = PatchEmbed(spec.context_channels, w, spec.patch, grid) if spec.use_context else None
         self.encoder = TransformerEncoder(w, spec.encoder_depth, spec.heads, spec.mlp_dim, spec.dropout, True)
         if spec.quantizer == "fsq":
-            self.quantizer, code_width = FSQ(spec.levels, channel_axis=-1), len(spec.levels)
+            self.quantizer = FSQ(spec.levels, variant=spec.variant, channel_axis=-1)
+            code_width = len(spec.levels)
         elif spec.quantizer == "vq":
             self.quantizer = VQ(spec.codebook_size, spec.vq_dim, recipe=spec.vq_recipe, channel_axis=-1)
             code_width = spec.vq_dim

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq.config import UViMExperiment, read_run_config, resume_hash
+from fsq import rundir
+from fsq.config import ConfigError, UViMExperiment, read_run_config, resume_hash
 from fsq.data.dense import load_task_data
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
@@ -82,6 +83,7 @@ def oracle_spec(cfg: UViMExperiment, task: Task) -> OracleSpec:
         codebook_size=q.codebook_size,
         vq_dim=q.dim,
         vq_recipe=q.recipe,
+        variant=q.variant,
     )
 
 
@@ -148,6 +150,15 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
         num, cfg.train.batch_size, seed=cfg.train.seed, rank=info.rank, world_size=info.world_size
     )
 
+    oracle_done = ckpt.latest_checkpoint(run_dir / "oracle")
+    if ckpt.latest_checkpoint(run_dir / "lm") is not None and (
+        oracle_done is None or rundir.step_of(oracle_done.name) != cfg.train.oracle_steps
+    ):
+        raise ConfigError(
+            f"{run_dir}: the language model was trained on the codes of the oracle at its step "
+            f"{rundir.step_of(oracle_done.name) if oracle_done else 0}; training the oracle to "
+            f"train.oracle_steps={cfg.train.oracle_steps} now would leave the pair mismatched. Use a new run dir."
+        )
     torch.manual_seed(cfg.train.seed)
     oracle = UViMOracle(oracle_spec(cfg, task)).to(device)
 
