@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fsq import FSQ, VQ, app
+from fsq import FSQ, VQ, app, distributed, rundir
 from fsq import checkpoint as ckpt
-from fsq import distributed, rundir
 from fsq.cli import main
 from fsq.config import ConfigError, TokenizerExperiment, load_config
 from fsq.data import SourceUnavailable, load_images
@@ -158,7 +157,8 @@ def _disk_full(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_safetensors_atomic", no_space)
-    with pytest.raises(OSError, match=r"cannot write checkpoint .*step_000006.*MiB free.*previous checkpoint is intact"):
+    expected = r"cannot write checkpoint .*step_000006.*MiB free.*previous checkpoint is intact"
+    with pytest.raises(OSError, match=expected):
         app.train(_cfg("train.steps=6"), run)
     assert [p.name for p in ckpt.checkpoint_dirs(run)] == ["step_000004"]  # pruned to make room, newest intact
     assert not list((run / "checkpoints").glob(".*.tmp"))
@@ -216,7 +216,6 @@ def test_errors_under_torchrun_name_the_rank(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("RANK", "1")
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "fsq: error (rank 1 of 2):" in capsys.readouterr().err
-
 
 
 @pytest.mark.integration
