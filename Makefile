@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 
-.PHONY: demo test unit integration lint data bench gpu-check clean
+.PHONY: demo readme test unit integration lint data bench gpu-check clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,11 @@ data: $(STAMP)
 
 demo: data
 	$(PY) -m fsq demo
+
+# Publish the demo's measured results into the README (its tables and claims are generated from docs/results/).
+readme: $(STAMP)
+	cp runs/demo_study/results.json docs/results/demo.json
+	$(PY) -m fsq readme README.md
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

@@ -1,4 +1,4 @@
-"""The README's API example runs as printed."""
+"""The README: its API example runs as printed; its generated tables and claims match the published results."""
 
 from __future__ import annotations
 
@@ -12,3 +12,27 @@ def test_readme_quantizer_example_runs(capsys):
     assert blocks, "README has no python example"
     exec(compile(blocks[0], "README.md", "exec"), {})
     assert "usage_fraction" in capsys.readouterr().out
+
+
+def test_readme_tables_are_generated_from_the_published_results():
+    """Every generated block of the README equals what ``fsq readme`` renders from its results file."""
+    from fsq.studies.readme import update
+
+    assert update(Path(__file__).parents[1] / "README.md", check=True) == []
+
+
+def test_readme_blocks_are_rewritten_and_stale_ones_found(tmp_path):
+    import shutil
+
+    from fsq.studies.readme import update
+
+    root = Path(__file__).parents[1]
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    shutil.copy(root / "docs/results/demo.json", tmp_path / "docs/results/demo.json")
+    page = tmp_path / "page.md"
+    page.write_text("x\n<!-- fsq:table docs/results/demo.json -->\nold\n<!-- /fsq -->\ny\n")
+    assert update(page, check=True) == ["table docs/results/demo.json"] and "old" in page.read_text()
+    assert update(page) == ["table docs/results/demo.json"]
+    text = page.read_text()
+    assert "| FSQ | 64 | 8x8 |" in text and "old" not in text and text.startswith("x\n") and text.endswith("y\n")
+    assert update(page, check=True) == []

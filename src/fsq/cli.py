@@ -46,6 +46,17 @@ def _demo(args: argparse.Namespace) -> int:
     return _study(args)
 
 
+def _readme(args: argparse.Namespace) -> int:
+    from fsq.studies.readme import update
+
+    stale = update(args.markdown, check=args.check)
+    if args.check and stale:
+        print(f"{args.markdown}: stale generated blocks (run `fsq readme {args.markdown}`): {stale}", file=sys.stderr)
+        return 1
+    print(f"{args.markdown}: {len(stale)} block(s) {'stale' if args.check else 'rewritten'}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from fsq.studies import write_report
 
@@ -194,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild a study's report from its run dirs (no torch needed)")
     report.add_argument("study_dir")
     report.set_defaults(func=_report)
+
+    readme = commands.add_parser("readme", help="regenerate the tables and claims a Markdown file takes from results")
+    readme.add_argument("markdown", nargs="?", default="README.md")
+    readme.add_argument("--check", action="store_true", help="only check: exit 1 when a block is stale")
+    readme.set_defaults(func=_readme)
 
     train = commands.add_parser("train", help="train a model: fsq train tokenizer CONFIG... [key=value ...]")
     train.add_argument("stage", choices=["tokenizer", "maskgit", "uvim"], help="what to train")

@@ -231,7 +231,8 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = (
-        "| quantizer | K | levels | PSNR dB | SSIM | rFID | codes used | usage | perplexity | bits/token | params |"
+        "| quantizer | K | levels | PSNR dB | SSIM | rFID | codes used | usage | perplexity | code entropy (bits) "
+        "| params |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in rows:
@@ -296,7 +297,12 @@ def claims(rows: list[dict[str, Any]], x_key: str = "codebook_size") -> list[str
                 break
     if rows:
         tokens = rows[0].get("tokens")
-        lines.append(f"Usage, perplexity and entropy are measured over {tokens:,} held-out tokens per run.")
+        lines.append(
+            f"Usage, perplexity and code entropy are measured over {tokens:,} held-out tokens per run. The code "
+            "entropy is that of the tokens' histogram (log2 of the perplexity): how evenly the codes are used, not "
+            "how hard they are to model (the paper's compression cost is a Stage II transformer's cross-entropy, "
+            "measured by `fsq study maskgit`)."
+        )
         if all(r.get("rfid") is None for r in rows):
             lines.append(
                 "Reconstruction FID was not computed (`eval.fid_samples=0`, as in the CPU preset: the Inception "
@@ -344,7 +350,7 @@ def plot(rows: list[dict[str, Any]], runs_metrics: dict[str, list[dict[str, Any]
         ("ssim", "SSIM"),
         ("rfid", "reconstruction FID"),
         ("perplexity", "perplexity"),
-        ("entropy_bits", "entropy (bits/token)"),
+        ("entropy_bits", "code-histogram entropy (bits)"),
         ("params_total", "parameters"),
     ]
     metrics = [(k, t) for k, t in metrics if any(r.get(k) is not None for r in rows)]

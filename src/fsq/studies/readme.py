@@ -1,0 +1,59 @@
+"""README tables and claims generated from studies' ``results.json`` files, so the README and the code never disagree.
+
+A block in a Markdown file::
+
+    <!-- fsq:table docs/results/demo.json -->
+    ... (generated) ...
+    <!-- /fsq -->
+
+is replaced by the table (``fsq:table``) or the claims checked against the measurements (``fsq:claims``) that the
+study's own report writes, rebuilt from the results file named (relative to the Markdown file). ``fsq readme``
+rewrites the blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from fsq.io import write_text_atomic
+
+BLOCK = re.compile(r"(<!-- fsq:(table|claims) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
+
+
+def render(what: str, results_path: Path) -> str:
+    """The Markdown of one block: ``table`` or ``claims`` of the study whose ``results.json`` is given."""
+    from fsq.studies import KINDS
+
+    if not results_path.is_file():
+        raise FileNotFoundError(f"{results_path} does not exist (publish a study's results.json there first)")
+    data = json.loads(results_path.read_text())
+    kind, rows = data["study"]["kind"], data["results"]
+    module = KINDS[kind]
+    if what == "table":
+        return module.markdown_table(rows)
+    claims = module.level_claims(rows) if kind == "levels" else module.claims(rows)
+    return "\n".join(f"- {line}" for line in claims)
+
+
+def update(markdown: str | Path, check: bool = False) -> list[str]:
+    """Regenerate every block of ``markdown``; returns the results files of the blocks that were stale.
+
+    With ``check`` nothing is written.
+    """
+    path = Path(markdown)
+    text = path.read_text()
+    stale: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        opening, what, source, body, closing = match.groups()
+        fresh = render(what, path.parent / source) + "\n"
+        if fresh != body:
+            stale.append(f"{what} {source}")
+        return opening + fresh + closing
+
+    new = BLOCK.sub(replace, text)
+    if stale and not check:
+        write_text_atomic(new, path)
+    return stale
