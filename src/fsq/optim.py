@@ -40,10 +40,17 @@ class ModelEMA:
         self.decay = decay
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, updates: int | None) -> float:
+        """The decay of update number ``updates`` (0-based): ``min(decay, (1 + n) / (10 + n))`` with warm-up
+        (``updates`` given, as in timm's and NVIDIA's EMA), else the constant ``decay``."""
+        return self.decay if updates is None else min(self.decay, (1.0 + updates) / (10.0 + updates))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, updates: int | None = None) -> None:
+        """One EMA step; ``updates`` (the number of earlier updates) turns on the warm-up of :meth:`decay_at`."""
+        decay = self.decay_at(updates)
         for ema_p, p in zip(self.shadow.parameters(), model.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
+            ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.shadow.buffers(), model.buffers()):
             ema_b.copy_(b)
 

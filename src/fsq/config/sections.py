@@ -65,7 +65,12 @@ class LoopConfig:
     keep_last: NonNegativeInt = 2  # checkpoints kept (0: all)
     threads: PositiveInt | None = None  # torch CPU threads (None: leave torch's default)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
+    # auto: bf16 autocast on CUDA, fp32 on the CPU; fp16 (CUDA only: refused on the CPU) adds a GradScaler
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    accumulate: PositiveInt = 1  # micro-batches per step (gradients summed): batch_size / accumulate per pass
+    compile: bool = False  # torch.compile the model (the network the step function calls)
+    tf32: bool = True  # CUDA: TF32 matmuls and convolutions (no effect on the CPU)
+    channels_last: bool = False  # CUDA: the model's weights in channels-last memory format (no effect on the CPU)
     eval_at_end: bool = True
     progress: bool = True
     dist_timeout_minutes: PositiveFloat = 10.0  # torchrun: a failed or hung rank stops the others after this long
@@ -77,3 +82,7 @@ class TrainConfig(LoopConfig):
 
     steps: PositiveInt = 1000
     ema_decay: Decay = 0.999  # EMA of the weights, used for evaluation (0 disables)
+    # EMA warm-up: effective decay min(ema_decay, (1 + n) / (10 + n)) after n updates, so a short run's EMA is
+    # not dominated by the initial weights; None (auto): on when steps < 5 / (1 - ema_decay) (the initial weights
+    # would still weigh more than e^-5 = 0.7% at the end), off otherwise (longer runs unchanged); true/false force it
+    ema_warmup: bool | None = None  # None: auto

@@ -144,6 +144,7 @@ class StepLoader:
         self.log = SkipLog(items.source)
         self._iterator: Iterator[Any] | None = None
         self._next = -1
+        self._cached: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -157,6 +158,8 @@ class StepLoader:
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images uint8 (B, C, H, W), labels int64 (B,), -1 where unlabelled)`` of this rank at ``step``."""
+        if self._cached is not None and self._cached[0] == step:  # micro-batches of one step: decoded once
+            return self._cached[1]
         if self.fast:
             indices = self.sampler.indices(step)
             labels = self.items.images.labels  # type: ignore[attr-defined]
@@ -168,6 +171,7 @@ class StepLoader:
         images, labels, _, skipped = next(self._iterator)
         self._next = step + 1
         self.log.note(skipped)
+        self._cached = (step, (images, labels))
         return images, labels
 
     def close(self) -> None:

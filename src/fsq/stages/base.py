@@ -43,6 +43,7 @@ class Phase:
         after_update: ``(step, lr) -> values``, run after the optimizer step (the discriminator's update).
         window_metrics: called on every rank at each log, returns values to log (codebook usage).
         postfix: the logged keys shown on the progress bar.
+        accumulates: whether ``loss`` takes ``(network, step, micro, micros)`` (gradient accumulation).
         spec: the model's spec, saved in ``state.json`` so that the model can be rebuilt from the checkpoint.
     """
 
@@ -60,6 +61,9 @@ class Phase:
     after_update: Callable[[int, float], dict[str, float]] | None = None
     window_metrics: Callable[[], dict[str, float]] | None = None
     postfix: tuple[str, ...] = ("loss",)
+    # True: ``loss(network, step, micro, micros)`` computes micro-batch ``micro`` of ``micros`` of the step's batch
+    # (gradient accumulation, ``train.accumulate``); phases without it refuse ``accumulate > 1``
+    accumulates: bool = False
 
     @property
     def trained(self) -> nn.Module:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq.config import TokenizerExperiment, read_run_config, resume_hash
+from fsq.config import TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader
@@ -33,27 +33,20 @@ from fsq.losses import (
 )
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import StyleGANDiscriminator
+from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.base import NonFiniteLossError, Phase, Stage
 
 
 def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
-    """The model spec a config describes (``in_channels`` comes from the data)."""
-    m, q = cfg.model, cfg.quantizer
-    return TokenizerSpec(
+    """The spec: the ``model`` section by name, the ``quantizer`` section, ``in_channels`` from the data."""
+    return spec_from(
+        TokenizerSpec,
+        cfg.model,
         image_size=cfg.data.image_size,
         in_channels=in_channels,
-        filters=m.filters,
-        channel_multipliers=list(m.channel_multipliers),
-        num_res_blocks=m.num_res_blocks,
-        num_groups=m.num_groups,
-        quantizer=q.kind,
-        levels=list(q.levels),
-        variant=q.variant,
-        codebook_size=q.codebook_size,
-        code_dim=q.dim,
-        vq_recipe=q.recipe,
+        quantizer=QuantizerSpec(**to_dict(cfg.quantizer)),
     )
 
 
@@ -116,7 +109,7 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]
     cfg = read_run_config(run_dir)
     if not isinstance(cfg, TokenizerExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
-    build = lambda spec: Tokenizer(TokenizerSpec(**spec))  # noqa: E731
+    build = lambda spec: Tokenizer(TokenizerSpec.from_dict(spec))  # noqa: E731
     return ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
 
 
@@ -136,6 +129,12 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         on_error=cfg.data.on_error,
         pin_memory=device.type == "cuda",
     )
+    per_pass = cfg.train.batch_size // (info.world_size * cfg.train.accumulate)
+    if per_pass * info.world_size * cfg.train.accumulate != cfg.train.batch_size:
+        raise ValueError(
+            f"train.batch_size={cfg.train.batch_size} must be a multiple of ranks x train.accumulate "
+            f"({info.world_size} x {cfg.train.accumulate})"
+        )
     spec = tokenizer_spec(cfg, in_channels=items.channels)
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     model = Tokenizer(spec).to(device)
@@ -154,8 +153,11 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
     usage = CodebookUsage(model.codebook_size, device=device)
     last: dict[str, torch.Tensor] = {}  # this step's batch and reconstruction, for the discriminator's update
 
-    def step_fn(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        x = loader.batch(step)[0].to(device, non_blocking=True).float().div_(255)
+    def step_fn(network: nn.Module, step: int, micro: int = 0, micros: int = 1) -> tuple[torch.Tensor, dict[str, Any]]:
+        x = loader.batch(step)[0]
+        if micros > 1:  # gradient accumulation: micro-batch ``micro`` of this rank's batch
+            x = x.chunk(micros)[micro]
+        x = x.to(device, non_blocking=True).float().div_(255)
         try:
             reconstruction, out = network(x)
         except ValueError as error:  # the quantizer refuses NaN/Inf encoder output
@@ -218,13 +220,14 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         optim=o,
         steps=cfg.train.steps,
         loss=step_fn,
-        spec=dict(spec.__dict__),
+        spec=spec.to_dict(),
         ema=ema,
         modules={"discriminator": discriminator} if discriminator is not None else {},
         optimizers={"disc_optimizer": disc_optimizer} if disc_optimizer is not None else {},
         after_update=discriminator_step,
         window_metrics=usage_metrics,
         postfix=("loss", "psnr", "usage"),
+        accumulates=True,
     )
     kept["model"] = ema.shadow if ema is not None else model
 

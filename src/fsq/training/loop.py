@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +89,21 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
     if start == phase.steps:
         phase.model.eval()
         return
+    micros = t.accumulate
+    if micros > 1 and not phase.accumulates:
+        raise ConfigError(f"{phase.name}: this stage does not support train.accumulate > 1 (got {micros})")
+    ema_warmup = phase.ema is not None and ema_warmup_on(t.ema_warmup, phase.ema.decay, phase.steps, phase.name)
+    scaler = grad_scaler(t.precision, device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
+        if t.channels_last:
+            phase.model.to(memory_format=torch.channels_last)
     network: nn.Module = phase.model
     if info.enabled:
         device_ids = [device.index] if device.type == "cuda" else None
         network = nn.parallel.DistributedDataParallel(phase.model, device_ids=device_ids)
+    if t.compile:
+        network = torch.compile(network)  # type: ignore[assignment]
     if info.is_main:
         phase.run_dir.mkdir(parents=True, exist_ok=True)
     writer = MetricsWriter(phase.run_dir, resume_step=start) if info.is_main else None
@@ -105,23 +118,22 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
             lr = lr_at(step, base_lr=o.lr, total_steps=phase.steps, warmup_steps=o.warmup_steps, schedule=o.schedule)
             for group in phase.optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(t.precision, device):
-                loss, values = phase.loss(network, step)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"{phase.name}: non-finite loss ({loss.detach().item()}) at step {step}; lower optim.lr or "
-                    "check the data. The last checkpoint is intact."
-                )
             phase.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, values = accumulate_gradients(phase, network, step, micros, t.precision, device, scaler)
+            if scaler is not None:
+                scaler.unscale_(phase.optimizer)
             if o.grad_clip:
                 torch.nn.utils.clip_grad_norm_(phase.model.parameters(), o.grad_clip)
-            phase.optimizer.step()
+            if scaler is not None:
+                scaler.step(phase.optimizer)
+                scaler.update()
+            else:
+                phase.optimizer.step()
             if phase.ema is not None:
-                phase.ema.update(phase.model)
+                phase.ema.update(phase.model, step if ema_warmup else None)
             if phase.after_update is not None:
                 values.update(phase.after_update(step, lr))
-            values = {"loss": float(loss.detach()), **{k: float(v) for k, v in values.items()}, "_steps": 1.0}
+            values = {"loss": float(loss), **{k: float(v) for k, v in values.items()}, "_steps": 1.0}
             for key, value in values.items():
                 window[key] = window.get(key, 0.0) + value
             if (step + 1) % t.log_every == 0 or step + 1 == phase.steps:
@@ -147,6 +159,63 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
         if writer is not None:
             writer.close()
     phase.model.eval()
+
+
+def accumulate_gradients(
+    phase: Phase,
+    network: nn.Module,
+    step: int,
+    micros: int,
+    precision: str,
+    device: torch.device,
+    scaler: torch.amp.GradScaler | None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Forward and backward of the step's ``micros`` micro-batches (each loss scaled by ``1 / micros``, DDP's
+    all-reduce only on the last); returns the mean loss and the mean of each logged value."""
+    total = torch.zeros((), dtype=torch.float64)
+    sums: dict[str, float] = {}
+    for micro in range(micros):
+        sync = micro == micros - 1 or not isinstance(network, nn.parallel.DistributedDataParallel)
+        with nullcontext() if sync else network.no_sync():  # type: ignore[operator]
+            with autocast(precision, device):
+                if phase.accumulates:
+                    loss, values = phase.loss(network, step, micro, micros)  # type: ignore[call-arg]
+                else:
+                    loss, values = phase.loss(network, step)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"{phase.name}: non-finite loss ({loss.detach().item()}) at step {step}; lower optim.lr or "
+                    "check the data. The last checkpoint is intact."
+                )
+            scaled = loss / micros
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        total += float(loss.detach()) / micros
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + float(value) / micros
+    return total, sums
+
+
+def ema_warmup_on(setting: bool | None, decay: float, steps: int, name: str) -> bool:
+    """Whether the EMA warms up (``train.ema_warmup``: true, false, or None: on when ``steps < 5 / (1 - decay)``);
+    warns when it is off and the run is too short for the EMA to forget the initial weights
+    (``steps < 1 / (1 - decay)``)."""
+    on = setting if setting is not None else steps < 5.0 / (1.0 - decay)
+    if not on and steps < 1.0 / (1.0 - decay):
+        warnings.warn(
+            f"{name}: EMA decay {decay} without warm-up over {steps} steps: the evaluated EMA weights still hold "
+            f"{decay**steps:.0%} of the initial weights (set train.ema_warmup=true or a lower train.ema_decay)",
+            stacklevel=2,
+        )
+    return on
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
+    """A GradScaler for fp16 (CUDA only: fp16 autocast on the CPU is refused); None for fp32/bf16."""
+    if precision != "fp16":
+        return None
+    if device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs CUDA (a GradScaler for fp16 gradients); use bf16 or fp32")
+    return torch.amp.GradScaler("cuda")
 
 
 def save(phase: Phase, cfg: Any, step: int, device: torch.device) -> Path:

@@ -115,8 +115,10 @@ def autocast(precision: str, device: torch.device):
         precision = "bf16" if device.type == "cuda" else "fp32"
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
     if precision != "fp32":
-        raise ValueError(f"unknown train.precision {precision!r}; use auto, fp32 or bf16")
+        raise ValueError(f"unknown train.precision {precision!r}; use auto, fp32, bf16 or fp16")
     return nullcontext()
 
 
