@@ -20,6 +20,7 @@ from fsq.evaluation.classifier import (
     ImageClassifier,
     accuracy,
     load_or_train_classifier,
+    penultimate_features,
     predict,
     random_shift,
     train_classifier,
@@ -49,6 +50,22 @@ def test_model_shapes(channels, classes, shape):
     logits = model(torch.rand(5, channels, *shape))
     assert logits.shape == (5, classes) and logits.dtype == torch.float32
     assert ImageClassifier(channels, classes, width=32).eval()(torch.rand(2, channels, *shape)).shape == (2, classes)
+
+
+def test_penultimate_features_feed_the_head_and_separate_classes():
+    from fsq.metrics.image import fid_from_features
+
+    images, labels = _quadrants(256, 16, seed=0)
+    model = train_classifier(images, labels, num_classes=4, steps=60, batch_size=32, seed=0)
+    x = images.float().div(255)
+    features = penultimate_features(model, x, batch_size=100)
+    assert features.shape == (256, 36 * model.width) and not model.training
+    assert torch.allclose(model.head(features), model(x), atol=1e-5)  # the head's input (dropout off in eval)
+    same = fid_from_features(features[labels < 2][::2], features[labels < 2][1::2])
+    other = fid_from_features(features[labels < 2], features[labels >= 2])
+    assert 0 <= same < other  # the judge Frechet distance sees the class mix
+    with pytest.raises(ValueError, match="float images"):
+        penultimate_features(model, images)
 
 
 def test_model_rejects_bad_inputs():

@@ -11,6 +11,9 @@ beside the model; report the two numbers together.
   the same seed gives the same weights on CPU (cuDNN may differ in the last bits on a GPU). The global RNG is
   left untouched.
 - ``predict`` / ``accuracy``: batched inference in eval mode.
+- ``penultimate_features``: the judge's penultimate activations (the pooled 3x3 grid, ``36 width`` values, the
+  linear head's input) for a Frechet distance in the judge's feature space ("judge Frechet distance": a cheap
+  stand-in for FID on a CPU, comparable only between runs scored by the same cached judge; never call it FID).
 - ``load_or_train_classifier``: train on a labelled source's ``train`` split, measure on its ``test`` split,
   and cache the weights (safetensors) and a JSON record under ``<cache>/classifiers/``; a second call loads.
 
@@ -79,12 +82,15 @@ class ImageClassifier(nn.Module):
         self.head = nn.Linear(4 * width * POOLED * POOLED, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.penultimate(images)))
+
+    def penultimate(self, images: torch.Tensor) -> torch.Tensor:
+        """The head's input: the last feature map pooled to 3x3 and flattened, ``(N, 36 width)``."""
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(f"expected float images (N, {self.in_channels}, H, W), got shape {tuple(images.shape)}")
         if min(images.shape[-2:]) < MIN_SIZE:
             raise ValueError(f"images must be at least {MIN_SIZE}x{MIN_SIZE} px, got {tuple(images.shape[-2:])}")
-        x = self.pool(self.features(images)).flatten(1)
-        return self.head(self.dropout(x))
+        return self.pool(self.features(images)).flatten(1)
 
 
 def _to_float(images_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -201,6 +207,27 @@ def predict(model: ImageClassifier, images_float01: torch.Tensor, batch_size: in
     if not out:
         return torch.zeros(0, dtype=torch.int64, device=images_float01.device)
     return torch.cat(out).to(images_float01.device)
+
+
+@torch.no_grad()
+def penultimate_features(model: ImageClassifier, images_float01: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The judge's penultimate features (float32 ``(N, 36 width)``, on the CPU) of float images in ``[0, 1]``.
+
+    Eval mode (dropout off, BatchNorm running statistics; the previous mode is restored), ``batch_size`` at a time.
+    """
+    if images_float01.dtype == torch.uint8:
+        raise ValueError("penultimate_features takes float images in [0, 1]; divide uint8 images by 255")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = [
+            model.penultimate(images_float01[i : i + batch_size].to(device=device, dtype=torch.float32)).cpu()
+            for i in range(0, images_float01.shape[0], batch_size)
+        ]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, model.head.in_features)
 
 
 @torch.no_grad()
