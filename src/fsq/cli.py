@@ -66,11 +66,11 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from fsq import app
-    from fsq.config import load_config, schema_for
+    from fsq.config import load_config, resolve_configs, schema_for
     from fsq.distributed import teardown
 
     files, overrides = _split_configs(args.items)
-    cfg: Any = load_config(schema_for(args.stage), files, overrides)
+    cfg: Any = load_config(schema_for(args.stage), resolve_configs(files, args.stage), overrides)
     run_dir = Path(args.run_dir or Path("runs") / cfg.name)
     try:
         result = app.train(cfg, run_dir)
@@ -168,11 +168,39 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from fsq.config import dump_yaml, load_stage_config
+    from fsq.config import dump_yaml, load_stage_config, resolve_configs, schema_for
+    from fsq.config.schema_doc import format_schema
 
+    if args.schema:
+        print(format_schema(schema_for(args.schema)), end="")
+        return 0
     files, overrides = _split_configs(args.items)
-    print(dump_yaml(load_stage_config(files, overrides, stage=args.stage)), end="")
+    print(dump_yaml(load_stage_config(resolve_configs(files, args.stage), overrides, stage=args.stage)), end="")
     return 0
+
+
+def _configs(args: argparse.Namespace) -> int:
+    from fsq.config.names import configs_root, copy_config, shipped_configs
+
+    if args.action == "copy":
+        print(f"wrote {copy_config(args.name, args.dest, args.stage)}")
+        return 0
+    rows = [c for c in shipped_configs() if args.stage in (None, c.stage)]
+    width = max(len(c.name) for c in rows)
+    print(f"shipped configs in {configs_root()} (use a name, e.g. `fsq train tokenizer fsq_mnist smoke`):")
+    for c in rows:
+        print(f"  {c.name:<{width}}  {c.stage:<9}  {c.relative:<30}  {c.summary[:100]}")
+    return 0
+
+
+def _missing_extra(error: ModuleNotFoundError) -> int:
+    """An optional dependency is missing: name the extra that installs it (other import errors propagate)."""
+    from fsq.extras import install_hint
+
+    if install_hint(error) is None:
+        raise error
+    print(f"fsq: error: {install_hint(error)}", file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model: fsq train tokenizer CONFIG... [key=value ...]")
     train.add_argument("stage", choices=["tokenizer", "maskgit", "uvim"], help="what to train")
-    train.add_argument("items", nargs="+", help="YAML config files (merged in order) and key=value overrides")
+    train.add_argument("items", nargs="+", help="config names or YAML files (merged in order), key=value overrides")
     train.add_argument("--run-dir", help="run directory (default runs/<name>); an existing one resumes")
     train.set_defaults(func=_train)
 
@@ -255,9 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=_data)
 
     config = commands.add_parser("config", help="print the resolved config of any stage (files name their stage)")
-    config.add_argument("items", nargs="*", help="YAML files and key=value overrides")
+    config.add_argument("items", nargs="*", help="config names or YAML files, and key=value overrides")
     config.add_argument("--stage", choices=["tokenizer", "maskgit", "uvim"], help="the schema (default: the file's)")
+    config.add_argument("--schema", choices=["tokenizer", "maskgit", "uvim"], help="list a stage's keys and exit")
     config.set_defaults(func=_config)
+
+    configs = commands.add_parser("configs", help="the shipped configs: list | copy NAME DEST (to edit a copy)")
+    actions = configs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="name, stage, path and summary of each shipped config and preset")
+    copy = actions.add_parser("copy", help="copy a shipped config to edit it (never overwrites)")
+    copy.add_argument("name", help="a config name (fsq_mnist, smoke) or a path below the shipped configs")
+    copy.add_argument("dest", help="a folder, or the new file's path")
+    for sub in (listing, copy):
+        sub.add_argument("--stage", choices=["tokenizer", "maskgit", "uvim"], help="the stage the name belongs to")
+    configs.set_defaults(func=_configs)
     return parser
 
 
@@ -270,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides += extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from fsq.config import ConfigError
-    from fsq.rundir import RunDirBusy
+    try:
+        from fsq.config import ConfigError
+        from fsq.rundir import RunDirBusy
+    except ModuleNotFoundError as error:
+        return _missing_extra(error)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
@@ -280,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, RunDirBusy, OSError) as error:  # OSError: missing files, disk full
         print(f"fsq: error{where}: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:
+        return _missing_extra(error)
     except RuntimeError as error:
         if world == 1 or "Dist" not in type(error).__name__:
             raise

@@ -26,10 +26,12 @@ from fsq.config.engine import (
     parse_override,
     read_yaml,
     resume_hash,
+    spec_from,
     to_dict,
     with_overrides,
 )
 from fsq.config.maskgit import TRANSFORMER_PRESETS, MaskGITExperiment
+from fsq.config.names import configs_root, resolve_config, resolve_configs
 from fsq.config.sections import LoopConfig, OptimConfig, QuantizerConfig, TrainConfig
 from fsq.config.tokenizer import MODEL_PRESETS, TokenizerExperiment
 from fsq.config.uvim import ORACLE_PRESETS, UViMExperiment
@@ -41,22 +43,13 @@ SCHEMAS: dict[str, type] = {
 }
 
 
-# The shipped configs of a source checkout (``configs/`` beside ``src/``).
-CONFIG_ROOT = Path(__file__).resolve().parents[3] / "configs"
-
-
-def config_path(path: str | Path) -> Path:
-    """A config file as given when it exists, else the shipped one of that relative path (``configs/...``).
+def config_path(path: str | Path, stage: str | None = None) -> Path:
+    """A config file as given when it exists, else the shipped one of that relative path or name.
 
     Studies name their configs relative to the project (``configs/uvim/depth_fsq.yaml``), so they work from any
-    working directory of a source checkout.
+    working directory, in a source checkout and from an installed wheel (:mod:`fsq.config.names`).
     """
-    given = Path(path)
-    if given.is_file() or given.is_absolute():
-        return given
-    parts = given.parts[1:] if given.parts and given.parts[0] == "configs" else given.parts
-    shipped = CONFIG_ROOT.joinpath(*parts)
-    return shipped if shipped.is_file() else given
+    return resolve_config(path, stage)
 
 
 def schema_for(stage: str) -> type:
@@ -100,7 +93,6 @@ __all__ = [
     "RESUMABLE_PREFIXES",
     "SCHEMAS",
     "SCHEMA_VERSION",
-    "CONFIG_ROOT",
     "TRANSFORMER_PRESETS",
     "ConfigError",
     "LoopConfig",
@@ -112,6 +104,7 @@ __all__ = [
     "UViMExperiment",
     "config_hash",
     "config_path",
+    "configs_root",
     "differing_keys",
     "dump_yaml",
     "flatten",
@@ -122,8 +115,11 @@ __all__ = [
     "parse_override",
     "read_run_config",
     "read_yaml",
+    "resolve_config",
+    "resolve_configs",
     "resume_hash",
     "schema_for",
+    "spec_from",
     "stage_of",
     "to_dict",
     "with_overrides",

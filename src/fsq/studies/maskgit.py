@@ -30,7 +30,7 @@ def run_maskgit_study(
     from fsq import app  # training needs torch; the report does not
 
     out_dir = Path(out_dir)
-    experiments = [load_config(MaskGITExperiment, [config_path(path)], list(overrides)) for path in configs]
+    experiments = [load_config(MaskGITExperiment, [config_path(path, "maskgit")], list(overrides)) for path in configs]
     names = [cfg.name for cfg in experiments]
     if len(set(names)) != len(names):
         raise ValueError(f"the configs' names must differ (they name the run dirs): {names}")
@@ -57,7 +57,9 @@ def run_maskgit_study(
         tokenizer_dir = Path(cfg.data.tokenizer)
         if cfg.data.tokenizer_config and not (tokenizer_dir / "eval").is_dir():
             log(f"[{index}/{len(runs)}] tokenizer {tokenizer_dir}: training from {cfg.data.tokenizer_config} ...")
-            app.train(load_config(TokenizerExperiment, [config_path(cfg.data.tokenizer_config)]), tokenizer_dir)
+            app.train(
+                load_config(TokenizerExperiment, [config_path(cfg.data.tokenizer_config, "tokenizer")]), tokenizer_dir
+            )
         run_dir = run_path(out_dir, run)
         if rundir.has_eval(run_dir, cfg.train.steps):
             log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")

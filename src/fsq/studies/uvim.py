@@ -53,7 +53,7 @@ def run_uvim_study(
     for task, label, path, extra in plan_rows:
         slug = label.lower().replace(", ", "_").replace(" ", "")
         name = f"{task}_{slug}"
-        cfg = load_config(UViMExperiment, [config_path(path)], [*extra, *overrides, f"name={name}"])
+        cfg = load_config(UViMExperiment, [config_path(path, "uvim")], [*extra, *overrides, f"name={name}"])
         runs.append(
             {
                 "name": name,
