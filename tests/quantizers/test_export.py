@@ -64,8 +64,8 @@ def test_torch_export_matches_eager(module):
 
 
 def _onnx_roundtrip(module: nn.Module, example: torch.Tensor, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install fsq[dev])")
-    pytest.importorskip("onnxscript", reason="onnxscript not installed (pip install fsq[dev])")
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install fsq-toolkit[dev])")
+    pytest.importorskip("onnxscript", reason="onnxscript not installed (pip install fsq-toolkit[dev])")
     path = tmp_path / "model.onnx"
     torch.onnx.export(module.eval(), (example,), str(path), dynamo=True, verbose=False)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
