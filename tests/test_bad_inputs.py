@@ -236,4 +236,4 @@ def test_the_uvim_oracle_takes_the_configured_fsq_variant():
     from fsq.stages.uvim import build_task, oracle_spec
 
     cfg = load_config(UViMExperiment, [ROOT / "configs/uvim/depth_fsq.yaml"], ["quantizer.variant=symmetric"])
-    assert oracle_spec(cfg, build_task(cfg)).variant == "symmetric"  # it was silently dropped before
+    assert oracle_spec(cfg, build_task(cfg)).quantizer.variant == "symmetric"  # it was silently dropped before

@@ -7,6 +7,7 @@ import torch
 
 from fsq.checkpoint import CheckpointError
 from fsq.models import Tokenizer, TokenizerSpec
+from fsq.models.quantizer import QuantizerSpec
 
 
 @pytest.mark.parametrize(
@@ -26,7 +27,9 @@ def test_shapes(size, multipliers, grid):
 
 def test_fsq_has_fewer_parameters_than_vq():
     fsq = Tokenizer(TokenizerSpec(filters=16, num_groups=4))
-    vq = Tokenizer(TokenizerSpec(filters=16, num_groups=4, quantizer="vq", codebook_size=1024, code_dim=256))
+    vq = Tokenizer(
+        TokenizerSpec(filters=16, num_groups=4, quantizer=QuantizerSpec(kind="vq", codebook_size=1024, dim=256))
+    )
     counts_f, counts_v = fsq.parameter_counts(), vq.parameter_counts()
     assert counts_f["quantizer"] == 0 and counts_v["quantizer"] == 1024 * 256
     assert counts_f["encoder"] < counts_v["encoder"] and counts_f["decoder"] < counts_v["decoder"]

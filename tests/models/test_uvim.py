@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 
 B, SIZE, PATCH, GRID = 3, 8, 2, 2  # 8 px images, 2 px patches (4 x 4 patch grid), 2 x 2 codes
@@ -25,11 +26,7 @@ def oracle_spec(quantizer: str = "fsq", **changes) -> OracleSpec:
         heads=2,
         mlp_dim=32,
         code_grid=GRID,
-        quantizer=quantizer,
-        levels=[5, 3, 3],
-        codebook_size=16,
-        vq_dim=8,
-        vq_recipe="uvim",
+        quantizer=QuantizerSpec(kind=quantizer, levels=[5, 3, 3], codebook_size=16, dim=8, recipe="uvim"),
     )
     return OracleSpec(**{**base, **changes})
 

@@ -282,6 +282,21 @@ def config_hash(config: Any, ignore: tuple[str, ...] = (), ignore_prefixes: tupl
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def spec_from(spec_cls: type[T], section: Any, **given: Any) -> T:
+    """A model spec built from a config section by field name: each spec field comes from ``given`` or the section.
+
+    A spec field found in neither is an error (no silent spec default), so a model knob cannot drift away from
+    its config key; section keys the spec lacks (``preset``) are left out.
+    """
+    names = [f.name for f in dataclasses.fields(spec_cls)]
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f.name in names}
+    values.update(given)
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ConfigError(f"{spec_cls.__name__} fields {missing} come from no config key")
+    return spec_cls(**values)
+
+
 def resume_hash(config: Any) -> str:
     """The hash a checkpoint records: the fields that differ from the schema's defaults, except those a resumed
     run may change (``RESUMABLE_*``). Keys a later version adds with a default leave it unchanged, so its runs

@@ -104,8 +104,8 @@ def evaluate_tokenizer(
         "entropy_bits": summary.entropy_bits,
         "tokens": summary.tokens,
         "parameters": model.parameter_counts(),
-        "quantizer": model.spec.quantizer,
-        "levels": model.spec.levels if model.spec.quantizer == "fsq" else None,
+        "quantizer": model.spec.quantizer.kind,
+        "levels": model.spec.quantizer.levels if model.spec.quantizer.kind == "fsq" else None,
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:

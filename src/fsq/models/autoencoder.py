@@ -9,16 +9,18 @@ code width (256 in the paper). Images are float in ``[0, 1]`` at the API, mapped
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fsq.layers.resnet import Downsample, ResBlock, Upsample, group_norm
+from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
 from fsq.quantizers import FSQ, VQ, QuantizerOutput
-from fsq.quantizers.fsq import Variant
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,22 @@ class TokenizerSpec:
     channel_multipliers: list[int] = field(default_factory=lambda: [1, 2, 2])
     num_res_blocks: int = 1
     num_groups: int = 8
-    quantizer: str = "fsq"  # fsq | vq
-    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
-    variant: Variant = "paper"
-    codebook_size: int = 1024  # vq
-    code_dim: int = 256  # vq
-    vq_recipe: str = "maskgit"
+    quantizer: QuantizerSpec = field(default_factory=QuantizerSpec)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantizer", as_quantizer_spec(self.quantizer))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TokenizerSpec:
+        """The spec of a saved ``to_dict`` (also fsq 0.1's flat quantizer keys)."""
+        return cls(**nested_quantizer(data, {f.name for f in fields(cls)}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @property
     def latent_channels(self) -> int:
-        return len(self.levels) if self.quantizer == "fsq" else self.code_dim
+        return self.quantizer.code_width
 
     def spatial_sizes(self) -> list[int]:
         """Feature-map side per stage, input first (28, [1,2,2] -> [28, 14, 7])."""
@@ -106,14 +114,6 @@ class Decoder(nn.Module):
         return self.head(F.silu(self.norm(h)))
 
 
-def build_quantizer(spec: TokenizerSpec) -> FSQ | VQ:
-    if spec.quantizer == "fsq":
-        return FSQ(spec.levels, variant=spec.variant, channel_axis=1)
-    if spec.quantizer == "vq":
-        return VQ(spec.codebook_size, spec.code_dim, recipe=spec.vq_recipe, channel_axis=1)
-    raise ValueError(f"unknown quantizer {spec.quantizer!r}; choose 'fsq' or 'vq'")
-
-
 class Tokenizer(nn.Module):
     """Encoder -> quantizer -> decoder. Images: float (B, C, H, W) in ``[0, 1]``; tokens: int64 (B, h, w)."""
 
@@ -125,7 +125,7 @@ class Tokenizer(nn.Module):
             raise ValueError("channel_multipliers needs at least one entry")
         self.spec = spec
         self.encoder = Encoder(spec)
-        self.quantizer = build_quantizer(spec)
+        self.quantizer = spec.quantizer.build(channel_axis=1)
         self.decoder = Decoder(spec)
 
     @property
@@ -182,7 +182,7 @@ class Tokenizer(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         save_safetensors_atomic(self.state_dict(), directory / "model.safetensors")
         write_json_atomic(
-            {"format": "fsq-tokenizer", "version": 1, "spec": self.spec.__dict__}, directory / "config.json"
+            {"format": "fsq-tokenizer", "version": 1, "spec": self.spec.to_dict()}, directory / "config.json"
         )
 
     @classmethod
@@ -193,6 +193,6 @@ class Tokenizer(nn.Module):
 
         directory = Path(directory)
         meta = read_format_json(directory / "config.json", "fsq-tokenizer", "not a saved fsq tokenizer")
-        model = cls(TokenizerSpec(**meta["spec"]))
+        model = cls(TokenizerSpec.from_dict(meta["spec"]))
         model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
         return model

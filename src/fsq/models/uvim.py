@@ -4,7 +4,7 @@
 depth bins) is cut into ``patch`` x ``patch`` patches and embedded; the image's own patch embedding is added as
 context (``use_context``; the paper's ablation removes it from encoder and decoder); a transformer encoder; the
 token grid is resized (bilinear) to ``code_grid`` x ``code_grid`` code positions and projected to the code width
-(``len(levels)`` for FSQ, ``vq_dim`` for VQ); quantized; during training ``code_dropout`` zeroes a random subset of
+(``len(levels)`` for FSQ, ``dim`` for VQ); quantized; during training ``code_dropout`` zeroes a random subset of
 code positions (per example a uniform keep rate, as ``code_dropout='random'``); resized back, projected to the
 model width, the decoder's own context embedding added, a transformer decoder, and a linear layer to
 ``output_channels`` per pixel.
@@ -17,15 +17,17 @@ temperature 1e-7).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fsq.layers.transformer import TransformerDecoder, TransformerEncoder, init_bert_
+from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
 from fsq.quantizers import FSQ, VQ, QuantizerOutput
-from fsq.quantizers.fsq import Variant
 
 
 def _check_size(image_size: int, patch: int) -> int:
@@ -63,12 +65,18 @@ class OracleSpec:
     code_grid: int = 4
     use_context: bool = True
     code_dropout: bool = True
-    quantizer: str = "fsq"  # fsq | vq
-    levels: list[int] = field(default_factory=lambda: [7, 5, 5, 5, 5])
-    codebook_size: int = 4096  # vq
-    vq_dim: int = 768  # vq (the UViM width)
-    vq_recipe: str = "uvim"  # uvim (EMA, l2-normalised, splitting) | uvim_nosplit
-    variant: Variant = "paper"  # fsq: paper | atanh | symmetric
+    # the paper's FSQ [7,5,5,5,5]; VQ: 4096 codes of the UViM width, UViM recipe (EMA, l2-normalised, splitting)
+    quantizer: QuantizerSpec = field(
+        default_factory=lambda: QuantizerSpec(levels=[7, 5, 5, 5, 5], codebook_size=4096, dim=768, recipe="uvim")
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantizer", as_quantizer_spec(self.quantizer))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OracleSpec:
+        """The spec of a saved ``to_dict`` (also fsq 0.1's flat quantizer keys)."""
+        return cls(**nested_quantizer(data, {f.name for f in fields(cls)}))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,14 +98,8 @@ class UViMOracle(nn.Module):
         self.target_embed = PatchEmbed(spec.target_channels, w, spec.patch, grid)
         self.encoder_context = PatchEmbed(spec.context_channels, w, spec.patch, grid) if spec.use_context else None
         self.encoder = TransformerEncoder(w, spec.encoder_depth, spec.heads, spec.mlp_dim, spec.dropout, True)
-        if spec.quantizer == "fsq":
-            self.quantizer = FSQ(spec.levels, variant=spec.variant, channel_axis=-1)
-            code_width = len(spec.levels)
-        elif spec.quantizer == "vq":
-            self.quantizer = VQ(spec.codebook_size, spec.vq_dim, recipe=spec.vq_recipe, channel_axis=-1)
-            code_width = spec.vq_dim
-        else:
-            raise ValueError(f"unknown quantizer {spec.quantizer!r}; choose 'fsq' or 'vq'")
+        self.quantizer = spec.quantizer.build(channel_axis=-1)
+        code_width = spec.quantizer.code_width
         self.to_code = nn.Linear(w, code_width)
         self.from_code = nn.Linear(code_width, w)
         self.decoder_position = nn.Parameter(torch.zeros(1, grid * grid, w))

@@ -20,7 +20,7 @@ from torch import nn
 
 from fsq import checkpoint as ckpt
 from fsq import distributed
-from fsq.config import MaskGITExperiment, read_run_config, resume_hash
+from fsq.config import MaskGITExperiment, read_run_config, resume_hash, spec_from
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
 from fsq.generation.mask_schedule import random_mask, training_mask_count
@@ -67,19 +67,14 @@ def num_classes_of(cfg: MaskGITExperiment, labels: torch.Tensor | None, manifest
 
 
 def maskgit_spec(cfg: MaskGITExperiment, codebook_size: int, grid: list[int], num_classes: int) -> MaskGITSpec:
-    """The model spec a config describes (codebook size, token grid and classes come from the tokens)."""
-    m = cfg.model
-    return MaskGITSpec(
+    """The spec: the ``model`` section by name; codebook size, token grid and classes come from the tokens."""
+    return spec_from(
+        MaskGITSpec,
+        cfg.model,
         codebook_size=codebook_size,
         num_classes=num_classes,
         grid_height=grid[0],
         grid_width=grid[1],
-        width=m.width,
-        depth=m.depth,
-        heads=m.heads,
-        mlp_dim=m.mlp_dim,
-        dropout=m.dropout,
-        norm_first=m.norm_first,
     )
 
 

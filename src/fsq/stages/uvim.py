@@ -9,7 +9,7 @@ step). The task (depth, colorization, panoptic) is a :mod:`fsq.tasks` object: th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ from torch import nn
 
 from fsq import checkpoint as ckpt
 from fsq import rundir
-from fsq.config import ConfigError, UViMExperiment, read_run_config, resume_hash
+from fsq.config import ConfigError, UViMExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data.dense import load_task_data
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
+from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.optim import adamw
 from fsq.stages.base import Phase, Stage
@@ -61,54 +62,36 @@ def select(data: dict[str, torch.Tensor], index: torch.Tensor, device: torch.dev
 
 
 def oracle_spec(cfg: UViMExperiment, task: Task) -> OracleSpec:
-    """The oracle's spec a config describes (channels come from the task)."""
-    m, q = cfg.model, cfg.quantizer
-    return OracleSpec(
+    """The oracle's spec: the ``model`` section by name, channels from the task, the ``quantizer`` section."""
+    return spec_from(
+        OracleSpec,
+        cfg.model,
         image_size=cfg.data.image_size,
         target_channels=task.output_channels,
         context_channels=task.context_channels,
         output_channels=task.output_channels,
-        patch=m.patch,
-        width=m.width,
-        encoder_depth=m.encoder_depth,
-        decoder_depth=m.decoder_depth,
-        heads=m.heads,
-        mlp_dim=m.mlp_dim,
-        dropout=m.dropout,
-        code_grid=m.code_grid,
-        use_context=m.use_context,
-        code_dropout=m.code_dropout,
-        quantizer=q.kind,
-        levels=list(q.levels),
-        codebook_size=q.codebook_size,
-        vq_dim=q.dim,
-        vq_recipe=q.recipe,
-        variant=q.variant,
+        quantizer=QuantizerSpec(**to_dict(cfg.quantizer)),
     )
 
 
 def lm_spec(cfg: UViMExperiment, task: Task, codebook_size: int) -> LanguageModelSpec:
-    """The language model's spec a config describes (the vocabulary is the oracle's codebook)."""
-    m = cfg.lm
-    return LanguageModelSpec(
+    """The language model's spec: the ``lm`` section by name; the vocabulary is the oracle's codebook."""
+    return spec_from(
+        LanguageModelSpec,
+        cfg.lm,
         image_size=cfg.data.image_size,
         context_channels=task.context_channels,
         codebook_size=codebook_size,
         sequence_length=cfg.model.code_grid**2,
-        patch=m.patch,
-        width=m.width,
-        encoder_depth=m.encoder_depth,
-        decoder_depth=m.decoder_depth,
-        heads=m.heads,
-        mlp_dim=m.mlp_dim,
-        dropout=m.dropout,
     )
 
 
-def _load_phase(phase_dir: Path, cls: type[nn.Module], spec_cls: type, config_hash: str) -> tuple[nn.Module, int]:
+def _load_phase(
+    phase_dir: Path, cls: type[nn.Module], spec_of: Callable[[dict[str, Any]], Any], config_hash: str
+) -> tuple[nn.Module, int]:
     """A phase's newest weights and step (UViM keeps no EMA), written under the run's config."""
     hint = " (train it with `fsq train uvim`)"
-    build = lambda spec: cls(spec_cls(**spec))  # noqa: E731
+    build = lambda spec: cls(spec_of(spec))  # noqa: E731
     return ckpt.load_latest_model(phase_dir, build, use_ema=False, hint=hint, expected_config_hash=config_hash)
 
 
@@ -118,8 +101,8 @@ def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLangu
     cfg = read_run_config(run_dir)
     if not isinstance(cfg, UViMExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a UViM run")
-    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec, resume_hash(cfg))
-    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, LanguageModelSpec, resume_hash(cfg))
+    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec.from_dict, resume_hash(cfg))
+    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, lambda d: LanguageModelSpec(**d), resume_hash(cfg))
     return cfg, oracle, lm, step  # type: ignore[return-value]
 
 
