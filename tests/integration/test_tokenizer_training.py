@@ -156,6 +156,11 @@ def test_folder_with_corrupt_image_and_text_file_trains_and_reports(tmp_path, ca
     assert result["eval"]["num_samples"] == 24
     report = caplog.text
     assert "broken.jpg" in report and "notes.txt" in report
+    listed = json.loads((tmp_path / "run" / "skipped_files.json").read_text())  # the run dir keeps the list
+    assert {(Path(e["path"]).name, e["found"]) for e in listed["skipped"]} == {
+        ("notes.txt", "listing"),
+        ("broken.jpg", "decoding"),
+    }
     strict = load_config(
         TokenizerExperiment,
         [SMOKE],

@@ -25,6 +25,7 @@ from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader
 from fsq.data.transforms import ItemTransform
 from fsq.distributed import DistInfo
+from fsq.io import write_json_atomic
 from fsq.losses import (
     EfficientNetPerceptualLoss,
     discriminator_loss_nonsaturating,
@@ -230,6 +231,21 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         accumulates=True,
     )
     kept["model"] = ema.shadow if ema is not None else model
+    if info.is_main:
+        write_skipped(run_dir, cfg.data.train_split, items.skipped, loader.skipped)
+
+
+SKIPPED = "skipped_files.json"
+
+
+def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], decoded: dict[str, str]) -> None:
+    """``RUN/skipped_files.json``: the files (and folders) of ``split`` training left out, each with its reason,
+    found when the source was listed and when images were decoded (written only when there are any)."""
+    if not listed and not decoded:
+        return
+    entries = [{"path": p, "reason": r, "found": "listing"} for p, r in listed]
+    entries += [{"path": p, "reason": r, "found": "decoding"} for p, r in sorted(decoded.items())]
+    write_json_atomic({"split": split, "count": len(entries), "skipped": entries}, run_dir / SKIPPED)
 
 
 STAGE = Stage(
