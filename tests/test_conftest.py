@@ -37,3 +37,9 @@ def test_missing_data_fails_only_under_ci(pytester, monkeypatch, ci):
     else:
         result.assert_outcomes(failed=1, skipped=1)
         result.stdout.fnmatch_lines(["*a data source is missing*mnist is not prepared*"])
+
+
+def test_test_file_basenames_are_unique():
+    """Tests import by basename (no packages): two files of one name stop the whole collection."""
+    names = [p.name for p in Path(__file__).parent.rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
