@@ -158,11 +158,9 @@ def _prune(run_dir: str | Path, keep: int, exclude: Path | None = None) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(
-    directory: str | Path, weight_names: list[str], expected_config_hash: str | None = None
-) -> tuple[dict[str, dict[str, torch.Tensor]], Any, dict[str, Any]]:
-    """Load (weights by name, torch state, JSON state), refusing a checkpoint written under another config."""
-    directory = Path(directory)
+def read_state(directory: Path, expected_config_hash: str | None, advice: str) -> dict[str, Any]:
+    """A checkpoint's ``state.json``; one written under another config than ``expected_config_hash`` is refused
+    (:class:`CheckpointMismatch`, with ``advice``), a missing or corrupt one is a :class:`CheckpointError`."""
     try:
         state = json.loads((directory / "state.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -170,8 +168,17 @@ def load_checkpoint(
     if expected_config_hash is not None and state.get("config_hash") != expected_config_hash:
         raise CheckpointMismatch(
             f"{directory} was written under a different config (hash {state.get('config_hash')} != "
-            f"{expected_config_hash}); use a new run dir, or the config saved in the run dir"
+            f"{expected_config_hash}); {advice}"
         )
+    return state
+
+
+def load_checkpoint(
+    directory: str | Path, weight_names: list[str], expected_config_hash: str | None = None
+) -> tuple[dict[str, dict[str, torch.Tensor]], Any, dict[str, Any]]:
+    """Load (weights by name, torch state, JSON state), refusing a checkpoint written under another config."""
+    directory = Path(directory)
+    state = read_state(directory, expected_config_hash, "use a new run dir, or the config saved in the run dir")
     weights = {name: load_safetensors(directory / f"{name}.safetensors") for name in weight_names}
     return weights, load_torch_safe(directory / "optimizer.pt"), state
 
@@ -216,15 +223,8 @@ def load_latest_model(
     """
 
     def load(folder: Path) -> tuple[Any, int]:
-        try:
-            state = json.loads((folder / "state.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{folder}/state.json is missing or corrupt: {error}") from error
-        if expected_config_hash is not None and state.get("config_hash") != expected_config_hash:
-            raise CheckpointMismatch(
-                f"{folder} was written under another config than the run dir's config.yaml (edited since?): "
-                f"hash {state.get('config_hash')} != {expected_config_hash}; restore the config it was trained with"
-            )
+        advice = "the run dir's config.yaml was edited since? Restore the config it was trained with"
+        state = read_state(folder, expected_config_hash, advice)
         model = build(state["spec"])
         name = "ema" if use_ema and (folder / "ema.safetensors").is_file() else "model"
         weights = load_safetensors(folder / f"{name}.safetensors")
