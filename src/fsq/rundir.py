@@ -8,6 +8,8 @@
     RUN/checkpoints/step_N/    weights (safetensors), optimizer + RNG state, state.json
     RUN/eval/step_N.json       an evaluation of step N; ``step_N_<what>.png`` beside it
     RUN/<phase>/...            multi-phase stages (UViM: ``oracle/``, ``lm/``) nest the same layout
+    RUN/tokenizer/             MaskGIT: its Stage I tokenizer embedded (a tokenizer bundle + that run's config.yaml),
+                               so that the run dir samples and evaluates wherever it is moved
 
 Step numbers are zero-padded to six digits so that names sort by step.
 """
@@ -23,6 +25,7 @@ META = "meta.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 EVAL = "eval"
+TOKENIZER = "tokenizer"
 STEP_PREFIX = "step_"
 
 

@@ -1,20 +1,37 @@
 """UViM prediction: the language model's codes for an image, decoded by the oracle into the task's output.
 
-``predict`` works on a batch dict (it is what evaluation measures); ``predict_files`` is ``fsq predict``: one PNG
-(input | prediction) per image file and ``predictions.npz`` with the raw predictions.
+``predict`` works on a batch dict (it is what evaluation measures); :class:`UViMPredictor` holds an oracle, its
+language model and the task's settings, loads from a run dir, a bundle, a shipped name or a hub repo id and saves
+as a bundle (``fsq export``); ``predict_files`` is ``fsq predict``: one PNG (input | prediction) per image file and
+``predictions.npz`` with the raw predictions.
+
+A UViM bundle (safetensors + JSON, nothing pickled)::
+
+    config.json         {"format": "fsq-uvim", "version": 1, "oracle": OracleSpec, "lm": LanguageModelSpec,
+                         "task": {"name": ..., "options": {...}}, "image_size": N, "metadata": {provenance}}
+    oracle.safetensors  the Stage I oracle's weights
+    lm.safetensors      the Stage II language model's weights
+    README.md           the model card (``fsq export`` writes it)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fsq import hub
+from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data.images import decode_image
 from fsq.grids import save_grid
+from fsq.inference.sampling import is_run_dir, run_metadata
+from fsq.io import write_json_atomic, write_text_atomic
+from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.stages import uvim
+from fsq.tasks import Task, get_task
 
 
 @torch.no_grad()
@@ -25,25 +42,117 @@ def predict(oracle, lm, task, batch: dict[str, torch.Tensor]) -> tuple[dict[str,
     return task.decode_prediction(oracle.decode_indices(codes, context).float()), codes
 
 
+@dataclass
+class UViMPredictor:
+    """A UViM model: the oracle (Stage I), its language model (Stage II) and the task; ``predict(images)``.
+
+    ``UViMPredictor.from_pretrained(source)`` takes a run dir, a bundle folder, a shipped name or a hub repo id (with
+    the ``hub`` extra); ``save_pretrained(dir)`` / ``push_to_hub(repo_id)`` write it.
+    """
+
+    oracle: UViMOracle
+    lm: UViMLanguageModel
+    task_settings: dict[str, Any]  # {"name": "depth", "options": {"bins": 64, ...}}
+    image_size: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> Task:
+        return get_task(self.task_settings["name"], **self.task_settings.get("options", {}))
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> UViMPredictor:
+        """A UViM run's newest oracle and language model, with the task its config names."""
+        cfg, oracle, lm, step = uvim.load_run(run_dir)
+        return cls(oracle, lm, uvim.task_settings(cfg), cfg.data.image_size, run_metadata(cfg, step, run_dir))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        map_location: str | torch.device = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        token: str | None = None,
+    ) -> UViMPredictor:
+        """Load a run dir, a bundle folder, a shipped name or a hub repo id (safetensors only, nothing unpickled)."""
+        if is_run_dir(name_or_path):
+            return cls.from_run(name_or_path)
+        directory = hub.resolve(
+            name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+        config = hub.read_bundle_config(directory, "fsq-uvim")
+        oracle = UViMOracle(OracleSpec(**config["oracle"]))
+        oracle.load_state_dict(load_safetensors(directory / "oracle.safetensors", map_location), strict=True)
+        lm = UViMLanguageModel(LanguageModelSpec(**config["lm"]))
+        lm.load_state_dict(load_safetensors(directory / "lm.safetensors", map_location), strict=True)
+        return cls(oracle.eval(), lm.eval(), config["task"], int(config["image_size"]), config.get("metadata", {}))
+
+    def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
+        """Write the bundle: ``config.json``, ``oracle.safetensors``, ``lm.safetensors`` and the card ``README.md``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_safetensors_atomic(self.oracle.state_dict(), directory / "oracle.safetensors")
+        save_safetensors_atomic(self.lm.state_dict(), directory / "lm.safetensors")
+        config = {
+            "format": "fsq-uvim",
+            "version": 1,
+            "oracle": self.oracle.spec.to_dict(),
+            "lm": self.lm.spec.to_dict(),
+            "task": self.task_settings,
+            "image_size": self.image_size,
+            "metadata": self.metadata,
+        }
+        write_json_atomic(config, directory / hub.CONFIG)
+        if card is not None:
+            write_text_atomic(card, directory / hub.CARD)
+
+    def push_to_hub(
+        self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
+    ) -> str:
+        """Save the bundle to a temporary folder and upload it to the hub repo ``repo_id``; returns its URL."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, card=card)
+            return hub.push_folder(folder, repo_id, private=private, token=token, commit_message="Upload fsq UViM")
+
+    def to(self, device: torch.device | str) -> UViMPredictor:
+        self.oracle.to(device)
+        self.lm.to(device)
+        return self
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(prediction dict, codes (B, g, g)) for images (B, 3, H, W) in [0, 1] at the model's image size."""
+        s = self.image_size
+        if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (s, s):
+            raise ValueError(f"expected images of shape (B, 3, {s}, {s}) in [0, 1], got {tuple(images.shape)}")
+        device = next(self.oracle.parameters()).device
+        return predict(self.oracle, self.lm, self.task, {"image": images.float().to(device)})
+
+
 @torch.no_grad()
 def predict_files(
-    run_dir: str | Path, paths: list[str | Path], out_dir: str | Path, *, device: str | torch.device = "cpu"
+    source: str | Path, paths: list[str | Path], out_dir: str | Path, *, device: str | torch.device = "cpu"
 ) -> list[Path]:
-    """Predict for image files (centre-cropped, resized to the run's size): ``<stem>.png`` (input | prediction)
-    per file and ``predictions.npz`` with the raw predictions. Unreadable files raise a clear error."""
-    cfg, oracle, lm, _ = uvim.load_run(run_dir)
-    device = torch.device(device)
-    oracle, lm = oracle.to(device), lm.to(device)
-    task = uvim.build_task(cfg)
+    """Predict for image files (centre-cropped, resized to the model's size): ``<stem>.png`` (input | prediction)
+    per file and ``predictions.npz`` with the raw predictions. Unreadable files raise a clear error.
+
+    ``source``: a run dir, a bundle folder, a shipped name or a hub repo id (:meth:`UViMPredictor.from_pretrained`).
+    """
+    predictor = UViMPredictor.from_pretrained(source).to(device)
     images = []
     for path in paths:
         try:
-            images.append(decode_image(Path(path), channels=3, image_size=cfg.data.image_size))
+            images.append(decode_image(Path(path), channels=3, image_size=predictor.image_size))
         except (OSError, ValueError) as error:
             raise ValueError(f"{path}: not a readable image ({error})") from error
     batch = {"image": torch.stack(images).float().div(255).to(device)}
-    pred, codes = predict(oracle, lm, task, batch)
-    pictures = task.visualize(pred, batch)
+    pred, codes = predictor.predict(batch["image"])
+    pictures = predictor.task.visualize(pred, batch)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,22 +1,38 @@
 """Sampling from a trained MaskGIT: token grids by the MaskGIT sampler, decoded by the Stage I tokenizer.
 
 ``generate`` draws token grids (batch ``b`` from a generator seeded by ``(seed, b)``, so results do not depend on
-the device's RNG), ``decode`` turns them into images, ``write_samples`` is ``fsq sample``: PNG grids per class
-and an ``.npz`` of images, tokens and labels.
+the device's RNG), ``decode`` turns them into images. :class:`MaskGITPipeline` holds a MaskGIT, its tokenizer and
+its sampling defaults; it loads from a run dir, a bundle, a shipped name or a hub repo id and saves as a bundle
+(``fsq export``). ``write_samples`` is ``fsq sample``: PNG grids per class and an ``.npz`` of images, tokens and
+labels.
+
+A MaskGIT bundle (safetensors + JSON, nothing pickled)::
+
+    config.json        {"format": "fsq-maskgit", "version": 1, "spec": MaskGITSpec, "sampling": {...},
+                        "class_names": [...] | null, "metadata": {provenance: run, step, config}}
+    model.safetensors  the MaskGIT's weights (a run's EMA weights)
+    tokenizer/         its tokenizer, a tokenizer bundle (``Tokenizer.save_pretrained``)
+    README.md          the model card (``fsq export`` writes it)
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fsq import hub, rundir
+from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.generation import sample
 from fsq.grids import save_grid
-from fsq.models.maskgit import MaskGIT
-from fsq.stages import maskgit, tokenizer
+from fsq.io import write_json_atomic, write_text_atomic
+from fsq.models.autoencoder import Tokenizer
+from fsq.models.maskgit import MaskGIT, MaskGITSpec
+from fsq.stages import maskgit
 
 
 @torch.no_grad()
@@ -78,9 +94,174 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor | None, per_class
     save_grid(rows, path, columns=per_class, fit=("width", 512))
 
 
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """How a MaskGIT samples unless told otherwise (a run's ``eval`` settings)."""
+
+    steps: int = 12
+    choice_temperature: float = 4.5
+    temperature: float = 1.0
+    guidance: float = 0.0
+    batch_size: int = 250
+
+
+def run_metadata(cfg: Any, step: int, run_dir: str | Path) -> dict[str, Any]:
+    """Provenance a bundle keeps: the stage, run name and dir, step, fsq version and the run's whole config."""
+    from fsq import __version__
+
+    return {
+        "stage": cfg.stage,
+        "run_name": cfg.name,
+        "run": str(Path(run_dir).resolve()),
+        "step": step,
+        "fsq_version": __version__,
+        "config": asdict(cfg),
+    }
+
+
+def is_run_dir(source: str | Path) -> bool:
+    """Whether ``source`` is a run dir (it holds a ``config.yaml`` and is not a bundle)."""
+    path = Path(source)
+    return (path / rundir.CONFIG).is_file() and hub.bundle_format(path) is None
+
+
+@dataclass
+class MaskGITPipeline:
+    """A class-conditional MaskGIT with its tokenizer and sampling defaults: ``sample(classes)`` gives images.
+
+    ``MaskGITPipeline.from_pretrained("mnist-maskgit-fsq")`` loads a shipped model (also: a run dir, a bundle
+    folder, or a hub repo id with the ``hub`` extra); ``save_pretrained(dir)`` / ``push_to_hub(repo_id)`` write it.
+    """
+
+    model: MaskGIT
+    tokenizer: Tokenizer
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    class_names: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.spec.num_classes
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> MaskGITPipeline:
+        """A MaskGIT run's newest EMA weights, its (embedded) tokenizer and its ``eval`` sampling settings."""
+        model, step, cfg = maskgit.load_run(run_dir)
+        tokenizer, tokenizer_step, _, tokenizer_run = maskgit.run_tokenizer(run_dir, cfg)
+        e = cfg.eval
+        sampling = SamplingDefaults(e.steps, e.choice_temperature, e.temperature, 0.0, e.batch_size)
+        folder = Path(cfg.data.tokens) if cfg.data.tokens else Path(run_dir) / "tokens" / cfg.data.train_split
+        names = None
+        if (folder / "manifest.json").is_file():
+            names = json.loads((folder / "manifest.json").read_text()).get("class_names")
+        metadata = {
+            **run_metadata(cfg, step, run_dir),
+            "tokenizer_run": tokenizer_run,
+            "tokenizer_step": tokenizer_step,
+        }
+        return cls(model, tokenizer, sampling, names, metadata)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        map_location: str | torch.device = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        token: str | None = None,
+    ) -> MaskGITPipeline:
+        """Load a run dir, a bundle folder, a shipped name or a hub repo id (safetensors only, nothing unpickled)."""
+        if is_run_dir(name_or_path):
+            return cls.from_run(name_or_path)
+        directory = hub.resolve(
+            name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+        config = hub.read_bundle_config(directory, "fsq-maskgit")
+        model = MaskGIT(MaskGITSpec(**config["spec"]))
+        model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
+        tokenizer = Tokenizer.from_pretrained(directory / "tokenizer", map_location)
+        sampling = SamplingDefaults(**config.get("sampling", {}))
+        return cls(model.eval(), tokenizer, sampling, config.get("class_names"), config.get("metadata", {}))
+
+    def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
+        """Write the bundle: ``config.json``, ``model.safetensors``, ``tokenizer/`` and the card ``README.md``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_safetensors_atomic(self.model.state_dict(), directory / "model.safetensors")
+        self.tokenizer.save_pretrained(directory / "tokenizer")
+        config = {
+            "format": "fsq-maskgit",
+            "version": 1,
+            "spec": self.model.spec.to_dict(),
+            "sampling": asdict(self.sampling),
+            "class_names": self.class_names,
+            "metadata": self.metadata,
+        }
+        write_json_atomic(config, directory / hub.CONFIG)
+        if card is not None:
+            write_text_atomic(card, directory / hub.CARD)
+
+    def push_to_hub(
+        self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
+    ) -> str:
+        """Save the bundle to a temporary folder and upload it to the hub repo ``repo_id``; returns its URL."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, card=card)
+            return hub.push_folder(folder, repo_id, private=private, token=token, commit_message="Upload fsq MaskGIT")
+
+    def to(self, device: torch.device | str) -> MaskGITPipeline:
+        self.model.to(device)
+        self.tokenizer.to(device)
+        return self
+
+    def generate(
+        self,
+        labels: torch.Tensor | None,
+        num: int | None = None,
+        *,
+        steps: int | None = None,
+        choice_temperature: float | None = None,
+        temperature: float | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        """Token grids (num, h, w), one per label (``labels=None``: ``num`` unconditional ones); unset settings
+        take the pipeline's sampling defaults."""
+        d = self.sampling
+        if labels is not None and (labels.ndim != 1 or ((labels < 0) | (labels >= self.num_classes)).any()):
+            raise ValueError(f"labels must be a 1-D tensor of class ids in [0, {self.num_classes - 1}]")
+        return generate(
+            self.model,
+            labels,
+            num=len(labels) if labels is not None else int(num or 1),
+            steps=steps or d.steps,
+            choice_temperature=d.choice_temperature if choice_temperature is None else choice_temperature,
+            temperature=d.temperature if temperature is None else temperature,
+            guidance=d.guidance if guidance is None else guidance,
+            seed=seed,
+            batch_size=d.batch_size,
+            device=device,
+        )
+
+    def decode(self, tokens: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Images in [0, 1] (float32, CPU) of token grids."""
+        return decode(self.tokenizer, tokens, self.sampling.batch_size, torch.device(device))
+
+    def sample(self, labels: torch.Tensor | list[int] | None, num: int | None = None, **options: Any) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1]: one per label; ``options`` as :meth:`generate`."""
+        labels = torch.as_tensor(labels, dtype=torch.long) if labels is not None else None
+        device = options.get("device", "cpu")
+        return self.decode(self.generate(labels, num, **options), device)
+
+
 @torch.no_grad()
 def write_samples(
-    run_dir: str | Path,
+    source: str | Path,
     out_dir: str | Path,
     *,
     classes: list[int] | None = None,
@@ -91,32 +272,30 @@ def write_samples(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> Path:
-    """``num`` samples per class of a MaskGIT run: ``class_{c}.png`` grids and ``samples.npz`` (images, tokens, labels).
+    """``num`` samples per class of a MaskGIT: ``class_{c}.png`` grids and ``samples.npz`` (images, tokens, labels).
 
-    Unset ``steps`` / ``choice_temperature`` take the run's ``eval`` settings. Returns the ``.npz`` path.
+    ``source``: a run dir, a bundle folder, a shipped name or a hub repo id (:meth:`MaskGITPipeline.from_pretrained`).
+    Unset ``steps`` / ``choice_temperature`` take its sampling defaults (a run's ``eval`` settings). Returns the
+    ``.npz`` path.
     """
-    model, _, cfg = maskgit.load_run(run_dir)
-    tokenizer_model, _ = tokenizer.load_run(cfg.data.tokenizer)
+    pipeline = MaskGITPipeline.from_pretrained(source)
     device = torch.device(device)
-    num_classes = model.spec.num_classes
+    num_classes = pipeline.num_classes
     classes = list(range(num_classes)) if classes is None and num_classes else classes
     if classes and any(not 0 <= c < num_classes for c in classes):
         raise ValueError(f"classes must be in [0, {num_classes - 1}] for this model, got {classes}")
     labels = torch.tensor(classes).repeat_interleave(num) if classes else None
     total = num * len(classes) if classes else num
-    tokens = generate(
-        model,
+    tokens = pipeline.generate(
         labels,
-        num=total,
-        steps=steps or cfg.eval.steps,
-        choice_temperature=cfg.eval.choice_temperature if choice_temperature is None else choice_temperature,
-        temperature=cfg.eval.temperature,
+        total,
+        steps=steps,
+        choice_temperature=choice_temperature,
         guidance=guidance,
         seed=seed,
-        batch_size=cfg.eval.batch_size,
         device=device,
     )
-    images = decode(tokenizer_model, tokens, cfg.eval.batch_size, device)
+    images = pipeline.decode(tokens, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_row = min(num, 10)

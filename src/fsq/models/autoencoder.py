@@ -173,26 +173,62 @@ class Tokenizer(nn.Module):
         return counts
 
     # ------------------------------------------------------------------------------------------ persistence
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``model.safetensors`` (weights) and ``config.json`` (the spec) into ``directory``."""
+    def save_pretrained(
+        self, directory: str | Path, *, metadata: dict[str, Any] | None = None, card: str | None = None
+    ) -> None:
+        """Write a tokenizer bundle: ``model.safetensors`` (weights), ``config.json`` (format, spec and the optional
+        ``metadata``: provenance such as the run and step) and, when given, the model card ``README.md``."""
         from fsq.checkpoint import save_safetensors_atomic
-        from fsq.io import write_json_atomic
+        from fsq.io import write_json_atomic, write_text_atomic
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_safetensors_atomic(self.state_dict(), directory / "model.safetensors")
-        write_json_atomic(
-            {"format": "fsq-tokenizer", "version": 1, "spec": self.spec.to_dict()}, directory / "config.json"
-        )
+        config: dict[str, Any] = {"format": "fsq-tokenizer", "version": 1, "spec": self.spec.to_dict()}
+        if metadata:
+            config["metadata"] = metadata
+        write_json_atomic(config, directory / "config.json")
+        if card is not None:
+            write_text_atomic(card, directory / "README.md")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Tokenizer:
-        """Load a tokenizer written by :meth:`save_pretrained` (safetensors only: nothing is unpickled)."""
-        from fsq.checkpoint import load_safetensors
-        from fsq.io import read_format_json
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        map_location: str | torch.device = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        token: str | None = None,
+    ) -> Tokenizer:
+        """Load a tokenizer bundle (safetensors only: nothing is unpickled), in eval mode.
 
-        directory = Path(directory)
-        meta = read_format_json(directory / "config.json", "fsq-tokenizer", "not a saved fsq tokenizer")
+        ``name_or_path``: a folder written by :meth:`save_pretrained` or ``fsq export``, a shipped name
+        (``"mnist-fsq"``) or a hub repo id (``org/name``, with the ``hub`` extra; the other keywords go to the
+        download). A MaskGIT bundle gives its tokenizer.
+        """
+        from fsq import hub
+        from fsq.checkpoint import load_safetensors
+
+        directory = hub.resolve(
+            name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+        if hub.bundle_format(directory) == "fsq-maskgit":
+            directory = directory / "tokenizer"
+        meta = hub.read_bundle_config(directory, "fsq-tokenizer")
         model = cls(TokenizerSpec.from_dict(meta["spec"]))
         model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
-        return model
+        return model.eval()
+
+    def push_to_hub(
+        self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
+    ) -> str:
+        """Save a bundle to a temporary folder and upload it to the hub repo ``repo_id``; returns its URL."""
+        import tempfile
+
+        from fsq import hub
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, card=card)
+            return hub.push_folder(folder, repo_id, private=private, token=token, commit_message="Upload fsq tokenizer")

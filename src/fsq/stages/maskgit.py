@@ -4,13 +4,16 @@ Per step (FSQ paper sec. 4.2 / App. A.4.2, ``maskgit_class_cond_config.py``): on
 global batch (cosine schedule, at least ``masking.min_ratio`` of the tokens masked), positions uniform without
 replacement, ``masking.label_drop`` of the labels replaced by MASK (for classifier-free guidance), cross-entropy
 with label smoothing on the masked positions only; AdamW with weight decay on matrices only (:mod:`fsq.optim`).
-Tokens come from a ``fsq tokenize`` folder or are exported once into ``run_dir/tokens``. Masks and label drops
+Tokens come from a ``fsq tokenize`` folder or are exported once into ``run_dir/tokens``; the tokenizer is embedded
+into ``run_dir/tokenizer`` at the start (the run dir stays usable when moved). Masks and label drops
 are drawn for the global batch from a (seed, step) generator and sliced per rank, so N ranks train as one
 process would and a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,19 +22,22 @@ import torch
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq import distributed
-from fsq.config import MaskGITExperiment, read_run_config, resume_hash, spec_from
+from fsq import distributed, rundir
+from fsq.config import MaskGITExperiment, TokenizerExperiment, read_run_config, resume_hash, spec_from
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
 from fsq.generation.mask_schedule import random_mask, training_mask_count
+from fsq.hub import read_bundle_config
+from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
 from fsq.stages.base import Phase, Stage
+from fsq.stages.tokenizer import load_run as load_tokenizer_run
 from fsq.stages.tokens import export_tokens, load_tokens
 
 
-def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tuple[torch.Tensor, Any, dict]:
-    """(tokens (N, h, w), labels or None, manifest) of the training split: ``data.tokens`` or exported once."""
+def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
+    """``data.tokenizer`` must name a trained Stage I run (a clear error with the command that trains it)."""
     if not cfg.data.tokenizer:
         raise ValueError("data.tokenizer must name the Stage I run dir (it decodes the samples)")
     if ckpt.latest_checkpoint(cfg.data.tokenizer) is None:
@@ -40,11 +46,68 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tup
             f"data.tokenizer={cfg.data.tokenizer} holds no trained tokenizer; train it first: "
             f"fsq train tokenizer {how} --run-dir {cfg.data.tokenizer}"
         )
+
+
+def embed_tokenizer(cfg: MaskGITExperiment, run_dir: Path) -> Path:
+    """Copy the Stage I tokenizer into ``RUN/tokenizer/`` (once): its EMA weights and spec as a tokenizer bundle
+    (``Tokenizer.save_pretrained``, provenance in ``metadata``) and its run's ``config.yaml`` (data source, image
+    size: what evaluation needs). The run dir then samples and evaluates wherever it is moved, from any directory.
+    """
+    target = run_dir / rundir.TOKENIZER
+    if (target / "config.json").is_file():
+        return target
+    _check_tokenizer_run(cfg)
+    source = Path(cfg.data.tokenizer)
+    model, step = load_tokenizer_run(source)
+    tmp = run_dir / f".{rundir.TOKENIZER}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, metadata={"run": str(source.resolve()), "step": step, "weights": "ema"})
+    shutil.copyfile(source / rundir.CONFIG, tmp / rundir.CONFIG)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def run_tokenizer(run_dir: str | Path, cfg: MaskGITExperiment) -> tuple[Tokenizer, int, TokenizerExperiment, str]:
+    """(tokenizer, its step, its run config, the Stage I run it came from) of a MaskGIT run: the copy embedded in
+    ``RUN/tokenizer/``, or for runs older than that copy ``data.tokenizer`` (a path relative to where it was
+    trained)."""
+    embedded = Path(run_dir) / rundir.TOKENIZER
+    if (embedded / "config.json").is_file():
+        metadata = read_bundle_config(embedded, "fsq-tokenizer").get("metadata", {})
+        tokenizer_cfg = read_run_config(embedded)
+        if not isinstance(tokenizer_cfg, TokenizerExperiment):
+            raise ValueError(f"{embedded} holds a {tokenizer_cfg.stage} config, not a tokenizer's")
+        origin = str(metadata.get("run", embedded.resolve()))
+        return Tokenizer.from_pretrained(embedded), int(metadata.get("step", 0)), tokenizer_cfg, origin
+    try:
+        _check_tokenizer_run(cfg)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{run_dir} embeds no tokenizer ({rundir.TOKENIZER}/: it was trained before fsq embedded one) and "
+            f"{error}; run from the directory it was trained in, or set data.tokenizer in its config.yaml"
+        ) from None
+    tokenizer_cfg = read_run_config(cfg.data.tokenizer)
+    if not isinstance(tokenizer_cfg, TokenizerExperiment):
+        raise ValueError(f"data.tokenizer={cfg.data.tokenizer} is a {tokenizer_cfg.stage} run, not a tokenizer run")
+    model, step = load_tokenizer_run(cfg.data.tokenizer)
+    return model, step, tokenizer_cfg, str(Path(cfg.data.tokenizer).resolve())
+
+
+def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tuple[torch.Tensor, Any, dict]:
+    """(tokens (N, h, w), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
+
+    The tokenizer is embedded into the run dir first (:func:`embed_tokenizer`); a run dir that holds both its
+    tokenizer and its tokens resumes without ``data.tokenizer`` (it may have been moved).
+    """
     folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
-    if cfg.data.tokens is None and not (folder / "manifest.json").is_file():
-        if is_main:
+    if not (run_dir / rundir.TOKENIZER / "config.json").is_file():
+        _check_tokenizer_run(cfg)  # on every rank: a clear error, not a rank waiting for a failed rank 0
+    if is_main:
+        embed_tokenizer(cfg, run_dir)
+        if cfg.data.tokens is None and not (folder / "manifest.json").is_file():
             export_tokens(cfg.data.tokenizer, cfg.data.train_split, folder, limit=cfg.data.train_limit)
-        distributed.barrier()
+    distributed.barrier()  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)
     if manifest["split"] != cfg.data.train_split:
         raise ValueError(

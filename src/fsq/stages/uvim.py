@@ -30,14 +30,20 @@ from fsq.stages.base import Phase, Stage
 from fsq.tasks import Task, get_task
 
 
-def build_task(cfg: UViMExperiment) -> Task:
-    """The task object of a config (:mod:`fsq.tasks`)."""
+def task_settings(cfg: UViMExperiment) -> dict[str, Any]:
+    """The task's name and constructor options, ``{"name": ..., "options": {...}}`` (a UViM bundle stores them)."""
     t = cfg.task
     options: dict[str, dict[str, Any]] = {
         "depth": {"bins": t.depth_bins, "max_depth": t.max_depth},
         "panoptic": {"max_instances": t.max_instances},
     }
-    return get_task(t.name, **options.get(t.name, {}))
+    return {"name": t.name, "options": options.get(t.name, {})}
+
+
+def build_task(cfg: UViMExperiment) -> Task:
+    """The task object of a config (:mod:`fsq.tasks`)."""
+    settings = task_settings(cfg)
+    return get_task(settings["name"], **settings["options"])
 
 
 def load_data(cfg: UViMExperiment, split: str) -> dict[str, torch.Tensor]:

@@ -1,0 +1,151 @@
+"""Where a pretrained model comes from: a bundle folder, a name shipped in the package, or a hub repo id.
+
+A *bundle* is a folder of safetensors weights and JSON, nothing pickled, written by ``save_pretrained`` or
+``fsq export``. Its ``config.json`` names the format: ``fsq-tokenizer`` (:class:`fsq.Tokenizer`),
+``fsq-maskgit`` (a MaskGIT, its tokenizer in ``tokenizer/`` and its sampling defaults) or ``fsq-uvim`` (a UViM
+oracle, its language model and the task's settings). A ``README.md`` model card may sit beside it.
+
+:func:`resolve` turns what a user typed into a local bundle folder:
+
+* an existing folder is used as it is;
+* a *shipped* name (``mnist-fsq``, ``mnist-maskgit-fsq``) is a bundle inside the installed package
+  (``fsq/pretrained/<name>/``, package data): it loads offline, right after install;
+* anything shaped like ``org/name`` is a Hugging Face hub repo id, fetched with ``huggingface_hub`` (the ``hub``
+  extra; imported only here and only then) into its cache; ``local_files_only=True`` never touches the network.
+
+:func:`push_folder` uploads a bundle folder to a hub repo (``push_to_hub`` of the model classes). This module
+imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+CONFIG = "config.json"
+CARD = "README.md"
+FORMATS = ("fsq-tokenizer", "fsq-maskgit", "fsq-uvim")
+# what a bundle may hold: fetched from the hub, never anything else (no pickles)
+BUNDLE_PATTERNS = ["*.json", "*.safetensors", "*.md", "*/*.json", "*/*.safetensors"]
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def shipped_root() -> Path:
+    """The folder of the bundles shipped in the package (``fsq/pretrained``)."""
+    return Path(str(files("fsq").joinpath("pretrained")))
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped bundles (folders of ``fsq/pretrained`` that hold a ``config.json``)."""
+    root = shipped_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG).is_file())
+
+
+def is_repo_id(text: str) -> bool:
+    """Whether ``text`` is shaped like a hub repo id ``org/name`` (one slash, no leading ``.`` or ``/``)."""
+    return bool(_REPO_ID.match(text)) and ".." not in text
+
+
+def bundle_format(directory: str | Path) -> str | None:
+    """The ``format`` a folder's ``config.json`` names (``None`` without one, or when it is not JSON)."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data.get("format") if isinstance(data, dict) else None
+
+
+def resolve(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | None = None,
+) -> Path:
+    """The local folder of a bundle: ``name_or_path`` itself, a shipped bundle, or a downloaded hub repo.
+
+    Raises ``FileNotFoundError`` (naming the shipped models) when it is none of these.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    text = str(name_or_path)
+    if text in shipped_names():
+        return shipped_root() / text
+    # "runs/x" with a local "runs/" folder is a mistyped path, not a repo id (a hub lookup would retry for ~20 s)
+    if is_repo_id(text) and not path.exists() and not Path(text.split("/")[0]).is_dir():
+        return download(text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    raise FileNotFoundError(
+        f"{text!r} is not a folder, not a shipped model (shipped: {', '.join(shipped_names()) or 'none'}) and "
+        "not a hub repo id (org/name)"
+    )
+
+
+def _hub() -> Any:
+    """The ``huggingface_hub`` module, or a ``ModuleNotFoundError`` that names the extra to install."""
+    try:
+        import huggingface_hub
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "loading from or pushing to the Hugging Face hub needs huggingface_hub: pip install 'fsq-toolkit[hub]'",
+            name="huggingface_hub",
+        ) from error
+    return huggingface_hub
+
+
+def download(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | None = None,
+) -> Path:
+    """Fetch a bundle's files (JSON, safetensors, the card) from a hub repo; returns the local snapshot folder."""
+    folder = _hub().snapshot_download(
+        repo_id=repo_id,
+        revision=revision,
+        cache_dir=str(cache_dir) if cache_dir is not None else None,
+        local_files_only=local_files_only,
+        token=token,
+        allow_patterns=BUNDLE_PATTERNS,
+    )
+    if bundle_format(folder) not in FORMATS:
+        raise ValueError(f"hub repo {repo_id} holds no fsq bundle (its config.json names none of {FORMATS})")
+    return Path(folder)
+
+
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Upload an fsq bundle",
+) -> str:
+    """Upload a bundle folder to a hub model repo (created when missing); returns the repo's URL."""
+    api = _hub().HfApi(token=token)
+    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message, repo_type="model")
+    return str(url)
+
+
+def read_bundle_config(directory: str | Path, expected: str) -> dict[str, Any]:
+    """A bundle's ``config.json``, which must name the format ``expected``."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} holds no {CONFIG}: not an fsq bundle (write one with `fsq export`)")
+    data = json.loads(path.read_text())
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != expected:
+        raise ValueError(f"{directory} is an {found or 'unknown'} bundle, not an {expected} bundle")
+    return data

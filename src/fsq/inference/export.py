@@ -1,0 +1,177 @@
+"""``fsq export RUN OUT``: a run's newest weights as a self-contained bundle, with a model card generated from it.
+
+The bundle is what :mod:`fsq.hub` describes (safetensors + JSON, nothing pickled): a tokenizer bundle
+(``Tokenizer.save_pretrained``), a MaskGIT bundle with its tokenizer and sampling defaults
+(:class:`~fsq.inference.sampling.MaskGITPipeline`) or a UViM bundle with its oracle, language model and task
+(:class:`~fsq.inference.prediction.UViMPredictor`). Beside the weights:
+
+* ``eval.json``: the run's evaluation of the exported step, as the run wrote it (when it has one);
+* ``README.md``: the model card, generated here from the run's ``config.yaml``, ``meta.json`` and that
+  evaluation: what the model is, its data, the command and config that trained it, and the measured numbers.
+  Nothing in it is typed by hand, so the card cannot drift from the run.
+
+The bundle is written to a temporary folder and renamed into place; an existing non-empty ``OUT`` is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fsq import rundir
+from fsq.config import dump_yaml, read_run_config
+from fsq.inference.prediction import UViMPredictor
+from fsq.inference.sampling import MaskGITPipeline, run_metadata
+from fsq.io import write_json_atomic
+from fsq.stages import tokenizer
+
+_USE = {
+    "tokenizer": (
+        "```python\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
+        "tokens = tokenizer.tokenize(images)            # images: float (B, C, H, W) in [0, 1]\n"
+        "reconstructions = tokenizer.decode_indices(tokens)\n```"
+    ),
+    "maskgit": (
+        "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
+        "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
+        "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
+        "images = pipeline.sample([0, 1, 2])           # one image per class label, float in [0, 1]\n```"
+    ),
+    "uvim": (
+        "```bash\nfsq predict {ref} photo.png --out predictions/\n```\n\n"
+        "```python\nfrom fsq.inference.prediction import UViMPredictor\n\n"
+        "predictor = UViMPredictor.from_pretrained({ref})\n"
+        "prediction, codes = predictor.predict(images)  # images: float (B, 3, H, W) in [0, 1]\n```"
+    ),
+}
+
+
+def _describe(cfg: Any, metadata: dict[str, Any]) -> str:
+    """One paragraph saying what the model is, from its config."""
+    if cfg.stage == "tokenizer":
+        q = cfg.quantizer
+        what = f"FSQ, levels {list(q.levels)}" if q.kind == "fsq" else f"VQ, {q.codebook_size} codes of width {q.dim}"
+        return (
+            f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
+            f"images of `{cfg.data.source}`."
+        )
+    if cfg.stage == "maskgit":
+        return (
+            f"A class-conditional MaskGIT (Stage II: a bidirectional transformer over token grids) with the tokenizer "
+            f"it was trained on (from the run `{Path(str(metadata.get('tokenizer_run', '?'))).name}`, step "
+            f"{metadata.get('tokenizer_step', '?')}) embedded in `tokenizer/`."
+        )
+    return (
+        f"A UViM model for `{cfg.task.name}` (Stage I: a restricted oracle with {cfg.quantizer.kind.upper()}; "
+        f"Stage II: a language model of its codes) on {cfg.data.image_size} px images."
+    )
+
+
+def _commands(run_dir: Path) -> list[str]:
+    """The command lines that (re)started the run, from its ``meta.json``."""
+    path = run_dir / rundir.META
+    if not path.is_file():
+        return []
+    lines = []
+    for start in json.loads(path.read_text()).get("runs", []):
+        argv = [str(a) for a in start.get("command") or []]
+        if argv:  # the console script or ``python -m fsq`` is ``fsq``; anything else (a test, a script) as it was
+            lines.append(" ".join(["fsq", *argv[1:]] if Path(argv[0]).name in ("fsq", "__main__.py") else argv))
+    return lines
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _metrics(evaluation: dict[str, Any]) -> list[str]:
+    """Markdown lines of an evaluation: its scalars as a table, then one table of its per-guidance rows."""
+    lines = ["| metric | value |", "|---|---|"]
+    for key, value in evaluation.items():
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool) and key != "seconds":
+            lines.append(f"| {key} | {_cell(value)} |")
+        elif isinstance(value, dict) and all(isinstance(v, (int, float, str)) for v in value.values()):
+            lines += [f"| {key}.{k} | {_cell(v)} |" for k, v in value.items()]
+    rows = [r for r in evaluation.get("guidance", []) if isinstance(r, dict)]
+    if rows:
+        keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and k != "seconds"]
+        lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(_cell(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return lines
+
+
+def model_card(name: str, run_dir: str | Path, metadata: dict[str, Any], evaluation: dict[str, Any] | None) -> str:
+    """The model card (Markdown) of a bundle exported from ``run_dir``: generated, never typed by hand."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    step = metadata["step"]
+    lines = [f"# {name}", "", _describe(cfg, metadata), "", "## Use", ""]
+    lines += [_USE[cfg.stage].format(ref=repr(name)), ""]
+    data = "\n".join(f"- `data.{k}`: {v}" for k, v in metadata["config"]["data"].items() if v is not None)
+    lines += ["## Data", "", data, ""]
+    if cfg.stage == "maskgit":
+        tokenizer_cfg = read_run_config(run_dir / rundir.TOKENIZER) if (run_dir / rundir.TOKENIZER).is_dir() else None
+        if tokenizer_cfg is not None:
+            d = tokenizer_cfg.data
+            lines += [f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the tokenizer.", ""]
+    lines += ["## Training", "", f"fsq {metadata['fsq_version']}, run `{cfg.name}`, {step} steps. Command(s):", ""]
+    lines += ["```bash", *(_commands(run_dir) or ["(not recorded)"]), "```", "", "Resolved config:", ""]
+    lines += ["```yaml", dump_yaml(cfg).rstrip(), "```", ""]
+    lines += ["## Measured", ""]
+    if evaluation is None:
+        lines += ["Not evaluated: the run holds no evaluation of this step (`fsq eval RUN`).", ""]
+    else:
+        lines += [
+            f"fsq's evaluation of step {step} (`eval/{rundir.step_name(step)}.json` of the run, copied to "
+            "`eval.json` here):",
+            "",
+            *_metrics(evaluation),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, *, name: str | None = None) -> Path:
+    """Write the bundle of ``run_dir``'s newest checkpoint to ``out_dir`` (refused when it exists and is not
+    empty); ``name`` (default: ``out_dir``'s name) heads the card. Returns ``out_dir``."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    cfg = read_run_config(run_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"{out_dir} exists and is not empty; export into a new folder")
+    name = name or out_dir.resolve().name
+    tmp = out_dir.parent / f".{out_dir.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if cfg.stage == "tokenizer":
+            model, step = tokenizer.load_run(run_dir)
+            metadata = run_metadata(cfg, step, run_dir)
+            evaluation = _evaluation(run_dir, step)
+            model.save_pretrained(tmp, metadata=metadata, card=model_card(name, run_dir, metadata, evaluation))
+        elif cfg.stage == "maskgit":
+            pipeline = MaskGITPipeline.from_run(run_dir)
+            metadata, step = pipeline.metadata, pipeline.metadata["step"]
+            evaluation = _evaluation(run_dir, step)
+            pipeline.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation))
+        else:
+            predictor = UViMPredictor.from_run(run_dir)
+            metadata, step = predictor.metadata, predictor.metadata["step"]
+            evaluation = _evaluation(run_dir, step)
+            predictor.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation))
+        if evaluation is not None:
+            write_json_atomic(evaluation, tmp / "eval.json")
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _evaluation(run_dir: Path, step: int) -> dict[str, Any] | None:
+    """The run's evaluation of ``step`` (``None`` when it has none)."""
+    path = rundir.eval_path(run_dir, step)
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,202 @@
+"""Portable artifacts: a MaskGIT run dir moved elsewhere still samples from any directory (its
+tokenizer is embedded); ``export_run`` writes self-contained bundles (safetensors + JSON + a generated model card)
+for a tokenizer, a MaskGIT and a UViM model, which load back equal to the runs; the hub path loads and pushes
+through a mocked ``huggingface_hub`` (no network)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fsq import app, hub
+from fsq.config import MaskGITExperiment, TokenizerExperiment, UViMExperiment, load_config
+from fsq.data import SourceUnavailable, load_images
+from fsq.inference.export import export_run
+from fsq.inference.prediction import UViMPredictor
+from fsq.inference.sampling import MaskGITPipeline, write_samples
+from fsq.models.autoencoder import Tokenizer
+from fsq.stages import tokenizer as tokenizer_stage
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+PRESETS = ROOT / "configs" / "presets"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A smoke FSQ tokenizer run and a smoke MaskGIT run on it, in a folder of their own."""
+    try:
+        load_images("mnist", "test", limit=1)
+    except SourceUnavailable as error:
+        pytest.skip(str(error))
+    root = tmp_path_factory.mktemp("artifacts")
+    tok_cfg = load_config(
+        TokenizerExperiment,
+        [ROOT / "configs/tokenizer/fsq_mnist.yaml", PRESETS / "smoke.yaml"],
+        ["train.threads=1", "data.train_limit=512"],
+    )
+    app.train(tok_cfg, root / "tokenizer")
+    cfg = load_config(
+        MaskGITExperiment,
+        [ROOT / "configs/maskgit/fsq_mnist.yaml", PRESETS / "smoke_maskgit.yaml"],
+        [f"data.tokenizer={root / 'tokenizer'}", "train.threads=1"],
+    )
+    app.train(cfg, root / "maskgit")
+    return root
+
+
+@contextlib.contextmanager
+def _tokenizer_run_gone(runs: Path):
+    """The Stage I run dir renamed away for the block (as on a machine the MaskGIT run was copied to)."""
+    (runs / "tokenizer").rename(runs / "away")
+    try:
+        yield
+    finally:
+        (runs / "away").rename(runs / "tokenizer")
+
+
+def _sample_args(source: str | Path, out: Path) -> list[str]:
+    return ["sample", str(source), "--classes", "1", "4", "--num", "3", "--steps", "3", "--out", str(out)]
+
+
+def test_moved_maskgit_run_samples_from_anywhere(runs, tmp_path, monkeypatch):
+    from fsq.cli import main
+
+    embedded = runs / "maskgit" / "tokenizer"
+    assert {p.name for p in embedded.iterdir()} >= {"config.json", "model.safetensors", "config.yaml"}
+    assert json.loads((embedded / "config.json").read_text())["metadata"]["step"] == 4
+    reference = tmp_path / "reference"
+    assert main(_sample_args(runs / "maskgit", reference)) == 0
+
+    moved = tmp_path / "elsewhere" / "moved_run"
+    shutil.copytree(runs / "maskgit", moved)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with _tokenizer_run_gone(runs):  # only the embedded copy can decode
+        assert main(_sample_args(moved, "samples")) == 0
+    a, b = np.load(reference / "samples.npz"), np.load(elsewhere / "samples" / "samples.npz")
+    assert np.array_equal(a["tokens"], b["tokens"]) and np.array_equal(a["images"], b["images"])
+
+
+def test_old_run_without_embedded_tokenizer_falls_back_to_data_tokenizer(runs, tmp_path, monkeypatch):
+    old = tmp_path / "old"
+    shutil.copytree(runs / "maskgit", old)
+    shutil.rmtree(old / "tokenizer")
+    path = write_samples(old, tmp_path / "s", classes=[2], num=2, steps=2)
+    assert np.load(path)["images"].shape == (2, 1, 28, 28)
+    with _tokenizer_run_gone(runs), pytest.raises(FileNotFoundError, match="embeds no tokenizer"):
+        MaskGITPipeline.from_run(old)
+
+
+def test_export_tokenizer_and_maskgit_bundles(runs, tmp_path):
+    tok_bundle = export_run(runs / "tokenizer", tmp_path / "tok")
+    names = {p.name for p in tok_bundle.iterdir()}
+    assert names == {"config.json", "model.safetensors", "README.md", "eval.json"}
+    run_model, step = tokenizer_stage.load_run(runs / "tokenizer")
+    loaded = Tokenizer.from_pretrained(tok_bundle)
+    x = load_images("mnist", "test", limit=8).images.float().div(255)
+    assert torch.equal(run_model.tokenize(x), loaded.tokenize(x))
+    card = (tok_bundle / "README.md").read_text()
+    psnr = json.loads((tok_bundle / "eval.json").read_text())["psnr"]
+    assert "# tok" in card and f"| psnr | {psnr:.4g} |" in card and "fsq_mnist" in card
+    with pytest.raises(FileExistsError):
+        export_run(runs / "tokenizer", tmp_path / "tok")
+
+    bundle = export_run(runs / "maskgit", tmp_path / "mg")
+    assert {p.name for p in bundle.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "tokenizer",
+        "README.md",
+        "eval.json",
+    }
+    assert not list(bundle.rglob("*.pt")) and not list(bundle.rglob("*.pkl"))  # nothing pickled
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["format"] == "fsq-maskgit" and config["sampling"]["steps"] == 4
+    pipeline = MaskGITPipeline.from_pretrained(bundle)
+    run_pipeline = MaskGITPipeline.from_run(runs / "maskgit")
+    labels = torch.tensor([0, 5, 9])
+    assert torch.equal(pipeline.generate(labels, steps=3), run_pipeline.generate(labels, steps=3))
+    assert pipeline.sample([3, 3]).shape == (2, 1, 28, 28)
+    assert torch.equal(Tokenizer.from_pretrained(bundle).tokenize(x), loaded.tokenize(x))  # its tokenizer
+    a = write_samples(bundle, tmp_path / "from_bundle", classes=[1, 4], num=3, steps=3)
+    b = write_samples(runs / "maskgit", tmp_path / "from_run", classes=[1, 4], num=3, steps=3)
+    assert np.array_equal(np.load(a)["tokens"], np.load(b)["tokens"])
+    assert "class_accuracy" in (bundle / "README.md").read_text()
+
+
+def test_export_uvim_bundle(tmp_path):
+    cfg = load_config(
+        UViMExperiment, [ROOT / "configs/uvim/depth_fsq.yaml", PRESETS / "smoke_uvim.yaml"], ["train.threads=1"]
+    )
+    app.train(cfg, tmp_path / "run")
+    bundle = export_run(tmp_path / "run", tmp_path / "bundle")
+    assert {p.name for p in bundle.iterdir()} == {
+        "config.json",
+        "oracle.safetensors",
+        "lm.safetensors",
+        "README.md",
+        "eval.json",
+    }
+    loaded, from_run = UViMPredictor.from_pretrained(bundle), UViMPredictor.from_run(tmp_path / "run")
+    assert loaded.task_settings == {"name": "depth", "options": {"bins": cfg.task.depth_bins, "max_depth": 10.0}}
+    images = torch.rand(2, 3, 16, 16)
+    (pred_a, codes_a), (pred_b, codes_b) = loaded.predict(images), from_run.predict(images)
+    assert torch.equal(codes_a, codes_b) and torch.equal(pred_a["depth"], pred_b["depth"])
+    with pytest.raises(ValueError, match="expected images"):
+        loaded.predict(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="not an fsq-maskgit bundle"):
+        MaskGITPipeline.from_pretrained(bundle)
+
+
+def test_hub_repo_ids_load_and_push_through_huggingface_hub(runs, tmp_path, monkeypatch):
+    """No network: ``snapshot_download`` and ``HfApi`` are replaced by fakes that record their arguments."""
+    bundle = export_run(runs / "maskgit", tmp_path / "bundle")
+    calls: dict[str, list] = {"download": [], "upload": []}
+
+    def snapshot_download(**kwargs):
+        calls["download"].append(kwargs)
+        target = tmp_path / "hub_cache" / kwargs["repo_id"].replace("/", "--")
+        if not target.exists():
+            shutil.copytree(bundle, target)
+        return str(target)
+
+    class HfApi:
+        def __init__(self, token=None):
+            self.token = token
+
+        def create_repo(self, repo_id, **kwargs):
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, **kwargs):
+            calls["upload"].append({**kwargs, "files": sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())})
+
+    fake = types.ModuleType("huggingface_hub")
+    fake.snapshot_download, fake.HfApi = snapshot_download, HfApi  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "huggingface_hub", fake)
+    monkeypatch.chdir(tmp_path)
+
+    pipeline = MaskGITPipeline.from_pretrained("someone/mnist-maskgit", revision="v1", local_files_only=True)
+    assert calls["download"][0]["repo_id"] == "someone/mnist-maskgit" and calls["download"][0]["revision"] == "v1"
+    assert (
+        calls["download"][0]["local_files_only"] is True and "*.safetensors" in calls["download"][0]["allow_patterns"]
+    )
+    tokenizer = Tokenizer.from_pretrained("someone/mnist-maskgit")
+    assert tokenizer.codebook_size == 1000
+    url = pipeline.push_to_hub("me/copy", token="t")
+    assert url == "https://huggingface.co/me/copy"
+    assert calls["upload"][0]["files"] == ["config.json", "model.safetensors", "tokenizer"]
+    tokenizer.push_to_hub("me/tok", card="# tok\n")
+    assert calls["upload"][1]["files"] == ["README.md", "config.json", "model.safetensors"]
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        hub.resolve("runs/missing")  # a mistyped local path is not looked up on the hub
