@@ -149,6 +149,13 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from fsq.inference.export import export_run
+
+    print(f"wrote the bundle {export_run(args.run_dir, args.out, name=args.name)} (safetensors + JSON + README.md)")
+    return 0
+
+
 def _tokenize(args: argparse.Namespace) -> int:
     from fsq.stages.tokens import export_tokens
 
@@ -251,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_eval)
 
     sample = commands.add_parser("sample", help="sample images from a MaskGIT run: PNG grid per class + .npz")
-    sample.add_argument("run_dir")
+    sample.add_argument(
+        "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
+    )
     sample.add_argument("--classes", type=int, nargs="+", help="class ids (default: all classes)")
     sample.add_argument("--num", type=int, default=16, help="samples per class (default 16)")
     sample.add_argument("--steps", type=int, default=None, help="decoding steps T (default: the run's eval.steps)")
@@ -263,11 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=_sample)
 
     predict = commands.add_parser("predict", help="UViM: predict depth / colours / panoptic for image files (PNGs)")
-    predict.add_argument("run_dir")
+    predict.add_argument("run_dir", metavar="MODEL", help="a UViM run dir, a bundle, a shipped name or a hub repo id")
     predict.add_argument("images", nargs="+", help="image files (resized to the run's image size)")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--device", default="cpu", help="cpu | cuda")
     predict.set_defaults(func=_predict)
+
+    export = commands.add_parser("export", help="write a run's model as a bundle (safetensors + JSON + model card)")
+    export.add_argument("run_dir", help="a tokenizer, MaskGIT or UViM run dir")
+    export.add_argument("out", help="the bundle folder to create (refused when it exists and is not empty)")
+    export.add_argument("--name", help="the model's name in its card (default: the folder's name)")
+    export.set_defaults(func=_export)
 
     tokenize = commands.add_parser("tokenize", help="export token shards of a split for Stage II")
     tokenize.add_argument("run_dir")

@@ -200,3 +200,26 @@ def test_hub_repo_ids_load_and_push_through_huggingface_hub(runs, tmp_path, monk
     (tmp_path / "runs").mkdir()
     with pytest.raises(FileNotFoundError, match="not a folder"):
         hub.resolve("runs/missing")  # a mistyped local path is not looked up on the hub
+
+
+def test_cli_export_then_sample_and_predict_from_bundles(runs, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from fsq.cli import main
+
+    assert main(["export", str(runs / "maskgit"), str(tmp_path / "bundle"), "--name", "my-maskgit"]) == 0
+    assert (tmp_path / "bundle" / "README.md").read_text().startswith("# my-maskgit\n")
+    assert main(["export", str(runs / "maskgit"), str(tmp_path / "bundle")]) == 2  # exists: refused
+    monkeypatch.chdir(tmp_path)
+    assert main(_sample_args("bundle", tmp_path / "samples")) == 0
+    assert np.load(tmp_path / "samples" / "samples.npz")["images"].shape == (6, 1, 28, 28)
+    assert main(_sample_args("no-such-model", tmp_path / "x")) == 2  # not a folder, a shipped name or a repo id
+
+    cfg = load_config(
+        UViMExperiment, [ROOT / "configs/uvim/depth_fsq.yaml", PRESETS / "smoke_uvim.yaml"], ["train.threads=1"]
+    )
+    app.train(cfg, tmp_path / "uvim")
+    assert main(["export", str(tmp_path / "uvim"), "uvim_bundle"]) == 0
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "photo.png")
+    assert main(["predict", "uvim_bundle", "photo.png", "--out", "pred"]) == 0
+    assert (tmp_path / "pred" / "photo.png").is_file() and (tmp_path / "pred" / "predictions.npz").is_file()
