@@ -1,9 +1,11 @@
 """End to end on streamed sources (small generated data): an image folder, WebDataset shards and a local Hugging
 Face dataset each train, evaluate and export tokens; a run killed mid-epoch resumes (2 workers) to the same
-weights as an uninterrupted run; 2-process gloo DDP over a folder matches one process at the same global batch."""
+weights as an uninterrupted run; 2-process gloo DDP over a folder matches one process at the same global batch,
+also with gradient accumulation; two local torchrun "nodes" (c10d rendezvous) match one 2-process run."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -88,3 +90,54 @@ def test_two_process_gloo_matches_one_process_on_a_folder(sources, tmp_path, run
     a, b = _weights(single, 4), _weights(double, 4)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_two_process_gloo_with_accumulation_matches_one_process(sources, tmp_path, run_fsq):
+    """Global batch 16: one process in one pass == 2 ranks x 2 accumulated micro-batches of 4 (DDP no_sync)."""
+    common = [str(SMOKE), f"data.source={sources['folder']}", *COMMON, "train.steps=4", "train.eval_at_end=false"]
+    single, double = tmp_path / "single", tmp_path / "double"
+    run = run_fsq(["train", "tokenizer", *common, "--run-dir", str(single)])
+    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_fsq(["train", "tokenizer", *common, "train.accumulate=2", "--run-dir", str(double)], nproc=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a, b = _weights(single, 4), _weights(double, 4)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    for ra, rb in zip(read_metrics(single), read_metrics(double)):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4)
+
+
+def test_two_local_nodes_match_one_two_process_run(sources, tmp_path, run_fsq):
+    """Multi-node torchrun as the README gives it: two launches (``--nnodes 2``, node ranks 0 and 1, one gloo
+    process each, a c10d rendezvous on localhost) train as one 2-process ``--standalone`` run. That each rank reads
+    only its share is the loader's (tests/data/test_streaming_data.py: disjoint ranks); here ranks come from
+    torchrun's node ranks instead of local ranks."""
+    import os
+    import socket
+    import subprocess
+
+    common = [str(SMOKE), f"data.source={sources['folder']}", *COMMON, "train.steps=4", "train.eval_at_end=false"]
+    standalone, nodes = tmp_path / "standalone", tmp_path / "nodes"
+    run = run_fsq(["train", "tokenizer", *common, "--run-dir", str(standalone)], nproc=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    launches = [
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
+        + ["--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+        + ["--rdzv-id", "fsq-test", "--rdzv-conf", f"is_host={int(rank == 0)}", "--local-addr", "127.0.0.1"]
+        + ["-m", "fsq", "train", "tokenizer", *common, "--run-dir", str(nodes)]
+        for rank in (0, 1)
+    ]
+    processes = [
+        subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in launches
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for p, (_, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert json.loads((nodes / "meta.json").read_text())["runs"][-1]["world_size"] == 2
+    a, b = _weights(standalone, 4), _weights(nodes, 4)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
