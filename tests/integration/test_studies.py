@@ -4,6 +4,7 @@ rebuilt from run dirs without torch; the levels study plans Fig. 10's comparison
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fsq.data import SourceUnavailable, load_images
-from fsq.studies.codebook import plan, run_study
+from fsq.studies.codebook import claims, plan, run_study
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -25,6 +26,26 @@ SMOKE = [
     "model.num_groups=4",
     "train.threads=1",
 ]
+SMOKE_STAGE2 = [  # Stage II overrides (the "maskgit." prefix routes them): a tiny MaskGIT, a few samples
+    "maskgit.train.steps=4",
+    "maskgit.train.batch_size=16",
+    "maskgit.train.log_every=2",
+    "maskgit.train.checkpoint_every=2",
+    "maskgit.train.threads=1",
+    "maskgit.data.train_limit=256",
+    "maskgit.model.width=32",
+    "maskgit.model.depth=1",
+    "maskgit.model.heads=2",
+    "maskgit.model.mlp_dim=64",
+    "maskgit.eval.num_samples=20",
+    "maskgit.eval.steps=4",
+    "maskgit.eval.classifier_steps=20",
+    "maskgit.eval.compression_samples=8",
+    "maskgit.eval.speed_batch=4",
+    "maskgit.eval.batch_size=16",
+    "maskgit.eval.grid_per_class=2",
+]
+STAGE2_COLUMNS = ("class_accuracy", "judge_fd", "sampled_usage", "sampled_codes_used", "bits_per_token")
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +58,7 @@ def _mnist():
 
 def test_codebook_size_study_report_rerun_and_torch_free_rebuild(tmp_path):
     messages: list[str] = []
-    report = run_study("codebook-size", tmp_path, sizes=[16, 64], overrides=SMOKE, log=messages.append)
+    report = run_study("codebook-size", tmp_path, sizes=[16, 64], overrides=SMOKE + SMOKE_STAGE2, log=messages.append)
     assert report == tmp_path / "report.md"
     text = report.read_text()
     for needle in (
@@ -47,20 +68,38 @@ def test_codebook_size_study_report_rerun_and_torch_free_rebuild(tmp_path):
         "plots/usage.png",
         "What the paper claims",
         "held-out tokens",
+        "judge FD",
+        "sampled usage",
+        "bits/token",
+        "plots/fig3.png",
+        "judge Frechet distance",
     ):
         assert needle in text, needle
     for name in ("results.json", "results.csv", "plots/usage.png", "plots/metrics.png", "plots/training_curves.png"):
         assert (tmp_path / name).is_file(), name
-    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert (tmp_path / "plots" / "fig3.png").is_file()
+    published = json.loads((tmp_path / "results.json").read_text())
+    results = published["results"]
+    study_runs = {r["name"]: r for r in published["study"]["runs"]}
+    assert len(study_runs) == 12 and all({"name", "label", "run_dir"} <= set(r) for r in study_runs.values())
+    assert study_runs["fsq_000016_maskgit"]["run_dir"] == "runs/fsq_000016_maskgit"
+    assert (tmp_path / "runs" / "fsq_000016_maskgit" / "eval" / "step_000004.json").is_file()
+    for row in results:  # Stage II columns exist and are finite
+        for key in STAGE2_COLUMNS:
+            assert isinstance(row[key], (int, float)) and math.isfinite(row[key]), (row["name"], key, row[key])
+        assert row["fid"] is None and row["stage2_step"] == 4  # no Inception on the CPU preset
+        assert 0 < row["bits_per_token"] < 2 * math.log2(row["codebook_size"]) + 8
+    assert any("reproduced" in line for line in claims(results))
+    assert published["study"]["timing"]["runs_trained"] == 12
     assert len(results) == 6 and {r["quantizer"] for r in results} == {"FSQ", "VQ", "VQ (no entropy)"}
     fsq = [r for r in results if r["quantizer"] == "FSQ"]
     vq = [r for r in results if r["quantizer"] == "VQ"]
     assert all(f["params_total"] < v["params_total"] for f, v in zip(fsq, vq))
-    assert sum("training" in m for m in messages) == 6
+    assert sum("training" in m for m in messages) == 12  # 6 tokenizers, 6 MaskGITs
 
     messages.clear()
-    run_study("codebook-size", tmp_path, sizes=[16, 64], overrides=SMOKE, log=messages.append)
-    assert sum("reused" in m for m in messages) == 6 and not any("training" in m for m in messages)
+    run_study("codebook-size", tmp_path, sizes=[16, 64], overrides=SMOKE + SMOKE_STAGE2, log=messages.append)
+    assert sum("reused" in m for m in messages) == 12 and not any("training" in m for m in messages)
 
     (tmp_path / "report.md").unlink()
     code = "import sys; sys.modules['torch'] = None; from fsq.cli import main; sys.exit(main(['report', sys.argv[1]]))"
@@ -76,15 +115,18 @@ def test_codebook_size_study_report_rerun_and_torch_free_rebuild(tmp_path):
 
 
 def test_interrupted_study_resumes_its_runs(tmp_path):
-    run_study("codebook-size", tmp_path, sizes=[16], overrides=SMOKE, quantizers=["FSQ"])
-    run_dir = tmp_path / "runs" / "fsq_000016"
-    for path in (run_dir / "eval").iterdir():  # as if killed after training, before evaluation
+    overrides = SMOKE + SMOKE_STAGE2
+    run_study("codebook-size", tmp_path, sizes=[16], overrides=overrides, quantizers=["FSQ"])
+    run_dir, maskgit_dir = tmp_path / "runs" / "fsq_000016", tmp_path / "runs" / "fsq_000016_maskgit"
+    for path in [*(run_dir / "eval").iterdir(), *(maskgit_dir / "eval").iterdir()]:  # killed before evaluation
         path.unlink()
     messages: list[str] = []
-    run_study("codebook-size", tmp_path, sizes=[16], overrides=SMOKE, quantizers=["FSQ"], log=messages.append)
-    assert any("training" in m for m in messages)
+    run_study("codebook-size", tmp_path, sizes=[16], overrides=overrides, quantizers=["FSQ"], log=messages.append)
+    assert sum("training" in m for m in messages) == 2
     assert (run_dir / "eval" / "step_000004.json").is_file()
+    assert (maskgit_dir / "eval" / "step_000004.json").is_file()
     assert len(json.loads((run_dir / "meta.json").read_text())["runs"]) == 2
+    assert len(json.loads((maskgit_dir / "meta.json").read_text())["runs"]) == 2  # resumed, not restarted
 
 
 def test_levels_study_plan_and_report(tmp_path):

@@ -7,7 +7,9 @@ the classes, ``eval.steps`` decoding steps), decoded by the Stage I tokenizer, t
 - sampling FID against real *training* images (the paper's "FID-train"), and k-NN precision / recall
   (k = ``eval.pr_k``, the ADM suite's definition) on Inception features of the first ``eval.fid_samples`` samples
   and as many random training images (their features cached by the images' hash);
-- codebook usage and perplexity of the sampled tokens.
+- judge Frechet distance: the Frechet distance between the samples' and as many random training images'
+  penultimate features of the class judge (a CPU-cheap stand-in, named as such and never called FID);
+- codebook usage and perplexity of the sampled tokens (sampled usage, not the tokenizer's usage on held-out data).
 Once per run: the compression cost (bits per token of held-out token grids under the M2T deterministic schedule,
 conditioned on their labels), and sampling speed in images/s (tokens and decoding) for each ``eval.speed_steps``.
 Writes ``eval/step_N.json`` and ``eval/step_N_samples_g{alpha}.png`` (one row per class). Runs on rank 0; the
@@ -25,8 +27,8 @@ import numpy as np
 import torch
 
 from fsq import distributed, rundir
-from fsq.config import MaskGITExperiment, TokenizerExperiment, read_run_config
-from fsq.evaluation.classifier import load_or_train_classifier, predict
+from fsq.config import MaskGITExperiment
+from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
 from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
@@ -36,7 +38,7 @@ from fsq.metrics.inception import InceptionFeatures
 from fsq.models.maskgit import MaskGIT
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.maskgit import load_run as load_maskgit_run
-from fsq.stages.tokenizer import load_run as load_tokenizer_run
+from fsq.stages.maskgit import run_tokenizer
 from fsq.stages.tokenizer import load_split
 
 
@@ -82,14 +84,11 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
     start = time.perf_counter()
     e = cfg.eval
     model = model.to(device).eval()
-    tok_cfg = read_run_config(cfg.data.tokenizer)
-    if not isinstance(tok_cfg, TokenizerExperiment):
-        raise ValueError(f"data.tokenizer={cfg.data.tokenizer} is a {tok_cfg.stage} run, not a tokenizer run")
-    tokenizer, tokenizer_step = load_tokenizer_run(cfg.data.tokenizer)
+    tokenizer, tokenizer_step, tok_cfg, tokenizer_run = run_tokenizer(run_dir, cfg)  # embedded, or data.tokenizer
     spec = model.spec
     results: dict[str, Any] = {
         "step": step,
-        "tokenizer_run": str(Path(cfg.data.tokenizer).resolve()),
+        "tokenizer_run": tokenizer_run,
         "tokenizer_step": tokenizer_step,
         "quantizer": tokenizer.spec.quantizer.kind,
         "levels": tokenizer.spec.quantizer.levels if tokenizer.spec.quantizer.kind == "fsq" else None,
@@ -99,7 +98,7 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
         "parameters": sum(p.numel() for p in model.parameters()),
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
     }
-    judge = None
+    judge = judge_real = None
     if spec.num_classes:
         with torch.enable_grad():  # trains the judge on a first use (then cached)
             judge, judge_info = load_or_train_classifier(
@@ -113,6 +112,9 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
                 test_split=tok_cfg.data.eval_split,
             )
         results["classifier"] = {k: v for k, v in judge_info.items() if k != "cached"}
+        train = load_split(tok_cfg, tok_cfg.data.train_split, None).images
+        pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(e.seed))[: e.num_samples]
+        judge_real = penultimate_features(judge, train[pick].float().div(255)).double().numpy()
     network = real = None
     fid_n = min(e.fid_samples, e.num_samples)
     if fid_n > e.pr_k:
@@ -123,7 +125,16 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
     for alpha in e.guidance:
         with_fid = e.fid_guidance is None or alpha in e.fid_guidance
         row = _evaluate_guidance(
-            model, tokenizer, labels, alpha, cfg, device, judge, network if with_fid else None, real, fid_n
+            model,
+            tokenizer,
+            labels,
+            alpha,
+            cfg,
+            device,
+            (judge, judge_real),
+            network if with_fid else None,
+            real,
+            fid_n,
         )
         tokens, images = row.pop("_tokens"), row.pop("_images")
         usage = CodebookUsage(spec.codebook_size)
@@ -142,8 +153,9 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
     return results
 
 
-def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judge, network, real, fid_n) -> dict[str, Any]:
+def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, network, real, fid_n) -> dict[str, Any]:
     e = cfg.eval
+    judge, judge_real = judges
     tick = time.perf_counter()
     tokens = generate(
         model,
@@ -165,6 +177,8 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judge, netw
         row["per_class_accuracy"] = [
             (predicted[labels == c] == c).double().mean().item() for c in range(model.spec.num_classes)
         ]
+        fake = penultimate_features(judge, images.float()).double().numpy()
+        row["judge_fd"] = float(fid_from_features(judge_real, fake))
     if network is not None:
         fake = network.extract(images[:fid_n], device=device)
         row["fid"] = float(fid_from_features(real, fake))

@@ -2,25 +2,37 @@
 
 ``run_study(kind, out_dir, ...)`` plans one ordinary tokenizer run dir per (quantizer, codebook size) or level set
 under ``out_dir/runs/``, trains each through :func:`fsq.app.train` (a finished run, one holding its evaluation,
-is reused; an interrupted one resumes from its checkpoint), then writes the report. The report half is a pure
-function of the study folder and imports no torch (``fsq report`` runs anywhere).
+is reused; an interrupted one resumes from its checkpoint). The codebook-size study then trains a small
+class-conditional MaskGIT on each tokenizer's tokens (Stage II, its own run dir ``runs/<name>_maskgit``, reused
+and resumed the same way), so that all four panels of Fig. 3 come from trained models: reconstruction, sampling
+quality, codebook usage and the compression cost (bits/token of held-out grids under the transformer). Overrides
+starting ``maskgit.`` go to Stage II, the others to Stage I; Stage II evaluates on Stage I's ``data.eval_split``
+(tune with ``data.eval_split=val``, report on ``test``). The report half (:mod:`fsq.studies.codebook_claims`,
+:mod:`fsq.studies.codebook_plots`) is a pure function of the study folder and imports no torch.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.config import TokenizerExperiment, load_config
+from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
 from fsq.io import write_text_atomic
-from fsq.studies.common import fmt, latest_eval, read_study, run_path, write_results, write_study
+from fsq.studies.codebook_claims import claims, level_claims, markdown_table
+from fsq.studies.codebook_plots import plot, plot_levels
+from fsq.studies.common import latest_eval, read_study, run_path, timing_line, write_results, write_study
+
+__all__ = ["claims", "level_claims", "markdown_table", "plan", "run_study", "write_report"]
 
 # Presets: base overrides of the tokenizer config. "cpu" is sized from step costs measured on a 2-core CPU (16 px
-# images, 4x4 tokens, ~0.05 s per step) so the 15 runs of the demo fit in 10 minutes; "gpu": one GPU.
+# images, 4x4 tokens, ~0.05 s per step) so the 15 runs of the demo and their Stage II models fit in 10 minutes; one
+# thread: these models are too small to gain from a second one, and on a shared machine two OpenMP threads were
+# measured 5x slower per step than one (spin-waiting on a busy core); "gpu": one GPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"image_size": 16, "eval_limit": 3000},
@@ -32,7 +44,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "ema_decay": 0.98,
             "log_every": 25,
             "checkpoint_every": 100,
-            "threads": 2,
+            "threads": 1,
             "progress": False,
         },
         "eval": {"fid_samples": 0},
@@ -52,7 +64,53 @@ QUANTIZERS = {  # label -> quantizer config overlay (vq width filled from the pr
     "VQ": {"kind": "vq", "recipe": "maskgit"},
     "VQ (no entropy)": {"kind": "vq", "recipe": "maskgit_noentropy"},
 }
+# Stage II presets: overrides of the MaskGIT config. "cpu": a 2-layer, width-64 transformer over the 4x4 tokens
+# (17 positions with the class token), a few hundred steps on the first 20k training grids; sampling quality by the
+# class judge (accuracy and judge Frechet distance), no Inception. The learning rate was chosen on the val split
+# (FSQ and VQ at 2^10, 400 steps): 0.002 / 0.005 / 0.01 / 0.02 gave FSQ 61 / 83 / 85 / 83% class accuracy, and
+# 0.01 lifted VQ from 74% to 90%. "gpu": a larger transformer, Inception FID.
+STAGE2_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "data": {"train_limit": 20000},
+        "model": {"preset": None, "width": 64, "depth": 2, "heads": 4, "mlp_dim": 256, "dropout": 0.0},
+        "optim": {"lr": 0.01, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 50},
+        "train": {
+            "steps": 400,
+            "batch_size": 64,
+            "ema_decay": 0.98,
+            "log_every": 50,
+            "checkpoint_every": 200,
+            "threads": 1,
+            "progress": False,
+        },
+        "eval": {
+            "num_samples": 1000,
+            "steps": 8,
+            "choice_temperature": 2.0,
+            "guidance": [0.0],
+            "fid_samples": 0,
+            "speed_steps": [8],
+            "speed_batch": 100,
+            "compression_samples": 1000,
+            "grid_per_class": 10,
+        },
+    },
+    "gpu": {
+        "model": {"preset": "cpu-small", "dropout": 0.1},
+        "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 500},
+        "train": {"steps": 10000, "batch_size": 256, "ema_decay": 0.999, "log_every": 100, "checkpoint_every": 2000},
+        "eval": {
+            "num_samples": 5000,
+            "steps": 12,
+            "choice_temperature": 2.0,
+            "guidance": [0.0],
+            "fid_samples": 5000,
+            "compression_samples": 5000,
+        },
+    },
+}
 DEFAULT_SIZES = [2**6, 2**8, 2**10, 2**12, 2**14]
+STAGE2_PREFIX = "maskgit."
 # Fig. 10: at a fixed codebook size (~2^10), level sets with every L >= 5 against ones with some L < 5.
 DEFAULT_LEVEL_SETS = [[8, 5, 5, 5], [8, 8, 16], [32, 32], [8, 8, 4, 4], [4, 4, 4, 4, 4], [2] * 10]
 
@@ -79,6 +137,7 @@ def plan(
                     {
                         "name": f"{slug}_{size:06d}",
                         "run_dir": f"runs/{slug}_{size:06d}",
+                        "stage": "tokenizer",
                         "label": label,
                         "target_size": size,
                         "levels": levels,
@@ -96,6 +155,7 @@ def plan(
                 {
                     "name": "fsq_" + "x".join(map(str, levels)),
                     "run_dir": "runs/fsq_" + "x".join(map(str, levels)),
+                    "stage": "tokenizer",
                     "label": label,
                     "target_size": None,
                     "levels": list(levels),
@@ -105,6 +165,30 @@ def plan(
     else:
         raise ValueError(f"unknown study {kind!r}; choose codebook-size or levels")
     return runs
+
+
+def stage2_run(run: dict[str, Any]) -> dict[str, Any]:
+    """The study.json entry of the MaskGIT trained on a tokenizer run's tokens."""
+    name = f"{run['name']}_maskgit"
+    return {
+        "name": name,
+        "run_dir": f"runs/{name}",
+        "stage": "maskgit",
+        "label": run["label"],
+        "tokenizer": run["name"],
+    }
+
+
+def stage2_config(
+    tokenizer_dir: Path, tok_cfg: TokenizerExperiment, name: str, preset: str, overrides: list[str]
+) -> MaskGITExperiment:
+    """The MaskGIT config of one Stage II run: on ``tokenizer_dir``'s tokens, evaluated on its ``eval_split``."""
+    base = json.loads(json.dumps(STAGE2_PRESETS[preset]))
+    base["name"] = name
+    base.setdefault("data", {}).update(
+        tokenizer=str(tokenizer_dir), train_split=tok_cfg.data.train_split, eval_split=tok_cfg.data.eval_split
+    )
+    return load_config(MaskGITExperiment, [], overrides, base=base)
 
 
 def run_config(run: dict[str, Any], data: str, preset: str, overrides: list[str]) -> TokenizerExperiment:
@@ -120,6 +204,12 @@ def run_config(run: dict[str, Any], data: str, preset: str, overrides: list[str]
     return load_config(TokenizerExperiment, [], overrides, base=base)
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def run_study(
     kind: str,
     out_dir: str | Path,
@@ -130,79 +220,132 @@ def run_study(
     level_sets: list[list[int]] | None = None,
     quantizers: list[str] | None = None,
     overrides: Sequence[str] = (),
+    stage2: bool | None = None,
     log=print,
 ) -> Path:
-    """Train (or reuse) every run of the study, then write and return ``report.md``."""
+    """Train (or reuse) every run of the study, then write and return ``report.md``.
+
+    ``stage2`` (default: on for the codebook-size study, off for the level sets) trains a MaskGIT on each
+    tokenizer's tokens; overrides starting ``maskgit.`` apply to it. The wall time, CPU time and load average of
+    this call are recorded in ``study.json`` (``timing``) when it trained anything.
+    """
     from fsq import app  # training needs torch; the plan and the report do not
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {list(PRESETS)}")
+    start, cpu_start, load_start = time.perf_counter(), _cpu_seconds(), os.getloadavg()
+    stage2 = kind == "codebook-size" if stage2 is None else stage2
     out_dir = Path(out_dir)
+    stage1_overrides = [o for o in overrides if not o.startswith(STAGE2_PREFIX)]
+    stage2_overrides = [o[len(STAGE2_PREFIX) :] for o in overrides if o.startswith(STAGE2_PREFIX)]
     runs = plan(kind, sizes=sizes, level_sets=level_sets, quantizers=quantizers)
-    configs = [run_config(run, data, preset, list(overrides)) for run in runs]  # validate everything first
+    configs = [run_config(run, data, preset, stage1_overrides) for run in runs]  # validate everything first
+    second = [stage2_run(run) for run in runs] if stage2 else []
+    stage2_configs = [
+        stage2_config(run_path(out_dir, run), cfg, entry["name"], preset, stage2_overrides)
+        for run, cfg, entry in zip(runs, configs, second)
+    ]
     out_dir.mkdir(parents=True, exist_ok=True)
     title = {
         "codebook-size": "Codebook-size study: FSQ vs VQ (paper Fig. 3)",
         "levels": "Level-set study at a fixed codebook size (paper Fig. 10)",
     }[kind]
     c0 = configs[0]
-    study = {
+    budget = (
+        f"Stage I: {c0.train.steps} steps x batch {c0.train.batch_size} per run, {c0.data.image_size} px images, "
+        f"evaluated on `{c0.data.eval_split}`."
+    )
+    if stage2_configs:
+        m = stage2_configs[0]
+        budget += (
+            f" Stage II: a {m.model.depth}-layer width-{m.model.width} MaskGIT, {m.train.steps} steps x batch "
+            f"{m.train.batch_size} on the first {m.data.train_limit or 'all'} training grids; {m.eval.num_samples} "
+            f"samples ({m.eval.steps} decoding steps, choice temperature {m.eval.choice_temperature:g}, guidance "
+            f"{m.eval.guidance[0]:g}); compression cost on {m.eval.compression_samples} `{m.data.eval_split}` grids."
+        )
+    previous = read_study(out_dir).get("timing") if (out_dir / "study.json").is_file() else None
+    study: dict[str, Any] = {
         "kind": kind,
         "title": title,
         "data": data,
         "preset": preset,
         "overrides": list(overrides),
-        "budget": f"{c0.train.steps} steps x batch {c0.train.batch_size} per run, {c0.data.image_size} px images.",
-        "description": "Each run is an ordinary tokenizer run dir under runs/; evaluation on the held-out split.",
-        "runs": [{k: v for k, v in run.items() if k != "quantizer"} for run in runs],
+        "budget": budget,
+        "description": (
+            "Each run is an ordinary run dir under runs/ (Stage I tokenizers, and the Stage II MaskGIT trained on "
+            "each one's tokens, `<name>_maskgit`); evaluation on the held-out split."
+            if stage2
+            else "Each run is an ordinary tokenizer run dir under runs/; evaluation on the held-out split."
+        ),
+        "runs": [
+            entry
+            for run in runs
+            for entry in [{k: v for k, v in run.items() if k != "quantizer"}, *([stage2_run(run)] if stage2 else [])]
+        ],
     }
+    if previous:
+        study["timing"] = previous
     write_study(out_dir, study)
+    trained = 0
     for index, (run, cfg) in enumerate(zip(runs, configs), 1):
         run_dir = run_path(out_dir, run)
         if rundir.has_eval(run_dir, cfg.train.steps):
             log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
+        else:
+            log(
+                f"[{index}/{len(runs)}] {run['name']}: training {run['label']} "
+                f"{run['levels'] or run['target_size']} ..."
+            )
+            e = app.train(cfg, run_dir)["eval"]
+            trained += 1
+            log(
+                f"    PSNR {e['psnr']:.2f} dB, codes used {e['codes_used']}/{e['codebook_size']} "
+                f"({100 * e['usage']:.1f}%), {e['seconds']:.0f} s eval"
+            )
+        if not stage2:
             continue
-        log(f"[{index}/{len(runs)}] {run['name']}: training {run['label']} {run['levels'] or run['target_size']} ...")
-        result = app.train(cfg, run_dir)
-        e = result["eval"]
+        entry, mcfg = second[index - 1], stage2_configs[index - 1]
+        maskgit_dir = run_path(out_dir, entry)
+        if rundir.has_eval(maskgit_dir, mcfg.train.steps):
+            log(f"[{index}/{len(runs)}] {entry['name']}: finished earlier, reused")
+            continue
+        log(f"[{index}/{len(runs)}] {entry['name']}: training MaskGIT on {run['name']}'s tokens ...")
+        tick = time.perf_counter()
+        m = app.train(mcfg, maskgit_dir)["eval"]
+        trained += 1
+        g = m["guidance"][0]
         log(
-            f"    PSNR {e['psnr']:.2f} dB, codes used {e['codes_used']}/{e['codebook_size']} "
-            f"({100 * e['usage']:.1f}%), {e['seconds']:.0f} s eval"
+            f"    class accuracy {100 * g.get('class_accuracy', float('nan')):.1f}%, judge FD "
+            f"{g.get('judge_fd', float('nan')):.1f}, {m['compression']['bits_per_token']:.2f} bits/token, "
+            f"{time.perf_counter() - tick:.0f} s"
         )
+    if trained:
+        study["timing"] = {
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "cpu_seconds": round(_cpu_seconds() - cpu_start, 1),
+            "runs_trained": trained,
+            "load_average_before": [round(v, 2) for v in load_start],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "cpus": os.cpu_count(),
+        }
+        write_study(out_dir, study)
     return write_report(out_dir)
-
-
-COLUMNS = [
-    "name",
-    "quantizer",
-    "codebook_size",
-    "levels",
-    "psnr",
-    "ssim",
-    "rfid",
-    "codes_used",
-    "usage",
-    "perplexity",
-    "entropy_bits",
-    "tokens",
-    "num_samples",
-    "params_total",
-    "params_quantizer",
-    "params_encoder",
-    "params_decoder",
-    "step",
-]
 
 
 def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     """One row per finished run of the study (runs without an evaluation yet are skipped)."""
     study_dir = Path(study_dir)
     rows = []
-    for run in read_study(study_dir)["runs"]:
+    runs = read_study(study_dir)["runs"]
+    second = {run["tokenizer"]: run for run in runs if run.get("stage") == "maskgit"}
+    for run in runs:
+        if run.get("stage", "tokenizer") != "tokenizer":
+            continue
         result = latest_eval(run_path(study_dir, run))
         if result is None:
             continue
         params = result.get("parameters", {})
+        maskgit = latest_eval(run_path(study_dir, second[run["name"]])) if run["name"] in second else None
         rows.append(
             {
                 "name": run["name"],
@@ -224,205 +367,36 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
                 "params_encoder": params.get("encoder"),
                 "params_decoder": params.get("decoder"),
                 "step": result.get("step"),
+                **stage2_columns(maskgit),
             }
         )
     return rows
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    header = (
-        "| quantizer | K | levels | PSNR dB | SSIM | rFID | codes used | usage | perplexity | code entropy (bits) "
-        "| params |"
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for r in rows:
-        lines.append(
-            f"| {r['quantizer']} | {r['codebook_size']} | {r['levels'] or '-'} | {fmt(r['psnr'])} | "
-            f"{fmt(r['ssim'], 3)} | {fmt(r['rfid'], 1)} | {r['codes_used']} | {fmt(100 * r['usage'], 1)}% | "
-            f"{fmt(r['perplexity'], 1)} | {fmt(r['entropy_bits'], 2)} | {r['params_total']:,} |"
-        )
-    return "\n".join(lines)
+def stage2_columns(result: dict[str, Any] | None) -> dict[str, Any]:
+    """A row's Stage II columns from its MaskGIT evaluation (all ``None`` before it has one).
 
-
-def _series(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        out.setdefault(r["quantizer"], []).append(r)
-    for values in out.values():
-        values.sort(key=lambda r: r["codebook_size"])
-    return out
-
-
-def claims(rows: list[dict[str, Any]], x_key: str = "codebook_size") -> list[str]:
-    """The paper's claims for a codebook-size study, each checked against the measured rows."""
-    series = _series(rows)
-    lines = []
-    fsq = series.get("FSQ", [])
-    if len(fsq) >= 2:
-        used = [r["codes_used"] for r in fsq]
-        grows = all(b > a for a, b in zip(used, used[1:]))
-        lines.append(
-            f"FSQ codes used grow with codebook size: **{'yes' if grows else 'no'}** "
-            f"({' -> '.join(map(str, used))} over K = {', '.join(str(r[x_key]) for r in fsq)})."
-        )
-        psnr = [r["psnr"] for r in fsq]
-        mono = all(b >= a - 0.05 for a, b in zip(psnr, psnr[1:]))
-        lines.append(
-            f"FSQ reconstruction improves monotonically with codebook size (within 0.05 dB): "
-            f"**{'yes' if mono else 'no'}** (PSNR {' -> '.join(f'{p:.2f}' for p in psnr)} dB)."
-        )
-    for label in ("VQ (no entropy)", "VQ"):
-        vq = series.get(label, [])
-        if len(vq) >= 2:
-            used = [r["codes_used"] for r in vq]
-            usage = [r["usage"] for r in vq]
-            lines.append(
-                f"{label}: codes used {' -> '.join(map(str, used))}; usage fraction "
-                f"{' -> '.join(f'{100 * u:.1f}%' for u in usage)} "
-                f"({'falls' if usage[-1] < usage[0] else 'does not fall'} from the smallest to the largest codebook)."
-            )
-            psnr = [r["psnr"] for r in vq]
-            lines.append(f"{label}: PSNR {' -> '.join(f'{p:.2f}' for p in psnr)} dB.")
-    if fsq:
-        for label in ("VQ", "VQ (no entropy)"):
-            vq_by_size = {r["codebook_size"]: r for r in series.get(label, [])}
-            pairs = [(f, vq_by_size[k]) for f in fsq for k in vq_by_size if 0.5 <= f["codebook_size"] / k <= 2]
-            if pairs:
-                fewer = all(f["params_total"] < v["params_total"] for f, v in pairs)
-                lines.append(
-                    f"FSQ has fewer parameters than {label} at matching codebook sizes: **{'yes' if fewer else 'no'}** "
-                    f"(e.g. {pairs[-1][0]['params_total']:,} vs {pairs[-1][1]['params_total']:,} at K ~ "
-                    f"{pairs[-1][1]['codebook_size']})."
-                )
-                break
-    if rows:
-        tokens = rows[0].get("tokens")
-        lines.append(
-            f"Usage, perplexity and code entropy are measured over {tokens:,} held-out tokens per run. The code "
-            "entropy is that of the tokens' histogram (log2 of the perplexity): how evenly the codes are used, not "
-            "how hard they are to model (the paper's compression cost is a Stage II transformer's cross-entropy, "
-            "measured by `fsq study maskgit`)."
-        )
-        if all(r.get("rfid") is None for r in rows):
-            lines.append(
-                "Reconstruction FID was not computed (`eval.fid_samples=0`, as in the CPU preset: the Inception "
-                "network runs a few images per second on a CPU); rerun with `eval.fid_samples=N` or `--preset gpu`."
-            )
-    return lines
-
-
-def plot(rows: list[dict[str, Any]], runs_metrics: dict[str, list[dict[str, Any]]], out_dir: Path) -> list[Path]:
-    """PNG plots of the study; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    series = _series(rows)
-    paths = []
-
-    def save(fig, name: str) -> None:
-        path = out_dir / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    sizes = sorted({r["codebook_size"] for r in rows})
-    for label, values in series.items():
-        ks = [r["codebook_size"] for r in values]
-        axes[0].plot(ks, [r["codes_used"] for r in values], "o-", label=label)
-        axes[1].plot(ks, [100 * r["usage"] for r in values], "o-", label=label)
-    axes[0].plot(sizes, sizes, "k--", linewidth=1, label="maximum")
-    for ax, title in zip(axes, ("codes used", "codebook usage (%)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("codebook size")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    axes[0].set_yscale("log", base=2)
-    save(fig, "usage.png")
-
-    metrics = [
-        ("psnr", "PSNR (dB)"),
-        ("ssim", "SSIM"),
-        ("rfid", "reconstruction FID"),
-        ("perplexity", "perplexity"),
-        ("entropy_bits", "code-histogram entropy (bits)"),
-        ("params_total", "parameters"),
-    ]
-    metrics = [(k, t) for k, t in metrics if any(r.get(k) is not None for r in rows)]
-    fig, axes = plt.subplots(2, math.ceil(len(metrics) / 2), figsize=(4.2 * math.ceil(len(metrics) / 2), 7))
-    for ax, (key, title) in zip(axes.flat, metrics):
-        for label, values in series.items():
-            points = [(r["codebook_size"], r[key]) for r in values if r.get(key) is not None]
-            if points:
-                ax.plot(*zip(*points), "o-", label=label)
-        if key == "entropy_bits":
-            ax.plot(sizes, [math.log2(k) for k in sizes], "k--", linewidth=1, label="uniform (log2 K)")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("codebook size")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.axis("off")
-    save(fig, "metrics.png")
-
-    labels = list(series)
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.6), squeeze=False)
-    for ax, label in zip(axes[0], labels):
-        for r in series[label]:
-            records = [m for m in runs_metrics.get(r["name"], []) if m.get("rec_loss") is not None]
-            if records:
-                ax.plot([m["step"] for m in records], [m["rec_loss"] for m in records], label=f"K={r['codebook_size']}")
-        ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_title(f"{label}: training reconstruction loss")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    save(fig, "training_curves.png")
-    return paths
-
-
-def level_claims(rows: list[dict[str, Any]]) -> list[str]:
-    """Fig. 10's claim (L_i >= 5 is best at a fixed codebook size), checked against the measured rows."""
-    high = [r for r in rows if r["quantizer"].endswith("all L >= 5")]
-    low = [r for r in rows if not r["quantizer"].endswith("all L >= 5")]
-    if not high or not low:
-        return []
-    best_high, best_low = max(high, key=lambda r: r["psnr"]), max(low, key=lambda r: r["psnr"])
-    holds = best_high["psnr"] > best_low["psnr"]
-    return [
-        f"Best level set with every L >= 5 ({best_high['levels']}): PSNR {best_high['psnr']:.2f} dB; best with some "
-        f"L < 5 ({best_low['levels']}): {best_low['psnr']:.2f} dB. L >= 5 better: **{'yes' if holds else 'no'}**.",
-        f"Usage, perplexity and entropy are measured over {rows[0].get('tokens'):,} held-out tokens per run.",
-    ]
-
-
-def plot_levels(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """Bar charts per level set (PSNR, usage, perplexity), coloured by whether every L >= 5."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = [r["levels"] for r in rows]
-    colors = ["tab:blue" if r["quantizer"].endswith("all L >= 5") else "tab:orange" for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, (key, title) in zip(axes, [("psnr", "PSNR (dB)"), ("usage", "usage"), ("perplexity", "perplexity")]):
-        ax.bar(range(len(rows)), [r[key] for r in rows], color=colors)
-        ax.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{title} (blue: all L >= 5)")
-        ax.grid(alpha=0.3, axis="y")
-    path = out_dir / "levels.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    Sampling columns come from the first guidance weight evaluated (0 in the presets: no guidance); the sampled
+    usage is that of the samples' tokens, the tokenizer's usage stays in ``usage``.
+    """
+    g = (result or {}).get("guidance", [{}])[0]
+    compression = (result or {}).get("compression") or {}
+    return {
+        "class_accuracy": g.get("class_accuracy"),
+        "judge_fd": g.get("judge_fd"),
+        "fid": g.get("fid"),
+        "precision": g.get("precision"),
+        "recall": g.get("recall"),
+        "guidance": g.get("guidance"),
+        "sampled_codes_used": g.get("codes_used"),
+        "sampled_usage": g.get("usage"),
+        "stage2_samples": g.get("num_samples"),
+        "bits_per_token": compression.get("bits_per_token"),
+        "compression_grids": compression.get("grids"),
+        "judge_accuracy": ((result or {}).get("classifier") or {}).get("test_accuracy"),
+        "stage2_params": (result or {}).get("parameters"),
+        "stage2_step": (result or {}).get("step"),
+    }
 
 
 def write_report(study_dir: str | Path) -> Path:
@@ -439,7 +413,8 @@ def write_report(study_dir: str | Path) -> Path:
         plots = plot_levels(rows, study_dir / "plots")
     else:
         plots = plot(rows, runs_metrics, study_dir / "plots")
-    missing = [run["name"] for run in study["runs"] if run["name"] not in {r["name"] for r in rows}]
+    finished = {r["name"] for r in rows} | {r["name"] + "_maskgit" for r in rows if r.get("stage2_step") is not None}
+    missing = [run["name"] for run in study["runs"] if run["name"] not in finished]
     lines = [
         f"# {study['title']}",
         "",
@@ -447,6 +422,7 @@ def write_report(study_dir: str | Path) -> Path:
         "",
         f"Data: `{study['data']}`; preset `{study['preset']}`; {study.get('budget', '')}",
         "",
+        *([timing_line(study["timing"]), ""] if study.get("timing") else []),
         markdown_table(rows),
         "",
         "## What the paper claims, measured here",

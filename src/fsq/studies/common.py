@@ -64,3 +64,13 @@ def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, A
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def timing_line(timing: dict[str, Any]) -> str:
+    """The measured cost of the study's last call that trained something, with the machine's load around it."""
+    before, after = timing["load_average_before"], timing["load_average_after"]
+    return (
+        f"Measured: {timing['wall_seconds'] / 60:.1f} min wall, {timing['cpu_seconds'] / 60:.1f} min CPU for "
+        f"{timing['runs_trained']} runs on {timing['cpus']} cores; load average (1 min) {before[0]:.2f} before, "
+        f"{after[0]:.2f} after (other processes shared the cores when it exceeds the cores used)."
+    )

@@ -6,9 +6,10 @@ A block in a Markdown file::
     ... (generated) ...
     <!-- /fsq -->
 
-is replaced by the table (``fsq:table``) or the claims checked against the measurements (``fsq:claims``) that the
-study's own report writes, rebuilt from the results file named (relative to the Markdown file). ``fsq readme``
-rewrites the blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
+is replaced by the table (``fsq:table``), the claims checked against the measurements (``fsq:claims``) or the
+budget and measured time (``fsq:budget``: the study's ``budget`` and ``timing``) that the study's own report
+writes, rebuilt from the results file named (relative to the Markdown file). ``fsq readme`` rewrites the blocks;
+``fsq readme --check`` fails when one is stale. Torch-free.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import re
 from pathlib import Path
 
 from fsq.io import write_text_atomic
+from fsq.studies.common import timing_line
 
-BLOCK = re.compile(r"(<!-- fsq:(table|claims) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
+BLOCK = re.compile(r"(<!-- fsq:(table|claims|budget) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
 
 
 def render(what: str, results_path: Path) -> str:
-    """The Markdown of one block: ``table`` or ``claims`` of the study whose ``results.json`` is given."""
+    """The Markdown of one block: ``table``, ``claims`` or ``budget`` of the study whose ``results.json`` is given."""
     from fsq.studies import KINDS
 
     if not results_path.is_file():
@@ -31,6 +33,9 @@ def render(what: str, results_path: Path) -> str:
     data = json.loads(results_path.read_text())
     kind, rows = data["study"]["kind"], data["results"]
     module = KINDS[kind]
+    if what == "budget":
+        timing = data["study"].get("timing")
+        return data["study"].get("budget", "") + (f"\n{timing_line(timing)}" if timing else "")
     if what == "table":
         return module.markdown_table(rows)
     claims = module.level_claims(rows) if kind == "levels" else module.claims(rows)
