@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,12 +109,22 @@ def test_unreadable_root_is_a_clear_error(tmp_path, monkeypatch):
         load_folder(tmp_path)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads folders of any mode")
-def test_chmod_000_folder_is_counted(tmp_path):
-    _png(tmp_path / "ok" / "a.png")
-    _png(tmp_path / "locked" / "b.png")
-    (tmp_path / "locked").chmod(0)
+def test_chmod_000_folder_is_counted():
+    """A real permission denial (as root, the check runs with the effective uid of ``nobody``: root reads any mode)."""
+    root = Path(tempfile.mkdtemp(prefix="fsq-scan-"))  # outside pytest's 0700 tmp tree: nobody must traverse it
     try:
-        assert load_folder(tmp_path).skipped == ["locked/"]
+        root.chmod(0o755)
+        _png(root / "ok" / "a.png")
+        _png(root / "locked" / "b.png")
+        (root / "locked").chmod(0)
+        as_root = os.geteuid() == 0
+        if as_root:
+            os.seteuid(65534)
+        try:
+            assert load_folder(root).skipped == ["locked/"]
+        finally:
+            if as_root:
+                os.seteuid(0)
     finally:
-        (tmp_path / "locked").chmod(0o755)
+        (root / "locked").chmod(0o755)
+        shutil.rmtree(root)
