@@ -37,7 +37,7 @@ def _paper_like() -> list[dict]:
         [60.0, 50.0, 40.0, 31.0, 30.0],
         [5.0, 6.0, 7.0, 8.0, 9.0],
     )
-    vq_psnr, vq_usage = [21.0, 22.0, 23.0, 22.0, 21.0], [1.0, 0.9, 0.6, 0.2, 0.05]
+    vq_psnr, vq_usage = [21.0, 22.0, 23.0, 22.0, 21.0], [1.0, 0.9, 0.6, 0.1, 0.02]
     vq_fd, vq_bits = [55.0, 45.0, 38.0, 45.0, 50.0], [4.9, 5.9, 6.9, 6.5, 6.0]
     fsq = [_row("FSQ", k, p, 0.95, fd, b) for k, p, fd, b in zip(sizes, fsq_psnr, fsq_fd, fsq_bits)]
     vq = [_row("VQ", k, p, u, fd, b) for k, p, u, fd, b in zip(sizes, vq_psnr, vq_usage, vq_fd, vq_bits)]
