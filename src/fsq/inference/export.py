@@ -31,14 +31,14 @@ from fsq.stages import tokenizer
 _USE = {
     "tokenizer": (
         "```python\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
-        "tokens = tokenizer.tokenize(images)            # images: float (B, C, H, W) in [0, 1]\n"
+        "tokens = tokenizer.tokenize(images)  # images: float (B, C, H, W) in [0, 1]\n"
         "reconstructions = tokenizer.decode_indices(tokens)\n```"
     ),
     "maskgit": (
         "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
         "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
         "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
-        "images = pipeline.sample([0, 1, 2])           # one image per class label, float in [0, 1]\n```"
+        "images = pipeline.sample([0, 1, 2])  # one image per class label, float in [0, 1]\n```"
     ),
     "uvim": (
         "```bash\nfsq predict {ref} photo.png --out predictions/\n```\n\n"
@@ -109,7 +109,7 @@ def model_card(name: str, run_dir: str | Path, metadata: dict[str, Any], evaluat
     cfg = read_run_config(run_dir)
     step = metadata["step"]
     lines = [f"# {name}", "", _describe(cfg, metadata), "", "## Use", ""]
-    lines += [_USE[cfg.stage].format(ref=repr(name)), ""]
+    lines += [_USE[cfg.stage].format(ref=json.dumps(name)), ""]  # a double-quoted string, as ruff formats it
     data = "\n".join(f"- `data.{k}`: {v}" for k, v in metadata["config"]["data"].items() if v is not None)
     lines += ["## Data", "", data, ""]
     if cfg.stage == "maskgit":
