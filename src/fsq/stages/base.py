@@ -77,7 +77,8 @@ PhaseBuilder = Callable[[Any, Path, DistInfo, dict[str, Any]], Iterator[Phase]]
 
 @dataclass(frozen=True)
 class Stage:
-    """A registry entry: the schema, the phase builder, the final step of a run, how to load a trained run."""
+    """A registry entry: the schema, the phase builder, the final step of a run, how to load a trained run (and,
+    optionally, histograms to publish beside its evaluation)."""
 
     name: str
     schema: type
@@ -85,3 +86,5 @@ class Stage:
     final_step: Callable[[Any], int]
     load_run: Callable[..., Any]
     description: str = ""
+    # histograms(cfg, run_dir, kept) -> {tag: values}: published with the final evaluation (e.g. FSQ levels per channel)
+    histograms: Callable[[Any, Path, dict[str, Any]], dict[str, Any]] | None = None

@@ -31,6 +31,7 @@ from fsq.hub import read_bundle_config
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
+from fsq.quantizers import FSQ
 from fsq.stages.base import Phase, Stage
 from fsq.stages.tokenizer import load_run as load_tokenizer_run
 from fsq.stages.tokens import export_tokens, load_tokens
@@ -203,6 +204,18 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str
     kept["model"] = ema.shadow if ema is not None else model
 
 
+def level_histograms(cfg: MaskGITExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
+    """For an FSQ tokenizer: the level (0 .. L_i - 1) each training token takes on each channel, over the first
+    2000 token grids (``levels/channel_i``); empty for VQ tokens."""
+    tokenizer, *_ = run_tokenizer(run_dir, cfg)
+    quantizer = tokenizer.quantizer
+    folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
+    if not isinstance(quantizer, FSQ) or not (folder / "manifest.json").is_file():
+        return {}
+    digits = quantizer.indices_to_digits(load_tokens(folder)[0][:2000].flatten())
+    return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
+
+
 STAGE = Stage(
     name="maskgit",
     schema=MaskGITExperiment,
@@ -210,4 +223,5 @@ STAGE = Stage(
     final_step=lambda cfg: cfg.train.steps,
     load_run=load_run,
     description="Stage II: a class-conditional MaskGIT over a tokenizer's tokens",
+    histograms=level_histograms,
 )

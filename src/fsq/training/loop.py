@@ -15,6 +15,7 @@ that interrupt a run at a chosen step.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from fsq import distributed, rundir
 from fsq.config import ConfigError, resume_hash
 from fsq.optim import lr_at
 from fsq.stages.base import NonFiniteLossError, Phase, Stage
-from fsq.tracking import MetricsWriter
+from fsq.tracking import MetricsWriter, publish_evaluation
 from fsq.training.state import (
     autocast,
     check_run_dir,
@@ -44,6 +45,13 @@ from fsq.training.state import (
 )
 
 StepHook = Callable[[str, int], None]
+
+
+def wandb_mode() -> str | None:
+    """``FSQ_WANDB`` (``offline`` or ``online``): mirror the run's logs to Weights & Biases; unset: no W&B."""
+    return os.environ.get("FSQ_WANDB") or None
+
+
 Evaluate = Callable[..., dict[str, Any]]
 
 
@@ -73,6 +81,9 @@ def train(
         result: dict[str, Any] = {"run_dir": str(run_dir), "step": final}
         if evaluate is not None and cfg.train.eval_at_end and not rundir.has_eval(run_dir, final):
             result["eval"] = evaluate(run_dir, cfg=cfg, **kept)
+            if info.is_main and result["eval"]:  # to TensorBoard (and W&B): numbers, images, histograms
+                histograms = stage.histograms(cfg, run_dir, kept) if stage.histograms else None
+                publish_evaluation(run_dir, final, result["eval"], histograms=histograms, wandb_mode=wandb_mode())
         distributed.barrier()
     return result
 
@@ -106,7 +117,7 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
         network = torch.compile(network)  # type: ignore[assignment]
     if info.is_main:
         phase.run_dir.mkdir(parents=True, exist_ok=True)
-    writer = MetricsWriter(phase.run_dir, resume_step=start) if info.is_main else None
+    writer = MetricsWriter(phase.run_dir, resume_step=start, wandb_mode=wandb_mode()) if info.is_main else None
     progress = progress_bar(phase.steps, start, f"{cfg.name} {phase.name}", info.is_main and t.progress)
     window: dict[str, float] = {}
     tick = time.perf_counter()
