@@ -1,4 +1,4 @@
-"""Portable artifacts: a MaskGIT run dir moved elsewhere still samples from any directory (its
+"""Portable artifacts: a MaskGIT run dir moved elsewhere still samples and evaluates from any directory (its
 tokenizer is embedded); ``export_run`` writes self-contained bundles (safetensors + JSON + a generated model card)
 for a tokenizer, a MaskGIT and a UViM model, which load back equal to the runs; the hub path loads and pushes
 through a mocked ``huggingface_hub`` (no network)."""
@@ -67,7 +67,7 @@ def _sample_args(source: str | Path, out: Path) -> list[str]:
     return ["sample", str(source), "--classes", "1", "4", "--num", "3", "--steps", "3", "--out", str(out)]
 
 
-def test_moved_maskgit_run_samples_from_anywhere(runs, tmp_path, monkeypatch):
+def test_moved_maskgit_run_samples_and_evaluates_from_anywhere(runs, tmp_path, monkeypatch):
     from fsq.cli import main
 
     embedded = runs / "maskgit" / "tokenizer"
@@ -83,6 +83,9 @@ def test_moved_maskgit_run_samples_from_anywhere(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(elsewhere)
     with _tokenizer_run_gone(runs):  # only the embedded copy can decode
         assert main(_sample_args(moved, "samples")) == 0
+        assert main(["eval", str(moved)]) == 0  # evaluation reads the embedded tokenizer and its run config too
+    evaluation = json.loads((moved / "eval" / "step_000004.json").read_text())
+    assert evaluation["tokenizer_run"] == str((runs / "tokenizer").resolve())  # where it came from
     a, b = np.load(reference / "samples.npz"), np.load(elsewhere / "samples" / "samples.npz")
     assert np.array_equal(a["tokens"], b["tokens"]) and np.array_equal(a["images"], b["images"])
 
@@ -223,3 +226,14 @@ def test_cli_export_then_sample_and_predict_from_bundles(runs, tmp_path, monkeyp
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "photo.png")
     assert main(["predict", "uvim_bundle", "photo.png", "--out", "pred"]) == 0
     assert (tmp_path / "pred" / "photo.png").is_file() and (tmp_path / "pred" / "predictions.npz").is_file()
+
+
+def test_the_final_evaluation_is_published_to_tensorboard(runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(runs / "maskgit" / "tb"), size_guidance={"images": 0, "histograms": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"eval/samples_g0", "eval/samples_g1"} <= set(tags["images"])
+    assert sorted(tags["histograms"]) == [f"levels/channel_{c}" for c in range(4)]  # FSQ [8, 5, 5, 5]
+    assert "eval/guidance/0/class_accuracy" in tags["scalars"] and "loss" in tags["scalars"]
