@@ -8,8 +8,9 @@ A block in a Markdown file::
 
 is replaced by the table (``fsq:table``), the claims checked against the measurements (``fsq:claims``) or the
 budget and measured time (``fsq:budget``: the study's ``budget`` and ``timing``) that the study's own report
-writes, rebuilt from the results file named (relative to the Markdown file). ``fsq readme`` rewrites the blocks;
-``fsq readme --check`` fails when one is stale. Torch-free.
+writes, rebuilt from the results file named (relative to the Markdown file). Benchmark results (a top-level
+``benchmark``: ``benchmarks/results/data*.json``) render as tables by :mod:`fsq.studies.bench_tables`.
+``fsq readme`` rewrites the blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def render(what: str, results_path: Path) -> str:
     if not results_path.is_file():
         raise FileNotFoundError(f"{results_path} does not exist (publish a study's results.json there first)")
     data = json.loads(results_path.read_text())
+    if "benchmark" in data:  # benchmarks/data*.py results: tables only
+        from fsq.studies.bench_tables import markdown_table
+
+        if what != "table":
+            raise ValueError(f"{results_path}: benchmark results render as a table, not {what}")
+        return markdown_table(data)
     kind, rows = data["study"]["kind"], data["results"]
     module = KINDS[kind]
     if what == "budget":

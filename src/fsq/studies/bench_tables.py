@@ -1,0 +1,77 @@
+"""Markdown tables of the data benchmarks' JSON results (``benchmarks/data.py``, ``benchmarks/data_scaling.py``).
+
+A results file whose top level has ``"benchmark": {"kind": ...}`` renders here, both for the scripts' own printout
+and for the README blocks of :mod:`fsq.studies.readme`, so the printed and published numbers are the same. The
+machine note (CPU, threads, load average seen) goes under each table: timings on a shared machine vary with it.
+Torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _machine(meta: dict[str, Any]) -> str:
+    load = meta.get("loadavg_1_5_15min", {})
+    seen = ", ".join(f"{k} {v[0]:.1f}" for k, v in load.items())
+    return (
+        f"_{meta.get('date', '?')}, {meta.get('cpu_model', '?')} ({meta.get('cpu_count', '?')} cores, "
+        f"{meta.get('torch_threads', '?')} torch threads), torch {meta.get('torch', '?')}; "
+        f"{meta.get('machine_note', 'machine shared with other work')}: 1-min load average {seen}._"
+    )
+
+
+def data_table(data: dict[str, Any]) -> str:
+    """Loader images/s by source, resolution and workers, beside the tokenizer's training images/s."""
+    meta, rows = data["benchmark"], data["results"]
+    workers = sorted({r["workers"] for r in rows if r["what"] == "loader"})
+    sources = sorted({r["source"] for r in rows if r["what"] == "loader"}, key=["folder", "wds"].index)
+    model: dict[str, Any] = next((r for r in rows if r["what"] == "model"), {})
+    loader = {(r["resolution"], r["source"], r["workers"]): r for r in rows if r["what"] == "loader"}
+    head = ["px", "source"] + [f"{w} workers" for w in workers] + [f"tokenizer fwd+bwd ({model.get('preset', '?')})"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for px in sorted({r["resolution"] for r in rows}):
+        step = next((r for r in rows if r["what"] == "model" and r["resolution"] == px), None)
+        for k, source in enumerate(sources):
+            cells = [str(px), "PNG folder" if source == "folder" else "WebDataset shard"]
+            for w in workers:
+                hit = loader.get((px, source, w))
+                cells.append(f"{hit['images_per_s']:.0f}" if hit else "-")
+            cells.append(f"{step['images_per_s']:.1f} ({step['step_s']:.2f} s/step)" if step and k == 0 else "")
+            lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        f"Images/s, median of {meta.get('repeats', '?')} interleaved repeats; batch {meta.get('batch', '?')}; "
+        f"{meta.get('what', '')}"
+    )
+    return "\n".join(lines) + "\n\n" + note + "\n" + _machine(meta)
+
+
+def scaling_table(data: dict[str, Any]) -> str:
+    """Peak memory and start-up of the same short training run over a small and a large image folder."""
+    meta, rows = data["benchmark"], sorted(data["results"], key=lambda r: r["images"])
+    head = ["PNG files", "peak RSS (MiB)", "time to first step (s)", "1-step run (s)", "3-step run (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [f"{r['images']:,}", f"{r['peak_rss_mib']:.0f}", f"{r['first_step_s']:.1f}"]
+        cells += [f"{r['run_1_step_s']:.1f}", f"{r['run_3_steps_s']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    small, large = rows[0], rows[-1]
+    memory = large["peak_rss_mib"] / small["peak_rss_mib"]
+    startup = large["first_step_s"] / small["first_step_s"]
+    verdict = (
+        f"{large['images']:,} vs {small['images']:,} files: peak memory x{memory:.3f} (target within 10%: "
+        f"{'met' if abs(memory - 1) <= 0.10 else 'NOT met'}), time to first step x{startup:.2f} (target within 1.5x: "
+        f"{'met' if startup <= 1.5 else 'NOT met'})."
+    )
+    return "\n".join(lines) + "\n\n" + verdict + " " + meta.get("what", "") + "\n" + _machine(meta)
+
+
+TABLES = {"data": data_table, "data_scaling": scaling_table}
+
+
+def markdown_table(data: dict[str, Any]) -> str:
+    """The table of a benchmark results file, by its ``benchmark.kind``."""
+    kind = data["benchmark"]["kind"]
+    if kind not in TABLES:
+        raise ValueError(f"unknown benchmark kind {kind!r}: expected one of {sorted(TABLES)}")
+    return TABLES[kind](data)

@@ -1,0 +1,75 @@
+"""Benchmark results (``benchmarks/data.py``, ``benchmarks/data_scaling.py``) render as README tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fsq.studies.bench_tables import markdown_table
+from fsq.studies.readme import update
+
+ROOT = Path(__file__).parents[1]
+META = {"date": "2026-01-01", "cpu_model": "CPU", "cpu_count": 2, "torch_threads": 1, "torch": "2.x", "repeats": 3}
+META |= {"batch": 16, "loadavg_1_5_15min": {"start": [4.5, 5, 5], "end": [5.0, 5, 5]}, "machine_note": "shared"}
+
+
+def _data() -> dict:
+    rows = [
+        {"what": "loader", "resolution": px, "source": s, "workers": w, "images_per_s": 100.0 * (w + 1) / px}
+        for px in (64, 256)
+        for s in ("wds", "folder")
+        for w in (0, 2)
+    ]
+    rows += [
+        {"what": "model", "resolution": px, "preset": "cpu-tiny", "step_s": 2.0, "images_per_s": 8.0}
+        for px in (64, 256)
+    ]
+    return {"benchmark": {"kind": "data", **META}, "results": rows}
+
+
+def _scaling(large_rss: float) -> dict:
+    rows = [
+        {"images": 20000, "peak_rss_mib": large_rss, "first_step_s": 5.0, "run_1_step_s": 6.0, "run_3_steps_s": 7.0},
+        {"images": 2000, "peak_rss_mib": 600.0, "first_step_s": 4.0, "run_1_step_s": 5.0, "run_3_steps_s": 6.5},
+    ]
+    return {"benchmark": {"kind": "data_scaling", **META}, "results": rows}
+
+
+def test_data_table_rows_by_resolution_and_source():
+    lines = markdown_table(_data()).splitlines()
+    assert lines[0] == "| px | source | 0 workers | 2 workers | tokenizer fwd+bwd (cpu-tiny) |"
+    assert lines[2] == "| 64 | PNG folder | 2 | 5 | 8.0 (2.00 s/step) |"
+    assert lines[3] == "| 64 | WebDataset shard | 2 | 5 |  |"
+    assert "1-min load average start 4.5, end 5.0" in lines[-1] and "shared" in lines[-1]
+
+
+def test_scaling_table_states_both_targets():
+    text = markdown_table(_scaling(630.0))
+    assert "| 2,000 | 600 | 4.0 | 5.0 | 6.5 |" in text and text.index("| 2,000 |") < text.index("| 20,000 |")
+    assert "peak memory x1.050 (target within 10%: met), time to first step x1.25 (target within 1.5x: met)" in text
+    assert "(target within 10%: NOT met)" in markdown_table(_scaling(700.0))
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown benchmark kind"):
+        markdown_table({"benchmark": {"kind": "nope"}, "results": []})
+
+
+def test_readme_block_renders_a_benchmark_file(tmp_path):
+    (tmp_path / "data.json").write_text(json.dumps(_data()))
+    page = tmp_path / "page.md"
+    page.write_text("<!-- fsq:table data.json -->\nold\n<!-- /fsq -->\n")
+    assert update(page) == ["table data.json"] and "| 256 | PNG folder |" in page.read_text()
+    page.write_text("<!-- fsq:claims data.json -->\nold\n<!-- /fsq -->\n")
+    with pytest.raises(ValueError, match="render as a table"):
+        update(page)
+
+
+@pytest.mark.parametrize("name", ["data.json", "data_scaling.json"])
+def test_published_benchmark_results_render(name):
+    path = ROOT / "benchmarks" / "results" / name
+    if not path.is_file():
+        pytest.skip(f"{path} not published yet")
+    assert markdown_table(json.loads(path.read_text())).startswith("| ")
