@@ -26,6 +26,7 @@ class ImageItems:
     split = ""
     class_names: list[str] | None = None
     has_labels = False
+    channels = 3  # of the decoded images: 1 (grey) or 3 (RGB)
     # what was passed over when the collection was listed: (name, reason)
     skipped: list[tuple[str, str]]
 

@@ -108,7 +108,8 @@ class SkipLog:
     """Unreadable items seen so far (``name -> reason``), each logged once."""
 
     def __init__(self, source: str) -> None:
-        self.source, self.skipped = source, {}
+        self.source = source
+        self.skipped: dict[str, str] = {}
 
     def note(self, lines: Sequence[str]) -> None:
         for text in lines:

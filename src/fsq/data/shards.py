@@ -106,7 +106,8 @@ class TarShardItems(ImageItems):
                 sizes.append(size)
                 labels.append(label)
         if limit is not None:
-            keys, shard_ids, offsets, sizes, labels = (a[:limit] for a in (keys, shard_ids, offsets, sizes, labels))
+            keys = keys[:limit]
+            shard_ids, offsets, sizes, labels = (a[:limit] for a in (shard_ids, offsets, sizes, labels))
         if not keys:
             raise ValueError(f"the WebDataset shards at {path!r} hold no samples with an image member")
         self.keys = keys

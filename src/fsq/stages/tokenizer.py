@@ -23,7 +23,7 @@ from fsq.config import TokenizerExperiment, read_run_config, resume_hash, spec_f
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader
-from fsq.data.transforms import ItemTransform
+from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.distributed import DistInfo
 from fsq.io import write_json_atomic
 from fsq.losses import (
@@ -96,9 +96,12 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
-    mode = cfg.data.train_transform if train else "center"
-    if mode == "auto" or (not train and items.in_memory):
+    mode: TransformMode
+    wanted = cfg.data.train_transform if train else "center"
+    if wanted == "auto" or (not train and items.in_memory):
         mode = "none" if items.in_memory else ("random" if train else "center")
+    else:
+        mode = wanted
     return ItemTransform(mode, cfg.data.image_size)
 
 
