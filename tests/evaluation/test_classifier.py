@@ -18,6 +18,7 @@ from fsq.data import SourceUnavailable, list_sources, load_images
 from fsq.evaluation.classifier import (
     DEFAULT_STEPS,
     ImageClassifier,
+    _cache_stem,
     accuracy,
     load_or_train_classifier,
     penultimate_features,
@@ -193,6 +194,9 @@ def test_trains_caches_and_loads(tmp_path):
     assert info2["cached"] is True and info2["test_accuracy"] == info["test_accuracy"] and not again.training
     state, state2 = model.state_dict(), again.state_dict()
     assert all(torch.equal(state[k], state2[k]) for k in state)
+    # a folder named by a bare relative path is keyed by its resolved path (two "shades" folders: two judges)
+    assert _cache_stem("shades") != _cache_stem(source) and _cache_stem("mnist") == "mnist"
+    assert _cache_stem("shades").startswith("shades-")
     # another seed or channel count is another cache entry
     _, info3 = load_or_train_classifier(source, 12, channels=3, cache_dir=cache, steps=30, seed=3)
     assert info3["cached"] is False and info3["channels"] == 3

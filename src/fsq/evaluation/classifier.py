@@ -38,6 +38,7 @@ from torch import nn
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data import cache_dir as data_cache_dir
 from fsq.data import load_images
+from fsq.data.sources import SOURCES
 from fsq.io import write_json_atomic
 
 DEFAULT_STEPS = 1000
@@ -246,8 +247,9 @@ def accuracy(model: ImageClassifier, images_uint8: torch.Tensor, labels: torch.T
 
 
 def _cache_stem(source: str) -> str:
-    """``source`` itself for built-in names; for a folder path, its last part plus a checksum of the full path."""
-    if re.fullmatch(r"[A-Za-z0-9_.-]+", source) and not source.startswith("."):
+    """``source`` itself for built-in names; for a folder path (also a bare relative name such as ``images``), its
+    last part plus a checksum of the full resolved path, so two folders of the same name never share a judge."""
+    if source in SOURCES:
         return source
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).name).strip("-.") or "folder"
     return f"{name}-{zlib.crc32(os.fspath(Path(source).resolve()).encode()):08x}"
