@@ -209,7 +209,7 @@ class Tokenizer(nn.Module):
         download). A MaskGIT bundle gives its tokenizer.
         """
         from fsq import hub
-        from fsq.checkpoint import load_safetensors
+        from fsq.weights import load_weights  # also on a core install (torch + numpy, no safetensors package)
 
         directory = hub.resolve(
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
@@ -218,7 +218,7 @@ class Tokenizer(nn.Module):
             directory = directory / "tokenizer"
         meta = hub.read_bundle_config(directory, "fsq-tokenizer")
         model = cls(TokenizerSpec.from_dict(meta["spec"]))
-        model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
+        model.load_state_dict(load_weights(directory / "model.safetensors", map_location), strict=True)
         return model.eval()
 
     def push_to_hub(
