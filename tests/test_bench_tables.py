@@ -43,6 +43,7 @@ def test_data_table_rows_by_resolution_and_source():
     assert lines[2] == "| 64 | PNG folder | 2 | 5 | 8.0 (2.00 s/step) |"
     assert lines[3] == "| 64 | WebDataset shard | 2 | 5 |  |"
     assert "1-min load average start 4.5, end 5.0" in lines[-1] and "shared" in lines[-1]
+    assert "Fastest loader cell over the tokenizer's images/s: x1 at 64 px, x0 at 256 px." in lines[-2]
 
 
 def test_scaling_table_states_both_targets():

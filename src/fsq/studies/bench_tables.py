@@ -39,10 +39,18 @@ def data_table(data: dict[str, Any]) -> str:
                 cells.append(f"{hit['images_per_s']:.0f}" if hit else "-")
             cells.append(f"{step['images_per_s']:.1f} ({step['step_s']:.2f} s/step)" if step and k == 0 else "")
             lines.append("| " + " | ".join(cells) + " |")
+    ratios = []
+    for px in sorted({r["resolution"] for r in rows}):
+        step = next((r for r in rows if r["what"] == "model" and r["resolution"] == px), None)
+        best = max((r["images_per_s"] for (p, _, _), r in loader.items() if p == px), default=None)
+        if step and best:
+            ratios.append(f"x{best / step['images_per_s']:.0f} at {px} px")
     note = (
         f"Images/s, median of {meta.get('repeats', '?')} interleaved repeats; batch {meta.get('batch', '?')}; "
         f"{meta.get('what', '')}"
     )
+    if ratios:
+        note += f" Fastest loader cell over the tokenizer's images/s: {', '.join(ratios)}."
     return "\n".join(lines) + "\n\n" + note + "\n" + _machine(meta)
 
 
