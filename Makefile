@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 
-.PHONY: demo readme test unit integration lint data bench gpu-check clean
+.PHONY: demo readme test unit integration lint data bench bench-data gpu-check clean
 
 $(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ integration: data
 
 bench: $(STAMP)
 	$(PY) benchmarks/quantizers.py
+
+bench-data: $(STAMP)
+	$(PY) benchmarks/data.py --threads 1
+	$(PY) benchmarks/data_scaling.py
 
 gpu-check:
 	bash scripts/gpu_check.sh

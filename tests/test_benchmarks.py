@@ -1,4 +1,5 @@
-"""The GPU benchmark table's code path, run tiny on CPU under Triton's interpreter (``--gpu-table --dry-run``)."""
+"""Benchmark scripts run tiny: the GPU table on CPU under Triton's interpreter (``--gpu-table --dry-run``) and the
+data benchmark (``benchmarks/data.py --quick``)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,18 @@ def test_gpu_table_dry_run(tmp_path):
     assert {"fused", "eager", "floor"} <= names
     assert all(r["median_ms"] > 0 for r in results if "median_ms" in r)
     assert {(r["N"], r["d"]) for r in results} == {(256, 3), (256, 4)}
+
+
+@pytest.mark.integration
+def test_data_benchmark_quick_run(tmp_path):
+    """``benchmarks/data.py --quick``: loader cells for each source and worker count, the model step, a table."""
+    out = tmp_path / "data.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "data.py"), "--quick", "--threads", "1", "--out", str(out)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| 32 | PNG folder |" in run.stdout and "| 32 | WebDataset shard |" in run.stdout
+    rows = json.loads(out.read_text())["results"]
+    cells = {(r["source"], r["workers"]) for r in rows if r["what"] == "loader"}
+    assert cells == {(s, w) for s in ("folder", "wds") for w in (0, 1, 2)}
+    assert all(r["images_per_s"] > 0 for r in rows) and [r["what"] for r in rows].count("model") == 1
