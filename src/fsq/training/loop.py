@@ -108,7 +108,7 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
         if t.channels_last:
-            phase.model.to(memory_format=torch.channels_last)
+            phase.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
     network: nn.Module = phase.model
     if info.enabled:
         device_ids = [device.index] if device.type == "cuda" else None
