@@ -39,7 +39,7 @@ def _study(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     print(
         "fsq demo: the paper's codebook-size study (Fig. 3) on MNIST at 16x16 px, CPU-sized: FSQ vs VQ (MaskGIT "
-        "recipe, with and without its entropy penalty) at codebook sizes 2^6 ... 2^14"
+        "recipe, with and without its entropy penalty) at codebook sizes 2^6 ... 2^12, each followed by a MaskGIT"
     )
     args.kind, args.overrides = "codebook-size", []
     args.data, args.preset, args.sizes, args.levels, args.tasks = "mnist", "cpu", None, None, None
