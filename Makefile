@@ -24,6 +24,7 @@ demo: data
 # Publish the demo's measured results into the README (its tables and claims are generated from docs/results/).
 readme: $(STAMP)
 	cp runs/demo_study/results.json docs/results/demo.json
+	for plot in fig3 usage metrics; do cp runs/demo_study/plots/$$plot.png docs/demo_$$plot.png; done
 	$(PY) -m fsq readme README.md
 
 lint: $(STAMP)

@@ -71,6 +71,6 @@ def timing_line(timing: dict[str, Any]) -> str:
     before, after = timing["load_average_before"], timing["load_average_after"]
     return (
         f"Measured: {timing['wall_seconds'] / 60:.1f} min wall, {timing['cpu_seconds'] / 60:.1f} min CPU for "
-        f"{timing['runs_trained']} runs on {timing['cpus']} cores; load average (1 min) {before[0]:.2f} before, "
-        f"{after[0]:.2f} after (other processes shared the cores when it exceeds the cores used)."
+        f"{timing['runs_trained']} runs on a {timing['cpus']}-core machine; its 1-minute load average (all "
+        f"processes) was {before[0]:.2f} before and {after[0]:.2f} after."
     )
