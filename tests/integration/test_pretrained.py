@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import socket
 
+import numpy as np
 import pytest
 import torch
 
 from fsq import hub
+from fsq.cli import main
 from fsq.data import SourceUnavailable, load_images
+from fsq.evaluation.classifier import load_or_train_classifier, predict
 from fsq.metrics.image import psnr
 from fsq.models.autoencoder import Tokenizer
 
@@ -46,8 +49,8 @@ def mnist_test():
 
 
 def test_the_shipped_models_are_bundles_with_cards():
-    assert {"mnist-fsq"} <= set(hub.shipped_names())
-    for name, kind in (("mnist-fsq", "fsq-tokenizer"),):
+    assert {"mnist-fsq", "mnist-maskgit-fsq"} <= set(hub.shipped_names())
+    for name, kind in (("mnist-fsq", "fsq-tokenizer"), ("mnist-maskgit-fsq", "fsq-maskgit")):
         folder = hub.shipped_root() / name
         assert hub.bundle_format(folder) == kind
         card = (folder / "README.md").read_text()
@@ -67,3 +70,17 @@ def test_mnist_fsq_reconstructs_the_test_set(no_network, mnist_test):
             count += x.shape[0]
     assert count == 10_000
     assert total / count >= 24.0, total / count
+
+
+def test_mnist_maskgit_samples_are_their_class(no_network, mnist_test, tmp_path):
+    out = tmp_path / "samples"
+    assert (
+        main(["sample", "mnist-maskgit-fsq", "--num", "50", "--steps", "12", "--guidance", "0", "--out", str(out)]) == 0
+    )
+    data = np.load(out / "samples.npz")
+    assert data["images"].shape == (500, 1, 28, 28) and sorted(set(data["labels"].tolist())) == list(range(10))
+    judge, record = load_or_train_classifier("mnist", 28)
+    assert record["test_accuracy"] > 0.98
+    predicted = predict(judge, torch.from_numpy(data["images"]).float().div(255))
+    accuracy = (predicted == torch.from_numpy(data["labels"])).double().mean().item()
+    assert accuracy >= 0.90, accuracy

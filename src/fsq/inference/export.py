@@ -83,6 +83,10 @@ def _commands(run_dir: Path) -> list[str]:
     return lines
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
+
+
 def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -91,10 +95,10 @@ def _metrics(evaluation: dict[str, Any]) -> list[str]:
     """Markdown lines of an evaluation: its scalars as a table, then one table of its per-guidance rows."""
     lines = ["| metric | value |", "|---|---|"]
     for key, value in evaluation.items():
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool) and key != "seconds":
+        if _is_scalar(value) and key != "seconds":
             lines.append(f"| {key} | {_cell(value)} |")
-        elif isinstance(value, dict) and all(isinstance(v, (int, float, str)) for v in value.values()):
-            lines += [f"| {key}.{k} | {_cell(v)} |" for k, v in value.items()]
+        elif isinstance(value, dict):  # its scalars (the class judge: test accuracy, steps, ...), not file paths
+            lines += [f"| {key}.{k} | {_cell(v)} |" for k, v in value.items() if _is_scalar(v) and k != "path"]
     rows = [r for r in evaluation.get("guidance", []) if isinstance(r, dict)]
     if rows:
         keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and k != "seconds"]
