@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_export)
 
     tokenize = commands.add_parser("tokenize", help="export token shards of a split for Stage II")
-    tokenize.add_argument("run_dir")
+    tokenize.add_argument(
+        "run_dir", metavar="MODEL", help="a tokenizer run dir, a bundle, a shipped name (mnist-fsq) or a hub repo id"
+    )
     tokenize.add_argument("--split", default="train", help="data split (train, val, test)")
     tokenize.add_argument("--out", required=True, help="output folder")
     tokenize.add_argument("--shard-size", type=int, default=10_000)

@@ -237,3 +237,16 @@ def test_the_final_evaluation_is_published_to_tensorboard(runs):
     assert {"eval/samples_g0", "eval/samples_g1"} <= set(tags["images"])
     assert sorted(tags["histograms"]) == [f"levels/channel_{c}" for c in range(4)]  # FSQ [8, 5, 5, 5]
     assert "eval/guidance/0/class_accuracy" in tags["scalars"] and "loss" in tags["scalars"]
+
+
+def test_tokenize_takes_a_bundle_or_a_shipped_name(runs, tmp_path):
+    from fsq.cli import main
+    from fsq.stages.tokens import load_tokens
+
+    bundle = export_run(runs / "tokenizer", tmp_path / "bundle")
+    assert main(["tokenize", str(runs / "tokenizer"), "--split", "test", "--out", str(tmp_path / "a")]) == 0
+    assert main(["tokenize", str(bundle), "--split", "test", "--out", str(tmp_path / "b")]) == 0
+    (a, labels_a, _), (b, labels_b, manifest) = load_tokens(tmp_path / "a"), load_tokens(tmp_path / "b")
+    assert torch.equal(a, b) and torch.equal(labels_a, labels_b) and manifest["tokenizer_step"] == 4
+    Tokenizer.from_pretrained(bundle).save_pretrained(tmp_path / "bare")  # no metadata: which data?
+    assert main(["tokenize", str(tmp_path / "bare"), "--split", "test", "--out", str(tmp_path / "c")]) == 2

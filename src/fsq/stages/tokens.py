@@ -1,6 +1,7 @@
 """Token export for Stage II: shards of token grids in the smallest integer type, labels, and a manifest.
 
-``export_tokens(run_dir, split, out_dir)`` tokenizes a split with a trained tokenizer (EMA weights) and writes
+``export_tokens(run_dir, split, out_dir)`` tokenizes a split with a trained tokenizer (EMA weights; a run dir, or a
+bundle that records its training config: a folder, a shipped name, a hub repo id) and writes
 ``shard_00000.safetensors`` ... (``tokens`` (n, h, w), ``labels`` (n,) int64 when the data has labels) and
 ``manifest.json`` (codebook size, grid, dtype, counts, sha256 of each shard, the tokenizer run and step).
 ``load_tokens(out_dir)`` reads them back as int64, verifying the checksums.
@@ -15,9 +16,11 @@ from typing import Any
 import torch
 
 from fsq import checkpoint as ckpt
-from fsq.config import TokenizerExperiment, read_run_config
+from fsq import hub, rundir
+from fsq.config import TokenizerExperiment, from_dict, read_run_config
 from fsq.data.loader import SkipLog, iterate_batches
 from fsq.io import read_format_json, write_json_atomic
+from fsq.models.autoencoder import Tokenizer
 from fsq.stages.tokenizer import item_transform, load_run, open_split
 
 
@@ -31,6 +34,28 @@ def smallest_dtype(codebook_size: int) -> torch.dtype:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, int, str]:
+    """(config, tokenizer in eval mode, step, where it came from) of a tokenizer run dir, or of a tokenizer bundle
+    (a folder, a shipped name such as ``mnist-fsq``, a hub repo id) whose ``metadata.config`` holds the config it
+    was trained with (``fsq export`` writes it): the data to tokenize is that config's."""
+    path = Path(source)
+    if (path / rundir.CONFIG).is_file() and hub.bundle_format(path) is None:
+        cfg = read_run_config(path)
+        if not isinstance(cfg, TokenizerExperiment):
+            raise ValueError(f"{source} is a {cfg.stage} run, not a tokenizer run")
+        model, step = load_run(path)
+        return cfg, model, step, str(path.resolve())
+    directory = hub.resolve(source)
+    metadata = hub.read_bundle_config(directory, "fsq-tokenizer").get("metadata", {})
+    if not isinstance(metadata.get("config"), dict) or metadata["config"].get("stage") != "tokenizer":
+        raise ValueError(
+            f"{source}: this tokenizer bundle does not record the config it was trained with (metadata.config), so "
+            "it cannot say which data to tokenize; tokenize with its run dir, or export the run with `fsq export`"
+        )
+    cfg = from_dict(TokenizerExperiment, metadata["config"])
+    return cfg, Tokenizer.from_pretrained(directory), int(metadata.get("step", 0)), str(directory.resolve())
 
 
 @torch.no_grad()
@@ -50,10 +75,7 @@ def export_tokens(
     workers, default ``data.workers``), so memory is bounded by ``shard_size`` token grids; unreadable images are
     left out and listed in the manifest's ``skipped``.
     """
-    cfg = read_run_config(run_dir)
-    if not isinstance(cfg, TokenizerExperiment):
-        raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
-    model, step = load_run(run_dir)
+    cfg, model, step, origin = open_tokenizer(run_dir)
     items = open_split(cfg, split, limit)
     workers = cfg.data.workers if workers is None else workers
     transform = item_transform(cfg, items, train=False)
@@ -89,7 +111,7 @@ def export_tokens(
     manifest = {
         "format": "fsq-tokens",
         "version": 1,
-        "tokenizer_run": str(Path(run_dir).resolve()),
+        "tokenizer_run": origin,
         "tokenizer_step": step,
         "source": cfg.data.source,
         "split": split,
