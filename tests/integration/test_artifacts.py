@@ -237,6 +237,11 @@ def test_the_final_evaluation_is_published_to_tensorboard(runs):
     assert {"eval/samples_g0", "eval/samples_g1"} <= set(tags["images"])
     assert sorted(tags["histograms"]) == [f"levels/channel_{c}" for c in range(4)]  # FSQ [8, 5, 5, 5]
     assert "eval/guidance/0/class_accuracy" in tags["scalars"] and "loss" in tags["scalars"]
+    events = EventAccumulator(str(runs / "tokenizer" / "tb"), size_guidance={"images": 0, "histograms": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert "eval/grid" in tags["images"] and "eval/psnr" in tags["scalars"]  # originals over reconstructions
+    assert sorted(tags["histograms"]) == [f"levels/channel_{c}" for c in range(4)]
 
 
 def test_tokenize_takes_a_bundle_or_a_shipped_name(runs, tmp_path):

@@ -22,7 +22,7 @@ from fsq import checkpoint as ckpt
 from fsq.config import TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
-from fsq.data.loader import StepLoader
+from fsq.data.loader import StepLoader, iterate_batches
 from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.distributed import DistInfo
 from fsq.io import write_json_atomic
@@ -36,6 +36,7 @@ from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import StyleGANDiscriminator
 from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
+from fsq.quantizers import FSQ
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.base import NonFiniteLossError, Phase, Stage
 
@@ -251,6 +252,27 @@ def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], deco
     write_json_atomic({"split": split, "count": len(entries), "skipped": entries}, run_dir / SKIPPED)
 
 
+@torch.no_grad()
+def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
+    """For FSQ: the level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each channel
+    (``levels/channel_i``), published beside the final evaluation; empty for VQ."""
+    model = kept.get("model")
+    if model is None:
+        model, _ = load_run(run_dir)
+    quantizer = model.quantizer
+    if not isinstance(quantizer, FSQ):
+        return {}
+    items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
+    device = next(model.parameters()).device
+    batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), 250, workers=0)
+    parts = [model.tokenize(images[valid].to(device).float().div(255)) for _, images, _, valid in batches]
+    if not parts:
+        return {}
+    tokens = torch.cat(parts)
+    digits = quantizer.indices_to_digits(tokens.flatten()).cpu()
+    return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
+
+
 STAGE = Stage(
     name="tokenizer",
     schema=TokenizerExperiment,
@@ -258,4 +280,5 @@ STAGE = Stage(
     final_step=lambda cfg: cfg.train.steps,
     load_run=load_run,
     description="Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)",
+    histograms=level_histograms,
 )
