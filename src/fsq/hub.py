@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,26 @@ def push_folder(
     url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message, repo_type="model")
     return str(url)
+
+
+def write_bundle_config(directory: str | Path, config: dict[str, Any], card: str | None = None) -> None:
+    """A bundle's ``config.json`` and, when given, its model card ``README.md`` (the end of every save_pretrained)."""
+    from fsq.io import write_json_atomic, write_text_atomic
+
+    write_json_atomic(config, Path(directory) / CONFIG)
+    if card is not None:
+        write_text_atomic(card, Path(directory) / CARD)
+
+
+def push_bundle(
+    save: Callable[[str], None], repo_id: str, *, private: bool = False, token: str | None = None, what: str
+) -> str:
+    """``save(folder)`` a bundle into a temporary folder and upload it to ``repo_id`` (every push_to_hub)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        save(folder)
+        return push_folder(folder, repo_id, private=private, token=token, commit_message=f"Upload fsq {what}")
 
 
 def read_bundle_config(directory: str | Path, expected: str) -> dict[str, Any]:

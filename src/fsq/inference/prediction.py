@@ -28,7 +28,6 @@ from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data.images import decode_image
 from fsq.grids import save_grid
 from fsq.inference.sampling import is_run_dir, run_metadata
-from fsq.io import write_json_atomic, write_text_atomic
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.stages import uvim
 from fsq.tasks import Task, get_task
@@ -105,19 +104,14 @@ class UViMPredictor:
             "image_size": self.image_size,
             "metadata": self.metadata,
         }
-        write_json_atomic(config, directory / hub.CONFIG)
-        if card is not None:
-            write_text_atomic(card, directory / hub.CARD)
+        hub.write_bundle_config(directory, config, card)
 
     def push_to_hub(
         self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
     ) -> str:
         """Save the bundle to a temporary folder and upload it to the hub repo ``repo_id``; returns its URL."""
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, card=card)
-            return hub.push_folder(folder, repo_id, private=private, token=token, commit_message="Upload fsq UViM")
+        save = lambda folder: self.save_pretrained(folder, card=card)  # noqa: E731
+        return hub.push_bundle(save, repo_id, private=private, token=token, what="UViM")
 
     def to(self, device: torch.device | str) -> UViMPredictor:
         self.oracle.to(device)

@@ -29,7 +29,6 @@ from fsq import hub, rundir
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.generation import sample
 from fsq.grids import save_grid
-from fsq.io import write_json_atomic, write_text_atomic
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec
 from fsq.stages import maskgit
@@ -199,19 +198,14 @@ class MaskGITPipeline:
             "class_names": self.class_names,
             "metadata": self.metadata,
         }
-        write_json_atomic(config, directory / hub.CONFIG)
-        if card is not None:
-            write_text_atomic(card, directory / hub.CARD)
+        hub.write_bundle_config(directory, config, card)
 
     def push_to_hub(
         self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
     ) -> str:
         """Save the bundle to a temporary folder and upload it to the hub repo ``repo_id``; returns its URL."""
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, card=card)
-            return hub.push_folder(folder, repo_id, private=private, token=token, commit_message="Upload fsq MaskGIT")
+        save = lambda folder: self.save_pretrained(folder, card=card)  # noqa: E731
+        return hub.push_bundle(save, repo_id, private=private, token=token, what="MaskGIT")
 
     def to(self, device: torch.device | str) -> MaskGITPipeline:
         self.model.to(device)

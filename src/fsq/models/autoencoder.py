@@ -178,8 +178,8 @@ class Tokenizer(nn.Module):
     ) -> None:
         """Write a tokenizer bundle: ``model.safetensors`` (weights), ``config.json`` (format, spec and the optional
         ``metadata``: provenance such as the run and step) and, when given, the model card ``README.md``."""
+        from fsq import hub
         from fsq.checkpoint import save_safetensors_atomic
-        from fsq.io import write_json_atomic, write_text_atomic
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -187,9 +187,7 @@ class Tokenizer(nn.Module):
         config: dict[str, Any] = {"format": "fsq-tokenizer", "version": 1, "spec": self.spec.to_dict()}
         if metadata:
             config["metadata"] = metadata
-        write_json_atomic(config, directory / "config.json")
-        if card is not None:
-            write_text_atomic(card, directory / "README.md")
+        hub.write_bundle_config(directory, config, card)
 
     @classmethod
     def from_pretrained(
@@ -225,10 +223,7 @@ class Tokenizer(nn.Module):
         self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
     ) -> str:
         """Save a bundle to a temporary folder and upload it to the hub repo ``repo_id``; returns its URL."""
-        import tempfile
-
         from fsq import hub
 
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, card=card)
-            return hub.push_folder(folder, repo_id, private=private, token=token, commit_message="Upload fsq tokenizer")
+        save = lambda folder: self.save_pretrained(folder, card=card)  # noqa: E731
+        return hub.push_bundle(save, repo_id, private=private, token=token, what="tokenizer")
