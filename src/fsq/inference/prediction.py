@@ -83,7 +83,7 @@ class UViMPredictor:
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
         config = hub.read_bundle_config(directory, "fsq-uvim")
-        oracle = UViMOracle(OracleSpec(**config["oracle"]))
+        oracle = UViMOracle(OracleSpec.from_dict(config["oracle"]))
         oracle.load_state_dict(load_safetensors(directory / "oracle.safetensors", map_location), strict=True)
         lm = UViMLanguageModel(LanguageModelSpec(**config["lm"]))
         lm.load_state_dict(load_safetensors(directory / "lm.safetensors", map_location), strict=True)
