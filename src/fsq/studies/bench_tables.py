@@ -1,4 +1,5 @@
-"""Markdown tables of the data benchmarks' JSON results (``benchmarks/data.py``, ``benchmarks/data_scaling.py``).
+"""Markdown tables of benchmarks' JSON results (``benchmarks/data.py``, ``benchmarks/data_scaling.py`` and the GPU
+table of ``benchmarks/quantizers.py --gpu-table``).
 
 A results file whose top level has ``"benchmark": {"kind": ...}`` renders here, both for the scripts' own printout
 and for the README blocks of :mod:`fsq.studies.readme`, so the printed and published numbers are the same. The
@@ -74,7 +75,66 @@ def scaling_table(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + verdict + " " + meta.get("what", "") + "\n" + _machine(meta)
 
 
-TABLES = {"data": data_table, "data_scaling": scaling_table}
+def gpu_table(data: dict[str, Any]) -> str:
+    """FSQ fwd+bwd on a GPU (``benchmarks/quantizers.py --gpu-table``): fused kernels, eager paths, the floor.
+
+    One line per (d, N): median ms of each path, the speed-up of the fused kernels over vector-quantize-pytorch
+    (eager and compiled), the fused time over the bandwidth floor, peak MiB; then the two targets checked: fused
+    >= 3x vector-quantize-pytorch eager at every N >= 2^16, and within 2x of the floor at N = 2^24.
+    """
+    meta, rows = data["benchmark"], data["results"]
+    cell: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        cell.setdefault((r["d"], r["N"]), {})[r["quantizer"]] = r
+
+    def ms(c: dict[str, dict[str, Any]], name: str) -> float | None:
+        return c.get(name, {}).get("median_ms")
+
+    head = ["d", "N", "fused ms", "eager ms", "vqp ms", "vqp compiled ms", "floor ms", "vqp / fused"]
+    head += ["vqp compiled / fused", "fused / floor", "fused MiB", "vqp MiB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    speedups, floors = [], []
+    for (d, n), c in sorted(cell.items()):
+        fused, vqp, vqp_c, floor = ms(c, "fused"), ms(c, "vqp"), ms(c, "vqp_c"), ms(c, "floor")
+
+        def f(v: float | None, spec: str = ".3f") -> str:
+            return "-" if v is None else format(v, spec)
+
+        ratio = None if vqp is None or fused is None else vqp / fused
+        ratio_c = None if vqp_c is None or fused is None else vqp_c / fused
+        over = None if fused is None or floor is None else fused / floor
+        if ratio is not None and n >= 2**16:
+            speedups.append((ratio, d, n))
+        if over is not None and n == 2**24:
+            floors.append((over, d))
+        cells = [str(d), f"2^{n.bit_length() - 1}", f(fused), f(ms(c, "eager")), f(vqp), f(vqp_c), f(floor)]
+        cells += [f(ratio, ".2f"), f(ratio_c, ".2f"), f(over, ".2f")]
+        cells += [f(c.get("fused", {}).get("peak_mb"), ".1f"), f(c.get("vqp", {}).get("peak_mb"), ".1f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    verdicts = []
+    if speedups:
+        worst = min(speedups)
+        verdicts.append(
+            f"Fused over vector-quantize-pytorch eager at N >= 2^16: at least x{worst[0]:.2f} (d={worst[1]}, "
+            f"N=2^{worst[2].bit_length() - 1}); target >= 3x: {'met' if worst[0] >= 3 else 'NOT met'}."
+        )
+    if floors:
+        worst_floor = max(floors)
+        verdicts.append(
+            f"Fused at N = 2^24: at most x{worst_floor[0]:.2f} the bandwidth floor (d={worst_floor[1]}); target "
+            f"within 2x: {'met' if worst_floor[0] <= 2 else 'NOT met'}."
+        )
+    bandwidth = meta.get("copy_bandwidth_bytes_per_s")
+    machine = (
+        f"_{meta.get('date', '?')}, {meta.get('device', '?')}, torch {meta.get('torch', '?')}, "
+        f"vector-quantize-pytorch {meta.get('vector_quantize_pytorch') or 'not installed'}; copy bandwidth "
+        f"{(bandwidth or 0) / 1e9:.0f} GB/s (read + write); median of {meta.get('args', {}).get('repeats', '?')} "
+        f"interleaved repeats; floor = {meta.get('floor', '?')}._"
+    )
+    return "\n".join(lines) + "\n\n" + " ".join(verdicts) + "\n" + machine
+
+
+TABLES = {"data": data_table, "data_scaling": scaling_table, "fsq_gpu": gpu_table}
 
 
 def markdown_table(data: dict[str, Any]) -> str:

