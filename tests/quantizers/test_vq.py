@@ -83,7 +83,7 @@ def test_maskgit_init_is_jax_fan_in_uniform():
     bound = math.sqrt(3 / 1024)  # JAX variance_scaling: fan_in = shape[-2] = codebook_size
     assert vq.codebook.abs().max() <= bound
     assert vq.codebook.abs().max() > 0.95 * bound
-    assert set(VQ_RECIPES) == {"maskgit", "maskgit_noentropy", "uvim", "uvim_nosplit"}
+    assert set(VQ_RECIPES) == {"maskgit", "maskgit_noentropy", "uvim", "uvim_nosplit", "uvim_short"}
 
 
 # --------------------------------------------------------------------------------------------- nearest neighbour

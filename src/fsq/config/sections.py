@@ -39,7 +39,7 @@ class QuantizerConfig:
     variant: Literal["paper", "atanh", "symmetric"] = "paper"  # fsq
     codebook_size: PositiveInt = 1024  # vq
     dim: PositiveInt = 256  # vq: code width (the encoder's last layer outputs this many channels)
-    recipe: Literal["maskgit", "maskgit_noentropy", "uvim", "uvim_nosplit"] = "maskgit"  # vq
+    recipe: Literal["maskgit", "maskgit_noentropy", "uvim", "uvim_nosplit", "uvim_short"] = "maskgit"  # vq
 
 
 @dataclass(frozen=True)

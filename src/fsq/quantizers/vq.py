@@ -17,6 +17,12 @@ each as the paper's baseline used it (paper sec. 4 and App. A.4):
     ``1/sqrt(K)``), l2-normalised. No gradient losses (commitment weight 0.0 in all UViM configs). After each
     update, while any count is below 0.1, the least-used code becomes the most-used one times U(0.999, 1.001)
     noise and both counts and sums are halved (codebook splitting). ``"uvim_nosplit"``: no splitting.
+``"uvim_short"`` (this project's short runs): the ``"uvim"`` recipe with the dead-code threshold scaled to the run
+    length. A code unused for ``n`` steps has a count of at most ``0.995**n`` times its last value, so with counts
+    starting at 1 the paper's threshold 0.1 lets the first split happen only after ``ln 0.1 / ln 0.995 = 459``
+    steps: never in a few-hundred-step oracle. ``"uvim_short"`` keeps the paper's momentum 0.995 and raises the
+    threshold to ``0.995**30 = 0.860`` (:data:`SHORT_RUN_DEAD_STEPS` = 30 steps, a tenth of a 300-step oracle),
+    so a code unused for 30 steps is split. ``"uvim"`` keeps the paper's values (0.995, 0.1).
 """
 
 from __future__ import annotations
@@ -54,6 +60,12 @@ class VQRecipe:
     dead_code_threshold: float
 
 
+def dead_code_threshold(ema_decay: float, dead_steps: int) -> float:
+    """The threshold below which a code splits ``dead_steps`` after its count was 1: ``ema_decay ** dead_steps``."""
+    return ema_decay**dead_steps
+
+
+SHORT_RUN_DEAD_STEPS = 30  # "uvim_short": a code unused for this many steps splits (the paper's 0.1: 459 steps)
 _MASKGIT = VQRecipe(0.25, 1.0, 0.1, 0.01, None, False, False, False, 0.1)
 _UVIM = VQRecipe(0.0, 0.0, 0.0, 0.01, 0.995, True, True, True, 0.1)
 VQ_RECIPES: dict[str, VQRecipe] = {
@@ -61,6 +73,7 @@ VQ_RECIPES: dict[str, VQRecipe] = {
     "maskgit_noentropy": replace(_MASKGIT, entropy_weight=0.0),
     "uvim": _UVIM,
     "uvim_nosplit": replace(_UVIM, split_dead_codes=False),
+    "uvim_short": replace(_UVIM, dead_code_threshold=dead_code_threshold(0.995, SHORT_RUN_DEAD_STEPS)),
 }
 
 
@@ -106,7 +119,8 @@ class VQ(nn.Module):
     Args:
         codebook_size: number of codewords ``K``.
         dim: channels per vector (the size of the channel axis).
-        recipe: one of :data:`VQ_RECIPES` (``"maskgit"``, ``"maskgit_noentropy"``, ``"uvim"``, ``"uvim_nosplit"``).
+        recipe: one of :data:`VQ_RECIPES` (``"maskgit"``, ``"maskgit_noentropy"``, ``"uvim"``, ``"uvim_nosplit"``,
+            ``"uvim_short"``).
         channel_axis: the axis of the input holding the ``dim`` channels (default last).
         commitment_weight, codebook_weight, entropy_weight, entropy_temperature, ema_decay, l2_normalize,
             standardize, split_dead_codes, dead_code_threshold: override the recipe's field (None keeps it).
