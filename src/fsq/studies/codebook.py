@@ -353,17 +353,20 @@ def run_study(
     if previous:
         study["timing"] = previous
     write_study(out_dir, study)
-    pairs = [
+    pairs: list[tuple[Any, ...]] = [
         (f"[{i}/{len(runs)}]", out_dir, run, cfg, *((second[i - 1], stage2_configs[i - 1]) if stage2 else (None, None)))
         for i, (run, cfg) in enumerate(zip(runs, configs), 1)
     ]
     if jobs == 1:
-        trained = sum(train_pair(*pair, log=log) for pair in pairs)
+        trained = 0
+        for tag, folder, run, cfg, entry, mcfg in pairs:
+            trained += train_pair(tag, folder, run, cfg, entry, mcfg, log=log)
     else:  # largest codebooks first: their Stage II models take longest
         pairs.sort(key=lambda pair: -(pair[2]["target_size"] or 0))
         context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            trained = sum(future.result() for future in [pool.submit(train_pair, *pair) for pair in pairs])
+            futures = [pool.submit(train_pair, *pair) for pair in pairs]
+            trained = sum(int(future.result()) for future in futures)
     if trained:
         study["timing"] = {
             "wall_seconds": round(time.perf_counter() - start, 1),
