@@ -29,7 +29,7 @@ def _report_head(report: Path, seconds: float) -> None:
 def _study(args: argparse.Namespace) -> int:
     from fsq.studies import KINDS
 
-    options = {k: getattr(args, k, None) for k in ("data", "preset", "sizes", "levels", "tasks", "jobs")}
+    options = {k: getattr(args, k, None) for k in ("data", "preset", "sizes", "levels", "tasks", "jobs", "seeds")}
     start = time.perf_counter()
     report = KINDS[args.kind].run(args.kind, args.out, overrides=args.overrides, options=options)
     _report_head(report, time.perf_counter() - start)
@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim"])
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
+    study.add_argument("--seeds", nargs="+", type=int, help="uvim: training seeds, one run each (default 0)")
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
     study.add_argument(
         "--sizes", nargs="+", help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096)"

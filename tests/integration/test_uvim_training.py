@@ -256,29 +256,41 @@ def _smoke_overrides() -> list[str]:
 def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)  # the study names its configs relative to the repository root
     out = tmp_path / "study"
-    argv = ["study", "uvim", "--tasks", "depth", "--out", str(out), *_smoke_overrides(), "train.threads=1"]
+    argv = [
+        "study", "uvim", "--tasks", "depth", "--out", str(out), *_smoke_overrides(), "train.threads=1",
+        "train.oracle_steps=36", "--seeds", "0", "1",
+    ]  # fmt: skip
     assert main(argv) == 0
     assert "| depth | VQ, no splitting |" in capsys.readouterr().out
     report = (out / "report.md").read_text()
     for variant in ("FSQ", "VQ", "VQ, no splitting"):
-        assert f"| depth | {variant} | RMSE (m) |" in report
+        assert f"| depth | {variant} | RMSE (m) | 2 | " in report  # two seeds, mean ± std
+    assert report.count(" ± ") >= 6 and "seeds (train.seed" in report and "Measured: " in report
     assert "| colorization |" not in report and "| panoptic |" not in report
     # the description names the VQ runs' codebook (not the unused VQ fields of the first, FSQ, config)
     assert "FSQ [7, 5, 5, 5, 5] vs VQ 4096 codes" in report
     assert "depth: FSQ within 10% of VQ" in report and "VQ without codebook splitting" in report
     assert "Runs not finished" not in report
     results = json.loads((out / "results.json").read_text())["results"]
-    assert [(r["task"], r["variant"]) for r in results] == [
-        ("depth", "FSQ"),
-        ("depth", "VQ"),
-        ("depth", "VQ, no splitting"),
+    assert [(r["task"], r["variant"], r["seed"]) for r in results] == [
+        ("depth", "FSQ", 0),
+        ("depth", "FSQ", 1),
+        ("depth", "VQ", 0),
+        ("depth", "VQ", 1),
+        ("depth", "VQ, no splitting", 0),
+        ("depth", "VQ, no splitting", 1),
     ]
     assert all(math.isfinite(r["prediction"]) and r["seconds"] > 0 for r in results)
     recipes = [read_yaml(out / "runs" / r["name"] / "config.yaml")["quantizer"]["recipe"] for r in results]
-    assert recipes[1:] == ["uvim", "uvim_nosplit"]
+    assert recipes[2:] == ["uvim_short", "uvim_short", "uvim_nosplit", "uvim_nosplit"]
+    # splitting acts within 36 oracle steps with the study's recipe (an idle code splits after 30), never without
+    splits = [r["splits"] for r in results]
+    assert splits[0] is None and splits[2] > 0 and splits[3] > 0 and splits[4:] == [0, 0]
+    assert "codebook splitting acts within the oracle's training" in report
     for r in results:
         cfg = read_yaml(out / "runs" / r["name"] / "config.yaml")
         assert cfg["name"] == r["name"] and cfg["data"]["image_size"] == 16 and cfg["train"]["lm_steps"] == STEPS
+        assert cfg["train"]["seed"] == r["seed"] and cfg["data"]["seed"] == 0  # seeds share the data
 
     # `fsq report` rebuilds the report from the run dirs alone
     expected_json = (out / "results.json").read_text()
@@ -290,5 +302,5 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
 
     # rerunning the study reuses every finished run
     assert main(argv) == 0
-    assert capsys.readouterr().out.count("finished earlier, reused") == 3
+    assert capsys.readouterr().out.count("finished earlier, reused") == 6
     assert (out / "report.md").read_text() == report

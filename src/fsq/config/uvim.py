@@ -32,6 +32,8 @@ class DenseDataConfig:
     image_size: PositiveInt = 32
     train_size: PositiveInt = 4000  # scenes rendered / photo crops for training
     eval_size: PositiveInt = 500
+    eval_split: Literal["val", "test"] = "test"  # tune on val, report on test (disjoint scene seeds / photo crops)
+    seed: NonNegativeInt = 0  # the data's seed: fixed while train.seed varies, so seeds share train and test data
     min_objects: NonNegativeInt = 1  # scenes
     max_objects: PositiveInt = 5
     cache_dir: str | None = None  # photos (colorization)
@@ -90,7 +92,9 @@ class UViMTrainConfig(LoopConfig):
 @dataclass(frozen=True)
 class UViMEvalConfig:
     batch_size: PositiveInt = 250
-    fid_samples: NonNegativeInt = 0  # colorization: Inception FID of this many predictions vs the real photos (0: skip)
+    # colorization: Inception FID of this many predictions against as many reference crops of other photos than
+    # the predictions' ground truths (ColTran's protocol: a disjoint reference set); 0 skips
+    fid_samples: NonNegativeInt = 0
     grid_size: PositiveInt = 8
 
 

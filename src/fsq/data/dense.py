@@ -5,8 +5,12 @@ depth, panoptic   synthetic scenes (``fsq.data.scenes``) rendered with ``SceneCo
                   Keys: ``image`` (N, 3, H, W) float32 in [0, 1], ``depth`` (N, 1, H, W) float32 z-depth in metres,
                   ``semantic`` and ``instance`` (N, H, W) int64 (both tasks get all four).
 colorization      ``num`` random crops of the real ``"photos"`` source (``fsq.data.sources``); splits train / test
-                  come from disjoint source photos (the test crops are drawn with ``seed + 1``). Key: ``image``
-                  (N, 3, H, W) float32 in [0, 1], the colour photo (the task derives the grey input from it).
+                  come from disjoint source photos (the test crops are drawn with ``seed + 1``); val crops come from
+                  the training photos with their own seed (``seed + 2``): the source has train and test photos only,
+                  so a val of other photos would have to take from test. Key: ``image`` (N, 3, H, W) float32 in
+                  [0, 1], the colour photo (the task derives the grey input from it).
+                  ``colorization_reference``: crops of the training photos (seed ``seed + 3``), a reference set for
+                  FID that holds none of the val or test ground truths (ColTran's protocol).
 The same arguments always give the same tensors.
 """
 
@@ -23,6 +27,9 @@ from fsq.data.sources import load_images
 
 SCENE_TASKS = ("depth", "panoptic")
 PHOTO_TASKS = ("colorization",)
+# photo splits beyond the source's own: name -> (source split the crops come from, seed offset)
+PHOTO_EXTRA_SPLITS = {"val": ("train", 2)}
+REFERENCE_SEED_OFFSET = 3  # colorization_reference: crops of the training photos with seed + 3
 
 
 def task_splits(task_name: str) -> tuple[str, ...]:
@@ -30,7 +37,7 @@ def task_splits(task_name: str) -> tuple[str, ...]:
     if task_name in SCENE_TASKS:
         return tuple(SCENE_SPLITS)
     if task_name in PHOTO_TASKS:
-        return tuple(SOURCE_SPLITS["photos"])
+        return (*SOURCE_SPLITS["photos"], *PHOTO_EXTRA_SPLITS)
     raise ValueError(f"unknown task {task_name!r}; the tasks with data are {[*SCENE_TASKS, *PHOTO_TASKS]}")
 
 
@@ -67,16 +74,8 @@ def load_task_data(
     if task_name in PHOTO_TASKS:
         if scene_config_overrides:
             raise ValueError(f"scene_config_overrides apply to {list(SCENE_TASKS)} only, not {task_name!r}")
-        crops = load_images(
-            "photos",
-            split,
-            image_size=image_size,
-            num_crops=num,
-            seed=seed + (0 if split == "train" else 1),
-            channels=3,
-            cache_dir=cache_dir,
-        )
-        return {"image": crops.images.float() / 255}
+        source_split, offset = PHOTO_EXTRA_SPLITS.get(split, (split, 0 if split == "train" else 1))
+        return _photo_crops(source_split, num, image_size, seed + offset, cache_dir)
     overrides = dict(scene_config_overrides or {})
     if "image_size" in overrides:
         raise ValueError("give image_size as its own argument, not in scene_config_overrides")
@@ -91,3 +90,25 @@ def load_task_data(
         "semantic": data["semantic"],
         "instance": data["instance"],
     }
+
+
+def _photo_crops(
+    source_split: str, num: int, image_size: int, seed: int, cache_dir: str | os.PathLike | None
+) -> dict[str, torch.Tensor]:
+    crops = load_images(
+        "photos", source_split, image_size=image_size, num_crops=num, seed=seed, channels=3, cache_dir=cache_dir
+    )
+    return {"image": crops.images.float() / 255}
+
+
+def colorization_reference(
+    num: int, *, image_size: int, seed: int = 0, cache_dir: str | os.PathLike | None = None
+) -> torch.Tensor:
+    """``num`` colour crops (N, 3, H, W) float32 in [0, 1] to compare colorizations with (FID, ColTran's protocol).
+
+    They are crops of the training photos drawn with ``seed + 3``, so none is the ground truth of a val or test
+    prediction (test crops come from other photos; val crops use ``seed + 2``).
+    """
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise ValueError(f"num must be a positive int, got {num!r}")
+    return _photo_crops("train", num, image_size, seed + REFERENCE_SEED_OFFSET, cache_dir)["image"]

@@ -1,26 +1,35 @@
 """Evaluate a UViM run on its held-out split: the prediction, the oracle's upper bound and the trivial baseline.
 
-For every held-out (image, target): the language model decodes the codes greedily from the image, and the oracle
-decoder (with the image as context) turns them into the prediction. Reported with the task's metrics (depth:
-RMSE, AbsRel, delta<1.25; colorization: PSNR (+ FID with ``eval.fid_samples``); panoptic: PQ, SQ, RQ):
+The held-out split is ``data.eval_split`` (``val`` to tune, ``test`` to report). For every held-out (image,
+target): the language model decodes the codes greedily from the image, and the oracle decoder (with the image as
+context) turns them into the prediction. Reported with the task's metrics (depth: RMSE, AbsRel, delta<1.25;
+colorization: PSNR, and with ``eval.fid_samples = n`` the Inception FID of the first ``n`` predictions against
+``n`` reference crops of other photos than their ground truths, ColTran's protocol, the reference features cached
+in the data cache; panoptic: PQ, SQ, RQ):
 - ``prediction``: the full model;
 - ``oracle``: the oracle decoding its own codes of the true target (Stage I's upper bound);
 - ``baseline``: the task's trivial baseline (training-mean depth, the grey input, one segment per class);
-plus codebook usage of the oracle's codes and of the predicted codes, and the share of codes predicted exactly.
+plus codebook usage of the oracle's codes and of the predicted codes, the share of codes predicted exactly, and
+(VQ with an EMA codebook) the codebook splits the oracle's training made, summed from its ``metrics.jsonl``.
 Writes ``eval/step_N.json`` and ``eval/step_N_predictions.png`` (rows: image, target, baseline, oracle,
 prediction). Runs on rank 0; the other ranks wait.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fsq import distributed, rundir
 from fsq.config import UViMExperiment
+from fsq.data.dense import colorization_reference
+from fsq.data.sources import cache_dir
+from fsq.evaluation.tokenizer import cached_features
 from fsq.grids import save_grid
 from fsq.inference.prediction import predict
 from fsq.io import write_json_atomic
@@ -59,7 +68,7 @@ def evaluate_uvim(
     start = time.perf_counter()
     oracle, lm = oracle.to(device).eval(), lm.to(device).eval()
     task = build_task(cfg)
-    held_out = load_data(cfg, "test")
+    held_out = load_data(cfg, cfg.data.eval_split)
     train = train if train is not None else load_data(cfg, "train")
     predictions, oracle_preds, matches = [], [], 0
     oracle_usage, lm_usage = CodebookUsage(oracle.codebook_size), CodebookUsage(oracle.codebook_size)
@@ -81,6 +90,7 @@ def evaluate_uvim(
     o_sum, l_sum = oracle_usage.summary(), lm_usage.summary()
     results: dict[str, Any] = {
         "step": step,
+        "split": cfg.data.eval_split,
         "task": cfg.task.name,
         "quantizer": cfg.quantizer.kind,
         "levels": list(cfg.quantizer.levels) if cfg.quantizer.kind == "fsq" else None,
@@ -98,15 +108,22 @@ def evaluate_uvim(
         "predicted_codes_used": l_sum.codes_used,
         "predicted_usage": l_sum.usage_fraction,
         "code_accuracy": matches / (n * oracle.spec.code_grid**2),
+        "oracle_splits": oracle_splits(run_dir / "oracle"),
         "parameters": {
             "oracle": sum(p.numel() for p in oracle.parameters()),
             "lm": sum(p.numel() for p in lm.parameters()),
         },
     }
     if cfg.task.name == "colorization" and cfg.eval.fid_samples > 1:
-        results["prediction"]["fid"], results["baseline"]["fid"] = _colorization_fid(
-            prediction["rgb"], baseline["rgb"], held_out["image"], cfg.eval.fid_samples, device
+        count = min(cfg.eval.fid_samples, n)
+        reference = colorization_reference(
+            count, image_size=cfg.data.image_size, seed=cfg.data.seed, cache_dir=cfg.data.cache_dir
         )
+        cache = cache_dir(cfg.data.cache_dir) / "fid_features"
+        results["prediction"]["fid"], results["baseline"]["fid"] = _colorization_fid(
+            prediction["rgb"][:count], baseline["rgb"][:count], reference, device, cache
+        )
+        results["fid_samples"], results["fid_reference"] = count, "crops of the training photos (not ground truths)"
     results["seconds"] = time.perf_counter() - start
     (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
     write_json_atomic(results, rundir.eval_path(run_dir, step))
@@ -131,12 +148,35 @@ def _target(data: dict[str, torch.Tensor], task) -> dict[str, torch.Tensor]:
     return task.decode_prediction(task.encode_target(data))
 
 
-def _colorization_fid(pred, baseline, real, count, device) -> tuple[float, float]:
-
+def _colorization_fid(pred, baseline, reference, device, cache: Path) -> tuple[float, float]:
+    """FID of the predictions and of the baseline against the reference crops; reference and baseline features
+    (the same for every run on the same data) are cached under ``cache`` by the images' hash."""
     network = InceptionFeatures().to(device)
-    count = min(count, real.shape[0])
-    real_f = network.extract(real[:count], device=device)
+
+    def features(images: torch.Tensor, cached: bool) -> np.ndarray:
+        compute = lambda: network.extract(images, device=device)  # noqa: E731
+        if not cached:
+            return compute()
+        key = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:24]
+        return cached_features(cache / f"{key}.npy", compute)
+
+    real = features(reference, True)
     return (
-        float(fid_from_features(real_f, network.extract(pred[:count], device=device))),
-        float(fid_from_features(real_f, network.extract(baseline[:count], device=device))),
+        float(fid_from_features(real, features(pred, False))),
+        float(fid_from_features(real, features(baseline, True))),
     )
+
+
+def oracle_splits(phase_dir: Path) -> int | None:
+    """Codebook splits of the oracle's training, summed from its logged window means (``None`` without a log)."""
+    path = phase_dir / rundir.METRICS
+    if not path.is_file():
+        return None
+    total, previous, seen = 0.0, 0, False
+    for record in rundir.read_metrics(phase_dir):
+        if "splits" not in record:
+            continue
+        seen = True
+        total += record["splits"] * (record["step"] - previous)
+        previous = record["step"]
+    return round(total) if seen else None

@@ -26,6 +26,7 @@ from fsq.distributed import DistInfo
 from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.optim import adamw
+from fsq.quantizers import VQ
 from fsq.stages.base import Phase, Stage
 from fsq.tasks import Task, get_task
 
@@ -47,14 +48,15 @@ def build_task(cfg: UViMExperiment) -> Task:
 
 
 def load_data(cfg: UViMExperiment, split: str) -> dict[str, torch.Tensor]:
-    """The task's (image, target) pairs of a split, in memory."""
+    """The task's (image, target) pairs of a split, in memory: drawn from ``data.seed`` (not ``train.seed``, so
+    runs that differ only in their training seed see the same data)."""
     d = cfg.data
     return load_task_data(
         cfg.task.name,
         split,
         d.train_size if split == "train" else d.eval_size,
         image_size=d.image_size,
-        seed=cfg.train.seed,
+        seed=d.seed,
         scene_config_overrides=(
             {"min_objects": d.min_objects, "max_objects": d.max_objects} if cfg.task.name != "colorization" else None
         ),
@@ -155,7 +157,10 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
         batch = select(train, sampler.indices(step), device)
         out, q = network(task.encode_target(batch), task.context(batch), _generator(cfg.train.seed, step, 1))
         task_loss = task.loss(out.float(), batch)
-        return task_loss + q.aux_loss, {"task_loss": task_loss.detach(), "aux_loss": q.aux_loss.detach()}
+        logged = {"task_loss": task_loss.detach(), "aux_loss": q.aux_loss.detach()}
+        if isinstance(oracle.quantizer, VQ) and oracle.quantizer.uses_ema:  # codebook splits of this step
+            logged["splits"] = torch.tensor(float(oracle.quantizer.last_num_splits))
+        return task_loss + q.aux_loss, logged
 
     o = cfg.optim
     yield Phase(
