@@ -1,60 +1,166 @@
-"""The MaskGIT report from hand-made evaluation JSONs: rows, table, claims (also with CFG rows lacking FID)."""
+"""The MaskGIT study's report from hand-made evaluation JSONs: rows (report split, tuning split beside), means over
+seeds, the guidance weight chosen on the tuning split only, the table, the claims, the plots, study settings."""
 
 from __future__ import annotations
 
 import json
 
-from fsq.studies.maskgit import claims, markdown_table, maskgit_rows
+import pytest
+
+from fsq.studies.maskgit import split_overrides
 from fsq.studies.maskgit import write_report as write_maskgit_report
+from fsq.studies.maskgit_claims import claims, markdown_table
+from fsq.studies.maskgit_rows import chosen_guidance, collect, summarize, training_flops
+
+WEIGHTS = (0.0, 0.1, 1.0)
 
 
-def _eval(quantizer: str, fid: float, acc0: float, acc1: float, usage: float, bits: float) -> dict:
+def _eval(quantizer: str, split: str, fd: dict[float, float], *, step: int, seed: int, usage: float) -> dict:
+    """An evaluation JSON as fsq.evaluation.maskgit writes it (only the keys the report reads)."""
     return {
-        "step": 10,
+        "step": step,
         "quantizer": quantizer,
-        "codebook_size": 1000,
-        "sampling": {"steps": 12},
-        "classifier": {"test_accuracy": 0.99},
-        "compression": {"bits_per_token": bits, "uniform_bits_per_token": 9.97},
-        "speed": [{"steps": 12, "images_per_second": 30.0}],
+        "codebook_size": 1000 if quantizer == "fsq" else 1024,
+        "token_grid": [4, 4],
+        "parameters": 1000,
+        "eval_split": split,
+        "reference_split": split,
+        "classifier": {"test_accuracy": 0.985},
+        "tokenizer_usage": {"codes_used": int(usage * 1000), "usage": usage, "split": split, "images": 100},
+        "compression": {"bits_per_token": 6.0 if quantizer == "fsq" else 4.0},
         "guidance": [
             {
-                "guidance": 0.0,
-                "class_accuracy": acc0,
-                "fid": fid,
-                "precision": 0.5,
-                "recall": 0.4,
-                "fid_samples": 50,
-                "codes_used": int(usage * 1000),
-                "usage": usage,
+                "guidance": g,
                 "num_samples": 100,
-            },
-            {"guidance": 1.0, "class_accuracy": acc1, "codes_used": 10, "usage": 0.01, "num_samples": 100},
+                "class_accuracy": 0.7 + 0.2 * g,
+                "judge_fd": fd[g] + seed,  # seeds differ by 1: std 0.71 over two seeds
+                "judge_precision": 0.5 + 0.3 * g,
+                "judge_recall": 0.6 - 0.3 * g + (0.1 if quantizer == "fsq" else 0.0),
+                "codes_used": 50,
+                "usage": 0.05,
+            }
+            for g in WEIGHTS
         ],
     }
 
 
-def test_rows_table_and_claims():
-    evals = [_eval("fsq", 10.0, 0.9, 0.99, 0.9, 5.0), _eval("vq", 10.5, 0.95, 1.0, 0.6, 3.0)]
-    rows = maskgit_rows(evals, ["a", "b"])
-    assert [(r["quantizer"], r["guidance"]) for r in rows] == [("FSQ", 0.0), ("FSQ", 1.0), ("VQ", 0.0), ("VQ", 1.0)]
-    assert rows[1]["fid"] is None and rows[0]["images_per_second"] == 30.0
-    table = markdown_table(rows)
-    assert "| FSQ | 1000 | 0.00 | 90.0% | 10.0 |" in table
-    text = "\n".join(claims(rows))
-    assert "10.0 (FSQ) vs 10.5 (VQ), -4.8% -> **yes**" in text
-    assert "90.0% (FSQ) vs 60.0% (VQ) -> **yes**" in text
-    assert "5.00 vs 3.00 bits/token -> **yes**" in text
-    assert "FSQ: guidance raises class fidelity: 90.0% without, 99.0% at CFG 1 -> **yes**" in text
+# judge FD by (quantizer, budget, split): on `test` the best weight is 1.0, on `val` 0.1 (the study must pick 0.1)
+FD = {
+    ("fsq", 1, "test"): {0.0: 60.0, 0.1: 55.0, 1.0: 40.0},
+    ("fsq", 1, "val"): {0.0: 61.0, 0.1: 50.0, 1.0: 70.0},
+    ("vq", 1, "test"): {0.0: 40.0, 0.1: 30.0, 1.0: 20.0},
+    ("vq", 1, "val"): {0.0: 41.0, 0.1: 35.0, 1.0: 80.0},
+    ("fsq", 2, "test"): {0.0: 45.0, 0.1: 31.0, 1.0: 20.0},
+    ("fsq", 2, "val"): {0.0: 46.0, 0.1: 30.0, 1.0: 60.0},
+    ("vq", 2, "test"): {0.0: 35.0, 0.1: 30.0, 1.0: 10.0},
+    ("vq", 2, "val"): {0.0: 36.0, 0.1: 31.0, 1.0: 70.0},
+}
 
 
-def test_write_report(tmp_path):
+def _study(tmp_path, *, with_val: bool = True):
     runs = []
-    for name, result in (("f", _eval("fsq", 30.0, 0.8, 0.9, 0.9, 5.0)), ("v", _eval("vq", 20.0, 0.9, 1.0, 0.5, 3.0))):
-        (tmp_path / name / "eval").mkdir(parents=True)
-        (tmp_path / name / "eval" / "step_000010.json").write_text(json.dumps(result))
-        runs.append({"name": name, "run_dir": str(tmp_path / name)})
-    (tmp_path / "study.json").write_text(json.dumps({"kind": "maskgit", "title": "T", "runs": runs}))
-    report = write_maskgit_report(tmp_path).read_text()
-    assert "+50.0% -> **no**" in report  # FSQ's FID 30 vs VQ's 20 is not within 10%
-    assert json.loads((tmp_path / "results.json").read_text())["results"][0]["quantizer"] == "FSQ"
+    for q in ("fsq", "vq"):
+        for budget in (1, 2):
+            for seed in (0, 1):
+                name = f"{q}_x{budget}_s{seed}"
+                step = 10 * budget
+                folder = tmp_path / "runs" / name / "eval"
+                folder.mkdir(parents=True)
+                usage = 0.9 if q == "fsq" else 0.4
+                report = _eval(q, "test", FD[(q, budget, "test")], step=step, seed=seed, usage=usage)
+                (folder / f"step_{step:06d}.json").write_text(json.dumps(report))
+                if with_val:
+                    tune = _eval(q, "val", FD[(q, budget, "val")], step=step, seed=seed, usage=usage)
+                    (folder / f"step_{step:06d}_val.json").write_text(json.dumps(tune))
+                runs.append(
+                    {
+                        "name": name,
+                        "label": q.upper(),
+                        "run_dir": f"runs/{name}",
+                        "stage": "maskgit",
+                        "budget": budget,
+                        "seed": seed,
+                        "steps": step,
+                        "batch_size": 8,
+                    }
+                )
+    study = {"kind": "maskgit", "title": "T", "description": "", "overrides": [], "seeds": [0, 1], "runs": runs}
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    return tmp_path
+
+
+def test_rows_carry_both_splits_and_the_weight_is_chosen_on_val(tmp_path):
+    rows = collect(_study(tmp_path))
+    assert len(rows) == 2 * 2 * 2 * len(WEIGHTS)
+    first = rows[0]
+    assert (first["quantizer"], first["budget"], first["seed"], first["guidance"]) == ("FSQ", 1, 0, 0.0)
+    assert first["judge_fd"] == 60.0 and first["val_judge_fd"] == 61.0
+    assert first["images_seen"] == 80 and first["train_flops"] == 6.0 * 1000 * 10 * 8 * 17
+    assert first["tokenizer_usage"] == 0.9 and first["sampled_usage"] == 0.05
+    summary = summarize(rows)
+    s = next(s for s in summary if (s["quantizer"], s["budget"], s["guidance"]) == ("FSQ", 1, 0.0))
+    assert s["judge_fd"] == 60.5 and s["judge_fd_std"] == pytest.approx(0.7071, abs=1e-4) and s["seeds"] == [0, 1]
+    # test would pick 1.0 everywhere; val picks 0.1
+    assert chosen_guidance(summary) == {("FSQ", 1): 0.1, ("FSQ", 2): 0.1, ("VQ", 1): 0.1, ("VQ", 2): 0.1}
+
+
+def test_table_shows_no_guidance_and_the_val_choice(tmp_path):
+    table = markdown_table(collect(_study(tmp_path)))
+    lines = table.splitlines()
+    assert len(lines) == 2 + 2 * 2 * 2  # header, rule, (quantizer, budget) x (CFG 0, chosen)
+    assert "| FSQ | 1x (10 steps) | 80 | 0.1 * | 72.0 ± 0.0% | 55.5 ± 0.7 |" in table
+    assert "| VQ | 2x (20 steps) | 160 | 0 | 70.0 ± 0.0% | 35.5 ± 0.7 |" in table
+    assert "sampling FID" not in table  # no Inception numbers: no column
+    assert "| 1 * |" not in table
+
+
+def test_claims_say_where_fsq_and_vq_meet(tmp_path):
+    text = "\n".join(claims(collect(_study(tmp_path))))
+    # at the val-chosen 0.1: 1x FSQ 55.5 vs VQ 30.5 (+82%), 2x FSQ 31.5 vs VQ 30.5 (+3%): they meet from 2x
+    assert "they meet (FSQ at most 10% above VQ) from 2x the Stage II budget" in text
+    assert "+82%" in text and "+3%" in text and "The gap narrows with compute." in text
+    assert "**reproduced**: FSQ: a small guidance weight samples best" in text
+    assert "**reproduced**: FSQ's tokenizer uses more of its codebook than VQ's" in text
+    assert "**reproduced**: without guidance FSQ has the higher recall and lower precision" in text
+    assert "**reproduced**: VQ: guidance trades diversity for fidelity" in text
+
+
+def test_claims_when_fsq_stays_behind(tmp_path):
+    rows = collect(_study(tmp_path))
+    for r in rows:
+        if r["quantizer"] == "FSQ":
+            r["judge_fd"] += 50.0
+    text = "\n".join(claims(rows))
+    assert "**not reproduced**: MaskGIT on FSQ tokens matches" in text
+    assert "they do not meet at any budget up to 2x" in text
+
+
+def test_write_report_and_plots(tmp_path):
+    study = _study(tmp_path)
+    report = write_maskgit_report(study).read_text()
+    assert "0.1 *" in report and "## What the paper claims" in report
+    assert (study / "plots" / "guidance.png").stat().st_size > 1000
+    assert (study / "plots" / "budget.png").stat().st_size > 1000
+    results = json.loads((study / "results.json").read_text())
+    assert results["study"]["kind"] == "maskgit" and len(results["results"]) == 24
+
+
+def test_missing_val_evaluation_chooses_nothing(tmp_path):
+    rows = collect(_study(tmp_path, with_val=False))
+    assert rows[0]["val_judge_fd"] is None and chosen_guidance(summarize(rows)) == {}
+    assert len(markdown_table(rows).splitlines()) == 2 + 4  # CFG 0 only
+
+
+def test_training_flops_needs_the_grid():
+    assert training_flops({"parameters": 10}, {"steps": 1, "batch_size": 1}) is None
+
+
+def test_study_settings_from_the_command_line():
+    configs, stage1, stage2, settings = split_overrides(
+        ["a.yaml", "tokenizer.train.steps=5", "train.steps=3", "study.budgets=[1,2]", "study.seeds=0,3"]
+    )
+    assert configs == ["a.yaml"] and stage1 == ["train.steps=5"] and stage2 == ["train.steps=3"]
+    assert settings == {"budgets": [1, 2], "seeds": [0, 3]}
+    for bad in ("study.budgets=[0,1]", "study.seeds=[1,1]", "study.budgets=x", "study.steps=2"):
+        with pytest.raises(ValueError, match="study"):
+            split_overrides([bad])

@@ -68,6 +68,7 @@ class SamplingEvalConfig:
     fid_samples: NonNegativeInt = 500  # of the samples, how many go into sampling FID / precision / recall (0: skip)
     fid_guidance: list[float] | None = None  # the CFG weights that get FID / P / R (None: all; Inception is slow)
     pr_k: PositiveInt = 3  # nearest neighbours of the precision / recall manifolds (ADM suite)
+    reference_split: str | None = None  # real images FID, judge FD and P / R compare with (None: train, FID-train)
     classifier_steps: PositiveInt = 1000  # training steps of the class judge (cached per data source and steps)
     speed_steps: list[int] = field(default_factory=lambda: [1, 4, 8, 12])  # sampling speed measured for each T
     speed_batch: PositiveInt = 100

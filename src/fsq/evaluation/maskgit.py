@@ -4,16 +4,22 @@ For each guidance weight in ``eval.guidance``: ``eval.num_samples`` class-condit
 the classes, ``eval.steps`` decoding steps), decoded by the Stage I tokenizer, then
 - class accuracy: the share judged the conditioning class by a classifier trained on the real training set
   (``fsq.evaluation.classifier``; its own test accuracy is reported beside it);
-- sampling FID against real *training* images (the paper's "FID-train"), and k-NN precision / recall
-  (k = ``eval.pr_k``, the ADM suite's definition) on Inception features of the first ``eval.fid_samples`` samples
-  and as many random training images (their features cached by the images' hash);
-- judge Frechet distance: the Frechet distance between the samples' and as many random training images'
-  penultimate features of the class judge (a CPU-cheap stand-in, named as such and never called FID);
+- sampling FID against real reference images (by default random *training* images: the paper's "FID-train"), and
+  k-NN precision / recall (k = ``eval.pr_k``, the ADM suite's definition) on Inception features of the first
+  ``eval.fid_samples`` samples and as many reference images (their features cached by the images' hash);
+- judge Frechet distance and judge precision / recall: the Frechet distance and the same k-NN precision / recall
+  between the samples' and as many reference images' penultimate features of the class judge (a CPU-cheap
+  stand-in, named as such and never called FID);
 - codebook usage and perplexity of the sampled tokens (sampled usage, not the tokenizer's usage on held-out data).
-Once per run: the compression cost (bits per token of held-out token grids under the M2T deterministic schedule,
-conditioned on their labels), and sampling speed in images/s (tokens and decoding) for each ``eval.speed_steps``.
-Writes ``eval/step_N.json`` and ``eval/step_N_samples_g{alpha}.png`` (one row per class). Runs on rank 0; the
-other ranks wait.
+``eval.reference_split`` picks the reference images' split (None: the tokenizer's training split; a held-out
+split lets a study tune on ``val`` and report on ``test``).
+Once per run: the tokenizer's codebook usage on ``eval.num_samples`` held-out images of ``data.eval_split`` (as
+many tokens as the samples have: the two usages compare at equal counts), the compression cost (bits per token of
+held-out token grids under the M2T deterministic schedule, conditioned on their labels), and sampling speed in
+images/s (tokens and decoding) for each ``eval.speed_steps``.
+Writes ``eval/step_N{suffix}.json`` and ``eval/step_N{suffix}_samples_g{alpha}.png`` (one row per class; the
+suffix is empty unless the caller gives one, e.g. ``_val`` for a second evaluation on another split, which
+:func:`fsq.rundir.latest_eval` then ignores). Runs on rank 0; the other ranks wait.
 """
 
 from __future__ import annotations
@@ -42,11 +48,21 @@ from fsq.stages.maskgit import run_tokenizer
 from fsq.stages.tokenizer import load_split
 
 
-def _real_features(tok_cfg, count: int, seed: int, device: torch.device, network) -> np.ndarray:
-    """Inception features of ``count`` random training images (cached under the data cache by their hash)."""
-    train = load_split(tok_cfg, tok_cfg.data.train_split, None).images
-    pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))[:count]
-    images = train[pick]
+def reference_images(tok_cfg, split: str, count: int, seed: int) -> torch.Tensor:
+    """``count`` random uint8 images of ``split`` of the tokenizer's data (the same ones for the same seed)."""
+    pool = load_split(tok_cfg, split, None).images
+    if pool.shape[0] < count:
+        raise ValueError(
+            f"eval.reference_split={split!r} has {pool.shape[0]} images, fewer than the {count} samples it is compared "
+            "with: lower eval.num_samples or pick a larger split"
+        )
+    pick = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))[:count]
+    return pool[pick]
+
+
+def _real_features(tok_cfg, split: str, count: int, seed: int, device: torch.device, network) -> np.ndarray:
+    """Inception features of ``count`` random reference images (cached under the data cache by their hash)."""
+    images = reference_images(tok_cfg, split, count, seed)
     return cached_features(
         fid_cache_path(tok_cfg, images), lambda: network.extract(images.float().div(255), device=device)
     )
@@ -60,8 +76,11 @@ def evaluate_maskgit(
     model: MaskGIT | None = None,
     step: int | None = None,
     device: torch.device | None = None,
+    suffix: str = "",
 ) -> dict[str, Any]:
-    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results (empty on other ranks)."""
+    """Evaluate and write ``eval/step_N{suffix}.json`` (rank 0); returns the results (empty on other ranks)."""
+    if suffix and (not suffix.startswith("_") or "/" in suffix):
+        raise ValueError(f"suffix must start with '_' and name no folder (e.g. '_val'), got {suffix!r}")
     run_dir = Path(run_dir)
     if model is None:
         model, step, saved_cfg = load_maskgit_run(run_dir)
@@ -74,12 +93,14 @@ def evaluate_maskgit(
     if not info.is_main:
         distributed.barrier()
         return {}
-    results = _evaluate(run_dir, cfg, model, step, device or info.device)
+    results = _evaluate(run_dir, cfg, model, step, device or info.device, suffix)
     distributed.barrier()
     return results
 
 
-def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, device: torch.device) -> dict:
+def _evaluate(
+    run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, device: torch.device, suffix: str
+) -> dict:
 
     start = time.perf_counter()
     e = cfg.eval
@@ -97,7 +118,10 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
         "num_classes": spec.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
+        "eval_split": cfg.data.eval_split,
+        "reference_split": e.reference_split or tok_cfg.data.train_split,
     }
+    reference_split = results["reference_split"]
     judge = judge_real = None
     if spec.num_classes:
         with torch.enable_grad():  # trains the judge on a first use (then cached)
@@ -112,14 +136,13 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
                 test_split=tok_cfg.data.eval_split,
             )
         results["classifier"] = {k: v for k, v in judge_info.items() if k != "cached"}
-        train = load_split(tok_cfg, tok_cfg.data.train_split, None).images
-        pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(e.seed))[: e.num_samples]
-        judge_real = penultimate_features(judge, train[pick].float().div(255)).double().numpy()
+        real_images = reference_images(tok_cfg, reference_split, e.num_samples, e.seed)
+        judge_real = penultimate_features(judge, real_images.float().div(255)).double().numpy()
     network = real = None
     fid_n = min(e.fid_samples, e.num_samples)
     if fid_n > e.pr_k:
         network = InceptionFeatures().to(device)
-        real = _real_features(tok_cfg, fid_n, e.seed, device, network)
+        real = _real_features(tok_cfg, reference_split, fid_n, e.seed, device, network)
     labels = class_labels(e.num_samples, spec.num_classes)
     results["guidance"] = []
     for alpha in e.guidance:
@@ -144,12 +167,16 @@ def _evaluate(run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, 
         results["guidance"].append(row)
         out_dir = run_dir / rundir.EVAL
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_class_grid(images, labels, e.grid_per_class, rundir.eval_path(run_dir, step, f"_samples_g{alpha:g}.png"))
+        grid = rundir.eval_path(run_dir, step, f"{suffix}_samples_g{alpha:g}.png")
+        save_class_grid(images, labels, e.grid_per_class, grid)
+    results["tokenizer_usage"] = held_out_usage(
+        tok_cfg, tokenizer, cfg.data.eval_split, e.num_samples, e.batch_size, device
+    )
     if e.compression_samples > 0:
         results["compression"] = compression_cost(model, tok_cfg, tokenizer, cfg, device)
     results["speed"] = sampling_speed(model, tokenizer, cfg, device)
     results["seconds"] = time.perf_counter() - start
-    write_json_atomic(results, rundir.eval_path(run_dir, step))
+    write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
     return results
 
 
@@ -179,6 +206,7 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, net
         ]
         fake = penultimate_features(judge, images.float()).double().numpy()
         row["judge_fd"] = float(fid_from_features(judge_real, fake))
+        row["judge_precision"], row["judge_recall"] = manifold_precision_recall(judge_real, fake, k=e.pr_k)
     if network is not None:
         fake = network.extract(images[:fid_n], device=device)
         row["fid"] = float(fid_from_features(real, fake))
@@ -186,6 +214,24 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, net
         row["fid_samples"] = fid_n
     row["_tokens"], row["_images"] = tokens, images
     return row
+
+
+@torch.no_grad()
+def held_out_usage(tok_cfg, tokenizer, split: str, count: int, batch_size: int, device: torch.device) -> dict[str, Any]:
+    """The tokenizer's codebook usage on the first ``count`` images of ``split`` (tokenizer usage, not sampled)."""
+    held_out = load_split(tok_cfg, split, count).images
+    tokenizer = tokenizer.to(device).eval()
+    usage = CodebookUsage(tokenizer.codebook_size)
+    for batch in held_out.split(batch_size):
+        usage.update(tokenizer.tokenize(batch.to(device).float().div(255)).cpu())
+    summary = usage.summary()
+    return {
+        "codes_used": summary.codes_used,
+        "usage": summary.usage_fraction,
+        "perplexity": summary.perplexity,
+        "split": split,
+        "images": held_out.shape[0],
+    }
 
 
 def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment, device: torch.device) -> dict:

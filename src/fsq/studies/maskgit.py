@@ -1,236 +1,422 @@
-"""The MaskGIT study (paper Fig. 4 table): Stage II on several tokenizers with the same budget; run and report.
+"""The MaskGIT study (paper Fig. 4): FSQ vs VQ tokens under the same Stage II budget, a guidance sweep, and the
+same comparison at several multiples of the budget; plan, run and report.
 
-``run_maskgit_study(out_dir, configs)`` trains one MaskGIT per config (a tokenizer not trained yet is trained first
-from ``data.tokenizer_config``) under ``out_dir/runs/<name>``; finished runs are reused. The report half
-(``maskgit_rows`` flattens evaluation JSONs, one row per run and guidance weight; ``write_report`` writes
-``report.md``, ``results.json`` and ``results.csv``) is torch-free.
+``run_maskgit_study(out_dir, ...)`` trains, for each quantizer, a Stage I tokenizer (the preset's; or, with
+``configs``, the tokenizer each MaskGIT config names), exports its training tokens once, then one MaskGIT per
+(budget multiple, seed) under ``out_dir/runs/<name>``: ``train.steps`` times the multiple (all else equal). Each
+MaskGIT is evaluated at every guidance weight twice: on the report split (``test``: ``eval/step_N.json``) and on
+the tuning split (``val``: ``eval/step_N_val.json``), with sampling quality measured against reference images of
+that split (``eval.reference_split``). Choices read the tuning split only: the guidance weight of the headline
+comparison is the one with the lowest judge Frechet distance on ``val``. Finished runs (and evaluations) are
+reused, interrupted ones resume. Overrides starting ``tokenizer.`` go to Stage I, the others to every MaskGIT;
+``study.budgets=[1,2,4]`` and ``study.seeds=[0,1]`` set the plan.
+
+The report half (:mod:`fsq.studies.maskgit_rows`, :mod:`fsq.studies.maskgit_claims`,
+:mod:`fsq.studies.maskgit_plots`) is a pure function of the study folder and imports no torch.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fsq import rundir
 from fsq.config import MaskGITExperiment, TokenizerExperiment, config_path, load_config
 from fsq.io import write_text_atomic
-from fsq.studies.common import fmt, latest_eval, read_study, run_path, write_results, write_study
+from fsq.studies.common import read_study, run_path, timing_line, write_results, write_study
+from fsq.studies.maskgit_claims import claims, markdown_table
+from fsq.studies.maskgit_plots import plot
+from fsq.studies.maskgit_rows import TUNE_SUFFIX, collect
+
+__all__ = ["claims", "markdown_table", "run_maskgit_study", "write_report"]
+
+TUNE_SPLIT, REPORT_SPLIT = "val", "test"
+TOKENIZER_PREFIX, STUDY_PREFIX = "tokenizer.", "study."
+DEFAULT_BUDGETS, DEFAULT_SEEDS = [1, 2, 4], [0, 1]
+QUANTIZERS: dict[
+    str, dict[str, Any]
+] = {  # label -> Stage I quantizer: the paper's MaskGIT pair (FSQ [8,5,5,5] vs VQ 1024, MaskGIT recipe)
+    "FSQ": {"kind": "fsq", "levels": [8, 5, 5, 5]},
+    "VQ": {"kind": "vq", "codebook_size": 1024, "recipe": "maskgit"},
+}
+# Presets. "cpu": the codebook study's CPU scale (16 px MNIST, 4x4 tokens; a 2-layer width-64 transformer), one
+# thread (measured faster than two on the shared 2-core machine). The MaskGIT learning rate 0.01 was chosen on
+# `val` by the codebook study's sweep of this transformer on these tokens (0.002 / 0.005 / 0.01 / 0.02); the
+# guidance weight is chosen on `val` per run group by the study itself. "gpu": a larger transformer, longer runs
+# and Inception FID beside the judge's numbers.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "tokenizer": {
+            "data": {"image_size": 16, "eval_limit": 3000},
+            "model": {"filters": 16, "channel_multipliers": [1, 2, 4], "num_res_blocks": 1, "num_groups": 8},
+            "optim": {"lr": 0.002, "warmup_steps": 20},
+            "train": {
+                "steps": 400,
+                "batch_size": 32,
+                "ema_decay": 0.98,
+                "log_every": 50,
+                "checkpoint_every": 200,
+                "threads": 1,
+                "progress": False,
+            },
+            "eval": {"fid_samples": 0},
+            "vq_dim": 32,
+        },
+        "maskgit": {
+            "model": {"preset": None, "width": 64, "depth": 2, "heads": 4, "mlp_dim": 256, "dropout": 0.0},
+            "optim": {"lr": 0.01, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 50},
+            "train": {
+                "steps": 400,
+                "batch_size": 64,
+                "ema_decay": 0.98,
+                "log_every": 100,
+                "checkpoint_every": 400,
+                "threads": 1,
+                "progress": False,
+            },
+            "eval": {
+                "num_samples": 500,
+                "steps": 8,
+                "choice_temperature": 2.0,
+                "guidance": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0],
+                "fid_samples": 0,
+                "speed_steps": [8],
+                "speed_batch": 50,
+                "compression_samples": 1000,
+                "grid_per_class": 10,
+            },
+        },
+    },
+    "gpu": {
+        "tokenizer": {
+            "data": {"image_size": 32},
+            "model": {"preset": "gpu-base"},
+            "optim": {"lr": 0.0005, "warmup_steps": 500},
+            "train": {
+                "steps": 20000,
+                "batch_size": 256,
+                "ema_decay": 0.999,
+                "log_every": 100,
+                "checkpoint_every": 2000,
+            },
+            "eval": {"fid_samples": 5000},
+            "vq_dim": 256,
+        },
+        "maskgit": {
+            "model": {"preset": "cpu-small", "dropout": 0.1},
+            "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 500},
+            "train": {
+                "steps": 10000,
+                "batch_size": 256,
+                "ema_decay": 0.999,
+                "log_every": 100,
+                "checkpoint_every": 2000,
+            },
+            "eval": {
+                "num_samples": 5000,
+                "steps": 12,
+                "choice_temperature": 2.0,
+                "guidance": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0],
+                "fid_samples": 5000,
+                "compression_samples": 5000,
+            },
+        },
+    },
+}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _int_list(key: str, value: str) -> list[int]:
+    """``[1,2,4]`` or ``1,2,4``: distinct integers, at least 1 for budgets and 0 for seeds."""
+    items = [v for v in value.strip().strip("[]").replace(" ", "").split(",") if v]
+    smallest = 1 if key == "budgets" else 0
+    if not items or not all(v.isdigit() and int(v) >= smallest for v in items) or len(set(items)) != len(items):
+        raise ValueError(
+            f"study.{key} must list distinct integers >= {smallest}, e.g. study.{key}=[1,2,4], got {value!r}"
+        )
+    return [int(v) for v in items]
+
+
+def split_overrides(items: Sequence[str]) -> tuple[list[str], list[str], list[str], dict[str, list[int]]]:
+    """(config files, Stage I overrides, MaskGIT overrides, study settings) of the command line's items."""
+    configs = [i for i in items if "=" not in i]
+    pairs = [i for i in items if "=" in i]
+    stage1 = [i[len(TOKENIZER_PREFIX) :] for i in pairs if i.startswith(TOKENIZER_PREFIX)]
+    settings: dict[str, list[int]] = {}
+    for item in (i for i in pairs if i.startswith(STUDY_PREFIX)):
+        key, value = item[len(STUDY_PREFIX) :].split("=", 1)
+        if key not in ("budgets", "seeds"):
+            raise ValueError(f"unknown study setting {item!r}: use study.budgets=[1,2,4] or study.seeds=[0,1]")
+        settings[key] = _int_list(key, value)
+    stage2 = [i for i in pairs if not i.startswith((TOKENIZER_PREFIX, STUDY_PREFIX))]
+    return configs, stage1, stage2, settings
+
+
+def tokenizer_config(preset: str, label: str, data: str, overrides: list[str]) -> TokenizerExperiment:
+    """The Stage I config of one quantizer from the preset (``data`` the source)."""
+    base = json.loads(json.dumps(PRESETS[preset]["tokenizer"]))
+    vq_dim = base.pop("vq_dim")
+    base["data"]["source"] = data
+    base["quantizer"] = {**QUANTIZERS[label], **({"dim": vq_dim} if QUANTIZERS[label]["kind"] == "vq" else {})}
+    base["name"] = f"tokenizer_{label.lower()}"
+    return load_config(TokenizerExperiment, [], overrides, base=base)
+
+
+def arms(
+    out_dir: Path, preset: str, data: str, configs: Sequence[str | Path], stage1: list[str], stage2: list[str]
+) -> list[dict[str, Any]]:
+    """One entry per quantizer: its label, tokenizer dir and config (None: trained elsewhere) and base MaskGIT config.
+
+    Without ``configs``: the preset's tokenizers under ``out_dir/runs/tokenizer_<q>``, their tokens exported once
+    under ``out_dir/tokens/``. With ``configs``: each MaskGIT config file as given (its ``data.tokenizer``).
+    """
+    result = []
+    if configs:
+        for path in configs:
+            cfg = load_config(MaskGITExperiment, [config_path(path, "maskgit")], stage2)
+            tok = cfg.data.tokenizer_config
+            tok_cfg = load_config(TokenizerExperiment, [config_path(tok, "tokenizer")], stage1) if tok else None
+            label = tok_cfg.quantizer.kind.upper() if tok_cfg else cfg.name
+            entry = {"label": label, "name": cfg.name, "tokenizer": Path(cfg.data.tokenizer), "tok_cfg": tok_cfg}
+            result.append({**entry, "base": cfg})
+        return result
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {list(PRESETS)}")
+    for label in QUANTIZERS:
+        tok_cfg = tokenizer_config(preset, label, data, stage1)
+        tok_dir = out_dir / "runs" / tok_cfg.name
+        base = json.loads(json.dumps(PRESETS[preset]["maskgit"]))
+        base["name"] = f"maskgit_{label.lower()}"
+        base["data"] = {
+            "tokenizer": str(tok_dir),
+            "tokens": str(out_dir / "tokens" / tok_cfg.name / tok_cfg.data.train_split),
+            "train_split": tok_cfg.data.train_split,
+        }
+        cfg = load_config(MaskGITExperiment, [], stage2, base=base)
+        result.append({"label": label, "name": base["name"], "tokenizer": tok_dir, "tok_cfg": tok_cfg, "base": cfg})
+    return result
+
+
+def for_split(cfg: MaskGITExperiment, split: str) -> MaskGITExperiment:
+    """``cfg`` evaluated on ``split``: its held-out grids and its reference images both from that split."""
+    return replace(cfg, data=replace(cfg.data, eval_split=split), eval=replace(cfg.eval, reference_split=split))
+
+
+def run_config(base: MaskGITExperiment, name: str, budget: int, seed: int) -> MaskGITExperiment:
+    """One MaskGIT run: ``budget`` times the base's steps, ``seed``, evaluated on the report split."""
+    train = replace(base.train, steps=base.train.steps * budget, seed=seed)
+    return for_split(replace(base, name=name, train=train), REPORT_SPLIT)
 
 
 def run_maskgit_study(
-    out_dir: str | Path, configs: Sequence[str | Path], *, overrides: Sequence[str] = (), log=print
+    out_dir: str | Path,
+    configs: Sequence[str | Path] = (),
+    *,
+    preset: str = "cpu",
+    data: str = "mnist",
+    budgets: Sequence[int] = DEFAULT_BUDGETS,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    overrides: Sequence[str] = (),
+    log=print,
 ) -> Path:
-    """Stage II on several tokenizers with the same budget (paper Fig. 4 table): one MaskGIT run per config.
+    """Train (or reuse) every run of the study, evaluate each on the tuning and report splits; write ``report.md``.
 
-    Each config names its tokenizer run (``data.tokenizer``); a tokenizer not trained yet is trained first from
-    ``data.tokenizer_config``. MaskGIT runs live under ``out_dir/runs/<name>``; finished ones are reused.
+    ``overrides``: ``tokenizer.KEY=VALUE`` for Stage I, ``KEY=VALUE`` for every MaskGIT. The wall time, CPU time
+    and load average of a call that trained or evaluated anything are recorded in ``study.json`` (``timing``).
     """
-    from fsq import app  # training needs torch; the report does not
+    import torch  # training needs torch; the report does not
 
+    from fsq import app
+    from fsq.evaluation.maskgit import evaluate_maskgit
+    from fsq.stages.tokens import export_tokens
+
+    if not budgets or not seeds:
+        raise ValueError(f"the study needs at least one budget and one seed, got {list(budgets)} and {list(seeds)}")
+    start, cpu_start, load_start = time.perf_counter(), _cpu_seconds(), os.getloadavg()
     out_dir = Path(out_dir)
-    experiments = [load_config(MaskGITExperiment, [config_path(path, "maskgit")], list(overrides)) for path in configs]
-    names = [cfg.name for cfg in experiments]
-    if len(set(names)) != len(names):
-        raise ValueError(f"the configs' names must differ (they name the run dirs): {names}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs = [
-        {"name": cfg.name, "label": cfg.name, "run_dir": f"runs/{cfg.name}", "tokenizer": cfg.data.tokenizer}
-        for cfg in experiments
-    ]
-    c0 = experiments[0]
-    study = {
+    stage1 = [o[len(TOKENIZER_PREFIX) :] for o in overrides if o.startswith(TOKENIZER_PREFIX)]
+    stage2 = [o for o in overrides if not o.startswith(TOKENIZER_PREFIX)]
+    plan = arms(out_dir, preset, data, configs, stage1, stage2)
+    labels = [a["label"] for a in plan]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"the configs' quantizers must differ (they label the rows): {labels}")
+    runs, cfgs = [], []
+    for a in plan:
+        for budget in budgets:
+            for seed in seeds:
+                name = f"{a['name']}_x{budget}_s{seed}"
+                cfg = run_config(a["base"], name, budget, seed)
+                cfgs.append((a, cfg))
+                runs.append(
+                    {
+                        "name": name,
+                        "label": a["label"],
+                        "run_dir": f"runs/{name}",
+                        "stage": "maskgit",
+                        "tokenizer": str(a["tokenizer"]),
+                        "budget": budget,
+                        "seed": seed,
+                        "steps": cfg.train.steps,
+                        "batch_size": cfg.train.batch_size,
+                    }
+                )
+    b = plan[0]["base"]
+    budget_text = (
+        f"Stage II: a {b.model.depth}-layer width-{b.model.width} MaskGIT per quantizer, budget multiple and seed: "
+        f"{' / '.join(str(b.train.steps * m) for m in budgets)} steps ({', '.join(f'{m}x' for m in budgets)}) x batch "
+        f"{b.train.batch_size}, seeds {', '.join(map(str, seeds))}; {b.eval.num_samples} samples per guidance weight "
+        f"({', '.join(f'{g:g}' for g in b.eval.guidance)}; {b.eval.steps} decoding steps, choice temperature "
+        f"{b.eval.choice_temperature:g}), judged against as many `{TUNE_SPLIT}` images (choices) and `{REPORT_SPLIT}` "
+        f"images (reported); compression cost on {b.eval.compression_samples} held-out grids."
+    )
+    tok0 = plan[0]["tok_cfg"]
+    if tok0 is not None:
+        budget_text = (
+            f"Stage I: {tok0.train.steps} steps x batch {tok0.train.batch_size} per tokenizer, "
+            f"{tok0.data.image_size} px `{tok0.data.source}`. " + budget_text
+        )
+    previous = read_study(out_dir).get("timing") if (out_dir / "study.json").is_file() else None
+    study: dict[str, Any] = {
         "kind": "maskgit",
         "title": "Stage II: class-conditional MaskGIT on FSQ and VQ tokens (paper Fig. 4)",
         "description": (
-            f"Same budget for every run: {c0.train.steps} steps x batch {c0.train.batch_size}, transformer "
-            f"{c0.model.depth} x {c0.model.width}; sampling {c0.eval.steps} steps, choice temperature "
-            f"{c0.eval.choice_temperature}. Configs: {', '.join(map(str, configs))}."
+            "Same transformer and budget for both quantizers; every run evaluated at each guidance weight on the "
+            f"tuning split (`{TUNE_SPLIT}`: choices) and the report split (`{REPORT_SPLIT}`: the numbers shown)."
         ),
+        "preset": None if configs else preset,
+        "data": data,
         "configs": [str(p) for p in configs],
         "overrides": list(overrides),
+        "budgets": list(budgets),
+        "seeds": list(seeds),
+        "budget": budget_text,
         "runs": runs,
     }
+    if previous:
+        study["timing"] = previous
     write_study(out_dir, study)
-    for index, (run, cfg) in enumerate(zip(runs, experiments), 1):
-        tokenizer_dir = Path(cfg.data.tokenizer)
-        if cfg.data.tokenizer_config and not (tokenizer_dir / "eval").is_dir():
-            log(f"[{index}/{len(runs)}] tokenizer {tokenizer_dir}: training from {cfg.data.tokenizer_config} ...")
-            app.train(
-                load_config(TokenizerExperiment, [config_path(cfg.data.tokenizer_config, "tokenizer")]), tokenizer_dir
-            )
+    trained = evaluated = 0
+    for a in plan:
+        if a["tok_cfg"] is not None and not rundir.eval_files(a["tokenizer"]):  # a tokenizer with an eval is reused
+            log(f"tokenizer {a['tokenizer']}: training {a['label']} ...")
+            app.train(a["tok_cfg"], a["tokenizer"])
+            trained += 1
+        tokens = a["base"].data.tokens
+        if tokens and not (Path(tokens) / "manifest.json").is_file():
+            log(f"tokens of {a['tokenizer']}: exporting to {tokens} ...")
+            export_tokens(a["tokenizer"], a["base"].data.train_split, tokens)
+    for index, (run, (a, cfg)) in enumerate(zip(runs, cfgs), 1):
         run_dir = run_path(out_dir, run)
-        if rundir.has_eval(run_dir, cfg.train.steps):
-            log(f"[{index}/{len(runs)}] {run['name']}: finished earlier, reused")
-            continue
-        log(f"[{index}/{len(runs)}] {run['name']}: training MaskGIT on {tokenizer_dir} ...")
-        app.train(cfg, run_dir)
+        step = cfg.train.steps
+        if not rundir.has_eval(run_dir, step):
+            log(f"[{index}/{len(runs)}] {run['name']}: training MaskGIT on {a['tokenizer']} ...")
+            app.train(cfg, run_dir)
+            trained += 1
+        if not rundir.eval_path(run_dir, step, f"{TUNE_SUFFIX}.json").is_file():
+            log(f"[{index}/{len(runs)}] {run['name']}: evaluating on `{TUNE_SPLIT}` ...")
+            if cfg.train.threads:
+                torch.set_num_threads(cfg.train.threads)
+            evaluate_maskgit(run_dir, cfg=for_split(cfg, TUNE_SPLIT), suffix=TUNE_SUFFIX)
+            evaluated += 1
+    if trained or evaluated:
+        study["timing"] = {
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "cpu_seconds": round(_cpu_seconds() - cpu_start, 1),
+            "runs_trained": trained,
+            "load_average_before": [round(v, 2) for v in load_start],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "cpus": os.cpu_count(),
+        }
+        write_study(out_dir, study)
     return write_report(out_dir)
 
 
-def maskgit_rows(evals: list[dict[str, Any]], names: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per (run, guidance weight) of MaskGIT evaluation results."""
-    rows = []
-    for i, result in enumerate(evals):
-        speed = {s["steps"]: s["images_per_second"] for s in result.get("speed", [])}
-        compression = result.get("compression") or {}
-        for g in result["guidance"]:
-            rows.append(
-                {
-                    "name": names[i] if names else result.get("tokenizer_run", ""),
-                    "quantizer": (result.get("quantizer") or "").upper(),
-                    "codebook_size": result.get("codebook_size"),
-                    "guidance": g["guidance"],
-                    "class_accuracy": g.get("class_accuracy"),
-                    "fid": g.get("fid"),
-                    "precision": g.get("precision"),
-                    "recall": g.get("recall"),
-                    "fid_samples": g.get("fid_samples"),
-                    "codes_used": g.get("codes_used"),
-                    "usage": g.get("usage"),
-                    "bits_per_token": compression.get("bits_per_token"),
-                    "uniform_bits": compression.get("uniform_bits_per_token"),
-                    "images_per_second": speed.get(result.get("sampling", {}).get("steps")),
-                    "classifier_accuracy": (result.get("classifier") or {}).get("test_accuracy"),
-                    "num_samples": g.get("num_samples"),
-                    "step": result.get("step"),
-                }
-            )
-    return rows
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    header = (
-        "| quantizer | K | CFG | class acc. | sampling FID | precision | recall | codes used | usage | "
-        "bits/token | img/s |"
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for r in rows:
-        acc = f"{100 * r['class_accuracy']:.1f}%" if r["class_accuracy"] is not None else "-"
-        usage = f"{100 * r['usage']:.1f}%" if r["usage"] is not None else "-"
-        lines.append(
-            f"| {r['quantizer']} | {r['codebook_size']} | {fmt(r['guidance'], 2)} | {acc} | {fmt(r['fid'], 1)} | "
-            f"{fmt(r['precision'], 3)} | {fmt(r['recall'], 3)} | {r['codes_used']} | {usage} | "
-            f"{fmt(r['bits_per_token'], 2)} | {fmt(r['images_per_second'], 1)} |"
-        )
-    return "\n".join(lines)
-
-
-def claims(rows: list[dict[str, Any]]) -> list[str]:
-    """The paper's Stage II claims (Fig. 4), each checked against the measured rows."""
-    out = []
-    by_q: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_q.setdefault(r["quantizer"], []).append(r)
-    fsq_rows, vq_rows = by_q.get("FSQ", []), by_q.get("VQ", [])
-    if fsq_rows and vq_rows:
-        f0 = min(fsq_rows, key=lambda r: abs(r["guidance"]))
-        v0 = min(vq_rows, key=lambda r: abs(r["guidance"]))
-        if f0["fid"] is not None and v0["fid"] is not None:
-            best_f = min(r["fid"] for r in fsq_rows if r["fid"] is not None)
-            best_v = min(r["fid"] for r in vq_rows if r["fid"] is not None)
-            rel = (best_f - best_v) / best_v
-            verdict = "yes" if abs(rel) <= 0.1 else "no"
-            out.append(
-                f"MaskGIT on FSQ matches MaskGIT on VQ (paper: best FID 4.534 vs 4.509): best sampling FID "
-                f"{best_f:.1f} (FSQ) vs {best_v:.1f} (VQ), {100 * rel:+.1f}% -> **{verdict}** (within 10%)."
-            )
-        if f0["usage"] is not None and v0["usage"] is not None:
-            verdict = "yes" if f0["usage"] >= v0["usage"] else "no"
-            out.append(
-                f"FSQ tokens use more of the codebook (paper: 100% vs 81%): sampled tokens use "
-                f"{100 * f0['usage']:.1f}% (FSQ) vs {100 * v0['usage']:.1f}% (VQ) -> **{verdict}**."
-            )
-        if f0["bits_per_token"] is not None and v0["bits_per_token"] is not None:
-            verdict = "yes" if f0["bits_per_token"] >= v0["bits_per_token"] else "no"
-            out.append(
-                f"FSQ representations are slightly harder to model (paper Fig. 3d: higher compression cost): "
-                f"{f0['bits_per_token']:.2f} vs {v0['bits_per_token']:.2f} bits/token -> **{verdict}**."
-            )
-    for q, q_rows in by_q.items():
-        guided = [r for r in q_rows if r["guidance"] > 0 and r["class_accuracy"] is not None]
-        plain = [r for r in q_rows if r["guidance"] == 0 and r["class_accuracy"] is not None]
-        if guided and plain:
-            best = max(guided, key=lambda r: r["class_accuracy"])
-            verdict = "yes" if best["class_accuracy"] > plain[0]["class_accuracy"] else "no"
-            out.append(
-                f"{q}: guidance raises class fidelity: {100 * plain[0]['class_accuracy']:.1f}% without, "
-                f"{100 * best['class_accuracy']:.1f}% at CFG {best['guidance']:g} -> **{verdict}**."
-            )
-            with_pr = [r for r in (plain[0], best) if r["recall"] is not None]
-            if len(with_pr) == 2:
-                verdict = "yes" if best["recall"] <= plain[0]["recall"] else "no"
-                out.append(
-                    f"{q}: guidance trades diversity for fidelity (recall {plain[0]['recall']:.3f} -> "
-                    f"{best['recall']:.3f}, precision {plain[0]['precision']:.3f} -> {best['precision']:.3f}) "
-                    f"-> **{verdict}**."
-                )
-    return out
-
-
 def write_report(study_dir: str | Path) -> Path:
-    """Write results.json/csv, copy the sample grids under ``samples/`` and write report.md; returns its path."""
+    """Write results.json/csv, plots/, the sample grids under ``samples/`` and report.md; returns its path."""
     study_dir = Path(study_dir)
     study = read_study(study_dir)
-    evals, names = [], []
-    for run in study["runs"]:
-        result = latest_eval(run_path(study_dir, run))
-        if result is not None and "guidance" in result:
-            evals.append(result)
-            names.append(run["name"])
-    if not evals:
+    rows = collect(study_dir)
+    if not rows:
         raise ValueError(f"{study_dir}: no MaskGIT run has been evaluated yet")
-    rows = maskgit_rows(evals, names)
     write_results(study_dir, study, rows)
+    plots = plot(rows, study_dir / "plots")
     samples = study_dir / "samples"
     samples.mkdir(exist_ok=True)
     images = []
-    for name, result in zip(names, evals):
-        run_dir = run_path(study_dir, next(r for r in study["runs"] if r["name"] == name))
-        for g in result["guidance"]:
-            grid = rundir.eval_path(run_dir, result["step"], f"_samples_g{g['guidance']:g}.png")
+    runs = {run["name"]: run for run in study["runs"]}
+    seed, budget = min(r["seed"] for r in rows), max(r["budget"] for r in rows)
+    weights = sorted({0.0, max(r["guidance"] for r in rows)})
+    for r in rows:  # the first seed at the largest budget, without and with the strongest guidance
+        if r["seed"] == seed and r["budget"] == budget and r["guidance"] in weights:
+            grid = rundir.eval_path(run_path(study_dir, runs[r["name"]]), r["step"], f"_samples_g{r['guidance']:g}.png")
             if grid.is_file():
-                target = samples / f"{name}_g{g['guidance']:g}.png"
+                target = samples / f"{r['name']}_g{r['guidance']:g}.png"
                 shutil.copyfile(grid, target)
-                images.append((f"{result['quantizer'].upper()}, CFG {g['guidance']:g}", target))
-    first = evals[0]
-    classifier = first.get("classifier") or {}
+                images.append((f"{r['quantizer']}, {budget}x, CFG {r['guidance']:g}", target))
+    finished = {r["name"] for r in rows}
+    missing = [run["name"] for run in study["runs"] if run.get("stage") == "maskgit" and run["name"] not in finished]
+    first = rows[0]
     lines = [
         f"# {study['title']}",
         "",
         study.get("description", ""),
         "",
+        study.get("budget", ""),
+        "",
+        *([timing_line(study["timing"]), ""] if study.get("timing") else []),
         markdown_table(rows),
         "",
-        f"Class accuracy: share of {rows[0]['num_samples']} samples (classes in equal shares) that a classifier "
-        f"trained on the real training set assigns to the conditioning class; the classifier itself scores "
-        f"{100 * classifier.get('test_accuracy', float('nan')):.2f}% on the real test set. Sampling FID and "
-        f"precision / recall (k = 3) against as many random real training images, on Inception-v3 features "
-        f"({rows[0]['fid_samples']} samples: small-sample FIDs are biased upward and comparable only at equal "
-        "counts). Bits/token: compression cost of held-out token grids (M2T power schedule, alpha 2.2, 12 steps); "
-        f"uniform would be {fmt(rows[0]['uniform_bits'], 2)}. img/s: sampling plus decoding at the evaluation's "
-        "number of steps.",
+        f"Means over seeds (± one standard deviation). `*`: the guidance weight chosen on `{first['tune_split']}` "
+        f"(lowest judge Frechet distance there); every other number on `{first['report_split']}`. Class accuracy: "
+        f"share of {first['num_samples']} samples (classes in equal shares) the class judge assigns to the "
+        f"conditioning class (the judge scores {100 * (first['judge_accuracy'] or float('nan')):.2f}% on real "
+        f"held-out images). Judge FD: Frechet distance between the judge's penultimate features of the samples and "
+        f"of as many `{first['reference_split']}` images (not FID); judge precision / recall: k-NN (k = 3) manifolds "
+        "in the same features. Tokenizer usage: codes the tokenizer uses on as many held-out images as there are "
+        "samples; sampled usage: codes in the samples' tokens. Bits/token: compression cost of held-out token grids "
+        "under the trained transformer.",
         "",
         "## What the paper claims, measured here",
         "",
         *[f"- {line}" for line in claims(rows)],
         "",
+        "## Plots",
+        "",
+        *[f"![{p.stem}](plots/{p.name})" for p in plots],
+        "",
         "## Samples (one row per class)",
         "",
         *[f"**{label}**\n\n![{label}](samples/{path.name})\n" for label, path in images],
-        "Every number is also in `results.json` and `results.csv`.",
-        "",
     ]
+    if missing:
+        lines += [f"Runs not finished yet (rerun the study to resume them): {', '.join(missing)}", ""]
+    lines += ["Every number is also in `results.json` and `results.csv`; each run dir is under `runs/`.", ""]
     path = study_dir / "report.md"
     write_text_atomic("\n".join(lines), path)
     return path
 
 
-DEFAULT_CONFIGS = ["configs/maskgit/fsq_mnist.yaml", "configs/maskgit/vq_mnist.yaml"]
-
-
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
-    """``fsq study maskgit [CONFIG...] [key=value...]``: the items without ``=`` are the MaskGIT configs."""
-    configs = [item for item in overrides if "=" not in item]
-    return run_maskgit_study(out_dir, configs or DEFAULT_CONFIGS, overrides=[item for item in overrides if "=" in item])
+    """``fsq study maskgit [CONFIG...] [key=value...]``: items without ``=`` are MaskGIT configs (default: the
+    preset's FSQ and VQ); ``tokenizer.*`` overrides go to Stage I; ``study.budgets`` / ``study.seeds`` set the plan."""
+    configs, stage1, stage2, settings = split_overrides(overrides)
+    return run_maskgit_study(
+        out_dir,
+        configs,
+        preset=options.get("preset") or "cpu",
+        data=options.get("data") or "mnist",
+        budgets=settings.get("budgets", DEFAULT_BUDGETS),
+        seeds=settings.get("seeds", DEFAULT_SEEDS),
+        overrides=[f"{TOKENIZER_PREFIX}{o}" for o in stage1] + stage2,
+    )

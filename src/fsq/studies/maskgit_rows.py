@@ -1,0 +1,149 @@
+"""The MaskGIT study's rows and their summaries (torch-free): one row per (run, guidance weight), then means over
+seeds and the guidance weight chosen on the tuning split.
+
+Every MaskGIT run of the study is evaluated twice on the same samples' settings: on the report split (``test``:
+its ``eval/step_N.json``) and on the tuning split (``val``: ``eval/step_N_val.json``). A row carries the report
+split's numbers under their plain names and the tuning split's under ``val_*``; choices (the guidance weight of
+the headline comparison) read only the ``val_*`` columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from fsq import rundir
+from fsq.studies.common import read_study, run_path
+
+TUNE_SUFFIX = "_val"  # the tuning split's evaluation file: eval/step_N_val.json
+# per-guidance metrics of an evaluation, copied into a row (the report split's) and as val_* (the tuning split's)
+SAMPLE_KEYS = ("class_accuracy", "judge_fd", "judge_precision", "judge_recall", "fid", "precision", "recall")
+# metrics averaged over seeds in the summaries
+MEAN_KEYS = (
+    *SAMPLE_KEYS,
+    *(f"val_{k}" for k in SAMPLE_KEYS),
+    "sampled_usage",
+    "sampled_codes_used",
+    "tokenizer_usage",
+    "tokenizer_codes_used",
+    "bits_per_token",
+    "val_bits_per_token",
+)
+
+
+def tune_eval(run_dir: Path, step: int) -> dict[str, Any] | None:
+    """The tuning split's evaluation of ``step`` (``None`` before it exists)."""
+    path = rundir.eval_path(run_dir, step, f"{TUNE_SUFFIX}.json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def eval_rows(run: dict[str, Any], report: dict[str, Any], tune: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per guidance weight of a run's report-split evaluation, with the tuning split's numbers beside."""
+    tuned = {g["guidance"]: g for g in (tune or {}).get("guidance", [])}
+    usage = report.get("tokenizer_usage") or {}
+    compression = report.get("compression") or {}
+    rows = []
+    for g in report["guidance"]:
+        t = tuned.get(g["guidance"], {})
+        rows.append(
+            {
+                "name": run["name"],
+                "quantizer": run["label"],
+                "codebook_size": report.get("codebook_size"),
+                "budget": run["budget"],
+                "steps": run["steps"],
+                "batch_size": run["batch_size"],
+                "images_seen": run["steps"] * run["batch_size"],
+                "train_flops": training_flops(report, run),
+                "seed": run["seed"],
+                "guidance": g["guidance"],
+                **{k: g.get(k) for k in SAMPLE_KEYS},
+                **{f"val_{k}": t.get(k) for k in SAMPLE_KEYS},
+                "sampled_codes_used": g.get("codes_used"),
+                "sampled_usage": g.get("usage"),
+                "tokenizer_codes_used": usage.get("codes_used"),
+                "tokenizer_usage": usage.get("usage"),
+                "bits_per_token": compression.get("bits_per_token"),
+                "val_bits_per_token": ((tune or {}).get("compression") or {}).get("bits_per_token"),
+                "num_samples": g.get("num_samples"),
+                "report_split": report.get("eval_split"),
+                "tune_split": (tune or {}).get("eval_split"),
+                "reference_split": report.get("reference_split"),
+                "judge_accuracy": (report.get("classifier") or {}).get("test_accuracy"),
+                "parameters": report.get("parameters"),
+                "step": report.get("step"),
+            }
+        )
+    return rows
+
+
+def training_flops(report: dict[str, Any], run: dict[str, Any]) -> float | None:
+    """The usual 6 N D estimate of training FLOPs: N the transformer's parameters (the tied output layer included),
+    D the positions processed (steps x batch x (tokens + the class token)); attention's own cost is left out."""
+    grid, params = report.get("token_grid"), report.get("parameters")
+    if not grid or not params:
+        return None
+    return 6.0 * params * run["steps"] * run["batch_size"] * (grid[0] * grid[1] + 1)
+
+
+def collect(study_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of every MaskGIT run of the study that has its report-split evaluation."""
+    study_dir = Path(study_dir)
+    rows = []
+    for run in read_study(study_dir)["runs"]:
+        if run.get("stage") != "maskgit":
+            continue
+        run_dir = run_path(study_dir, run)
+        report = rundir.latest_eval(run_dir)
+        if report is None or "guidance" not in report:
+            continue
+        rows += eval_rows(run, report, tune_eval(run_dir, report["step"]))
+    return rows
+
+
+def _mean_std(values: list[Any]) -> tuple[float | None, float | None]:
+    known = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not known:
+        return None, None
+    return statistics.fmean(known), (statistics.stdev(known) if len(known) > 1 else None)
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Means (and standard deviations, ``<key>_std``) over seeds per (quantizer, budget, guidance), in row order."""
+    groups: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["quantizer"], r["budget"], r["guidance"]), []).append(r)
+    out = []
+    for (quantizer, budget, guidance), members in groups.items():
+        first = members[0]
+        entry: dict[str, Any] = {
+            "quantizer": quantizer,
+            "budget": budget,
+            "guidance": guidance,
+            "codebook_size": first["codebook_size"],
+            "steps": first["steps"],
+            "batch_size": first["batch_size"],
+            "images_seen": first["images_seen"],
+            "train_flops": first["train_flops"],
+            "seeds": sorted(r["seed"] for r in members),
+        }
+        for key in MEAN_KEYS:
+            entry[key], entry[f"{key}_std"] = _mean_std([r.get(key) for r in members])
+        out.append(entry)
+    return out
+
+
+def chosen_guidance(summary: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
+    """Per (quantizer, budget): the guidance weight with the lowest mean judge Frechet distance on the tuning split
+    (ties: the smaller weight); groups without tuning-split numbers get none."""
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for s in summary:
+        if s["val_judge_fd"] is None:
+            continue
+        key = (s["quantizer"], s["budget"])
+        if key not in best or (s["val_judge_fd"], s["guidance"]) < (best[key]["val_judge_fd"], best[key]["guidance"]):
+            best[key] = s
+    return {key: s["guidance"] for key, s in best.items()}
