@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fsq.data import SourceUnavailable
-from fsq.data.dense import load_task_data, task_splits
+from fsq.data.dense import colorization_reference, load_task_data, task_splits
 
 
 @pytest.mark.parametrize("task", ["depth", "panoptic"])
@@ -42,11 +42,13 @@ def test_scene_config_overrides_apply():
 
 
 def test_errors_name_the_valid_choices():
-    assert task_splits("depth") == ("train", "val", "test") and task_splits("colorization") == ("train", "test")
+    assert task_splits("depth") == ("train", "val", "test") == task_splits("colorization")
     with pytest.raises(ValueError, match="unknown task 'normals'.*depth"):
         load_task_data("normals", "train", 4, image_size=16)
-    with pytest.raises(ValueError, match=r"colorization data has splits \['train', 'test'\], got 'val'"):
-        load_task_data("colorization", "val", 4, image_size=16)
+    with pytest.raises(ValueError, match=r"colorization data has splits \['train', 'val', 'test'\], got 'dev'"):
+        load_task_data("colorization", "dev", 4, image_size=16)
+    with pytest.raises(ValueError, match="num must be a positive int"):
+        colorization_reference(0, image_size=16)
     with pytest.raises(ValueError, match="num must be a positive int"):
         load_task_data("depth", "train", 0, image_size=16)
     with pytest.raises(ValueError, match="scene_config_overrides apply to"):
@@ -63,3 +65,23 @@ def test_colorization_gives_photo_crops():
     assert torch.equal(train["image"], load_task_data("colorization", "train", 6, image_size=16)["image"])
     test = load_task_data("colorization", "test", 6, image_size=16)
     assert not torch.equal(train["image"], test["image"])
+
+
+def _shared_crops(a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many crops of ``a`` equal some crop of ``b``."""
+    return int((a.flatten(1)[:, None] == b.flatten(1)[None]).all(-1).any(1).sum())
+
+
+def test_colorization_val_and_fid_reference_are_disjoint_from_the_ground_truths():
+    try:
+        train = load_task_data("colorization", "train", 200, image_size=16)
+    except SourceUnavailable as error:
+        pytest.skip(str(error))
+    val = load_task_data("colorization", "val", 200, image_size=16)["image"]
+    test = load_task_data("colorization", "test", 200, image_size=16)["image"]
+    reference = colorization_reference(200, image_size=16)
+    assert reference.shape == (200, 3, 16, 16) and torch.equal(reference, colorization_reference(200, image_size=16))
+    # the FID reference holds none of the predictions' ground truths (ColTran's protocol), val none of test's
+    assert _shared_crops(reference, test) == 0 and _shared_crops(reference, val) == 0
+    assert _shared_crops(val, test) == 0 and _shared_crops(val, train["image"]) < 5  # own seed: other crops
+    assert not torch.equal(reference, colorization_reference(200, image_size=16, seed=1))

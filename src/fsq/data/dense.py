@@ -29,6 +29,8 @@ SCENE_TASKS = ("depth", "panoptic")
 PHOTO_TASKS = ("colorization",)
 # photo splits beyond the source's own: name -> (source split the crops come from, seed offset)
 PHOTO_EXTRA_SPLITS = {"val": ("train", 2)}
+PHOTO_SPLITS = ("train", "val", "test")
+assert set(PHOTO_SPLITS) == {*SOURCE_SPLITS["photos"], *PHOTO_EXTRA_SPLITS}
 REFERENCE_SEED_OFFSET = 3  # colorization_reference: crops of the training photos with seed + 3
 
 
@@ -37,7 +39,7 @@ def task_splits(task_name: str) -> tuple[str, ...]:
     if task_name in SCENE_TASKS:
         return tuple(SCENE_SPLITS)
     if task_name in PHOTO_TASKS:
-        return (*SOURCE_SPLITS["photos"], *PHOTO_EXTRA_SPLITS)
+        return PHOTO_SPLITS
     raise ValueError(f"unknown task {task_name!r}; the tasks with data are {[*SCENE_TASKS, *PHOTO_TASKS]}")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -214,10 +215,8 @@ def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, An
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (``None`` for one value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else None
 
 
 def group(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -247,8 +246,8 @@ def _pm(mean: float | None, std: float | None, digits: int, scale: float = 1.0, 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Mean ± sample std over the seeds of each (task, variant); a single seed shows no ±."""
     header = (
-        "| task | variant | metric | seeds | UViM | oracle | trivial baseline | K | oracle usage | codebook splits "
-        "| codes exact |"
+        "| task | variant | metric | seeds | UViM | oracle | trivial baseline | K | oracle usage | predicted usage "
+        "| codebook splits | codes exact |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for g in group(rows):
@@ -256,7 +255,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {g['task']} | {g['variant']} | {g['metric']} | {len(g['seeds'])} | "
             f"{_pm(g['prediction'], g['prediction_std'], 3)} | {_pm(g['oracle'], g['oracle_std'], 3)} | "
             f"{fmt(g['baseline'], 3)} | {g['codebook_size']} | {_pm(g['usage'], g['usage_std'], 2, 100, '%')} | "
-            f"{_pm(g['splits'], None, 0)} | {_pm(g['code_accuracy'], None, 1, 100, '%')} |"
+            f"{_pm(g['predicted_usage'], None, 2, 100, '%')} | {_pm(g['splits'], None, 0)} | "
+            f"{_pm(g['code_accuracy'], None, 1, 100, '%')} |"
         )
     return "\n".join(lines)
 
@@ -280,6 +280,13 @@ def _resolved(difference: float, spread: float | None) -> str:
     return f"{word} than twice its standard error over seeds ({spread:.3f})"
 
 
+def _verdict(holds: bool, difference: float, spread: float | None) -> str:
+    """yes / no for a claimed direction of a difference, or "within the spread" when seeds cannot tell."""
+    if spread is not None and abs(difference) <= 2 * spread:
+        return "within the run-to-run spread"
+    return "yes" if holds else "no"
+
+
 def claims(rows: list[dict[str, Any]]) -> list[str]:
     """The paper's Table 2 claims, checked on the mean over seeds, each difference compared with its spread."""
     groups = group(rows)
@@ -294,8 +301,18 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
             verdict = "yes" if gap <= 0.10 else "no"
             out.append(
                 f"{task}: FSQ within 10% of VQ ({label} {_pm(f['prediction'], f['prediction_std'], 3)} vs "
-                f"{_pm(v['prediction'], v['prediction_std'], 3)}, FSQ {100 * gap:+.1f}% worse; the difference "
+                f"{_pm(v['prediction'], v['prediction_std'], 3)}: FSQ {100 * abs(gap):.1f}% "
+                f"{'worse' if gap > 0 else 'better'}; the difference "
                 f"{diff:+.3f} is {_resolved(diff, _spread(f, v))}) -> **{verdict}**."
+            )
+        if f and v and f["oracle"] is not None and v["oracle"] is not None:
+            diff = f["oracle"] - v["oracle"]
+            worse = diff > 0 if lower else diff < 0
+            spread = _spread({**f, "prediction_std": f["oracle_std"]}, {**v, "prediction_std": v["oracle_std"]})
+            out.append(
+                f"{task}: Stage I alone (the oracle, no language model), FSQ vs VQ: {label} "
+                f"{_pm(f['oracle'], f['oracle_std'], 3)} vs {_pm(v['oracle'], v['oracle_std'], 3)}; FSQ "
+                f"{'worse' if worse else 'better or equal'} by {abs(diff):.3f}, {_resolved(diff, spread)}."
             )
         for r in (f, v):
             if r and r["prediction"] is not None and r["baseline"] is not None:
@@ -322,13 +339,13 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
             f"depth: VQ without splitting predicts worse (paper: RMSE 0.490 vs 0.468): RMSE "
             f"{_pm(nosplit['prediction'], nosplit['prediction_std'], 3)} vs "
             f"{_pm(split['prediction'], split['prediction_std'], 3)}; the difference {diff:+.3f} is "
-            f"{_resolved(diff, _spread(nosplit, split))} -> **{'yes' if diff > 0 else 'no'}**."
+            f"{_resolved(diff, _spread(nosplit, split))} -> **{_verdict(diff > 0, diff, _spread(nosplit, split))}**."
         )
     f, fn = _find(groups, "panoptic", "FSQ"), _find(groups, "panoptic", "FSQ, no context")
     v, vn = _find(groups, "panoptic", "VQ"), _find(groups, "panoptic", "VQ, no context")
     if f and fn and v and vn:
         drop_f, drop_v = f["prediction"] - fn["prediction"], v["prediction"] - vn["prediction"]
-        verdict = "yes" if drop_f <= drop_v else "no"
+        verdict = _verdict(drop_f <= drop_v, drop_f - drop_v, _spread(f, fn, v, vn))
         out.append(
             f"panoptic: without the image context FSQ degrades less than VQ (paper: 40.2 vs 39.0 PQ): PQ drops by "
             f"{drop_f:.3f} (FSQ) vs {drop_v:.3f} (VQ); the difference of the drops {drop_f - drop_v:+.3f} is "
@@ -341,7 +358,8 @@ TABLE_NOTE = (
     "Mean ± sample standard deviation over the seeds. UViM: the language model's greedy codes decoded by the oracle "
     "with the image as context. Oracle: the oracle decoding its own codes of the true target (Stage I's upper "
     "bound). Oracle usage: share of the K codes the oracle gives the held-out targets (16 codes x the held-out "
-    "pairs: with 500 pairs, 8000 codes can use at most 86% of 4096 codes even if spread uniformly). Codebook "
+    "pairs: with 500 pairs, 8000 codes can use at most 86% of 4096 codes even if spread uniformly). Predicted "
+    "usage: share of the K codes in the language model's greedy predictions (seed mean). Codebook "
     "splits: per run, summed over the oracle's training (VQ, EMA codebook). Codes exact: share of code positions "
     "the language model predicts exactly."
 )
