@@ -31,16 +31,16 @@ export PYTHONPATH="$PWD/src${site:+:$site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNB
 [ -z "${FSQ_CACHE:-}" ] && [ -d .gpucache ] && export FSQ_CACHE="$PWD/.gpucache"
 logs="$out/logs"
 mkdir -p "$logs"
-$py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
-  | tee "$logs/device.txt" || exit 1
 status=0
+$py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
+  2>&1 | tee "$logs/device.txt" || status=1
 start=$SECONDS
 left() {  # the smaller of $1 and the seconds left of the 470 s budget (at least 1)
   local l=$((470 - (SECONDS - start)))
   if [ "$l" -lt "$1" ]; then echo $((l > 1 ? l : 1)); else echo "$1"; fi
 }
 echo "== 1. GPU table (fused kernels vs eager vs vector-quantize-pytorch vs the floor)"
-timeout "$(left 150)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --out "$out/fsq_gpu.json" 2>&1 \
+timeout "$(left 170)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --out "$out/fsq_gpu.json" 2>&1 \
   | tee "$logs/gpu_table.txt" || status=1
 
 echo "== 2. studies with --preset gpu (background), 3. the CUDA test tier (foreground)"
@@ -49,7 +49,7 @@ $py -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fid_helpe
   || fid=(eval.fid_samples=0 maskgit.eval.fid_samples=0)
 one_thread=(train.threads=1 maskgit.train.threads=1)  # 12 processes share 16 cores
 read -r -a extra <<<"${STUDY_OVERRIDES:-}"
-study_time=$(left 300)
+study_time=$(left 280)
 timeout -k 10 "$study_time" $py -m fsq study codebook-size --preset gpu --jobs 7 \
   --sizes 64 256 1024 4096 16384 65536 --out "$out/codebook" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
   >"$logs/codebook.txt" 2>&1 &
