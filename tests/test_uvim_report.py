@@ -25,6 +25,7 @@ def _row(task, variant, seed, prediction, usage=0.5, splits=None, oracle=None, m
         "predicted_usage": 0.01,
         "splits": splits,
         "code_accuracy": 0.5,
+        "seconds": 60.0,
     }
 
 
@@ -47,6 +48,7 @@ def test_group_gives_mean_and_sample_std_per_variant():
     assert groups[1]["prediction_std"] == 0 and groups[2]["prediction_std"] is None  # one seed: no spread
     table = markdown_table(_depth([0.5, 0.6, 0.7], [0.4, 0.4, 0.4], [0.9]))
     assert "| depth | FSQ | RMSE (m) | 3 | 0.600 ± 0.100 | 0.300 ± 0.050 | 0.700 | 4096 | 50.00 ± 0.00% |" in table
+    assert table.splitlines()[2].endswith("| 1.0 |")  # 60 s per run
     assert "| depth | VQ, no splitting | RMSE (m) | 1 | 0.900 | 0.450 |" in table
 
 
@@ -77,3 +79,11 @@ def test_fsq_vs_vq_reports_the_direction_and_the_oracle():
     line = next(x for x in lines if "FSQ within 10% of VQ" in x)
     assert "FSQ 10.0% worse" in line and line.endswith("**yes**.")
     assert any(x.startswith("depth: Stage I alone") and "FSQ worse by 0.020" in x for x in lines)
+
+
+def test_a_collapsed_language_model_is_named():
+    rows = _depth([0.5], [0.4], [0.45])  # predicted usage 1% vs the oracle's 50-60%
+    rows[0]["predicted_usage"] = 0.4
+    lines = [x for x in claims(rows) if "not a paper claim" in x]
+    assert len(lines) == 2 and "collapsed" not in lines[0] and "80% of what the oracle uses" in lines[0]
+    assert "2% of what the oracle uses" in lines[1] and "Stage II collapsed" in lines[1]
