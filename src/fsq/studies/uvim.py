@@ -1,9 +1,12 @@
 """The UViM study (paper Table 2): depth, colorization and panoptic with FSQ vs VQ and the ablations; run, report.
 
-One row per run: the task metric of the full model, of the oracle (Stage I upper bound) and of the trivial
-baseline, the codebook usage of the oracle's codes, and the claims checked: FSQ within 10% of VQ on each task;
-VQ without codebook splitting collapses; without the image context FSQ degrades less than VQ. The report half
-is torch-free.
+``fsq study uvim --seeds 0 1 2`` trains each row of :data:`UVIM_PLAN` once per seed (``train.seed``; the data
+are fixed by ``data.seed``) and reports, per (task, variant), the mean ± sample std over the seeds of the task
+metric of the full model, of the oracle (Stage I upper bound) and of the trivial baseline, the oracle's codebook
+usage, the language model's, and the codebook splits the oracle made. The claims checked: FSQ within 10% of VQ
+on each task; splitting acts; VQ without codebook splitting uses fewer codes and predicts worse; without the
+image context FSQ degrades less than VQ. Each difference is compared with twice its standard error over the
+seeds, and a claim the seeds cannot decide says so. The report half is torch-free.
 """
 
 from __future__ import annotations
