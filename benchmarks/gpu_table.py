@@ -5,8 +5,11 @@ N in 2^12 ... 2^24 vectors (step x4) and d in 3 ... 8 channels (levels below), i
 
 - ``fused``:  ``fsq.FSQ(levels, kernel="triton")`` (what ``kernel="auto"`` picks on CUDA), defaults otherwise;
 - ``eager``:  ``fsq.FSQ(levels, kernel="eager")``;
+- ``fused_nc``: the same with ``check_finite=False`` (no NaN check: the check costs a reduction and a host sync);
 - ``vqp``:    vector-quantize-pytorch ``FSQ(levels)`` (skipped if not installed);
 - ``vqp_c``:  the same under ``torch.compile(dynamic=True)`` (one compilation per d serves every N);
+- ``base``:   ``x * 1.0`` forward and backward: the harness's own floor (host overhead of any one-op step);
+- ``graph``:  ``fused_nc``'s fwd+bwd captured in a CUDA graph and replayed: the kernels' GPU time alone;
 - ``floor``:  bytes moved / measured copy bandwidth. A fwd+bwd has to read z (4d bytes) and write codes (4d) and
   one int64 index (8), then read the upstream gradient (4d) and z again (4d) and write dL/dz (4d): ``20 d + 8``
   bytes per vector. The bandwidth is that of a 1 GiB device-to-device ``copy_`` (read + write counted).
@@ -50,7 +53,14 @@ LEVELS = {
     7: [8, 8, 8, 5, 5, 5, 5],
     8: [8, 8, 8, 8, 5, 5, 5, 5],
 }
-NAMES = ["fused", "eager", "vqp", "vqp_c"]
+NAMES = ["fused", "fused_nc", "eager", "vqp", "vqp_c", "base"]
+
+
+class Base(torch.nn.Module):
+    """The harness's floor: one element-wise op forward and backward (what any quantizer's step costs at least)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (x * 1.0,)
 
 
 def grid(quick: bool, dry_run: bool) -> tuple[list[int], list[int]]:
@@ -94,7 +104,11 @@ def copy_bandwidth(device: str, nbytes: int) -> float:
 def make_models(d: int, device: str, compile_backend: str) -> tuple[dict, dict]:
     """The quantizers of one d, and the reasons for those skipped."""
     levels = LEVELS[d]
-    models = {"fused": FSQ(levels, kernel="triton"), "eager": FSQ(levels, kernel="eager")}
+    models = {
+        "fused": FSQ(levels, kernel="triton"),
+        "fused_nc": FSQ(levels, kernel="triton", check_finite=False),
+        "eager": FSQ(levels, kernel="eager"),
+    }
     skipped = {}
     if VQP_FSQ is None:
         skipped["vqp"] = skipped["vqp_c"] = "vector-quantize-pytorch not installed"
@@ -102,7 +116,27 @@ def make_models(d: int, device: str, compile_backend: str) -> tuple[dict, dict]:
         models["vqp"] = VQP_FSQ(levels)
         # dynamic: one compilation per d serves every N (static shapes would compile twice per d)
         models["vqp_c"] = torch.compile(VQP_FSQ(levels).to(device), backend=compile_backend, dynamic=True)
-    return {name: m.to(device) for name, m in models.items()}, skipped
+    models["base"] = Base()
+    order = {name: i for i, name in enumerate(NAMES)}
+    return {name: models[name].to(device) for name in sorted(models, key=order.get)}, skipped
+
+
+def graph_ms(model, x0: torch.Tensor, g: torch.Tensor, repeats: int) -> float:
+    """Median GPU milliseconds of one fwd+bwd captured in a CUDA graph and replayed: the kernels' own time, with
+    no host overhead (the model must not synchronise: ``check_finite=False``)."""
+    x = x0.clone().requires_grad_()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream before capture, as torch.cuda.graph requires
+        for _ in range(3):
+            x.grad = None
+            torch.autograd.backward(model(x)[0], g)
+    torch.cuda.current_stream().wait_stream(side)
+    x.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        torch.autograd.backward(model(x)[0], g)
+    return statistics.median(timed(graph.replay, "cuda") for _ in range(repeats))
 
 
 def run_step(model, x0: torch.Tensor, g: torch.Tensor) -> None:
@@ -183,9 +217,9 @@ def run(args) -> None:
     bandwidth = copy_bandwidth(device, 2**30 if device == "cuda" else 2**24)
     print(f"device={device} copy bandwidth {bandwidth / 1e9:.0f} GB/s (read + write), repeats={args.repeats}")
     header = (
-        f"{'N':>9} {'d':>2} | {'fused ms':>9} {'eager ms':>9} {'vqp ms':>9} {'vqp_c ms':>9} {'floor ms':>9} | "
-        f"{'vqp/fused':>9} {'vqp_c/fus':>9} {'fus/floor':>9} | {'fused MB':>9} {'eager MB':>9} {'vqp MB':>9} "
-        f"{'vqp_c MB':>9}"
+        f"{'N':>9} {'d':>2} | {'fused ms':>9} {'nochk ms':>9} {'eager ms':>9} {'vqp ms':>9} {'vqp_c ms':>9} "
+        f"{'base ms':>9} {'floor ms':>9} | {'vqp/fused':>9} {'vqp_c/fus':>9} {'fus/floor':>9} | "
+        f"{'fused MB':>9} {'vqp MB':>9}"
     )
     print(header + "\n" + "-" * len(header))
     gen, rows = torch.Generator().manual_seed(0), []
@@ -220,12 +254,28 @@ def run(args) -> None:
             fused = med["fused"]
             ratio = [None if med[k] is None or fused is None else med[k] / fused for k in ("vqp", "vqp_c")]
             print(
-                f"{n:>9} {d:>2} | {fmt(med['fused']):>9} {fmt(med['eager']):>9} {fmt(med['vqp']):>9} "
-                f"{fmt(med['vqp_c']):>9} {floor_ms:>9.3f} | {fmt(ratio[0], '.2f'):>9} {fmt(ratio[1], '.2f'):>9} "
-                f"{fmt(None if fused is None else fused / floor_ms, '.2f'):>9} | {mb[0]:>9} {mb[1]:>9} {mb[2]:>9} "
-                f"{mb[3]:>9}",
+                f"{n:>9} {d:>2} | {fmt(fused):>9} {fmt(med['fused_nc']):>9} {fmt(med['eager']):>9} "
+                f"{fmt(med['vqp']):>9} {fmt(med['vqp_c']):>9} {fmt(med['base']):>9} {floor_ms:>9.3f} | "
+                f"{fmt(ratio[0], '.2f'):>9} {fmt(ratio[1], '.2f'):>9} "
+                f"{fmt(None if fused is None else fused / floor_ms, '.2f'):>9} | {mb[0]:>9} {mb[3]:>9}",
                 flush=True,
             )
             del x0, g
             write_json(out, meta, rows)  # after every row: a run cut short keeps what it measured
+    if device == "cuda":  # last: a failed capture cannot spoil the table above
+        print("fused kernels' GPU time (fwd+bwd replayed as a CUDA graph, no host overhead):")
+        for row in rows:
+            if row["quantizer"] != "fused_nc" or "median_ms" not in row:
+                continue
+            d, n = row["d"], row["N"]
+            x0 = (torch.randn(1, n, d, generator=gen) * 2).to(device)
+            g = torch.randn(1, n, d, generator=gen).to(device)
+            try:
+                row["graph_ms"] = graph_ms(FSQ(LEVELS[d], kernel="triton", check_finite=False).to(device), x0, g, 20)
+                print(f"{n:>9} {d:>2} | {row['graph_ms']:.4f} ms", flush=True)
+            except Exception as error:  # noqa: BLE001 - reported, never hidden
+                row["graph_error"] = f"{type(error).__name__}: {str(error)[:300]}"
+                print(f"{n:>9} {d:>2} | {row['graph_error']}", flush=True)
+                break
+            write_json(out, meta, rows)
     print(f"wrote {out}")

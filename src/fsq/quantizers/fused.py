@@ -7,7 +7,9 @@ first imported; slow, meant for tests). Both paths give the same indices and bit
 
 The kernels are wrapped as ``torch.library.custom_op`` s with fake (meta) implementations and a registered
 backward, so ``torch.compile(fullgraph=True)`` traces through them without a graph break (they stay opaque to
-inductor). triton itself is imported only inside the ops, so ``import fsq`` never needs it.
+inductor). Eager code calls the same kernels through a plain ``autograd.Function`` (:func:`quantize_eager`):
+the custom-op dispatch adds host time to every call, which for small inputs is most of a step. triton itself is
+imported only inside the ops, so ``import fsq`` never needs it.
 """
 
 from __future__ import annotations
@@ -117,3 +119,34 @@ def indices_to_codes(
 @indices_to_codes.register_fake
 def _(indices, constants, index_constants, symmetric):
     return indices.new_empty((indices.shape[0], constants.shape[1]), dtype=torch.float32)
+
+
+class _Quantize(torch.autograd.Function):
+    """The fused forward and its straight-through backward, called directly (eager code; see the module doc)."""
+
+    @staticmethod
+    def forward(ctx, z, constants, index_constants, symmetric, has_shift):  # noqa: D102
+        from fsq.quantizers import kernels
+
+        codes, indices = kernels.quantize(z, constants, index_constants, symmetric, has_shift)
+        ctx.save_for_backward(z, constants)
+        ctx.has_shift = has_shift
+        ctx.mark_non_differentiable(indices)
+        return codes, indices
+
+    @staticmethod
+    def backward(ctx, grad_codes, grad_indices):  # noqa: D102
+        from fsq.quantizers import kernels
+
+        z, constants = ctx.saved_tensors
+        grad_z = None if grad_codes is None else kernels.quantize_backward(grad_codes, z, constants, ctx.has_shift)
+        return grad_z, None, None, None, None
+
+
+def quantize_eager(
+    z: torch.Tensor, constants: torch.Tensor, index_constants: torch.Tensor, symmetric: bool, has_shift: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`quantize` (same kernels, same results), through the custom op only while ``torch.compile`` traces."""
+    if torch.compiler.is_compiling():
+        return quantize(z, constants, index_constants, symmetric, has_shift)
+    return _Quantize.apply(z, constants, index_constants, symmetric, has_shift)

