@@ -21,10 +21,15 @@ data: $(STAMP)
 demo: data
 	$(PY) -m fsq demo
 
-# Publish the demo's measured results into the README (its tables and claims are generated from docs/results/).
+# Publish the demo's (and, once run, `fsq study maskgit --out runs/maskgit_study`'s) measured results into the README
+# (its tables and claims are generated from docs/results/).
 readme: $(STAMP)
 	cp runs/demo_study/results.json docs/results/demo.json
 	for plot in fig3 usage metrics; do cp runs/demo_study/plots/$$plot.png docs/demo_$$plot.png; done
+	if [ -f runs/maskgit_study/results.json ]; then \
+	  cp runs/maskgit_study/results.json docs/results/maskgit.json; \
+	  for plot in guidance budget; do cp runs/maskgit_study/plots/$$plot.png docs/maskgit_$$plot.png; done; \
+	fi
 	$(PY) -m fsq readme README.md
 
 lint: $(STAMP)

@@ -73,6 +73,11 @@ def test_train_evaluate_and_sample(tokenizers, tmp_path):
     assert evaluation["compression"]["uniform_bits_per_token"] == pytest.approx(np.log2(1000))
     assert [s["steps"] for s in evaluation["speed"]] == [1, 2] and evaluation["speed"][0]["images_per_second"] > 0
     assert 0 < evaluation["classifier"]["test_accuracy"] <= 1
+    assert evaluation["reference_split"] == "train" and evaluation["eval_split"] == "test"  # the defaults
+    for g in evaluation["guidance"]:
+        assert 0 <= g["judge_precision"] <= 1 and 0 <= g["judge_recall"] <= 1 and g["judge_fd"] >= 0
+    usage = evaluation["tokenizer_usage"]  # the tokenizer's codes on as many held-out images as samples
+    assert usage["images"] == 20 and usage["split"] == "test" and 0 < usage["codes_used"] <= 20 * 49
 
     from fsq.cli import main
 
@@ -136,7 +141,7 @@ def test_two_process_gloo_matches_one_process(tokenizers, tmp_path, run_fsq):
         assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4)
 
 
-def test_study_writes_both_rows(tokenizers, tmp_path):
+def test_study_writes_both_rows_at_two_budgets_on_val_and_test(tokenizers, tmp_path):
     from fsq.cli import main
 
     configs = []
@@ -176,13 +181,22 @@ def test_study_writes_both_rows(tokenizers, tmp_path):
         "train.progress=false",
         "eval.steps=3",
         "eval.grid_per_class=2",
+        "eval.guidance=[0.0,1.0]",
+        "study.budgets=[1,2]",
+        "study.seeds=[0]",
     ]
     assert overlay  # (kept explicit: the study takes configs and key=value overrides)
     assert main(args) == 0
     report = (study / "report.md").read_text()
-    assert "| FSQ | 1000 |" in report and "| VQ | 1024 |" in report
+    assert "| FSQ | 1x (2 steps) | 32 | 0" in report and "| VQ | 2x (4 steps) | 64 | 0" in report
     results = json.loads((study / "results.json").read_text())["results"]
-    assert {(r["quantizer"], r["guidance"]) for r in results} == {("FSQ", 0.0), ("FSQ", 1.0), ("VQ", 0.0), ("VQ", 1.0)}
-    assert len(list((study / "samples").glob("*.png"))) == 4
+    assert {(r["quantizer"], r["budget"], r["guidance"]) for r in results} == {
+        (q, b, g) for q in ("FSQ", "VQ") for b in (1, 2) for g in (0.0, 1.0)
+    }
+    assert {(r["report_split"], r["tune_split"], r["reference_split"]) for r in results} == {("test", "val", "test")}
+    assert all(r["val_judge_fd"] is not None and r["judge_fd"] != r["val_judge_fd"] for r in results)
+    assert (study / "runs/maskgit_fsq_mnist_x2_s0/eval/step_000004_val.json").is_file()
+    assert len(list((study / "samples").glob("*.png"))) == 4  # largest budget, first seed, CFG 0 and 1
+    assert (study / "plots/guidance.png").is_file() and (study / "plots/budget.png").is_file()
     assert main(["report", str(study)]) == 0
     assert main(args) == 0  # a rerun reuses the finished runs

@@ -62,8 +62,11 @@ def guidance_plot(rows: list[dict[str, Any]], out_dir: Path) -> Path:
                         markersize=3,
                         label=f"{quantizer} {budget}x",
                     )
+    weights = sorted({s["guidance"] for s in summary})
     for ax, (_, title, _) in zip(axes, panels):
         ax.set_xscale("symlog", linthresh=0.05)
+        ax.set_xticks(weights, [f"{w:g}" for w in weights], fontsize=7)
+        ax.minorticks_off()
         ax.set_xlabel("guidance weight")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
