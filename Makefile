@@ -30,6 +30,7 @@ readme: $(STAMP)
 	  cp runs/maskgit_study/results.json docs/results/maskgit.json; \
 	  for plot in guidance budget; do cp runs/maskgit_study/plots/$$plot.png docs/maskgit_$$plot.png; done; \
 	fi
+	test ! -f runs/uvim_study/results.json || cp runs/uvim_study/results.json docs/results/uvim.json  # fsq study uvim
 	$(PY) -m fsq readme README.md
 
 lint: $(STAMP)
