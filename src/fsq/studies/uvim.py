@@ -359,6 +359,17 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
             f"{_pm(split['prediction'], split['prediction_std'], 3)}; the difference {diff:+.3f} is "
             f"{_resolved(diff, _spread(nosplit, split))} -> **{_verdict(diff > 0, diff, _spread(nosplit, split))}**."
         )
+        if split["oracle"] is not None and nosplit["oracle"] is not None:
+            diff = nosplit["oracle"] - split["oracle"]
+            spread = _spread(
+                {**nosplit, "prediction_std": nosplit["oracle_std"]}, {**split, "prediction_std": split["oracle_std"]}
+            )
+            out.append(
+                f"depth: Stage I alone (the oracle), without vs with splitting: RMSE "
+                f"{_pm(nosplit['oracle'], nosplit['oracle_std'], 3)} vs "
+                f"{_pm(split['oracle'], split['oracle_std'], 3)}; "
+                f"the difference {diff:+.3f} is {_resolved(diff, spread)}."
+            )
     f, fn = _find(groups, "panoptic", "FSQ"), _find(groups, "panoptic", "FSQ, no context")
     v, vn = _find(groups, "panoptic", "VQ"), _find(groups, "panoptic", "VQ, no context")
     if f and fn and v and vn:
