@@ -3,7 +3,16 @@ Stage II columns make a claim untestable, and the table names sampled and tokeni
 
 from __future__ import annotations
 
-from fsq.studies.codebook_claims import NOT_REPRODUCED, REPRODUCED, UNTESTABLE, claims, markdown_table, spearman
+from fsq.studies.codebook_claims import (
+    NOT_REPRODUCED,
+    REPRODUCED,
+    UNTESTABLE,
+    aggregate,
+    claims,
+    level_claims,
+    markdown_table,
+    spearman,
+)
 
 
 def _row(label: str, k: int, psnr: float, usage: float, fd: float | None, bits: float | None) -> dict:
@@ -65,5 +74,38 @@ def test_contrary_rows_are_not_reproduced_and_missing_stage2_is_untestable():
 def test_table_and_rank_correlation():
     table = markdown_table(_paper_like())
     assert "| tokenizer usage |" in table and "| sampled usage |" in table and "| judge FD |" in table
-    assert "| FSQ | 64 | - | 20.00 |" in table and "| 47.5% |" in table  # sampled usage, half the tokenizer's
+    assert "| FSQ | 64 | - | 1 | 20.00 |" in table and "| 47.5% |" in table  # sampled usage, half the tokenizer's
     assert spearman([1, 2, 3], [3, 2, 1]) == -1.0 and spearman([1, 2, 3], [1, 2, 3]) == 1.0
+
+
+def _level_row(levels: list[int], size: int, fd: float, seed: int) -> dict:
+    row = _row("FSQ, all L >= 5" if min(levels) >= 5 else f"FSQ, min L = {min(levels)}", size, 20.0, 0.9, fd, 6.0)
+    return row | {"levels": "x".join(map(str, levels)), "target_size": size, "seed": seed}
+
+
+def test_seeds_are_averaged_with_their_spread():
+    rows = [_level_row([8, 5, 5, 5], 1024, fd, seed) for seed, fd in enumerate([40.0, 44.0, 42.0])]
+    (g,) = aggregate(rows)
+    assert g["seeds"] == [0, 1, 2] and g["judge_fd"] == 42.0 and g["judge_fd_std"] == 2.0
+    assert aggregate([g]) == [g]  # aggregated rows pass unchanged
+    assert "| FSQ, all L >= 5 | 1024 | 8x5x5x5 | 3 | 20.00 ± 0.00 |" in markdown_table(rows)
+    assert "| 42.0 ± 2.0 |" in markdown_table(rows)
+
+
+def test_level_claims_weigh_differences_against_the_spread():
+    def study(low_fds: list[float]) -> list[dict]:
+        high = [_level_row([8, 5, 5, 5], 1024, fd, s) for s, fd in enumerate([40.0, 44.0, 42.0])]
+        return high + [_level_row([4] * 5, 1024, fd, s) for s, fd in enumerate(low_fds)]
+
+    better = level_claims(study([60.0, 62.0, 64.0]))[0]  # 42 +- 2 vs 62 +- 2: L >= 5 better beyond the spread
+    assert (
+        better.startswith(f"**{REPRODUCED}**")
+        and "better at 1, worse at 0, within the run-to-run spread at 0" in better
+    )
+    tie = level_claims(study([41.0, 44.0, 38.0]))[0]  # 42 vs 41: within the spread (std 2 and 3)
+    assert tie.startswith(f"**{UNTESTABLE}**") and "within the run-to-run spread at 1 of 1" in tie
+    worse = level_claims(study([20.0, 21.0, 22.0]))[0]
+    assert worse.startswith(f"**{NOT_REPRODUCED}**") and "worse at 1" in worse
+    single = level_claims([_level_row([8, 5, 5, 5], 1024, 42.0, 0), _level_row([4] * 5, 1024, 41.0, 0)])
+    assert single[0].startswith(f"**{NOT_REPRODUCED}**")  # one seed: every difference counts
+    assert any("run-to-run spread is unknown" in line for line in single)

@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim"])
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
-    study.add_argument("--seeds", nargs="+", type=int, help="uvim: training seeds, one run each (default 0)")
+    study.add_argument(
+        "--seeds", nargs="+", type=int, help="uvim, codebook-size, levels: training seeds, one run each (default 0)"
+    )
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
     study.add_argument(
         "--sizes", nargs="+", help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096)"

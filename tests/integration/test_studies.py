@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fsq.data import SourceUnavailable, load_images
-from fsq.studies.codebook import claims, plan, run_study
+from fsq.studies.codebook import claims, plan, run_config, run_study, stage2_config
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -137,6 +137,17 @@ def test_levels_study_plan_and_report(tmp_path):
     assert {r["target_size"] for r in runs} == {256, 1024, 4096}  # the families are grouped by planned size
     wide = plan("levels", sizes=[2**16])
     assert [r["levels"] for r in wide] == [[8, 8, 8, 5, 5, 5], [4] * 8, [3] * 10]
+    seeded = plan("levels", sizes=[2**8], seeds=[0, 2])  # seed 0 keeps the plain name, so its runs are reused
+    assert [r["name"] for r in seeded][:2] == ["fsq_8x6x5", "fsq_8x6x5_s2"] and [r["seed"] for r in seeded][:2] == [
+        0,
+        2,
+    ]
+    cfg = run_config(seeded[1], "mnist", "cpu", [])
+    assert cfg.train.seed == 2 and run_config(seeded[0], "mnist", "cpu", []).train.seed == 0
+    stage2 = stage2_config(tmp_path, cfg, "m", "cpu", [], seed=2)
+    assert stage2.train.seed == 2 and stage2.eval.seed == 2
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        plan("levels", seeds=[1, 1])
     report = run_study("levels", tmp_path, level_sets=[[8, 5, 5, 5], [4, 4, 4, 4, 4]], overrides=SMOKE + SMOKE_STAGE2)
     text = report.read_text()
     assert "(Fig. 10) Level sets with every L_i >= 5" in text and (tmp_path / "plots" / "fig10.png").is_file()

@@ -177,11 +177,16 @@ def plan(
     sizes: list[int] | None = None,
     level_sets: list[list[int]] | None = None,
     quantizers: list[str] | None = None,
+    seeds: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The runs of a study: name, label, quantizer overlay, target size and levels."""
+    """The runs of a study: name, label, quantizer overlay, target size, levels and training seed.
+
+    Each configuration runs once per seed (default ``[0]``); seed 0 keeps the plain name, seed ``s`` adds ``_s<s>``
+    (so a study rerun with more seeds reuses its seed-0 runs).
+    """
     from fsq.quantizers.levels import levels_for_codebook_size  # the quantizers need torch; reports do not
 
-    runs = []
+    runs: list[dict[str, Any]] = []
     if kind == "codebook-size":
         for size in sizes or DEFAULT_SIZES:
             for label in quantizers or list(QUANTIZERS):
@@ -230,7 +235,15 @@ def plan(
             )
     else:
         raise ValueError(f"unknown study {kind!r}; choose codebook-size or levels")
-    return runs
+    seeds = [0] if seeds is None else list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    return [
+        {**run, "name": name, "run_dir": f"runs/{name}", "seed": seed}
+        for run in runs
+        for seed in seeds
+        for name in [str(run["name"]) + (f"_s{seed}" if seed else "")]
+    ]
 
 
 def stage2_run(run: dict[str, Any]) -> dict[str, Any]:
@@ -246,11 +259,15 @@ def stage2_run(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage2_config(
-    tokenizer_dir: Path, tok_cfg: TokenizerExperiment, name: str, preset: str, overrides: list[str]
+    tokenizer_dir: Path, tok_cfg: TokenizerExperiment, name: str, preset: str, overrides: list[str], seed: int = 0
 ) -> MaskGITExperiment:
-    """The MaskGIT config of one Stage II run: on ``tokenizer_dir``'s tokens, evaluated on its ``eval_split``."""
+    """The MaskGIT config of one Stage II run: on ``tokenizer_dir``'s tokens, evaluated on its ``eval_split``;
+    ``seed`` seeds its training and its sampling (0: the configs' defaults)."""
     base = json.loads(json.dumps(STAGE2_PRESETS[preset]))
     base["name"] = name
+    if seed:
+        base.setdefault("train", {})["seed"] = seed
+        base.setdefault("eval", {})["seed"] = seed
     base.setdefault("data", {}).update(
         tokenizer=str(tokenizer_dir), train_split=tok_cfg.data.train_split, eval_split=tok_cfg.data.eval_split
     )
@@ -267,6 +284,8 @@ def run_config(run: dict[str, Any], data: str, preset: str, overrides: list[str]
         quantizer["dim"] = vq_dim
     base["quantizer"] = quantizer
     base["name"] = run["name"]
+    if run.get("seed"):
+        base["train"]["seed"] = run["seed"]
     return load_config(TokenizerExperiment, [], overrides, base=base)
 
 
@@ -288,6 +307,7 @@ def run_study(
     overrides: Sequence[str] = (),
     stage2: bool = True,
     jobs: int = 1,
+    seeds: list[int] | None = None,
     log=print,
 ) -> Path:
     """Train (or reuse) every run of the study, then write and return ``report.md``.
@@ -305,11 +325,11 @@ def run_study(
     out_dir = Path(out_dir)
     stage1_overrides = [o for o in overrides if not o.startswith(STAGE2_PREFIX)]
     stage2_overrides = [o[len(STAGE2_PREFIX) :] for o in overrides if o.startswith(STAGE2_PREFIX)]
-    runs = plan(kind, sizes=sizes, level_sets=level_sets, quantizers=quantizers)
+    runs = plan(kind, sizes=sizes, level_sets=level_sets, quantizers=quantizers, seeds=seeds)
     configs = [run_config(run, data, preset, stage1_overrides) for run in runs]  # validate everything first
     second = [stage2_run(run) for run in runs] if stage2 else []
     stage2_configs = [
-        stage2_config(run_path(out_dir, run), cfg, entry["name"], preset, stage2_overrides)
+        stage2_config(run_path(out_dir, run), cfg, entry["name"], preset, stage2_overrides, run.get("seed", 0))
         for run, cfg, entry in zip(runs, configs, second)
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -447,6 +467,7 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
                 "codebook_size": result["codebook_size"],
                 "target_size": run.get("target_size"),
                 "levels": "x".join(map(str, run["levels"])) if run.get("levels") else "",
+                "seed": run.get("seed", 0),
                 "psnr": result.get("psnr"),
                 "ssim": result.get("ssim"),
                 "rfid": result.get("rfid"),
@@ -549,4 +570,5 @@ def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[s
         level_sets=level_sets,
         overrides=overrides,
         jobs=int(options.get("jobs") or 1),
+        seeds=[int(v) for v in options["seeds"]] if options.get("seeds") else None,
     )

@@ -13,37 +13,64 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fsq.studies.common import fmt
+from fsq.studies.common import fmt, mean_std, pm
 
 PSNR_TOLERANCE_DB = 0.1  # single-seed runs: PSNR steps smaller than this count as flat
 SATURATION = 0.10  # relative change of sampling quality below which a curve counts as saturated
 REPRODUCED, NOT_REPRODUCED, UNTESTABLE = "reproduced", "not reproduced", "not testable at this scale"
 
 
+# the numbers averaged over a configuration's seeds (each gets a ``<key>_std`` beside it)
+NUMERIC = (
+    "psnr", "ssim", "rfid", "codes_used", "usage", "perplexity", "entropy_bits", "class_accuracy", "judge_fd", "fid",
+    "precision", "recall", "sampled_codes_used", "sampled_usage", "bits_per_token",
+)  # fmt: skip
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per configuration (quantizer, planned size, levels) in first-seen order: the mean over its seeds of
+    every number, ``<key>_std`` (sample std; ``None`` for one seed) and ``seeds``. Aggregated rows pass unchanged."""
+    if all("seeds" in r for r in rows):
+        return rows
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["quantizer"], r.get("target_size"), r["codebook_size"], r["levels"]), []).append(r)
+    out = []
+    for members in groups.values():
+        g = dict(members[0])
+        g["seeds"] = sorted(m.get("seed", 0) for m in members)
+        for key in NUMERIC:
+            g[key], g[f"{key}_std"] = mean_std([m.get(key) for m in members])
+        out.append(g)
+    return out
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """One line per (quantizer, codebook size): Stage I, then the Stage II model trained on its tokens."""
+    """One line per (quantizer, codebook size): Stage I, then the Stage II model trained on its tokens; means over
+    the seeds (``± std`` where there are several)."""
     header = (
-        "| quantizer | K | levels | PSNR dB | SSIM | rFID | tokenizer usage | codes used | class acc. "
+        "| quantizer | K | levels | seeds | PSNR dB | SSIM | rFID | tokenizer usage | codes used | class acc. "
         "| judge FD | sampling FID | sampled usage | bits/token | log2 K |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for r in rows:
-        acc = r.get("class_accuracy")
-        sampled = r.get("sampled_usage")
+    for r in aggregate(rows):
+
+        def c(key: str, digits: int, scale: float = 1.0, unit: str = "") -> str:
+            return pm(r.get(key), r.get(f"{key}_std"), digits, scale, unit)  # noqa: B023 - r of this line
+
         lines.append(
-            f"| {r['quantizer']} | {r['codebook_size']} | {r['levels'] or '-'} | {fmt(r['psnr'])} | "
-            f"{fmt(r['ssim'], 3)} | {fmt(r['rfid'], 1)} | {fmt(100 * r['usage'], 1)}% | {r['codes_used']} | "
-            f"{'-' if acc is None else f'{100 * acc:.1f}%'} | {fmt(r.get('judge_fd'), 1)} | {fmt(r.get('fid'), 1)} | "
-            f"{'-' if sampled is None else f'{100 * sampled:.1f}%'} | {fmt(r.get('bits_per_token'), 2)} | "
-            f"{fmt(math.log2(r['codebook_size']), 2)} |"
+            f"| {r['quantizer']} | {r['codebook_size']} | {r['levels'] or '-'} | {len(r['seeds'])} | {c('psnr', 2)} | "
+            f"{c('ssim', 3)} | {c('rfid', 1)} | {c('usage', 1, 100, '%')} | {c('codes_used', 0)} | "
+            f"{c('class_accuracy', 1, 100, '%')} | {c('judge_fd', 1)} | {c('fid', 1)} | "
+            f"{c('sampled_usage', 1, 100, '%')} | {c('bits_per_token', 2)} | {fmt(math.log2(r['codebook_size']), 2)} |"
         )
     return "\n".join(lines)
 
 
 def series(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Rows by quantizer label, each sorted by codebook size."""
+    """Rows (aggregated over seeds) by quantizer label, each sorted by codebook size."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
+    for r in aggregate(rows):
         out.setdefault(r["quantizer"], []).append(r)
     for values in out.values():
         values.sort(key=lambda r: r["codebook_size"])
@@ -296,7 +323,8 @@ def _compression(s: dict[str, list[dict[str, Any]]], key: str, name: str) -> lis
 
 
 def claims(rows: list[dict[str, Any]]) -> list[str]:
-    """The paper's Fig. 3 claims, each stated as measured, then what the numbers are and are not."""
+    """The paper's Fig. 3 claims, each stated as measured (on the means over seeds), then what the numbers are."""
+    rows = aggregate(rows)
     s = series(rows)
     key, name = sampling_key(rows)
     lines = [*_reconstruction(s), *_sampling(s, key, name), *_usage(s), *_compression(s, key, name)]
@@ -339,61 +367,84 @@ def _by_size(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     return dict(sorted(out.items()))
 
 
-def _families_compared(rows: list[dict[str, Any]], key: str, lower_better: bool) -> tuple[list[str], int, int]:
-    """Per planned size holding both families: the evidence text, the sizes where every-L>=5 wins, and how many."""
-    evidence, wins, total = [], 0, 0
-    for size, group in _by_size(rows).items():
+def _families_compared(
+    rows: list[dict[str, Any]], key: str, lower_better: bool
+) -> tuple[list[str], int, int, int, int]:
+    """Per planned size holding both families: the evidence, and the sizes where the best every-L>=5 set is better
+    beyond the run-to-run spread (wins), worse beyond it (losses), within it (ties), and how many sizes in all.
+
+    The spread is the larger sample std of the two sets compared (known with two seeds or more); with one seed it is
+    unknown and every difference counts.
+    """
+    evidence, wins, losses, ties, total = [], 0, 0, 0, 0
+    for size, group in _by_size(aggregate(rows)).items():
         high = [r for r in group if r["quantizer"].endswith("all L >= 5") and r.get(key) is not None]
         low = [r for r in group if not r["quantizer"].endswith("all L >= 5") and r.get(key) is not None]
         if not high or not low:
             continue
         pick = min if lower_better else max
         best_high, best_low = pick(high, key=lambda r: r[key]), pick(low, key=lambda r: r[key])
-        better = best_high[key] < best_low[key] if lower_better else best_high[key] > best_low[key]
+        stds = [r.get(f"{key}_std") for r in (best_high, best_low)]
+        spread = max(stds) if all(v is not None for v in stds) else None  # type: ignore[type-var]
         total += 1
-        wins += better
-        others = ", ".join(f"{r['levels']} {r[key]:.2f}" for r in low)
-        evidence.append(f"2^{math.log2(size):.0f}: {best_high['levels']} {best_high[key]:.2f} vs {others}")
-    return evidence, wins, total
+        if spread is not None and abs(best_high[key] - best_low[key]) <= spread:
+            ties += 1
+        elif (best_high[key] < best_low[key]) == lower_better:
+            wins += 1
+        else:
+            losses += 1
+
+        def cell(r: dict[str, Any]) -> str:
+            return f"{r['levels']} {pm(r[key], r.get(f'{key}_std'), 2)}"
+
+        evidence.append(f"2^{math.log2(size):.0f}: {cell(best_high)} vs " + ", ".join(cell(r) for r in low))
+    return evidence, wins, losses, ties, total
 
 
 def level_claims(rows: list[dict[str, Any]]) -> list[str]:
     """Fig. 10's claim (sets with every L_i >= 5 sample best at each codebook size; L_i < 5 subpar), as measured.
 
     Compared per planned codebook size between the best set with every L >= 5 and the sets with some L < 5, on
-    sampling quality (the Stage II models'); reconstruction PSNR and usage are reported beside it.
+    sampling quality (the Stage II models'), means over seeds; a difference within the run-to-run spread decides
+    nothing. Reconstruction PSNR and usage are reported beside it.
     """
     if not rows:
         return []
+    rows = aggregate(rows)
     key, name = sampling_key(rows)
+    seeds = sorted({len(r["seeds"]) for r in rows})
     lines = []
-    evidence, wins, total = _families_compared(rows, key, lower_better=True)
+    evidence, wins, losses, ties, total = _families_compared(rows, key, lower_better=True)
     claim = f"(Fig. 10) Level sets with every L_i >= 5 give the best {name} at each codebook size; L_i < 5 is subpar."
     if total == 0:
         lines.append(_line(UNTESTABLE, claim, "no size has Stage II results for both families."))
     else:
-        verdict = REPRODUCED if wins == total else NOT_REPRODUCED
+        verdict = REPRODUCED if wins == total else NOT_REPRODUCED if losses else UNTESTABLE
         lines.append(
             _line(
                 verdict,
                 claim,
-                f"every L >= 5 best at {wins} of {total} sizes ({name}, lower is better): " + "; ".join(evidence) + ".",
+                f"every L >= 5 better at {wins}, worse at {losses}, within the run-to-run spread at {ties} of {total} "
+                f"sizes ({name}, lower is better; seeds per set: {', '.join(map(str, seeds))}): "
+                + "; ".join(evidence)
+                + ".",
             )
         )
-    evidence, wins, total = _families_compared(rows, "class_accuracy", lower_better=False)
+    for key2, text, lower in (("class_accuracy", "Class accuracy of the samples (judge)", False),):
+        evidence, wins, losses, ties, total = _families_compared(rows, key2, lower_better=lower)
+        if total:
+            lines.append(
+                f"{text}: every L >= 5 better at {wins}, worse at {losses}, within the spread at {ties} of {total} "
+                f"sizes (" + "; ".join(evidence) + ")."
+            )
+    evidence, wins, losses, ties, total = _families_compared(rows, "psnr", lower_better=False)
     if total:
         lines.append(
-            f"Class accuracy of the samples (judge): every L >= 5 best at {wins} of {total} sizes ("
-            + "; ".join(evidence)
-            + ")."
+            f"Reconstruction (not a claim of Fig. 10): every L >= 5 has the best PSNR at {wins}, worse at {losses}, "
+            f"within the spread at {ties} of {total} sizes (" + "; ".join(evidence) + " dB)."
         )
-    evidence, wins, total = _families_compared(rows, "psnr", lower_better=False)
-    if total:
-        lines.append(
-            f"Reconstruction (not a claim of Fig. 10): every L >= 5 has the best PSNR at {wins} of {total} sizes ("
-            + "; ".join(evidence)
-            + " dB)."
-        )
+    if seeds == [1]:
+        lines.append("One seed per level set: the run-to-run spread is unknown (`--seeds 0 1 2` measures it).")
     lines.append(
         f"Usage, perplexity and entropy are measured over {rows[0].get('tokens'):,} held-out tokens per run; "
         f"tokenizer usage ranges {min(r['usage'] for r in rows):.1%} ... {max(r['usage'] for r in rows):.1%}."

@@ -133,7 +133,8 @@ def plot(rows: list[dict[str, Any]], runs_metrics: dict[str, list[dict[str, Any]
 
 def plot_levels(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """``fig10.png``: sampling quality, class accuracy, PSNR and usage against the codebook size, one line per family
-    (every L >= 5, smallest L = 4, smallest L = 3), as the paper's Fig. 10 colours its points by the smallest L."""
+    (every L >= 5, smallest L = 4, smallest L = 3), as the paper's Fig. 10 colours its points by the smallest L;
+    means over seeds with their std as error bars."""
     plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     series = codebook_claims.series(rows)
@@ -143,10 +144,12 @@ def plot_levels(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4))
     for ax, (k, title) in zip(axes, panels):
         for index, (label, values) in enumerate(sorted(series.items())):
-            points = [(r["codebook_size"], r[k]) for r in values if r.get(k) is not None]
-            if points:
-                ax.plot(*zip(*points), "o-", color=f"C{index}", label=label)
-                for (x, y), r in zip(points, [r for r in values if r.get(k) is not None]):
+            known = [r for r in values if r.get(k) is not None]
+            if known:
+                errors = [r.get(f"{k}_std") or 0.0 for r in known]  # error bars: std over seeds
+                xs, ys = [r["codebook_size"] for r in known], [r[k] for r in known]
+                ax.errorbar(xs, ys, yerr=errors, fmt="o-", capsize=3, color=f"C{index}", label=label)
+                for x, y, r in zip(xs, ys, known):
                     ax.annotate(r["levels"], (x, y), fontsize=6, alpha=0.7)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("codebook size")

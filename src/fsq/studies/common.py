@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,22 @@ def fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def mean_std(values: list[Any]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of the known values (``None``/NaN skipped); std ``None`` below two."""
+    known = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not known:
+        return None, None
+    return statistics.fmean(known), (statistics.stdev(known) if len(known) > 1 else None)
+
+
+def pm(mean: float | None, std: float | None, digits: int, scale: float = 1.0, unit: str = "") -> str:
+    """``mean ± std`` (``std`` left out when ``None``; ``-`` without a mean), both times ``scale``, then ``unit``."""
+    if mean is None:
+        return "-"
+    text = f"{scale * mean:.{digits}f}"
+    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "") + unit
 
 
 def latest_eval(run_dir: Path) -> dict[str, Any] | None:
