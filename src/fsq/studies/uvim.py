@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,17 @@ from typing import Any
 from fsq import rundir
 from fsq.config import UViMExperiment, config_path, load_config
 from fsq.io import write_text_atomic
-from fsq.studies.common import fmt, latest_eval, read_study, run_path, timing_line, write_results, write_study
+from fsq.studies.common import (
+    fmt,
+    latest_eval,
+    mean_std,
+    pm,
+    read_study,
+    run_path,
+    timing_line,
+    write_results,
+    write_study,
+)
 
 # The UViM study (paper Table 2): (task, label, config file, overrides, seeded). Each task FSQ vs VQ (UViM recipe,
 # with splitting), plus the ablations: VQ without splitting on depth, and both quantizers without context on
@@ -216,12 +225,6 @@ def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, An
     return rows
 
 
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (``None`` for one value)."""
-    mean = statistics.fmean(values)
-    return mean, statistics.stdev(values) if len(values) > 1 else None
-
-
 def group(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The seeds of each (task, variant) together, in the rows' order: mean and std of every number."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -235,16 +238,9 @@ def group(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         keys = ("prediction", "oracle", "baseline", "usage", "predicted_usage", "splits", "code_accuracy", "seconds")
         for key in keys:
             values = [m[key] for m in members if m.get(key) is not None]
-            g[key], g[f"{key}_std"] = _mean_std(values) if values else (None, None)
+            g[key], g[f"{key}_std"] = mean_std(values)
         out.append(g)
     return out
-
-
-def _pm(mean: float | None, std: float | None, digits: int, scale: float = 1.0, unit: str = "") -> str:
-    if mean is None:
-        return "-"
-    text = f"{scale * mean:.{digits}f}"
-    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "") + unit
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -257,10 +253,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for g in group(rows):
         lines.append(
             f"| {g['task']} | {g['variant']} | {g['metric']} | {len(g['seeds'])} | "
-            f"{_pm(g['prediction'], g['prediction_std'], 3)} | {_pm(g['oracle'], g['oracle_std'], 3)} | "
-            f"{fmt(g['baseline'], 3)} | {g['codebook_size']} | {_pm(g['usage'], g['usage_std'], 2, 100, '%')} | "
-            f"{_pm(g['predicted_usage'], None, 2, 100, '%')} | {_pm(g['splits'], None, 0)} | "
-            f"{_pm(g['code_accuracy'], None, 1, 100, '%')} | {_pm(g['seconds'], None, 1, 1 / 60)} |"
+            f"{pm(g['prediction'], g['prediction_std'], 3)} | {pm(g['oracle'], g['oracle_std'], 3)} | "
+            f"{fmt(g['baseline'], 3)} | {g['codebook_size']} | {pm(g['usage'], g['usage_std'], 2, 100, '%')} | "
+            f"{pm(g['predicted_usage'], None, 2, 100, '%')} | {pm(g['splits'], None, 0)} | "
+            f"{pm(g['code_accuracy'], None, 1, 100, '%')} | {pm(g['seconds'], None, 1, 1 / 60)} |"
         )
     return "\n".join(lines)
 
@@ -304,8 +300,8 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
             gap = diff / abs(v["prediction"]) * (1 if lower else -1)
             verdict = "yes" if gap <= 0.10 else "no"
             out.append(
-                f"{task}: FSQ within 10% of VQ ({label} {_pm(f['prediction'], f['prediction_std'], 3)} vs "
-                f"{_pm(v['prediction'], v['prediction_std'], 3)}: FSQ {100 * abs(gap):.1f}% "
+                f"{task}: FSQ within 10% of VQ ({label} {pm(f['prediction'], f['prediction_std'], 3)} vs "
+                f"{pm(v['prediction'], v['prediction_std'], 3)}: FSQ {100 * abs(gap):.1f}% "
                 f"{'worse' if gap > 0 else 'better'}; the difference "
                 f"{diff:+.3f} is {_resolved(diff, _spread(f, v))}) -> **{verdict}**."
             )
@@ -315,7 +311,7 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
             spread = _spread({**f, "prediction_std": f["oracle_std"]}, {**v, "prediction_std": v["oracle_std"]})
             out.append(
                 f"{task}: Stage I alone (the oracle, no language model), FSQ vs VQ: {label} "
-                f"{_pm(f['oracle'], f['oracle_std'], 3)} vs {_pm(v['oracle'], v['oracle_std'], 3)}; FSQ "
+                f"{pm(f['oracle'], f['oracle_std'], 3)} vs {pm(v['oracle'], v['oracle_std'], 3)}; FSQ "
                 f"{'worse' if worse else 'better or equal'} by {abs(diff):.3f}, {_resolved(diff, spread)}."
             )
         for r in (f, v):
@@ -343,20 +339,20 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
     if split and nosplit:
         acts = split["splits"] is not None and split["splits"] > 0
         out.append(
-            f"depth: codebook splitting acts within the oracle's training ({_pm(split['splits'], None, 0)} splits "
+            f"depth: codebook splitting acts within the oracle's training ({pm(split['splits'], None, 0)} splits "
             f"per run on average) -> **{'yes' if acts else 'no'}**."
         )
         verdict = "yes" if nosplit["usage"] < split["usage"] else "no"
         out.append(
             f"depth: VQ without codebook splitting uses fewer codes (paper: 0.78% vs 99%): "
-            f"{_pm(nosplit['usage'], nosplit['usage_std'], 2, 100, '%')} vs "
-            f"{_pm(split['usage'], split['usage_std'], 2, 100, '%')} -> **{verdict}**."
+            f"{pm(nosplit['usage'], nosplit['usage_std'], 2, 100, '%')} vs "
+            f"{pm(split['usage'], split['usage_std'], 2, 100, '%')} -> **{verdict}**."
         )
         diff = nosplit["prediction"] - split["prediction"]
         out.append(
             f"depth: VQ without splitting predicts worse (paper: RMSE 0.490 vs 0.468): RMSE "
-            f"{_pm(nosplit['prediction'], nosplit['prediction_std'], 3)} vs "
-            f"{_pm(split['prediction'], split['prediction_std'], 3)}; the difference {diff:+.3f} is "
+            f"{pm(nosplit['prediction'], nosplit['prediction_std'], 3)} vs "
+            f"{pm(split['prediction'], split['prediction_std'], 3)}; the difference {diff:+.3f} is "
             f"{_resolved(diff, _spread(nosplit, split))} -> **{_verdict(diff > 0, diff, _spread(nosplit, split))}**."
         )
         if split["oracle"] is not None and nosplit["oracle"] is not None:
@@ -366,8 +362,8 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
             )
             out.append(
                 f"depth: Stage I alone (the oracle), without vs with splitting: RMSE "
-                f"{_pm(nosplit['oracle'], nosplit['oracle_std'], 3)} vs "
-                f"{_pm(split['oracle'], split['oracle_std'], 3)}; "
+                f"{pm(nosplit['oracle'], nosplit['oracle_std'], 3)} vs "
+                f"{pm(split['oracle'], split['oracle_std'], 3)}; "
                 f"the difference {diff:+.3f} is {_resolved(diff, spread)}."
             )
     f, fn = _find(groups, "panoptic", "FSQ"), _find(groups, "panoptic", "FSQ, no context")
