@@ -344,11 +344,12 @@ def run_study(
     )
     if stage2_configs:
         m = stage2_configs[0]
+        grids = f"the first {m.data.train_limit}" if m.data.train_limit else "all"
         budget += (
             f" Stage II: a {m.model.depth}-layer width-{m.model.width} MaskGIT, {m.train.steps} steps x batch "
-            f"{m.train.batch_size} on the first {m.data.train_limit or 'all'} training grids; {m.eval.num_samples} "
-            f"samples ({m.eval.steps} decoding steps, choice temperature {m.eval.choice_temperature:g}, guidance "
-            f"{m.eval.guidance[0]:g}); compression cost on {m.eval.compression_samples} `{m.data.eval_split}` grids."
+            f"{m.train.batch_size} on {grids} training grids; {m.eval.num_samples} samples ({m.eval.steps} decoding "
+            f"steps, choice temperature {m.eval.choice_temperature:g}, guidance {m.eval.guidance[0]:g}); "
+            f"compression cost on {m.eval.compression_samples} `{m.data.eval_split}` grids."
         )
     previous = read_study(out_dir).get("timing") if (out_dir / "study.json").is_file() else None
     study: dict[str, Any] = {
