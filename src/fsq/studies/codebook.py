@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +28,7 @@ from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.codebook_claims import claims, level_claims, markdown_table
 from fsq.studies.codebook_plots import plot, plot_levels
-from fsq.studies.common import latest_eval, read_study, run_path, timing_line, write_results, write_study
+from fsq.studies.common import Stopwatch, latest_eval, read_study, run_path, timing_line, write_results, write_study
 
 __all__ = ["claims", "level_claims", "markdown_table", "plan", "run_study", "write_report"]
 
@@ -289,12 +288,6 @@ def run_config(run: dict[str, Any], data: str, preset: str, overrides: list[str]
     return load_config(TokenizerExperiment, [], overrides, base=base)
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (user + system)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def run_study(
     kind: str,
     out_dir: str | Path,
@@ -321,7 +314,7 @@ def run_study(
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {list(PRESETS)}")
-    start, cpu_start, load_start = time.perf_counter(), _cpu_seconds(), os.getloadavg()
+    clock = Stopwatch()
     out_dir = Path(out_dir)
     stage1_overrides = [o for o in overrides if not o.startswith(STAGE2_PREFIX)]
     stage2_overrides = [o[len(STAGE2_PREFIX) :] for o in overrides if o.startswith(STAGE2_PREFIX)]
@@ -389,14 +382,7 @@ def run_study(
             futures = [pool.submit(train_pair, *pair) for pair in pairs]
             trained = sum(int(future.result()) for future in futures)
     if trained:
-        study["timing"] = {
-            "wall_seconds": round(time.perf_counter() - start, 1),
-            "cpu_seconds": round(_cpu_seconds() - cpu_start, 1),
-            "runs_trained": trained,
-            "load_average_before": [round(v, 2) for v in load_start],
-            "load_average_after": [round(v, 2) for v in os.getloadavg()],
-            "cpus": os.cpu_count(),
-        }
+        study["timing"] = clock.record(trained)
         write_study(out_dir, study)
     return write_report(out_dir)
 

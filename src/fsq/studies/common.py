@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,30 @@ def fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+class Stopwatch:
+    """Wall time, CPU time (this process and its finished children) and load average since it was made: a study's
+    ``timing`` record (:func:`timing_line` renders it)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu, self.load = time.perf_counter(), _cpu_seconds(), os.getloadavg()
+
+    def record(self, runs_trained: int) -> dict[str, Any]:
+        """The ``timing`` entry of ``study.json`` for a call that trained ``runs_trained`` runs."""
+        return {
+            "wall_seconds": round(time.perf_counter() - self.wall, 1),
+            "cpu_seconds": round(_cpu_seconds() - self.cpu, 1),
+            "runs_trained": runs_trained,
+            "load_average_before": [round(v, 2) for v in self.load],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "cpus": os.cpu_count(),
+        }
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def mean_std(values: list[Any]) -> tuple[float | None, float | None]:

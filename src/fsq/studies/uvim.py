@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from fsq import rundir
 from fsq.config import UViMExperiment, config_path, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.common import (
+    Stopwatch,
     fmt,
     latest_eval,
     mean_std,
@@ -49,12 +49,6 @@ UVIM_PLAN = [
     ("panoptic", "FSQ, no context", "configs/uvim/panoptic_fsq.yaml", ["model.use_context=false"], True),
     ("panoptic", "VQ, no context", "configs/uvim/panoptic_vq.yaml", ["model.use_context=false"], True),
 ]
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (user + system)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def _budget(configs: list[UViMExperiment], runs: list[dict[str, Any]]) -> str:
@@ -101,7 +95,7 @@ def run_uvim_study(
     ``study.json`` (``timing``) when it trained anything."""
     from fsq import app  # training needs torch; the report does not
 
-    start, cpu_start, load_start = time.perf_counter(), _cpu_seconds(), os.getloadavg()
+    clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(x, bool) or int(x) != x or x < 0 for x in seeds):
@@ -170,14 +164,7 @@ def run_uvim_study(
         run["seconds"] = time.perf_counter() - tick
         write_study(out_dir, study)
     if trained:
-        study["timing"] = {
-            "wall_seconds": round(time.perf_counter() - start, 1),
-            "cpu_seconds": round(_cpu_seconds() - cpu_start, 1),
-            "runs_trained": trained,
-            "load_average_before": [round(v, 2) for v in load_start],
-            "load_average_after": [round(v, 2) for v in os.getloadavg()],
-            "cpus": os.cpu_count(),
-        }
+        study["timing"] = clock.record(trained)
         write_study(out_dir, study)
     return write_report(out_dir)
 
