@@ -21,7 +21,7 @@ data: $(STAMP)
 demo: data
 	$(PY) -m fsq demo
 
-# Publish the demo's (and, once run, `fsq study maskgit --out runs/maskgit_study`'s) measured results into the README
+# Publish the demo's (and, once run, the MaskGIT, UViM and level studies') measured results into the README
 # (its tables and claims are generated from docs/results/).
 readme: $(STAMP)
 	cp runs/demo_study/results.json docs/results/demo.json
@@ -31,6 +31,9 @@ readme: $(STAMP)
 	  for plot in guidance budget; do cp runs/maskgit_study/plots/$$plot.png docs/maskgit_$$plot.png; done; \
 	fi
 	test ! -f runs/uvim_study/results.json || cp runs/uvim_study/results.json docs/results/uvim.json  # fsq study uvim
+	if [ -f runs/levels_study/results.json ]; then \
+	  cp runs/levels_study/results.json docs/results/levels.json; cp runs/levels_study/plots/fig10.png docs/levels_fig10.png; \
+	fi  # fsq study levels --out runs/levels_study --seeds 0 1 2
 	$(PY) -m fsq readme README.md
 
 lint: $(STAMP)
