@@ -18,9 +18,7 @@ The report half (:mod:`fsq.studies.maskgit_rows`, :mod:`fsq.studies.maskgit_clai
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 from fsq import rundir
 from fsq.config import MaskGITExperiment, TokenizerExperiment, config_path, load_config
 from fsq.io import write_text_atomic
-from fsq.studies.common import read_study, run_path, timing_line, write_results, write_study
+from fsq.studies.common import Stopwatch, read_study, run_path, timing_line, write_results, write_study
 from fsq.studies.maskgit_claims import claims, markdown_table
 from fsq.studies.maskgit_plots import plot
 from fsq.studies.maskgit_rows import TUNE_SUFFIX, collect
@@ -142,12 +140,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (user + system)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def _int_list(key: str, value: str) -> list[int]:
     """``[1,2,4]`` or ``1,2,4``: distinct integers, at least 1 for budgets and 0 for seeds."""
     items = [v for v in value.strip().strip("[]").replace(" ", "").split(",") if v]
@@ -254,7 +246,7 @@ def run_maskgit_study(
 
     if not budgets or not seeds:
         raise ValueError(f"the study needs at least one budget and one seed, got {list(budgets)} and {list(seeds)}")
-    start, cpu_start, load_start = time.perf_counter(), _cpu_seconds(), os.getloadavg()
+    stopwatch = Stopwatch()
     out_dir = Path(out_dir)
     stage1 = [o[len(TOKENIZER_PREFIX) :] for o in overrides if o.startswith(TOKENIZER_PREFIX)]
     stage2 = [o for o in overrides if not o.startswith(TOKENIZER_PREFIX)]
@@ -341,14 +333,7 @@ def run_maskgit_study(
             evaluate_maskgit(run_dir, cfg=for_split(cfg, TUNE_SPLIT), suffix=TUNE_SUFFIX)
             evaluated += 1
     if trained or evaluated:
-        study["timing"] = {
-            "wall_seconds": round(time.perf_counter() - start, 1),
-            "cpu_seconds": round(_cpu_seconds() - cpu_start, 1),
-            "runs_trained": trained,
-            "load_average_before": [round(v, 2) for v in load_start],
-            "load_average_after": [round(v, 2) for v in os.getloadavg()],
-            "cpus": os.cpu_count(),
-        }
+        study["timing"] = stopwatch.record(trained)
         write_study(out_dir, study)
     return write_report(out_dir)
 

@@ -11,22 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from fsq.studies.common import pm
 from fsq.studies.maskgit_rows import chosen_guidance, summarize
 
 PARITY = 0.10  # FSQ "meets" VQ when its judge Frechet distance is at most 10% above VQ's (or below it)
 SMALL_GUIDANCE = 0.25  # the paper's Fig. 4 sweeps 0 ... 0.25; its best weights were 0.1 (VQ) and 0.2 (FSQ)
 
 
-def _num(mean: float | None, std: float | None, digits: int, percent: bool = False) -> str:
-    if mean is None:
-        return "-"
-    scale, unit = (100.0, "%") if percent else (1.0, "")
-    text = f"{scale * mean:.{digits}f}"
-    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "") + unit
-
-
 def _cell(s: dict[str, Any], key: str, digits: int, percent: bool = False) -> str:
-    return _num(s.get(key), s.get(f"{key}_std"), digits, percent)
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    return pm(s.get(key), s.get(f"{key}_std"), digits, scale, unit)
 
 
 def _budget(s: dict[str, Any]) -> str:

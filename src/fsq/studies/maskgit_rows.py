@@ -10,13 +10,11 @@ the headline comparison) read only the ``val_*`` columns.
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.studies.common import read_study, run_path
+from fsq.studies.common import mean_std, read_study, run_path
 
 TUNE_SUFFIX = "_val"  # the tuning split's evaluation file: eval/step_N_val.json
 # per-guidance metrics of an evaluation, copied into a row (the report split's) and as val_* (the tuning split's)
@@ -104,13 +102,6 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _mean_std(values: list[Any]) -> tuple[float | None, float | None]:
-    known = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not known:
-        return None, None
-    return statistics.fmean(known), (statistics.stdev(known) if len(known) > 1 else None)
-
-
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Means (and standard deviations, ``<key>_std``) over seeds per (quantizer, budget, guidance), in row order."""
     groups: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
@@ -131,7 +122,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "seeds": sorted(r["seed"] for r in members),
         }
         for key in MEAN_KEYS:
-            entry[key], entry[f"{key}_std"] = _mean_std([r.get(key) for r in members])
+            entry[key], entry[f"{key}_std"] = mean_std([r.get(key) for r in members])
         out.append(entry)
     return out
 
