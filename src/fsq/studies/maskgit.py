@@ -17,6 +17,7 @@ The report half (:mod:`fsq.studies.maskgit_rows`, :mod:`fsq.studies.maskgit_clai
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from typing import Any
 from fsq import rundir
 from fsq.config import MaskGITExperiment, TokenizerExperiment, config_path, load_config
 from fsq.io import write_text_atomic
+from fsq.studies import codebook
 from fsq.studies.common import Stopwatch, read_study, run_path, timing_line, write_results, write_study
 from fsq.studies.maskgit_claims import claims, markdown_table
 from fsq.studies.maskgit_plots import plot
@@ -94,48 +96,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             },
         },
     },
-    # "gpu": sized like the codebook study's GPU preset (a lease of minutes), the same Stage I and II scale; its
-    # plumbing was checked on a CPU with tiny step counts, the preset itself has not yet run on a GPU.
+    # "gpu": the codebook study's GPU presets (a lease of minutes: the same Stage I and II scale), with this study's
+    # guidance sweep; its plumbing was checked on a CPU with tiny step counts, the preset has not yet run on a GPU.
     "gpu": {
-        "tokenizer": {
-            "data": {"image_size": 32},
-            "model": {"preset": "gpu-base"},
-            "optim": {"lr": 0.001, "warmup_steps": 50},
-            "train": {
-                "steps": 400,
-                "batch_size": 128,
-                "ema_decay": 0.995,
-                "log_every": 100,
-                "checkpoint_every": 500,
-                "threads": 2,
-                "progress": False,
-            },
-            "eval": {"fid_samples": 2000},
-            "vq_dim": 256,
-        },
-        "maskgit": {
-            "model": {"preset": "cpu-small", "dropout": 0.1},
-            "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 50},
-            "train": {
-                "steps": 600,
-                "batch_size": 256,
-                "ema_decay": 0.995,
-                "log_every": 100,
-                "checkpoint_every": 2400,
-                "threads": 2,
-                "progress": False,
-            },
-            "eval": {
-                "num_samples": 2000,
-                "steps": 12,
-                "choice_temperature": 2.0,
-                "guidance": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0],
-                "fid_samples": 2000,
-                "speed_steps": [12],
-                "speed_batch": 250,
-                "compression_samples": 2000,
-            },
-        },
+        "tokenizer": {**copy.deepcopy(codebook.PRESETS["gpu"]), "eval": {"fid_samples": 2000}},
+        "maskgit": (
+            lambda m: {
+                **m,
+                "train": {**m["train"], "checkpoint_every": 2400},
+                "eval": {**m["eval"], "guidance": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0]},
+            }
+        )(copy.deepcopy(codebook.STAGE2_PRESETS["gpu"])),
     },
 }
 
