@@ -174,6 +174,26 @@ def test_a_run_dir_of_another_config_is_refused(trained, tmp_path):
     assert (run / "config.yaml").read_text() == saved
 
 
+def test_a_run_of_the_older_image_range_loads_as_trained_and_is_not_resumed(trained, tmp_path):
+    """A run whose saved specs lack ``center_image`` (trained when the image went in in [0, 1]) loads with the image
+    in [0, 1], as trained; continuing it under the new [-1, 1] input is refused, not silently mixed."""
+    run, _ = trained("depth_fsq")
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    for phase in ("oracle", "lm"):
+        for folder in ckpt.checkpoint_dirs(old / phase):
+            state = json.loads((folder / "state.json").read_text())
+            del state["spec"]["center_image"]
+            (folder / "state.json").write_text(json.dumps(state))
+    _, oracle, lm, _ = load_run(run)
+    _, old_oracle, old_lm, _ = load_run(old)
+    assert oracle.spec.center_image and lm.spec.center_image
+    assert not old_oracle.spec.center_image and not old_lm.spec.center_image
+    shutil.rmtree(old / "lm")  # as if killed after Stage I: the next call would train the language model
+    with pytest.raises(ConfigError, match=r"oracle: trained by an older fsq that fed the image in \[0, 1\]"):
+        app.train(_cfg("depth_fsq"), old)
+
+
 def _picture(path: Path, size: tuple[int, int], mode: str = "RGB", seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])

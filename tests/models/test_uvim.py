@@ -344,3 +344,50 @@ def test_fresh_fsq_oracle_spreads_its_codes():
     oracle = make_oracle("fsq", spread=False, code_grid=4).eval()
     target, context = inputs(batch=16)
     assert torch.unique(oracle.encode(target, context).indices).numel() > 20
+
+
+# ------------------------------------------------------------------------------------------------- image input
+def test_both_models_read_the_image_in_minus_one_one():
+    """The image comes in [0, 1] and reaches both patch embeddings as 2 x - 1; a spec without the flag (saved
+    before it existed) reads it as given, so an old checkpoint predicts as it was trained."""
+    target, context = inputs()
+    oracle = make_oracle().eval()
+    legacy = UViMOracle(OracleSpec.from_dict({k: v for k, v in oracle.spec.to_dict().items() if k != "center_image"}))
+    legacy.load_state_dict(oracle.state_dict())
+    assert oracle.spec.center_image and not legacy.eval().spec.center_image
+    torch.testing.assert_close(oracle(target, context)[0], legacy(target, context * 2 - 1)[0])
+    lm = make_lm()
+    saved = {k: v for k, v in lm.spec.to_dict().items() if k != "center_image"}
+    old_lm = UViMLanguageModel(LanguageModelSpec.from_dict(saved)).eval()
+    old_lm.load_state_dict(lm.state_dict())
+    assert lm.spec.center_image and not old_lm.spec.center_image
+    assert LanguageModelSpec.from_dict(lm.spec.to_dict()) == lm.spec
+    torch.testing.assert_close(lm.encode_image(context), old_lm.encode_image(context * 2 - 1))
+    assert not torch.allclose(lm.encode_image(context), old_lm.encode_image(context), atol=1e-3)
+
+
+def test_lm_tells_look_alike_images_apart_after_a_short_overfit():
+    """Regression: the synthetic scenes share one grey (about 0.6) and differ by about 0.1 per pixel. Read in
+    [0, 1], that grey was a near-constant offset of every image token and the language model learned the codes'
+    marginal instead of the image: at the CPU budget it decoded one code sequence for every image. Four such
+    images with codes of their own: after 100 steps the first code (which only the image can tell) must be learned
+    (its cross-entropy was still about ln 4 = 1.39, chance among the four, with the image in [0, 1]) and greedy
+    decoding must give every image its own codes."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    n, codebook, length = 4, 32, 4
+    images = 0.6 + 0.05 * torch.randn(n, CONTEXT, SIZE, SIZE, generator=g)
+    codes = torch.randperm(codebook, generator=g)[: n * length].view(n, length)
+    spec = lm_spec(codebook_size=codebook, sequence_length=length, patch=4, decoder_depth=1, dropout=0.0)
+    lm = UViMLanguageModel(spec)
+    optimizer = torch.optim.Adam(lm.parameters(), lr=3e-3)
+    for _ in range(100):
+        loss = torch.nn.functional.cross_entropy(lm(images, codes).flatten(0, 1), codes.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    lm.eval()
+    with torch.no_grad():
+        first = torch.nn.functional.cross_entropy(lm(images, codes)[:, 0], codes[:, 0])
+    assert float(first) < 0.7, f"the first code's cross-entropy is {float(first):.2f}: the image is not used"
+    assert torch.equal(lm.generate(images), codes)

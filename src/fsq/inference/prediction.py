@@ -85,7 +85,7 @@ class UViMPredictor:
         config = hub.read_bundle_config(directory, "fsq-uvim")
         oracle = UViMOracle(OracleSpec.from_dict(config["oracle"]))
         oracle.load_state_dict(load_safetensors(directory / "oracle.safetensors", map_location), strict=True)
-        lm = UViMLanguageModel(LanguageModelSpec(**config["lm"]))
+        lm = UViMLanguageModel(LanguageModelSpec.from_dict(config["lm"]))
         lm.load_state_dict(load_safetensors(directory / "lm.safetensors", map_location), strict=True)
         return cls(oracle.eval(), lm.eval(), config["task"], int(config["image_size"]), config.get("metadata", {}))
 

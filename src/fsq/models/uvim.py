@@ -13,6 +13,15 @@ model width, the decoder's own context embedding added, a transformer decoder, a
 the decoder predicts the code sequence (raster order) autoregressively from ``[BOS] + codes[:-1]`` with causal
 self-attention and cross-attention to the image. :meth:`UViMLanguageModel.generate` decodes greedily (the paper's
 temperature 1e-7).
+
+**Image input.** Both models take the image (the context) in ``[0, 1]``, as the tasks give it, and feed it to
+their patch embeddings as ``2 x - 1``, in ``[-1, 1]`` (big_vision's ``value_range(-1, 1)``; also what
+:class:`fsq.models.autoencoder` does), when their spec's ``center_image`` is set (new models). Fed in ``[0, 1]``
+the scenes' common brightness (mean about 0.6, per-pixel spread across images about 0.1) becomes a near constant
+offset of every patch token, and the pre-LayerNorm transformers see images that barely differ: the language model
+of the CPU depth config learned no use of the image (its held-out loss the same with the images shuffled) and the
+oracle's decoder little. A saved spec without the key (models trained before) keeps ``center_image=False``, so
+they load and predict as they were trained.
 """
 
 from __future__ import annotations
@@ -34,6 +43,18 @@ def _check_size(image_size: int, patch: int) -> int:
     if image_size % patch:
         raise ValueError(f"image_size {image_size} is not a multiple of the patch size {patch}")
     return image_size // patch
+
+
+def image_input(image: torch.Tensor, center: bool) -> torch.Tensor:
+    """What a patch embedding reads of a ``[0, 1]`` image: ``2 x - 1`` (in ``[-1, 1]``) if ``center``, else as is."""
+    return image * 2 - 1 if center else image
+
+
+def _legacy_centering(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved spec's dict; one written before ``center_image`` existed read the image in ``[0, 1]``."""
+    out = dict(data)
+    out.setdefault("center_image", False)
+    return out
 
 
 class PatchEmbed(nn.Module):
@@ -65,6 +86,7 @@ class OracleSpec:
     code_grid: int = 4
     use_context: bool = True
     code_dropout: bool = True
+    center_image: bool = True  # the context in [-1, 1] (see the module docstring); False: as given, in [0, 1]
     # the paper's FSQ [7,5,5,5,5]; VQ: 4096 codes of the UViM width, UViM recipe (EMA, l2-normalised, splitting)
     quantizer: QuantizerSpec = field(
         default_factory=lambda: QuantizerSpec(levels=[7, 5, 5, 5, 5], codebook_size=4096, dim=768, recipe="uvim")
@@ -75,8 +97,8 @@ class OracleSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OracleSpec:
-        """The spec of a saved ``to_dict`` (also fsq 0.1's flat quantizer keys)."""
-        return cls(**nested_quantizer(data, {f.name for f in fields(cls)}))
+        """The spec of a saved ``to_dict`` (also fsq 0.1's flat quantizer keys; no ``center_image``: False)."""
+        return cls(**nested_quantizer(_legacy_centering(data), {f.name for f in fields(cls)}))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,21 +147,22 @@ class UViMOracle(nn.Module):
         grid = F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)
         return grid.flatten(2).transpose(1, 2)
 
-    def _check(self, x: torch.Tensor | None, channels: int, what: str) -> None:
+    def _check(self, x: torch.Tensor | None, channels: int, what: str) -> torch.Tensor:
         s = self.spec
         expected = f"{what}: expected (B, {channels}, {s.image_size}, {s.image_size})"
         if x is None:
             raise ValueError(f"{expected}, got None")
         if x.ndim != 4 or x.shape[1] != channels or x.shape[-2:] != (s.image_size, s.image_size):
             raise ValueError(f"{expected}, got {tuple(x.shape)}")
+        return x
 
     def encode(self, target: torch.Tensor, context: torch.Tensor | None) -> QuantizerOutput:
         """Quantized codes (B, g*g, code width), indices (B, g, g), aux loss."""
         self._check(target, self.spec.target_channels, "target")
         h = self.target_embed(target)
         if self.encoder_context is not None:
-            self._check(context, self.spec.context_channels, "context")
-            h = h + self.encoder_context(context)
+            context = self._check(context, self.spec.context_channels, "context")
+            h = h + self.encoder_context(image_input(context, self.spec.center_image))
         h = self._resize(self.encoder(h), self.spec.code_grid)
         out = self.quantizer(self.to_code(h))
         g = self.spec.code_grid
@@ -152,8 +175,8 @@ class UViMOracle(nn.Module):
             raise ValueError(f"codes: expected (B, {n}, {width}), got {tuple(codes.shape)}")
         h = self._resize(self.from_code(codes), self.grid) + self.decoder_position
         if self.decoder_context is not None:
-            self._check(context, self.spec.context_channels, "context")
-            h = h + self.decoder_context(context)
+            context = self._check(context, self.spec.context_channels, "context")
+            h = h + self.decoder_context(image_input(context, self.spec.center_image))
         h = self.head(self.decoder(h))  # (B, grid*grid, p*p*O)
         b, p, o = h.shape[0], self.spec.patch, self.spec.output_channels
         h = h.view(b, self.grid, self.grid, p, p, o).permute(0, 5, 1, 3, 2, 4)
@@ -193,6 +216,12 @@ class LanguageModelSpec:
     heads: int = 4
     mlp_dim: int = 512
     dropout: float = 0.1
+    center_image: bool = True  # the image in [-1, 1] (see the module docstring); False: as given, in [0, 1]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LanguageModelSpec:
+        """The spec of a saved ``to_dict`` (one without ``center_image``: False, as it was trained)."""
+        return cls(**_legacy_centering(data))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -220,7 +249,8 @@ class UViMLanguageModel(nn.Module):
         return self.spec.codebook_size
 
     def encode_image(self, context: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.image_embed(context))
+        """The image tokens (B, patches, width) the decoder attends to, from the image (B, C, H, W) in ``[0, 1]``."""
+        return self.encoder(self.image_embed(image_input(context, self.spec.center_image)))
 
     def _logits(self, memory: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         h = self.token_embed(inputs) + self.position[:, : inputs.shape[1]]

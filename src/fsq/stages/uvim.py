@@ -79,6 +79,7 @@ def oracle_spec(cfg: UViMExperiment, task: Task) -> OracleSpec:
         context_channels=task.context_channels,
         output_channels=task.output_channels,
         quantizer=QuantizerSpec(**to_dict(cfg.quantizer)),
+        center_image=True,  # new models read the image in [-1, 1] (fsq.models.uvim)
     )
 
 
@@ -91,6 +92,7 @@ def lm_spec(cfg: UViMExperiment, task: Task, codebook_size: int) -> LanguageMode
         context_channels=task.context_channels,
         codebook_size=codebook_size,
         sequence_length=cfg.model.code_grid**2,
+        center_image=True,
     )
 
 
@@ -110,8 +112,19 @@ def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLangu
     if not isinstance(cfg, UViMExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a UViM run")
     oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec.from_dict, resume_hash(cfg))
-    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, lambda d: LanguageModelSpec(**d), resume_hash(cfg))
+    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, LanguageModelSpec.from_dict, resume_hash(cfg))
     return cfg, oracle, lm, step  # type: ignore[return-value]
+
+
+def _check_image_input(phase_dir: Path) -> None:
+    """Refuse to resume a phase whose checkpoint read the image in ``[0, 1]`` (a spec without ``center_image``,
+    written before it existed): its weights would go on, or the language model learn codes, under the other range."""
+    latest = ckpt.latest_checkpoint(phase_dir)
+    if latest is not None and not ckpt.read_state(latest, None, "").get("spec", {}).get("center_image", False):
+        raise ConfigError(
+            f"{phase_dir}: trained by an older fsq that fed the image in [0, 1]; this version feeds it in [-1, 1] "
+            "and cannot continue it. Use a new run dir (the old models still load and evaluate as trained)."
+        )
 
 
 def _generator(seed: int, step: int, stage: int) -> torch.Generator:
@@ -150,6 +163,8 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
             f"{rundir.step_of(oracle_done.name) if oracle_done else 0}; training the oracle to "
             f"train.oracle_steps={cfg.train.oracle_steps} now would leave the pair mismatched. Use a new run dir."
         )
+    for phase_dir in (run_dir / "oracle", run_dir / "lm"):
+        _check_image_input(phase_dir)
     torch.manual_seed(cfg.train.seed)
     oracle = UViMOracle(oracle_spec(cfg, task)).to(device)
 
