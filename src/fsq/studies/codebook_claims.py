@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fsq.studies.common import fmt, mean_std, pm
+from fsq.studies.common import fmt, over_seeds, pm
 
 PSNR_TOLERANCE_DB = 0.1  # single-seed runs: PSNR steps smaller than this count as flat
 SATURATION = 0.10  # relative change of sampling quality below which a curve counts as saturated
@@ -32,17 +32,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     every number, ``<key>_std`` (sample std; ``None`` for one seed) and ``seeds``. Aggregated rows pass unchanged."""
     if all("seeds" in r for r in rows):
         return rows
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["quantizer"], r.get("target_size"), r["codebook_size"], r["levels"]), []).append(r)
-    out = []
-    for members in groups.values():
-        g = dict(members[0])
-        g["seeds"] = sorted(m.get("seed", 0) for m in members)
-        for key in NUMERIC:
-            g[key], g[f"{key}_std"] = mean_std([m.get(key) for m in members])
-        out.append(g)
-    return out
+    return over_seeds(rows, ("quantizer", "target_size", "codebook_size", "levels"), NUMERIC)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

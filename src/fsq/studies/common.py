@@ -13,6 +13,7 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,23 @@ def mean_std(values: list[Any]) -> tuple[float | None, float | None]:
     if not known:
         return None, None
     return statistics.fmean(known), (statistics.stdev(known) if len(known) > 1 else None)
+
+
+def over_seeds(rows: list[dict[str, Any]], by: Sequence[str], numeric: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of the same configuration (equal values of the ``by`` keys) joined, in first-seen order: the first row
+    of each group with every ``numeric`` key replaced by its mean over the group, ``<key>_std`` beside it (sample
+    std; ``None`` for one row), and ``seeds`` (sorted) in place of ``seed``."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in by), []).append(r)
+    out = []
+    for members in groups.values():
+        g = {k: v for k, v in members[0].items() if k != "seed"}
+        g["seeds"] = sorted(m.get("seed", 0) for m in members)
+        for key in numeric:
+            g[key], g[f"{key}_std"] = mean_std([m.get(key) for m in members])
+        out.append(g)
+    return out
 
 
 def pm(mean: float | None, std: float | None, digits: int, scale: float = 1.0, unit: str = "") -> str:

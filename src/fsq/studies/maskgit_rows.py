@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.studies.common import mean_std, read_study, run_path
+from fsq.studies.common import over_seeds, read_study, run_path
 
 TUNE_SUFFIX = "_val"  # the tuning split's evaluation file: eval/step_N_val.json
 # per-guidance metrics of an evaluation, copied into a row (the report split's) and as val_* (the tuning split's)
@@ -104,27 +104,7 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Means (and standard deviations, ``<key>_std``) over seeds per (quantizer, budget, guidance), in row order."""
-    groups: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["quantizer"], r["budget"], r["guidance"]), []).append(r)
-    out = []
-    for (quantizer, budget, guidance), members in groups.items():
-        first = members[0]
-        entry: dict[str, Any] = {
-            "quantizer": quantizer,
-            "budget": budget,
-            "guidance": guidance,
-            "codebook_size": first["codebook_size"],
-            "steps": first["steps"],
-            "batch_size": first["batch_size"],
-            "images_seen": first["images_seen"],
-            "train_flops": first["train_flops"],
-            "seeds": sorted(r["seed"] for r in members),
-        }
-        for key in MEAN_KEYS:
-            entry[key], entry[f"{key}_std"] = mean_std([r.get(key) for r in members])
-        out.append(entry)
-    return out
+    return over_seeds(rows, ("quantizer", "budget", "guidance"), MEAN_KEYS)
 
 
 def chosen_guidance(summary: list[dict[str, Any]]) -> dict[tuple[str, int], float]:

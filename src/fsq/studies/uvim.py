@@ -25,7 +25,7 @@ from fsq.studies.common import (
     Stopwatch,
     fmt,
     latest_eval,
-    mean_std,
+    over_seeds,
     pm,
     read_study,
     run_path,
@@ -214,20 +214,8 @@ def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, An
 
 def group(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The seeds of each (task, variant) together, in the rows' order: mean and std of every number."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["task"], r["variant"]), []).append(r)
-    out = []
-    for (task, variant), members in groups.items():
-        g: dict[str, Any] = {"task": task, "variant": variant, "metric": members[0]["metric"]}
-        g["seeds"] = [m["seed"] for m in members]
-        g["codebook_size"] = members[0]["codebook_size"]
-        keys = ("prediction", "oracle", "baseline", "usage", "predicted_usage", "splits", "code_accuracy", "seconds")
-        for key in keys:
-            values = [m[key] for m in members if m.get(key) is not None]
-            g[key], g[f"{key}_std"] = mean_std(values)
-        out.append(g)
-    return out
+    keys = ("prediction", "oracle", "baseline", "usage", "predicted_usage", "splits", "code_accuracy", "seconds")
+    return over_seeds(rows, ("task", "variant"), keys)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
