@@ -23,6 +23,15 @@ def _pyplot():
     return plt
 
 
+def _size_axis(ax, title: str, legend_size: int | None) -> None:
+    """A panel against the codebook size: log2 x axis, title, light grid, legend (matplotlib's size if None)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("codebook size")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(**({} if legend_size is None else {"fontsize": legend_size}))
+
+
 def fig3(rows: list[dict[str, Any]], out_dir: Path) -> Path:
     """``fig3.png``: the four panels of the paper's Fig. 3 from the study's rows."""
     plt = _pyplot()
@@ -46,11 +55,7 @@ def fig3(rows: list[dict[str, Any]], out_dir: Path) -> Path:
     axes[3].plot(sizes, [math.log2(k) for k in sizes], "k--", linewidth=1, label="uniform (log2 K)")
     titles = [f"(a) {rec_name}", f"(b) {name}", "(c) codes used", "(d) compression cost (bits/token)"]
     for ax, title in zip(axes, titles):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("codebook size")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _size_axis(ax, title, 7)
     path = out_dir / "fig3.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -80,11 +85,7 @@ def plot(rows: list[dict[str, Any]], runs_metrics: dict[str, list[dict[str, Any]
         axes[1].plot(ks, [100 * r["usage"] for r in values], "o-", label=label)
     axes[0].plot(sizes, sizes, "k--", linewidth=1, label="maximum")
     for ax, title in zip(axes, ("codes used", "codebook usage (%)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("codebook size")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
+        _size_axis(ax, title, None)
     axes[0].set_yscale("log", base=2)
     save(fig, "usage.png")
 
@@ -106,11 +107,7 @@ def plot(rows: list[dict[str, Any]], runs_metrics: dict[str, list[dict[str, Any]
                 ax.plot(*zip(*points), "o-", label=label)
         if key == "entropy_bits":
             ax.plot(sizes, [math.log2(k) for k in sizes], "k--", linewidth=1, label="uniform (log2 K)")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("codebook size")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _size_axis(ax, title, 8)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     save(fig, "metrics.png")
@@ -151,11 +148,7 @@ def plot_levels(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                 ax.errorbar(xs, ys, yerr=errors, fmt="o-", capsize=3, color=f"C{index}", label=label)
                 for x, y, r in zip(xs, ys, known):
                     ax.annotate(r["levels"], (x, y), fontsize=6, alpha=0.7)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("codebook size")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _size_axis(ax, title, 7)
     path = out_dir / "fig10.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
