@@ -64,7 +64,7 @@ def _real_features(tok_cfg, split: str, count: int, seed: int, device: torch.dev
     """Inception features of ``count`` random reference images (cached under the data cache by their hash)."""
     images = reference_images(tok_cfg, split, count, seed)
     return cached_features(
-        fid_cache_path(tok_cfg, images), lambda: network.extract(images.float().div(255), device=device)
+        fid_cache_path(tok_cfg.data.cache_dir, images), lambda: network.extract(images.float().div(255), device=device)
     )
 
 

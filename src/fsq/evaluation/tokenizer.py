@@ -14,6 +14,7 @@ Writes ``eval/step_N.json`` and ``eval/step_N_grid.png`` (originals over reconst
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,11 @@ def evaluate_tokenizer(
     return results
 
 
-def fid_cache_path(cfg: TokenizerExperiment, images: torch.Tensor) -> Path:
-    """Where the Inception features of real ``images`` are cached: keyed by the images' own hash, so runs share them."""
-    key = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:24]
-    return cache_dir(cfg.data.cache_dir) / "fid_features" / f"{key}.npy"
+def fid_cache_path(cache_root: str | os.PathLike | None, images: torch.Tensor) -> Path:
+    """Where the Inception features of real ``images`` are cached under the data cache ``cache_root`` (None: the
+    default): keyed by the images' own hash, so runs share them."""
+    key = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:24]
+    return cache_dir(cache_root) / "fid_features" / f"{key}.npy"
 
 
 def cached_features(cache: Path, compute, write: bool = True) -> np.ndarray:

@@ -17,7 +17,6 @@ prediction). Runs on rank 0; the other ranks wait.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import UViMExperiment
 from fsq.data.dense import colorization_reference
-from fsq.data.sources import cache_dir
-from fsq.evaluation.tokenizer import cached_features
+from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.grids import save_grid
 from fsq.inference.prediction import predict
 from fsq.io import write_json_atomic
@@ -119,9 +117,8 @@ def evaluate_uvim(
         reference = colorization_reference(
             count, image_size=cfg.data.image_size, seed=cfg.data.seed, cache_dir=cfg.data.cache_dir
         )
-        cache = cache_dir(cfg.data.cache_dir) / "fid_features"
         results["prediction"]["fid"], results["baseline"]["fid"] = _colorization_fid(
-            prediction["rgb"][:count], baseline["rgb"][:count], reference, device, cache
+            prediction["rgb"][:count], baseline["rgb"][:count], reference, device, cfg.data.cache_dir
         )
         results["fid_samples"], results["fid_reference"] = count, "crops of the training photos (not ground truths)"
     results["seconds"] = time.perf_counter() - start
@@ -148,17 +145,16 @@ def _target(data: dict[str, torch.Tensor], task) -> dict[str, torch.Tensor]:
     return task.decode_prediction(task.encode_target(data))
 
 
-def _colorization_fid(pred, baseline, reference, device, cache: Path) -> tuple[float, float]:
+def _colorization_fid(pred, baseline, reference, device, cache_root) -> tuple[float, float]:
     """FID of the predictions and of the baseline against the reference crops; reference and baseline features
-    (the same for every run on the same data) are cached under ``cache`` by the images' hash."""
+    (the same for every run on the same data) are cached in the data cache ``cache_root`` by the images' hash."""
     network = InceptionFeatures().to(device)
 
     def features(images: torch.Tensor, cached: bool) -> np.ndarray:
         compute = lambda: network.extract(images, device=device)  # noqa: E731
         if not cached:
             return compute()
-        key = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:24]
-        return cached_features(cache / f"{key}.npy", compute)
+        return cached_features(fid_cache_path(cache_root, images), compute)
 
     real = features(reference, True)
     return (
