@@ -3,13 +3,14 @@
 Run through ``benchmarks/quantizers.py --gpu-table`` (CUDA only; ``--quick`` for a smaller grid). For every
 N in 2^12 ... 2^24 vectors (step x4) and d in 3 ... 8 channels (levels below), input shape (1, N, d) float32:
 
-- ``fused``:  ``fsq.FSQ(levels, kernel="triton")`` (what ``kernel="auto"`` picks on CUDA), defaults otherwise;
+- ``fused``:  ``fsq.FSQ(levels, kernel="triton")`` (what ``kernel="auto"`` picks on CUDA), defaults otherwise
+  (its NaN check is deferred on CUDA: a reduction and an asynchronous copy, no host sync);
 - ``eager``:  ``fsq.FSQ(levels, kernel="eager")``;
-- ``fused_nc``: the same with ``check_finite=False`` (no NaN check: the check costs a reduction and a host sync);
+- ``fused_nc``: the same with ``check_finite=False`` (no NaN check);
 - ``vqp``:    vector-quantize-pytorch ``FSQ(levels)`` (skipped if not installed);
 - ``vqp_c``:  the same under ``torch.compile(dynamic=True)`` (one compilation per d serves every N);
 - ``base``:   ``x * 1.0`` forward and backward: the harness's own floor (host overhead of any one-op step);
-- ``graph``:  ``fused_nc``'s fwd+bwd captured in a CUDA graph and replayed: the kernels' GPU time alone;
+- ``graph``:  ``fused_nc``'s and ``vqp``'s fwd+bwd captured in a CUDA graph and replayed: GPU time alone;
 - ``floor``:  bytes moved / measured copy bandwidth. A fwd+bwd has to read z (4d bytes) and write codes (4d) and
   one int64 index (8), then read the upstream gradient (4d) and z again (4d) and write dL/dz (4d): ``20 d + 8``
   bytes per vector. The bandwidth is that of a 1 GiB device-to-device ``copy_`` (read + write counted).
@@ -139,6 +140,34 @@ def graph_ms(model, x0: torch.Tensor, g: torch.Tensor, repeats: int) -> float:
     return statistics.median(timed(graph.replay, "cuda") for _ in range(repeats))
 
 
+GRAPHED = {  # the quantizers whose GPU time alone is measured, and how to build one for d (no host sync)
+    "fused_nc": lambda d: FSQ(LEVELS[d], kernel="triton", check_finite=False),
+    "vqp": lambda d: VQP_FSQ(LEVELS[d]),
+}
+
+
+def graph_pass(rows: list[dict], gen: torch.Generator, device: str, meta: dict, out: Path) -> None:
+    """Add ``graph_ms`` (fwd+bwd replayed as a CUDA graph: GPU time, no host overhead) to the rows of the
+    quantizers in :data:`GRAPHED`; a quantizer whose capture fails gets ``graph_error`` and is not retried."""
+    print("GPU time alone (fwd+bwd replayed as a CUDA graph, no host overhead):")
+    failed: set[str] = set()
+    for row in rows:
+        name = row["quantizer"]
+        if name not in GRAPHED or name in failed or "median_ms" not in row:
+            continue
+        d, n = row["d"], row["N"]
+        x0 = (torch.randn(1, n, d, generator=gen) * 2).to(device)
+        g = torch.randn(1, n, d, generator=gen).to(device)
+        try:
+            row["graph_ms"] = graph_ms(GRAPHED[name](d).to(device), x0, g, 20)
+            print(f"{n:>9} {d:>2} {name:>9} | {row['graph_ms']:.4f} ms", flush=True)
+        except Exception as error:  # noqa: BLE001 - reported, never hidden
+            row["graph_error"] = f"{type(error).__name__}: {str(error)[:300]}"
+            print(f"{n:>9} {d:>2} {name:>9} | {row['graph_error']}", flush=True)
+            failed.add(name)
+        write_json(out, meta, rows)
+
+
 def run_step(model, x0: torch.Tensor, g: torch.Tensor) -> None:
     x = x0.clone().requires_grad_()
     out = model(x)
@@ -263,19 +292,5 @@ def run(args) -> None:
             del x0, g
             write_json(out, meta, rows)  # after every row: a run cut short keeps what it measured
     if device == "cuda":  # last: a failed capture cannot spoil the table above
-        print("fused kernels' GPU time (fwd+bwd replayed as a CUDA graph, no host overhead):")
-        for row in rows:
-            if row["quantizer"] != "fused_nc" or "median_ms" not in row:
-                continue
-            d, n = row["d"], row["N"]
-            x0 = (torch.randn(1, n, d, generator=gen) * 2).to(device)
-            g = torch.randn(1, n, d, generator=gen).to(device)
-            try:
-                row["graph_ms"] = graph_ms(FSQ(LEVELS[d], kernel="triton", check_finite=False).to(device), x0, g, 20)
-                print(f"{n:>9} {d:>2} | {row['graph_ms']:.4f} ms", flush=True)
-            except Exception as error:  # noqa: BLE001 - reported, never hidden
-                row["graph_error"] = f"{type(error).__name__}: {str(error)[:300]}"
-                print(f"{n:>9} {d:>2} | {row['graph_error']}", flush=True)
-                break
-            write_json(out, meta, rows)
+        graph_pass(rows, gen, device, meta, out)
     print(f"wrote {out}")

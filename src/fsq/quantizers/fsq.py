@@ -34,7 +34,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from fsq.quantizers import fused
+from fsq.quantizers import finite, fused
 from fsq.quantizers.base import QuantizerOutput
 
 Variant = Literal["paper", "atanh", "symmetric"]
@@ -156,9 +156,12 @@ class FSQ(nn.Module):
         variant: the bounding numerics, one of ``"paper"`` (default), ``"atanh"``, ``"symmetric"``.
         eps: the paper's ``eps`` (1e-3); ignored by ``"symmetric"``.
         channel_axis: the axis holding channels (default -1; use 1 for ``(B, C, H, W)``). Never guessed.
-        check_finite: raise ``ValueError`` on NaN/Inf input (default). Under ``torch.compile`` a raise would
-            break the graph, so compiled code marks such positions with index -1 instead. ``False`` skips the
-            check entirely (slightly faster); indices of non-finite inputs are then unspecified.
+        check_finite: raise :class:`~fsq.quantizers.finite.NonFiniteInputError` (a ``ValueError``) on NaN/Inf
+            input. ``True`` (default): at the call for CPU tensors; for CUDA tensors at a later call or at
+            :func:`fsq.check_pending`, without stopping the GPU (``"deferred"``); ``"sync"`` always raises at
+            the call (on CUDA it waits for the GPU); ``False`` skips the check (indices of non-finite inputs are
+            then unspecified). Under ``torch.compile`` a raise would break the graph, so compiled code marks such
+            positions with index -1 instead. See :mod:`fsq.quantizers.finite`.
         projection_bias: use a bias in the projections.
         kernel: ``"auto"`` (default) runs fused Triton kernels on CUDA tensors when triton is installed and the
             eager torch path otherwise; ``"eager"`` always uses the torch path; ``"triton"`` always the kernels (on
@@ -195,7 +198,7 @@ class FSQ(nn.Module):
         variant: Variant = "paper",
         eps: float = 1e-3,
         channel_axis: int = -1,
-        check_finite: bool = True,
+        check_finite: bool | str = True,
         projection_bias: bool = True,
         kernel: str = "auto",
     ) -> None:
@@ -217,7 +220,8 @@ class FSQ(nn.Module):
         if self.dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         self.channel_axis = int(channel_axis)
-        self.check_finite = bool(check_finite)
+        self.check_finite = finite.check_mode(check_finite)
+        self._pending_checks = finite.PendingChecks("FSQ")
         self.codebook_size: int = math.prod(self.levels)  # per codebook; a Python int, exact
         self.basis: tuple[int, ...] = tuple(mixed_radix_basis(self.levels))
 
@@ -298,6 +302,8 @@ class FSQ(nn.Module):
         """Quantize ``z``; see the class docstring for shapes."""
         if not z.is_floating_point():
             raise TypeError(f"FSQ input must be a floating-point tensor, got {z.dtype}")
+        if not torch.compiler.is_compiling() and self._pending_checks:
+            self._pending_checks.poll()  # raises for an earlier call's NaN/Inf (deferred check)
         in_dtype = z.dtype
         if self.project_in is not None:
             z = self.project_in(self._to_last(z, self.dim, "FSQ input"))
@@ -340,8 +346,11 @@ class FSQ(nn.Module):
         after = math.prod(shape[axis + 1 :])
         tile = _tile_factor(rows) if after == 1 else 1
         z3 = z.reshape(rows // tile, tile * channels, after)
-        if self.check_finite and not torch.compiler.is_compiling():
+        check = finite.effective_mode(self.check_finite, z3)
+        if check == "sync":
             self._raise_if_nonfinite(z3)
+        elif check == "deferred":
+            self._pending_checks.add(torch.isfinite(z3).all())
         n = tile * channels
         shift = self._shift_tiled[:n] if self._has_shift else None
         codes, indices = _BoundRound.apply(
@@ -354,9 +363,9 @@ class FSQ(nn.Module):
             self.variant == "symmetric",
             ((rows, self.num_codebooks, self.code_dim, after), self.basis, self._index_offset, self._index_dtype),
         )
-        if self.check_finite and torch.compiler.is_compiling():  # no raise inside a graph: mark with -1
-            finite = torch.isfinite(z3).reshape(rows, self.num_codebooks, self.code_dim, after).all(2)
-            indices = torch.where(finite, indices, -1)
+        if self.check_finite != "off" and torch.compiler.is_compiling():  # no raise inside a graph: mark with -1
+            ok = torch.isfinite(z3).reshape(rows, self.num_codebooks, self.code_dim, after).all(2)
+            indices = torch.where(ok, indices, -1)
         # (A, nc, B) -> shape without the channel axis, plus (nc,) when grouped
         indices = indices.movedim(1, -1).reshape(*shape[:axis], *shape[axis + 1 :], self.num_codebooks)
         return codes.reshape(shape), self._squeeze_codebooks(indices)
@@ -374,8 +383,11 @@ class FSQ(nn.Module):
         codes, indices = fused.quantize_eager(
             rows, self._kernel_floats, self._kernel_ints, self.variant == "symmetric", self._has_shift
         )
-        if self.check_finite and not torch.compiler.is_compiling() and indices.numel() and int(indices.min()) < 0:
+        check = finite.effective_mode(self.check_finite, rows) if indices.numel() else "off"
+        if check == "sync" and int(indices.min()) < 0:
             self._raise_if_nonfinite(rows)
+        elif check == "deferred":  # the kernel gives non-finite rows index -1
+            self._pending_checks.add(indices.amin() >= 0)
         codes = codes.view(last.shape)
         codes = codes if axis == z.ndim - 1 else codes.movedim(-1, axis).contiguous()
         return codes, self._squeeze_codebooks(indices.view(*last.shape[:-1], self.num_codebooks))
@@ -386,7 +398,7 @@ class FSQ(nn.Module):
         if not bool(torch.isfinite(z.sum())):
             bad = int((~torch.isfinite(z)).sum())
             if bad:
-                raise ValueError(
+                raise finite.NonFiniteInputError(
                     f"FSQ input contains {bad} non-finite value(s) (NaN or Inf); fix the encoder "
                     "(or pass check_finite=False to skip this check)"
                 )

@@ -35,7 +35,7 @@ class ResidualFSQ(nn.Module):
         dim: input width; projections to/from ``len(levels)`` are added when it differs.
         variant: stage 0's FSQ numerics (``"paper"``, ``"atanh"``, ``"symmetric"``).
         channel_axis: the channel axis of inputs and codes (default -1).
-        check_finite: raise on NaN/Inf input (as :class:`fsq.FSQ`).
+        check_finite: raise on NaN/Inf input (as :class:`fsq.FSQ`: at the call on CPU, deferred on CUDA).
         kernel: stage 0's implementation, ``"auto"``, ``"triton"`` or ``"eager"`` (as :class:`fsq.FSQ`); the
             residual stages are small torch ops.
     """
@@ -52,7 +52,7 @@ class ResidualFSQ(nn.Module):
         dim: int | None = None,
         variant: Variant = "paper",
         channel_axis: int = -1,
-        check_finite: bool = True,
+        check_finite: bool | str = True,
         projection_bias: bool = True,
         kernel: str = "auto",
     ) -> None:

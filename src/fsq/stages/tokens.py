@@ -21,6 +21,7 @@ from fsq.config import TokenizerExperiment, from_dict, read_run_config
 from fsq.data.loader import SkipLog, iterate_batches
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
+from fsq.quantizers.finite import check_pending
 from fsq.stages.tokenizer import item_transform, load_run, open_split
 
 
@@ -88,6 +89,7 @@ def export_tokens(
     log = SkipLog(items.source)
 
     def write_shard() -> None:
+        check_pending(model)  # a quantizer's deferred NaN/Inf check raises before its tokens are written
         tensors = {"tokens": torch.cat(tokens)[:shard_size]}
         if items.has_labels:
             tensors["labels"] = torch.cat(labels)[:shard_size]

@@ -30,6 +30,7 @@ from fsq import checkpoint as ckpt
 from fsq import distributed, rundir
 from fsq.config import ConfigError, resume_hash
 from fsq.optim import lr_at
+from fsq.quantizers.finite import check_pending
 from fsq.stages.base import NonFiniteLossError, Phase, Stage
 from fsq.tracking import MetricsWriter, publish_evaluation
 from fsq.training.state import (
@@ -161,6 +162,7 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
             if progress is not None:
                 progress.update(1)
             if (step + 1) % t.checkpoint_every == 0 or step + 1 == phase.steps:
+                check_pending(phase.model)  # a quantizer's deferred NaN/Inf check must not pass into a checkpoint
                 if info.is_main:
                     save(phase, cfg, step + 1, device)
                 distributed.barrier()
