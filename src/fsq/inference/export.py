@@ -11,6 +11,7 @@ The bundle is what :mod:`fsq.hub` describes (safetensors + JSON, nothing pickled
   Nothing in it is typed by hand, so the card cannot drift from the run.
 
 The bundle is written to a temporary folder and renamed into place; an existing non-empty ``OUT`` is refused.
+Paths of the exporting machine are written relative to the working directory (or ``~``) in its text files.
 """
 
 from __future__ import annotations
@@ -167,12 +168,31 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, name: str | None = N
             predictor.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation))
         if evaluation is not None:
             write_json_atomic(evaluation, tmp / "eval.json")
+        strip_local_paths(tmp)
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def strip_local_paths(folder: Path, cwd: Path | None = None, home: Path | None = None) -> None:
+    """Rewrite the exporting machine's folders out of a bundle's text files (cards, JSON): paths under the
+    working directory become relative to it (``runs/x``), paths under the home directory start with ``~``.
+
+    A bundle is shared; the absolute paths of the machine it was exported on (recorded by the run's config,
+    metadata and evaluation) mean nothing elsewhere and reveal that machine's layout.
+    """
+    prefixes = [(f"{(cwd or Path.cwd()).resolve()}/", ""), (f"{(home or Path.home()).resolve()}/", "~/")]
+    for path in sorted(folder.rglob("*")):
+        if path.suffix not in (".json", ".md", ".yaml") or not path.is_file():
+            continue
+        text = original = path.read_text()
+        for prefix, replacement in prefixes:
+            text = text.replace(prefix, replacement)
+        if text != original:
+            path.write_text(text)
 
 
 def _evaluation(run_dir: Path, step: int) -> dict[str, Any] | None:
