@@ -327,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fsq`` console script and ``python -m fsq``."""
+    # torch's CPU allocator backs large tensors with transparent huge pages when this is set (read at its first
+    # large allocation): 2 MB pages cut the page faults of freshly allocated tensors ~100x. Measured on the 2-core
+    # machine: a MaskGIT with a 64,000-code head, 30 steps of batch 64, 1.21 -> 1.02 s/step, system time 34.6 ->
+    # 21.7 s. The user's own setting wins.
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse binds a trailing nargs="*" positional early: items after an option land here
