@@ -232,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
     study.add_argument(
-        "--sizes", nargs="+", help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096)"
+        "--sizes",
+        nargs="+",
+        help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096 16384 65536)",
     )
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
     study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")

@@ -134,15 +134,14 @@ def test_levels_study_plan_and_report(tmp_path):
     labels = {r["name"]: r["label"] for r in runs}
     assert labels["fsq_8x5x5x5"] == "FSQ, all L >= 5" and labels["fsq_4x4x4x4x4"] == "FSQ, min L = 4"
     assert labels["fsq_3x3x3x3x3x3"] == "FSQ, min L = 3"
-    assert {r["target_size"] for r in runs} == {256, 1024, 4096}  # the families are grouped by planned size
+    assert {r["target_size"] for r in runs} == {2**8, 2**10, 2**12, 2**14, 2**16}  # the paper's sizes
     wide = plan("levels", sizes=[2**16])
     assert [r["levels"] for r in wide] == [[8, 8, 8, 5, 5, 5], [4] * 8, [3] * 10]
     seeded = plan("levels", sizes=[2**8], seeds=[0, 2])  # seed 0 keeps the plain name, so its runs are reused
-    assert [r["name"] for r in seeded][:2] == ["fsq_8x6x5", "fsq_8x6x5_s2"] and [r["seed"] for r in seeded][:2] == [
-        0,
-        2,
-    ]
-    cfg = run_config(seeded[1], "mnist", "cpu", [])
+    names = ["fsq_8x6x5", "fsq_4x4x4x4", "fsq_3x3x3x3x3"]  # seed by seed: a study cut short has every set
+    assert [r["name"] for r in seeded] == names + [f"{name}_s2" for name in names]
+    assert [r["seed"] for r in seeded] == [0, 0, 0, 2, 2, 2]
+    cfg = run_config(seeded[3], "mnist", "cpu", [])
     assert cfg.train.seed == 2 and run_config(seeded[0], "mnist", "cpu", []).train.seed == 0
     stage2 = stage2_config(tmp_path, cfg, "m", "cpu", [], seed=2)
     assert stage2.train.seed == 2 and stage2.eval.seed == 2

@@ -75,6 +75,20 @@ class Stopwatch:
         }
 
 
+def combine_timing(previous: dict[str, Any] | None, current: dict[str, Any]) -> dict[str, Any]:
+    """The ``timing`` of a study over its calls: ``current`` (this call) added to ``previous`` (the calls before
+    into the same folder): wall and CPU time and runs summed, ``calls`` counted, load before the first call."""
+    if not previous:
+        return current
+    out = dict(current)
+    out["wall_seconds"] = round(previous["wall_seconds"] + current["wall_seconds"], 1)
+    out["cpu_seconds"] = round(previous["cpu_seconds"] + current["cpu_seconds"], 1)
+    out["runs_trained"] = previous["runs_trained"] + current["runs_trained"]
+    out["calls"] = previous.get("calls", 1) + current.get("calls", 1)
+    out["load_average_before"] = previous["load_average_before"]
+    return out
+
+
 def _cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
@@ -128,10 +142,14 @@ def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, A
 
 
 def timing_line(timing: dict[str, Any]) -> str:
-    """The measured cost of the study's last call that trained something, with the machine's load around it."""
+    """The measured cost of the study's calls that trained something, with the machine's load around them."""
     before, after = timing["load_average_before"], timing["load_average_after"]
+    calls = timing.get("calls", 1)
     return (
         f"Measured: {timing['wall_seconds'] / 60:.1f} min wall, {timing['cpu_seconds'] / 60:.1f} min CPU for "
-        f"{timing['runs_trained']} runs on a {timing['cpus']}-core machine; its 1-minute load average (all "
-        f"processes) was {before[0]:.2f} before and {after[0]:.2f} after."
+        f"{timing['runs_trained']} runs" + (f" over {calls} calls" if calls > 1 else "") + f" on a "
+        f"{timing['cpus']}-core machine; its 1-minute load average (all processes) was {before[0]:.2f} before"
+        + (" the first call" if calls > 1 else "")
+        + f" and {after[0]:.2f} after"
+        + (" the last." if calls > 1 else ".")
     )
