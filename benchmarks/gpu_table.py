@@ -168,6 +168,48 @@ def graph_pass(rows: list[dict], gen: torch.Generator, device: str, meta: dict, 
         write_json(out, meta, rows)
 
 
+def host_breakdown(device: str, calls: int) -> dict[str, float]:
+    """Host microseconds per call of the pieces of a step, at N = 2^12, d = 4 (GPU work of a few microseconds,
+    so a loop of ``calls`` without synchronising measures what the host spends submitting): where a fused step's
+    host time goes, beside a one-op step and a bare torch kernel launch."""
+    from fsq.quantizers import fused, kernels
+
+    levels = LEVELS[4]
+    q, q_deferred = FSQ(levels, kernel="triton", check_finite=False).to(device), FSQ(levels, kernel="triton")
+    q_deferred = q_deferred.to(device)
+    z = torch.randn(2**12, 4, device=device) * 2
+    x = z.clone().requires_grad_()
+    g = torch.randn_like(z)
+    consts, ints = q._kernel_floats, q._kernel_ints
+    pieces = {
+        "torch op (z * 1)": lambda: z * 1.0,
+        "one-op step (x * 1 fwd+bwd)": lambda: torch.autograd.backward(x * 1.0, g),
+        "fused forward kernel (kernels.quantize)": lambda: kernels.quantize(z, consts, ints, False, True),
+        "fused backward kernel (kernels.quantize_backward)": lambda: kernels.quantize_backward(g, z, consts, True),
+        "autograd.Function forward (fused.quantize_eager)": lambda: fused.quantize_eager(z, consts, ints, False, True),
+        "FSQ forward, no check": lambda: q(z),
+        "FSQ forward, deferred check": lambda: q_deferred(z),
+        "FSQ step, no check": lambda: torch.autograd.backward(q(x).quantized, g),
+        "FSQ step, deferred check": lambda: torch.autograd.backward(q_deferred(x).quantized, g),
+    }
+    out = {}
+    for name, fn in pieces.items():
+        for _ in range(5):
+            fn()
+        sync(device)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / calls * 1e6)
+            sync(device)
+        x.grad = None
+        out[name] = round(best, 2)
+        print(f"  host {name}: {best:.1f} us/call", flush=True)
+    return out
+
+
 def run_step(model, x0: torch.Tensor, g: torch.Tensor) -> None:
     x = x0.clone().requires_grad_()
     out = model(x)
@@ -265,6 +307,8 @@ def run(args) -> None:
         "dry_run": bool(args.dry_run),
         "args": vars(args),
     }
+    print("host time per call (no synchronisation; N = 2^12, d = 4):")
+    meta["host_us_per_call"] = host_breakdown(device, 3 if args.dry_run else 200)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for d in dims:

@@ -28,6 +28,8 @@ def test_gpu_table_dry_run(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "floor ms" in run.stdout
     results = json.loads(out.read_text())["results"]
+    host = json.loads(out.read_text())["benchmark"]["host_us_per_call"]
+    assert len(host) == 9 and all(v > 0 for v in host.values()) and "FSQ step, deferred check" in host
     names = {r["quantizer"] for r in results}
     assert {"fused", "eager", "floor"} <= names
     assert all(r["median_ms"] > 0 for r in results if "median_ms" in r)
