@@ -168,6 +168,33 @@ def graph_pass(rows: list[dict], gen: torch.Generator, device: str, meta: dict, 
         write_json(out, meta, rows)
 
 
+SWEEP = [(2048, 4), (2048, 8), (4096, 4), (8192, 8), (16384, 8), (16384, 16)]  # (elements per program, warps)
+
+
+def block_sweep(gen: torch.Generator, n: int, dims: list[int]) -> list[dict]:
+    """GPU time (CUDA graph) of the fused fwd+bwd at ``n`` vectors for launch settings other than the defaults
+    (``kernels.GPU_BLOCK`` elements per program, ``kernels.GPU_WARPS``), to choose them from measurements."""
+    from fsq.quantizers import kernels
+
+    default = (kernels.GPU_BLOCK, kernels.GPU_WARPS)
+    rows = []
+    try:
+        for d in dims:
+            x0 = (torch.randn(1, n, d, generator=gen) * 2).cuda()
+            g = torch.randn(1, n, d, generator=gen).cuda()
+            for block, warps in [default, *SWEEP]:
+                kernels.GPU_BLOCK, kernels.GPU_WARPS = block, warps
+                try:
+                    ms = graph_ms(FSQ(LEVELS[d], kernel="triton", check_finite=False).cuda(), x0, g, 10)
+                    rows.append({"N": n, "d": d, "block": block, "warps": warps, "graph_ms": ms})
+                    print(f"  sweep d={d} block={block} warps={warps}: {ms:.4f} ms", flush=True)
+                except Exception as error:  # noqa: BLE001 - recorded, never hidden
+                    rows.append({"N": n, "d": d, "block": block, "warps": warps, "error": str(error)[:200]})
+    finally:
+        kernels.GPU_BLOCK, kernels.GPU_WARPS = default
+    return rows
+
+
 def host_breakdown(device: str, calls: int) -> dict[str, float]:
     """Host microseconds per call of the pieces of a step, at N = 2^12, d = 4 (GPU work of a few microseconds,
     so a loop of ``calls`` without synchronising measures what the host spends submitting): where a fused step's
@@ -337,4 +364,7 @@ def run(args) -> None:
             write_json(out, meta, rows)  # after every row: a run cut short keeps what it measured
     if device == "cuda":  # last: a failed capture cannot spoil the table above
         graph_pass(rows, gen, device, meta, out)
+        print("launch settings of the fused kernels at N = 2^24 (GPU time, CUDA graph):")
+        meta["block_sweep"] = block_sweep(gen, 2**24 if not args.quick else 2**20, [3, 5, 4])
+        write_json(out, meta, rows)
     print(f"wrote {out}")

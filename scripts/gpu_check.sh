@@ -41,7 +41,7 @@ left() {  # the smaller of $1 and the seconds left of the budget (at least 1)
   if [ "$l" -lt "$1" ]; then echo $((l > 1 ? l : 1)); else echo "$1"; fi
 }
 echo "== 1. GPU table (fused kernels vs eager vs vector-quantize-pytorch vs the floor)"
-timeout "$(left 170)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --out "$out/fsq_gpu.json" 2>&1 \
+timeout "$(left 200)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --out "$out/fsq_gpu.json" 2>&1 \
   | tee "$logs/gpu_table.txt" || status=1
 
 echo "== 2. studies with --preset gpu (background), 3. the CUDA test tier (foreground)"
@@ -50,7 +50,7 @@ $py -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fid_helpe
   || fid=(eval.fid_samples=0 maskgit.eval.fid_samples=0)
 one_thread=(train.threads=1 maskgit.train.threads=1)  # 8 processes share 16 cores
 read -r -a extra <<<"${STUDY_OVERRIDES:-}"
-timeout -k 10 "$(left 300)" $py -m fsq study codebook-size --preset gpu --jobs 8 \
+timeout -k 10 "$(left 270)" $py -m fsq study codebook-size --preset gpu --jobs 8 \
   --sizes 256 1024 4096 16384 65536 --out "$out/codebook" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
   >"$logs/codebook.txt" 2>&1 &
 codebook=$!
