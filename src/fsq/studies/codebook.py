@@ -155,7 +155,7 @@ STAGE2_PREFIX = "maskgit."
 # size gets the paper's levels (every L in 5..8) and the sets of 4s and of 3s nearest to it in log scale (4^k is
 # exactly 2^(2k); 3^k is within a factor 1.6 of the size). The paper's sizes, 2^8 ... 2^16. Stage II cost grows
 # with the vocabulary: measured on the shared 2-core machine (1 thread), a (tokenizer, MaskGIT) pair takes
-# ~0.5 min at 2^8 ... 2^12, ~4 min at 2^14 and ~10-14 min at 2^16 (its 64k-way head), so `--sizes 256 1024 4096`
+# ~0.5 min at 2^8 ... 2^12, ~2.7 min at 2^14 and 8-14 min at 2^16 (its ~64k-way head), so `--sizes 256 1024 4096`
 # gives the quick version.
 DEFAULT_LEVEL_SIZES = [2**8, 2**10, 2**12, 2**14, 2**16]
 LEVEL_FAMILIES = ("all L >= 5", "min L = 4", "min L = 3")
