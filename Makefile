@@ -22,16 +22,21 @@ demo: data
 	$(PY) -m fsq demo
 
 # Publish the demo's (and, once run, the MaskGIT, UViM and level studies') measured results into the README
-# (its tables and claims are generated from docs/results/).
+# (its tables and claims are generated from docs/results/). A study's results are copied only when they are newer
+# than the published file, so an old run folder never overwrites newer published numbers.
 readme: $(STAMP)
-	cp runs/demo_study/results.json docs/results/demo.json
-	for plot in fig3 usage metrics; do cp runs/demo_study/plots/$$plot.png docs/demo_$$plot.png; done
-	if [ -f runs/maskgit_study/results.json ]; then \
+	if [ runs/demo_study/results.json -nt docs/results/demo.json ]; then \
+	  cp runs/demo_study/results.json docs/results/demo.json; \
+	  for plot in fig3 usage metrics; do cp runs/demo_study/plots/$$plot.png docs/demo_$$plot.png; done; \
+	fi
+	if [ runs/maskgit_study/results.json -nt docs/results/maskgit.json ]; then \
 	  cp runs/maskgit_study/results.json docs/results/maskgit.json; \
 	  for plot in guidance budget; do cp runs/maskgit_study/plots/$$plot.png docs/maskgit_$$plot.png; done; \
 	fi
-	test ! -f runs/uvim_study/results.json || cp runs/uvim_study/results.json docs/results/uvim.json  # fsq study uvim
-	if [ -f runs/levels_study/results.json ]; then \
+	if [ runs/uvim_study/results.json -nt docs/results/uvim.json ]; then \
+	  cp runs/uvim_study/results.json docs/results/uvim.json; \
+	fi  # fsq study uvim --out runs/uvim_study --seeds 0 1 2
+	if [ runs/levels_study/results.json -nt docs/results/levels.json ]; then \
 	  cp runs/levels_study/results.json docs/results/levels.json; cp runs/levels_study/plots/fig10.png docs/levels_fig10.png; \
 	fi  # fsq study levels --out runs/levels_study --seeds 0 1 2
 	$(PY) -m fsq readme README.md
