@@ -397,9 +397,9 @@ def run_study(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [pool.submit(train_pair, *pair) for pair in pairs]
             trained = sum(int(future.result()) for future in futures)
-    if trained:
-        study["timing"] = combine_timing(previous, clock.record(trained))
-        write_study(out_dir, study)
+        if trained:
+            study["timing"] = combine_timing(previous, clock.record(trained))
+            write_study(out_dir, study)
     return write_report(out_dir)
 
 
