@@ -140,6 +140,11 @@ def graph_ms(model, x0: torch.Tensor, g: torch.Tensor, repeats: int) -> float:
     return statistics.median(timed(graph.replay, "cuda") for _ in range(repeats))
 
 
+def inputs(gen: torch.Generator, n: int, d: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A cell's input ``x0`` (1, n, d), scaled by 2 so every level is hit, and its upstream gradient ``g``."""
+    return (torch.randn(1, n, d, generator=gen) * 2).to(device), torch.randn(1, n, d, generator=gen).to(device)
+
+
 GRAPHED = {  # the quantizers whose GPU time alone is measured, and how to build one for d (no host sync)
     "fused_nc": lambda d: FSQ(LEVELS[d], kernel="triton", check_finite=False),
     "vqp": lambda d: VQP_FSQ(LEVELS[d]),
@@ -156,8 +161,7 @@ def graph_pass(rows: list[dict], gen: torch.Generator, device: str, meta: dict, 
         if name not in GRAPHED or name in failed or "median_ms" not in row:
             continue
         d, n = row["d"], row["N"]
-        x0 = (torch.randn(1, n, d, generator=gen) * 2).to(device)
-        g = torch.randn(1, n, d, generator=gen).to(device)
+        x0, g = inputs(gen, n, d, device)
         try:
             row["graph_ms"] = graph_ms(GRAPHED[name](d).to(device), x0, g, 20)
             print(f"{n:>9} {d:>2} {name:>9} | {row['graph_ms']:.4f} ms", flush=True)
@@ -180,12 +184,11 @@ def block_sweep(gen: torch.Generator, n: int, dims: list[int]) -> list[dict]:
     rows = []
     try:
         for d in dims:
-            x0 = (torch.randn(1, n, d, generator=gen) * 2).cuda()
-            g = torch.randn(1, n, d, generator=gen).cuda()
+            x0, g = inputs(gen, n, d, "cuda")
             for block, warps in [default, *SWEEP]:
                 kernels.GPU_BLOCK, kernels.GPU_WARPS = block, warps
                 try:
-                    ms = graph_ms(FSQ(LEVELS[d], kernel="triton", check_finite=False).cuda(), x0, g, 10)
+                    ms = graph_ms(GRAPHED["fused_nc"](d).cuda(), x0, g, 10)
                     rows.append({"N": n, "d": d, "block": block, "warps": warps, "graph_ms": ms})
                     print(f"  sweep d={d} block={block} warps={warps}: {ms:.4f} ms", flush=True)
                 except Exception as error:  # noqa: BLE001 - recorded, never hidden
@@ -341,8 +344,7 @@ def run(args) -> None:
     for d in dims:
         models, skipped = make_models(d, device, compile_backend)
         for n in sizes:
-            x0 = (torch.randn(1, n, d, generator=gen) * 2).to(device)
-            g = torch.randn(1, n, d, generator=gen).to(device)
+            x0, g = inputs(gen, n, d, device)
             stats = bench_cell(models, x0, g, args, device)
             floor_ms = n * (20 * d + 8) / bandwidth * 1e3
             for name in NAMES:
