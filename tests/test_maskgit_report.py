@@ -147,6 +147,19 @@ def test_claims_when_fsq_is_ahead(tmp_path):
     assert "FSQ is ahead at every budget; its lead grows with compute." in text
 
 
+def test_a_choice_at_the_sweeps_largest_weight_is_called_an_edge(tmp_path):
+    rows = collect(_study(tmp_path))
+    text = "\n".join(claims(rows))
+    assert "the sweep's largest weight" not in text  # val picks 0.1 of 0, 0.1, 1
+    for r in rows:
+        if r["quantizer"] == "VQ" and r["guidance"] == 1.0:
+            r["val_judge_fd"] = 1.0
+    text = "\n".join(claims(rows))
+    vq = next(line for line in text.splitlines() if line.startswith("**not reproduced**: VQ: a small guidance"))
+    assert "at CFG 1 (of 0, 0.1, 1): the sweep's largest weight, so the best may lie beyond it." in vq
+    assert "the sweep's largest weight" not in text.replace(vq, "")
+
+
 def test_write_report_and_plots(tmp_path):
     study = _study(tmp_path)
     report = write_maskgit_report(study).read_text()

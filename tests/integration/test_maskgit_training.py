@@ -95,6 +95,43 @@ def test_train_evaluate_and_sample(tokenizers, tmp_path):
     assert main(["eval", str(run)]) == 0
 
 
+def test_reuse_extends_an_evaluation_with_the_weights_it_lacks(tokenizers, tmp_path):
+    from fsq.evaluation.maskgit import evaluate_maskgit
+
+    def rows(result):  # each weight's row without its timing
+        return {g["guidance"]: {k: v for k, v in g.items() if k != "seconds"} for g in result["guidance"]}
+
+    run = tmp_path / "run"
+    first = app.train(_cfg(tokenizers["fsq"]), run)["eval"]  # guidance 0 and 1
+    wider = evaluate_maskgit(run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.0,0.5,1.0,2.0]"), reuse=True)
+    assert [g["guidance"] for g in wider["guidance"]] == [0.0, 0.5, 1.0, 2.0]
+    kept = {g["guidance"]: g for g in wider["guidance"] if g["guidance"] in (0.0, 1.0)}
+    assert kept == {g["guidance"]: g for g in first["guidance"]}  # kept as measured (their timings too), not redone
+    assert wider["compression"] == first["compression"] and wider["tokenizer_usage"] == first["tokenizer_usage"]
+    assert json.loads((run / "eval/step_000004.json").read_text())["guidance"] == wider["guidance"]
+    assert (run / "eval/step_000004_samples_g0.5.png").is_file()
+    # a weight sampled alone comes out as it does beside others (what makes extending sound)
+    alone = evaluate_maskgit(
+        run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.5]", "eval.fid_guidance=null"), suffix="_alone"
+    )
+    assert rows(alone)[0.5] == rows(wider)[0.5]
+    # another protocol (fewer samples) is redone whole, nothing of the old evaluation kept
+    other = evaluate_maskgit(
+        run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.0,1.0]", "eval.num_samples=10"), reuse=True
+    )
+    assert [g["guidance"] for g in other["guidance"]] == [0.0, 1.0]
+    assert {g["num_samples"] for g in other["guidance"]} == {10} and other["tokenizer_usage"]["images"] == 10
+    # a file written before the protocol was recorded is rebuilt from its fields and the run's seed
+    path = run / "eval/step_000004.json"
+    legacy = {k: v for k, v in first.items() if k != "protocol"}
+    path.write_text(json.dumps(legacy))
+    again = evaluate_maskgit(run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.0,1.0,2.0]"), reuse=True)
+    assert {w: rows(again)[w] for w in (0.0, 1.0)} == rows(first) and rows(again)[2.0] == rows(wider)[2.0]
+    path.write_text(json.dumps(legacy))
+    reseeded = evaluate_maskgit(run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.0]", "eval.seed=7"), reuse=True)
+    assert rows(reseeded)[0.0] != rows(first)[0.0]  # another seed: sampled anew
+
+
 def test_missing_tokenizer_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train it first"):
         app.train(_cfg(tmp_path / "nothing"), tmp_path / "run")
@@ -200,3 +237,26 @@ def test_study_writes_both_rows_at_two_budgets_on_val_and_test(tokenizers, tmp_p
     assert (study / "plots/guidance.png").is_file() and (study / "plots/budget.png").is_file()
     assert main(["report", str(study)]) == 0
     assert main(args) == 0  # a rerun reuses the finished runs
+    before = json.loads((study / "results.json").read_text())
+    val_eval = study / "runs/maskgit_vq_mnist_x2_s0/eval/step_000004_val.json"
+    val_before = json.loads(val_eval.read_text())["guidance"]
+    checkpoint = study / "runs/maskgit_fsq_mnist_x1_s0/checkpoints/step_000002/ema.safetensors"
+    trained_at = checkpoint.stat().st_mtime_ns
+    wider = [a if a != "eval.guidance=[0.0,1.0]" else "eval.guidance=[0.0,0.5,1.0]" for a in args]
+    assert main(wider) == 0  # one more weight: evaluated on both splits, nothing retrained
+    after = json.loads((study / "results.json").read_text())
+    assert checkpoint.stat().st_mtime_ns == trained_at
+    val_after = json.loads(val_eval.read_text())["guidance"]
+    assert [val_after[0], val_after[2]] == val_before  # the weights measured before: kept, timings too
+    assert {(r["quantizer"], r["budget"], r["guidance"]) for r in after["results"]} == {
+        (q, b, g) for q in ("FSQ", "VQ") for b in (1, 2) for g in (0.0, 0.5, 1.0)
+    }
+    old_rows = {(r["name"], r["guidance"]): r for r in before["results"]}
+    for r in after["results"]:
+        if r["guidance"] != 0.5:
+            assert r == old_rows[(r["name"], r["guidance"])]
+        else:
+            assert r["val_judge_fd"] is not None and r["judge_fd"] is not None
+    timing = after["study"]["timing"]  # the first call's time and this one's, summed
+    assert timing["calls"] == 2 and timing["runs_trained"] == before["study"]["timing"]["runs_trained"]
+    assert timing["wall_seconds"] > before["study"]["timing"]["wall_seconds"]

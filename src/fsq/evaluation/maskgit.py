@@ -20,10 +20,15 @@ images/s (tokens and decoding) for each ``eval.speed_steps``.
 Writes ``eval/step_N{suffix}.json`` and ``eval/step_N{suffix}_samples_g{alpha}.png`` (one row per class; the
 suffix is empty unless the caller gives one, e.g. ``_val`` for a second evaluation on another split, which
 :func:`fsq.rundir.latest_eval` then ignores). Runs on rank 0; the other ranks wait.
+With ``reuse=True`` an existing evaluation of the same step and protocol (sampling settings, seed, splits, sample
+and FID counts) is extended instead of redone: only guidance weights it lacks are sampled (each weight's samples
+depend on the seed and the weight alone, so a weight measured before would come out the same), the rows it has and
+its once-per-run parts are kept; an evaluation of another protocol is redone whole.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -33,7 +38,7 @@ import numpy as np
 import torch
 
 from fsq import distributed, rundir
-from fsq.config import MaskGITExperiment
+from fsq.config import MaskGITExperiment, read_run_config
 from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
@@ -77,8 +82,12 @@ def evaluate_maskgit(
     step: int | None = None,
     device: torch.device | None = None,
     suffix: str = "",
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate and write ``eval/step_N{suffix}.json`` (rank 0); returns the results (empty on other ranks)."""
+    """Evaluate and write ``eval/step_N{suffix}.json`` (rank 0); returns the results (empty on other ranks).
+
+    ``reuse``: extend an existing evaluation of the same protocol with the guidance weights it lacks (see above).
+    """
     if suffix and (not suffix.startswith("_") or "/" in suffix):
         raise ValueError(f"suffix must start with '_' and name no folder (e.g. '_val'), got {suffix!r}")
     run_dir = Path(run_dir)
@@ -93,13 +102,67 @@ def evaluate_maskgit(
     if not info.is_main:
         distributed.barrier()
         return {}
-    results = _evaluate(run_dir, cfg, model, step, device or info.device, suffix)
+    previous = _reusable(run_dir, cfg, step, suffix) if reuse else None
+    results = _evaluate(run_dir, cfg, model, step, device or info.device, suffix, previous)
     distributed.barrier()
     return results
 
 
+def protocol(cfg: MaskGITExperiment, tok_cfg=None) -> dict[str, Any]:
+    """What an evaluation's numbers depend on besides the model and the guidance weight (``reuse`` compares it)."""
+    e = cfg.eval
+    fid_n = min(e.fid_samples, e.num_samples)
+    return {
+        "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
+        "seed": e.seed,
+        "eval_split": cfg.data.eval_split,
+        "num_samples": e.num_samples,
+        "fid_samples": fid_n if fid_n > e.pr_k else 0,
+        **({"fid_guidance": e.fid_guidance, "pr_k": e.pr_k} if fid_n > e.pr_k else {}),
+        **({"reference_split": e.reference_split or tok_cfg.data.train_split} if tok_cfg is not None else {}),
+    }
+
+
+def _recorded_protocol(previous: dict[str, Any], run_dir: Path) -> dict[str, Any] | None:
+    """The protocol of an existing evaluation: as recorded, or rebuilt for a file written before it was (its
+    fields, the run's saved ``eval.seed``); None where that cannot be told (FID computed: its settings unknown)."""
+    if "protocol" in previous:
+        return previous["protocol"]
+    rows = previous.get("guidance", [])
+    counts = {row.get("num_samples") for row in rows}
+    if len(counts) != 1 or any("fid" in row for row in rows) or "sampling" not in previous:
+        return None
+    return {
+        "sampling": previous["sampling"],
+        "seed": read_run_config(run_dir).eval.seed,
+        "eval_split": previous.get("eval_split"),
+        "num_samples": counts.pop(),
+        "fid_samples": 0,
+        "reference_split": previous.get("reference_split"),
+    }
+
+
+def _reusable(run_dir: Path, cfg: MaskGITExperiment, step: int, suffix: str) -> dict[str, Any] | None:
+    """The existing evaluation of ``step`` when made under ``cfg``'s protocol (its reference split is checked once
+    the tokenizer is loaded; the protocol is then in ``previous["protocol"]``), else None."""
+    path = rundir.eval_path(run_dir, step, f"{suffix}.json")
+    if not path.is_file():
+        return None
+    previous = json.loads(path.read_text())
+    recorded = _recorded_protocol(previous, run_dir) if previous.get("step") == step else None
+    if recorded is None or any(recorded.get(k) != v for k, v in protocol(cfg).items()):
+        return None
+    return {**previous, "protocol": recorded}
+
+
 def _evaluate(
-    run_dir: Path, cfg: MaskGITExperiment, model: MaskGIT, step: int, device: torch.device, suffix: str
+    run_dir: Path,
+    cfg: MaskGITExperiment,
+    model: MaskGIT,
+    step: int,
+    device: torch.device,
+    suffix: str,
+    previous: dict[str, Any] | None = None,
 ) -> dict:
 
     start = time.perf_counter()
@@ -107,6 +170,15 @@ def _evaluate(
     model = model.to(device).eval()
     tokenizer, tokenizer_step, tok_cfg, tokenizer_run = run_tokenizer(run_dir, cfg)  # embedded, or data.tokenizer
     spec = model.spec
+    same = ("reference_split", "tokenizer_step", "parameters")  # also the same tokenizer checkpoint and model size
+    now = {
+        "reference_split": protocol(cfg, tok_cfg)["reference_split"],
+        "tokenizer_step": tokenizer_step,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if previous is not None and any({**previous, **previous["protocol"]}.get(k) != now[k] for k in same):
+        previous = None
+    done = {} if previous is None else {row["guidance"]: row for row in previous["guidance"]}
     results: dict[str, Any] = {
         "step": step,
         "tokenizer_run": tokenizer_run,
@@ -116,14 +188,16 @@ def _evaluate(
         "codebook_size": spec.codebook_size,
         "token_grid": [spec.grid_height, spec.grid_width],
         "num_classes": spec.num_classes,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": now["parameters"],
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
         "eval_split": cfg.data.eval_split,
         "reference_split": e.reference_split or tok_cfg.data.train_split,
+        "protocol": protocol(cfg, tok_cfg),
     }
+    todo = [alpha for alpha in e.guidance if alpha not in done]
     reference_split = results["reference_split"]
     judge = judge_real = None
-    if spec.num_classes:
+    if spec.num_classes and todo:
         with torch.enable_grad():  # trains the judge on a first use (then cached)
             judge, judge_info = load_or_train_classifier(
                 tok_cfg.data.source,
@@ -140,12 +214,12 @@ def _evaluate(
         judge_real = penultimate_features(judge, real_images.float().div(255)).double().numpy()
     network = real = None
     fid_n = min(e.fid_samples, e.num_samples)
-    if fid_n > e.pr_k:
+    if fid_n > e.pr_k and todo:
         network = InceptionFeatures().to(device)
         real = _real_features(tok_cfg, reference_split, fid_n, e.seed, device, network)
     labels = class_labels(e.num_samples, spec.num_classes)
-    results["guidance"] = []
-    for alpha in e.guidance:
+    results["guidance"] = list(done.values())
+    for alpha in todo:
         with_fid = e.fid_guidance is None or alpha in e.fid_guidance
         row = _evaluate_guidance(
             model,
@@ -169,13 +243,19 @@ def _evaluate(
         out_dir.mkdir(parents=True, exist_ok=True)
         grid = rundir.eval_path(run_dir, step, f"{suffix}_samples_g{alpha:g}.png")
         save_class_grid(images, labels, e.grid_per_class, grid)
-    results["tokenizer_usage"] = held_out_usage(
-        tok_cfg, tokenizer, cfg.data.eval_split, e.num_samples, e.batch_size, device
-    )
-    if e.compression_samples > 0:
+    results["guidance"].sort(key=lambda row: row["guidance"])
+    if previous is not None:  # the once-per-run parts (and the judge's record) of the evaluation extended
+        kept = ("classifier", "tokenizer_usage", "compression", "speed")
+        results.update({k: previous[k] for k in kept if k in previous and k not in results})
+    if "tokenizer_usage" not in results:
+        results["tokenizer_usage"] = held_out_usage(
+            tok_cfg, tokenizer, cfg.data.eval_split, e.num_samples, e.batch_size, device
+        )
+    if e.compression_samples > 0 and "compression" not in results:
         results["compression"] = compression_cost(model, tok_cfg, tokenizer, cfg, device)
-    results["speed"] = sampling_speed(model, tokenizer, cfg, device)
-    results["seconds"] = time.perf_counter() - start
+    if "speed" not in results:
+        results["speed"] = sampling_speed(model, tokenizer, cfg, device)
+    results["seconds"] = time.perf_counter() - start + (previous or {}).get("seconds", 0.0)
     write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
     return results
 

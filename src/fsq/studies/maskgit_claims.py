@@ -146,7 +146,8 @@ def guidance_claims(summary: list[dict[str, Any]], chosen: dict[tuple[str, int],
             out.append(
                 f"{_verdict(0 < pick <= SMALL_GUIDANCE)}: {q}: a small guidance weight samples best (paper: 0.1 VQ, "
                 f"0.2 FSQ, within 0 ... {SMALL_GUIDANCE:g}). Measured at {budget}x: lowest judge Frechet distance "
-                f"on the tuning split at CFG {pick:g} (of {', '.join(f'{w:g}' for w in weights)})."
+                f"on the tuning split at CFG {pick:g} (of {', '.join(f'{w:g}' for w in weights)})"
+                + (": the sweep's largest weight, so the best may lie beyond it." if pick == top else ".")
             )
         plain, strong = _by(summary, q, budget, 0.0), _by(summary, q, budget, top)
         if plain and strong and plain["judge_precision"] is not None and strong["judge_precision"] is not None:
