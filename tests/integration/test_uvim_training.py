@@ -324,3 +324,12 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     assert capsys.readouterr().out.count("finished earlier, reused") == 6
     assert (out / "report.md").read_text() == report
+    first = json.loads((out / "study.json").read_text())["timing"]
+    assert first["runs_trained"] == 6 and "calls" not in first  # a call that trained nothing adds nothing
+
+    # a run lost is retrained and the study's timing sums both calls
+    shutil.rmtree(out / "runs" / "depth_fsq_s1")
+    assert main(argv) == 0
+    timing = json.loads((out / "study.json").read_text())["timing"]
+    assert (timing["runs_trained"], timing["calls"]) == (7, 2) and timing["wall_seconds"] > first["wall_seconds"]
+    assert "for 7 runs over 2 calls" in (out / "report.md").read_text()

@@ -23,6 +23,7 @@ from fsq.config import UViMExperiment, config_path, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
+    combine_timing,
     fmt,
     latest_eval,
     over_seeds,
@@ -91,8 +92,8 @@ def run_uvim_study(
 ) -> Path:
     """Train (or reuse) every UViM run of the plan for ``tasks`` and each of ``seeds`` (the first only for rows
     not ``seeded``) under ``out_dir/runs/``, then write the report. Runs are named ``<task>_<variant>_s<seed>``;
-    the seed is ``train.seed``. The wall time, CPU time and load average of this call are recorded in
-    ``study.json`` (``timing``) when it trained anything."""
+    the seed is ``train.seed``. The wall time, CPU time and load average of the calls that trained anything are
+    recorded in ``study.json`` (``timing``, summed over the calls into the same folder)."""
     from fsq import app  # training needs torch; the report does not
 
     clock = Stopwatch()
@@ -162,9 +163,7 @@ def run_uvim_study(
         app.train(cfg, run_dir)
         trained += 1
         run["seconds"] = time.perf_counter() - tick
-        write_study(out_dir, study)
-    if trained:
-        study["timing"] = clock.record(trained)
+        study["timing"] = combine_timing(previous.get("timing"), clock.record(trained))  # a cut-short call counts
         write_study(out_dir, study)
     return write_report(out_dir)
 
