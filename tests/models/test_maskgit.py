@@ -66,6 +66,10 @@ def test_invalid_inputs():
         model(torch.zeros(1, 11, dtype=torch.long), torch.tensor([0]))
     with pytest.raises(ValueError, match="labels"):
         model(torch.zeros(1, 12, dtype=torch.long), torch.tensor([10]))
+    with pytest.raises(ValueError, match="positions must be a bool tensor of shape \\(1, 12\\)"):
+        model(torch.zeros(1, 12, dtype=torch.long), torch.tensor([0]), positions=torch.ones(1, 12))
+    with pytest.raises(ValueError, match="3 rows of logits for 2 masked positions"):
+        masked_token_loss(torch.zeros(3, 20), torch.zeros(1, 12, dtype=torch.long), torch.arange(12)[None] < 2)
 
 
 def test_loss_ignores_unmasked_positions():
@@ -100,3 +104,27 @@ def test_gradients_reach_every_parameter():
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
+
+
+def test_masked_positions_alone_give_the_full_loss_and_gradients():
+    """Training computes logits at the masked positions only: the same loss and gradients as all logits, masked."""
+    torch.manual_seed(2)
+    model = tiny().eval()  # no dropout: both passes see the same network
+    tokens = torch.randint(0, 20, (4, 12))
+    mask = torch.rand(4, 12) < 0.5
+    mask[0] = False  # a row with nothing masked is left out of the mean by both
+    mask[1, :3] = True
+    inputs = torch.where(mask, model.mask_id, tokens)
+    labels = torch.tensor([0, -1, 3, 5])
+    full = masked_token_loss(model(inputs, labels), tokens, mask)
+    full.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    picked = model(inputs, labels, positions=mask)
+    assert picked.shape == (int(mask.sum()), 20)
+    assert torch.allclose(picked, model(inputs, labels)[mask], atol=1e-6)
+    loss = masked_token_loss(picked, tokens, mask)
+    assert loss.item() == pytest.approx(full.item(), rel=1e-6)
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert torch.allclose(param.grad, expected[name], rtol=1e-4, atol=1e-7), name

@@ -82,7 +82,12 @@ class MaskGIT(nn.Module):
             raise ValueError(f"labels must be in [-1, {self.spec.num_classes - 1}] (-1: unconditional)")
         return torch.where(labels >= 0, labels + self.spec.codebook_size, self.mask_id)
 
-    def forward(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, labels: torch.Tensor | None = None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (B, N, K) over the codebook; with ``positions`` (bool (B, N)) only those positions' logits,
+        (M, K) in row-major order of the True entries: training needs the masked positions alone, and at a
+        large codebook the logits dominate a step's time and memory."""
         tokens = tokens.reshape(tokens.shape[0], -1)
         if tokens.shape[1] != self.spec.num_tokens:
             raise ValueError(f"expected {self.spec.num_tokens} tokens per sample, got {tokens.shape[1]}")
@@ -92,8 +97,15 @@ class MaskGIT(nn.Module):
         sequence = torch.cat([self.class_tokens(labels, tokens.shape[0], tokens.device)[:, None], tokens], dim=1)
         h = self.token_embedding(sequence) + self.position_embedding
         h = self.dropout(self.embed_norm(h))
-        h = self.head(self.transformer(h))[:, 1:]
-        return F.linear(h, self.token_embedding.weight[: self.spec.codebook_size], self.output_bias)
+        h = self.transformer(h)[:, 1:]
+        if positions is not None:
+            if positions.shape != tokens.shape or positions.dtype != torch.bool:
+                raise ValueError(
+                    f"positions must be a bool tensor of shape {tuple(tokens.shape)}, got "
+                    f"{positions.dtype} {tuple(positions.shape)}"
+                )
+            h = h[positions]
+        return F.linear(self.head(h), self.token_embedding.weight[: self.spec.codebook_size], self.output_bias)
 
     def tokens_to_logits(self, labels: torch.Tensor | None):
         """A callable for :func:`fsq.generation.sample`, the class slot fixed to ``labels`` (None: unconditional)."""
@@ -110,12 +122,20 @@ def masked_token_loss(
     """Cross-entropy (with label smoothing over the codebook) averaged over the masked positions only.
 
     Per sample the mean over its masked positions, then the batch mean (MAGVIT's loop); positions where ``mask``
-    is False contribute nothing, whatever their logits.
+    is False contribute nothing, whatever their logits. ``logits`` are those of every position (B, N, K) or of the
+    masked ones alone (M, K), as ``MaskGIT(..., positions=mask)`` returns them: the same loss.
     """
     targets = targets.reshape(mask.shape)
-    per_token = F.cross_entropy(
-        logits.float().flatten(0, 1), targets.flatten(), reduction="none", label_smoothing=label_smoothing
-    ).view(mask.shape)
-    weights = mask.float()
-    per_sample = (per_token * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-    return per_sample[weights.sum(1) > 0].mean()
+    if logits.dim() == 2:  # the masked positions' logits only
+        if logits.shape[0] != int(mask.sum()):
+            raise ValueError(f"{logits.shape[0]} rows of logits for {int(mask.sum())} masked positions")
+        picked = F.cross_entropy(logits.float(), targets[mask], reduction="none", label_smoothing=label_smoothing)
+        rows = mask.nonzero()[:, 0]
+        sums = torch.zeros(mask.shape[0], dtype=picked.dtype, device=picked.device).index_add_(0, rows, picked)
+    else:
+        per_token = F.cross_entropy(
+            logits.float().flatten(0, 1), targets.flatten(), reduction="none", label_smoothing=label_smoothing
+        ).view(mask.shape)
+        sums = (per_token * mask.float()).sum(1)
+    counts = mask.sum(1)
+    return (sums / counts.clamp_min(1))[counts > 0].mean()
