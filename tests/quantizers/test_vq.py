@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from fsq.quantizers import vq as vq_module
 from fsq.quantizers.base import QuantizerOutput
-from fsq.quantizers.vq import VQ, VQ_RECIPES, VQLosses, entropy_loss, squared_distances
+from fsq.quantizers.vq import VQ, VQ_RECIPES, VQLosses, entropy_loss, nearest_and_entropy, squared_distances
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -207,6 +208,29 @@ def test_entropy_term_in_forward():
     torch.testing.assert_close(out.aux_loss, 1.25 * mse + 0.1 * expected)
     out.aux_loss.backward()
     assert z.grad is not None and vq.codebook.grad is not None
+
+
+def test_without_gradients_the_entropy_term_is_computed_in_blocks(monkeypatch):
+    """Tokenizing with an entropy-recipe VQ (no autograd) never builds the N x K matrix: same indices and loss."""
+    x = torch.randn(37, 3, generator=_gen(9))
+    cb = torch.randn(50, 3, generator=_gen(10))
+    full = squared_distances(x, cb)
+    for chunk in (50, 50 * 4, 10**9):  # one row per block, several rows, all at once
+        indices, entropy = nearest_and_entropy(x, cb, 0.3, chunk_elements=chunk)
+        assert torch.equal(indices, full.argmin(1))
+        torch.testing.assert_close(entropy, entropy_loss(full, 0.3), rtol=1e-5, atol=1e-6)
+    vq = VQ(50, 3, recipe="maskgit").eval()
+    with torch.no_grad():
+        vq.codebook.copy_(cb)
+        out = vq(x)
+    assert torch.equal(out.indices, full.argmin(1))
+    torch.testing.assert_close(vq.last_losses.entropy, entropy_loss(full, 0.01), rtol=1e-5, atol=1e-6)
+    calls = []
+    original = vq_module.squared_distances
+    monkeypatch.setattr(vq_module, "squared_distances", lambda a, b: calls.append(a.shape[0]) or original(a, b))
+    with torch.no_grad():
+        vq(torch.randn(vq_module.DISTANCE_CHUNK_ELEMENTS // 50 + 5, 3, generator=_gen(11)))
+    assert len(calls) == 2 and max(calls) == vq_module.DISTANCE_CHUNK_ELEMENTS // 50  # blocks, not one matrix
 
 
 # --------------------------------------------------------------------------------------------- layouts, dtypes

@@ -106,6 +106,28 @@ def entropy_loss(distances: torch.Tensor, temperature: float) -> torch.Tensor:
     return sample_entropy - avg_entropy
 
 
+@torch.no_grad()
+def nearest_and_entropy(
+    x: torch.Tensor, codebook: torch.Tensor, temperature: float, chunk_elements: int = DISTANCE_CHUNK_ELEMENTS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The nearest codeword of each row of ``x`` and :func:`entropy_loss` of all rows, without gradients, in row
+    blocks of at most ``chunk_elements`` distances: memory bounded whatever N x K (tokenizing a dataset with a large
+    codebook), the same values as the full matrix up to rounding."""
+    rows = max(1, chunk_elements // codebook.shape[0])
+    indices, token_entropy = [], x.new_zeros(())
+    prob_sum = x.new_zeros(codebook.shape[0])
+    for block in x.split(rows):
+        distances = squared_distances(block, codebook)
+        indices.append(distances.argmin(1))
+        log_probs = distances.div_(-temperature).log_softmax(-1)
+        probs = log_probs.exp()
+        token_entropy -= (probs * log_probs).sum()
+        prob_sum += probs.sum(0)
+    avg_probs = prob_sum / x.shape[0]
+    avg_entropy = -(avg_probs * torch.log(avg_probs + 1e-5)).sum()
+    return torch.cat(indices), token_entropy / x.shape[0] - avg_entropy
+
+
 def standardize(x: torch.Tensor, eps: float = STANDARDIZE_EPS) -> torch.Tensor:
     """Zero mean, unit variance over the last axis (``jax.nn.standardize``): ``(x - mean) / sqrt(var + eps)``."""
     mean = x.mean(-1, keepdim=True)
@@ -269,7 +291,10 @@ class VQ(nn.Module):
             r = self.recipe
             zero = torch.zeros((), device=x.device)
             entropy = zero
-            if r.entropy_weight > 0 and x.shape[0] > 0:
+            differentiable = torch.is_grad_enabled() and (x.requires_grad or codebook.requires_grad)
+            if r.entropy_weight > 0 and x.shape[0] > 0 and not differentiable:  # eval, tokenizing: bounded memory
+                indices, entropy = nearest_and_entropy(x, codebook, r.entropy_temperature)
+            elif r.entropy_weight > 0 and x.shape[0] > 0:  # training: the full (N, K) matrix, for its gradient
                 distances = squared_distances(x, codebook)
                 indices = distances.detach().argmin(1)
                 entropy = entropy_loss(distances, r.entropy_temperature)
