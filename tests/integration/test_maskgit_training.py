@@ -127,9 +127,10 @@ def test_reuse_extends_an_evaluation_with_the_weights_it_lacks(tokenizers, tmp_p
     path.write_text(json.dumps(legacy))
     again = evaluate_maskgit(run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.0,1.0,2.0]"), reuse=True)
     assert {w: rows(again)[w] for w in (0.0, 1.0)} == rows(first) and rows(again)[2.0] == rows(wider)[2.0]
-    path.write_text(json.dumps(legacy))
-    reseeded = evaluate_maskgit(run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.0]", "eval.seed=7"), reuse=True)
-    assert rows(reseeded)[0.0] != rows(first)[0.0]  # another seed: sampled anew
+    for setting in ("eval.seed=7", "eval.batch_size=8"):  # another seed or batch: other random draws
+        path.write_text(json.dumps(legacy))
+        redone = evaluate_maskgit(run, cfg=_cfg(tokenizers["fsq"], "eval.guidance=[0.0]", setting), reuse=True)
+        assert rows(redone)[0.0] != rows(first)[0.0], setting
 
 
 def test_missing_tokenizer_is_a_clear_error(tmp_path):

@@ -114,27 +114,36 @@ def protocol(cfg: MaskGITExperiment, tok_cfg=None) -> dict[str, Any]:
     fid_n = min(e.fid_samples, e.num_samples)
     return {
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
-        "seed": e.seed,
+        **_unrecorded(cfg),
         "eval_split": cfg.data.eval_split,
         "num_samples": e.num_samples,
         "fid_samples": fid_n if fid_n > e.pr_k else 0,
-        **({"fid_guidance": e.fid_guidance, "pr_k": e.pr_k} if fid_n > e.pr_k else {}),
+        **({"fid_guidance": e.fid_guidance} if fid_n > e.pr_k else {}),
         **({"reference_split": e.reference_split or tok_cfg.data.train_split} if tok_cfg is not None else {}),
     }
 
 
+def _unrecorded(cfg: MaskGITExperiment) -> dict[str, Any]:
+    """The protocol's settings that evaluations written before the protocol was recorded did not note: the seed,
+    the batch (the random draws follow it), the k of precision / recall and the judge's training steps."""
+    e = cfg.eval
+    return {"seed": e.seed, "batch_size": e.batch_size, "pr_k": e.pr_k, "classifier_steps": e.classifier_steps}
+
+
 def _recorded_protocol(previous: dict[str, Any], run_dir: Path) -> dict[str, Any] | None:
     """The protocol of an existing evaluation: as recorded, or rebuilt for a file written before it was (its
-    fields, the run's saved ``eval.seed``); None where that cannot be told (FID computed: its settings unknown)."""
+    fields); settings it does not note come from the run's saved config, which such evaluations used. None where
+    that cannot be told (FID computed without a recorded protocol; no saved config)."""
+    saved = _unrecorded(read_run_config(run_dir)) if (run_dir / rundir.CONFIG).is_file() else None
     if "protocol" in previous:
-        return previous["protocol"]
+        return {**(saved or {}), **previous["protocol"]}
     rows = previous.get("guidance", [])
     counts = {row.get("num_samples") for row in rows}
-    if len(counts) != 1 or any("fid" in row for row in rows) or "sampling" not in previous:
+    if saved is None or len(counts) != 1 or any("fid" in row for row in rows) or "sampling" not in previous:
         return None
     return {
         "sampling": previous["sampling"],
-        "seed": read_run_config(run_dir).eval.seed,
+        **saved,
         "eval_split": previous.get("eval_split"),
         "num_samples": counts.pop(),
         "fid_samples": 0,
