@@ -20,10 +20,11 @@ images/s (tokens and decoding) for each ``eval.speed_steps``.
 Writes ``eval/step_N{suffix}.json`` and ``eval/step_N{suffix}_samples_g{alpha}.png`` (one row per class; the
 suffix is empty unless the caller gives one, e.g. ``_val`` for a second evaluation on another split, which
 :func:`fsq.rundir.latest_eval` then ignores). Runs on rank 0; the other ranks wait.
-With ``reuse=True`` an existing evaluation of the same step and protocol (sampling settings, seed, splits, sample
-and FID counts) is extended instead of redone: only guidance weights it lacks are sampled (each weight's samples
-depend on the seed and the weight alone, so a weight measured before would come out the same), the rows it has and
-its once-per-run parts are kept; an evaluation of another protocol is redone whole.
+With ``reuse=True`` an existing evaluation of the same step, tokenizer checkpoint and protocol (:func:`protocol`:
+sampling settings, seed, batch, splits, sample and FID counts, precision / recall k, judge steps) is extended
+instead of redone: only guidance weights it lacks are sampled (each weight's samples depend on the protocol and the
+weight alone, so a weight measured before would come out the same), the rows it has and its once-per-run parts are
+kept; an evaluation of another protocol is redone whole.
 """
 
 from __future__ import annotations
