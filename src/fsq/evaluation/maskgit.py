@@ -180,15 +180,6 @@ def _evaluate(
     model = model.to(device).eval()
     tokenizer, tokenizer_step, tok_cfg, tokenizer_run = run_tokenizer(run_dir, cfg)  # embedded, or data.tokenizer
     spec = model.spec
-    same = ("reference_split", "tokenizer_step", "parameters")  # also the same tokenizer checkpoint and model size
-    now = {
-        "reference_split": protocol(cfg, tok_cfg)["reference_split"],
-        "tokenizer_step": tokenizer_step,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    if previous is not None and any({**previous, **previous["protocol"]}.get(k) != now[k] for k in same):
-        previous = None
-    done = {} if previous is None else {row["guidance"]: row for row in previous["guidance"]}
     results: dict[str, Any] = {
         "step": step,
         "tokenizer_run": tokenizer_run,
@@ -198,12 +189,16 @@ def _evaluate(
         "codebook_size": spec.codebook_size,
         "token_grid": [spec.grid_height, spec.grid_width],
         "num_classes": spec.num_classes,
-        "parameters": now["parameters"],
+        "parameters": sum(p.numel() for p in model.parameters()),
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
         "eval_split": cfg.data.eval_split,
         "reference_split": e.reference_split or tok_cfg.data.train_split,
         "protocol": protocol(cfg, tok_cfg),
     }
+    same = ("reference_split", "tokenizer_step", "parameters")  # also the same tokenizer checkpoint and model size
+    if previous is not None and any(previous.get(k) != results[k] for k in same):
+        previous = None
+    done = {} if previous is None else {row["guidance"]: row for row in previous["guidance"]}
     todo = [alpha for alpha in e.guidance if alpha not in done]
     reference_split = results["reference_split"]
     judge = judge_real = None
