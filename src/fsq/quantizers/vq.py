@@ -101,9 +101,12 @@ def entropy_loss(distances: torch.Tensor, temperature: float) -> torch.Tensor:
     affinity = -distances / temperature
     probs = affinity.softmax(-1)
     sample_entropy = -(probs * affinity.log_softmax(-1)).sum(-1).mean()
-    avg_probs = probs.mean(0)
-    avg_entropy = -(avg_probs * torch.log(avg_probs + 1e-5)).sum()
-    return sample_entropy - avg_entropy
+    return sample_entropy - _entropy_of_mean(probs.mean(0))
+
+
+def _entropy_of_mean(avg_probs: torch.Tensor) -> torch.Tensor:
+    """The entropy of the mean assignment (the codebook-usage term of :func:`entropy_loss`)."""
+    return -(avg_probs * torch.log(avg_probs + 1e-5)).sum()
 
 
 @torch.no_grad()
@@ -123,9 +126,7 @@ def nearest_and_entropy(
         probs = log_probs.exp()
         token_entropy -= (probs * log_probs).sum()
         prob_sum += probs.sum(0)
-    avg_probs = prob_sum / x.shape[0]
-    avg_entropy = -(avg_probs * torch.log(avg_probs + 1e-5)).sum()
-    return torch.cat(indices), token_entropy / x.shape[0] - avg_entropy
+    return torch.cat(indices), token_entropy / x.shape[0] - _entropy_of_mean(prob_sum / x.shape[0])
 
 
 def standardize(x: torch.Tensor, eps: float = STANDARDIZE_EPS) -> torch.Tensor:
@@ -291,13 +292,13 @@ class VQ(nn.Module):
             r = self.recipe
             zero = torch.zeros((), device=x.device)
             entropy = zero
-            differentiable = torch.is_grad_enabled() and (x.requires_grad or codebook.requires_grad)
-            if r.entropy_weight > 0 and x.shape[0] > 0 and not differentiable:  # eval, tokenizing: bounded memory
-                indices, entropy = nearest_and_entropy(x, codebook, r.entropy_temperature)
-            elif r.entropy_weight > 0 and x.shape[0] > 0:  # training: the full (N, K) matrix, for its gradient
-                distances = squared_distances(x, codebook)
-                indices = distances.detach().argmin(1)
-                entropy = entropy_loss(distances, r.entropy_temperature)
+            if r.entropy_weight > 0 and x.shape[0] > 0:
+                if torch.is_grad_enabled() and (x.requires_grad or codebook.requires_grad):  # the full (N, K) matrix
+                    distances = squared_distances(x, codebook)
+                    indices = distances.detach().argmin(1)
+                    entropy = entropy_loss(distances, r.entropy_temperature)
+                else:  # evaluation, tokenizing: no gradient wanted, bounded memory
+                    indices, entropy = nearest_and_entropy(x, codebook, r.entropy_temperature)
             else:
                 indices = self.nearest(x, codebook)
             e = codebook[indices]
