@@ -24,21 +24,16 @@ demo: data
 # Publish the demo's (and, once run, the MaskGIT, UViM and level studies') measured results into the README
 # (its tables and claims are generated from docs/results/). A study's results are copied only when they are newer
 # than the published file, so an old run folder never overwrites newer published numbers.
+# $(call publish,FOLDER,NAME,PLOTS): runs/FOLDER/results.json -> docs/results/NAME.json, plots/P.png -> docs/NAME_P.png
+publish = if [ runs/$(1)/results.json -nt docs/results/$(2).json ]; then \
+	  cp runs/$(1)/results.json docs/results/$(2).json; \
+	  for plot in $(3); do cp runs/$(1)/plots/$$plot.png docs/$(2)_$$plot.png; done; \
+	fi
 readme: $(STAMP)
-	if [ runs/demo_study/results.json -nt docs/results/demo.json ]; then \
-	  cp runs/demo_study/results.json docs/results/demo.json; \
-	  for plot in fig3 usage metrics; do cp runs/demo_study/plots/$$plot.png docs/demo_$$plot.png; done; \
-	fi
-	if [ runs/maskgit_study/results.json -nt docs/results/maskgit.json ]; then \
-	  cp runs/maskgit_study/results.json docs/results/maskgit.json; \
-	  for plot in guidance budget; do cp runs/maskgit_study/plots/$$plot.png docs/maskgit_$$plot.png; done; \
-	fi
-	if [ runs/uvim_study/results.json -nt docs/results/uvim.json ]; then \
-	  cp runs/uvim_study/results.json docs/results/uvim.json; \
-	fi  # fsq study uvim --out runs/uvim_study --seeds 0 1 2
-	if [ runs/levels_study/results.json -nt docs/results/levels.json ]; then \
-	  cp runs/levels_study/results.json docs/results/levels.json; cp runs/levels_study/plots/fig10.png docs/levels_fig10.png; \
-	fi  # fsq study levels --out runs/levels_study --seeds 0 1 2
+	$(call publish,demo_study,demo,fig3 usage metrics)
+	$(call publish,maskgit_study,maskgit,guidance budget)  # fsq study maskgit --out runs/maskgit_study
+	$(call publish,uvim_study,uvim,)  # fsq study uvim --out runs/uvim_study --seeds 0 1 2
+	$(call publish,levels_study,levels,fig10)  # fsq study levels --out runs/levels_study --seeds 0 1 2
 	$(PY) -m fsq readme README.md
 
 lint: $(STAMP)
