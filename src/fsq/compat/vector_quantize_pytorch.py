@@ -24,6 +24,9 @@ training and eval mode, for fp16/bf16/fp32/fp64 input. Their behaviour is kept o
   the same order, so seeded runs match. Construction also draws from the RNG in the same order: the same seed
   gives the same projections and ``orthogonal_rot``.
 
+:class:`fsq.FSQ` refuses their state dicts (and this drop-in's): its default ``"paper"`` grid is not theirs.
+:func:`native_state_dict` converts one on purpose for ``fsq.FSQ(..., variant="atanh")`` (or ``"symmetric"``).
+
 Differences, all of them errors rather than different numbers: where theirs fails an ``assert`` this raises
 :class:`DropInError` (a ``ValueError`` that is also an ``AssertionError``); bad input ranks raise ``ValueError``
 (theirs: ``EinopsError``); levels below 2 raise ``ValueError``; ``return_indices`` with ``prod(levels) >= 2**31``
@@ -34,7 +37,7 @@ not print their advice to use equal levels.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 
 import torch
@@ -43,6 +46,25 @@ from torch import nn
 from fsq.quantizers.fsq import mixed_radix_basis, validate_levels
 
 INT32_CODEBOOK_LIMIT = 2**31  # return_indices needs every index to fit in int32
+
+
+def native_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Their ``FSQ`` state dict (or this drop-in's), converted on purpose for :class:`fsq.FSQ`.
+
+    :class:`fsq.FSQ` refuses their state dicts (it recognises them by the state-dict version torch records),
+    because its default ``"paper"`` variant is not their grid. Build ``fsq.FSQ(levels, dim=..., variant="atanh")``
+    for their default (``variant="symmetric"`` for ``preserve_symmetry=True``; ``bound_hard_clamp`` has no
+    native variant) and load what this returns: the same tensors in a plain dict, which carries no origin. Their
+    constants are float32 and ours float64, so a few inputs per million still round to a neighbouring code: keep
+    the drop-in where bit-identity matters. A rotation (``orthogonal_rot``) has no native counterpart: refused.
+    """
+    rotations = [key for key in state_dict if key == "orthogonal_rot" or key.endswith(".orthogonal_rot")]
+    if rotations:
+        raise ValueError(
+            f"state dict holds an orthogonal rotation ({', '.join(rotations)}), which fsq.FSQ does not have: "
+            "keep it in fsq.compat.vector_quantize_pytorch.FSQ(..., orthogonal_rotation=True)"
+        )
+    return dict(state_dict)
 
 
 class DropInError(ValueError, AssertionError):

@@ -199,6 +199,9 @@ class FSQ(nn.Module):
     _kernel_floats: torch.Tensor
     _kernel_ints: torch.Tensor
 
+    # state-dict version torch records in a state dict's metadata: 2 tells ours from vector-quantize-pytorch's (1)
+    _version = 2
+
     def __init__(
         self,
         levels: Sequence[int],
@@ -275,10 +278,14 @@ class FSQ(nn.Module):
             f"num_codebooks={self.num_codebooks}, dim={self.dim}, channel_axis={self.channel_axis}"
         )
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Refuse vector-quantize-pytorch FSQ buffers (never in ours): such a dict needs that library's numerics.
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """Refuse state dicts of vector-quantize-pytorch's FSQ: they need that library's numerics, not this FSQ's.
 
-        Their plain state dicts (empty, or only ``project_in``/``project_out``) cannot be told from ours.
+        Recognised by their buffers (``_levels``, ``_basis``, ``implicit_codebook``, ``orthogonal_rot``: never in
+        ours) or, for their plain dicts (empty, or only ``project_in``/``project_out``, the same names as ours),
+        by the state-dict version torch records for every module: this class saves version 2 (see ``_version``),
+        theirs (and the drop-in :class:`fsq.compat.vector_quantize_pytorch.FSQ`) nn.Module's default 1. A dict
+        without that record (a safetensors file, a dict comprehension) carries no origin and loads as ours.
         """
         theirs = [prefix + name for name in VQP_BUFFERS if prefix + name in state_dict]
         if theirs:
@@ -286,7 +293,19 @@ class FSQ(nn.Module):
                 f"state dict holds vector-quantize-pytorch FSQ buffers ({', '.join(theirs)}): load it into "
                 "fsq.compat.vector_quantize_pytorch.FSQ, which reproduces that library bit for bit"
             )
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        version = (local_metadata or {}).get("version")
+        if version is not None and version < self._version:
+            where = f"at {prefix[:-1]!r} " if prefix else ""
+            raise RuntimeError(
+                f"state dict {where}comes from a module of state-dict version {version}, not fsq.FSQ (version "
+                f"{self._version}): vector-quantize-pytorch's FSQ or fsq.compat.vector_quantize_pytorch.FSQ, whose "
+                f"numerics are not this FSQ's (variant={self.variant!r}; theirs are variant 'atanh', or 'symmetric' "
+                "with preserve_symmetry=True, computed in float32, so a few inputs per million still round "
+                "differently). Load it into fsq.compat.vector_quantize_pytorch.FSQ (bit-identical), or convert it on "
+                "purpose with fsq.compat.vector_quantize_pytorch.native_state_dict(state_dict) and load that into "
+                "fsq.FSQ(..., variant='atanh' or 'symmetric')"
+            )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------- layout
     def _to_last(self, x: torch.Tensor, width: int, what: str) -> torch.Tensor:
