@@ -131,8 +131,8 @@ def index_shard(path: Path, name: str | None = None) -> tuple[list[tuple[str, in
 
 def _damage(path: Path) -> str | None:
     """What is wrong with a shard as a whole (not a tar file, cut short), or ``None``."""
-    _, skipped = index_shard(path, "")
-    return next((reason for name, reason in skipped if name == ""), None)
+    _, skipped = index_shard(path, "<shard>")
+    return next((reason for name, reason in skipped if name == "<shard>"), None)
 
 
 def _incomplete(samples: dict[str, dict[str, Any]]) -> str | None:
@@ -207,6 +207,7 @@ class TarShardItems(ImageItems):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.has_labels = bool((self.labels >= 0).all())
         self._files: dict[int, BinaryIO] = {}
+        self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:  # open files stay in the process that opened them
         state = dict(self.__dict__)
@@ -228,6 +229,8 @@ class TarShardItems(ImageItems):
     def read(self, index: int) -> torch.Tensor:
         shard = int(self.shard_ids[index])
         try:
+            if self._pid != os.getpid():  # a forked worker: the parent's handles share its file offsets
+                self._files, self._pid = {}, os.getpid()
             handle = self._files.get(shard)
             if handle is None:
                 handle = self._files[shard] = open(self.shards[shard], "rb")  # noqa: SIM115 (kept open for reuse)
