@@ -353,3 +353,116 @@ def test_loader_counts_are_checked(tmp_path):
         next(iterate_batches(items, ItemTransform("center", 4), range(3), 0))
     with pytest.raises(ValueError, match="data.workers must be an integer >= 0, got -1"):
         StepLoader(items, ItemTransform("center", 4), global_batch=2, seed=0, stop=1, workers=-1)
+
+
+# ---- JSON files: one checked reader, the path (and line, column) in every message ---------------------------------
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def _run_meta(tmp_path: Path, text: str) -> None:
+    from fsq.training.state import write_run_dir
+
+    _write(tmp_path / "meta.json", text)
+    write_run_dir(_cfg(), tmp_path)
+
+
+def _bundle(tmp_path: Path, text: str) -> None:
+    from fsq import hub
+
+    _write(tmp_path / "config.json", text)
+    hub.read_bundle_config(tmp_path, "fsq-tokenizer")
+
+
+JSON_ROWS = [  # (what reads it, the file's text, the error's words after the path)
+    ("meta.json cut short", _run_meta, '{"runs": [{"argv"', r"meta.json \(the run's start record\) is not valid JSON"),
+    ("meta.json without runs", _run_meta, '{"run": []}', r"meta.json \(the run's start record\) has no 'runs'"),
+    ("meta.json runs not a list", _run_meta, '{"runs": 3}', r"'runs' must be an array, not int"),
+    ("bundle config.json cut short", _bundle, '{"format": "fsq-tok', r"config.json \(the bundle's config\) is not"),
+    (
+        "bundle config.json not UTF-8",
+        _bundle,
+        b'{"format": "\xff"}',
+        r"config.json \(the bundle's config\) is not UTF-8",
+    ),
+    (
+        "checkpoint state.json",
+        lambda t, x: ckpt.read_state(_write(t / "step_000002" / "state.json", x).parent, None, ""),
+        '{"step": 2,',
+        r"step_000002/state.json \(the checkpoint's state\) is not valid JSON.*line 1, column 12",
+    ),
+    (
+        "metrics.jsonl line",
+        lambda t, x: rundir.read_metrics(_write(t / "metrics.jsonl", x).parent),
+        '{"step": 1}\n{"step": 2, "lo',
+        r"metrics.jsonl line 2 \(training metrics\) is not valid JSON",
+    ),
+    (
+        "an evaluation",
+        lambda t, x: rundir.latest_eval(_write(t / "eval" / "step_000004.json", x).parents[1]),
+        "[1, 2]",
+        r"step_000004.json \(an evaluation\) must hold an object at its top level, not list",
+    ),
+]
+
+
+@pytest.mark.parametrize("read, text, match", [r[1:] for r in JSON_ROWS], ids=[r[0] for r in JSON_ROWS])
+def test_damaged_json_files_are_named(read, text, match, tmp_path):
+    with pytest.raises((ValueError, ckpt.CheckpointError), match=match):
+        read(tmp_path, text)
+
+
+def test_damaged_hf_saved_datasets_are_named(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from fsq.data.datasets import open_items
+
+    def saved(name):
+        rows = {"image": [{"bytes": _png_bytes(i), "path": None} for i in range(40)], "label": list(range(40))}
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+        folder = tmp_path / name
+        datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)}).save_to_disk(str(folder))
+        return folder
+
+    broken = saved("dict")
+    (broken / "dataset_dict.json").write_text('{"splits": ["train"')
+    with pytest.raises(ValueError, match=r"dict/dataset_dict.json \(a saved DatasetDict's split list\) is not valid"):
+        open_items(f"hf:{broken}", "train")
+    cut = saved("arrow")
+    arrow = next((cut / "train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"cannot load the saved dataset: {arrow} is damaged or cut short"):
+        open_items(f"hf:{cut}", "train")
+
+
+def _png_bytes(value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (value * 5, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# JSON parsed from memory or deliberately tolerant, each with its reason; every other JSON read is read_json's
+JSON_PARSES_ALLOWED = {
+    "io.py": "the checked reader itself",
+    "weights.py": "a safetensors header in memory; its errors name the file",
+    "tracking.py": "metrics lines on resume: unreadable lines are dropped by design",
+    "data/loader.py": "skip records the loader's own workers wrote, in memory",
+    "studies/codebook.py": "json.loads(json.dumps(...)): a deep copy of presets",
+    "studies/maskgit.py": "json.loads(json.dumps(...)): a deep copy of presets",
+}
+
+
+def test_every_json_file_is_read_through_the_checked_reader():
+    package = ROOT / "src" / "fsq"
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        text = path.read_text()
+        calls = [line.strip() for line in text.splitlines() if "json.load(" in line or "json.loads(" in line]
+        if name in JSON_PARSES_ALLOWED:
+            continue
+        assert not calls, f"{name} parses JSON without fsq.io.read_json (path in the message): {calls}"

@@ -16,11 +16,12 @@ Step numbers are zero-padded to six digits so that names sort by step.
 
 from __future__ import annotations
 
-import json
 import os
 import weakref
 from pathlib import Path
 from typing import Any
+
+from fsq.io import read_json, read_json_lines
 
 CONFIG = "config.yaml"
 META = "meta.json"
@@ -64,7 +65,7 @@ def eval_files(run_dir: str | Path) -> list[Path]:
 def latest_eval(run_dir: str | Path) -> dict[str, Any] | None:
     """The newest evaluation of a run (``None`` when it has none)."""
     files = eval_files(run_dir)
-    return json.loads(files[-1].read_text()) if files else None
+    return read_json(files[-1], "an evaluation") if files else None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_json_lines(path, "training metrics")
 
 
 # ---- ownership -------------------------------------------------------------------------------------------------
