@@ -11,7 +11,6 @@ only the newest ``keep_last`` are kept.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import shutil
@@ -26,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fsq import rundir
-from fsq.io import write_json_atomic
+from fsq.io import read_json, write_json_atomic
 
 T = TypeVar("T")
 
@@ -162,8 +161,8 @@ def read_state(directory: Path, expected_config_hash: str | None, advice: str) -
     """A checkpoint's ``state.json``; one written under another config than ``expected_config_hash`` is refused
     (:class:`CheckpointMismatch`, with ``advice``), a missing or corrupt one is a :class:`CheckpointError`."""
     try:
-        state = json.loads((directory / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        state = read_json(directory / "state.json", "the checkpoint's state")
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{directory}/state.json is missing or corrupt: {error}") from error
     if expected_config_hash is not None and state.get("config_hash") != expected_config_hash:
         raise CheckpointMismatch(

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fsq.counts import count_arg
+
 
 def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
     """Positional arguments: ``key=value`` items are overrides, the others config files (merged in order)."""
@@ -239,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
     study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
     study.add_argument(
-        "--jobs", type=int, default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
+        "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
     )
     study.add_argument("--out", required=True, help="study folder; rerunning reuses and resumes its runs")
     study.add_argument(
@@ -264,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a run dir's newest checkpoint on its held-out split")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--fid-samples", type=int, default=None, help="images for rFID (default: the config's)")
+    evaluate.add_argument(
+        "--fid-samples", type=count_arg(0), default=None, help="images for rFID (default: the config's)"
+    )
     evaluate.set_defaults(func=_eval)
 
     sample = commands.add_parser("sample", help="sample images from a MaskGIT run: PNG grid per class + .npz")
@@ -272,8 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
     )
     sample.add_argument("--classes", type=int, nargs="+", help="class ids (default: all classes)")
-    sample.add_argument("--num", type=int, default=16, help="samples per class (default 16)")
-    sample.add_argument("--steps", type=int, default=None, help="decoding steps T (default: the run's eval.steps)")
+    sample.add_argument("--num", type=count_arg(), default=16, help="samples per class (default 16)")
+    sample.add_argument(
+        "--steps", type=count_arg(), default=None, help="decoding steps T (default: the run's eval.steps)"
+    )
     sample.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight (default 0)")
     sample.add_argument("--choice-temperature", type=float, default=None, help="default: the run's eval setting")
     sample.add_argument("--seed", type=int, default=0)
@@ -300,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tokenize.add_argument("--split", default="train", help="data split (train, val, test)")
     tokenize.add_argument("--out", required=True, help="output folder")
-    tokenize.add_argument("--shard-size", type=int, default=10_000)
+    tokenize.add_argument(
+        "--shard-size", type=count_arg(), default=10_000, help="token grids per shard (default 10000)"
+    )
     tokenize.set_defaults(func=_tokenize)
 
     data = commands.add_parser("data", help="offline data sources: list | prepare [NAME...|all]")

@@ -27,6 +27,7 @@ from typing import Literal
 
 import torch
 
+from fsq.counts import check_optional_count
 from fsq.data.hf import HFItems
 from fsq.data.images import _DECODE_ERRORS, IMAGE_EXTENSIONS, ImageSet, _classes, _report, decode_image
 from fsq.data.items import ImageItems, UnreadableItem
@@ -178,14 +179,17 @@ def open_items(
     cache_dir: str | None = None,
 ) -> ImageItems:
     """The streamed collection a ``source`` string names (folder, ``wds:``, ``hf:``); built-ins are refused here
-    (load them with :func:`fsq.data.load_images` and wrap them in :class:`MemoryItems`)."""
+    (load them with :func:`fsq.data.load_images` and wrap them in :class:`MemoryItems`). ``cache_dir``: where
+    ``hf:`` builds its caches and remote ``wds:`` shards are fetched to."""
+    check_optional_count("limit", limit)
+    check_optional_count("draft_size", draft_size)
     kind, path = source_kind(source)
     if kind == "builtin":
         raise ValueError(f"{source!r} is a built-in source: load it with fsq.data.load_images and MemoryItems")
     if not path:
         raise ValueError(f"data source {source!r} names no path after the {kind}: prefix")
     if kind == "wds":
-        return TarShardItems(path, split, channels=channels or 3, limit=limit)
+        return TarShardItems(path, split, channels=channels or 3, limit=limit, on_error=on_error, cache_dir=cache_dir)
     if kind == "hf":
         return HFItems(path, split, channels=channels or 3, limit=limit, cache_dir=cache_dir)
     return FolderItems(path, split, channels=channels or 3, on_error=on_error, limit=limit, draft_size=draft_size)

@@ -26,7 +26,7 @@ from fsq import rundir
 from fsq.config import dump_yaml, read_run_config
 from fsq.inference.prediction import UViMPredictor
 from fsq.inference.sampling import MaskGITPipeline, run_metadata
-from fsq.io import write_json_atomic
+from fsq.io import read_json, write_json_atomic
 from fsq.stages import tokenizer
 
 _USE = {
@@ -77,7 +77,7 @@ def _commands(run_dir: Path) -> list[str]:
     if not path.is_file():
         return []
     lines = []
-    for start in json.loads(path.read_text()).get("runs", []):
+    for start in read_json(path, "the run's start record", required={"runs": list})["runs"]:
         argv = [str(a) for a in start.get("command") or []]
         if argv:  # the console script or ``python -m fsq`` is ``fsq``; anything else (a test, a script) as it was
             lines.append(" ".join(["fsq", *argv[1:]] if Path(argv[0]).name in ("fsq", "__main__.py") else argv))
@@ -198,4 +198,4 @@ def strip_local_paths(folder: Path, cwd: Path | None = None, home: Path | None =
 def _evaluation(run_dir: Path, step: int) -> dict[str, Any] | None:
     """The run's evaluation of ``step`` (``None`` when it has none)."""
     path = rundir.eval_path(run_dir, step)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, "an evaluation") if path.is_file() else None

@@ -82,7 +82,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     d = cfg.data
     if source_kind(d.source)[0] == "builtin":
         return MemoryItems(load_split(cfg, split, limit))
-    hf_cache = str(cache_dir(d.cache_dir) / "hf") if d.source.startswith("hf:") else None
+    cache = {"hf": "hf", "wds": "shards"}.get(source_kind(d.source)[0])  # hf's caches, fetched remote shards
+    hf_cache = str(cache_dir(d.cache_dir) / cache) if cache else None
     return open_items(
         d.source,
         split,

@@ -18,6 +18,7 @@ import torch
 from fsq import checkpoint as ckpt
 from fsq import hub, rundir
 from fsq.config import TokenizerExperiment, from_dict, read_run_config
+from fsq.counts import check_count, check_optional_count
 from fsq.data.loader import SkipLog, iterate_batches
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
@@ -76,6 +77,10 @@ def export_tokens(
     workers, default ``data.workers``), so memory is bounded by ``shard_size`` token grids; unreadable images are
     left out and listed in the manifest's ``skipped``.
     """
+    shard_size = check_count("shard_size (--shard-size)", shard_size)
+    batch_size = check_count("batch_size", batch_size)
+    check_optional_count("limit", limit)
+    check_optional_count("workers", workers, 0)
     cfg, model, step, origin = open_tokenizer(run_dir)
     items = open_split(cfg, split, limit)
     workers = cfg.data.workers if workers is None else workers

@@ -27,7 +27,7 @@ from typing import Any
 
 from fsq import rundir
 from fsq.config import MaskGITExperiment, TokenizerExperiment, config_path, load_config
-from fsq.io import write_text_atomic
+from fsq.io import read_json, write_text_atomic
 from fsq.studies import codebook
 from fsq.studies.common import (
     Stopwatch,
@@ -328,7 +328,7 @@ def missing_weights(path: Path, weights: Sequence[float]) -> list[float]:
     """The guidance weights of ``weights`` that the evaluation at ``path`` lacks (all of them without the file)."""
     if not path.is_file():
         return list(weights)
-    done = {row["guidance"] for row in json.loads(path.read_text()).get("guidance", [])}
+    done = {row["guidance"] for row in read_json(path, "a guidance evaluation").get("guidance", [])}
     return [w for w in weights if w not in done]
 
 
