@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -359,20 +360,59 @@ def main(argv: list[str] | None = None) -> int:
     where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
     try:
         return args.func(args)
-    except (ConfigError, ValueError, RunDirBusy, OSError) as error:  # OSError: missing files, disk full
+    # OSError: missing files, disk full; FloatingPointError: a diverged (non-finite) loss
+    except (ConfigError, ValueError, RunDirBusy, OSError, FloatingPointError) as error:
         print(f"fsq: error{where}: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:
         return _missing_extra(error)
-    except RuntimeError as error:
-        if world == 1 or "Dist" not in type(error).__name__:
-            raise
-        print(
-            f"fsq: error{where}: a collective operation failed or timed out ({type(error).__name__}); another rank "
-            "probably failed first: its own 'fsq: error (rank N ...)' line names the cause",
-            file=sys.stderr,
-        )
-        return 3
+    except Exception as error:
+        return _unexpected(error, world, where)
+
+
+# what torch's process-group backends (gloo, NCCL) say when a peer rank died, froze past the timeout or hung up
+_COLLECTIVE_WORDS = (
+    "gloo",
+    "nccl",
+    "connection closed by peer",
+    "connection reset",
+    "broken pipe",
+    "timed out",
+    "timeout",
+    "processgroup",
+    "process group",
+    "socket",
+    "collective",
+)
+
+
+def collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failed or timed-out collective operation (a dead, frozen or failed peer rank)."""
+    text = f"{type(error).__name__} {error}".lower()
+    return isinstance(error, RuntimeError) and (
+        "Dist" in type(error).__name__ or any(w in text for w in _COLLECTIVE_WORDS)
+    )
+
+
+def _unexpected(error: Exception, world: int, where: str) -> int:
+    """One line for a failed write (any writer's storage error) or, under torchrun, a failed collective; any
+    other error propagates (a bug: its traceback is wanted)."""
+    from fsq.storage import storage_reason
+
+    reason = storage_reason(error)
+    if reason is not None:
+        print(f"fsq: error{where}: a write failed ({reason}): {str(error).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if world == 1 or not collective_failure(error):
+        raise error
+    detail = re.sub(r"^\[[^\]]*\]\s*", "", (str(error).strip().splitlines() or [""])[0])[:200]
+    print(
+        f"fsq: error{where}: a collective operation failed or timed out ({type(error).__name__}: {detail}); "
+        "another rank probably failed, froze or was killed first: its own 'fsq: error (rank N ...)' line, or the "
+        "launcher's report, names the cause",
+        file=sys.stderr,
+    )
+    return 3
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from fsq.config.sections import (
     TrainConfig,
     require,
 )
+from fsq.config.sizes import check_image_size
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,6 @@ class TokenizerExperiment:
             f"model.num_groups={m.num_groups} must divide every width {widths} (filters x channel_multipliers)",
         )
         require(self.data.channels in (None, 1, 3), f"data.channels must be 1, 3 or null, got {self.data.channels}")
+        downsamplings = len(m.channel_multipliers) - 1
+        what = f"model.channel_multipliers={list(m.channel_multipliers)}"
+        check_image_size(self.data.image_size, downsamplings, self.train.batch_size, m.filters, what)

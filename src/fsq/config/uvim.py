@@ -17,6 +17,7 @@ from fsq.config.sections import (
     RunName,
     require,
 )
+from fsq.config.sizes import MAX_IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class UViMExperiment:
 
     def __post_init__(self) -> None:
         size, d = self.data.image_size, self.data
+        require(size <= MAX_IMAGE_SIZE, f"data.image_size={size} is above the supported maximum ({MAX_IMAGE_SIZE})")
         for name, part in (("model", self.model), ("lm", self.lm)):
             require(size % part.patch == 0, f"{name}.patch={part.patch} must divide data.image_size={size}")
             require(part.width % part.heads == 0, f"{name}.heads={part.heads} must divide {name}.width={part.width}")

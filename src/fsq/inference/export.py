@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fsq import rundir
+from fsq import rundir, storage
 from fsq.config import dump_yaml, read_run_config
 from fsq.inference.prediction import UViMPredictor
 from fsq.inference.sampling import MaskGITPipeline, run_metadata
@@ -150,7 +150,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, name: str | None = N
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with storage.writing(out_dir, tmp, what="bundle", advice=f"Nothing was written to {out_dir}: free space and rerun"):
         if cfg.stage == "tokenizer":
             model, step = tokenizer.load_run(run_dir)
             metadata = run_metadata(cfg, step, run_dir)
@@ -172,8 +172,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, name: str | None = N
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above)
         os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -148,7 +148,14 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, M
     if not isinstance(cfg, MaskGITExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a MaskGIT run")
     build = lambda spec: MaskGIT(MaskGITSpec(**spec))  # noqa: E731
-    model, step = ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
+
+    def expected(saved: dict[str, Any]) -> dict[str, Any]:  # what the tokens decide comes from the checkpoint
+        grid = [saved.get("grid_height", 0), saved.get("grid_width", 0)]
+        return maskgit_spec(cfg, saved.get("codebook_size", 0), grid, saved.get("num_classes", 0)).to_dict()
+
+    model, step = ckpt.load_latest_model(
+        run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
+    )
     return model, step, cfg
 
 

@@ -116,7 +116,10 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]
     if not isinstance(cfg, TokenizerExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
     build = lambda spec: Tokenizer(TokenizerSpec.from_dict(spec))  # noqa: E731
-    return ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
+    expected = lambda saved: tokenizer_spec(cfg, saved.get("in_channels", 0)).to_dict()  # noqa: E731
+    return ckpt.load_latest_model(
+        run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
+    )
 
 
 def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
@@ -170,8 +173,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
             if "non-finite" not in str(error):
                 raise
             raise NonFiniteLossError(
-                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data. "
-                "The last checkpoint is intact."
+                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data."
             ) from error
         reconstruction = reconstruction.float()
         rec_loss = F.mse_loss(reconstruction, x)
@@ -206,7 +208,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         r1 = r1_penalty(real, real_logits)
         total = d_loss + lw.r1_weight * r1
         if not torch.isfinite(total.detach()):
-            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}; the last checkpoint is intact")
+            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}.")
         disc_optimizer.zero_grad(set_to_none=True)
         total.backward()
         disc_optimizer.step()

@@ -97,12 +97,19 @@ def lm_spec(cfg: UViMExperiment, task: Task, codebook_size: int) -> LanguageMode
 
 
 def _load_phase(
-    phase_dir: Path, cls: type[nn.Module], spec_of: Callable[[dict[str, Any]], Any], config_hash: str
+    phase_dir: Path,
+    cls: type[nn.Module],
+    spec_of: Callable[[dict[str, Any]], Any],
+    config_hash: str,
+    expected: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[nn.Module, int]:
-    """A phase's newest weights and step (UViM keeps no EMA), written under the run's config."""
+    """A phase's newest weights and step (UViM keeps no EMA), written under the run's config (and, given
+    ``expected``, with the spec the config builds)."""
     hint = " (train it with `fsq train uvim`)"
     build = lambda spec: cls(spec_of(spec))  # noqa: E731
-    return ckpt.load_latest_model(phase_dir, build, use_ema=False, hint=hint, expected_config_hash=config_hash)
+    return ckpt.load_latest_model(
+        phase_dir, build, use_ema=False, hint=hint, expected_config_hash=config_hash, expected_spec=expected
+    )
 
 
 def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLanguageModel, int]:
@@ -111,8 +118,13 @@ def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLangu
     cfg = read_run_config(run_dir)
     if not isinstance(cfg, UViMExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a UViM run")
-    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec.from_dict, resume_hash(cfg))
-    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, LanguageModelSpec.from_dict, resume_hash(cfg))
+    task = build_task(cfg)
+    expected_oracle = lambda saved: oracle_spec(cfg, task).to_dict()  # noqa: E731
+    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec.from_dict, resume_hash(cfg), expected_oracle)
+    expected_lm = lambda saved: lm_spec(cfg, task, saved.get("codebook_size", 0)).to_dict()  # noqa: E731
+    lm, step = _load_phase(
+        run_dir / "lm", UViMLanguageModel, LanguageModelSpec.from_dict, resume_hash(cfg), expected_lm
+    )
     return cfg, oracle, lm, step  # type: ignore[return-value]
 
 
