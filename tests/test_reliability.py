@@ -454,6 +454,7 @@ JSON_PARSES_ALLOWED = {
     "data/loader.py": "skip records the loader's own workers wrote, in memory",
     "studies/codebook.py": "json.loads(json.dumps(...)): a deep copy of presets",
     "studies/maskgit.py": "json.loads(json.dumps(...)): a deep copy of presets",
+    "checkpoint.py": "json.loads(json.dumps(...)): a spec value normalised as JSON holds it (tuples as lists)",
 }
 
 
