@@ -41,8 +41,8 @@ class TokenizerBundle:
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> TokenizerBundle:
-        model, step = tokenizer.load_run(run_dir)
-        return cls(model, run_metadata(read_run_config(run_dir), step, run_dir))
+        run = tokenizer.STAGE.load_run(Path(run_dir), True)  # refuses a run of another stage
+        return cls(run.model("tokenizer", Tokenizer), run_metadata(run.cfg, run.step, run_dir))
 
     def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
         self.model.save_pretrained(directory, metadata=self.metadata, card=card)
