@@ -22,7 +22,11 @@ STAGES: dict[str, Stage] = {}  # name -> stage, in registration order
 
 def register(stage: Stage) -> Stage:
     """Register a stage (and its schema): ``fsq train|eval|export|config`` then know it. Registering the same
-    stage again is a no-op; another stage under a registered name is refused. Returns the stage."""
+    stage again is a no-op; another stage under a registered name is refused. Returns the stage.
+
+    The registration holds in this process: a script registers its stage and then calls :func:`fsq.cli.main`.
+    Under ``torchrun`` every rank starts afresh, so a stage trained there is best declared as an entry point
+    (every process finds it by name)."""
     if not isinstance(stage, Stage):
         raise TypeError(f"fsq.stages.register takes a Stage, got {type(stage).__name__}")
     known = STAGES.get(stage.name)
