@@ -92,6 +92,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class TokenizerExperiment:
+    description: ClassVar[str] = "Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)"
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": MODEL_PRESETS}
 
     schema_version: int = SCHEMA_VERSION

@@ -101,6 +101,9 @@ class UViMEvalConfig:
 
 @dataclass(frozen=True)
 class UViMExperiment:
+    description: ClassVar[str] = (
+        "UViM: a restricted oracle of a dense task's targets, then a language model of its codes"
+    )
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": ORACLE_PRESETS}
 
     schema_version: int = SCHEMA_VERSION

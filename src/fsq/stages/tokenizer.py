@@ -38,7 +38,7 @@ from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
 from fsq.quantizers import FSQ
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.base import NonFiniteLossError, Phase, Stage
+from fsq.stages.base import LoadedRun, NonFiniteLossError, Phase, Stage
 
 
 def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
@@ -276,12 +276,36 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, An
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, step and ``tokenizer``."""
+    model, step = load_run(run_dir, use_ema)
+    return LoadedRun(Path(run_dir), read_run_config(run_dir), step, {"tokenizer": model})
+
+
+def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: what the tokenizer is, from its config."""
+    q = cfg.quantizer
+    what = f"FSQ, levels {list(q.levels)}" if q.kind == "fsq" else f"VQ, {q.codebook_size} codes of width {q.dim}"
+    return (
+        f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
+        f"images of `{cfg.data.source}`."
+    )
+
+
+USAGE = (
+    "```python\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
+    "tokens = tokenizer.tokenize(images)  # images: float (B, C, H, W) in [0, 1]\n"
+    "reconstructions = tokenizer.decode_indices(tokens)\n```"
+)
+
 STAGE = Stage(
-    name="tokenizer",
     schema=TokenizerExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.steps,
-    load_run=load_run,
-    description="Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.tokenizer:evaluate_tokenizer",
+    export="fsq.inference.export:TokenizerBundle.from_run",
+    usage=USAGE,
+    describe=describe,
     histograms=level_histograms,
 )

@@ -51,7 +51,7 @@ def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, 
         return cfg, model, step, str(path.resolve())
     directory = hub.resolve(source)
     metadata = hub.read_bundle_config(directory, "fsq-tokenizer").get("metadata", {})
-    if not isinstance(metadata.get("config"), dict) or metadata["config"].get("stage") != "tokenizer":
+    if not isinstance(metadata.get("config"), dict) or metadata["config"].get("stage") != TokenizerExperiment.stage:
         raise ValueError(
             f"{source}: this tokenizer bundle does not record the config it was trained with (metadata.config), so "
             "it cannot say which data to tokenize; tokenize with its run dir, or export the run with `fsq export`"

@@ -27,7 +27,7 @@ from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.optim import adamw
 from fsq.quantizers import VQ
-from fsq.stages.base import Phase, Stage
+from fsq.stages.base import LoadedRun, Phase, Stage
 from fsq.tasks import Task, get_task
 
 
@@ -228,11 +228,35 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
     kept.update(oracle=oracle, lm=lm, train=train, device=device)
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, Stage II step, ``oracle`` and ``lm`` (UViM keeps
+    no EMA: ``use_ema`` changes nothing)."""
+    cfg, oracle, lm, step = load_run(run_dir)
+    return LoadedRun(Path(run_dir), cfg, step, {"oracle": oracle, "lm": lm})
+
+
+def describe(cfg: UViMExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: the task, the oracle's quantizer and the image size."""
+    return (
+        f"A UViM model for `{cfg.task.name}` (Stage I: a restricted oracle with {cfg.quantizer.kind.upper()}; "
+        f"Stage II: a language model of its codes) on {cfg.data.image_size} px images."
+    )
+
+
+USAGE = (
+    "```bash\nfsq predict {ref} photo.png --out predictions/\n```\n\n"
+    "```python\nfrom fsq.inference.prediction import UViMPredictor\n\n"
+    "predictor = UViMPredictor.from_pretrained({ref})\n"
+    "prediction, codes = predictor.predict(images)  # images: float (B, 3, H, W) in [0, 1]\n```"
+)
+
 STAGE = Stage(
-    name="uvim",
     schema=UViMExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.lm_steps,
-    load_run=load_run,
-    description="UViM: a restricted oracle of a dense task's targets, then a language model of its codes",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.uvim:evaluate_uvim",
+    export="fsq.inference.prediction:UViMPredictor.from_run",
+    usage=USAGE,
+    describe=describe,
 )

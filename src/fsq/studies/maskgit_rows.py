@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
+from fsq.config import MaskGITExperiment
 from fsq.io import read_json
 from fsq.studies.common import over_seeds, read_study, run_path
 
@@ -92,7 +93,7 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     study_dir = Path(study_dir)
     rows = []
     for run in read_study(study_dir)["runs"]:
-        if run.get("stage") != "maskgit":
+        if run.get("stage") != MaskGITExperiment.stage:
             continue
         run_dir = run_path(study_dir, run)
         report = rundir.latest_eval(run_dir)

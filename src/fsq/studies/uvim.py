@@ -111,7 +111,7 @@ def run_uvim_study(
             name = f"{task}_{slug}_s{seed}"
             cfg = load_config(
                 UViMExperiment,
-                [config_path(path, "uvim")],
+                [config_path(path, UViMExperiment.stage)],
                 [*extra, *overrides, f"train.seed={seed}", f"name={name}"],
             )
             runs.append(
