@@ -144,3 +144,12 @@ def test_training_on_http_shards_equals_training_on_the_local_shards(shards, ser
         skipped = json.loads((tmp_path / name / "skipped_files.json").read_text())["skipped"]
         assert [(e["path"], e["found"]) for e in skipped] == [(f"{where}/train-000003.tar", "listing")]
     assert all(torch.equal(weights["local"][k], weights["http"][k]) for k in weights["local"])
+
+
+def test_shard_urls_pass_config_validation_and_unknown_prefixes_do_not():
+    from fsq.config import ConfigError, TokenizerExperiment, load_config
+
+    for source in ("https://h/train-{0000..0002}.tar", "s3://b/train.tar", "pipe:curl -s https://h/a.tar"):
+        assert load_config(TokenizerExperiment, [], [f"data.source={source}"]).data.source == source
+    with pytest.raises(ConfigError, match="unknown prefix 'ftp:'"):
+        load_config(TokenizerExperiment, [], ["data.source=ftp:x"])
