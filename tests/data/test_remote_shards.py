@@ -120,3 +120,36 @@ def test_remote_failures_are_named_and_not_cached(url, reason, server, tmp_path)
     with pytest.raises(ValueError, match=f"no WebDataset shards.*passed over: .*cannot fetch it: .*{reason}"):
         open_items(f"wds:{url}", "all", cache_dir=str(cache))
     assert not cache.exists() or not any(cache.iterdir())  # nothing half-fetched is kept
+
+
+@pytest.mark.integration
+def test_training_on_http_shards_equals_training_on_the_local_shards(shards, server, tmp_path):
+    """Two workers; the pattern names a 4th shard that does not exist: the same weights as the local shards, and
+    the missing shard named in the run's skipped_files.json."""
+    import json
+    from pathlib import Path
+
+    from fsq import app
+    from fsq.checkpoint import load_safetensors
+    from fsq.config import TokenizerExperiment, load_config
+
+    smoke = Path(__file__).parents[2] / "configs" / "presets" / "smoke.yaml"
+    common = ["data.image_size=16", "data.channels=3", "train.threads=1", "train.eval_at_end=false", "data.workers=2"]
+    weights = {}
+    for name, where in (("local", str(shards)), ("http", server)):
+        source = f"data.source=wds:{where}/train-{{000000..000003}}.tar"
+        cfg = load_config(TokenizerExperiment, [smoke], [source, f"data.cache_dir={tmp_path}", *common])
+        app.train(cfg, tmp_path / name)
+        weights[name] = load_safetensors(tmp_path / name / "checkpoints" / "step_000004" / "model.safetensors")
+        skipped = json.loads((tmp_path / name / "skipped_files.json").read_text())["skipped"]
+        assert [(e["path"], e["found"]) for e in skipped] == [(f"{where}/train-000003.tar", "listing")]
+    assert all(torch.equal(weights["local"][k], weights["http"][k]) for k in weights["local"])
+
+
+def test_shard_urls_pass_config_validation_and_unknown_prefixes_do_not():
+    from fsq.config import ConfigError, TokenizerExperiment, load_config
+
+    for source in ("https://h/train-{0000..0002}.tar", "s3://b/train.tar", "pipe:curl -s https://h/a.tar"):
+        assert load_config(TokenizerExperiment, [], [f"data.source={source}"]).data.source == source
+    with pytest.raises(ConfigError, match="unknown prefix 'ftp:'"):
+        load_config(TokenizerExperiment, [], ["data.source=ftp:x"])

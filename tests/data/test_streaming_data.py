@@ -28,6 +28,8 @@ def test_source_kinds():
     assert source_kind("/d/x.tar") == ("wds", "/d/x.tar")
     assert source_kind("hf:/d/ds") == ("hf", "/d/ds")
     assert source_kind("/d/images") == ("folder", "/d/images")
+    assert source_kind("https://h/train-{0..9}.tar?x=1") == ("wds", "https://h/train-{0..9}.tar?x=1")
+    assert source_kind("pipe:curl -s https://h/s") == ("wds", "pipe:curl -s https://h/s")
 
 
 def test_folder_items_decode_lazily_with_class_labels(folder):

@@ -10,8 +10,8 @@ The kinds, chosen by the ``source`` string (:func:`source_kind`):
 - a folder path: :class:`FolderItems`, files listed once at start (:func:`fsq.data.scan.scan_folder`, the rules of
   :mod:`fsq.data.images`: recursive, class sub-folders, ``split`` = a sub-folder such as ``train`` or ``all``),
   each file decoded only when read;
-- ``wds:PATH`` (a ``.tar`` file, a folder of them, or a glob; a path ending in ``.tar`` needs no prefix):
-  WebDataset shards read by random access (:mod:`fsq.data.shards`);
+- ``wds:PATH`` (a ``.tar`` file, a folder of them, a glob, a brace pattern or remote URLs; a path ending in
+  ``.tar`` or a URL needs no prefix): WebDataset shards read by random access (:mod:`fsq.data.shards`);
 - ``hf:PATH``: a local Hugging Face ``datasets`` directory (:mod:`fsq.data.hf`), never the network.
 
 Files that cannot be decoded raise :class:`UnreadableItem` from ``read``; the loader skips and reports them, or
@@ -32,6 +32,7 @@ from fsq.data.hf import HFItems
 from fsq.data.images import _DECODE_ERRORS, IMAGE_EXTENSIONS, ImageSet, _classes, _report, decode_image
 from fsq.data.items import ImageItems, UnreadableItem
 from fsq.data.scan import scan_folder
+from fsq.data.shard_urls import is_remote
 from fsq.data.shards import TarShardItems
 
 __all__ = ["FolderItems", "ImageItems", "MemoryItems", "UnreadableItem", "open_items", "source_kind"]
@@ -47,7 +48,7 @@ def source_kind(source: str) -> tuple[SourceKind, str]:
         return "wds", source[4:]
     if source.startswith("hf:"):
         return "hf", source[3:]
-    if source.endswith(".tar"):
+    if source.endswith(".tar") or is_remote(source):  # remote data is WebDataset shards (https://, s3://, pipe:)
         return "wds", source
     return "folder", source
 

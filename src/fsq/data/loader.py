@@ -98,7 +98,10 @@ def _worker_init(_: int) -> None:
 
 def die_with_parent() -> None:
     """Make this (worker) process die when its parent does: ``PR_SET_PDEATHSIG`` on Linux, then a check that the
-    parent did not die before the request took effect; elsewhere a thread that polls the parent's pid."""
+    parent did not die before the request took effect; elsewhere a thread that polls the parent's pid.
+
+    The kernel sends the signal when the *thread* that started the worker ends, so loaders are iterated from a
+    thread that outlives them (``fsq`` iterates them from the main thread)."""
     parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:

@@ -9,6 +9,8 @@ that are neither (``{x}``) stay literal. Each expanded name is then
   ...). A remote shard is fetched once, in full, into the shard cache (``CACHE/shards/``, a temporary name renamed
   when complete) and then read by random access like a local one, so workers, ranks and the exact step-addressed
   resume work the same; a cached shard is reused (delete it to fetch it again). Needs the disk space of the shards.
+  A fetched shard that is not a whole tar file (cut short in transit, an error page) is not kept: it is reported
+  and fetched again by the next run.
 - a glob (``*``, ``?``, ``[``): every match, in sorted order;
 - a folder: its ``*.tar`` files (``split="all"``), else its ``{split}*.tar`` files and those in its ``{split}/``;
 - else one file.

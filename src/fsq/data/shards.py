@@ -190,9 +190,6 @@ class TarShardItems(ImageItems):
         if problems and on_error == "raise":
             name, reason = problems[0]
             raise ValueError(f"WebDataset shard {name}: {reason} (data.on_error=raise; 'skip' uses the rest)")
-        for what, group in (("shards or parts of shards", problems), ("samples without an image", samples)):
-            if group:
-                logger.warning("%s: skipped %d %s: %s", path, len(group), what, _summary(group))
         self.skipped = problems + samples
         if limit is not None:
             keys = keys[:limit]
@@ -200,6 +197,9 @@ class TarShardItems(ImageItems):
         if not keys:
             passed = f"; passed over: {_summary(self.skipped)}" if self.skipped else ""
             raise ValueError(f"the WebDataset shards at {path!r} hold no samples with an image member{passed}")
+        for what, group in (("shards or parts of shards", problems), ("samples without an image", samples)):
+            if group:
+                logger.warning("%s: skipped %d %s: %s", path, len(group), what, _summary(group))
         self.keys = keys
         self.shard_ids = np.asarray(shard_ids, dtype=np.int32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
