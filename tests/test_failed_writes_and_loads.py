@@ -416,3 +416,40 @@ def test_maskgit_on_an_empty_token_export_is_a_clear_error_and_leaves_nothing(ru
     with pytest.raises(ValueError, match=r"tokens/manifest.json lists no token grids: the 'train' split of 'mnist'"):
         app.train(cfg, maskgit_run)
     assert not maskgit_run.exists()  # not even RUN/tokenizer/
+
+
+# ---- a rank killed under torchrun ------------------------------------------------------------------------------
+KILLED_RANK = """
+import os, signal, sys
+import fsq.cli
+from fsq import distributed
+
+def command(args):  # rank 1 is killed (kill -9) while rank 0 waits for it in a collective
+    distributed.setup("cpu", timeout_minutes=1)
+    if os.environ["RANK"] == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    distributed.barrier()
+    distributed.barrier()
+    return 0
+
+fsq.cli._eval = command
+sys.exit(fsq.cli.main(["eval", "run"]))
+"""
+
+
+@pytest.mark.integration
+def test_a_killed_rank_gives_rank_0_one_line_and_no_fsq_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "killed_rank.py"
+    script.write_text(KILLED_RANK)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    done = subprocess.run(launcher, env=env, capture_output=True, text=True, timeout=240)
+    ours = [line for line in done.stderr.splitlines() if line.startswith("fsq: error")]
+    assert done.returncode != 0 and len(ours) == 1, done.stderr
+    assert ours[0].startswith("fsq: error (rank 0 of 2): a collective operation failed or timed out (")
+    assert "/fsq/" not in done.stderr.split("fsq: error")[0]  # no traceback through fsq before the line
+    assert 'fsq/cli.py", line' not in done.stderr and "fsq/distributed.py" not in done.stderr
