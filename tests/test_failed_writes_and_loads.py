@@ -139,6 +139,18 @@ def test_a_planted_negative_step_falls_back_and_is_kept_as_evidence(tmp_path):
     assert not any("-" in p.name.split("_")[1] for p in (tmp_path / "checkpoints").iterdir())
 
 
+def test_an_unusable_newer_checkpoint_never_makes_room_by_pruning_the_intact_one(tmp_path):
+    _save(tmp_path, 4)
+    planted = _save(tmp_path, 10)
+    (planted / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.warns(UserWarning, match="using step_000004 instead"):
+        ckpt.load_newest(tmp_path, lambda folder: ckpt.load_checkpoint(folder, ["model"], "abc"))
+    weights = {"model": {"w": torch.zeros(3)}}  # resumed from step 4, training writes step 6 with keep_last=2
+    ckpt.save_checkpoint(tmp_path, 6, weights, {}, {"config_hash": "abc"}, keep_last=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step_000004", "step_000006", "step_000010.refused"]
+
+
 def test_a_tampered_checkpoint_is_kept_and_the_warning_carries_no_unsafe_advice(tmp_path):
     class Exploit:
         def __reduce__(self):
