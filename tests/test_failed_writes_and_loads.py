@@ -296,9 +296,13 @@ def test_an_edited_bundle_is_refused_naming_the_file_and_key(bundle, file, edit,
     load = Tokenizer.from_pretrained if bundle == "mnist-fsq" else MaskGITPipeline.from_pretrained
     with pytest.raises(BundleError, match=match):
         load(folder)
-    if bundle == "mnist-maskgit-fsq":  # the command line: one line, exit 2, nothing written
-        assert main(["sample", str(folder), "--out", str(tmp_path / "samples"), "--num", "1", "--classes", "0"]) == 2
-        assert capsys.readouterr().err.startswith("fsq: error: ") and not (tmp_path / "samples").exists()
+    out = tmp_path / "out"  # the command line: one line, exit 2, nothing written
+    if bundle == "mnist-maskgit-fsq":
+        assert main(["sample", str(folder), "--out", str(out), "--num", "1", "--classes", "0"]) == 2
+    else:
+        assert main(["tokenize", str(folder), "--split", "test", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fsq: error: ") and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 # ---- whole runs: a trained tokenizer run, copied per test -------------------------------------------------------
@@ -465,3 +469,29 @@ def test_a_killed_rank_gives_rank_0_one_line_and_no_fsq_traceback(tmp_path):
     assert ours[0].startswith("fsq: error (rank 0 of 2): a collective operation failed or timed out (")
     assert "/fsq/" not in done.stderr.split("fsq: error")[0]  # no traceback through fsq before the line
     assert 'fsq/cli.py", line' not in done.stderr and "fsq/distributed.py" not in done.stderr
+
+
+UVIM_ROWS = [  # (edit of a UViM bundle's config.json, the error's words)
+    (lambda c: c["oracle"].update(width=32), r"oracle.safetensors does not fit the model .*config.json describes"),
+    (lambda c: c["lm"].update(depth_x=1), r"lm has unknown key\(s\) \['depth_x'\]"),
+    (lambda c: c["lm"].update(codebook_size=12), r"lm.safetensors does not fit"),
+    (lambda c: c.update(image_size="8"), r"image_size is '8', not a positive integer"),
+    (lambda c: c.update(task=None), r"task is None, not a mapping"),
+]
+
+
+@pytest.mark.parametrize("edit, match", UVIM_ROWS, ids=[r[1][:30] for r in UVIM_ROWS])
+def test_an_edited_uvim_bundle_is_refused_naming_the_file_and_key(edit, match, tmp_path):
+    from fsq.inference.prediction import UViMPredictor
+    from fsq.models.quantizer import QuantizerSpec
+    from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
+
+    sizes = {"image_size": 8, "context_channels": 3, "patch": 4, "width": 16, "heads": 2, "mlp_dim": 32}
+    quantizer = QuantizerSpec(kind="fsq", levels=[5, 3])
+    oracle = UViMOracle(OracleSpec(**sizes, target_channels=1, output_channels=1, code_grid=2, quantizer=quantizer))
+    lm = UViMLanguageModel(LanguageModelSpec(**sizes, codebook_size=15, sequence_length=4))
+    UViMPredictor(oracle, lm, {"name": "depth", "options": {}}, 8).save_pretrained(tmp_path / "bundle")
+    UViMPredictor.from_pretrained(tmp_path / "bundle")  # as written: loads
+    _edit(tmp_path / "bundle/config.json", edit)
+    with pytest.raises(BundleError, match=match):
+        UViMPredictor.from_pretrained(tmp_path / "bundle")
