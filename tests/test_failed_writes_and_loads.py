@@ -103,6 +103,16 @@ def test_checkpoint_on_a_full_disk_says_truly_what_is_intact(tmp_path):
     assert ckpt.load_checkpoint(tmp_path / "checkpoints/step_000010", ["model"], "abc")[2]["step"] == 10
 
 
+def test_sampling_onto_a_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path, capsys):
+    out = tmp_path / "samples"
+    with disk_full(limit=200):  # the PNG grid cannot be written
+        code = main(["sample", "mnist-maskgit-fsq", "--out", str(out), "--num", "1", "--classes", "0", "--steps", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"cannot write image {out / 'class_0.png'} (File too large); " in err and "MiB free" in err
+    assert list(out.iterdir()) == []
+
+
 # ---- state.json and weights that were edited --------------------------------------------------------------------
 STATE_ROWS = [  # (edit of state.json, the error's words)
     ({"step": -5}, "step is -5, not a non-negative integer"),
