@@ -103,6 +103,16 @@ def test_checkpoint_on_a_full_disk_says_truly_what_is_intact(tmp_path):
     assert ckpt.load_checkpoint(tmp_path / "checkpoints/step_000010", ["model"], "abc")[2]["step"] == 10
 
 
+def test_sampling_onto_a_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path, capsys):
+    out = tmp_path / "samples"
+    with disk_full(limit=200):  # the PNG grid cannot be written
+        code = main(["sample", "mnist-maskgit-fsq", "--out", str(out), "--num", "1", "--classes", "0", "--steps", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"cannot write image {out / 'class_0.png'} (File too large); " in err and "MiB free" in err
+    assert list(out.iterdir()) == []
+
+
 # ---- state.json and weights that were edited --------------------------------------------------------------------
 STATE_ROWS = [  # (edit of state.json, the error's words)
     ({"step": -5}, "step is -5, not a non-negative integer"),
@@ -137,6 +147,18 @@ def test_a_planted_negative_step_falls_back_and_is_kept_as_evidence(tmp_path):
     assert names == ["step_000002", "step_000004", "step_000004.refused"]
     assert json.loads((tmp_path / "checkpoints/step_000004.refused/state.json").read_text())["step"] == -5
     assert not any("-" in p.name.split("_")[1] for p in (tmp_path / "checkpoints").iterdir())
+
+
+def test_an_unusable_newer_checkpoint_never_makes_room_by_pruning_the_intact_one(tmp_path):
+    _save(tmp_path, 4)
+    planted = _save(tmp_path, 10)
+    (planted / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.warns(UserWarning, match="using step_000004 instead"):
+        ckpt.load_newest(tmp_path, lambda folder: ckpt.load_checkpoint(folder, ["model"], "abc"))
+    weights = {"model": {"w": torch.zeros(3)}}  # resumed from step 4, training writes step 6 with keep_last=2
+    ckpt.save_checkpoint(tmp_path, 6, weights, {}, {"config_hash": "abc"}, keep_last=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step_000004", "step_000006", "step_000010.refused"]
 
 
 def test_a_tampered_checkpoint_is_kept_and_the_warning_carries_no_unsafe_advice(tmp_path):
@@ -284,9 +306,13 @@ def test_an_edited_bundle_is_refused_naming_the_file_and_key(bundle, file, edit,
     load = Tokenizer.from_pretrained if bundle == "mnist-fsq" else MaskGITPipeline.from_pretrained
     with pytest.raises(BundleError, match=match):
         load(folder)
-    if bundle == "mnist-maskgit-fsq":  # the command line: one line, exit 2, nothing written
-        assert main(["sample", str(folder), "--out", str(tmp_path / "samples"), "--num", "1", "--classes", "0"]) == 2
-        assert capsys.readouterr().err.startswith("fsq: error: ") and not (tmp_path / "samples").exists()
+    out = tmp_path / "out"  # the command line: one line, exit 2, nothing written
+    if bundle == "mnist-maskgit-fsq":
+        assert main(["sample", str(folder), "--out", str(out), "--num", "1", "--classes", "0"]) == 2
+    else:
+        assert main(["tokenize", str(folder), "--split", "test", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fsq: error: ") and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 # ---- whole runs: a trained tokenizer run, copied per test -------------------------------------------------------
@@ -416,3 +442,66 @@ def test_maskgit_on_an_empty_token_export_is_a_clear_error_and_leaves_nothing(ru
     with pytest.raises(ValueError, match=r"tokens/manifest.json lists no token grids: the 'train' split of 'mnist'"):
         app.train(cfg, maskgit_run)
     assert not maskgit_run.exists()  # not even RUN/tokenizer/
+
+
+# ---- a rank killed under torchrun ------------------------------------------------------------------------------
+KILLED_RANK = """
+import os, signal, sys
+import fsq.cli
+from fsq import distributed
+
+def command(args):  # rank 1 is killed (kill -9) while rank 0 waits for it in a collective
+    distributed.setup("cpu", timeout_minutes=1)
+    if os.environ["RANK"] == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    distributed.barrier()
+    distributed.barrier()
+    return 0
+
+fsq.cli._eval = command
+sys.exit(fsq.cli.main(["eval", "run"]))
+"""
+
+
+@pytest.mark.integration
+def test_a_killed_rank_gives_rank_0_one_line_and_no_fsq_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "killed_rank.py"
+    script.write_text(KILLED_RANK)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    done = subprocess.run(launcher, env=env, capture_output=True, text=True, timeout=240)
+    ours = [line for line in done.stderr.splitlines() if line.startswith("fsq: error")]
+    assert done.returncode != 0 and len(ours) == 1, done.stderr
+    assert ours[0].startswith("fsq: error (rank 0 of 2): a collective operation failed or timed out (")
+    assert "/fsq/" not in done.stderr.split("fsq: error")[0]  # no traceback through fsq before the line
+    assert 'fsq/cli.py", line' not in done.stderr and "fsq/distributed.py" not in done.stderr
+
+
+UVIM_ROWS = [  # (edit of a UViM bundle's config.json, the error's words)
+    (lambda c: c["oracle"].update(width=32), r"oracle.safetensors does not fit the model .*config.json describes"),
+    (lambda c: c["lm"].update(depth_x=1), r"lm has unknown key\(s\) \['depth_x'\]"),
+    (lambda c: c["lm"].update(codebook_size=12), r"lm.safetensors does not fit"),
+    (lambda c: c.update(image_size="8"), r"image_size is '8', not a positive integer"),
+    (lambda c: c.update(task=None), r"task is None, not a mapping"),
+]
+
+
+@pytest.mark.parametrize("edit, match", UVIM_ROWS, ids=[r[1][:30] for r in UVIM_ROWS])
+def test_an_edited_uvim_bundle_is_refused_naming_the_file_and_key(edit, match, tmp_path):
+    from fsq.inference.prediction import UViMPredictor
+    from fsq.models.quantizer import QuantizerSpec
+    from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
+
+    sizes = {"image_size": 8, "context_channels": 3, "patch": 4, "width": 16, "heads": 2, "mlp_dim": 32}
+    quantizer = QuantizerSpec(kind="fsq", levels=[5, 3])
+    oracle = UViMOracle(OracleSpec(**sizes, target_channels=1, output_channels=1, code_grid=2, quantizer=quantizer))
+    lm = UViMLanguageModel(LanguageModelSpec(**sizes, codebook_size=15, sequence_length=4))
+    UViMPredictor(oracle, lm, {"name": "depth", "options": {}}, 8).save_pretrained(tmp_path / "bundle")
+    UViMPredictor.from_pretrained(tmp_path / "bundle")  # as written: loads
+    _edit(tmp_path / "bundle/config.json", edit)
+    with pytest.raises(BundleError, match=match):
+        UViMPredictor.from_pretrained(tmp_path / "bundle")

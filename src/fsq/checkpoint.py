@@ -148,6 +148,8 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / rundir.step_name(step)
     tmp = root / f".{final.name}.tmp"
+    for later in [p for p in checkpoint_dirs(run_dir) if (rundir.step_of(p.name) or 0) >= step]:
+        set_aside(later)  # skipped at resume as unusable (training writes increasing steps): kept, never pruned
     if keep_last > 1:  # room first: keep the newest keep_last - 1 (at least one intact) before writing
         _prune(run_dir, keep_last - 1, exclude=final)
     previous = latest_checkpoint(run_dir)
@@ -173,8 +175,9 @@ def save_checkpoint(
 
 
 def set_aside(folder: Path) -> Path:
-    """Rename an unusable checkpoint folder (refused at load, now to be rewritten) to ``step_N.refused[-k]``, out of
-    the checkpoints' way but kept as evidence (a tampered or corrupt checkpoint is never silently deleted)."""
+    """Rename an unusable checkpoint folder (skipped at resume, so training passes its step again) to
+    ``step_N.refused[-k]``: out of the checkpoints' way (never loaded, never counted by ``keep_last``) but kept as
+    evidence (a tampered or corrupt checkpoint is never silently deleted or overwritten)."""
     target = folder.with_name(f"{folder.name}.refused")
     count = 1
     while target.exists():

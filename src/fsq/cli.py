@@ -419,7 +419,8 @@ def _unexpected(error: Exception, world: int, where: str) -> int:
         return 2
     if world == 1 or not collective_failure(error):
         raise error
-    detail = re.sub(r"^\[[^\]]*\]\s*", "", (str(error).strip().splitlines() or [""])[0])[:200]
+    first = re.sub(r"^\[[^\]]*\]\s*", "", (str(error).strip().splitlines() or [""])[0])  # no C++ source location
+    detail = first.split(". ")[0][:200]
     print(
         f"fsq: error{where}: a collective operation failed or timed out ({type(error).__name__}: {detail}); "
         "another rank probably failed, froze or was killed first: its own 'fsq: error (rank N ...)' line, or the "

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fsq.storage import storage_error, storage_reason
+
 
 def write_text_atomic(text: str, path: str | Path) -> None:
     """Write ``text`` to ``path`` through a unique temporary file in the same folder, then rename (0644)."""
@@ -28,9 +30,11 @@ def write_text_atomic(text: str, path: str | Path) -> None:
             handle.write(text)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        if storage_reason(error) is None:
+            raise
+        raise storage_error(error, path, "file") from error  # a full disk: the path and the space left
 
 
 def write_json_atomic(data: Any, path: str | Path) -> None:

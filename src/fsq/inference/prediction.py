@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import hub
+from fsq import hub, storage
 from fsq.bundles import BundleError, build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data.images import decode_image
@@ -168,5 +168,6 @@ def predict_files(
         save_grid([batch["image"][i : i + 1], pictures[i : i + 1]], target)
         written.append(target)
     arrays: dict[str, Any] = {k: v.cpu().numpy() for k, v in pred.items()}  # Any: savez_compressed has typed kwargs
-    np.savez_compressed(out_dir / "predictions.npz", codes=codes.cpu().numpy(), **arrays)
+    with storage.writing(out_dir / "predictions.npz", out_dir / "predictions.npz", what="predictions"):
+        np.savez_compressed(out_dir / "predictions.npz", codes=codes.cpu().numpy(), **arrays)
     return written

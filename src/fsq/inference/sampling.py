@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import hub, rundir
+from fsq import hub, rundir, storage
 from fsq.bundles import build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.generation import sample
@@ -320,6 +320,7 @@ def write_samples(
     if labels is not None:
         arrays["labels"] = labels.numpy()
     tmp = out_dir / ".samples.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with storage.writing(path, tmp, what="samples"):
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
     return path
