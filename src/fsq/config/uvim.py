@@ -17,6 +17,7 @@ from fsq.config.sections import (
     RunName,
     require,
 )
+from fsq.quantizers.registry import FSQSection
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ class UViMEvalConfig:
 @dataclass(frozen=True)
 class UViMExperiment:
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": ORACLE_PRESETS}
+    # the defaults of a quantizer section of another kind than the default's: the paper's UViM VQ (4096 codes,
+    # EMA, l2-normalised, codebook splitting)
+    section_defaults: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
+        "quantizer": {"vq": {"codebook_size": 4096, "dim": 128, "recipe": "uvim"}}
+    }
 
     schema_version: int = SCHEMA_VERSION
     stage: Literal["uvim"] = "uvim"
@@ -108,8 +114,8 @@ class UViMExperiment:
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DenseDataConfig = field(default_factory=DenseDataConfig)
     model: OracleConfig = field(default_factory=OracleConfig)
-    quantizer: QuantizerConfig = field(  # the paper's FSQ [7,5,5,5,5]; VQ: 4096 codes, UViM recipe
-        default_factory=lambda: QuantizerConfig(levels=[7, 5, 5, 5, 5], codebook_size=4096, dim=128, recipe="uvim")
+    quantizer: QuantizerConfig = field(  # the paper's FSQ [7,5,5,5,5]; VQ: see section_defaults
+        default_factory=lambda: FSQSection(levels=[7, 5, 5, 5, 5])
     )
     lm: LanguageModelConfig = field(default_factory=LanguageModelConfig)
     optim: OptimConfig = field(

@@ -53,8 +53,7 @@ _USE = {
 def _describe(cfg: Any, metadata: dict[str, Any]) -> str:
     """One paragraph saying what the model is, from its config."""
     if cfg.stage == "tokenizer":
-        q = cfg.quantizer
-        what = f"FSQ, levels {list(q.levels)}" if q.kind == "fsq" else f"VQ, {q.codebook_size} codes of width {q.dim}"
+        what = cfg.quantizer.describe()
         return (
             f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
             f"images of `{cfg.data.source}`."

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 
@@ -20,3 +21,21 @@ class QuantizerOutput(NamedTuple):
     quantized: torch.Tensor
     indices: torch.Tensor
     aux_loss: torch.Tensor
+
+
+@runtime_checkable
+class Quantizer(Protocol):
+    """What models need of any quantizer module (FSQ, ResidualFSQ, VQ, LFQ, BSQ, or a registered family's).
+
+    ``quantizer(z)`` returns :class:`QuantizerOutput`; ``indices_to_quantized(indices)`` gives back what it
+    returned as ``quantized`` (float32); ``codebook_size`` counts the codes one index addresses.
+    """
+
+    codebook_size: int
+    channel_axis: int
+
+    def __call__(self, z: torch.Tensor) -> QuantizerOutput: ...
+
+    def indices_to_quantized(self, indices: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...

@@ -82,6 +82,12 @@ def _budget(configs: list[UViMExperiment], runs: list[dict[str, Any]]) -> str:
     return text
 
 
+def _quantizer_text(section: Any) -> str:
+    """One quantizer of the study in words, with its VQ recipe where it has one."""
+    recipe = section.setting("recipe")
+    return section.describe() + (f" (recipe `{recipe}`)" if recipe is not None else "")
+
+
 def run_uvim_study(
     out_dir: str | Path,
     *,
@@ -132,14 +138,13 @@ def run_uvim_study(
     previous = json.loads(study_path.read_text()) if study_path.is_file() else {}
     seconds = {r["name"]: r.get("seconds") for r in previous.get("runs", [])}
     c0 = configs[0]
-    fsq = next((c for c in configs if c.quantizer.kind == "fsq"), c0).quantizer
-    vq = next((c for c in configs if c.quantizer.kind == "vq"), c0).quantizer  # an FSQ config's VQ fields are unused
+    quantizers = " vs ".join(dict.fromkeys(_quantizer_text(c.quantizer) for c in configs))
     study: dict[str, Any] = {
         "kind": "uvim",
         "title": "UViM with FSQ vs VQ: depth, colorization, panoptic (paper Table 2)",
         "description": (
             f"Synthetic scenes / photo crops at {c0.data.image_size} px; {c0.model.code_grid}x{c0.model.code_grid} "
-            f"codes; FSQ {fsq.levels} vs VQ {vq.codebook_size} codes (recipe `{vq.recipe}`); evaluated on "
+            f"codes; {quantizers}; evaluated on "
             f"`{c0.data.eval_split}`."
         ),
         "budget": _budget(configs, runs),
