@@ -84,6 +84,7 @@ def test_each_family_checks_its_own_settings():
         QuantizerSpec(kind="lfq", num_stages=2)
     with pytest.raises(ValueError, match=r"unknown quantizer 'pq'; registered kinds: \['fsq', 'residual_fsq'"):
         QuantizerSpec(kind="pq")
+    assert QuantizerSpec("lfq", dim=4) == QuantizerSpec(kind="lfq", dim=4)
 
 
 def test_a_later_layer_of_another_kind_replaces_the_section(tmp_path):

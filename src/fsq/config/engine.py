@@ -181,12 +181,16 @@ def _variant(tp: type, value: dict[str, Any], where: str) -> tuple[type, dict[st
 
 def _section_base(cls: type, name: str, default: Any, value: dict[str, Any]) -> dict[str, Any]:
     """What a partial section ``value`` of field ``name`` is merged onto: the schema's default section, or for a
-    section of another variant (``quantizer.kind`` changed) the schema's ``section_defaults[name][variant]``."""
+    section of another variant (``quantizer.kind`` changed) the schema's default of that variant among its
+    ``section_defaults[name]`` (sections), else just the variant (the variant's class defaults)."""
     tag = getattr(type(default), "variant_key", None)
     if tag is None or value.get(tag, getattr(default, tag)) == getattr(default, tag):
         return to_dict(default)
     given = value[tag]
-    return dict(getattr(cls, "section_defaults", {}).get(name, {}).get(given, {}), **{tag: given})
+    for other in getattr(cls, "section_defaults", {}).get(name, ()):
+        if getattr(other, tag) == given:
+            return to_dict(other)
+    return {tag: given}
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:

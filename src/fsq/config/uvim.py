@@ -17,7 +17,7 @@ from fsq.config.sections import (
     RunName,
     require,
 )
-from fsq.quantizers.registry import FSQSection
+from fsq.quantizers.registry import FSQSection, VQSection
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ class UViMExperiment:
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": ORACLE_PRESETS}
     # the defaults of a quantizer section of another kind than the default's: the paper's UViM VQ (4096 codes,
     # EMA, l2-normalised, codebook splitting)
-    section_defaults: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
-        "quantizer": {"vq": {"codebook_size": 4096, "dim": 128, "recipe": "uvim"}}
+    section_defaults: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "quantizer": (VQSection(codebook_size=4096, dim=128, recipe="uvim"),)
     }
 
     schema_version: int = SCHEMA_VERSION

@@ -76,7 +76,9 @@ class _SectionType(type):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is QuantizerSection:
-            return section(**kwargs) if not args else super().__call__(*args, **kwargs)
+            if len(args) > 1:
+                raise TypeError("QuantizerSection takes the kind alone by position; give the settings by name")
+            return section(**dict(zip(["kind"], args)), **kwargs)
         return super().__call__(*args, **kwargs)
 
 

@@ -83,9 +83,12 @@ def _budget(configs: list[UViMExperiment], runs: list[dict[str, Any]]) -> str:
 
 
 def _quantizer_text(section: Any) -> str:
-    """One quantizer of the study in words, with its VQ recipe where it has one."""
-    recipe = section.setting("recipe")
-    return section.describe() + (f" (recipe `{recipe}`)" if recipe is not None else "")
+    """One quantizer of the study in words (``FSQ [7, 5, 5, 5, 5]``, ``VQ 4096 codes (recipe `uvim`)``): its kind
+    and whichever of levels, codebook size and recipe its family has."""
+    levels, size, recipe = (section.setting(name) for name in ("levels", "codebook_size", "recipe"))
+    text = section.kind.upper() + (f" {levels}" if levels is not None else "")
+    text += f" {size} codes" if size is not None else ""
+    return text + (f" (recipe `{recipe}`)" if recipe is not None else "")
 
 
 def run_uvim_study(
@@ -138,7 +141,10 @@ def run_uvim_study(
     previous = json.loads(study_path.read_text()) if study_path.is_file() else {}
     seconds = {r["name"]: r.get("seconds") for r in previous.get("runs", [])}
     c0 = configs[0]
-    quantizers = " vs ".join(dict.fromkeys(_quantizer_text(c.quantizer) for c in configs))
+    first: dict[str, Any] = {}  # each kind's first config names it (an ablation's recipe is in its label)
+    for c in configs:
+        first.setdefault(c.quantizer.kind, c.quantizer)
+    quantizers = " vs ".join(_quantizer_text(q) for q in first.values())
     study: dict[str, Any] = {
         "kind": "uvim",
         "title": "UViM with FSQ vs VQ: depth, colorization, panoptic (paper Table 2)",
