@@ -183,8 +183,7 @@ def _evaluate(
         "step": step,
         "tokenizer_run": tokenizer_run,
         "tokenizer_step": tokenizer_step,
-        "quantizer": tokenizer.spec.quantizer.kind,
-        "levels": tokenizer.spec.quantizer.levels if tokenizer.spec.quantizer.kind == "fsq" else None,
+        **tokenizer.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "codebook_size": spec.codebook_size,
         "token_grid": [spec.grid_height, spec.grid_width],
         "num_classes": spec.num_classes,

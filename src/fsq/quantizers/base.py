@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
@@ -83,3 +84,21 @@ def autocast_off(device_type: str) -> contextlib.AbstractContextManager:
     if device_type in ("cpu", "cuda") or torch.amp.is_autocast_available(device_type):
         return torch.autocast(device_type=device_type, enabled=False)
     return contextlib.nullcontext()
+
+
+@runtime_checkable
+class Quantizer(Protocol):
+    """What models need of any quantizer module (FSQ, ResidualFSQ, VQ, LFQ, BSQ, or a registered family's).
+
+    ``quantizer(z)`` returns :class:`QuantizerOutput`; ``indices_to_quantized(indices)`` gives back what it
+    returned as ``quantized`` (float32); ``codebook_size`` counts the codes one index addresses.
+    """
+
+    codebook_size: int
+    channel_axis: int
+
+    def __call__(self, z: torch.Tensor) -> QuantizerOutput: ...
+
+    def indices_to_quantized(self, indices: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...

@@ -31,7 +31,7 @@ from fsq.hub import read_bundle_config
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
-from fsq.quantizers import FSQ
+from fsq.quantizers.registry import family_of
 from fsq.stages.base import LoadedRun, Phase, Stage
 from fsq.stages.tokenizer import load_run as load_tokenizer_run
 from fsq.stages.tokens import export_tokens, load_tokens
@@ -212,14 +212,15 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str
 
 
 def level_histograms(cfg: MaskGITExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
-    """For an FSQ tokenizer: the level (0 .. L_i - 1) each training token takes on each channel, over the first
-    2000 token grids (``levels/channel_i``); empty for VQ tokens."""
+    """The level (0 .. L_i - 1) each training token takes on each code channel, over the first 2000 token grids
+    (``levels/channel_i``); empty for a tokenizer without per-channel levels (VQ)."""
     tokenizer, *_ = run_tokenizer(run_dir, cfg)
     quantizer = tokenizer.quantizer
+    level_digits = family_of(quantizer).level_digits
     folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
-    if not isinstance(quantizer, FSQ) or not (folder / "manifest.json").is_file():
+    if level_digits is None or not (folder / "manifest.json").is_file():
         return {}
-    digits = quantizer.indices_to_digits(load_tokens(folder)[0][:2000].flatten())
+    digits = level_digits(quantizer, load_tokens(folder)[0][:2000])
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 

@@ -36,7 +36,7 @@ from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import StyleGANDiscriminator
 from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
-from fsq.quantizers import FSQ
+from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.base import LoadedRun, NonFiniteLossError, Phase, Stage
 
@@ -257,13 +257,15 @@ def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], deco
 
 @torch.no_grad()
 def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
-    """For FSQ: the level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each channel
-    (``levels/channel_i``), published beside the final evaluation; empty for VQ."""
+    """The level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each code channel
+    (``levels/channel_i``), published beside the final evaluation; empty for a quantizer without per-channel
+    levels (VQ)."""
     model = kept.get("model")
     if model is None:
         model, _ = load_run(run_dir)
     quantizer = model.quantizer
-    if not isinstance(quantizer, FSQ):
+    level_digits = family_of(quantizer).level_digits
+    if level_digits is None:
         return {}
     items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
     device = next(model.parameters()).device
@@ -272,7 +274,7 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, An
     if not parts:
         return {}
     tokens = torch.cat(parts)
-    digits = quantizer.indices_to_digits(tokens.flatten()).cpu()
+    digits = level_digits(quantizer, tokens).cpu()
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 
@@ -284,8 +286,7 @@ def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
 
 def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
     """The model card's first paragraph: what the tokenizer is, from its config."""
-    q = cfg.quantizer
-    what = f"FSQ, levels {list(q.levels)}" if q.kind == "fsq" else f"VQ, {q.codebook_size} codes of width {q.dim}"
+    what = cfg.quantizer.describe()
     return (
         f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
         f"images of `{cfg.data.source}`."

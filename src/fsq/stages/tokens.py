@@ -23,6 +23,7 @@ from fsq.data.loader import SkipLog, iterate_batches
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.finite import check_pending
+from fsq.quantizers.registry import family_of
 from fsq.stages.tokenizer import item_transform, load_run, open_split
 
 
@@ -99,6 +100,12 @@ def _write_tokens(
 ) -> dict[str, Any]:
     """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
+    per_token = family_of(model.quantizer).indices_per_token(model.quantizer)
+    if per_token != 1:
+        raise ValueError(
+            f"{origin}: its quantizer ({model.spec.quantizer.describe()}) gives {per_token} indices per token "
+            "position; token export (and MaskGIT over the tokens) takes one index per position"
+        )
     items = open_split(cfg, split, limit)
     workers = cfg.data.workers if workers is None else workers
     transform = item_transform(cfg, items, train=False)
@@ -140,8 +147,7 @@ def _write_tokens(
         "source": cfg.data.source,
         "split": split,
         "codebook_size": model.codebook_size,
-        "quantizer": model.spec.quantizer.kind,
-        "levels": model.spec.quantizer.levels if model.spec.quantizer.kind == "fsq" else None,
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "token_grid": [model.spec.token_grid, model.spec.token_grid],
         "dtype": str(dtype).removeprefix("torch."),
         "num_images": sum(s["count"] for s in shards),

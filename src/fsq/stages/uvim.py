@@ -26,7 +26,7 @@ from fsq.distributed import DistInfo
 from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.optim import adamw
-from fsq.quantizers import VQ
+from fsq.quantizers.registry import family_of
 from fsq.stages.base import LoadedRun, Phase, Stage
 from fsq.tasks import Task, get_task
 
@@ -185,8 +185,9 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
         out, q = network(task.encode_target(batch), task.context(batch), _generator(cfg.train.seed, step, 1))
         task_loss = task.loss(out.float(), batch)
         logged = {"task_loss": task_loss.detach(), "aux_loss": q.aux_loss.detach()}
-        if isinstance(oracle.quantizer, VQ) and oracle.quantizer.uses_ema:  # codebook splits of this step
-            logged["splits"] = torch.tensor(float(oracle.quantizer.last_num_splits))
+        quantizer = oracle.quantizer  # e.g. an EMA VQ's codebook splits of this step
+        for key, value in family_of(quantizer).step_metrics(quantizer).items():
+            logged[key] = torch.tensor(value)
         return task_loss + q.aux_loss, logged
 
     o = cfg.optim

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
+from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.codebook_claims import claims, level_claims, markdown_table
 from fsq.studies.codebook_plots import plot, plot_levels
@@ -290,7 +290,7 @@ def run_config(run: dict[str, Any], data: str, preset: str, overrides: list[str]
     vq_dim = base.pop("vq_dim")
     base["data"]["source"] = data
     quantizer = dict(run["quantizer"])
-    if quantizer["kind"] == "vq":
+    if QuantizerConfig(**quantizer).setting("dim") is not None:  # a code width of its own (VQ): the preset's
         quantizer["dim"] = vq_dim
     base["quantizer"] = quantizer
     base["name"] = run["name"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.config import MaskGITExperiment, TokenizerExperiment, config_path, load_config
+from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, config_path, load_config
 from fsq.io import read_json, write_text_atomic
 from fsq.studies import codebook
 from fsq.studies.common import (
@@ -153,7 +153,10 @@ def tokenizer_config(preset: str, label: str, data: str, overrides: list[str]) -
     base = json.loads(json.dumps(PRESETS[preset][TokenizerExperiment.stage]))
     vq_dim = base.pop("vq_dim")
     base["data"]["source"] = data
-    base["quantizer"] = {**QUANTIZERS[label], **({"dim": vq_dim} if QUANTIZERS[label]["kind"] == "vq" else {})}
+    quantizer = dict(QUANTIZERS[label])
+    if QuantizerConfig(**quantizer).setting("dim") is not None:  # a code width of its own (VQ): the preset's
+        quantizer["dim"] = vq_dim
+    base["quantizer"] = quantizer
     base["name"] = f"tokenizer_{label.lower()}"
     return load_config(TokenizerExperiment, [], overrides, base=base)
 
