@@ -288,6 +288,13 @@ BUNDLE_ROWS = [  # (bundle, file edited, edit, the error's words)
     ("mnist-fsq", "config.json", lambda c: c["spec"].update(colour=3), r"spec has unknown key\(s\) \['colour'\]"),
     ("mnist-fsq", "config.json", lambda c: c["spec"].update(filters="16"), r"spec.filters: '16' is not a int"),
     ("mnist-fsq", "config.json", lambda c: c["spec"]["quantizer"].update(levels=[8, "5"]), r"spec.quantizer.levels"),
+    ("mnist-fsq", "config.json", lambda c: c["spec"]["quantizer"].update(kind="nope"), r"spec.quantizer.kind: 'nope'"),
+    (
+        "mnist-fsq",
+        "config.json",
+        lambda c: c["spec"].update(quantizer={"kind": "lfq", "levels": [8, 5, 5, 5]}),
+        r"spec.quantizer has unknown key\(s\) \['levels'\]; LFQSection takes",
+    ),
     ("mnist-maskgit-fsq", "config.json", lambda c: c["spec"].update(width=64), r"model.safetensors does not fit"),
     ("mnist-maskgit-fsq", "config.json", lambda c: c["sampling"].update(stepz=3), r"sampling has unknown key"),
     ("mnist-maskgit-fsq", "config.json", lambda c: c["sampling"].update(steps=0), r"steps is 0, must be >= 1"),

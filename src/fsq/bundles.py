@@ -59,6 +59,11 @@ def check_section(data: Any, cls: type, where: str, aliases: Mapping[str, str] |
     (``aliases``: older names it also accepts), values of another type; nested dataclass sections recursively."""
     if not isinstance(data, Mapping):
         raise BundleError(f"{where} is a {type(data).__name__}, not a mapping of {cls.__name__} settings")
+    if hasattr(cls, "config_variant"):  # a section whose class depends on a key (the quantizer's ``kind``)
+        try:
+            cls, data = cls.config_variant(data)
+        except ValueError as error:
+            raise BundleError(f"{where}.{error}") from None
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known - set(aliases or {}))
