@@ -17,6 +17,7 @@ from fsq.config.sections import (
     RunName,
     require,
 )
+from fsq.config.sizes import MAX_IMAGE_SIZE
 from fsq.quantizers.registry import FSQSection, VQSection
 
 
@@ -101,6 +102,9 @@ class UViMEvalConfig:
 
 @dataclass(frozen=True)
 class UViMExperiment:
+    description: ClassVar[str] = (
+        "UViM: a restricted oracle of a dense task's targets, then a language model of its codes"
+    )
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": ORACLE_PRESETS}
     # the defaults of a quantizer section of another kind than the default's: the paper's UViM VQ (4096 codes,
     # EMA, l2-normalised, codebook splitting)
@@ -129,6 +133,7 @@ class UViMExperiment:
 
     def __post_init__(self) -> None:
         size, d = self.data.image_size, self.data
+        require(size <= MAX_IMAGE_SIZE, f"data.image_size={size} is above the supported maximum ({MAX_IMAGE_SIZE})")
         for name, part in (("model", self.model), ("lm", self.lm)):
             require(size % part.patch == 0, f"{name}.patch={part.patch} must divide data.image_size={size}")
             require(part.width % part.heads == 0, f"{name}.heads={part.heads} must divide {name}.width={part.width}")

@@ -38,7 +38,7 @@ from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
 from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.base import NonFiniteLossError, Phase, Stage
+from fsq.stages.base import LoadedRun, NonFiniteLossError, Phase, Stage
 
 
 def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
@@ -82,7 +82,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     d = cfg.data
     if source_kind(d.source)[0] == "builtin":
         return MemoryItems(load_split(cfg, split, limit))
-    hf_cache = str(cache_dir(d.cache_dir) / "hf") if d.source.startswith("hf:") else None
+    cache = {"hf": "hf", "wds": "shards"}.get(source_kind(d.source)[0])  # hf's caches, fetched remote shards
+    hf_cache = str(cache_dir(d.cache_dir) / cache) if cache else None
     return open_items(
         d.source,
         split,
@@ -115,7 +116,10 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]
     if not isinstance(cfg, TokenizerExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
     build = lambda spec: Tokenizer(TokenizerSpec.from_dict(spec))  # noqa: E731
-    return ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
+    expected = lambda saved: tokenizer_spec(cfg, saved.get("in_channels", 0)).to_dict()  # noqa: E731
+    return ckpt.load_latest_model(
+        run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
+    )
 
 
 def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
@@ -169,8 +173,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
             if "non-finite" not in str(error):
                 raise
             raise NonFiniteLossError(
-                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data. "
-                "The last checkpoint is intact."
+                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data."
             ) from error
         reconstruction = reconstruction.float()
         rec_loss = F.mse_loss(reconstruction, x)
@@ -205,7 +208,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         r1 = r1_penalty(real, real_logits)
         total = d_loss + lw.r1_weight * r1
         if not torch.isfinite(total.detach()):
-            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}; the last checkpoint is intact")
+            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}.")
         disc_optimizer.zero_grad(set_to_none=True)
         total.backward()
         disc_optimizer.step()
@@ -275,12 +278,35 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, An
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, step and ``tokenizer``."""
+    model, step = load_run(run_dir, use_ema)
+    return LoadedRun(Path(run_dir), read_run_config(run_dir), step, {"tokenizer": model})
+
+
+def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: what the tokenizer is, from its config."""
+    what = cfg.quantizer.describe()
+    return (
+        f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
+        f"images of `{cfg.data.source}`."
+    )
+
+
+USAGE = (
+    "```python\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
+    "tokens = tokenizer.tokenize(images)  # images: float (B, C, H, W) in [0, 1]\n"
+    "reconstructions = tokenizer.decode_indices(tokens)\n```"
+)
+
 STAGE = Stage(
-    name="tokenizer",
     schema=TokenizerExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.steps,
-    load_run=load_run,
-    description="Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.tokenizer:evaluate_tokenizer",
+    export="fsq.inference.export:TokenizerBundle.from_run",
+    usage=USAGE,
+    describe=describe,
     histograms=level_histograms,
 )

@@ -208,7 +208,7 @@ def plan(
                     {
                         "name": f"{slug}_{size:06d}",
                         "run_dir": f"runs/{slug}_{size:06d}",
-                        "stage": "tokenizer",
+                        "stage": TokenizerExperiment.stage,
                         "label": label,
                         "target_size": size,
                         "levels": levels,
@@ -236,7 +236,7 @@ def plan(
                 {
                     "name": name,
                     "run_dir": f"runs/{name}",
-                    "stage": "tokenizer",
+                    "stage": TokenizerExperiment.stage,
                     "label": level_family(levels),
                     "target_size": size,
                     "levels": list(levels),
@@ -262,7 +262,7 @@ def stage2_run(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "run_dir": f"runs/{name}",
-        "stage": "maskgit",
+        "stage": MaskGITExperiment.stage,
         "label": run["label"],
         "tokenizer": run["name"],
     }
@@ -454,9 +454,9 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     study_dir = Path(study_dir)
     rows = []
     runs = read_study(study_dir)["runs"]
-    second = {run["tokenizer"]: run for run in runs if run.get("stage") == "maskgit"}
+    second = {run["tokenizer"]: run for run in runs if run.get("stage") == MaskGITExperiment.stage}
     for run in runs:
-        if run.get("stage", "tokenizer") != "tokenizer":
+        if run.get("stage", TokenizerExperiment.stage) != TokenizerExperiment.stage:
             continue
         result = latest_eval(run_path(study_dir, run))
         if result is None:

@@ -11,7 +11,6 @@ seeds, and a claim the seeds cannot decide says so. The report half is torch-fre
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from typing import Any
 
 from fsq import rundir
 from fsq.config import UViMExperiment, config_path, load_config
-from fsq.io import write_text_atomic
+from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
@@ -121,7 +120,7 @@ def run_uvim_study(
             name = f"{task}_{slug}_s{seed}"
             cfg = load_config(
                 UViMExperiment,
-                [config_path(path, "uvim")],
+                [config_path(path, UViMExperiment.stage)],
                 [*extra, *overrides, f"train.seed={seed}", f"name={name}"],
             )
             runs.append(
@@ -138,7 +137,7 @@ def run_uvim_study(
             configs.append(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     study_path = out_dir / "study.json"
-    previous = json.loads(study_path.read_text()) if study_path.is_file() else {}
+    previous = read_json(study_path, "the study's plan") if study_path.is_file() else {}
     seconds = {r["name"]: r.get("seconds") for r in previous.get("runs", [])}
     c0 = configs[0]
     first: dict[str, Any] = {}  # each kind's first config names it (an ablation's recipe is in its label)
