@@ -5,7 +5,10 @@
 the overrides, and returns a frozen dataclass. Unknown keys, wrong types and values outside a ``Literal``
 annotation's choices raise :class:`ConfigError` listing what is valid. A schema's ``presets`` class attribute
 (``{"model": {name: values}}``) lets ``model.preset`` name values that sit under the keys given explicitly; its
-``stage`` field names the stage a config belongs to. Stage-agnostic: the schemas live beside it.
+``stage`` field names the stage a config belongs to. A section class with ``config_variant`` (the quantizer: its
+``kind`` picks a registered family's section) is read as the class it names; a later layer naming another variant
+replaces the section, and a schema's ``section_defaults`` give its own defaults per variant. Stage-agnostic: the
+schemas live beside it.
 This module imports no torch, so configs can be checked and reports written without it.
 """
 
