@@ -41,20 +41,25 @@ class CheckpointMismatch(CheckpointError):
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# torch's own lines about loading the file unsafely, or how to allow-list what it refused: never passed on
-_UNSAFE_ADVICE = ("can still be loaded", "weights_only", "add_safe_globals", "safe_globals", "if you trust")
+# torch's sentences about loading the file unsafely, allow-listing what it refused, or its documentation: dropped
+_UNSAFE_ADVICE = (
+    "can still be loaded",
+    "weights_only",
+    "safe_globals",
+    "trust",
+    "Re-running",
+    "If you",
+    "documentation",
+    "Alternatively",
+)
 
 
 def _first_line(error: BaseException) -> str:
-    """Why a load failed, in one line without terminal colour codes and without torch's advice to load the file
-    with ``weights_only=False`` or to allow-list what it refused (fsq never does either)."""
-    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
-    lines = [line for line in lines if line]
-    reasons = [line.split("error: ", 1)[1] for line in lines if line.startswith("WeightsUnpickler error: ")]
-    text = reasons[0] if reasons else (lines[0] if lines else type(error).__name__)
-    sentences = re.split(r"(?<=\.) ", text)
-    kept = [s for s in sentences if not any(a in s for a in _UNSAFE_ADVICE)]
-    return " ".join(kept).split(" If you")[0].rstrip(" .(") or type(error).__name__
+    """Why a load failed, in one line: torch's reasons without terminal colour codes and without its advice to load
+    the file with ``weights_only=False``, to allow-list what it refused, or to trust the file (fsq never does)."""
+    text = " ".join(_ANSI.sub("", line).strip() for line in str(error).splitlines() if line.strip())
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s and not any(a in s for a in _UNSAFE_ADVICE)]
+    return " ".join(sentences).rstrip(" .(")[:300] or type(error).__name__
 
 
 def _atomic_path(path: Path) -> Path:
@@ -187,12 +192,12 @@ def set_aside(folder: Path) -> Path:
     return target
 
 
-def intact_after_failure(run_dir: str | Path, name: str) -> str:
+def intact_after_failure(run_dir: str | Path) -> str:
     """A true sentence, for an error that stops training, about what the run keeps: its newest checkpoint, or
     none (the statement is checked on disk, never assumed)."""
     latest = latest_checkpoint(run_dir)
     if latest is None:
-        return f"No checkpoint of {name} had been written."
+        return f"No checkpoint had been written in {run_dir}."
     return f"The newest checkpoint, {latest}, is intact: a rerun resumes from it."
 
 
