@@ -6,7 +6,10 @@ A checkpoint is a folder ``checkpoints/step_000500/`` holding:
     ``torch.load(weights_only=True)`` (a pickle with code in it is refused, never run);
   * ``state.json``: step, config hash, and what else the loop needs to continue exactly.
 It is written to a temporary folder and renamed into place, so a crash leaves the previous checkpoint intact;
-only the newest ``keep_last`` are kept.
+only the newest ``keep_last`` are kept. A full disk (any writer's error: :mod:`fsq.storage`) removes the temporary
+folder and says which checkpoint is intact, if any. At load, ``state.json`` is validated (its step a non-negative
+integer equal to the folder's), weights holding NaN are refused, and an unusable checkpoint skipped at resume is
+renamed ``step_N.refused`` when training passes its step again: kept as evidence, never overwritten or pruned.
 """
 
 from __future__ import annotations
