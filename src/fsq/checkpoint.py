@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fsq import rundir, storage
-from fsq.io import write_json_atomic
+from fsq.io import read_json, write_json_atomic
 
 T = TypeVar("T")
 
@@ -214,8 +214,8 @@ def read_state(directory: Path, expected_config_hash: str | None, advice: str) -
     """A checkpoint's ``state.json``; one written under another config than ``expected_config_hash`` is refused
     (:class:`CheckpointMismatch`, with ``advice``), a missing or corrupt one is a :class:`CheckpointError`."""
     try:
-        state = json.loads((directory / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        state = read_json(directory / "state.json", "the checkpoint's state")
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{directory}/state.json is missing or corrupt: {error}") from error
     check_state(state, directory)
     if expected_config_hash is not None and state.get("config_hash") != expected_config_hash:

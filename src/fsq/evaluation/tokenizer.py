@@ -105,8 +105,7 @@ def evaluate_tokenizer(
         "entropy_bits": summary.entropy_bits,
         "tokens": summary.tokens,
         "parameters": model.parameter_counts(),
-        "quantizer": model.spec.quantizer.kind,
-        "levels": model.spec.quantizer.levels if model.spec.quantizer.kind == "fsq" else None,
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:

@@ -17,7 +17,6 @@ A MaskGIT bundle (safetensors + JSON, nothing pickled)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from fsq.bundles import build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.generation import sample
 from fsq.grids import save_grid
+from fsq.io import read_json
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec
 from fsq.stages import maskgit
@@ -165,7 +165,7 @@ class MaskGITPipeline:
         folder = Path(cfg.data.tokens) if cfg.data.tokens else Path(run_dir) / "tokens" / cfg.data.train_split
         names = None
         if (folder / "manifest.json").is_file():
-            names = json.loads((folder / "manifest.json").read_text()).get("class_names")
+            names = read_json(folder / "manifest.json", "the token manifest").get("class_names")
         metadata = {
             **run_metadata(cfg, step, run_dir),
             "tokenizer_run": tokenizer_run,

@@ -20,7 +20,7 @@ from torch import nn
 
 from fsq.layers.resnet import Downsample, ResBlock, Upsample, group_norm
 from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
-from fsq.quantizers import FSQ, VQ, QuantizerOutput
+from fsq.quantizers import Quantizer, QuantizerOutput
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class Decoder(nn.Module):
 class Tokenizer(nn.Module):
     """Encoder -> quantizer -> decoder. Images: float (B, C, H, W) in ``[0, 1]``; tokens: int64 (B, h, w)."""
 
-    quantizer: FSQ | VQ
+    quantizer: Quantizer
 
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()

@@ -5,7 +5,6 @@ They take the experiment config (any schema dataclass with ``train`` settings) a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -23,7 +22,7 @@ from fsq.config import (
     from_dict,
     read_yaml,
 )
-from fsq.io import write_json_atomic, write_text_atomic
+from fsq.io import read_json, write_json_atomic, write_text_atomic
 from fsq.tracking import run_meta
 
 
@@ -49,7 +48,7 @@ def write_run_dir(cfg: Any, run_dir: Path, world_size: int = 1) -> None:
     meta_path = run_dir / rundir.META
     meta: dict[str, Any] = {"runs": []}
     if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, "the run's start record", required={"runs": list})
     meta["runs"].append(run_meta(world_size))
     write_json_atomic(meta, meta_path)
 
