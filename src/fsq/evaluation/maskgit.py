@@ -187,7 +187,7 @@ def _evaluate(
         "quantizer": tokenizer.spec.quantizer.kind,
         "levels": tokenizer.spec.quantizer.levels if tokenizer.spec.quantizer.kind == "fsq" else None,
         "codebook_size": spec.codebook_size,
-        "token_grid": [spec.grid_height, spec.grid_width],
+        "token_grid": list(spec.grid_shape),
         "num_classes": spec.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
@@ -325,7 +325,8 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
     held_out = load_split(tok_cfg, cfg.data.eval_split, e.compression_samples)
     tokenizer = tokenizer.to(device).eval()
     spec = model.spec
-    order = qlds_order(spec.grid_height, spec.grid_width)
+    grid = spec.grid_shape  # QLDS order on 2-D grids; raster order on 1-D and 3-D ones
+    order = qlds_order(*grid) if len(grid) == 2 else torch.arange(spec.num_tokens)
     sizes = power_schedule(spec.num_tokens, e.compression_steps, e.compression_alpha)
     total, count = 0.0, 0
     for start in range(0, held_out.images.shape[0], e.batch_size):
@@ -346,7 +347,7 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
         "grids": held_out.images.shape[0],
         "steps": e.compression_steps,
         "alpha": e.compression_alpha,
-        "order": "qlds",
+        "order": "qlds" if len(grid) == 2 else "raster",
         "conditional": labels is not None,
     }
 

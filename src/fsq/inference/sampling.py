@@ -68,7 +68,7 @@ def generate(
             generator=torch.Generator().manual_seed(seed * 100_003 + b),
         )
         out.append(result.tokens.cpu())
-    return torch.cat(out).view(num, spec.grid_height, spec.grid_width)
+    return torch.cat(out).view(num, *spec.grid_shape)
 
 
 @torch.no_grad()
