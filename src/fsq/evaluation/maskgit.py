@@ -41,6 +41,7 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import MaskGITExperiment, read_run_config
 from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
+from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
 from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
@@ -195,6 +196,12 @@ def _evaluate(
         "reference_split": e.reference_split or tok_cfg.data.train_split,
         "protocol": protocol(cfg, tok_cfg),
     }
+    if tokenizer.spec.dims != 2:  # audio, video: samples and their code usage (no image metrics)
+        results.update(signal_samples(model, tokenizer, cfg, device))
+        results["seconds"] = time.perf_counter() - start
+        (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
+        return results
     same = ("reference_split", "tokenizer_step", "parameters")  # also the same tokenizer checkpoint and model size
     if previous is not None and any(previous.get(k) != results[k] for k in same):
         previous = None

@@ -8,8 +8,8 @@
 
 FID, SSIM and perceptual features are image metrics (Inception-v3 / EfficientNet features of RGB images): they are
 not computed for audio or video, and ``image_metrics`` in the results says so. Every held-out clip is evaluated
-once across ranks; sums and code counts are all-reduced. Writes ``eval/step_N.json`` and, for video,
-``eval/step_N_grid.png`` (the frames of the first clips: originals over reconstructions).
+once across ranks; sums and code counts are all-reduced. Writes ``eval/step_N.json`` and
+``eval/step_N_grid.png`` (the first clips' frames, or their waveforms: originals over reconstructions).
 """
 
 from __future__ import annotations
@@ -45,6 +45,15 @@ def frame_psnr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp(max=100.0)
 
 
+def waveform_image(clip: torch.Tensor, height: int = 64) -> torch.Tensor:
+    """A plot of a mono clip (C, T) in ``[0, 1]`` as one image (1, 1, height, T): a dark dot per sample on white."""
+    t = clip.shape[-1]
+    rows = ((1 - clip[0].clamp(0, 1)) * (height - 1)).round().long()
+    image = torch.ones(1, 1, height, t)
+    image[0, 0, rows, torch.arange(t)] = 0.0
+    return image
+
+
 @torch.no_grad()
 def evaluate_signals(
     run_dir: Path, cfg: TokenizerExperiment, model: Tokenizer, step: int, device: torch.device
@@ -74,8 +83,8 @@ def evaluate_signals(
             per_frame = frame_psnr(x, reconstruction)
             sums[0] += per_frame.mean(1).sum()
             sums[3:] += per_frame.sum(0)
-            if info.is_main and sum(len(g) for g in grid) < 2:
-                grid.append(torch.stack([x[:2], reconstruction[:2]], 1).cpu())  # (b, 2, C, T, H, W)
+        if info.is_main and sum(len(g) for g in grid) < 2:
+            grid.append(torch.stack([x[:2], reconstruction[:2]], 1).cpu())  # (b, 2, C, *axes)
         sums[1] += (x - reconstruction).abs().flatten(1).mean(1).double().sum()
         sums[2] += x.shape[0]
     distributed.all_reduce_sum(sums)
@@ -111,9 +120,56 @@ def evaluate_signals(
     if info.is_main:
         (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
         write_json_atomic(results, rundir.eval_path(run_dir, step))
-        if grid:
-            pairs = torch.cat(grid)[:2]  # rows: each clip's frames, original over reconstruction
-            rows = [pairs[i, j].transpose(0, 1) for i in range(pairs.shape[0]) for j in range(2)]
+        if grid:  # rows: each clip's frames (video) or waveform (audio), original over reconstruction
+            pairs = torch.cat(grid)[:2]
+            draw = (lambda c: c.transpose(0, 1)) if kind.dims == 3 else waveform_image
+            rows = [draw(pairs[i, j]) for i in range(pairs.shape[0]) for j in range(2)]
             save_grid(rows, rundir.eval_path(run_dir, step, "_grid.png"), fit=("height", 256))
     distributed.barrier()
     return results
+
+
+@torch.no_grad()
+def signal_samples(model, tokenizer: Tokenizer, cfg, device: torch.device) -> dict[str, Any]:
+    """A MaskGIT over audio or video token grids: for each guidance weight of ``cfg.eval``, ``num_samples`` samples
+    drawn, decoded, and their code usage (the image metrics, class judge, FID and compression, are not computed)."""
+    from fsq.inference.sampling import class_labels, decode, generate
+
+    e = cfg.eval
+    labels = class_labels(e.num_samples, model.spec.num_classes)
+    rows = []
+    for alpha in e.guidance:
+        tick = time.perf_counter()
+        tokens = generate(
+            model,
+            labels,
+            num=e.num_samples,
+            steps=e.steps,
+            choice_temperature=e.choice_temperature,
+            temperature=e.temperature,
+            guidance=alpha,
+            seed=e.seed,
+            batch_size=e.batch_size,
+            device=device,
+        )
+        decoded = decode(tokenizer, tokens, e.batch_size, device)
+        usage = CodebookUsage(model.spec.codebook_size)
+        usage.update(tokens)
+        summary = usage.summary()
+        rows.append(
+            {
+                "guidance": alpha,
+                "num_samples": e.num_samples,
+                "seconds": time.perf_counter() - tick,
+                "sample_shape": list(decoded.shape[1:]),
+                "codes_used": summary.codes_used,
+                "usage": summary.usage_fraction,
+                "perplexity": summary.perplexity,
+            }
+        )
+    kind = {1: "audio", 3: "video"}[tokenizer.spec.dims]
+    return {
+        "signal": kind,
+        "guidance": rows,
+        "image_metrics": f"not computed: class accuracy, FID and compression use image data, not {kind}",
+    }
