@@ -119,3 +119,20 @@ def test_tokens_of_another_grid_are_refused(tmp_path):
     cfg = load_config(MaskGITExperiment, [path, SMOKE_MASKGIT], overrides)
     with pytest.raises(ValueError, match=r"tokens64/manifest.json: token grids of shape \(64,\), .*shape \(32,\)"):
         app.train(cfg, tmp_path / "maskgit")
+
+
+def test_a_shard_whose_grid_is_not_the_manifests_names_the_file(tmp_path):
+    from fsq.checkpoint import save_safetensors_atomic
+    from fsq.stages.tokens import _sha256, load_tokens
+
+    save_safetensors_atomic({"tokens": torch.zeros(2, 4, dtype=torch.int16)}, tmp_path / "shard_00000.safetensors")
+    shard = {"file": "shard_00000.safetensors", "count": 2, "sha256": _sha256(tmp_path / "shard_00000.safetensors")}
+    manifest = {"format": "fsq-tokens", "version": 1, "token_grid": [2, 2], "shards": [shard]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        ValueError, match=r"shard_00000.safetensors: token grids of shape \(4,\) .* expected is \(2, 2\)"
+    ):
+        load_tokens(tmp_path)
+    manifest["token_grid"] = [4]  # the same file under a matching manifest loads
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert load_tokens(tmp_path)[0].shape == (2, 4)

@@ -55,6 +55,10 @@ def _describe(cfg: Any, metadata: dict[str, Any]) -> str:
     if cfg.stage == "tokenizer":
         q = cfg.quantizer
         what = f"FSQ, levels {list(q.levels)}" if q.kind == "fsq" else f"VQ, {q.codebook_size} codes of width {q.dim}"
+        if cfg.model.dims != 2:  # audio, video
+            kind = {1: "audio (Conv1d, (B, C, T))", 3: "video (Conv3d, (B, C, T, H, W))"}[cfg.model.dims]
+            causal = ", causal in time" if cfg.model.causal else ""
+            return f"A Stage I tokenizer of {kind}{causal} ({what}), trained on the generated `{cfg.data.source}` data."
         return (
             f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
             f"images of `{cfg.data.source}`."
