@@ -136,3 +136,25 @@ def test_a_shard_whose_grid_is_not_the_manifests_names_the_file(tmp_path):
     manifest["token_grid"] = [4]  # the same file under a matching manifest loads
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert load_tokens(tmp_path)[0].shape == (2, 4)
+
+
+def test_audio_and_video_folders_train_and_evaluate(tmp_path):
+    from fsq.data.signal_files import write_wav
+    from fsq.data.synthetic_signals import blob_clip, tone_clip
+
+    for split, count in (("train", 8), ("test", 4)):
+        (tmp_path / "audio" / split).mkdir(parents=True)
+        (tmp_path / "video" / split).mkdir(parents=True)
+        for i in range(count):
+            write_wav(tmp_path / "audio" / split / f"{i}.wav", tone_clip(len(split), i, length=300 + 7 * i), 8000)
+            np.save(tmp_path / "video" / split / f"{i}.npy", blob_clip(len(split), i, frames=11, size=20).numpy())
+    audio = _cfg("tones_1d", f"data.source=audio:{tmp_path / 'audio'}", "data.eval_limit=null", "data.workers=1")
+    result = app.train(audio, tmp_path / "run_audio")
+    assert result["eval"]["num_samples"] == 4 and np.isfinite(result["eval"]["snr_db"])
+    video = _cfg("blobs_3d", f"data.source=video:{tmp_path / 'video'}", "data.eval_limit=null", "data.sample_rate=null")
+    result = app.train(video, tmp_path / "run_video")
+    assert result["eval"]["token_grid"] == [3, 4, 4] and len(result["eval"]["psnr_per_frame"]) == 9
+    with pytest.raises(ConfigError, match="clips in a folder may differ in length; set data.length"):
+        app.train(_cfg("tones_1d", f"data.source=audio:{tmp_path / 'audio'}", "data.length=null"), tmp_path / "x")
+    with pytest.raises(ValueError, match=r"audio/train/\d.wav' gives audio at 8000 Hz but 16000 Hz"):
+        app.train(_cfg("tones_1d", f"data.source=audio:{tmp_path / 'audio'}", "data.sample_rate=16000"), tmp_path / "y")

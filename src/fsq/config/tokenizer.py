@@ -23,6 +23,7 @@ from fsq.config.sections import (
 class DataConfig:
     # mnist | fashion | photos (in memory) | streamed: an image folder path, wds:SHARDS (.tar file, folder or
     # glob; {split} is replaced by the split), hf:DIR (a local Hugging Face dataset: saved, imagefolder or parquet)
+    # | signals: tones (audio) | blobs (video) (generated), audio:DIR (.wav/.npy files), video:DIR (.npy files)
     source: str = "mnist"
     image_size: PositiveInt = 28
     train_split: str = "train"
@@ -48,11 +49,16 @@ class DataConfig:
 
         if self.workers < 0:
             raise ConfigError(f"data.workers must be 0 or more, got {self.workers}")
-        for prefix in ("wds:", "hf:"):
+        for prefix in ("wds:", "hf:", "audio:", "video:"):
             if self.source.startswith(prefix) and not self.source[len(prefix) :].strip():
                 raise ConfigError(f"data.source={self.source!r} names no path after {prefix!r}")
         scheme = self.source.split(":", 1)[0]
-        if ":" in self.source and scheme.isalnum() and len(scheme) > 1 and scheme not in ("wds", "hf"):
+        if (
+            ":" in self.source
+            and scheme.isalnum()
+            and len(scheme) > 1
+            and scheme not in ("wds", "hf", "audio", "video")
+        ):
             raise ConfigError(
                 f"data.source={self.source!r}: unknown prefix {scheme + ':'!r}; use wds:SHARDS, hf:DIR, a folder path "
                 "or mnist, fashion, photos"

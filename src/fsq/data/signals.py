@@ -149,20 +149,33 @@ class SignalItems(ImageItems):
 @dataclass(frozen=True)
 class SignalTransform:
     """What happens to one clip ``(C, *axes)``: a crop of ``length`` along time (``random`` start in training,
-    centred otherwise; None keeps the whole clip) and, for random video crops with ``flip``, a horizontal flip
-    with probability 1/2. The randomness comes from the loader's per-item generator (seed, step, position)."""
+    centred otherwise; None keeps the whole clip), for video a ``size x size`` crop in space (the same place in
+    every frame; frames already at that size are kept) and, for random video crops with ``flip``, a horizontal
+    flip with probability 1/2. The randomness comes from the loader's per-item generator (seed, step, position)."""
 
     mode: Literal["random", "center"]
     kind: SignalKind
     length: int | None = None
     flip: bool = True
-    size: int | None = None  # the image transforms' side (unused here; read by the loader's fallback)
+    size: int | None = None  # video: frames cropped to size x size (random in training, centred otherwise)
 
     def __post_init__(self) -> None:
         if self.mode not in ("random", "center"):
             raise ValueError(f"a signal transform is 'random' or 'center', got {self.mode!r}")
         if self.length is not None and not self.kind.timed:
             raise ValueError(f"a time crop needs a signal with a time axis; {self.kind.name}s have none")
+        if self.size is not None and self.kind.dims != 3:
+            raise ValueError(f"a spatial crop of signals is for video; {self.kind.name}s are cropped in time only")
+
+    def empty(self, channels: int) -> torch.Tensor:
+        """A zero clip of the transform's output shape: the loader's stand-in for an unreadable item (needs the
+        time crop, and for video the spatial size, that folders of clips of any size are read with)."""
+        if self.length is None or (self.kind.dims == 3 and self.size is None):
+            raise ValueError(f"{self.kind.name} clips of unknown size: set data.length (and data.image_size)")
+        sizes: list[int] = [self.length]
+        if self.size is not None and self.kind.dims == 3:
+            sizes += [self.size, self.size]
+        return torch.zeros(channels, *sizes, dtype=torch.uint8 if self.kind.dims == 3 else torch.float32)
 
     @property
     def random(self) -> bool:
@@ -191,7 +204,24 @@ class SignalTransform:
             else:
                 start = room // 2
             out = out[:, start : start + self.length]
+        if self.size is not None and tuple(out.shape[2:]) != (self.size, self.size):
+            out = self._crop_space(out, generator)
         if self.random and self.flip and self.kind.dims == 3 and generator is not None:
             if bool(torch.randint(2, (1,), generator=generator)):
                 out = out.flip(-1)
         return out.contiguous()
+
+    def _crop_space(self, clip: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        assert self.size is not None
+        height, width = clip.shape[-2:]
+        if height < self.size or width < self.size:
+            raise ValueError(
+                f"video frames of {height}x{width} px are smaller than the {self.size}x{self.size} crop "
+                f"(clip {tuple(clip.shape)}): lower data.image_size"
+            )
+        if self.random and generator is not None:
+            top = int(torch.randint(height - self.size + 1, (1,), generator=generator))
+            left = int(torch.randint(width - self.size + 1, (1,), generator=generator))
+        else:
+            top, left = (height - self.size) // 2, (width - self.size) // 2
+        return clip[..., top : top + self.size, left : left + self.size]

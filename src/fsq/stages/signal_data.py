@@ -2,7 +2,8 @@
 
 Images (``mnist``, ``fashion``, ``photos``, folders, shards, Hugging Face datasets) keep the image path of
 :mod:`fsq.stages.tokenizer`; the generated signals (``tones``: audio, ``blobs``: video;
-:mod:`fsq.data.synthetic_signals`) come through here. Each check is made before anything trains: the model's
+:mod:`fsq.data.synthetic_signals`) and folders of audio or video files (``audio:DIR``, ``video:DIR``;
+:mod:`fsq.data.signal_files`) come through here. Each check is made before anything trains: the model's
 ``dims`` against the data's axes, the time crop against the clip length, the configured rate against the source's,
 and the image-only losses (perceptual features) against a non-image signal.
 """
@@ -10,20 +11,34 @@ and the image-only losses (perceptual features) against a non-image signal.
 from __future__ import annotations
 
 from fsq.config import ConfigError, TokenizerExperiment
-from fsq.data.signals import IMAGE, SignalItems, SignalKind, SignalTransform, check_rate
+from fsq.data.signal_files import SignalFolderItems
+from fsq.data.signals import AUDIO, IMAGE, VIDEO, SignalItems, SignalKind, SignalTransform, check_rate
 from fsq.data.synthetic_signals import BLOBS_FRAMES, SOURCES, TONES_LENGTH, generated_items
 
 CLIP_LENGTHS = {"tones": TONES_LENGTH, "blobs": BLOBS_FRAMES}
 
 
+FOLDER_PREFIXES = {"audio:": AUDIO, "video:": VIDEO}
+
+
+def _folder(source: str) -> tuple[SignalKind, str] | None:
+    """(kind, path) of an ``audio:DIR`` / ``video:DIR`` source, else None."""
+    for prefix, kind in FOLDER_PREFIXES.items():
+        if source.startswith(prefix):
+            return kind, source[len(prefix) :]
+    return None
+
+
 def is_signal_source(source: str) -> bool:
-    """Whether ``data.source`` names a generated audio or video source."""
-    return source in SOURCES
+    """Whether ``data.source`` names audio or video: a generated source or an ``audio:``/``video:`` folder."""
+    return source in SOURCES or _folder(source) is not None
 
 
 def signal_kind(cfg: TokenizerExperiment) -> SignalKind:
-    """The kind of signal the config's data source gives (every source but the generated ones gives images)."""
-    return SOURCES.get(cfg.data.source, IMAGE)
+    """The kind of signal the config's data source gives (every source but the generated ones and the audio and
+    video folders gives images)."""
+    folder = _folder(cfg.data.source)
+    return folder[0] if folder else SOURCES.get(cfg.data.source, IMAGE)
 
 
 def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
@@ -47,6 +62,13 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
             f"loss.perceptual_weight={cfg.loss.perceptual_weight}: the perceptual loss uses image features "
             f"(EfficientNet on RGB images) and cannot judge {kind.name}; set it to 0"
         )
+    if _folder(d.source):  # clips of any length: the crop says the model's
+        if d.length is None:
+            raise ConfigError(
+                f"data.source={d.source!r}: clips in a folder may differ in length; set data.length (the time crop "
+                f"in {'samples' if kind.dims == 1 else 'frames'})"
+            )
+        return [d.length] if kind.dims == 1 else [d.length, d.image_size, d.image_size]
     clip = CLIP_LENGTHS[d.source]
     length = d.length or clip
     if length > clip:
@@ -57,10 +79,24 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
     return [length] if kind.dims == 1 else [length, d.image_size, d.image_size]
 
 
-def open_signal_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> SignalItems:
-    """The clips of one split of a generated source (``limit`` of them; default 1024 train, 128 otherwise), its
-    rate checked against ``data.sample_rate`` and its clip length against ``data.length``."""
+def open_signal_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> SignalItems | SignalFolderItems:
+    """The clips of one split: of a generated source (``limit`` of them; default 1024 train, 128 otherwise), its
+    rate checked against ``data.sample_rate`` and its clip length against ``data.length``; or of an audio or video
+    folder (:class:`~fsq.data.signal_files.SignalFolderItems`: each file checked when read)."""
     d = cfg.data
+    folder = _folder(d.source)
+    if folder is not None:
+        kind, path = folder
+        return SignalFolderItems(
+            path,
+            split,
+            kind,
+            rate=d.sample_rate,
+            min_length=d.length,
+            channels=d.channels,
+            on_error=d.on_error,
+            limit=limit,
+        )
     items = generated_items(
         d.source, split, seed=cfg.train.seed, count=limit, image_size=d.image_size, channels=d.channels
     )
@@ -70,7 +106,8 @@ def open_signal_split(cfg: TokenizerExperiment, split: str, limit: int | None) -
     return items
 
 
-def signal_transform(cfg: TokenizerExperiment, items: SignalItems, train: bool) -> SignalTransform:
-    """Training: a random time crop of ``data.length`` (and a random horizontal flip for video); evaluation and
-    token export: the centred crop."""
-    return SignalTransform("random" if train else "center", items.kind, cfg.data.length)
+def signal_transform(cfg: TokenizerExperiment, items: SignalItems | SignalFolderItems, train: bool) -> SignalTransform:
+    """Training: a random time crop of ``data.length`` (video: a random ``data.image_size`` square in space and a
+    random horizontal flip); evaluation and token export: the centred crops."""
+    size = cfg.data.image_size if items.kind.dims == 3 else None
+    return SignalTransform("random" if train else "center", items.kind, cfg.data.length, size=size)

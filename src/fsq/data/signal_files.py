@@ -1,0 +1,172 @@
+"""Folders of signal files: audio (``.wav``, ``.npy``) and video (``.npy``) clips, read one by one when asked.
+
+``data.source: audio:DIR`` or ``video:DIR`` names such a folder (``split`` is a sub-folder such as ``train``, or
+``all``; class sub-folders give labels, as image folders do). The files are listed once at start
+(:func:`fsq.data.scan.scan_folder`: links followed once, hidden names ignored) and decoded in the loader's workers:
+
+- ``.wav``: PCM 8, 16 or 32 bit (Python's ``wave`` module: no extra dependency), to float32 ``(C, T)`` in
+  ``[0, 1]`` (``0.5`` is silence); its sample rate is the file's;
+- ``.npy``: an array ``(C, T)`` (audio) or ``(C, T, H, W)`` (video), uint8, or floating point in ``[0, 1]``
+  (never unpickled); it has no rate of its own.
+
+Bad input is a clear error naming the file: an array of the wrong rank (a 2-D signal where video is expected), a
+rate other than ``data.sample_rate``, a clip shorter than the time crop. A file that cannot be decoded at all
+raises :class:`~fsq.data.items.UnreadableItem` (skipped and reported, or raised, as ``data.on_error`` says).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fsq.data.images import _classes
+from fsq.data.items import ImageItems, UnreadableItem
+from fsq.data.scan import scan_folder
+from fsq.data.signals import SignalKind, check_rate
+
+EXTENSIONS = {"audio": (".wav", ".npy"), "video": (".npy",)}
+
+
+def read_wav(path: Path) -> tuple[torch.Tensor, float]:
+    """``(float32 (C, T) in [0, 1], sample rate)`` of a PCM ``.wav`` file."""
+    with wave.open(os.fspath(path), "rb") as handle:
+        channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
+        frames = handle.readframes(handle.getnframes())
+    if width == 1:  # 8-bit PCM is unsigned
+        data = (np.frombuffer(frames, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width in (2, 4):
+        dtype = np.int16 if width == 2 else np.int32
+        data = np.frombuffer(frames, dtype=dtype).astype(np.float32) / float(2 ** (8 * width - 1))
+    else:
+        raise ValueError(f"{width * 8}-bit PCM is not supported (8, 16 or 32 bit)")
+    audio = data.reshape(-1, channels).T
+    return torch.from_numpy(np.ascontiguousarray(audio * 0.5 + 0.5)), float(rate)
+
+
+def read_npy(path: Path) -> torch.Tensor:
+    """The array of a ``.npy`` file (no pickles) as uint8 or float32."""
+    array = np.load(path, allow_pickle=False)
+    if array.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(array))
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"a signal array must be uint8 or floating point in [0, 1], got {array.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+class SignalFolderItems(ImageItems):
+    """Audio or video files under a folder (or its ``split`` sub-folder), decoded one by one when read.
+
+    ``rate``: the rate every file must have (None: any); ``min_length``: the time crop, which no clip may be
+    shorter than; ``limit``: the first files in sorted path order.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        kind: SignalKind,
+        *,
+        rate: float | None = None,
+        min_length: int | None = None,
+        channels: int | None = None,
+        on_error: str = "skip",
+        limit: int | None = None,
+    ) -> None:
+        base = Path(root)
+        folder = base if split == "all" else base / split
+        if not folder.is_dir():
+            raise ValueError(
+                f"{kind.name} folder {base} has no {split!r} sub-folder"
+                if base.is_dir()
+                else f"no {kind.name} folder at {os.fspath(root)!r}"
+            )
+        if kind.name not in EXTENSIONS:
+            raise ValueError(f"folders of {kind.name} files are read by the image path, not this one")
+        scan = scan_folder(folder)
+        if scan.unreadable and on_error == "raise":
+            name, reason = scan.unreadable[0]
+            raise ValueError(f"{reason}: {folder / name}")
+        wanted = EXTENSIONS[kind.name]
+        files = [p for p in scan.files if p.suffix.lower() in wanted]
+        others = [p for p in scan.files if p.suffix.lower() not in wanted]
+        self.class_names = _classes(folder, files)
+        if limit is not None:
+            files = files[:limit]
+        if not files:
+            raise ValueError(
+                f"no {kind.name} files in {folder}: expected {', '.join(wanted)} files, optionally in class "
+                f"sub-folders; found {len(others)} other files"
+            )
+        self.root, self.source, self.split, self.kind = folder, os.fspath(root), split, kind
+        self.rate, self.min_length, self.wanted_channels = rate, min_length, channels
+        self.channels = channels or 1
+        self.relative = [p.relative_to(folder).as_posix() for p in files]
+        self.has_labels = self.class_names is not None
+        self._labels: torch.Tensor | None = None
+        if self.class_names is not None:
+            index = {name: k for k, name in enumerate(self.class_names)}
+            self._labels = torch.tensor([index[r.split("/")[0]] for r in self.relative], dtype=torch.int64)
+        other = [(p.relative_to(folder).as_posix(), f"not a {kind.name} file ({p.suffix or 'none'})") for p in others]
+        self.skipped = other + scan.duplicates + scan.unreadable
+
+    def __len__(self) -> int:
+        return len(self.relative)
+
+    def read(self, index: int) -> torch.Tensor:
+        """The clip ``(C, *axes)``; a ValueError naming the file when its rank, rate or length is wrong."""
+        name = self.relative[index]
+        path = self.root / name
+        file_rate: float | None = None
+        try:
+            if path.suffix.lower() == ".wav":
+                clip, file_rate = read_wav(path)
+            else:
+                clip = read_npy(path)
+        except (OSError, ValueError, EOFError, wave.Error) as error:
+            raise UnreadableItem(name, str(error)) from error
+        k = self.kind
+        if clip.ndim != 1 + k.dims:
+            raise ValueError(
+                f"{path}: a {clip.ndim - 1}-D signal of shape {tuple(clip.shape)} where {k.name} {k.layout()} "
+                f"({1 + k.dims} axes) is expected"
+            )
+        if self.wanted_channels is not None and clip.shape[0] != self.wanted_channels:
+            raise ValueError(
+                f"{path}: {clip.shape[0]} channels (shape {tuple(clip.shape)}), data.channels asks for "
+                f"{self.wanted_channels}"
+            )
+        check_rate(os.fspath(path), k, file_rate, self.rate if file_rate is not None else None)
+        if self.min_length is not None and clip.shape[1] < self.min_length:
+            raise ValueError(
+                f"{path}: a time crop of {self.min_length} is longer than the clip (shape {tuple(clip.shape)}, "
+                f"T={clip.shape[1]}); lower data.length or remove the file"
+            )
+        return clip
+
+    def label(self, index: int) -> int:
+        return -1 if self._labels is None else int(self._labels[index])
+
+    def name(self, index: int) -> str:
+        return self.relative[index]
+
+    def fingerprint(self, count: int) -> str:
+        digest = hashlib.sha256(os.fspath(self.root.resolve()).encode())
+        for rel in self.relative[:count]:
+            stat = (self.root / rel).stat()
+            digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:24]
+
+
+def write_wav(path: str | os.PathLike, audio: torch.Tensor, rate: int) -> None:
+    """Write float ``(C, T)`` audio in ``[0, 1]`` as a 16-bit PCM ``.wav`` file (for tests and examples)."""
+    data = ((audio.clamp(0, 1).double() - 0.5) * 2 * 32767).round().to(torch.int16).T.contiguous().numpy()
+    with wave.open(os.fspath(path), "wb") as handle:
+        handle.setnchannels(int(audio.shape[0]))
+        handle.setsampwidth(2)
+        handle.setframerate(int(rate))
+        handle.writeframes(data.tobytes())
