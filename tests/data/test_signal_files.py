@@ -80,3 +80,37 @@ def test_evaluation_leaves_an_unreadable_clip_out_with_a_zero_clip_of_its_shape(
     clips = torch.cat([b[1] for b in batches])
     valid = torch.cat([b[3] for b in batches])
     assert clips.shape == (4, 1, 256) and valid.tolist() == [True, True, True, False]
+
+
+def _add(tar, name: str, data: bytes) -> None:
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def test_webdataset_shards_of_audio_and_video(tmp_path):
+    import io
+    import tarfile
+
+    from fsq.data.signal_files import SignalShardItems
+
+    with tarfile.open(tmp_path / "train-000.tar", "w") as tar:
+        for i in range(3):
+            write_wav(tmp_path / "x.wav", tone_clip(0, i, length=200), 8000)
+            _add(tar, f"{i:03d}.wav", (tmp_path / "x.wav").read_bytes())
+            _add(tar, f"{i:03d}.cls", str(i % 2).encode())
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros((1, 5, 4, 4), dtype=np.uint8))  # a video clip among audio samples
+        _add(tar, "003.npy", buffer.getvalue())
+    items = SignalShardItems(str(tmp_path / "{split}-*.tar"), "train", AUDIO, rate=8000, min_length=100)
+    assert len(items) == 4 and items.has_labels is False  # 003 has no label
+    assert torch.allclose(items.read(1), tone_clip(0, 1, length=200), atol=1e-4) and items.label(1) == 1
+    with pytest.raises(ValueError, match=r"\(train-000.tar:003\): a 3-D signal of shape \(1, 5, 4, 4\) where audio"):
+        items.read(3)
+    with pytest.raises(ValueError, match=r"\(train-000.tar:000\): a time crop of 500 is longer than the clip"):
+        SignalShardItems(str(tmp_path / "train-000.tar"), "all", AUDIO, min_length=500).read(0)
+    video = SignalShardItems(str(tmp_path / "train-000.tar"), "all", VIDEO)
+    assert len(video) == 1 and video.read(0).shape == (1, 5, 4, 4)  # only the .npy member is a video sample

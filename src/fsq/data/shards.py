@@ -63,8 +63,11 @@ def _split_name(member: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), ext.lower()
 
 
-def index_shard(path: Path) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, str]]]:
-    """``([(key, data offset, size, label or -1)], skipped)`` for one shard, reading member headers only."""
+def index_shard(
+    path: Path, extensions: tuple[str, ...] = _IMAGE_EXTENSIONS
+) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, str]]]:
+    """``([(key, data offset, size, label or -1)], skipped)`` for one shard, reading member headers only; a
+    sample's data is its first member with one of ``extensions`` (images by default)."""
     samples: dict[str, dict[str, Any]] = {}
     with tarfile.open(path, "r:") as tar:
         for member in tar:
@@ -72,7 +75,7 @@ def index_shard(path: Path) -> tuple[list[tuple[str, int, int, int]], list[tuple
                 continue
             key, ext = _split_name(member.name)
             sample = samples.setdefault(key, {})
-            if ext in _IMAGE_EXTENSIONS and "image" not in sample:
+            if ext in extensions and "image" not in sample:
                 sample["image"] = (member.offset_data, member.size)
             elif ext in LABEL_EXTENSIONS and "label" not in sample:
                 handle = tar.extractfile(member)
@@ -88,7 +91,12 @@ def index_shard(path: Path) -> tuple[list[tuple[str, int, int, int]], list[tuple
 
 
 class TarShardItems(ImageItems):
-    """WebDataset shards as a map-style collection (see the module docstring); ``limit`` keeps the first samples."""
+    """WebDataset shards as a map-style collection (see the module docstring); ``limit`` keeps the first samples.
+
+    Subclasses read other members by ``member_extensions`` and :meth:`decode` (audio and video:
+    :class:`fsq.data.signal_files.SignalShardItems`)."""
+
+    member_extensions = _IMAGE_EXTENSIONS
 
     def __init__(self, path: str, split: str = "all", *, channels: int = 3, limit: int | None = None) -> None:
         self.shards = find_shards(path, split)
@@ -97,7 +105,7 @@ class TarShardItems(ImageItems):
         shard_ids, offsets, sizes, labels = [], [], [], []
         self.skipped = []
         for shard_id, shard in enumerate(self.shards):
-            rows, skipped = index_shard(shard)
+            rows, skipped = index_shard(shard, self.member_extensions)
             self.skipped += skipped
             for key, offset, size, label in rows:
                 keys.append(f"{shard.name}:{key}")
@@ -142,6 +150,10 @@ class TarShardItems(ImageItems):
             handle = self._files[shard] = open(self.shards[shard], "rb")  # noqa: SIM115 (kept open for reuse)
         handle.seek(int(self.offsets[index]))
         data = handle.read(int(self.sizes[index]))
+        return self.decode(data, index)
+
+    def decode(self, data: bytes, index: int) -> torch.Tensor:
+        """The image in member bytes ``data`` of sample ``index``; raises :class:`UnreadableItem`."""
         try:
             return decode_image(io.BytesIO(data), channels=self.channels)
         except _DECODE_ERRORS as error:

@@ -1,8 +1,11 @@
-"""Folders of signal files: audio (``.wav``, ``.npy``) and video (``.npy``) clips, read one by one when asked.
+"""Folders and WebDataset shards of signal files: audio (``.wav``, ``.npy``) and video (``.npy``) clips, read one
+by one when asked.
 
 ``data.source: audio:DIR`` or ``video:DIR`` names such a folder (``split`` is a sub-folder such as ``train``, or
-``all``; class sub-folders give labels, as image folders do). The files are listed once at start
-(:func:`fsq.data.scan.scan_folder`: links followed once, hidden names ignored) and decoded in the loader's workers:
+``all``; class sub-folders give labels, as image folders do); ``audio:wds:SHARDS`` / ``video:wds:SHARDS`` names
+WebDataset shards whose samples hold such a member (the shard rules of :mod:`fsq.data.shards`). Folder files are
+listed once at start (:func:`fsq.data.scan.scan_folder`: links followed once, hidden names ignored); every clip is
+decoded in the loader's workers:
 
 - ``.wav``: PCM 8, 16 or 32 bit (Python's ``wave`` module: no extra dependency), to float32 ``(C, T)`` in
   ``[0, 1]`` (``0.5`` is silence); its sample rate is the file's;
@@ -17,9 +20,11 @@ raises :class:`~fsq.data.items.UnreadableItem` (skipped and reported, or raised,
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -27,14 +32,15 @@ import torch
 from fsq.data.images import _classes
 from fsq.data.items import ImageItems, UnreadableItem
 from fsq.data.scan import scan_folder
+from fsq.data.shards import TarShardItems
 from fsq.data.signals import SignalKind, check_rate
 
 EXTENSIONS = {"audio": (".wav", ".npy"), "video": (".npy",)}
 
 
-def read_wav(path: Path) -> tuple[torch.Tensor, float]:
-    """``(float32 (C, T) in [0, 1], sample rate)`` of a PCM ``.wav`` file."""
-    with wave.open(os.fspath(path), "rb") as handle:
+def read_wav(source: Path | BinaryIO) -> tuple[torch.Tensor, float]:
+    """``(float32 (C, T) in [0, 1], sample rate)`` of a PCM ``.wav`` file (a path or an open binary file)."""
+    with wave.open(source if not isinstance(source, Path) else os.fspath(source), "rb") as handle:
         channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
         frames = handle.readframes(handle.getnframes())
     if width == 1:  # 8-bit PCM is unsigned
@@ -48,14 +54,40 @@ def read_wav(path: Path) -> tuple[torch.Tensor, float]:
     return torch.from_numpy(np.ascontiguousarray(audio * 0.5 + 0.5)), float(rate)
 
 
-def read_npy(path: Path) -> torch.Tensor:
-    """The array of a ``.npy`` file (no pickles) as uint8 or float32."""
-    array = np.load(path, allow_pickle=False)
+def read_npy(source: Path | BinaryIO) -> torch.Tensor:
+    """The array of a ``.npy`` file (a path or an open binary file; no pickles) as uint8 or float32."""
+    array = np.load(source, allow_pickle=False)
     if array.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(array))
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"a signal array must be uint8 or floating point in [0, 1], got {array.dtype}")
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def check_clip(
+    name: str,
+    clip: torch.Tensor,
+    file_rate: float | None,
+    kind: SignalKind,
+    rate: float | None,
+    min_length: int | None,
+    channels: int | None,
+) -> torch.Tensor:
+    """``clip`` itself, or a ValueError naming ``name`` when its rank, channels, rate or length is wrong."""
+    if clip.ndim != 1 + kind.dims:
+        raise ValueError(
+            f"{name}: a {clip.ndim - 1}-D signal of shape {tuple(clip.shape)} where {kind.name} {kind.layout()} "
+            f"({1 + kind.dims} axes) is expected"
+        )
+    if channels is not None and clip.shape[0] != channels:
+        raise ValueError(f"{name}: {clip.shape[0]} channels (shape {tuple(clip.shape)}), data.channels asks {channels}")
+    check_rate(name, kind, file_rate, rate if file_rate is not None else None)
+    if min_length is not None and clip.shape[1] < min_length:
+        raise ValueError(
+            f"{name}: a time crop of {min_length} is longer than the clip (shape {tuple(clip.shape)}, "
+            f"T={clip.shape[1]}); lower data.length or remove the file"
+        )
+    return clip
 
 
 class SignalFolderItems(ImageItems):
@@ -129,24 +161,7 @@ class SignalFolderItems(ImageItems):
                 clip = read_npy(path)
         except (OSError, ValueError, EOFError, wave.Error) as error:
             raise UnreadableItem(name, str(error)) from error
-        k = self.kind
-        if clip.ndim != 1 + k.dims:
-            raise ValueError(
-                f"{path}: a {clip.ndim - 1}-D signal of shape {tuple(clip.shape)} where {k.name} {k.layout()} "
-                f"({1 + k.dims} axes) is expected"
-            )
-        if self.wanted_channels is not None and clip.shape[0] != self.wanted_channels:
-            raise ValueError(
-                f"{path}: {clip.shape[0]} channels (shape {tuple(clip.shape)}), data.channels asks for "
-                f"{self.wanted_channels}"
-            )
-        check_rate(os.fspath(path), k, file_rate, self.rate if file_rate is not None else None)
-        if self.min_length is not None and clip.shape[1] < self.min_length:
-            raise ValueError(
-                f"{path}: a time crop of {self.min_length} is longer than the clip (shape {tuple(clip.shape)}, "
-                f"T={clip.shape[1]}); lower data.length or remove the file"
-            )
-        return clip
+        return check_clip(os.fspath(path), clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels)
 
     def label(self, index: int) -> int:
         return -1 if self._labels is None else int(self._labels[index])
@@ -160,6 +175,41 @@ class SignalFolderItems(ImageItems):
             stat = (self.root / rel).stat()
             digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:24]
+
+
+class SignalShardItems(TarShardItems):
+    """WebDataset shards (``.tar``; :mod:`fsq.data.shards`) whose samples hold a ``.wav`` or ``.npy`` member (audio)
+    or a ``.npy`` member (video), read by random access and checked as folder files are."""
+
+    def __init__(
+        self,
+        path: str,
+        split: str,
+        kind: SignalKind,
+        *,
+        rate: float | None = None,
+        min_length: int | None = None,
+        channels: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        if kind.name not in EXTENSIONS:
+            raise ValueError(f"shards of {kind.name} samples are read by the image path, not this one")
+        self.member_extensions = tuple(ext.lstrip(".") for ext in EXTENSIONS[kind.name])
+        self.kind, self.rate, self.min_length, self.wanted_channels = kind, rate, min_length, channels
+        super().__init__(path, split, channels=channels or 1, limit=limit)
+
+    def decode(self, data: bytes, index: int) -> torch.Tensor:
+        """The clip in member bytes ``data`` (a ``.wav`` by its RIFF header, else ``.npy``), checked."""
+        file_rate: float | None = None
+        try:
+            if data[:4] == b"RIFF":
+                clip, file_rate = read_wav(io.BytesIO(data))
+            else:
+                clip = read_npy(io.BytesIO(data))
+        except (OSError, ValueError, EOFError, wave.Error) as error:
+            raise UnreadableItem(self.keys[index], str(error)) from error
+        name = f"{self.source} ({self.keys[index]})"
+        return check_clip(name, clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels)
 
 
 def write_wav(path: str | os.PathLike, audio: torch.Tensor, rate: int) -> None:

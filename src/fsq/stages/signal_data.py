@@ -11,7 +11,7 @@ and the image-only losses (perceptual features) against a non-image signal.
 from __future__ import annotations
 
 from fsq.config import ConfigError, TokenizerExperiment
-from fsq.data.signal_files import SignalFolderItems
+from fsq.data.signal_files import SignalFolderItems, SignalShardItems
 from fsq.data.signals import AUDIO, IMAGE, VIDEO, SignalItems, SignalKind, SignalTransform, check_rate
 from fsq.data.synthetic_signals import BLOBS_FRAMES, SOURCES, TONES_LENGTH, generated_items
 
@@ -79,7 +79,9 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
     return [length] if kind.dims == 1 else [length, d.image_size, d.image_size]
 
 
-def open_signal_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> SignalItems | SignalFolderItems:
+def open_signal_split(
+    cfg: TokenizerExperiment, split: str, limit: int | None
+) -> SignalItems | SignalFolderItems | SignalShardItems:
     """The clips of one split: of a generated source (``limit`` of them; default 1024 train, 128 otherwise), its
     rate checked against ``data.sample_rate`` and its clip length against ``data.length``; or of an audio or video
     folder (:class:`~fsq.data.signal_files.SignalFolderItems`: each file checked when read)."""
@@ -87,6 +89,16 @@ def open_signal_split(cfg: TokenizerExperiment, split: str, limit: int | None) -
     folder = _folder(d.source)
     if folder is not None:
         kind, path = folder
+        if path.startswith("wds:") or path.endswith(".tar"):
+            return SignalShardItems(
+                path.removeprefix("wds:"),
+                split,
+                kind,
+                rate=d.sample_rate,
+                min_length=d.length,
+                channels=d.channels,
+                limit=limit,
+            )
         return SignalFolderItems(
             path,
             split,
@@ -106,7 +118,9 @@ def open_signal_split(cfg: TokenizerExperiment, split: str, limit: int | None) -
     return items
 
 
-def signal_transform(cfg: TokenizerExperiment, items: SignalItems | SignalFolderItems, train: bool) -> SignalTransform:
+def signal_transform(
+    cfg: TokenizerExperiment, items: SignalItems | SignalFolderItems | SignalShardItems, train: bool
+) -> SignalTransform:
     """Training: a random time crop of ``data.length`` (video: a random ``data.image_size`` square in space and a
     random horizontal flip); evaluation and token export: the centred crops."""
     size = cfg.data.image_size if items.kind.dims == 3 else None
