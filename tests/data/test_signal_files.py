@@ -114,3 +114,11 @@ def test_webdataset_shards_of_audio_and_video(tmp_path):
         SignalShardItems(str(tmp_path / "train-000.tar"), "all", AUDIO, min_length=500).read(0)
     video = SignalShardItems(str(tmp_path / "train-000.tar"), "all", VIDEO)
     assert len(video) == 1 and video.read(0).shape == (1, 5, 4, 4)  # only the .npy member is a video sample
+
+
+def test_resample_brings_files_to_the_configured_rate(tmp_path):
+    root = _audio_folder(tmp_path, rate=16000, count=1, length=400)
+    clip = SignalFolderItems(root, "train", AUDIO, rate=8000, resample=True).read(0)
+    assert clip.shape == (1, 200)  # 400 samples at 16 kHz -> 200 at 8 kHz
+    with pytest.raises(ValueError, match=r"a time crop of 300 is longer than the clip \(shape \(1, 200\)"):
+        SignalFolderItems(root, "train", AUDIO, rate=8000, resample=True, min_length=300).read(0)

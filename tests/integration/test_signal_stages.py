@@ -158,3 +158,32 @@ def test_audio_and_video_folders_train_and_evaluate(tmp_path):
         app.train(_cfg("tones_1d", f"data.source=audio:{tmp_path / 'audio'}", "data.length=null"), tmp_path / "x")
     with pytest.raises(ValueError, match=r"audio/train/\d.wav' gives audio at 8000 Hz but 16000 Hz"):
         app.train(_cfg("tones_1d", f"data.source=audio:{tmp_path / 'audio'}", "data.sample_rate=16000"), tmp_path / "y")
+
+
+def test_video_tokenizer_two_process_gloo_matches_one_process(tmp_path, run_fsq):
+    model = load_config(TokenizerExperiment, [ROOT / "configs/tokenizer/fsq_blobs_3d.yaml"]).model
+    common = [
+        str(ROOT / "configs/tokenizer/fsq_blobs_3d.yaml"),
+        str(SMOKE),
+        f"model.channel_multipliers={model.channel_multipliers}",
+        "model.num_groups=4",
+        "train.threads=1",
+        "data.eval_limit=7",
+    ]
+    single, double = tmp_path / "single", tmp_path / "double"
+    run_fsq(["train", "tokenizer", *common, "--run-dir", str(single)]).check_returncode()
+    run = run_fsq(["train", "tokenizer", *common, "--run-dir", str(double)], nproc=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a, b = _weights(single, 4), _weights(double, 4)
+    for key in a:  # each rank took its half of the same random crops
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    ea = json.loads((single / "eval" / "step_000004.json").read_text())
+    eb = json.loads((double / "eval" / "step_000004.json").read_text())
+    assert ea["num_samples"] == eb["num_samples"] == 7 and eb["tokens"] == 7 * 3 * 4 * 4
+    assert eb["psnr"] == pytest.approx(ea["psnr"], abs=1e-3)
+
+
+def test_generated_tones_resampled_to_another_rate(tmp_path):
+    cfg = _cfg("tones_1d", "data.sample_rate=16000", "data.resample=true", "data.length=512", "train.steps=2")
+    result = app.train(cfg, tmp_path)
+    assert result["eval"]["rate"] == 16000 and result["eval"]["token_grid"] == [64]

@@ -43,6 +43,7 @@ class DataConfig:
     # audio, fps for video; None: the source's own; a mismatch is an error, never a silent resampling)
     length: PositiveInt | None = None
     sample_rate: PositiveFloat | None = None
+    resample: bool = False  # true: a source at another rate is resampled to data.sample_rate instead of refused
 
     def __post_init__(self) -> None:
         from fsq.config.engine import ConfigError

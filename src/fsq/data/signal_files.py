@@ -13,7 +13,8 @@ decoded in the loader's workers:
   (never unpickled); it has no rate of its own.
 
 Bad input is a clear error naming the file: an array of the wrong rank (a 2-D signal where video is expected), a
-rate other than ``data.sample_rate``, a clip shorter than the time crop. A file that cannot be decoded at all
+rate other than ``data.sample_rate`` (unless ``data.resample``: then brought to it), a clip shorter than the time
+crop. A file that cannot be decoded at all
 raises :class:`~fsq.data.items.UnreadableItem` (skipped and reported, or raised, as ``data.on_error`` says).
 """
 
@@ -33,7 +34,7 @@ from fsq.data.images import _classes
 from fsq.data.items import ImageItems, UnreadableItem
 from fsq.data.scan import scan_folder
 from fsq.data.shards import TarShardItems
-from fsq.data.signals import SignalKind, check_rate
+from fsq.data.signals import SignalKind, check_rate, resample_time
 
 EXTENSIONS = {"audio": (".wav", ".npy"), "video": (".npy",)}
 
@@ -72,8 +73,10 @@ def check_clip(
     rate: float | None,
     min_length: int | None,
     channels: int | None,
+    resample: bool = False,
 ) -> torch.Tensor:
-    """``clip`` itself, or a ValueError naming ``name`` when its rank, channels, rate or length is wrong."""
+    """``clip`` itself (``resample``: brought from its file's rate to ``rate``), or a ValueError naming ``name``
+    when its rank, channels, rate or length is wrong."""
     if clip.ndim != 1 + kind.dims:
         raise ValueError(
             f"{name}: a {clip.ndim - 1}-D signal of shape {tuple(clip.shape)} where {kind.name} {kind.layout()} "
@@ -81,7 +84,10 @@ def check_clip(
         )
     if channels is not None and clip.shape[0] != channels:
         raise ValueError(f"{name}: {clip.shape[0]} channels (shape {tuple(clip.shape)}), data.channels asks {channels}")
-    check_rate(name, kind, file_rate, rate if file_rate is not None else None)
+    if resample and file_rate is not None and rate is not None and file_rate != rate:
+        clip = resample_time(clip, file_rate, rate)
+    else:
+        check_rate(name, kind, file_rate, rate if file_rate is not None else None)
     if min_length is not None and clip.shape[1] < min_length:
         raise ValueError(
             f"{name}: a time crop of {min_length} is longer than the clip (shape {tuple(clip.shape)}, "
@@ -93,7 +99,8 @@ def check_clip(
 class SignalFolderItems(ImageItems):
     """Audio or video files under a folder (or its ``split`` sub-folder), decoded one by one when read.
 
-    ``rate``: the rate every file must have (None: any); ``min_length``: the time crop, which no clip may be
+    ``rate``: the rate every file must have (None: any; ``resample``: files at another rate are resampled to it);
+    ``min_length``: the time crop, which no clip may be
     shorter than; ``limit``: the first files in sorted path order.
     """
 
@@ -108,6 +115,7 @@ class SignalFolderItems(ImageItems):
         channels: int | None = None,
         on_error: str = "skip",
         limit: int | None = None,
+        resample: bool = False,
     ) -> None:
         base = Path(root)
         folder = base if split == "all" else base / split
@@ -136,6 +144,7 @@ class SignalFolderItems(ImageItems):
             )
         self.root, self.source, self.split, self.kind = folder, os.fspath(root), split, kind
         self.rate, self.min_length, self.wanted_channels = rate, min_length, channels
+        self.resample = resample
         self.channels = channels or 1
         self.relative = [p.relative_to(folder).as_posix() for p in files]
         self.has_labels = self.class_names is not None
@@ -161,7 +170,9 @@ class SignalFolderItems(ImageItems):
                 clip = read_npy(path)
         except (OSError, ValueError, EOFError, wave.Error) as error:
             raise UnreadableItem(name, str(error)) from error
-        return check_clip(os.fspath(path), clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels)
+        return check_clip(
+            os.fspath(path), clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample
+        )
 
     def label(self, index: int) -> int:
         return -1 if self._labels is None else int(self._labels[index])
@@ -191,11 +202,13 @@ class SignalShardItems(TarShardItems):
         min_length: int | None = None,
         channels: int | None = None,
         limit: int | None = None,
+        resample: bool = False,
     ) -> None:
         if kind.name not in EXTENSIONS:
             raise ValueError(f"shards of {kind.name} samples are read by the image path, not this one")
         self.member_extensions = tuple(ext.lstrip(".") for ext in EXTENSIONS[kind.name])
         self.kind, self.rate, self.min_length, self.wanted_channels = kind, rate, min_length, channels
+        self.resample = resample
         super().__init__(path, split, channels=channels or 1, limit=limit)
 
     def decode(self, data: bytes, index: int) -> torch.Tensor:
@@ -209,7 +222,9 @@ class SignalShardItems(TarShardItems):
         except (OSError, ValueError, EOFError, wave.Error) as error:
             raise UnreadableItem(self.keys[index], str(error)) from error
         name = f"{self.source} ({self.keys[index]})"
-        return check_clip(name, clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels)
+        return check_clip(
+            name, clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample
+        )
 
 
 def write_wav(path: str | os.PathLike, audio: torch.Tensor, rate: int) -> None:

@@ -25,6 +25,7 @@ TONES_LENGTH = 1024  # samples per clip (0.128 s)
 BLOBS_RATE = 10.0
 BLOBS_FRAMES = 17  # frames per clip (1 + 16: causal video tokenizers take 1 + 4k frames)
 SOURCES = {"tones": AUDIO, "blobs": VIDEO}
+RATES = {"tones": TONES_RATE, "blobs": BLOBS_RATE}
 DEFAULT_COUNTS = {"train": 1024}  # any other split: 128 clips
 
 

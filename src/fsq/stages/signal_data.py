@@ -2,18 +2,30 @@
 
 Images (``mnist``, ``fashion``, ``photos``, folders, shards, Hugging Face datasets) keep the image path of
 :mod:`fsq.stages.tokenizer`; the generated signals (``tones``: audio, ``blobs``: video;
-:mod:`fsq.data.synthetic_signals`) and folders of audio or video files (``audio:DIR``, ``video:DIR``;
-:mod:`fsq.data.signal_files`) come through here. Each check is made before anything trains: the model's
-``dims`` against the data's axes, the time crop against the clip length, the configured rate against the source's,
-and the image-only losses (perceptual features) against a non-image signal.
+:mod:`fsq.data.synthetic_signals`) and folders or WebDataset shards of audio or video files (``audio:DIR``,
+``video:DIR``, ``audio:wds:SHARDS``; :mod:`fsq.data.signal_files`) come through here. The checks: the model's
+``dims`` against the data's axes, the time crop against the clip length, the configured rate against the
+source's (or resampled to it with ``data.resample``), and the image-only losses (perceptual features) against a
+non-image signal; generated sources are checked before anything trains, files when they are read.
 """
 
 from __future__ import annotations
 
+import torch
+
 from fsq.config import ConfigError, TokenizerExperiment
 from fsq.data.signal_files import SignalFolderItems, SignalShardItems
-from fsq.data.signals import AUDIO, IMAGE, VIDEO, SignalItems, SignalKind, SignalTransform, check_rate
-from fsq.data.synthetic_signals import BLOBS_FRAMES, SOURCES, TONES_LENGTH, generated_items
+from fsq.data.signals import (
+    AUDIO,
+    IMAGE,
+    VIDEO,
+    SignalItems,
+    SignalKind,
+    SignalTransform,
+    check_rate,
+    resample_time,
+)
+from fsq.data.synthetic_signals import BLOBS_FRAMES, RATES, SOURCES, TONES_LENGTH, generated_items
 
 CLIP_LENGTHS = {"tones": TONES_LENGTH, "blobs": BLOBS_FRAMES}
 
@@ -70,6 +82,8 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
             )
         return [d.length] if kind.dims == 1 else [d.length, d.image_size, d.image_size]
     clip = CLIP_LENGTHS[d.source]
+    if d.resample and d.sample_rate is not None:  # the clips after resampling
+        clip = max(1, round(clip * d.sample_rate / RATES[d.source]))
     length = d.length or clip
     if length > clip:
         raise ConfigError(
@@ -108,10 +122,15 @@ def open_signal_split(
             channels=d.channels,
             on_error=d.on_error,
             limit=limit,
+            resample=d.resample,
         )
     items = generated_items(
         d.source, split, seed=cfg.train.seed, count=limit, image_size=d.image_size, channels=d.channels
     )
+    if d.resample and d.sample_rate is not None and items.rate != d.sample_rate:
+        assert items.rate is not None
+        clips = torch.stack([resample_time(c, items.rate, d.sample_rate) for c in items.clips])
+        items = SignalItems(clips, items.kind, source=items.source, split=split, rate=d.sample_rate)
     check_rate(d.source, items.kind, items.rate, d.sample_rate)
     if d.length is not None:
         SignalTransform("center", items.kind, d.length).check(f"{d.source} ({split} split)", items.shape)
