@@ -26,6 +26,7 @@ BLOBS_RATE = 10.0
 BLOBS_FRAMES = 17  # frames per clip (1 + 16: causal video tokenizers take 1 + 4k frames)
 SOURCES = {"tones": AUDIO, "blobs": VIDEO}
 RATES = {"tones": TONES_RATE, "blobs": BLOBS_RATE}
+CLIP_LENGTHS = {"tones": TONES_LENGTH, "blobs": BLOBS_FRAMES}  # samples or frames per clip
 DEFAULT_COUNTS = {"train": 1024}  # any other split: 128 clips
 
 

@@ -25,10 +25,7 @@ from fsq.data.signals import (
     check_rate,
     resample_time,
 )
-from fsq.data.synthetic_signals import BLOBS_FRAMES, RATES, SOURCES, TONES_LENGTH, generated_items
-
-CLIP_LENGTHS = {"tones": TONES_LENGTH, "blobs": BLOBS_FRAMES}
-
+from fsq.data.synthetic_signals import CLIP_LENGTHS, RATES, SOURCES, generated_items
 
 FOLDER_PREFIXES = {"audio:": AUDIO, "video:": VIDEO}
 
