@@ -107,6 +107,8 @@ def test_bad_signal_input_is_a_clear_error(tmp_path):
         app.train(_cfg("tones_1d", "data.sample_rate=16000"), tmp_path / "c")
     with pytest.raises(ConfigError, match="perceptual loss uses image features .* cannot judge audio"):
         app.train(_cfg("tones_1d", "loss.perceptual_weight=0.1"), tmp_path / "d")
+    with pytest.raises(ConfigError, match=r"channels_last=true .* video models \(Conv3d\)"):
+        app.train(_cfg("blobs_3d", "train.channels_last=true"), tmp_path / "e")
 
 
 def test_tokens_of_another_grid_are_refused(tmp_path):

@@ -66,6 +66,11 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
         if d.length is not None or d.sample_rate is not None:
             raise ConfigError(f"data.length and data.sample_rate are for audio and video; {d.source!r} gives images")
         return None
+    if cfg.train.channels_last:
+        raise ConfigError(
+            f"train.channels_last=true is the memory format of 4-D image weights; {kind.name} models "
+            f"(Conv{kind.dims}d) do not use it: set it to false"
+        )
     if cfg.loss.perceptual_weight > 0:
         raise ConfigError(
             f"loss.perceptual_weight={cfg.loss.perceptual_weight}: the perceptual loss uses image features "
