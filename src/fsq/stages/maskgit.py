@@ -166,7 +166,7 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, M
     build = lambda spec: MaskGIT(MaskGITSpec(**spec))  # noqa: E731
 
     def expected(saved: dict[str, Any]) -> dict[str, Any]:  # what the tokens decide comes from the checkpoint
-        grid = [saved.get("grid_height", 0), saved.get("grid_width", 0)]
+        grid = saved.get("grid") or [saved.get("grid_height", 0), saved.get("grid_width", 0)]
         return maskgit_spec(cfg, saved.get("codebook_size", 0), grid, saved.get("num_classes", 0)).to_dict()
 
     model, step = ckpt.load_latest_model(
