@@ -30,7 +30,7 @@ GAN = [
 PARTS = ("model", "ema", "discriminator")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _mnist():
     try:
         load_images("mnist", "test", limit=1)
@@ -56,24 +56,30 @@ def _assert_close(a: Path, b: Path, step: int) -> None:
             torch.testing.assert_close(pa[part][key], pb[part][key], rtol=1e-4, atol=1e-5, msg=f"{part}: {key}")
 
 
+SHORT = ["train.steps=3", "train.checkpoint_every=3"]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The one-process run the 2-process runs are compared with: global batch 16 in one pass."""
+    run_dir = tmp_path_factory.mktemp("single")
+    app.train(_cfg(*SHORT), run_dir)
+    return run_dir
+
+
 @pytest.mark.parametrize("accumulate", [1, 2], ids=["gan", "gan-accumulate"])
-def test_two_process_gloo_with_gan_matches_one_process(accumulate, tmp_path, run_fsq):
+def test_two_process_gloo_with_gan_matches_one_process(accumulate, single, tmp_path, run_fsq):
     """Global batch 16: one process in one pass == 2 ranks x 8 (x 2 accumulated micro-batches of 4)."""
-    common = [str(CONFIG), str(SMOKE), *GAN, "train.steps=3", "train.checkpoint_every=3"]
-    single, double = tmp_path / "single", tmp_path / "double"
-    run = run_fsq(["train", "tokenizer", *common, "--run-dir", str(single)])
+    more = [f"train.accumulate={accumulate}", "--run-dir", str(tmp_path)]
+    run = run_fsq(["train", "tokenizer", str(CONFIG), str(SMOKE), *GAN, *SHORT, *more], nproc=2)
     assert run.returncode == 0, run.stderr[-3000:]
-    more = [f"train.accumulate={accumulate}"]
-    run = run_fsq(["train", "tokenizer", *common, *more, "--run-dir", str(double)], nproc=2)
-    assert run.returncode == 0, run.stderr[-3000:]
-    _assert_close(single, double, 3)
+    _assert_close(single, tmp_path, 3)
 
 
-def test_accumulating_with_gan_equals_one_big_batch(tmp_path):
+def test_accumulating_with_gan_equals_one_big_batch(single, tmp_path):
     """The discriminator sees every micro-batch: 4 accumulated micro-batches == one batch of 16, GAN on."""
-    app.train(_cfg("train.steps=3", "train.checkpoint_every=3"), tmp_path / "one")
-    app.train(_cfg("train.steps=3", "train.checkpoint_every=3", "train.accumulate=4"), tmp_path / "four")
-    _assert_close(tmp_path / "one", tmp_path / "four", 3)
+    app.train(_cfg(*SHORT, "train.accumulate=4"), tmp_path)
+    _assert_close(single, tmp_path, 3)
 
 
 def test_resume_after_a_kill_equals_uninterrupted_with_gan(tmp_path):

@@ -143,12 +143,6 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
         on_error=cfg.data.on_error,
         pin_memory=device.type == "cuda",
     )
-    per_pass = cfg.train.batch_size // (dist.world_size * cfg.train.accumulate)
-    if per_pass * dist.world_size * cfg.train.accumulate != cfg.train.batch_size:
-        raise ValueError(
-            f"train.batch_size={cfg.train.batch_size} must be a multiple of ranks x train.accumulate "
-            f"({dist.world_size} x {cfg.train.accumulate})"
-        )
     spec = tokenizer_spec(cfg, in_channels=items.channels)
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     model = Tokenizer(spec).to(device)

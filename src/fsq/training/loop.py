@@ -73,6 +73,12 @@ def train(
     check_run_dir(cfg, run_dir)  # another config's run is refused before any work
     with owned_run_dir(run_dir, dist, "training"):
         check_run_dir(cfg, run_dir)  # again, now that no one else can write it
+        t = cfg.train
+        if t.batch_size % (dist.world_size * t.accumulate):
+            raise ValueError(
+                f"train.batch_size={t.batch_size} must be a multiple of ranks x train.accumulate "
+                f"({dist.world_size} x {t.accumulate})"
+            )
         started: list[str] = []
 
         def run(phase: Phase) -> None:
