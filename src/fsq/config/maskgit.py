@@ -82,6 +82,7 @@ class SamplingEvalConfig:
 
 @dataclass(frozen=True)
 class MaskGITExperiment:
+    description: ClassVar[str] = "Stage II: a class-conditional MaskGIT over a tokenizer's tokens"
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": TRANSFORMER_PRESETS}
 
     schema_version: int = SCHEMA_VERSION

@@ -16,12 +16,14 @@ from fsq.config.sections import (
     TrainConfig,
     require,
 )
+from fsq.config.sizes import check_image_size
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    # mnist | fashion | photos (in memory) | streamed: an image folder path, wds:SHARDS (.tar file, folder or
-    # glob; {split} is replaced by the split), hf:DIR (a local Hugging Face dataset: saved, imagefolder or parquet)
+    # mnist | fashion | photos (in memory) | streamed: an image folder path, wds:SHARDS (.tar file, folder, glob,
+    # brace pattern or remote URLs: https://, s3://, pipe:; {split} is replaced by the split), hf:DIR (a local
+    # Hugging Face dataset: saved, imagefolder or parquet)
     source: str = "mnist"
     image_size: PositiveInt = 28
     train_split: str = "train"
@@ -46,10 +48,11 @@ class DataConfig:
             if self.source.startswith(prefix) and not self.source[len(prefix) :].strip():
                 raise ConfigError(f"data.source={self.source!r} names no path after {prefix!r}")
         scheme = self.source.split(":", 1)[0]
-        if ":" in self.source and scheme.isalnum() and len(scheme) > 1 and scheme not in ("wds", "hf"):
+        remote = self.source.startswith((f"{scheme}://", "pipe:"))  # WebDataset shards at URLs
+        if ":" in self.source and scheme.isalnum() and len(scheme) > 1 and scheme not in ("wds", "hf") and not remote:
             raise ConfigError(
-                f"data.source={self.source!r}: unknown prefix {scheme + ':'!r}; use wds:SHARDS, hf:DIR, a folder path "
-                "or mnist, fashion, photos"
+                f"data.source={self.source!r}: unknown prefix {scheme + ':'!r}; use wds:SHARDS, hf:DIR, a folder path, "
+                "a shard URL (https://, s3://, pipe:) or mnist, fashion, photos"
             )
 
 
@@ -91,6 +94,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class TokenizerExperiment:
+    description: ClassVar[str] = "Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)"
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": MODEL_PRESETS}
 
     schema_version: int = SCHEMA_VERSION
@@ -112,3 +116,6 @@ class TokenizerExperiment:
             f"model.num_groups={m.num_groups} must divide every width {widths} (filters x channel_multipliers)",
         )
         require(self.data.channels in (None, 1, 3), f"data.channels must be 1, 3 or null, got {self.data.channels}")
+        downsamplings = len(m.channel_multipliers) - 1
+        what = f"model.channel_multipliers={list(m.channel_multipliers)}"
+        check_image_size(self.data.image_size, downsamplings, self.train.batch_size, m.filters, what)

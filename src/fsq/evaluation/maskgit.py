@@ -29,7 +29,6 @@ kept; an evaluation of another protocol is redone whole.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from fsq.evaluation.classifier import load_or_train_classifier, penultimate_feat
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
 from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
-from fsq.io import write_json_atomic
+from fsq.io import read_json, write_json_atomic
 from fsq.metrics.image import fid_from_features, manifold_precision_recall
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.maskgit import MaskGIT
@@ -158,7 +157,7 @@ def _reusable(run_dir: Path, cfg: MaskGITExperiment, step: int, suffix: str) -> 
     path = rundir.eval_path(run_dir, step, f"{suffix}.json")
     if not path.is_file():
         return None
-    previous = json.loads(path.read_text())
+    previous = read_json(path, "a kept evaluation")
     recorded = _recorded_protocol(previous, run_dir) if previous.get("step") == step else None
     if recorded is None or any(recorded.get(k) != v for k, v in protocol(cfg).items()):
         return None
@@ -184,8 +183,7 @@ def _evaluate(
         "step": step,
         "tokenizer_run": tokenizer_run,
         "tokenizer_step": tokenizer_step,
-        "quantizer": tokenizer.spec.quantizer.kind,
-        "levels": tokenizer.spec.quantizer.levels if tokenizer.spec.quantizer.kind == "fsq" else None,
+        **tokenizer.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "codebook_size": spec.codebook_size,
         "token_grid": [spec.grid_height, spec.grid_width],
         "num_classes": spec.num_classes,

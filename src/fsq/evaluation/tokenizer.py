@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import distributed, rundir
+from fsq import distributed, rundir, storage
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data import cache_dir
 from fsq.data.loader import iterate_batches
@@ -106,8 +106,7 @@ def evaluate_tokenizer(
         "entropy_bits": summary.entropy_bits,
         "tokens": summary.tokens,
         "parameters": model.parameter_counts(),
-        "quantizer": model.spec.quantizer.kind,
-        "levels": model.spec.quantizer.levels if model.spec.quantizer.kind == "fsq" else None,
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:
@@ -143,8 +142,9 @@ def cached_features(cache: Path, compute, write: bool = True) -> np.ndarray:
     if write:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, features, allow_pickle=False)
-        tmp.replace(cache)
+        with storage.writing(cache, tmp, what="feature cache"):
+            np.save(tmp, features, allow_pickle=False)
+            tmp.replace(cache)
     return features
 
 

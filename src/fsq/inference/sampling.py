@@ -17,7 +17,6 @@ A MaskGIT bundle (safetensors + JSON, nothing pickled)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import hub, rundir
+from fsq import hub, rundir, storage
+from fsq.bundles import build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.generation import sample
 from fsq.grids import save_grid
+from fsq.io import read_json
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec
 from fsq.stages import maskgit
@@ -104,6 +105,18 @@ class SamplingDefaults:
     batch_size: int = 250
 
 
+def checked_sampling(settings: dict[str, Any]) -> SamplingDefaults:
+    """The :class:`SamplingDefaults` of a bundle's ``sampling`` section, refusing values no sampler can use."""
+    sampling = SamplingDefaults(**settings)
+    for key in ("steps", "batch_size"):
+        if getattr(sampling, key) < 1:
+            raise ValueError(f"{key} is {getattr(sampling, key)}, must be >= 1")
+    for key in ("choice_temperature", "temperature", "guidance"):
+        if getattr(sampling, key) < 0:
+            raise ValueError(f"{key} is {getattr(sampling, key)}, must be >= 0")
+    return sampling
+
+
 def run_metadata(cfg: Any, step: int, run_dir: str | Path) -> dict[str, Any]:
     """Provenance a bundle keeps: the stage, run name and dir, step, fsq version and the run's whole config."""
     from fsq import __version__
@@ -152,7 +165,7 @@ class MaskGITPipeline:
         folder = Path(cfg.data.tokens) if cfg.data.tokens else Path(run_dir) / "tokens" / cfg.data.train_split
         names = None
         if (folder / "manifest.json").is_file():
-            names = json.loads((folder / "manifest.json").read_text()).get("class_names")
+            names = read_json(folder / "manifest.json", "the token manifest").get("class_names")
         metadata = {
             **run_metadata(cfg, step, run_dir),
             "tokenizer_run": tokenizer_run,
@@ -178,10 +191,12 @@ class MaskGITPipeline:
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
         config = hub.read_bundle_config(directory, "fsq-maskgit")
-        model = MaskGIT(MaskGITSpec(**config["spec"]))
-        model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
+        path, spec, settings = directory / hub.CONFIG, config.get("spec", {}), config.get("sampling", {})
+        model = build_section(path, "spec", spec, MaskGITSpec, lambda: MaskGIT(MaskGITSpec(**spec)))
+        weights = directory / "model.safetensors"
+        load_into(model, load_safetensors(weights, map_location), weights, str(path))
         tokenizer = Tokenizer.from_pretrained(directory / "tokenizer", map_location)
-        sampling = SamplingDefaults(**config.get("sampling", {}))
+        sampling = build_section(path, "sampling", settings, SamplingDefaults, lambda: checked_sampling(settings))
         return cls(model.eval(), tokenizer, sampling, config.get("class_names"), config.get("metadata", {}))
 
     def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
@@ -305,6 +320,7 @@ def write_samples(
     if labels is not None:
         arrays["labels"] = labels.numpy()
     tmp = out_dir / ".samples.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with storage.writing(path, tmp, what="samples"):
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
     return path

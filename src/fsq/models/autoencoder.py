@@ -20,7 +20,7 @@ from torch import nn
 
 from fsq.layers.resnet import Downsample, ResBlock, Upsample, group_norm
 from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
-from fsq.quantizers import FSQ, VQ, QuantizerOutput
+from fsq.quantizers import Quantizer, QuantizerOutput
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class Decoder(nn.Module):
 class Tokenizer(nn.Module):
     """Encoder -> quantizer -> decoder. Images: float (B, C, H, W) in ``[0, 1]``; tokens: int64 (B, h, w)."""
 
-    quantizer: FSQ | VQ
+    quantizer: Quantizer
 
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
@@ -207,6 +207,8 @@ class Tokenizer(nn.Module):
         download). A MaskGIT bundle gives its tokenizer.
         """
         from fsq import hub
+        from fsq.bundles import build_section, load_into
+        from fsq.models.quantizer import LEGACY_KEYS
         from fsq.weights import load_weights  # also on a core install (torch + numpy, no safetensors package)
 
         directory = hub.resolve(
@@ -215,9 +217,12 @@ class Tokenizer(nn.Module):
         if hub.bundle_format(directory) == "fsq-maskgit":
             directory = directory / "tokenizer"
         meta = hub.read_bundle_config(directory, "fsq-tokenizer")
-        model = cls(TokenizerSpec.from_dict(meta["spec"]))
-        model.load_state_dict(load_weights(directory / "model.safetensors", map_location), strict=True)
-        return model.eval()
+        config = directory / hub.CONFIG  # its spec checked, then the weights against the model it builds
+        older = {**LEGACY_KEYS, **{f.name: f.name for f in fields(QuantizerSpec)}}  # fsq 0.1's flat quantizer keys
+        spec = meta.get("spec", {})
+        model = build_section(config, "spec", spec, TokenizerSpec, lambda: cls(TokenizerSpec.from_dict(spec)), older)
+        weights = directory / "model.safetensors"
+        return load_into(model, load_weights(weights, map_location), weights, str(config)).eval()
 
     def push_to_hub(
         self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None

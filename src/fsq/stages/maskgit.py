@@ -32,8 +32,8 @@ from fsq.hub import read_bundle_config
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
-from fsq.quantizers import FSQ
-from fsq.stages.base import Phase, RunPhase, Stage, StepOutput
+from fsq.quantizers.registry import family_of
+from fsq.stages.base import LoadedRun, Phase, RunPhase, Stage, StepOutput
 from fsq.stages.tokenizer import load_run as load_tokenizer_run
 from fsq.stages.tokens import export_tokens, load_tokens
 
@@ -151,7 +151,14 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, M
     if not isinstance(cfg, MaskGITExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a MaskGIT run")
     build = lambda spec: MaskGIT(MaskGITSpec(**spec))  # noqa: E731
-    model, step = ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
+
+    def expected(saved: dict[str, Any]) -> dict[str, Any]:  # what the tokens decide comes from the checkpoint
+        grid = [saved.get("grid_height", 0), saved.get("grid_width", 0)]
+        return maskgit_spec(cfg, saved.get("codebook_size", 0), grid, saved.get("num_classes", 0)).to_dict()
+
+    model, step = ckpt.load_latest_model(
+        run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
+    )
     return model, step, cfg
 
 
@@ -228,23 +235,60 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase)
 
 
 def level_histograms(cfg: MaskGITExperiment, run_dir: Path, trained: TrainedMaskGIT | None) -> dict[str, Any]:
-    """For an FSQ tokenizer: the level (0 .. L_i - 1) each training token takes on each channel, over the first
-    2000 token grids (``levels/channel_i``); empty for VQ tokens."""
+    """The level (0 .. L_i - 1) each training token takes on each code channel, over the first 2000 token grids
+    (``levels/channel_i``); empty for a tokenizer without per-channel levels (VQ)."""
     tokenizer, *_ = run_tokenizer(run_dir, cfg)
     quantizer = tokenizer.quantizer
+    level_digits = family_of(quantizer).level_digits
     folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
-    if not isinstance(quantizer, FSQ) or not (folder / "manifest.json").is_file():
+    if level_digits is None or not (folder / "manifest.json").is_file():
         return {}
-    digits = quantizer.indices_to_digits(load_tokens(folder)[0][:2000].flatten())
+    digits = level_digits(quantizer, load_tokens(folder)[0][:2000])
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, step, ``maskgit`` and its ``tokenizer``."""
+    model, step, cfg = load_run(run_dir, use_ema)
+    tokenizer = run_tokenizer(run_dir, cfg)[0]
+    return LoadedRun(Path(run_dir), cfg, step, {"maskgit": model, "tokenizer": tokenizer})
+
+
+def describe(cfg: MaskGITExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: what the MaskGIT is and the tokenizer it embeds."""
+    return (
+        f"A class-conditional MaskGIT (Stage II: a bidirectional transformer over token grids) with the tokenizer "
+        f"it was trained on (from the run `{Path(str(metadata.get('tokenizer_run', '?'))).name}`, step "
+        f"{metadata.get('tokenizer_step', '?')}) embedded in `tokenizer/`."
+    )
+
+
+def card_notes(run_dir: Path) -> list[str]:
+    """The model card's note on the data: the tokens of which images the embedded tokenizer made."""
+    embedded = run_dir / rundir.TOKENIZER
+    tokenizer_cfg = read_run_config(embedded) if embedded.is_dir() else None
+    if tokenizer_cfg is None:
+        return []
+    d = tokenizer_cfg.data
+    return [f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the tokenizer.", ""]
+
+
+USAGE = (
+    "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
+    "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
+    "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
+    "images = pipeline.sample([0, 1, 2])  # one image per class label, float in [0, 1]\n```"
+)
+
 STAGE = Stage(
-    name="maskgit",
     schema=MaskGITExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.steps,
-    load_run=load_run,
-    description="Stage II: a class-conditional MaskGIT over a tokenizer's tokens",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.maskgit:evaluate_maskgit",
+    export="fsq.inference.sampling:MaskGITPipeline.from_run",
+    usage=USAGE,
+    describe=describe,
+    card_notes=card_notes,
     histograms=level_histograms,
 )

@@ -36,9 +36,9 @@ from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import StyleGANDiscriminator
 from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
-from fsq.quantizers import FSQ
+from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.base import Critic, NonFiniteLossError, Phase, RunPhase, Stage, StepOutput
+from fsq.stages.base import Critic, LoadedRun, NonFiniteLossError, Phase, RunPhase, Stage, StepOutput
 
 
 def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
@@ -82,7 +82,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     d = cfg.data
     if source_kind(d.source)[0] == "builtin":
         return MemoryItems(load_split(cfg, split, limit))
-    hf_cache = str(cache_dir(d.cache_dir) / "hf") if d.source.startswith("hf:") else None
+    cache = {"hf": "hf", "wds": "shards"}.get(source_kind(d.source)[0])  # hf's caches, fetched remote shards
+    hf_cache = str(cache_dir(d.cache_dir) / cache) if cache else None
     return open_items(
         d.source,
         split,
@@ -115,7 +116,10 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]
     if not isinstance(cfg, TokenizerExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
     build = lambda spec: Tokenizer(TokenizerSpec.from_dict(spec))  # noqa: E731
-    return ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
+    expected = lambda saved: tokenizer_spec(cfg, saved.get("in_channels", 0)).to_dict()  # noqa: E731
+    return ckpt.load_latest_model(
+        run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
+    )
 
 
 @dataclass
@@ -178,8 +182,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
             if "non-finite" not in str(error):
                 raise
             raise NonFiniteLossError(
-                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data. "
-                "The last checkpoint is intact."
+                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data."
             ) from error
         reconstruction = reconstruction.float()
         rec_loss = F.mse_loss(reconstruction, x)
@@ -254,12 +257,13 @@ def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], deco
 
 @torch.no_grad()
 def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTokenizer | None) -> dict[str, Any]:
-    """For FSQ: the level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each channel
-    (``levels/channel_i``), published beside the final evaluation; empty for VQ. ``trained``: the model training
-    left (None: the run's newest checkpoint)."""
+    """The level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each code channel
+    (``levels/channel_i``), published beside the final evaluation; empty for a quantizer without per-channel
+    levels (VQ). ``trained``: the model training left (None: the run's newest checkpoint)."""
     model = trained.model if trained is not None else load_run(run_dir)[0]
     quantizer = model.quantizer
-    if not isinstance(quantizer, FSQ):
+    level_digits = family_of(quantizer).level_digits
+    if level_digits is None:
         return {}
     items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
     device = next(model.parameters()).device
@@ -268,16 +272,39 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTo
     if not parts:
         return {}
     tokens = torch.cat(parts)
-    digits = quantizer.indices_to_digits(tokens.flatten()).cpu()
+    digits = level_digits(quantizer, tokens).cpu()
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, step and ``tokenizer``."""
+    model, step = load_run(run_dir, use_ema)
+    return LoadedRun(Path(run_dir), read_run_config(run_dir), step, {"tokenizer": model})
+
+
+def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: what the tokenizer is, from its config."""
+    what = cfg.quantizer.describe()
+    return (
+        f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
+        f"images of `{cfg.data.source}`."
+    )
+
+
+USAGE = (
+    "```python\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
+    "tokens = tokenizer.tokenize(images)  # images: float (B, C, H, W) in [0, 1]\n"
+    "reconstructions = tokenizer.decode_indices(tokens)\n```"
+)
+
 STAGE = Stage(
-    name="tokenizer",
     schema=TokenizerExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.steps,
-    load_run=load_run,
-    description="Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.tokenizer:evaluate_tokenizer",
+    export="fsq.inference.export:TokenizerBundle.from_run",
+    usage=USAGE,
+    describe=describe,
     histograms=level_histograms,
 )

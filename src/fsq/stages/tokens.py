@@ -16,12 +16,14 @@ from typing import Any
 import torch
 
 from fsq import checkpoint as ckpt
-from fsq import hub, rundir
+from fsq import hub, rundir, storage
 from fsq.config import TokenizerExperiment, from_dict, read_run_config
+from fsq.counts import check_count, check_optional_count
 from fsq.data.loader import SkipLog, iterate_batches
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.finite import check_pending
+from fsq.quantizers.registry import family_of
 from fsq.stages.tokenizer import item_transform, load_run, open_split
 
 
@@ -50,7 +52,7 @@ def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, 
         return cfg, model, step, str(path.resolve())
     directory = hub.resolve(source)
     metadata = hub.read_bundle_config(directory, "fsq-tokenizer").get("metadata", {})
-    if not isinstance(metadata.get("config"), dict) or metadata["config"].get("stage") != "tokenizer":
+    if not isinstance(metadata.get("config"), dict) or metadata["config"].get("stage") != TokenizerExperiment.stage:
         raise ValueError(
             f"{source}: this tokenizer bundle does not record the config it was trained with (metadata.config), so "
             "it cannot say which data to tokenize; tokenize with its run dir, or export the run with `fsq export`"
@@ -59,7 +61,6 @@ def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, 
     return cfg, Tokenizer.from_pretrained(directory), int(metadata.get("step", 0)), str(directory.resolve())
 
 
-@torch.no_grad()
 def export_tokens(
     run_dir: str | Path,
     split: str,
@@ -74,9 +75,37 @@ def export_tokens(
 
     The split is streamed in batches (centre crops for streamed sources, decoded in ``workers`` DataLoader
     workers, default ``data.workers``), so memory is bounded by ``shard_size`` token grids; unreadable images are
-    left out and listed in the manifest's ``skipped``.
+    left out and listed in the manifest's ``skipped``. An export that fails (a full disk: any writer's error, with
+    the space left) removes the shards it wrote, and ``out_dir`` when it created it.
     """
+    shard_size = check_count("shard_size (--shard-size)", shard_size)
+    batch_size = check_count("batch_size", batch_size)
+    check_optional_count("limit", limit)
+    check_optional_count("workers", workers, 0)
+    with storage.new_files(out_dir, what="token shards"):
+        sizes = {"shard_size": shard_size, "batch_size": batch_size}
+        return _write_tokens(run_dir, split, out_dir, **sizes, limit=limit, workers=workers)
+
+
+@torch.no_grad()
+def _write_tokens(
+    run_dir: str | Path,
+    split: str,
+    out_dir: str | Path,
+    *,
+    shard_size: int = 10_000,
+    batch_size: int = 256,
+    limit: int | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
+    per_token = family_of(model.quantizer).indices_per_token(model.quantizer)
+    if per_token != 1:
+        raise ValueError(
+            f"{origin}: its quantizer ({model.spec.quantizer.describe()}) gives {per_token} indices per token "
+            "position; token export (and MaskGIT over the tokens) takes one index per position"
+        )
     items = open_split(cfg, split, limit)
     workers = cfg.data.workers if workers is None else workers
     transform = item_transform(cfg, items, train=False)
@@ -118,8 +147,7 @@ def export_tokens(
         "source": cfg.data.source,
         "split": split,
         "codebook_size": model.codebook_size,
-        "quantizer": model.spec.quantizer.kind,
-        "levels": model.spec.quantizer.levels if model.spec.quantizer.kind == "fsq" else None,
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "token_grid": [model.spec.token_grid, model.spec.token_grid],
         "dtype": str(dtype).removeprefix("torch."),
         "num_images": sum(s["count"] for s in shards),
@@ -136,6 +164,12 @@ def load_tokens(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor | Non
     """(tokens int64 (N, h, w), labels int64 (N,) or None, manifest), checksums verified."""
     directory = Path(directory)
     manifest = read_format_json(directory / "manifest.json", "fsq-tokens", "export tokens with `fsq tokenize`")
+    if not manifest.get("shards"):
+        raise ValueError(
+            f"{directory / 'manifest.json'} lists no token grids: the {manifest.get('split')!r} split of "
+            f"{manifest.get('source')!r} gave 0 images ({len(manifest.get('skipped', []))} skipped as unreadable); "
+            "nothing to train on"
+        )
     tokens, labels = [], []
     for shard in manifest["shards"]:
         file = directory / shard["file"]

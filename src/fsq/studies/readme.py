@@ -15,11 +15,10 @@ writes, rebuilt from the results file named (relative to the Markdown file). Ben
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from fsq.io import write_text_atomic
+from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import timing_line
 
 BLOCK = re.compile(r"(<!-- fsq:(table|claims|budget) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
@@ -31,7 +30,7 @@ def render(what: str, results_path: Path) -> str:
 
     if not results_path.is_file():
         raise FileNotFoundError(f"{results_path} does not exist (publish a study's results.json there first)")
-    data = json.loads(results_path.read_text())
+    data = read_json(results_path, "a study's results")
     if "benchmark" in data:  # benchmarks/data*.py results: tables only
         from fsq.studies.bench_tables import markdown_table
 

@@ -71,7 +71,7 @@ def train(
     run_dir = Path(run_dir)
     dist = setup_process(cfg)
     check_run_dir(cfg, run_dir)  # another config's run is refused before any work
-    with owned_run_dir(run_dir, dist, "training"):
+    with owned_run_dir(run_dir, dist, "training", undo_failed_start=True):  # a failed start leaves nothing
         check_run_dir(cfg, run_dir)  # again, now that no one else can write it
         t = cfg.train
         if t.batch_size % (dist.world_size * t.accumulate):
@@ -178,6 +178,8 @@ def run_phase(phase: Phase, cfg: Any, dist: distributed.DistInfo, hooks: Sequenc
             if (step + 1) % t.checkpoint_every == 0 or step + 1 == phase.steps:
                 check_pending(phase.model)  # a quantizer's deferred NaN/Inf check must not pass into a checkpoint
                 dist.on_main(partial(save, phase, cfg, step + 1, device), None)
+    except NonFiniteLossError as error:  # say truly what is left: the newest checkpoint, or none
+        raise NonFiniteLossError(f"{error} {ckpt.intact_after_failure(phase.run_dir, phase.name)}") from None
     finally:
         if progress is not None:
             progress.close()
@@ -227,7 +229,7 @@ def accumulate_gradients(
             if not torch.isfinite(out.loss):
                 raise NonFiniteLossError(
                     f"{name}: non-finite loss ({out.loss.detach().item()}) at step {step}; lower optim.lr or "
-                    "check the data. The last checkpoint is intact."
+                    "check the data."
                 )
             scaled = out.loss / micros
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
