@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fsq.config import ConfigError, TokenizerExperiment, UViMExperiment, load_config, resume_hash, with_overrides
+from fsq.config.schema_doc import format_schema
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.quantizer import QuantizerSpec
 from fsq.quantizers import BSQ, FSQ, LFQ, VQ, QuantizerOutput, ResidualFSQ
@@ -100,6 +101,15 @@ def test_a_later_layer_of_another_kind_replaces_the_section(tmp_path):
     assert (uvim.quantizer.codebook_size, uvim.quantizer.dim, uvim.quantizer.recipe) == (4096, 128, "uvim")
 
 
+def test_the_schema_lists_every_kind_with_its_keys():
+    tokenizer, uvim = format_schema(TokenizerExperiment), format_schema(UViMExperiment)
+    assert "quantizer.kind picks the other keys of `quantizer`" in tokenizer
+    assert '  vq: codebook_size=1024, dim=256, recipe="maskgit"\n' in tokenizer
+    assert '  vq: codebook_size=4096, dim=128, recipe="uvim"\n' in uvim  # the schema's own VQ defaults
+    assert "  fsq: levels=[7, 5, 5, 5, 5]" in uvim and "  residual_fsq: levels=[8, 5, 5, 5]" in uvim
+    assert "  lfq: dim=10, entropy_weight=0.1" in tokenizer and "  bsq: dim=10" in tokenizer
+
+
 def test_saved_flat_sections_still_load():
     # fsq 0.2's config.yaml and model specs held both families' settings in one section
     flat = {"kind": "vq", "levels": [8, 5, 5, 5], "variant": "paper", "codebook_size": 64, "dim": 32}
@@ -163,6 +173,7 @@ def test_a_family_defined_outside_the_package_registers_and_trains_in_a_tokenize
         assert "round" in kinds()
         with pytest.raises(ValueError, match="already registered"):
             register(entry)
+        assert "  round: width=3\n" in format_schema(TokenizerExperiment)
         cfg = load_config(TokenizerExperiment, [], ["quantizer.kind=round", "quantizer.width=2", "model.filters=8"])
         assert cfg.quantizer == RoundSection(width=2) and cfg.quantizer.describe() == "rounding, 2 channels"
         with pytest.raises(ConfigError, match=r"unknown key\(s\) \['quantizer.dim'\]"):

@@ -112,6 +112,11 @@ class QuantizerSection(metaclass=_SectionType):
         chosen = _FAMILIES[kind].section
         return chosen, _without_legacy(chosen, dict(value))
 
+    @classmethod
+    def config_variants(cls) -> dict[str, type]:
+        """Every registered kind and its section class (what ``fsq config --schema`` lists)."""
+        return {name: entry.section for name, entry in _FAMILIES.items()}
+
     @property
     def code_width(self) -> int:
         """Channels of one code: what the encoder's last layer outputs and the decoder's first takes."""
