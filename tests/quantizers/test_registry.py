@@ -160,14 +160,15 @@ class RoundSection(QuantizerSection):
         return self.width
 
 
+def _build_round(section: RoundSection, channel_axis: int) -> RoundQuantizer:
+    return RoundQuantizer(section.width, channel_axis)
+
+
+ROUND = Family("round", RoundSection, _build_round, RoundQuantizer, describe=lambda s: f"rounding, {s.width} channels")
+
+
 def test_a_family_defined_outside_the_package_registers_and_trains_in_a_tokenizer():
-    entry = Family(
-        "round",
-        RoundSection,
-        lambda s, axis: RoundQuantizer(s.width, axis),
-        RoundQuantizer,
-        describe=lambda s: f"rounding, {s.width} channels",
-    )
+    entry = ROUND
     register(entry)
     try:
         assert "round" in kinds()
@@ -199,6 +200,24 @@ def test_a_family_defined_outside_the_package_registers_and_trains_in_a_tokenize
     assert "round" not in kinds()
     with pytest.raises(ConfigError, match=r"quantizer.kind: 'round' is not one of"):
         load_config(TokenizerExperiment, [], ["quantizer.kind=round"])
+
+
+def test_an_entry_point_family_loads_when_first_named(tmp_path, monkeypatch):
+    """A package that declares ``round = <this module>:ROUND`` in the ``fsq.quantizers`` group: the kind is known
+    before anything of it is imported, and a config naming it loads and registers it."""
+    dist = tmp_path / "site" / "round_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: round-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[fsq.quantizers]\nround = {__name__}:ROUND\nbroken = {__name__}:NOPE\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    try:
+        assert "round" in kinds() and family(ROUND.name) is ROUND  # loaded on first use
+        cfg = load_config(TokenizerExperiment, [], ["quantizer.kind=round", "quantizer.width=4"])
+        assert cfg.quantizer == RoundSection(width=4) and family_of(cfg.quantizer.build(1)) is ROUND
+        with pytest.raises(ConfigError, match=r"quantizer.kind: quantizer 'broken': its entry point .* does not load"):
+            load_config(TokenizerExperiment, [], ["quantizer.kind=broken"])
+    finally:
+        unregister("round")
 
 
 def test_a_registration_must_be_consistent():
