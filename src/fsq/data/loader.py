@@ -79,8 +79,11 @@ class StepItems(Dataset):
                 skipped.append([error.name, error.reason])
                 if not self.fallback:
                     size = self.transform.size or 1
+                    empty = getattr(self.transform, "empty", None)  # signals: a zero clip of their shape
                     return (
-                        torch.zeros(self.items.channels, size, size, dtype=torch.uint8),
+                        empty(self.items.channels)
+                        if empty
+                        else torch.zeros(self.items.channels, size, size, dtype=torch.uint8),
                         -1,
                         False,
                         json.dumps(skipped),

@@ -26,6 +26,7 @@ from fsq import distributed, rundir, storage
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data import cache_dir
 from fsq.data.loader import iterate_batches
+from fsq.evaluation.signals import evaluate_signals
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
 from fsq.metrics.image import fid_from_features, psnr, ssim
@@ -58,6 +59,8 @@ def evaluate_tokenizer(
     elif step is None:
         step = cfg.train.steps
     model = model.to(device).eval()
+    if model.spec.dims != 2:  # audio and video: metrics of their kind (no FID, SSIM)
+        return evaluate_signals(run_dir, cfg, model, step, device)
     start = time.perf_counter()
     held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
     transform = item_transform(cfg, held_out, train=False)

@@ -69,7 +69,7 @@ def generate(
             generator=torch.Generator().manual_seed(seed * 100_003 + b),
         )
         out.append(result.tokens.cpu())
-    return torch.cat(out).view(num, spec.grid_height, spec.grid_width)
+    return torch.cat(out).view(num, *spec.grid_shape)
 
 
 @torch.no_grad()
@@ -309,14 +309,17 @@ def write_samples(
     out_dir.mkdir(parents=True, exist_ok=True)
     per_row = min(num, 10)
     groups: list[int | None] = list(classes) if classes else [None]
-    for c in groups:
+    for c in groups if images.ndim == 4 else []:  # PNG grids of images (audio and video: the .npz alone)
         chosen = images if c is None else images[labels == c]
         rows = [chosen[i : i + per_row] for i in range(0, chosen.shape[0], per_row)]
         grid_labels = torch.arange(len(rows)).repeat_interleave(per_row)[: chosen.shape[0]]
         save_class_grid(chosen, grid_labels, per_row, out_dir / (f"class_{c}.png" if c is not None else "samples.png"))
     path = out_dir / "samples.npz"
-    uint8 = (images * 255).round().to(torch.uint8).numpy()
-    arrays: dict[str, Any] = {"images": uint8, "tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
+    arrays: dict[str, Any] = {"tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
+    if images.ndim == 4:
+        arrays["images"] = (images * 255).round().to(torch.uint8).numpy()
+    else:  # audio (N, C, T) / video (N, C, T, H, W) in [0, 1]
+        arrays["signals"] = images.float().numpy()
     if labels is not None:
         arrays["labels"] = labels.numpy()
     tmp = out_dir / ".samples.tmp.npz"

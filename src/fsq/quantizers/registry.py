@@ -202,9 +202,9 @@ class BSQSection(LFQSection):
 
 def _without_legacy(chosen: type, value: dict[str, Any]) -> dict[str, Any]:
     """``value`` less the other family's settings when it is a saved fsq 0.1/0.2 section (all flat settings)."""
-    if {"levels", "codebook_size", "dim", "recipe"} <= set(value) <= LEGACY_SETTINGS:
+    if {"levels", "codebook_size", "dim", "recipe"} <= set(value):
         own = {f.name for f in dataclasses.fields(chosen)}
-        return {k: v for k, v in value.items() if k in own}
+        return {k: v for k, v in value.items() if k in own or k not in LEGACY_SETTINGS}  # unknown keys stay, named
     return value
 
 

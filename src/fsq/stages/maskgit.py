@@ -12,6 +12,7 @@ process would and a resumed run continues exactly.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
 from fsq.generation.mask_schedule import random_mask, training_mask_count
 from fsq.hub import read_bundle_config
-from fsq.models.autoencoder import Tokenizer
+from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
 from fsq.quantizers.registry import family_of
@@ -96,7 +97,7 @@ def run_tokenizer(run_dir: str | Path, cfg: MaskGITExperiment) -> tuple[Tokenize
 
 
 def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tuple[torch.Tensor, Any, dict]:
-    """(tokens (N, h, w), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
+    """(tokens (N, *grid), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
 
     The tokenizer is embedded into the run dir first (:func:`embed_tokenizer`); a run dir that holds both its
     tokenizer and its tokens resumes without ``data.tokenizer`` (it may have been moved).
@@ -110,6 +111,7 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tup
             export_tokens(cfg.data.tokenizer, cfg.data.train_split, folder, limit=cfg.data.train_limit)
     distributed.barrier()  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)
+    check_tokens_match_tokenizer(run_dir, folder, manifest)
     if manifest["split"] != cfg.data.train_split:
         raise ValueError(
             f"{folder} holds the {manifest['split']!r} split, not data.train_split={cfg.data.train_split!r}"
@@ -131,15 +133,29 @@ def num_classes_of(cfg: MaskGITExperiment, labels: torch.Tensor | None, manifest
 
 
 def maskgit_spec(cfg: MaskGITExperiment, codebook_size: int, grid: list[int], num_classes: int) -> MaskGITSpec:
-    """The spec: the ``model`` section by name; codebook size, token grid and classes come from the tokens."""
+    """The spec: the ``model`` section by name; codebook size, token grid (2-D as height and width, as before; 1-D
+    and 3-D as ``grid``) and classes come from the tokens."""
+    two_d = len(grid) == 2
     return spec_from(
         MaskGITSpec,
         cfg.model,
         codebook_size=codebook_size,
         num_classes=num_classes,
-        grid_height=grid[0],
-        grid_width=grid[1],
+        grid_height=grid[0] if two_d else None,
+        grid_width=grid[1] if two_d else None,
+        grid=None if two_d else list(grid),
     )
+
+
+def check_tokens_match_tokenizer(run_dir: Path, folder: Path, manifest: dict) -> None:
+    """A ValueError naming the token folder and both grids when its tokens are not the embedded tokenizer's grid."""
+    config = read_bundle_config(run_dir / rundir.TOKENIZER, "fsq-tokenizer")
+    expected = TokenizerSpec.from_dict(config["spec"]).grid_shape
+    if tuple(manifest["token_grid"]) != expected:
+        raise ValueError(
+            f"{folder / 'manifest.json'}: token grids of shape {tuple(manifest['token_grid'])}, but the tokenizer "
+            f"({run_dir / rundir.TOKENIZER}) makes grids of shape {expected}: tokens of another tokenizer"
+        )
 
 
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, MaskGITExperiment]:
@@ -168,7 +184,7 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str
     """One phase: the MaskGIT on the training split's tokens."""
     device = info.device
     tokens, labels, manifest = training_tokens(cfg, run_dir, info.is_main)
-    num_tokens = tokens.shape[1] * tokens.shape[2]
+    num_tokens = math.prod(tokens.shape[1:])
     spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
     torch.manual_seed(cfg.train.seed)
     model = MaskGIT(spec).to(device)

@@ -23,6 +23,8 @@ from fsq.config import TokenizerExperiment, read_run_config, resume_hash, spec_f
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader, iterate_batches
+from fsq.data.signal_files import SignalFolderItems, SignalShardItems
+from fsq.data.signals import SignalItems, to_unit
 from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.distributed import DistInfo
 from fsq.io import write_json_atomic
@@ -39,16 +41,19 @@ from fsq.optim import ModelEMA
 from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.base import LoadedRun, NonFiniteLossError, Phase, Stage
+from fsq.stages.signal_data import is_signal_source, open_signal_split, signal_shape, signal_transform
 
 
 def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
-    """The spec: the ``model`` section by name, the ``quantizer`` section, ``in_channels`` from the data."""
+    """The spec: the ``model`` section by name, the ``quantizer`` section, ``in_channels`` from the data, the
+    signal's shape from the data section (:func:`fsq.stages.signal_data.signal_shape`; None for images)."""
     return spec_from(
         TokenizerSpec,
         cfg.model,
         image_size=cfg.data.image_size,
         in_channels=in_channels,
         quantizer=QuantizerSpec(**to_dict(cfg.quantizer)),
+        shape=signal_shape(cfg),
     )
 
 
@@ -80,6 +85,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     """The images of one split as a map-style collection: the built-in sources in memory (:func:`load_split`),
     folders, WebDataset shards and local Hugging Face datasets streamed (decoded when read)."""
     d = cfg.data
+    if is_signal_source(d.source):
+        return open_signal_split(cfg, split, limit)
     if source_kind(d.source)[0] == "builtin":
         return MemoryItems(load_split(cfg, split, limit))
     cache = {"hf": "hf", "wds": "shards"}.get(source_kind(d.source)[0])  # hf's caches, fetched remote shards
@@ -98,6 +105,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
+    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems)):
+        return signal_transform(cfg, items, train)  # type: ignore[return-value]  # the same interface
     mode: TransformMode
     wanted = cfg.data.train_transform if train else "center"
     if wanted == "auto" or (not train and items.in_memory):
@@ -152,8 +161,9 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
     discriminator = disc_optimizer = perceptual = None
     if lw.adversarial_weight > 0:
+        shaped: dict[str, Any] = {} if spec.dims == 2 else {"dims": spec.dims, "shape": spec.input_shape}
         discriminator = StyleGANDiscriminator(
-            in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels
+            in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels, **shaped
         ).to(device)
         disc_lr = o.discriminator_lr or o.lr
         disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2))
@@ -166,7 +176,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         x = loader.batch(step)[0]
         if micros > 1:  # gradient accumulation: micro-batch ``micro`` of this rank's batch
             x = x.chunk(micros)[micro]
-        x = x.to(device, non_blocking=True).float().div_(255)
+        x = to_unit(x.to(device, non_blocking=True))  # uint8: exactly .float().div_(255)
         try:
             reconstruction, out = network(x)
         except ValueError as error:  # the quantizer refuses NaN/Inf encoder output
@@ -270,7 +280,7 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, An
     items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
     device = next(model.parameters()).device
     batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), 250, workers=0)
-    parts = [model.tokenize(images[valid].to(device).float().div(255)) for _, images, _, valid in batches]
+    parts = [model.tokenize(to_unit(images[valid].to(device))) for _, images, _, valid in batches]
     if not parts:
         return {}
     tokens = torch.cat(parts)
@@ -287,6 +297,10 @@ def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
 def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
     """The model card's first paragraph: what the tokenizer is, from its config."""
     what = cfg.quantizer.describe()
+    if cfg.model.dims != 2:  # audio, video
+        kind = {1: "audio (Conv1d, (B, C, T))", 3: "video (Conv3d, (B, C, T, H, W))"}[cfg.model.dims]
+        causal = ", causal in time" if cfg.model.causal else ""
+        return f"A Stage I tokenizer of {kind}{causal} ({what}), trained on the generated `{cfg.data.source}` data."
     return (
         f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
         f"images of `{cfg.data.source}`."

@@ -167,7 +167,7 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
                     save(phase, cfg, step + 1, device)
                 distributed.barrier()
     except NonFiniteLossError as error:  # say truly what is left: the newest checkpoint, or none
-        raise NonFiniteLossError(f"{error} {ckpt.intact_after_failure(phase.run_dir, phase.name)}") from None
+        raise NonFiniteLossError(f"{error} {ckpt.intact_after_failure(phase.run_dir)}") from None
     finally:
         if progress is not None:
             progress.close()
