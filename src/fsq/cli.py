@@ -336,9 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra:  # argparse binds a trailing nargs="*" positional early: items after an option land here
-        if isinstance(getattr(args, "overrides", None), list) and not any(e.startswith("-") for e in extra):
-            args.overrides += extra
+    if extra:  # argparse binds a trailing positional list early: items after an option land here
+        listed = next((n for n in ("overrides", "items") if isinstance(getattr(args, n, None), list)), None)
+        if listed is not None and not any(e.startswith("-") for e in extra):
+            setattr(args, listed, getattr(args, listed) + extra)  # `... --run-dir X train.steps=2` as typed
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

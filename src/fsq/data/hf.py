@@ -36,7 +36,7 @@ def _datasets():
     try:
         import datasets
     except ImportError as error:
-        raise ValueError("hf: sources need the `datasets` package: pip install 'fsq[data]'") from error
+        raise ValueError("hf: sources need the `datasets` package: pip install 'fsq-toolkit[data]'") from error
     return datasets
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq.config import TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
+from fsq.config import ConfigError, TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader, iterate_batches
@@ -80,8 +80,18 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     """The images of one split as a map-style collection: the built-in sources in memory (:func:`load_split`),
     folders, WebDataset shards and local Hugging Face datasets streamed (decoded when read)."""
     d = cfg.data
-    if source_kind(d.source)[0] == "builtin":
+    kind, path = source_kind(d.source)
+    if kind == "builtin":
         return MemoryItems(load_split(cfg, split, limit))
+    if kind == "folder" and split != "all" and Path(path).is_dir() and not (Path(path) / split).is_dir():
+        key = "data.train_split" if split == d.train_split else "data.eval_split"
+        subs = sorted(p.name for p in Path(path).iterdir() if p.is_dir())
+        raise ConfigError(
+            f"data.source={d.source} has no {split!r} sub-folder ({key}={split}; its sub-folders: {subs or 'none'}). "
+            "Name the sub-folders with data.train_split=... data.eval_split=..., or for a flat folder set "
+            "data.train_split=all data.eval_split=all (evaluation then sees the training images; add "
+            "data.eval_limit=N to keep it short)"
+        )
     hf_cache = str(cache_dir(d.cache_dir) / "hf") if d.source.startswith("hf:") else None
     return open_items(
         d.source,

@@ -33,6 +33,7 @@ from fsq.optim import lr_at
 from fsq.quantizers.finite import check_pending
 from fsq.stages.base import NonFiniteLossError, Phase, Stage
 from fsq.tracking import MetricsWriter, publish_evaluation
+from fsq.training.banner import evaluation_found, start_banner
 from fsq.training.state import (
     autocast,
     check_run_dir,
@@ -85,6 +86,8 @@ def train(
             if info.is_main and result["eval"]:  # to TensorBoard (and W&B): numbers, images, histograms
                 histograms = stage.histograms(cfg, run_dir, kept) if stage.histograms else None
                 publish_evaluation(run_dir, final, result["eval"], histograms=histograms, wandb_mode=wandb_mode())
+        elif info.is_main and rundir.has_eval(run_dir, final):
+            print(evaluation_found(run_dir, final), flush=True)
         distributed.barrier()
     return result
 
@@ -98,6 +101,8 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
             f"{phase.run_dir} holds a checkpoint of step {start}, past this config's {phase.name} steps "
             f"({phase.steps}): a shorter run cannot resume from it (raise the step count, or use a new run dir)"
         )
+    if info.is_main:
+        print(start_banner(cfg, phase.name, phase.run_dir, phase.model, device, start, phase.steps), flush=True)
     if start == phase.steps:
         phase.model.eval()
         return
@@ -114,7 +119,7 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
     if info.enabled:
         device_ids = [device.index] if device.type == "cuda" else None
         network = nn.parallel.DistributedDataParallel(phase.model, device_ids=device_ids)
-    if t.compile:
+    if compiles(t.compile, device):
         network = torch.compile(network)  # type: ignore[assignment]
     if info.is_main:
         phase.run_dir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +225,11 @@ def ema_warmup_on(setting: bool | None, decay: float, steps: int, name: str) -> 
             stacklevel=2,
         )
     return on
+
+
+def compiles(setting: bool | str, device: torch.device) -> bool:
+    """Whether ``train.compile`` compiles on ``device``: true/false as given; ``auto`` on CUDA only."""
+    return setting is True or (setting == "auto" and device.type == "cuda")
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:

@@ -6,6 +6,7 @@ They take the experiment config (any schema dataclass with ``train`` settings) a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -55,9 +56,10 @@ def write_run_dir(cfg: Any, run_dir: Path, world_size: int = 1) -> None:
 
 
 def setup_process(cfg: Any) -> distributed.DistInfo:
-    """Process group / device (with the configured collective timeout) and CPU threads."""
+    """Process group / device (with the configured collective timeout) and CPU threads: ``train.threads`` unless
+    the user set ``OMP_NUM_THREADS`` (their shell's setting wins over a config's; torch already read it)."""
     info = distributed.setup(cfg.train.device, cfg.train.dist_timeout_minutes)
-    if cfg.train.threads:
+    if cfg.train.threads and not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(cfg.train.threads)
     return info
 
