@@ -31,6 +31,7 @@ from fsq.io import write_json_atomic
 from fsq.metrics.image import fid_from_features, psnr, ssim
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.autoencoder import Tokenizer
+from fsq.progress import progress
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.tokenizer import item_transform, load_run, open_split
 
@@ -71,6 +72,8 @@ def evaluate_tokenizer(
     batches = iterate_batches(
         held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers, on_error=cfg.data.on_error
     )
+    total = -(-len(mine) // cfg.eval.batch_size)
+    batches = progress(batches, total=total, desc=f"{cfg.name} eval {cfg.data.eval_split}", enabled=cfg.train.progress)
     for chunk, images, _, valid in batches:  # streamed: memory bounded by the batch size
         chunk, images = chunk[valid], images[valid]
         if not len(chunk):

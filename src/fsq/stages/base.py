@@ -42,6 +42,7 @@ class Phase:
         modules / optimizers: further parts saved in the checkpoint by name (the GAN discriminator).
         after_update: ``(step, lr) -> values``, run after the optimizer step (the discriminator's update).
         window_metrics: called on every rank at each log, returns values to log (codebook usage).
+        images: called on rank 0 at each log, returns pictures for TensorBoard (uint8 (H, W, 3) arrays by tag).
         postfix: the logged keys shown on the progress bar.
         accumulates: whether ``loss`` takes ``(network, step, micro, micros)`` (gradient accumulation).
         spec: the model's spec, saved in ``state.json`` so that the model can be rebuilt from the checkpoint.
@@ -60,6 +61,7 @@ class Phase:
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     after_update: Callable[[int, float], dict[str, float]] | None = None
     window_metrics: Callable[[], dict[str, float]] | None = None
+    images: Callable[[], dict[str, Any]] | None = None
     postfix: tuple[str, ...] = ("loss",)
     # True: ``loss(network, step, micro, micros)`` computes micro-batch ``micro`` of ``micros`` of the step's batch
     # (gradient accumulation, ``train.accumulate``); phases without it refuse ``accumulate > 1``

@@ -25,6 +25,7 @@ from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader, iterate_batches
 from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.distributed import DistInfo
+from fsq.grids import grid_array
 from fsq.io import write_json_atomic
 from fsq.losses import (
     EfficientNetPerceptualLoss,
@@ -227,6 +228,11 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         usage.reset()
         return {"usage": summary.usage_fraction, "perplexity": summary.perplexity}
 
+    def training_images() -> dict[str, Any]:
+        """The last step's first images over their reconstructions (training mode; no extra forward pass)."""
+        n = min(cfg.eval.grid_size, last["real"].shape[0])
+        return {"train/reconstructions": grid_array([last["real"][:n], last["fake"][:n]])}
+
     yield Phase(
         name="train",
         run_dir=run_dir,
@@ -241,6 +247,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         optimizers={"disc_optimizer": disc_optimizer} if disc_optimizer is not None else {},
         after_update=discriminator_step,
         window_metrics=usage_metrics,
+        images=training_images,
         postfix=("loss", "psnr", "usage"),
         accumulates=True,
     )

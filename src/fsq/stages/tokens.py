@@ -21,6 +21,7 @@ from fsq.config import TokenizerExperiment, from_dict, read_run_config
 from fsq.data.loader import SkipLog, iterate_batches
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
+from fsq.progress import progress
 from fsq.quantizers.finite import check_pending
 from fsq.stages.tokenizer import item_transform, load_run, open_split
 
@@ -69,6 +70,7 @@ def export_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
 
@@ -101,6 +103,8 @@ def export_tokens(
         labels[:] = [rest[1]] if rest[1] is not None and len(rest[1]) else []
 
     batches = iterate_batches(items, transform, range(len(items)), batch_size, workers=workers, log=log)
+    total = -(-len(items) // batch_size)
+    batches = progress(batches, total=total, desc=f"tokenizing {split}", enabled=show_progress, unit="batch")
     for _, images, batch_labels, valid in batches:  # streamed: memory bounded by the shard size
         if not bool(valid.any()):
             continue

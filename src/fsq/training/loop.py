@@ -162,6 +162,8 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
                 tick, window = time.perf_counter(), {}
                 if writer is not None:
                     writer.log(step + 1, logged)
+                    if phase.images is not None:  # pictures at the log cadence (the tokenizer: reconstructions)
+                        writer.log_images(step + 1, phase.images())
                 if progress is not None:
                     progress.set_postfix({k: f"{logged[k]:.4g}" for k in phase.postfix if k in logged})
             if progress is not None:
