@@ -31,23 +31,49 @@ from fsq.stages import tokenizer
 
 _USE = {
     "tokenizer": (
-        "```python\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
-        "tokens = tokenizer.tokenize(images)  # images: float (B, C, H, W) in [0, 1]\n"
+        "```python\nimport torch\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
+        "images = torch.rand(4, {channels}, {size}, {size})  # your images: float (B, C, H, W) in [0, 1]\n"
+        "tokens = tokenizer.tokenize(images)  # int64 token grids\n"
         "reconstructions = tokenizer.decode_indices(tokens)\n```"
     ),
     "maskgit": (
         "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
         "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
         "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
-        "images = pipeline.sample([0, 1, 2])  # one image per class label, float in [0, 1]\n```"
+        "images = pipeline.sample({labels})  # {labels_meaning}, float in [0, 1]\n```"
     ),
     "uvim": (
         "```bash\nfsq predict {ref} photo.png --out predictions/\n```\n\n"
-        "```python\nfrom fsq.inference.prediction import UViMPredictor\n\n"
+        "```python\nimport torch\nfrom fsq.inference.prediction import UViMPredictor\n\n"
         "predictor = UViMPredictor.from_pretrained({ref})\n"
-        "prediction, codes = predictor.predict(images)  # images: float (B, 3, H, W) in [0, 1]\n```"
+        "images = torch.rand(2, 3, {size}, {size})  # your images: float (B, 3, H, W) in [0, 1]\n"
+        "prediction, codes = predictor.predict(images)\n```"
     ),
 }
+STAGE_TAGS = {"tokenizer": "image-tokenizer", "maskgit": "maskgit", "uvim": "uvim"}
+DATASET_IDS = {"mnist": "mnist", "fashion": "fashion_mnist"}  # the built-in sources' Hugging Face dataset ids
+LICENSE = "apache-2.0"  # fsq's own (pyproject.toml); the weights are released under it
+
+
+def example_settings(*, channels: int = 3, size: int = 28, num_classes: int = 0) -> dict[str, Any]:
+    """What a card's example needs to run for this model: image channels and size, and class labels it has."""
+    labels = list(range(min(3, num_classes)))
+    return {
+        "channels": channels,
+        "size": size,
+        "labels": labels if labels else "None, 4",
+        "labels_meaning": "one image per class label" if labels else "4 unconditional images",
+    }
+
+
+def front_matter(cfg: Any, tokenizer_source: str | None = None) -> list[str]:
+    """The hub's YAML front matter of a card: license, library name, tags and (for built-in data) datasets."""
+    source = tokenizer_source or getattr(cfg.data, "source", None)
+    lines = ["---", f"license: {LICENSE}", "library_name: fsq", "tags:"]
+    lines += [f"- {t}" for t in ("fsq", "finite-scalar-quantization", STAGE_TAGS[cfg.stage], "pytorch")]
+    if source in DATASET_IDS:
+        lines += ["datasets:", f"- {DATASET_IDS[source]}"]
+    return [*lines, "---", ""]
 
 
 def _describe(cfg: Any, metadata: dict[str, Any]) -> str:
@@ -108,20 +134,39 @@ def _metrics(evaluation: dict[str, Any]) -> list[str]:
     return lines
 
 
-def model_card(name: str, run_dir: str | Path, metadata: dict[str, Any], evaluation: dict[str, Any] | None) -> str:
-    """The model card (Markdown) of a bundle exported from ``run_dir``: generated, never typed by hand."""
+def model_card(
+    name: str,
+    run_dir: str | Path,
+    metadata: dict[str, Any],
+    evaluation: dict[str, Any] | None,
+    example: dict[str, Any] | None = None,
+) -> str:
+    """The model card (Markdown with the hub's YAML front matter) of a bundle exported from ``run_dir``: generated,
+    never typed by hand. ``example``: :func:`example_settings` of the model, so that its code runs as printed."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     step = metadata["step"]
-    lines = [f"# {name}", "", _describe(cfg, metadata), "", "## Use", ""]
-    lines += [_USE[cfg.stage].format(ref=json.dumps(name)), ""]  # a double-quoted string, as ruff formats it
-    data = "\n".join(f"- `data.{k}`: {v}" for k, v in metadata["config"]["data"].items() if v is not None)
+    tokenizer_cfg = None
+    if cfg.stage == "maskgit" and (run_dir / rundir.TOKENIZER).is_dir():
+        tokenizer_cfg = read_run_config(run_dir / rundir.TOKENIZER)
+    example = example or example_settings(size=getattr(cfg.data, "image_size", 28))
+    lines = front_matter(cfg, tokenizer_cfg.data.source if tokenizer_cfg is not None else None)
+    lines += [f"# {name}", "", _describe(cfg, metadata), "", "## Use", ""]
+    lines += [_USE[cfg.stage].format(ref=json.dumps(name), **example), ""]  # ref double-quoted, as ruff formats it
+    # the data this model was trained and measured on (a MaskGIT's tokenizer_config only names a study's recipe)
+    given = {k: v for k, v in metadata["config"]["data"].items() if v is not None and k != "tokenizer_config"}
+    if evaluation is not None and cfg.stage == "maskgit":
+        given = {k: v for k, v in given.items() if k != "eval_split"}
+        given.update({k: evaluation[k] for k in ("eval_split", "reference_split") if evaluation.get(k)})
+    data = "\n".join(f"- `data.{k}`: {v}" for k, v in given.items())
     lines += ["## Data", "", data, ""]
-    if cfg.stage == "maskgit":
-        tokenizer_cfg = read_run_config(run_dir / rundir.TOKENIZER) if (run_dir / rundir.TOKENIZER).is_dir() else None
-        if tokenizer_cfg is not None:
-            d = tokenizer_cfg.data
-            lines += [f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the tokenizer.", ""]
+    if tokenizer_cfg is not None:
+        d = tokenizer_cfg.data
+        lines += [
+            f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the embedded tokenizer "
+            f"(trained on `{d.source}`, {d.train_split} split; evaluated on its {d.eval_split} split).",
+            "",
+        ]
     lines += ["## Training", "", f"fsq {metadata['fsq_version']}, run `{cfg.name}`, {step} steps. Command(s):", ""]
     lines += ["```bash", *(_commands(run_dir) or ["(not recorded)"]), "```", "", "Resolved config:", ""]
     lines += ["```yaml", dump_yaml(cfg).rstrip(), "```", ""]
@@ -155,17 +200,21 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, name: str | None = N
             model, step = tokenizer.load_run(run_dir)
             metadata = run_metadata(cfg, step, run_dir)
             evaluation = _evaluation(run_dir, step)
-            model.save_pretrained(tmp, metadata=metadata, card=model_card(name, run_dir, metadata, evaluation))
+            example = example_settings(channels=model.spec.in_channels, size=model.spec.image_size)
+            card = model_card(name, run_dir, metadata, evaluation, example)
+            model.save_pretrained(tmp, metadata=metadata, card=card)
         elif cfg.stage == "maskgit":
             pipeline = MaskGITPipeline.from_run(run_dir)
             metadata, step = pipeline.metadata, pipeline.metadata["step"]
             evaluation = _evaluation(run_dir, step)
-            pipeline.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation))
+            example = example_settings(num_classes=pipeline.num_classes)
+            pipeline.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation, example))
         else:
             predictor = UViMPredictor.from_run(run_dir)
             metadata, step = predictor.metadata, predictor.metadata["step"]
             evaluation = _evaluation(run_dir, step)
-            predictor.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation))
+            example = example_settings(size=predictor.image_size)
+            predictor.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation, example))
         if evaluation is not None:
             write_json_atomic(evaluation, tmp / "eval.json")
         strip_local_paths(tmp)
