@@ -251,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study_dir")
     report.set_defaults(func=_report)
 
-    readme = commands.add_parser("readme", help="regenerate the tables and claims a Markdown file takes from results")
+    # a maintainer's command (regenerates README blocks from published results): not listed in --help
+    readme = commands.add_parser(
+        "readme", description="regenerate the tables and claims a Markdown file takes from results"
+    )
     readme.add_argument("markdown", nargs="?", default="README.md")
     readme.add_argument("--check", action="store_true", help="only check: exit 1 when a block is stale")
     readme.set_defaults(func=_readme)
