@@ -63,7 +63,16 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                 turn_off="eval.fid_samples=0",
             )
         )
-    loss = getattr(cfg, "loss", None)
+    loss: Any = getattr(cfg, "loss", None)
+    if evaluates and cfg.stage == "tokenizer" and cfg.eval.lpips:
+        needs.append(
+            Requirement(
+                what="eval.lpips=true (LPIPS: VGG16 with the lpips package's linear heads)",
+                modules=("lpips",),
+                install="pip install --no-deps lpips",
+                turn_off="eval.lpips=false",
+            )
+        )
     if purpose == "train" and loss is not None and getattr(loss, "perceptual_weight", 0) > 0:
         network = getattr(loss, "perceptual_network", "efficientnet")
         if network == "lpips":
@@ -71,7 +80,7 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                 Requirement(
                     what=f"loss.perceptual_weight={loss.perceptual_weight} with loss.perceptual_network=lpips",
                     modules=("lpips",),
-                    install="pip install 'fsq-toolkit[lpips]'",
+                    install="pip install --no-deps lpips",
                     turn_off="loss.perceptual_weight=0 (or loss.perceptual_network=efficientnet)",
                 )
             )
@@ -83,6 +92,16 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                     install="pip install 'fsq-toolkit[perceptual]'",
                     turn_off="loss.perceptual_weight=0",
                 )
+            )
+    if cfg.stage == "tokenizer" and (
+        (purpose == "train" and loss.perceptual_weight > 0 and loss.perceptual_network == "lpips")
+        or (evaluates and cfg.eval.lpips)
+    ):
+        weights = loss.vgg16_weights
+        if weights is not None and not os.path.isfile(os.path.expanduser(weights)):
+            raise ConfigError(
+                f"loss.vgg16_weights={weights}: no such file (torchvision's vgg16-397923af.pth, from "
+                "https://download.pytorch.org/models/vgg16-397923af.pth)"
             )
     source = str(getattr(getattr(cfg, "data", None), "source", ""))
     if source.startswith("hf:"):

@@ -33,6 +33,7 @@ from fsq.losses import (
     generator_loss_nonsaturating,
     r1_penalty,
 )
+from fsq.losses.lpips import LPIPS
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import StyleGANDiscriminator
 from fsq.models.quantizer import QuantizerSpec
@@ -117,6 +118,14 @@ def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> 
     return ItemTransform(mode, cfg.data.image_size)
 
 
+def perceptual_loss_of(cfg: TokenizerExperiment) -> nn.Module:
+    """The perceptual loss ``loss.perceptual_network`` names: EfficientNet-Lite0 features (the offline default,
+    not LPIPS) or LPIPS (VGG16 from ``loss.vgg16_weights``, the lpips package's heads)."""
+    if cfg.loss.perceptual_network == "lpips":
+        return LPIPS(cfg.loss.vgg16_weights)
+    return EfficientNetPerceptualLoss()
+
+
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]:
     """The newest checkpoint's tokenizer (its EMA weights when present) and its step.
 
@@ -165,7 +174,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         disc_lr = o.discriminator_lr or o.lr
         disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2))
     if lw.perceptual_weight > 0:
-        perceptual = EfficientNetPerceptualLoss().to(device)
+        perceptual = perceptual_loss_of(cfg).to(device)
     usage = CodebookUsage(model.codebook_size, device=device)
     last: dict[str, torch.Tensor] = {}  # this step's batch and reconstruction, for the discriminator's update
 
