@@ -70,3 +70,10 @@ def test_previous_without_a_value_before_it_keeps_the_default(tmp_path):
     preset.write_text('stage: maskgit\ntrain:\n  steps: "{previous}0"\n')
     with pytest.raises(ConfigError, match="stands for a string"):
         load_config(MaskGITExperiment, [preset])
+
+
+def test_a_failed_start_leaves_no_folders_behind(tmp_path, capsys):
+    run = tmp_path / "runs" / "x"
+    code = main(["train", "tokenizer", "fsq_mnist", "smoke", "--run-dir", str(run), f"data.source={tmp_path}/nope"])
+    assert code == 2 and "nope" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # the runs/ folder it made is gone with the run dir

@@ -69,9 +69,11 @@ def owned_run_dir(run_dir: Path, info: distributed.DistInfo, purpose: str) -> It
     """Hold the run dir's lock (rank 0) while the block runs; every rank fails together when it is taken.
 
     A run dir this call created and left without a ``config.yaml`` (a start that failed before anything was
-    trained) is removed again, so the corrected command is not refused as another run.
+    trained) is removed again, with the empty parent folders it created (``runs/``), so the corrected command is
+    not refused as another run and an empty folder stays empty.
     """
     created = not run_dir.exists()
+    new_parents = [p for p in run_dir.parents if not p.exists()]  # e.g. runs/ in an empty folder
     lock = rundir.RunDirLock(run_dir, purpose) if info.is_main else None
     error: Exception | None = None
     if lock is not None:
@@ -88,7 +90,8 @@ def owned_run_dir(run_dir: Path, info: distributed.DistInfo, purpose: str) -> It
             lock.__exit__(None, None, None)
             if created and not (run_dir / rundir.CONFIG).exists():
                 (run_dir / rundir.LOCK).unlink(missing_ok=True)
-                _remove_if_empty(run_dir)
+                for folder in [run_dir, *new_parents]:  # innermost first
+                    _remove_if_empty(folder)
 
 
 def _remove_if_empty(folder: Path) -> None:
