@@ -77,3 +77,11 @@ def test_a_failed_start_leaves_no_folders_behind(tmp_path, capsys):
     code = main(["train", "tokenizer", "fsq_mnist", "smoke", "--run-dir", str(run), f"data.source={tmp_path}/nope"])
     assert code == 2 and "nope" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # the runs/ folder it made is gone with the run dir
+
+
+def test_the_smoke_maskgit_names_the_smoke_tokenizer_it_needs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "maskgit", "fsq_mnist", "smoke_maskgit"]) == 2
+    err = capsys.readouterr().err
+    assert "data.tokenizer=runs/fsq_mnist_smoke holds no trained tokenizer" in err
+    assert "fsq_mnist.yaml smoke --run-dir runs/fsq_mnist_smoke" in err and not any(tmp_path.iterdir())

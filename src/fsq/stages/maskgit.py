@@ -43,6 +43,8 @@ def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
         raise ValueError("data.tokenizer must name the Stage I run dir (it decodes the samples)")
     if ckpt.latest_checkpoint(cfg.data.tokenizer) is None:
         how = cfg.data.tokenizer_config or "CONFIG"
+        if Path(cfg.data.tokenizer).name.endswith("_smoke"):  # smoke_maskgit.yaml's link: the smoke tokenizer
+            how += " smoke"
         raise FileNotFoundError(
             f"data.tokenizer={cfg.data.tokenizer} holds no trained tokenizer; train it first: "
             f"fsq train tokenizer {how} --run-dir {cfg.data.tokenizer}"
