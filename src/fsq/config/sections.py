@@ -69,7 +69,8 @@ class LoopConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     accumulate: PositiveInt = 1  # micro-batches per step (gradients summed): batch_size / accumulate per pass
     # torch.compile the model (the network the step function calls); auto: on CUDA only (on a CPU compiling costs
-    # more than it saves in a run of this size: 38.6 s for the first two steps of fsq_folder_256 on 2 cores)
+    # more than it saves: `fsq train tokenizer fsq_folder_256 smoke` at 32 px took 150 s with it, 14 s without,
+    # on a shared 2-core machine)
     compile: bool | Literal["auto"] = False
     tf32: bool = True  # CUDA: TF32 matmuls and convolutions (no effect on the CPU)
     channels_last: bool = False  # CUDA: the model's weights in channels-last memory format (no effect on the CPU)
