@@ -92,7 +92,11 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class LossConfig:
-    perceptual_weight: NonNegativeFloat = 0.0  # EfficientNet-Lite0 features (not LPIPS); the paper: 0.1 (ResNet-50)
+    perceptual_weight: NonNegativeFloat = 0.0  # the paper: 0.1 (on ResNet-50 features)
+    # efficientnet: EfficientNet-Lite0 feature distance (offline, not LPIPS); lpips: LPIPS (VGG16 + the lpips
+    # package's calibrated heads; needs `pip install --no-deps lpips` and VGG16 weights, loss.vgg16_weights)
+    perceptual_network: Literal["efficientnet", "lpips"] = "efficientnet"
+    vgg16_weights: str | None = None  # torchvision's vgg16-397923af.pth (None: torch hub's cached copy)
     adversarial_weight: NonNegativeFloat = 0.0  # the paper uses 0.1
     adversarial_start: NonNegativeInt = 0  # generator adversarial loss and discriminator training start here
     r1_weight: NonNegativeFloat = 10.0
@@ -104,6 +108,7 @@ class EvalConfig:
     batch_size: PositiveInt = 256
     fid_samples: NonNegativeInt = 200  # reconstruction FID images (0 disables); Inception: ~5 img/s on 2 CPU cores
     grid_size: PositiveInt = 8  # reconstruction grid: grid_size pairs of originals and reconstructions
+    lpips: bool = False  # also LPIPS of the reconstructions (VGG16 weights from loss.vgg16_weights)
 
 
 @dataclass(frozen=True)

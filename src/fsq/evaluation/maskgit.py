@@ -285,6 +285,7 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, net
         seed=e.seed,
         batch_size=e.batch_size,
         device=device,
+        show_progress=cfg.train.progress,
     )
     images = decode(tokenizer, tokens, e.batch_size, device)
     row: dict[str, Any] = {"guidance": alpha, "num_samples": e.num_samples, "seconds": time.perf_counter() - tick}

@@ -222,7 +222,17 @@ class Tokenizer(nn.Module):
 
     @torch.no_grad()
     def tokenize(self, images: torch.Tensor) -> torch.Tensor:
-        """Token indices (B, h, w) int64."""
+        """Token indices (B, h, w) int64 of float images (B, C, H, W) in [0, 1]; uint8 images, or floats that are
+        plainly in [0, 255] (a maximum above 2), raise a ValueError that says to divide by 255."""
+        if not images.is_floating_point():
+            raise ValueError(
+                f"tokenize takes float images in [0, 1], got {images.dtype}: use images.float().div(255) for 8-bit"
+            )
+        top = float(images.max()) if images.numel() else 0.0
+        if top > 2.0:
+            raise ValueError(
+                f"tokenize takes images in [0, 1], but these reach {top:g} (in [0, 255]?): divide them by 255"
+            )
         return self.encode(images).indices
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:

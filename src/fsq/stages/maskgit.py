@@ -45,6 +45,8 @@ def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
         raise ValueError("data.tokenizer must name the Stage I run dir (it decodes the samples)")
     if ckpt.latest_checkpoint(cfg.data.tokenizer) is None:
         how = cfg.data.tokenizer_config or "CONFIG"
+        if Path(cfg.data.tokenizer).name.endswith("_smoke"):  # smoke_maskgit.yaml's link: the smoke tokenizer
+            how += " smoke"
         raise FileNotFoundError(
             f"data.tokenizer={cfg.data.tokenizer} holds no trained tokenizer; train it first: "
             f"fsq train tokenizer {how} --run-dir {cfg.data.tokenizer}"
@@ -293,7 +295,7 @@ USAGE = (
     "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
     "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
     "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
-    "images = pipeline.sample([0, 1, 2])  # one image per class label, float in [0, 1]\n```"
+    "images = pipeline.sample({labels})  # {labels_meaning}, float in [0, 1]\n```"
 )
 
 STAGE = Stage(

@@ -24,6 +24,7 @@ from fsq.data.loader import SkipLog, iterate_batches
 from fsq.data.signals import to_unit
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
+from fsq.progress import progress
 from fsq.quantizers.finite import check_pending
 from fsq.quantizers.registry import family_of
 from fsq.stages.tokenizer import item_transform, load_run, open_split
@@ -72,6 +73,7 @@ def export_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
 
@@ -86,7 +88,9 @@ def export_tokens(
     check_optional_count("workers", workers, 0)
     with storage.new_files(out_dir, what="token shards"):
         sizes = {"shard_size": shard_size, "batch_size": batch_size}
-        return _write_tokens(run_dir, split, out_dir, **sizes, limit=limit, workers=workers)
+        return _write_tokens(
+            run_dir, split, out_dir, **sizes, limit=limit, workers=workers, show_progress=show_progress
+        )
 
 
 @torch.no_grad()
@@ -99,6 +103,7 @@ def _write_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
@@ -132,6 +137,8 @@ def _write_tokens(
         labels[:] = [rest[1]] if rest[1] is not None and len(rest[1]) else []
 
     batches = iterate_batches(items, transform, range(len(items)), batch_size, workers=workers, log=log)
+    total = -(-len(items) // batch_size)
+    batches = progress(batches, total=total, desc=f"tokenizing {split}", enabled=show_progress, unit="batch")
     for _, images, batch_labels, valid in batches:  # streamed: memory bounded by the shard size
         if not bool(valid.any()):
             continue
