@@ -38,15 +38,9 @@ class Requirement:
 
 
 def _fid_samples(cfg: Any) -> int:
-    """How many images the config's evaluation sends through the Inception network (0: none)."""
-    e: Any = getattr(cfg, "eval", None)
-    n = int(getattr(e, "fid_samples", 0) or 0)
-    if cfg.stage == "maskgit":
-        n = min(n, e.num_samples)
-        return n if n > e.pr_k else 0
-    if cfg.stage == "uvim":
-        return n if cfg.task.name == "colorization" and n > 1 else 0
-    return n
+    """How many images the config's evaluation sends through the Inception network (0: none): its schema's
+    ``fid_images`` (a stage without one needs no FID network)."""
+    return int(getattr(cfg, "fid_images", 0) or 0)
 
 
 def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
@@ -64,7 +58,8 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
             )
         )
     loss: Any = getattr(cfg, "loss", None)
-    if evaluates and cfg.stage == "tokenizer" and cfg.eval.lpips:
+    lpips_metric = bool(getattr(getattr(cfg, "eval", None), "lpips", False))  # a tokenizer's eval.lpips
+    if evaluates and lpips_metric:
         needs.append(
             Requirement(
                 what="eval.lpips=true (LPIPS: VGG16 with the lpips package's linear heads)",
@@ -93,10 +88,8 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                     turn_off="loss.perceptual_weight=0",
                 )
             )
-    if cfg.stage == "tokenizer" and (
-        (purpose == "train" and loss.perceptual_weight > 0 and loss.perceptual_network == "lpips")
-        or (evaluates and cfg.eval.lpips)
-    ):
+    lpips_loss = getattr(loss, "perceptual_network", None) == "lpips" and getattr(loss, "perceptual_weight", 0) > 0
+    if (purpose == "train" and lpips_loss) or (evaluates and lpips_metric):
         weights = loss.vgg16_weights
         if weights is not None and not os.path.isfile(os.path.expanduser(weights)):
             raise ConfigError(
