@@ -223,7 +223,6 @@ def _missing_extra(error: ModuleNotFoundError) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fsq import __version__
-    from fsq.config import stage_names
 
     parser = argparse.ArgumentParser(prog="fsq", description="Finite Scalar Quantization tokenizers and models.")
     parser.add_argument("--version", action="version", version=f"fsq {__version__}")
@@ -271,10 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     readme.add_argument("--check", action="store_true", help="only check: exit 1 when a block is stale")
     readme.set_defaults(func=_readme)
 
-    stages = stage_names()  # the registered stages (torch-free) and those other packages declare
+    try:
+        from fsq.config import stage_names
+
+        stages: list[str] | None = stage_names()  # the registered stages (torch-free) and other packages' ones
+    except ModuleNotFoundError:  # the core install (no PyYAML): the command itself names the extra it needs
+        stages = None
     train = commands.add_parser("train", help="train a model: fsq train STAGE CONFIG... [key=value ...]")
     train.add_argument(
-        "stage", choices=stages, help=f"what to train: {' | '.join(stages)} (`fsq config` describes them)"
+        "stage", choices=stages, help=f"what to train: {' | '.join(stages or ['STAGE'])} (`fsq config` describes them)"
     )
     train.add_argument("items", nargs="+", help="config names or YAML files (merged in order), key=value overrides")
     train.add_argument("--run-dir", help="run directory (default runs/<name>); an existing one resumes")
