@@ -128,26 +128,30 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from fsq.inference.sampling import write_samples
+    from fsq.storage import new_files
 
-    path = write_samples(
-        args.run_dir,
-        args.out,
-        classes=args.classes,
-        num=args.num,
-        steps=args.steps,
-        guidance=args.guidance,
-        choice_temperature=args.choice_temperature,
-        seed=args.seed,
-        device=args.device,
-    )
+    with new_files(args.out, what="samples"):  # a failure leaves no partial grids, nor a folder it created
+        path = write_samples(
+            args.run_dir,
+            args.out,
+            classes=args.classes,
+            num=args.num,
+            steps=args.steps,
+            guidance=args.guidance,
+            choice_temperature=args.choice_temperature,
+            seed=args.seed,
+            device=args.device,
+        )
     print(f"wrote {path} and the PNG grids beside it")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
     from fsq.inference.prediction import predict_files
+    from fsq.storage import new_files
 
-    written = predict_files(args.run_dir, args.images, args.out, device=args.device)
+    with new_files(args.out, what="predictions"):  # a failure leaves no partial outputs, nor a folder it created
+        written = predict_files(args.run_dir, args.images, args.out, device=args.device)
     print(f"wrote {len(written)} prediction(s) to {args.out}")
     return 0
 
