@@ -73,7 +73,7 @@ def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path) 
     """Write ``tensors`` (contiguous CPU copies) to ``path`` via a temporary file and a rename."""
     path = Path(path)
     tmp = _atomic_path(path)
-    with storage.writing(path, tmp, what="weights"):  # safetensors' own error on a full disk, tmp removed
+    with storage.writing(path, tmp, what="safetensors file"):  # safetensors' own error on a full disk, tmp removed
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
         os.replace(tmp, path)
 
@@ -103,7 +103,7 @@ def save_torch_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` of tensors and plain containers (loadable with ``weights_only=True``), atomically."""
     path = Path(path)
     tmp = _atomic_path(path)
-    with storage.writing(path, tmp, what="state"):  # torch's zip writer's error on a full disk, tmp removed
+    with storage.writing(path, tmp, what="torch file"):  # torch's zip writer's error on a full disk, tmp removed
         torch.save(obj, tmp)
         os.replace(tmp, path)
 
