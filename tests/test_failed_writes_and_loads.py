@@ -9,6 +9,7 @@ The full disk is real: ``RLIMIT_FSIZE`` makes the kernel refuse every write past
 from __future__ import annotations
 
 import json
+import re
 import resource
 import shutil
 import signal
@@ -373,6 +374,21 @@ def test_training_onto_a_full_disk_keeps_the_previous_checkpoint_and_resumes(run
     assert [p.name for p in ckpt.checkpoint_dirs(run)] == ["step_000004"] and _leftovers(run) == []
     app.train(_cfg("train.steps=6"), run)  # space again: it resumes from step 4
     assert ckpt.latest_checkpoint(run).name == "step_000006"
+
+
+@pytest.mark.integration
+def test_metrics_and_tensorboard_onto_a_full_disk_are_one_line(trained, tmp_path, capsys, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # main() installs its own: restored after
+    small = ["data.train_limit=64", "train.eval_at_end=false", "train.threads=1", "train.log_every=1"]
+    argv = ["train", "tokenizer", str(FSQ_MNIST), str(SMOKE), *small, "train.steps=200", "train.checkpoint_every=1000"]
+    with disk_full(limit=6000):  # metrics.jsonl or TensorBoard's event file (written by its thread) fills first
+        code = main([*argv, "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert re.match(r"fsq: error: cannot write (TensorBoard events|metrics) .*\(File too large\); .* MiB free", err)
+    assert not (tmp_path / "run").exists()  # no checkpoint was written: the failed start leaves nothing
 
 
 @pytest.mark.integration

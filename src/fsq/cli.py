@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
+    threading.excepthook = _thread_failure(where, threading.excepthook)
     try:
         return args.func(args)
     # OSError: missing files, disk full; FloatingPointError: a diverged (non-finite) loss
@@ -402,6 +404,22 @@ _COLLECTIVE_WORDS = (
     "socket",
     "collective",
 )
+
+
+def _thread_failure(where: str, default: Any) -> Any:
+    """A ``threading.excepthook``: a background writer that fails on a full disk (TensorBoard's event writer) is
+    one line naming the writer and the reason; any other thread's error keeps its traceback."""
+    from fsq.storage import storage_reason
+
+    def hook(failure: Any) -> None:
+        reason = storage_reason(failure.exc_value) if failure.exc_value is not None else None
+        if reason is None:
+            default(failure)
+        elif type(failure.thread).__name__ != "_AsyncWriterThread":  # TensorBoard's: re-raised by its next write
+            name = failure.thread.name if failure.thread is not None else "a thread"
+            print(f"fsq: error{where}: background writer thread {name} failed to write ({reason})", file=sys.stderr)
+
+    return hook
 
 
 def collective_failure(error: BaseException) -> bool:
