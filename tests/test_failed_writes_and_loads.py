@@ -415,6 +415,13 @@ def test_a_foreign_checkpoint_with_a_forged_config_hash_is_not_evaluated(run, tm
     with pytest.raises(ckpt.CheckpointMismatch, match=r"step_000008/state.json: .*quantizer.levels: \[5, 5, 5\]"):
         app.evaluate(run)
     assert not (run / "eval").exists()
+    # the state.json kept, only the weights copied in: refused naming the file, the tensor and both shapes
+    shutil.rmtree(run / "checkpoints/step_000008")
+    shutil.copy(foreign / "checkpoints/step_000002/ema.safetensors", run / "checkpoints/step_000002/ema.safetensors")
+    expected = r"step_000002/ema.safetensors does not fit the model .*state.json describes: 3 tensor\(s\) of another"
+    with pytest.raises(ckpt.CheckpointMismatch, match=expected + r" shape \(encoder\.\S+ is \(3, "):
+        app.evaluate(run)
+    assert not (run / "eval").exists()
 
 
 @pytest.mark.integration

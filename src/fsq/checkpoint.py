@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fsq import rundir, storage
+from fsq.bundles import BundleError, load_into
 from fsq.io import read_json, write_json_atomic
 
 T = TypeVar("T")
@@ -332,10 +333,10 @@ def load_latest_model(
             raise CheckpointError(f"{folder}/state.json: its spec cannot build the model ({error})") from None
         name = "ema" if use_ema and (folder / "ema.safetensors").is_file() else "model"
         weights = load_safetensors(folder / f"{name}.safetensors")
-        try:
-            model.load_state_dict(weights, strict=True)
-        except RuntimeError as error:
-            raise CheckpointMismatch(f"{folder}/{name}.safetensors does not fit the saved spec: {error}") from error
+        try:  # names, then shapes: the first differing tensors named, with both shapes
+            load_into(model, weights, folder / f"{name}.safetensors", str(folder / "state.json"))
+        except (BundleError, RuntimeError) as error:
+            raise CheckpointMismatch(str(error)) from None
         return model.eval(), int(state["step"])
 
     found = load_newest(run_dir, load)
