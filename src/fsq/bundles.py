@@ -72,9 +72,14 @@ def check_section(data: Any, cls: type, where: str, aliases: Mapping[str, str] |
         if key in (aliases or {}) and not isinstance(value, Mapping):
             continue  # an older flat form the class still reads (fsq 0.1's ``quantizer: fsq``)
         if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-            if not isinstance(value, Mapping):
-                raise BundleError(f"{where}.{key} is {value!r}, not a mapping of {hint.__name__} settings")
-            continue  # a nested section (the quantizer: one of several families) is checked by the class it builds
+            choose = getattr(hint, "config_variant", None)  # a section whose class follows a value (quantizer.kind)
+            if choose is not None and isinstance(value, Mapping):
+                try:
+                    hint, value = choose(value)
+                except ValueError as error:
+                    raise BundleError(f"{where}.{key}.{error}") from error
+            check_section(value, hint, f"{where}.{key}")
+            continue
         problem = _type_error(hint, value)
         if problem is None and isinstance(value, float) and not math.isfinite(value):
             problem = f"{value!r} is not finite"

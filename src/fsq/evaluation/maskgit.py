@@ -40,6 +40,7 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import MaskGITExperiment, read_run_config
 from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
+from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
 from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
@@ -48,8 +49,8 @@ from fsq.metrics.image import fid_from_features, manifold_precision_recall
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.maskgit import MaskGIT
 from fsq.quantizers.stats import CodebookUsage
+from fsq.stages.maskgit import TrainedMaskGIT, run_tokenizer
 from fsq.stages.maskgit import load_run as load_maskgit_run
-from fsq.stages.maskgit import run_tokenizer
 from fsq.stages.tokenizer import load_split
 
 
@@ -78,34 +79,34 @@ def evaluate_maskgit(
     run_dir: str | Path,
     *,
     cfg: MaskGITExperiment | None = None,
-    model: MaskGIT | None = None,
-    step: int | None = None,
+    trained: TrainedMaskGIT | None = None,
     device: torch.device | None = None,
     suffix: str = "",
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Evaluate and write ``eval/step_N{suffix}.json`` (rank 0); returns the results (empty on other ranks).
 
+    ``trained``: the model training just left, evaluated under ``cfg`` (None: the run's newest checkpoint).
     ``reuse``: extend an existing evaluation of the same protocol with the guidance weights it lacks (see above).
+    Runs on rank 0 of the process group training or the CLI set up; the other ranks wait.
     """
     if suffix and (not suffix.startswith("_") or "/" in suffix):
         raise ValueError(f"suffix must start with '_' and name no folder (e.g. '_val'), got {suffix!r}")
     run_dir = Path(run_dir)
-    if model is None:
+    if trained is None:
         model, step, saved_cfg = load_maskgit_run(run_dir)
         cfg = cfg or saved_cfg
     elif cfg is None:
         raise ValueError("evaluate_maskgit: pass the model's cfg together with the model")
-    elif step is None:
-        step = cfg.train.steps
-    info = distributed.setup(cfg.train.device)
-    if not info.is_main:
-        distributed.barrier()
-        return {}
-    previous = _reusable(run_dir, cfg, step, suffix) if reuse else None
-    results = _evaluate(run_dir, cfg, model, step, device or info.device, suffix, previous)
-    distributed.barrier()
-    return results
+    else:
+        model, step = trained.model, trained.step
+    info, run_cfg = distributed.current(cfg.train.device), cfg
+
+    def evaluate() -> dict[str, Any]:
+        previous = _reusable(run_dir, run_cfg, step, suffix) if reuse else None
+        return _evaluate(run_dir, run_cfg, model, step, device or info.device, suffix, previous)
+
+    return info.on_main(evaluate, {})
 
 
 def protocol(cfg: MaskGITExperiment, tok_cfg=None) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def _evaluate(
         "tokenizer_step": tokenizer_step,
         **tokenizer.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "codebook_size": spec.codebook_size,
-        "token_grid": [spec.grid_height, spec.grid_width],
+        "token_grid": list(spec.grid_shape),
         "num_classes": spec.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
@@ -193,6 +194,12 @@ def _evaluate(
         "reference_split": e.reference_split or tok_cfg.data.train_split,
         "protocol": protocol(cfg, tok_cfg),
     }
+    if tokenizer.spec.dims != 2:  # audio, video: samples and their code usage (no image metrics)
+        results.update(signal_samples(model, tokenizer, cfg, device))
+        results["seconds"] = time.perf_counter() - start
+        (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
+        return results
     same = ("reference_split", "tokenizer_step", "parameters")  # also the same tokenizer checkpoint and model size
     if previous is not None and any(previous.get(k) != results[k] for k in same):
         previous = None
@@ -278,6 +285,7 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, net
         seed=e.seed,
         batch_size=e.batch_size,
         device=device,
+        show_progress=cfg.train.progress,
     )
     images = decode(tokenizer, tokens, e.batch_size, device)
     row: dict[str, Any] = {"guidance": alpha, "num_samples": e.num_samples, "seconds": time.perf_counter() - tick}
@@ -323,7 +331,8 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
     held_out = load_split(tok_cfg, cfg.data.eval_split, e.compression_samples)
     tokenizer = tokenizer.to(device).eval()
     spec = model.spec
-    order = qlds_order(spec.grid_height, spec.grid_width)
+    grid = spec.grid_shape  # QLDS order on 2-D grids; raster order on 1-D and 3-D ones
+    order = qlds_order(*grid) if len(grid) == 2 else torch.arange(spec.num_tokens)
     sizes = power_schedule(spec.num_tokens, e.compression_steps, e.compression_alpha)
     total, count = 0.0, 0
     for start in range(0, held_out.images.shape[0], e.batch_size):
@@ -344,7 +353,7 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
         "grids": held_out.images.shape[0],
         "steps": e.compression_steps,
         "alpha": e.compression_alpha,
-        "order": "qlds",
+        "order": "qlds" if len(grid) == 2 else "raster",
         "conditional": labels is not None,
     }
 
