@@ -381,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
-    threading.excepthook = _thread_failure(where, threading.excepthook)
+    if not getattr(threading.excepthook, "fsq_hook", False):  # once per process (tests call main many times)
+        threading.excepthook = _thread_failure(where, threading.excepthook)
     try:
         return args.func(args)
     # OSError: missing files, disk full; FloatingPointError: a diverged (non-finite) loss
@@ -423,6 +424,7 @@ def _thread_failure(where: str, default: Any) -> Any:
             name = failure.thread.name if failure.thread is not None else "a thread"
             print(f"fsq: error{where}: background writer thread {name} failed to write ({reason})", file=sys.stderr)
 
+    hook.fsq_hook = True  # type: ignore[attr-defined]
     return hook
 
 
