@@ -9,6 +9,7 @@ The full disk is real: ``RLIMIT_FSIZE`` makes the kernel refuse every write past
 from __future__ import annotations
 
 import json
+import re
 import resource
 import shutil
 import signal
@@ -44,6 +45,12 @@ def disk_full(limit: int = 16 * 1024):
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
+
+
+def _error_lines(err: str) -> list[str]:
+    """The ``fsq: error`` lines of a command's stderr (progress bars may share it), none of them a traceback."""
+    assert "Traceback" not in err, err
+    return [line[line.index("fsq: error") :] for line in re.split(r"[\r\n]", err) if "fsq: error" in line]
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -108,9 +115,9 @@ def test_sampling_onto_a_full_disk_names_the_file_and_leaves_no_partial_file(tmp
     with disk_full(limit=200):  # the PNG grid cannot be written
         code = main(["sample", "mnist-maskgit-fsq", "--out", str(out), "--num", "1", "--classes", "0", "--steps", "2"])
     err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and len(_error_lines(err)) == 1, err
     assert f"cannot write image {out / 'class_0.png'} (File too large); " in err and "MiB free" in err
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # the folder it created is gone too
 
 
 # ---- state.json and weights that were edited --------------------------------------------------------------------
@@ -348,7 +355,7 @@ def test_an_edited_bundle_is_refused_naming_the_file_and_key(bundle, file, edit,
     else:
         assert main(["tokenize", str(folder), "--split", "test", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("fsq: error: ") and len(err.strip().splitlines()) == 1 and not out.exists()
+    assert len(_error_lines(err)) == 1 and not out.exists()
 
 
 # ---- whole runs: a trained tokenizer run, copied per test -------------------------------------------------------
@@ -388,6 +395,21 @@ def test_training_onto_a_full_disk_keeps_the_previous_checkpoint_and_resumes(run
 
 
 @pytest.mark.integration
+def test_metrics_and_tensorboard_onto_a_full_disk_are_one_line(trained, tmp_path, capsys, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # main() installs its own: restored after
+    small = ["data.train_limit=64", "train.eval_at_end=false", "train.threads=1", "train.log_every=1"]
+    argv = ["train", "tokenizer", str(FSQ_MNIST), str(SMOKE), *small, "train.steps=200", "train.checkpoint_every=1000"]
+    with disk_full(limit=6000):  # metrics.jsonl or TensorBoard's event file (written by its thread) fills first
+        code = main([*argv, "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    (line,) = _error_lines(err)
+    assert code == 2 and re.match(r"fsq: error: cannot write (TensorBoard events|metrics) .*\(File too large\); ", line)
+    assert not (tmp_path / "run").exists()  # no checkpoint was written: the failed start leaves nothing
+
+
+@pytest.mark.integration
 def test_export_and_tokenize_onto_a_full_disk_leave_nothing(run, tmp_path, capsys):
     for argv in (
         ["export", str(run), str(tmp_path / "bundle")],
@@ -409,6 +431,13 @@ def test_a_foreign_checkpoint_with_a_forged_config_hash_is_not_evaluated(run, tm
     shutil.copytree(foreign / "checkpoints/step_000002", run / "checkpoints/step_000008")
     _edit(run / "checkpoints/step_000008/state.json", lambda s: s.update(config_hash=own_hash, step=8))
     with pytest.raises(ckpt.CheckpointMismatch, match=r"step_000008/state.json: .*quantizer.levels: \[5, 5, 5\]"):
+        app.evaluate(run)
+    assert not (run / "eval").exists()
+    # the state.json kept, only the weights copied in: refused naming the file, the tensor and both shapes
+    shutil.rmtree(run / "checkpoints/step_000008")
+    shutil.copy(foreign / "checkpoints/step_000002/ema.safetensors", run / "checkpoints/step_000002/ema.safetensors")
+    expected = r"step_000002/ema.safetensors does not fit the model .*state.json describes: 3 tensor\(s\) of another"
+    with pytest.raises(ckpt.CheckpointMismatch, match=expected + r" shape \(encoder\.\S+ is \(3, "):
         app.evaluate(run)
     assert not (run / "eval").exists()
 

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fsq import rundir, storage
+from fsq.bundles import BundleError, load_into
 from fsq.io import read_json, write_json_atomic
 
 T = TypeVar("T")
@@ -73,7 +74,7 @@ def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path) 
     """Write ``tensors`` (contiguous CPU copies) to ``path`` via a temporary file and a rename."""
     path = Path(path)
     tmp = _atomic_path(path)
-    with storage.writing(path, tmp, what="weights"):  # safetensors' own error on a full disk, tmp removed
+    with storage.writing(path, tmp, what="safetensors file"):  # safetensors' own error on a full disk, tmp removed
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
         os.replace(tmp, path)
 
@@ -103,7 +104,7 @@ def save_torch_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` of tensors and plain containers (loadable with ``weights_only=True``), atomically."""
     path = Path(path)
     tmp = _atomic_path(path)
-    with storage.writing(path, tmp, what="state"):  # torch's zip writer's error on a full disk, tmp removed
+    with storage.writing(path, tmp, what="torch file"):  # torch's zip writer's error on a full disk, tmp removed
         torch.save(obj, tmp)
         os.replace(tmp, path)
 
@@ -332,10 +333,10 @@ def load_latest_model(
             raise CheckpointError(f"{folder}/state.json: its spec cannot build the model ({error})") from None
         name = "ema" if use_ema and (folder / "ema.safetensors").is_file() else "model"
         weights = load_safetensors(folder / f"{name}.safetensors")
-        try:
-            model.load_state_dict(weights, strict=True)
-        except RuntimeError as error:
-            raise CheckpointMismatch(f"{folder}/{name}.safetensors does not fit the saved spec: {error}") from error
+        try:  # names, then shapes: the first differing tensors named, with both shapes
+            load_into(model, weights, folder / f"{name}.safetensors", str(folder / "state.json"))
+        except (BundleError, RuntimeError) as error:
+            raise CheckpointMismatch(str(error)) from None
         return model.eval(), int(state["step"])
 
     found = load_newest(run_dir, load)

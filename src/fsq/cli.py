@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -128,26 +129,30 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from fsq.inference.sampling import write_samples
+    from fsq.storage import new_files
 
-    path = write_samples(
-        args.run_dir,
-        args.out,
-        classes=args.classes,
-        num=args.num,
-        steps=args.steps,
-        guidance=args.guidance,
-        choice_temperature=args.choice_temperature,
-        seed=args.seed,
-        device=args.device,
-    )
+    with new_files(args.out, what="samples"):  # a failure leaves no partial grids, nor a folder it created
+        path = write_samples(
+            args.run_dir,
+            args.out,
+            classes=args.classes,
+            num=args.num,
+            steps=args.steps,
+            guidance=args.guidance,
+            choice_temperature=args.choice_temperature,
+            seed=args.seed,
+            device=args.device,
+        )
     print(f"wrote {path} and the PNG grids beside it")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
     from fsq.inference.prediction import predict_files
+    from fsq.storage import new_files
 
-    written = predict_files(args.run_dir, args.images, args.out, device=args.device)
+    with new_files(args.out, what="predictions"):  # a failure leaves no partial outputs, nor a folder it created
+        written = predict_files(args.run_dir, args.images, args.out, device=args.device)
     print(f"wrote {len(written)} prediction(s) to {args.out}")
     return 0
 
@@ -380,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
+    if not getattr(threading.excepthook, "fsq_hook", False):  # once per process (tests call main many times)
+        threading.excepthook = _thread_failure(where, threading.excepthook)
     try:
         return args.func(args)
     # OSError: missing files, disk full; FloatingPointError: a diverged (non-finite) loss
@@ -406,6 +413,23 @@ _COLLECTIVE_WORDS = (
     "socket",
     "collective",
 )
+
+
+def _thread_failure(where: str, default: Any) -> Any:
+    """A ``threading.excepthook``: a background writer that fails on a full disk (TensorBoard's event writer) is
+    one line naming the writer and the reason; any other thread's error keeps its traceback."""
+    from fsq.storage import storage_reason
+
+    def hook(failure: Any) -> None:
+        reason = storage_reason(failure.exc_value) if failure.exc_value is not None else None
+        if reason is None:
+            default(failure)
+        elif type(failure.thread).__name__ != "_AsyncWriterThread":  # TensorBoard's: re-raised by its next write
+            name = failure.thread.name if failure.thread is not None else "a thread"
+            print(f"fsq: error{where}: background writer thread {name} failed to write ({reason})", file=sys.stderr)
+
+    hook.fsq_hook = True  # type: ignore[attr-defined]
+    return hook
 
 
 def collective_failure(error: BaseException) -> bool:

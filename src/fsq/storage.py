@@ -118,4 +118,7 @@ def new_files(folder: str | Path, *, what: str, advice: str = "") -> Iterator[No
         remove(*added, *([folder] if created else []))
         if storage_reason(error) is None:
             raise
-        raise storage_error(error, folder, what, advice or "What it had written there was removed") from error
+        advice = advice or f"What it had written to {folder} was removed"
+        if isinstance(error, StorageError):  # it names the very file already: keep that, add what was cleaned
+            raise StorageError(error.errno, f"{str(error).rstrip('.')}. {advice}", error.reason) from error
+        raise storage_error(error, folder, what, advice) from error

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import rundir
+from fsq import rundir, storage
 
 
 def git_revision() -> str | None:
@@ -88,15 +88,17 @@ class MetricsWriter:
     def log(self, step: int, values: dict[str, float]) -> None:
         record = {"step": step, **{k: (float(v) if math.isfinite(float(v)) else None) for k, v in values.items()}}
         if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
-            self._file.flush()
+            with storage.writing(self.path, what="metrics"):  # a full disk: the path and the space left
+                self._file.write(json.dumps(record) + "\n")
+                self._file.flush()
         self.log_scalars(step, values)
 
     def log_scalars(self, step: int, values: dict[str, float]) -> None:
         """Scalars to TensorBoard (and W&B) only, not to ``metrics.jsonl``."""
         if self._tb is not None:
-            for key, value in values.items():
-                self._tb.add_scalar(key, float(value), step)
+            with storage.writing(self._tb.log_dir, what="TensorBoard events"):  # its writer thread's error
+                for key, value in values.items():
+                    self._tb.add_scalar(key, float(value), step)
         if self._wandb is not None:
             self._wandb.log({k: float(v) for k, v in values.items()}, step=step)
 
@@ -123,9 +125,11 @@ class MetricsWriter:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with storage.writing(self.path, what="metrics"):
+                self._file.close()
         if self._tb is not None:
-            self._tb.close()
+            with storage.writing(self._tb.log_dir, what="TensorBoard events"):  # its writer thread's error
+                self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
 
