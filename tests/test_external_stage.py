@@ -193,7 +193,8 @@ def test_a_registered_stage_trains_evaluates_and_exports_through_the_cli(toy_reg
     assert weights.keys() == state.keys() and all(torch.equal(weights[k], state[k]) for k in state)
     assert json.loads((bundle / "eval.json").read_text()) == trained
     card = (bundle / "README.md").read_text()
-    assert card.startswith("# bundle\n\nA toy FSQ autoencoder of random vectors (a test's stage).\n")
+    assert card.startswith("---\nlicense: apache-2.0\nlibrary_name: fsq\ntags:\n") and "\n- toy\n" in card
+    assert "\n---\n\n# bundle\n\nA toy FSQ autoencoder of random vectors (a test's stage).\n" in card
     assert 'bundle = load_toy("bundle")' in card and "| mse |" in card and "stage: toy" in card
     assert json.loads((bundle / "config.json").read_text())["metadata"]["stage"] == "toy"
 

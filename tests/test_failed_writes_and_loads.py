@@ -181,6 +181,28 @@ def test_a_tampered_checkpoint_is_kept_and_the_warning_carries_no_unsafe_advice(
     assert kept.read_bytes() != (tmp_path / "checkpoints/step_000004/optimizer.pt").read_bytes()
 
 
+class _SystemCall:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo this must never run",))
+
+
+@pytest.mark.parametrize("payload", [print, _SystemCall()], ids=["a function", "os.system"])
+def test_a_refused_pickle_says_why_without_torch_advice(payload, tmp_path):
+    class Call:
+        def __reduce__(self):
+            return payload.__reduce__() if isinstance(payload, _SystemCall) else (payload, ("never",))
+
+    torch.save({"x": Call()}, tmp_path / "optimizer.pt")
+    with pytest.raises(ckpt.CheckpointError) as refused:
+        ckpt.load_torch_safe(tmp_path / "optimizer.pt")
+    message = str(refused.value)
+    assert "nothing in it was executed" in message and ("print" in message or "system" in message), message
+    for unsafe in ("\x1b[", "can still be loaded", "weights_only", "safe_globals", "trust", "likely succeed"):
+        assert unsafe not in message, message
+
+
 def test_weights_overwritten_with_0xff_are_refused_naming_the_file_and_tensor(tmp_path):
     folder = _save(tmp_path, 5)
     path = folder / "model.safetensors"
@@ -288,6 +310,20 @@ BUNDLE_ROWS = [  # (bundle, file edited, edit, the error's words)
     ("mnist-fsq", "config.json", lambda c: c["spec"].update(colour=3), r"spec has unknown key\(s\) \['colour'\]"),
     ("mnist-fsq", "config.json", lambda c: c["spec"].update(filters="16"), r"spec.filters: '16' is not a int"),
     ("mnist-fsq", "config.json", lambda c: c["spec"]["quantizer"].update(levels=[8, "5"]), r"spec.quantizer.levels"),
+    ("mnist-fsq", "config.json", lambda c: c["spec"]["quantizer"].update(kind="nope"), r"spec.quantizer.kind: 'nope'"),
+    (
+        "mnist-fsq",
+        "config.json",
+        lambda c: c["spec"].update(quantizer={"kind": "lfq", "levels": [8, 5, 5, 5]}),
+        r"spec.quantizer has unknown key\(s\) \['levels'\]; LFQSection takes",
+    ),
+    (
+        "mnist-fsq",
+        "config.json",
+        lambda c: c["spec"]["quantizer"].update(colour=1),
+        r"quantizer has unknown key\(s\) \['colour'\]; FSQ",
+    ),
+    ("mnist-fsq", "config.json", lambda c: c["spec"].update(quantizer="fsq8"), r"unknown quantizer 'fsq8'"),
     ("mnist-maskgit-fsq", "config.json", lambda c: c["spec"].update(width=64), r"model.safetensors does not fit"),
     ("mnist-maskgit-fsq", "config.json", lambda c: c["sampling"].update(stepz=3), r"sampling has unknown key"),
     ("mnist-maskgit-fsq", "config.json", lambda c: c["sampling"].update(steps=0), r"steps is 0, must be >= 1"),
@@ -388,7 +424,7 @@ def test_a_planted_negative_step_never_becomes_a_checkpoint_name(run):
 
 FAILED_STARTS = [  # (override, the error, its words): a start that fails before any checkpoint leaves nothing
     ("train.precision=fp16", ConfigError, "train.precision=fp16 needs CUDA"),
-    ("optim.lr=1e30", FloatingPointError, r"non-finite .* at step \d+.*No checkpoint of train had been written\.$"),
+    ("optim.lr=1e30", FloatingPointError, r"non-finite .* at step \d+.*No checkpoint had been written in .*fresh\.$"),
 ]
 
 

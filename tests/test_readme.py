@@ -36,3 +36,26 @@ def test_readme_blocks_are_rewritten_and_stale_ones_found(tmp_path):
     text = page.read_text()
     assert "| FSQ | 64 | 8x8 |" in text and "old" not in text and text.startswith("x\n") and text.endswith("y\n")
     assert update(page, check=True) == []
+
+
+def test_readme_tokenizer_numbers_come_from_the_shipped_card():
+    """The README's numbers of the shipped tokenizer are a generated block of the eval.json its card shows."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "<!-- fsq:card src/fsq/pretrained/mnist-fsq/eval.json -->" in text
+    import json
+
+    psnr = json.loads((Path(__file__).parents[1] / "src/fsq/pretrained/mnist-fsq/eval.json").read_text())["psnr"]
+    card = (Path(__file__).parents[1] / "src/fsq/pretrained/mnist-fsq/README.md").read_text()
+    assert f"| psnr | {psnr:.4g} |" in card and f"| {psnr:.2f} |" in text
+
+
+def test_the_maintainer_readme_command_is_not_in_help(capsys):
+    import pytest
+
+    from fsq.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    assert "readme" not in listing and "train" in listing
+    assert main(["readme", "--check", str(Path(__file__).parents[1] / "README.md")]) == 0  # still there

@@ -23,6 +23,8 @@ _PUBLIC = {
     "check_pending": "fsq.quantizers.finite",
     "NonFiniteInputError": "fsq.quantizers.finite",
     "Tokenizer": "fsq.models.autoencoder",
+    "train": "fsq.api",  # training and evaluation (the `train` extra): fsq.train("fsq_mnist", stage="tokenizer")
+    "evaluate": "fsq.api",
 }
 
 __all__ = [*sorted(_PUBLIC), "__version__"]

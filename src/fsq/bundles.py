@@ -6,7 +6,8 @@ A bundle is data anyone may edit or forge. Loading one (``Tokenizer.from_pretrai
 built or run:
 
 * every section (``spec``, ``sampling``, ``oracle``, ``lm``) holds only known keys, each of its declared type
-  (:func:`build_section`), and the class it builds accepts the values;
+  (:func:`build_section`), and the class it builds accepts the values (a nested section, such as the quantizer
+  family's, is checked by its own class);
 * the safetensors file holds exactly the model's tensors, each of the model's shape (:func:`load_into`).
 
 Every refusal is a ``ValueError`` naming the file, the key or tensor, and what was found and expected.
@@ -56,7 +57,7 @@ def _type_error(hint: Any, value: Any) -> str | None:
 
 def check_section(data: Any, cls: type, where: str, aliases: Mapping[str, str] | None = None) -> None:
     """Refuse a mapping that is not a valid set of keyword arguments of the dataclass ``cls``: unknown keys
-    (``aliases``: older names it also accepts), values of another type; nested dataclass sections recursively."""
+    (``aliases``: older names it also accepts), values of another type, a nested section that is not a mapping."""
     if not isinstance(data, Mapping):
         raise BundleError(f"{where} is a {type(data).__name__}, not a mapping of {cls.__name__} settings")
     hints = typing.get_type_hints(cls)
@@ -71,6 +72,12 @@ def check_section(data: Any, cls: type, where: str, aliases: Mapping[str, str] |
         if key in (aliases or {}) and not isinstance(value, Mapping):
             continue  # an older flat form the class still reads (fsq 0.1's ``quantizer: fsq``)
         if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            choose = getattr(hint, "config_variant", None)  # a section whose class follows a value (quantizer.kind)
+            if choose is not None and isinstance(value, Mapping):
+                try:
+                    hint, value = choose(value)
+                except ValueError as error:
+                    raise BundleError(f"{where}.{key}.{error}") from error
             check_section(value, hint, f"{where}.{key}")
             continue
         problem = _type_error(hint, value)

@@ -6,7 +6,10 @@ A checkpoint is a folder ``checkpoints/step_000500/`` holding:
     ``torch.load(weights_only=True)`` (a pickle with code in it is refused, never run);
   * ``state.json``: step, config hash, and what else the loop needs to continue exactly.
 It is written to a temporary folder and renamed into place, so a crash leaves the previous checkpoint intact;
-only the newest ``keep_last`` are kept.
+only the newest ``keep_last`` are kept. A full disk (any writer's error: :mod:`fsq.storage`) removes the temporary
+folder and says which checkpoint is intact, if any. At load, ``state.json`` is validated (its step a non-negative
+integer equal to the folder's), weights holding NaN are refused, and an unusable checkpoint skipped at resume is
+renamed ``step_N.refused`` when training passes its step again: kept as evidence, never overwritten or pruned.
 """
 
 from __future__ import annotations
@@ -41,20 +44,25 @@ class CheckpointMismatch(CheckpointError):
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# torch's own lines about loading the file unsafely, or how to allow-list what it refused: never passed on
-_UNSAFE_ADVICE = ("can still be loaded", "weights_only", "add_safe_globals", "safe_globals", "if you trust")
+# torch's sentences about loading the file unsafely, allow-listing what it refused, or its documentation: dropped
+_UNSAFE_ADVICE = (
+    "can still be loaded",
+    "weights_only",
+    "safe_globals",
+    "trust",
+    "Re-running",
+    "If you",
+    "documentation",
+    "Alternatively",
+)
 
 
 def _first_line(error: BaseException) -> str:
-    """Why a load failed, in one line without terminal colour codes and without torch's advice to load the file
-    with ``weights_only=False`` or to allow-list what it refused (fsq never does either)."""
-    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
-    lines = [line for line in lines if line]
-    reasons = [line.split("error: ", 1)[1] for line in lines if line.startswith("WeightsUnpickler error: ")]
-    text = reasons[0] if reasons else (lines[0] if lines else type(error).__name__)
-    sentences = re.split(r"(?<=\.) ", text)
-    kept = [s for s in sentences if not any(a in s for a in _UNSAFE_ADVICE)]
-    return " ".join(kept).split(" If you")[0].rstrip(" .(") or type(error).__name__
+    """Why a load failed, in one line: torch's reasons without terminal colour codes and without its advice to load
+    the file with ``weights_only=False``, to allow-list what it refused, or to trust the file (fsq never does)."""
+    text = " ".join(_ANSI.sub("", line).strip() for line in str(error).splitlines() if line.strip())
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s and not any(a in s for a in _UNSAFE_ADVICE)]
+    return " ".join(sentences).rstrip(" .(")[:300] or type(error).__name__
 
 
 def _atomic_path(path: Path) -> Path:
@@ -187,12 +195,12 @@ def set_aside(folder: Path) -> Path:
     return target
 
 
-def intact_after_failure(run_dir: str | Path, name: str) -> str:
+def intact_after_failure(run_dir: str | Path) -> str:
     """A true sentence, for an error that stops training, about what the run keeps: its newest checkpoint, or
     none (the statement is checked on disk, never assumed)."""
     latest = latest_checkpoint(run_dir)
     if latest is None:
-        return f"No checkpoint of {name} had been written."
+        return f"No checkpoint had been written in {run_dir}."
     return f"The newest checkpoint, {latest}, is intact: a rerun resumes from it."
 
 

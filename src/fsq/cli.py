@@ -263,7 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study_dir")
     report.set_defaults(func=_report)
 
-    readme = commands.add_parser("readme", help="regenerate the tables and claims a Markdown file takes from results")
+    # a maintainer's command (regenerates README blocks from published results): not listed in --help
+    readme = commands.add_parser(
+        "readme", description="regenerate the tables and claims a Markdown file takes from results"
+    )
     readme.add_argument("markdown", nargs="?", default="README.md")
     readme.add_argument("--check", action="store_true", help="only check: exit 1 when a block is stale")
     readme.set_defaults(func=_readme)
@@ -359,9 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra:  # argparse binds a trailing nargs="*" positional early: items after an option land here
-        if isinstance(getattr(args, "overrides", None), list) and not any(e.startswith("-") for e in extra):
-            args.overrides += extra
+    if extra:  # argparse binds a trailing positional list early: items after an option land here
+        listed = next((n for n in ("overrides", "items") if isinstance(getattr(args, n, None), list)), None)
+        if listed is not None and not any(e.startswith("-") for e in extra):
+            setattr(args, listed, getattr(args, listed) + extra)  # `... --run-dir X train.steps=2` as typed
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

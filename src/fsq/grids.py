@@ -34,6 +34,17 @@ def save_grid(
     """
     from PIL import Image
 
+    grid = grid_array(rows, columns)
+    side, target = fit
+    scale = max(1, target // grid.shape[1 if side == "width" else 0])
+    image = Image.fromarray(grid)
+    with storage.writing(path, path, what="image"):  # a full disk: no half-written PNG, the path in the error
+        image.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST).save(path)
+
+
+def grid_array(rows: Sequence[torch.Tensor], columns: int | None = None) -> np.ndarray:
+    """``rows`` (each (B, C, H, W)) as one uint8 (H, W, 3) array, a 1-px white frame around each tile (what
+    :func:`save_grid` writes before upscaling; TensorBoard takes it as it is)."""
     columns = columns or max(row.shape[0] for row in rows)
     lines = []
     for row in rows:
@@ -41,9 +52,4 @@ def save_grid(
         padded = torch.full((columns, 3, row.shape[2] + 2, row.shape[3] + 2), 255, dtype=torch.uint8)
         padded[: row.shape[0], :, 1:-1, 1:-1] = row
         lines.append(torch.cat(list(padded), dim=2))
-    grid = np.ascontiguousarray(torch.cat(lines, dim=1).permute(1, 2, 0).numpy())
-    side, target = fit
-    scale = max(1, target // grid.shape[1 if side == "width" else 0])
-    image = Image.fromarray(grid)
-    with storage.writing(path, path, what="image"):  # a full disk: no half-written PNG, the path in the error
-        image.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST).save(path)
+    return np.ascontiguousarray(torch.cat(lines, dim=1).permute(1, 2, 0).numpy())

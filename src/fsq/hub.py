@@ -10,7 +10,9 @@ oracle, its language model and the task's settings). A ``README.md`` model card 
 * an existing folder is used as it is;
 * a *shipped* name (``mnist-fsq``, ``mnist-maskgit-fsq``) is a bundle inside the installed package
   (``fsq/pretrained/<name>/``, package data): it loads offline, right after install;
-* anything shaped like ``org/name`` is a Hugging Face hub repo id, fetched with ``huggingface_hub`` (the ``hub``
+* a local-looking path (:func:`looks_local`: ``runs/x``, ``./x``, ``a/b/c``, a first folder that exists here)
+  that does not exist is a "no such run dir or bundle" error, never a hub lookup;
+* anything else shaped like ``org/name`` is a Hugging Face hub repo id, fetched with ``huggingface_hub`` (the ``hub``
   extra; imported only here and only then) into its cache; ``local_files_only=True`` never touches the network.
 
 :func:`push_folder` uploads a bundle folder to a hub repo (``push_to_hub`` of the model classes). This module
@@ -53,6 +55,20 @@ def is_repo_id(text: str) -> bool:
     return bool(_REPO_ID.match(text)) and ".." not in text
 
 
+# fsq's own output folders: `runs/x` is always a path (the default run dirs live there), never a hub repo id
+LOCAL_ROOTS = ("runs",)
+
+
+def looks_local(text: str) -> bool:
+    """Whether ``text`` is meant as a local path: it exists, starts with ``.``, ``/`` or ``~``, ends with ``/``,
+    has more than one ``/`` or a backslash, starts with a folder that exists here, or with fsq's ``runs/``.
+    Only what is none of these and shaped ``org/name`` is looked up on the hub (:func:`resolve`)."""
+    if Path(text).exists() or text.startswith((".", "/", "~")) or text.endswith("/") or "\\" in text:
+        return True
+    parts = text.split("/")
+    return len(parts) > 2 or (len(parts) == 2 and (parts[0] in LOCAL_ROOTS or Path(parts[0]).is_dir()))
+
+
 def bundle_format(directory: str | Path) -> str | None:
     """The ``format`` a folder's ``config.json`` names (``None`` without one, or when it is not JSON)."""
     path = Path(directory) / CONFIG
@@ -83,9 +99,23 @@ def resolve(
     text = str(name_or_path)
     if text in shipped_names():
         return shipped_root() / text
-    # "runs/x" with a local "runs/" folder is a mistyped path, not a repo id (a hub lookup would retry for ~20 s)
-    if is_repo_id(text) and not path.exists() and not Path(text.split("/")[0]).is_dir():
-        return download(text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    if looks_local(text):
+        raise FileNotFoundError(
+            f"no run dir or bundle at {text}: not a folder here (a local path, so the hub is not asked; a hub repo "
+            f"id is org/name with no local folder of that org; shipped: {', '.join(shipped_names()) or 'none'})"
+        )
+    if is_repo_id(text):
+        try:
+            return download(
+                text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+            )
+        except (ModuleNotFoundError, ValueError):
+            raise
+        except Exception as error:  # offline, no such repo, no access: one clear line instead of a traceback
+            raise FileNotFoundError(
+                f"{text!r} is no local folder, and the hub could not provide it as a repo id "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            ) from error
     raise FileNotFoundError(
         f"{text!r} is not a folder, not a shipped model (shipped: {', '.join(shipped_names()) or 'none'}) and "
         "not a hub repo id (org/name)"

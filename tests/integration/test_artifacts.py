@@ -137,6 +137,24 @@ def test_export_tokenizer_and_maskgit_bundles(runs, tmp_path):
     assert "class_accuracy" in (bundle / "README.md").read_text()
 
 
+def test_card_examples_run_as_printed_and_cards_carry_hub_front_matter(runs, tmp_path, monkeypatch):
+    import re
+
+    import yaml
+
+    monkeypatch.chdir(tmp_path)  # the cards refer to the bundle by its folder name
+    for run, name in ((runs / "tokenizer", "my-tok"), (runs / "maskgit", "my-maskgit")):
+        card = (export_run(run, tmp_path / name) / "README.md").read_text()
+        front = yaml.safe_load(card.split("---\n")[1])
+        assert front["license"] == "apache-2.0" and front["library_name"] == "fsq" and front["datasets"] == ["mnist"]
+        assert "fsq" in front["tags"] and "pytorch" in front["tags"]
+        assert "tokenizer_config" not in card.split("## Data")[1].split("## Training")[0]  # what trained it
+        blocks = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+        assert blocks
+        for block in blocks:
+            exec(compile(block, f"{name}/README.md", "exec"), {})
+
+
 def test_export_uvim_bundle(tmp_path):
     cfg = load_config(
         UViMExperiment, [ROOT / "configs/uvim/depth_fsq.yaml", PRESETS / "smoke_uvim.yaml"], ["train.threads=1"]
@@ -211,7 +229,9 @@ def test_cli_export_then_sample_and_predict_from_bundles(runs, tmp_path, monkeyp
     from fsq.cli import main
 
     assert main(["export", str(runs / "maskgit"), str(tmp_path / "bundle"), "--name", "my-maskgit"]) == 0
-    assert (tmp_path / "bundle" / "README.md").read_text().startswith("# my-maskgit\n")
+    card = (tmp_path / "bundle" / "README.md").read_text()
+    assert card.startswith("---\nlicense: apache-2.0\n")  # the hub's front matter, then the card's title
+    assert card.split("\n---\n", 1)[1].lstrip("\n").startswith("# my-maskgit\n")
     assert main(["export", str(runs / "maskgit"), str(tmp_path / "bundle")]) == 2  # exists: refused
     monkeypatch.chdir(tmp_path)
     assert main(_sample_args("bundle", tmp_path / "samples")) == 0

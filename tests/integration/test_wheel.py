@@ -4,7 +4,9 @@ packages), and used from an empty folder outside the repository.
 - the core install (torch + numpy, the wheel with ``--no-deps``) runs the README's quantizer example, with none
   of the extras' modules present; the CLI then names the extra it needs;
 - then, with ``[all]`` added to the same venv, ``fsq train tokenizer fsq_mnist smoke`` (configs found by name
-  inside the wheel) trains, and ``fsq eval``, ``fsq config`` and ``fsq configs copy`` work there too.
+  inside the wheel) trains, and ``fsq eval``, ``fsq config`` and ``fsq configs copy`` work there too;
+- a newcomer's first hour: the README's blocks marked ``<!-- first-hour -->``, in order, from an empty folder
+  (quantizer snippet, data prepare, smoke training, own-folder training, sampling, export, loading the export).
 
 The venv installs torch from the local CPU wheel (``constraints-cpu.txt``): about 2 minutes in all on 2 cores.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -131,3 +134,60 @@ def test_all_extras_train_by_name_from_an_empty_folder(wheel, venv, tmp_path):
     assert (work / "fsq_mnist.yaml").read_text() == (ROOT / "configs" / "tokenizer" / "fsq_mnist.yaml").read_text()
     listed = _run([fsq_cli, "configs", "list"], work).stdout
     assert "site-packages" in listed and "presets/smoke.yaml" in listed
+
+
+FIRST_HOUR = re.compile(r"<!-- first-hour -->\n```(bash|python)\n(.*?)```", re.S)
+
+
+def first_hour_steps(readme: str) -> list[tuple[str, str]]:
+    """The README's marked blocks as steps: each command line of a bash block (its ``# comment`` dropped), each
+    python block whole."""
+    steps: list[tuple[str, str]] = []
+    for kind, body in FIRST_HOUR.findall(readme):
+        if kind == "python":
+            steps.append((kind, body))
+            continue
+        for line in body.splitlines():
+            command = re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
+            if command:
+                steps.append((kind, command))
+    return steps
+
+
+def test_first_hour_steps_cover_what_a_newcomer_does():
+    steps = first_hour_steps((ROOT / "README.md").read_text())
+    wanted = ["from fsq import FSQ", "fsq data prepare", "fsq train tokenizer", "data.source=my_images"]
+    wanted += ["fsq sample", "fsq export", "from_pretrained"]
+    found = [next((i for i, (_, text) in enumerate(steps) if w in text), None) for w in wanted]
+    assert None not in found and found == sorted(found), list(zip(wanted, found))  # all there, in this order
+
+
+def test_first_hour_from_the_readme_in_a_fresh_venv(wheel, venv, tmp_path):
+    """The marked blocks run as printed, in order, in an empty folder outside the checkout, with the wheel and
+    ``[all]``; the only thing the test adds is the user's own image folder the README's command names."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        load_images("mnist", "test", limit=1)
+    except SourceUnavailable as error:
+        pytest.skip(str(error))
+    requirement = f"fsq-toolkit[all] @ {wheel.as_uri()}"
+    _run([venv.python, "-m", "pip", "install", "-q", "-c", ROOT / "constraints-cpu.txt", requirement], tmp_path)
+    work = tmp_path / "first_hour"
+    (work / "my_images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(work / "my_images" / f"{i}.png")
+    for i, (kind, text) in enumerate(first_hour_steps((ROOT / "README.md").read_text())):
+        if kind == "python":
+            script = tmp_path / f"step_{i}.py"
+            script.write_text(text)
+            _run([venv.python, script], work)
+        else:
+            argv = shlex.split(text)
+            assert argv[0] == "fsq", text
+            _run([venv.fsq, *argv[1:]], work)
+    assert (work / "runs" / "fsq_mnist_smoke" / "config.yaml").is_file()
+    assert (work / "runs" / "fsq_folder_256_smoke" / "config.yaml").is_file()
+    assert (work / "samples" / "samples.npz").is_file() and (work / "my-tokenizer" / "README.md").is_file()

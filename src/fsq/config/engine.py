@@ -5,7 +5,10 @@
 the overrides, and returns a frozen dataclass. Unknown keys, wrong types and values outside a ``Literal``
 annotation's choices raise :class:`ConfigError` listing what is valid. A schema's ``presets`` class attribute
 (``{"model": {name: values}}``) lets ``model.preset`` name values that sit under the keys given explicitly; its
-``stage`` field names the stage a config belongs to. Stage-agnostic: the schemas live beside it.
+``stage`` field names the stage a config belongs to. A section class with ``config_variant`` (the quantizer: its
+``kind`` picks a registered family's section) is read as the class it names; a later layer naming another variant
+replaces the section, and a schema's ``section_defaults`` give its own defaults per variant. Stage-agnostic: the
+schemas live beside it.
 This module imports no torch, so configs can be checked and reports written without it.
 """
 
@@ -134,6 +137,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         (item,) = typing.get_args(tp)
         if isinstance(value, tuple):
             value = list(value)
+        if isinstance(value, str) and "," in value:  # what users type: levels=8,5,5,5 as [8,5,5,5]
+            value = [_scalar(part, where) for part in value.split(",")]
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -191,6 +196,14 @@ def _section_base(cls: type, name: str, default: Any, value: dict[str, Any]) -> 
         if getattr(other, tag) == given:
             return to_dict(other)
     return {tag: given}
+
+
+def _scalar(text: str, where: str) -> Any:
+    """One item of a comma-separated list value, read as YAML (``8`` -> 8, ``0.5`` -> 0.5, ``a`` -> 'a')."""
+    try:
+        return yaml.safe_load(text.strip()) if text.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: list item {text!r} is not valid YAML: {error}") from error
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
@@ -293,14 +306,42 @@ def check_stage(cls: type, data: dict[str, Any], where: str = "config") -> None:
         raise ConfigError(f"{where} is a {given!r} config, not a {expected!r} one (its 'stage' key)")
 
 
+PREVIOUS = "{previous}"
+
+
+def expand_previous(part: dict[str, Any], data: dict[str, Any], defaults: dict[str, Any], where: str) -> dict[str, Any]:
+    """A file's string values with ``{previous}`` replaced by the value they override (the files before it, else
+    the schema's default): a preset says ``name: "{previous}_smoke"`` and works on top of any config. A key whose
+    previous value is empty is left out (the preset alone keeps the default: ``fsq config smoke_maskgit``)."""
+    skip = object()
+
+    def expand(value: Any, key: str, before: Any) -> Any:
+        if isinstance(value, dict):
+            inner = before if isinstance(before, dict) else {}
+            items = {k: expand(v, f"{key}.{k}", inner.get(k, defaults.get(f"{key}.{k}"))) for k, v in value.items()}
+            return {k: v for k, v in items.items() if v is not skip}
+        if isinstance(value, str) and PREVIOUS in value:
+            if before is not None and not isinstance(before, str):
+                raise ConfigError(f"{where}: {key}={value!r}: {PREVIOUS} stands for a string, {key} was {before!r}")
+            return value.replace(PREVIOUS, before) if before else skip
+        return value
+
+    expanded = {k: expand(v, k, data.get(k, defaults.get(k))) for k, v in part.items()}
+    return {k: v for k, v in expanded.items() if v is not skip}
+
+
 def load_config(
     cls: type[T], files: Sequence[str | Path] = (), overrides: Sequence[str] = (), base: dict[str, Any] | None = None
 ) -> T:
-    """Defaults <- ``base`` <- each file in order <- each override; validated into ``cls``."""
+    """Defaults <- ``base`` <- each file in order <- each override; validated into ``cls``.
+
+    A string value of a file may hold ``{previous}``: the value it replaces (see :func:`expand_previous`)."""
     data: dict[str, Any] = dict(base or {})
     for path in files:
         part = read_yaml(path)
         check_stage(cls, part, str(path))
+        if PREVIOUS in json.dumps(part):
+            part = expand_previous(part, data, flatten(to_dict(cls())), str(path))
         data = merge_layer(cls, data, part)
     for text in overrides:
         data = merge_layer(cls, data, parse_override(text))

@@ -38,6 +38,9 @@ class TransformerConfig:
     mlp_dim: PositiveInt = 512
     dropout: Fraction = 0.1
     norm_first: bool = True  # pre-LN; false: BERT post-LN as MaskGIT
+    # table: a learned embedding per grid position (the paper's; any grid); axes: one per axis and index, summed
+    # (t + h + w vectors instead of t * h * w: long 3-D token grids)
+    positions: Literal["table", "axes"] = "table"
 
 
 TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
@@ -96,6 +99,13 @@ class MaskGITExperiment:
     )
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: SamplingEvalConfig = field(default_factory=SamplingEvalConfig)
+
+    @property
+    def fid_images(self) -> int:
+        """Images evaluation sends through the Inception network: the samples kept for FID, when they are more
+        than the precision / recall neighbours (0: none)."""
+        n = min(self.eval.fid_samples, self.eval.num_samples)
+        return n if n > self.eval.pr_k else 0
 
     def __post_init__(self) -> None:
         m, e = self.model, self.eval

@@ -37,14 +37,25 @@ def _datasets():
     try:
         import datasets
     except ImportError as error:
-        raise ValueError("hf: sources need the `datasets` package: pip install 'fsq[data]'") from error
+        raise ValueError("hf: sources need the `datasets` package: pip install 'fsq-toolkit[data]'") from error
     return datasets
+
+
+# fsq's split names and the Hugging Face ones (imagefolder names a val/ folder's split "validation")
+SPLIT_ALIASES = {"val": "validation", "validation": "val"}
+
+
+def _split_name(split: str, available: list[str]) -> str:
+    """``split`` itself when the dataset has it, else its alias (``val`` <-> ``validation``) when that exists."""
+    alias = SPLIT_ALIASES.get(split)
+    return alias if split not in available and alias in available else split
 
 
 def _pick_split(datasets: Any, loaded: Any, split: str, path: str) -> Any:
     if isinstance(loaded, datasets.DatasetDict):
         if split == "all":
             return datasets.concatenate_datasets([loaded[name] for name in sorted(loaded)])
+        split = _split_name(split, list(loaded))
         if split not in loaded:
             raise ValueError(f"hf:{path} has splits {sorted(loaded)}, not {split!r} (or use 'all')")
         return loaded[split]

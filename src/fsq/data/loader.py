@@ -79,8 +79,11 @@ class StepItems(Dataset):
                 skipped.append([error.name, error.reason])
                 if not self.fallback:
                     size = self.transform.size or 1
+                    empty = getattr(self.transform, "empty", None)  # signals: a zero clip of their shape
                     return (
-                        torch.zeros(self.items.channels, size, size, dtype=torch.uint8),
+                        empty(self.items.channels)
+                        if empty
+                        else torch.zeros(self.items.channels, size, size, dtype=torch.uint8),
                         -1,
                         False,
                         json.dumps(skipped),
@@ -124,11 +127,22 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
+def usable_workers(workers: int) -> int:
+    """``workers`` bounded by the CPU cores this process may use, shared among the ranks on this machine
+    (``LOCAL_WORLD_SIZE`` under torchrun): a config written for a big machine (``data.workers: 8``) starts no more
+    decoding processes than a small one can run (DataLoader warns past that). 0 stays 0."""
+    if workers <= 0:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(workers, cores // ranks))
+
+
 def _data_loader(dataset: StepItems, keys: Any, workers: int, pin_memory: bool) -> DataLoader:
     return DataLoader(
         dataset,
         batch_sampler=keys,
-        num_workers=workers,
+        num_workers=usable_workers(workers),
         pin_memory=pin_memory,
         worker_init_fn=_worker_init if workers else None,
     )

@@ -70,8 +70,11 @@ def _split_name(member: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), ext.lower()
 
 
-def index_shard(path: Path, name: str | None = None) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, str]]]:
-    """``([(key, data offset, size, label or -1)], skipped)`` for one shard, reading member headers only.
+def index_shard(
+    path: Path, name: str | None = None, extensions: tuple[str, ...] = _IMAGE_EXTENSIONS
+) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, str]]]:
+    """``([(key, data offset, size, label or -1)], skipped)`` for one shard, reading member headers only; a
+    sample's data is its first member with one of ``extensions`` (images by default).
 
     ``skipped`` holds ``(name, reason)`` of samples without an image and of the shard itself when it is not a
     tar file or is cut short (mid-member, mid-header, or without tar's end-of-archive marker): python's
@@ -103,7 +106,7 @@ def index_shard(path: Path, name: str | None = None) -> tuple[list[tuple[str, in
                 key, ext = _split_name(member.name)
                 sample = samples.setdefault(key, {"members": set()})
                 sample["members"].add(ext)
-                if ext in _IMAGE_EXTENSIONS and "image" not in sample:
+                if ext in extensions and "image" not in sample:
                     sample["image"] = (member.offset_data, member.size)
                 elif ext in LABEL_EXTENSIONS and "label" not in sample:
                     handle = tar.extractfile(member)
@@ -158,7 +161,12 @@ def _tail_damage(path: Path, end: int, size: int) -> str | None:
 
 
 class TarShardItems(ImageItems):
-    """WebDataset shards as a map-style collection (see the module docstring); ``limit`` keeps the first samples."""
+    """WebDataset shards as a map-style collection (see the module docstring); ``limit`` keeps the first samples.
+
+    Subclasses read other members by ``member_extensions`` and :meth:`decode` (audio and video:
+    :class:`fsq.data.signal_files.SignalShardItems`)."""
+
+    member_extensions = _IMAGE_EXTENSIONS
 
     def __init__(
         self,
@@ -178,7 +186,7 @@ class TarShardItems(ImageItems):
         shard_ids, offsets, sizes, labels = [], [], [], []
         samples: list[tuple[str, str]] = []
         for shard_id, (name, shard) in enumerate(found):
-            rows, skipped = index_shard(shard, name)
+            rows, skipped = index_shard(shard, name, self.member_extensions)
             problems += [item for item in skipped if item[0] == name]  # the shard itself: damaged or unreadable
             samples += [item for item in skipped if item[0] != name]
             for key, offset, size, label in rows:
@@ -240,6 +248,10 @@ class TarShardItems(ImageItems):
             raise UnreadableItem(self.keys[index], f"cannot read shard: {error.strerror or error}") from error
         if len(data) < int(self.sizes[index]):
             raise UnreadableItem(self.keys[index], "the shard is shorter than when it was indexed (it changed)")
+        return self.decode(data, index)
+
+    def decode(self, data: bytes, index: int) -> torch.Tensor:
+        """The image in member bytes ``data`` of sample ``index``; raises :class:`UnreadableItem`."""
         try:
             return decode_image(io.BytesIO(data), channels=self.channels)
         except _DECODE_ERRORS as error:

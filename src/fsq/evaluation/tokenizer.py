@@ -26,11 +26,14 @@ from fsq import distributed, rundir, storage
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data import cache_dir
 from fsq.data.loader import iterate_batches
+from fsq.evaluation.signals import evaluate_signals
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
+from fsq.losses.lpips import LPIPS, NAME
 from fsq.metrics.image import fid_from_features, psnr, ssim
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.autoencoder import Tokenizer
+from fsq.progress import progress
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.tokenizer import TrainedTokenizer, item_transform, load_run, open_split
 
@@ -59,6 +62,8 @@ def evaluate_tokenizer(
     model: Tokenizer
     model, step = (trained.model, trained.step) if trained is not None else load_run(run_dir)
     model = model.to(device).eval()
+    if model.spec.dims != 2:  # audio and video: metrics of their kind (no FID, SSIM)
+        return evaluate_signals(run_dir, cfg, model, step, device)
     start = time.perf_counter()
     held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
     transform = item_transform(cfg, held_out, train=False)
@@ -69,9 +74,13 @@ def evaluate_tokenizer(
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # psnr, ssim, count
     fid_real, fid_fake = [], []
     grid: list[torch.Tensor] = []
+    lpips = LPIPS(cfg.loss.vgg16_weights, reduction="none").to(device) if cfg.eval.lpips else None
+    lpips_sum = torch.zeros(1, dtype=torch.float64, device=device)
     batches = iterate_batches(
         held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers, on_error=cfg.data.on_error
     )
+    total = -(-len(mine) // cfg.eval.batch_size)
+    batches = progress(batches, total=total, desc=f"{cfg.name} eval {cfg.data.eval_split}", enabled=cfg.train.progress)
     for chunk, images, _, valid in batches:  # streamed: memory bounded by the batch size
         chunk, images = chunk[valid], images[valid]
         if not len(chunk):
@@ -85,11 +94,15 @@ def evaluate_tokenizer(
         sums[0] += psnr(reconstruction, x).double().clamp(max=100.0).sum()
         sums[1] += ssim(reconstruction, x).double().sum()
         sums[2] += x.shape[0]
+        if lpips is not None:
+            lpips_sum += lpips(reconstruction, x).double().sum()
         in_fid = (chunk < fid_n).to(x.device)
         if in_fid.any():
             fid_real.append(x[in_fid].cpu())
             fid_fake.append(reconstruction[in_fid].cpu())
     distributed.all_reduce_sum(sums)
+    if lpips is not None:
+        distributed.all_reduce_sum(lpips_sum)
     usage.all_reduce()
     summary = usage.summary()
     results: dict[str, Any] = {
@@ -99,6 +112,7 @@ def evaluate_tokenizer(
         "num_samples": int(sums[2].item()),
         "psnr": sums[0].item() / sums[2].item(),
         "ssim": sums[1].item() / sums[2].item(),
+        **({"lpips": lpips_sum.item() / sums[2].item(), "lpips_network": NAME} if lpips is not None else {}),
         "codebook_size": model.codebook_size,
         "codes_used": summary.codes_used,
         "usage": summary.usage_fraction,

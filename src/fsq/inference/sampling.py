@@ -32,6 +32,7 @@ from fsq.grids import save_grid
 from fsq.io import read_json
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec
+from fsq.progress import progress
 from fsq.stages import maskgit
 
 
@@ -48,12 +49,17 @@ def generate(
     seed: int = 0,
     batch_size: int = 250,
     device: torch.device | str = "cpu",
+    show_progress: bool = False,
 ) -> torch.Tensor:
-    """``num`` token grids (num, h, w); batch ``b`` draws from a generator seeded by ``(seed, b)``."""
+    """``num`` token grids (num, h, w); batch ``b`` draws from a generator seeded by ``(seed, b)``;
+    ``show_progress``: a progress bar over the batches (rank 0)."""
     model = model.to(device).eval()
     spec = model.spec
     out = []
-    for b, start in enumerate(range(0, num, batch_size)):
+    starts = range(0, num, batch_size)
+    for b, start in enumerate(
+        progress(starts, total=len(starts), desc="sampling", enabled=show_progress, unit="batch")
+    ):
         n = min(batch_size, num - start)
         batch_labels = labels[start : start + n].to(device) if labels is not None else None
         initial = torch.full((n, spec.num_tokens), model.mask_id, dtype=torch.long, device=device)
@@ -69,7 +75,7 @@ def generate(
             generator=torch.Generator().manual_seed(seed * 100_003 + b),
         )
         out.append(result.tokens.cpu())
-    return torch.cat(out).view(num, spec.grid_height, spec.grid_width)
+    return torch.cat(out).view(num, *spec.grid_shape)
 
 
 @torch.no_grad()
@@ -155,6 +161,11 @@ class MaskGITPipeline:
     def num_classes(self) -> int:
         return self.model.spec.num_classes
 
+    @property
+    def card_example(self) -> dict[str, Any]:
+        """``fsq.inference.export.example_settings`` arguments: the class labels the card's example samples."""
+        return {"num_classes": self.num_classes}
+
     @classmethod
     def from_run(cls, run_dir: str | Path) -> MaskGITPipeline:
         """A MaskGIT run's newest EMA weights, its (embedded) tokenizer and its ``eval`` sampling settings."""
@@ -238,9 +249,10 @@ class MaskGITPipeline:
         guidance: float | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        show_progress: bool = False,
     ) -> torch.Tensor:
         """Token grids (num, h, w), one per label (``labels=None``: ``num`` unconditional ones); unset settings
-        take the pipeline's sampling defaults."""
+        take the pipeline's sampling defaults; ``show_progress``: a bar over the batches."""
         d = self.sampling
         if labels is not None and (labels.ndim != 1 or ((labels < 0) | (labels >= self.num_classes)).any()):
             raise ValueError(f"labels must be a 1-D tensor of class ids in [0, {self.num_classes - 1}]")
@@ -255,6 +267,7 @@ class MaskGITPipeline:
             seed=seed,
             batch_size=d.batch_size,
             device=device,
+            show_progress=show_progress,
         )
 
     def decode(self, tokens: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -303,20 +316,24 @@ def write_samples(
         guidance=guidance,
         seed=seed,
         device=device,
+        show_progress=True,
     )
     images = pipeline.decode(tokens, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_row = min(num, 10)
     groups: list[int | None] = list(classes) if classes else [None]
-    for c in groups:
+    for c in groups if images.ndim == 4 else []:  # PNG grids of images (audio and video: the .npz alone)
         chosen = images if c is None else images[labels == c]
         rows = [chosen[i : i + per_row] for i in range(0, chosen.shape[0], per_row)]
         grid_labels = torch.arange(len(rows)).repeat_interleave(per_row)[: chosen.shape[0]]
         save_class_grid(chosen, grid_labels, per_row, out_dir / (f"class_{c}.png" if c is not None else "samples.png"))
     path = out_dir / "samples.npz"
-    uint8 = (images * 255).round().to(torch.uint8).numpy()
-    arrays: dict[str, Any] = {"images": uint8, "tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
+    arrays: dict[str, Any] = {"tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
+    if images.ndim == 4:
+        arrays["images"] = (images * 255).round().to(torch.uint8).numpy()
+    else:  # audio (N, C, T) / video (N, C, T, H, W) in [0, 1]
+        arrays["signals"] = images.float().numpy()
     if labels is not None:
         arrays["labels"] = labels.numpy()
     tmp = out_dir / ".samples.tmp.npz"

@@ -22,6 +22,7 @@ factorised estimate of the entropy of the batch-averaged code distribution that 
 2406.07548): the sum of the per-channel marginal entropies, an upper bound of the exact entropy, equal to it when
 the bits are independent. Computing it never builds an ``N x 2^d`` matrix, so 2^18 and larger codebooks cost
 ``O(N d)``. Minimising ``aux_loss`` makes each token's bits confident and the batch use every bit value evenly.
+Under DDP each rank's codebook entropy is that of its own batch (not all-reduced).
 
 :class:`fsq.quantizers.bsq.BSQ` is the same quantizer on the unit sphere.
 """

@@ -94,6 +94,8 @@ class Phase:
         ema: the EMA of the weights, updated after every optimizer step and saved as ``ema``.
         critic: a second module trained after each step (the GAN discriminator), or None.
         window_metrics: called on every rank at each log, returns values to log (codebook usage).
+        images: called on rank 0 at each log with what the last step's micro-batches passed on (``passed``),
+            returns pictures for TensorBoard (uint8 (H, W, 3) arrays by tag).
         postfix: the logged keys shown on the progress bar.
         accumulates: whether the step's batch may be split into ``train.accumulate > 1`` micro-batches (the
             step function then computes a micro-batch's mean loss); phases without it refuse ``accumulate > 1``.
@@ -112,6 +114,7 @@ class Phase:
     ema: ModelEMA | None = None
     critic: Critic | None = None
     window_metrics: Callable[[], dict[str, float]] | None = None
+    images: Callable[[list[dict[str, torch.Tensor]]], dict[str, Any]] | None = None
     postfix: tuple[str, ...] = ("loss",)
     accumulates: bool = False
 
@@ -198,6 +201,7 @@ class Stage:
         usage: the model card's "Use" section, ``{ref}`` standing for the bundle's name (empty: no section).
         describe: ``(cfg, metadata) -> str``: the model card's first paragraph (default: the description).
         card_notes: ``(run_dir) -> lines`` added to the model card's "Data" section.
+        card_tags: the hub tags of its bundles' cards (besides fsq's own; default: the stage's name).
         histograms: ``(cfg, run_dir, trained) -> {tag: values}`` published with the final evaluation (e.g. FSQ
             levels per channel).
     """
@@ -211,6 +215,7 @@ class Stage:
     usage: str = ""
     describe: Callable[[Any, dict[str, Any]], str] | None = None
     card_notes: Callable[[Path], list[str]] | None = None
+    card_tags: tuple[str, ...] = ()
     histograms: Callable[[Any, Path, Any], dict[str, Any]] | None = None
 
     @property

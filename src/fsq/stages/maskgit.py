@@ -13,6 +13,7 @@ exactly.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
 from fsq.generation.mask_schedule import random_mask, training_mask_count
 from fsq.hub import read_bundle_config
-from fsq.models.autoencoder import Tokenizer
+from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
 from fsq.quantizers.registry import family_of
@@ -44,6 +45,8 @@ def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
         raise ValueError("data.tokenizer must name the Stage I run dir (it decodes the samples)")
     if ckpt.latest_checkpoint(cfg.data.tokenizer) is None:
         how = cfg.data.tokenizer_config or "CONFIG"
+        if Path(cfg.data.tokenizer).name.endswith("_smoke"):  # smoke_maskgit.yaml's link: the smoke tokenizer
+            how += " smoke"
         raise FileNotFoundError(
             f"data.tokenizer={cfg.data.tokenizer} holds no trained tokenizer; train it first: "
             f"fsq train tokenizer {how} --run-dir {cfg.data.tokenizer}"
@@ -97,7 +100,7 @@ def run_tokenizer(run_dir: str | Path, cfg: MaskGITExperiment) -> tuple[Tokenize
 
 
 def training_tokens(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo) -> tuple[torch.Tensor, Any, dict]:
-    """(tokens (N, h, w), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
+    """(tokens (N, *grid), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
 
     The tokenizer is embedded into the run dir first (:func:`embed_tokenizer`); a run dir that holds both its
     tokenizer and its tokens resumes without ``data.tokenizer`` (it may have been moved).
@@ -113,6 +116,7 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo) -> tu
 
     dist.on_main(prepare, None)  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)
+    check_tokens_match_tokenizer(run_dir, folder, manifest)
     if manifest["split"] != cfg.data.train_split:
         raise ValueError(
             f"{folder} holds the {manifest['split']!r} split, not data.train_split={cfg.data.train_split!r}"
@@ -134,15 +138,29 @@ def num_classes_of(cfg: MaskGITExperiment, labels: torch.Tensor | None, manifest
 
 
 def maskgit_spec(cfg: MaskGITExperiment, codebook_size: int, grid: list[int], num_classes: int) -> MaskGITSpec:
-    """The spec: the ``model`` section by name; codebook size, token grid and classes come from the tokens."""
+    """The spec: the ``model`` section by name; codebook size, token grid (2-D as height and width, as before; 1-D
+    and 3-D as ``grid``) and classes come from the tokens."""
+    two_d = len(grid) == 2
     return spec_from(
         MaskGITSpec,
         cfg.model,
         codebook_size=codebook_size,
         num_classes=num_classes,
-        grid_height=grid[0],
-        grid_width=grid[1],
+        grid_height=grid[0] if two_d else None,
+        grid_width=grid[1] if two_d else None,
+        grid=None if two_d else list(grid),
     )
+
+
+def check_tokens_match_tokenizer(run_dir: Path, folder: Path, manifest: dict) -> None:
+    """A ValueError naming the token folder and both grids when its tokens are not the embedded tokenizer's grid."""
+    config = read_bundle_config(run_dir / rundir.TOKENIZER, "fsq-tokenizer")
+    expected = TokenizerSpec.from_dict(config["spec"]).grid_shape
+    if tuple(manifest["token_grid"]) != expected:
+        raise ValueError(
+            f"{folder / 'manifest.json'}: token grids of shape {tuple(manifest['token_grid'])}, but the tokenizer "
+            f"({run_dir / rundir.TOKENIZER}) makes grids of shape {expected}: tokens of another tokenizer"
+        )
 
 
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, MaskGITExperiment]:
@@ -153,7 +171,7 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, M
     build = lambda spec: MaskGIT(MaskGITSpec(**spec))  # noqa: E731
 
     def expected(saved: dict[str, Any]) -> dict[str, Any]:  # what the tokens decide comes from the checkpoint
-        grid = [saved.get("grid_height", 0), saved.get("grid_width", 0)]
+        grid = saved.get("grid") or [saved.get("grid_height", 0), saved.get("grid_width", 0)]
         return maskgit_spec(cfg, saved.get("codebook_size", 0), grid, saved.get("num_classes", 0)).to_dict()
 
     model, step = ckpt.load_latest_model(
@@ -179,7 +197,7 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase)
     """One phase: the MaskGIT on the training split's tokens."""
     device = dist.device
     tokens, labels, manifest = training_tokens(cfg, run_dir, dist)
-    num_tokens = tokens.shape[1] * tokens.shape[2]
+    num_tokens = math.prod(tokens.shape[1:])
     spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
     torch.manual_seed(cfg.train.seed)
     model = MaskGIT(spec).to(device)
@@ -277,7 +295,7 @@ USAGE = (
     "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
     "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
     "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
-    "images = pipeline.sample([0, 1, 2])  # one image per class label, float in [0, 1]\n```"
+    "images = pipeline.sample({labels})  # {labels_meaning}, float in [0, 1]\n```"
 )
 
 STAGE = Stage(

@@ -19,12 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq.config import TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
+from fsq.config import ConfigError, TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader, iterate_batches
+from fsq.data.signal_files import SignalFolderItems, SignalShardItems
+from fsq.data.signals import SignalItems, to_unit
 from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.distributed import DistInfo
+from fsq.grids import grid_array
 from fsq.io import write_json_atomic
 from fsq.losses import (
     EfficientNetPerceptualLoss,
@@ -32,6 +35,7 @@ from fsq.losses import (
     generator_loss_nonsaturating,
     r1_penalty,
 )
+from fsq.losses.lpips import LPIPS
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import StyleGANDiscriminator
 from fsq.models.quantizer import QuantizerSpec
@@ -39,16 +43,19 @@ from fsq.optim import ModelEMA
 from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.base import Critic, LoadedRun, NonFiniteLossError, Phase, RunPhase, Stage, StepOutput
+from fsq.stages.signal_data import is_signal_source, open_signal_split, signal_shape, signal_transform
 
 
 def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
-    """The spec: the ``model`` section by name, the ``quantizer`` section, ``in_channels`` from the data."""
+    """The spec: the ``model`` section by name, the ``quantizer`` section, ``in_channels`` from the data, the
+    signal's shape from the data section (:func:`fsq.stages.signal_data.signal_shape`; None for images)."""
     return spec_from(
         TokenizerSpec,
         cfg.model,
         image_size=cfg.data.image_size,
         in_channels=in_channels,
         quantizer=QuantizerSpec(**to_dict(cfg.quantizer)),
+        shape=signal_shape(cfg),
     )
 
 
@@ -80,9 +87,21 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     """The images of one split as a map-style collection: the built-in sources in memory (:func:`load_split`),
     folders, WebDataset shards and local Hugging Face datasets streamed (decoded when read)."""
     d = cfg.data
-    if source_kind(d.source)[0] == "builtin":
+    if is_signal_source(d.source):
+        return open_signal_split(cfg, split, limit)
+    kind, path = source_kind(d.source)
+    if kind == "builtin":
         return MemoryItems(load_split(cfg, split, limit))
-    cache = {"hf": "hf", "wds": "shards"}.get(source_kind(d.source)[0])  # hf's caches, fetched remote shards
+    if kind == "folder" and split != "all" and Path(path).is_dir() and not (Path(path) / split).is_dir():
+        key = "data.train_split" if split == d.train_split else "data.eval_split"
+        subs = sorted(p.name for p in Path(path).iterdir() if p.is_dir())
+        raise ConfigError(
+            f"data.source={d.source} has no {split!r} sub-folder ({key}={split}; its sub-folders: {subs or 'none'}). "
+            "Name the sub-folders with data.train_split=... data.eval_split=..., or for a flat folder set "
+            "data.train_split=all data.eval_split=all (evaluation then sees the training images; add "
+            "data.eval_limit=N to keep it short)"
+        )
+    cache = {"hf": "hf", "wds": "shards"}.get(kind)  # hf's caches, fetched remote shards
     hf_cache = str(cache_dir(d.cache_dir) / cache) if cache else None
     return open_items(
         d.source,
@@ -98,6 +117,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
+    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems)):
+        return signal_transform(cfg, items, train)  # type: ignore[return-value]  # the same interface
     mode: TransformMode
     wanted = cfg.data.train_transform if train else "center"
     if wanted == "auto" or (not train and items.in_memory):
@@ -105,6 +126,14 @@ def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> 
     else:
         mode = wanted
     return ItemTransform(mode, cfg.data.image_size)
+
+
+def perceptual_loss_of(cfg: TokenizerExperiment) -> nn.Module:
+    """The perceptual loss ``loss.perceptual_network`` names: EfficientNet-Lite0 features (the offline default,
+    not LPIPS) or LPIPS (VGG16 from ``loss.vgg16_weights``, the lpips package's heads)."""
+    if cfg.loss.perceptual_network == "lpips":
+        return LPIPS(cfg.loss.vgg16_weights)
+    return EfficientNetPerceptualLoss()
 
 
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]:
@@ -155,8 +184,9 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
     discriminator = critic = perceptual = None
     if lw.adversarial_weight > 0:
+        shaped: dict[str, Any] = {} if spec.dims == 2 else {"dims": spec.dims, "shape": spec.input_shape}
         discriminator = StyleGANDiscriminator(
-            in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels
+            in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels, **shaped
         ).to(device)
         disc_lr = o.discriminator_lr or o.lr
         critic = Critic(
@@ -169,13 +199,13 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
             start=lw.adversarial_start,
         )
     if lw.perceptual_weight > 0:
-        perceptual = EfficientNetPerceptualLoss().to(device)
+        perceptual = perceptual_loss_of(cfg).to(device)
     usage = CodebookUsage(model.codebook_size, device=device)
 
     def step_fn(network: nn.Module, images: torch.Tensor, step: int) -> StepOutput:
-        """The tokenizer's loss on a micro-batch of uint8 images; passes the images and their (detached)
-        reconstructions on to the discriminator's step once the GAN is on."""
-        x = images.to(device, non_blocking=True).float().div_(255)
+        """The tokenizer's loss on a micro-batch of items (uint8 images, float signals); passes the items and their
+        (detached) reconstructions on to the discriminator's step once the GAN is on."""
+        x = to_unit(images.to(device, non_blocking=True))  # uint8: exactly .float().div_(255)
         try:
             reconstruction, out = network(x)
         except ValueError as error:  # the quantizer refuses NaN/Inf encoder output
@@ -192,14 +222,13 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
             perceptual_loss = perceptual(reconstruction, x)
             loss = loss + lw.perceptual_weight * perceptual_loss
             values["perceptual_loss"] = perceptual_loss.detach()
-        passed: dict[str, torch.Tensor] = {}
         if discriminator is not None and step >= lw.adversarial_start:
             discriminator.requires_grad_(False)  # a fixed judge here: the discriminator trains in its own step
             g_adv = generator_loss_nonsaturating(discriminator(reconstruction))
             discriminator.requires_grad_(True)
             loss = loss + lw.adversarial_weight * g_adv
             values["g_adv_loss"] = g_adv.detach()
-            passed = {"real": x, "fake": reconstruction.detach()}
+        passed = {"real": x, "fake": reconstruction.detach()}  # the discriminator's batch, and TensorBoard's images
         usage.update(out.indices.detach())
         mse = (reconstruction.detach().clamp(0, 1) - x).square().flatten(1).mean(1)
         values["psnr"] = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
@@ -210,6 +239,12 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
         summary = usage.summary()
         usage.reset()
         return {"usage": summary.usage_fraction, "perplexity": summary.perplexity}
+
+    def training_images(passed: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+        """The last micro-batch's first images over their reconstructions (training mode; no extra forward)."""
+        last = passed[-1]
+        n = min(cfg.eval.grid_size, last["real"].shape[0])
+        return {"train/reconstructions": grid_array([last["real"][:n], last["fake"][:n]])}
 
     phase = Phase(
         name="train",
@@ -224,6 +259,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
         ema=ema,
         critic=critic,
         window_metrics=usage_metrics,
+        images=training_images if cfg.model.dims == 2 else None,  # image grids (signals: none yet)
         postfix=("loss", "psnr", "usage"),
         accumulates=True,
     )
@@ -268,7 +304,7 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTo
     items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
     device = next(model.parameters()).device
     batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), 250, workers=0)
-    parts = [model.tokenize(images[valid].to(device).float().div(255)) for _, images, _, valid in batches]
+    parts = [model.tokenize(to_unit(images[valid].to(device))) for _, images, _, valid in batches]
     if not parts:
         return {}
     tokens = torch.cat(parts)
@@ -285,6 +321,10 @@ def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
 def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
     """The model card's first paragraph: what the tokenizer is, from its config."""
     what = cfg.quantizer.describe()
+    if cfg.model.dims != 2:  # audio, video
+        kind = {1: "audio (Conv1d, (B, C, T))", 3: "video (Conv3d, (B, C, T, H, W))"}[cfg.model.dims]
+        causal = ", causal in time" if cfg.model.causal else ""
+        return f"A Stage I tokenizer of {kind}{causal} ({what}), trained on the generated `{cfg.data.source}` data."
     return (
         f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
         f"images of `{cfg.data.source}`."
@@ -292,8 +332,9 @@ def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
 
 
 USAGE = (
-    "```python\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
-    "tokens = tokenizer.tokenize(images)  # images: float (B, C, H, W) in [0, 1]\n"
+    "```python\nimport torch\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
+    "x = torch.rand({batch_shape})  # your signals: float (B, C, *axes) in [0, 1]\n"
+    "tokens = tokenizer.tokenize(x)  # int64 token grids\n"
     "reconstructions = tokenizer.decode_indices(tokens)\n```"
 )
 
@@ -306,5 +347,6 @@ STAGE = Stage(
     export="fsq.inference.export:TokenizerBundle.from_run",
     usage=USAGE,
     describe=describe,
+    card_tags=("image-tokenizer",),
     histograms=level_histograms,
 )

@@ -2,9 +2,10 @@
 
 ``export_tokens(run_dir, split, out_dir)`` tokenizes a split with a trained tokenizer (EMA weights; a run dir, or a
 bundle that records its training config: a folder, a shipped name, a hub repo id) and writes
-``shard_00000.safetensors`` ... (``tokens`` (n, h, w), ``labels`` (n,) int64 when the data has labels) and
-``manifest.json`` (codebook size, grid, dtype, counts, sha256 of each shard, the tokenizer run and step).
-``load_tokens(out_dir)`` reads them back as int64, verifying the checksums.
+``shard_00000.safetensors`` ... (``tokens`` (n, *grid): (n, h, w) for images, (n, t) audio, (n, t, h, w) video;
+``labels`` (n,) int64 when the data has labels) and
+``manifest.json`` (codebook size, the grid's shape, dtype, counts, sha256 of each shard, the tokenizer run and step).
+``load_tokens(out_dir)`` reads them back as int64, verifying the checksums and the grids' shape.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from fsq import hub, rundir, storage
 from fsq.config import TokenizerExperiment, from_dict, read_run_config
 from fsq.counts import check_count, check_optional_count
 from fsq.data.loader import SkipLog, iterate_batches
+from fsq.data.signals import to_unit
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
+from fsq.progress import progress
 from fsq.quantizers.finite import check_pending
 from fsq.quantizers.registry import family_of
 from fsq.stages.tokenizer import item_transform, load_run, open_split
@@ -70,6 +73,7 @@ def export_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
 
@@ -84,7 +88,9 @@ def export_tokens(
     check_optional_count("workers", workers, 0)
     with storage.new_files(out_dir, what="token shards"):
         sizes = {"shard_size": shard_size, "batch_size": batch_size}
-        return _write_tokens(run_dir, split, out_dir, **sizes, limit=limit, workers=workers)
+        return _write_tokens(
+            run_dir, split, out_dir, **sizes, limit=limit, workers=workers, show_progress=show_progress
+        )
 
 
 @torch.no_grad()
@@ -97,6 +103,7 @@ def _write_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
@@ -130,10 +137,12 @@ def _write_tokens(
         labels[:] = [rest[1]] if rest[1] is not None and len(rest[1]) else []
 
     batches = iterate_batches(items, transform, range(len(items)), batch_size, workers=workers, log=log)
+    total = -(-len(items) // batch_size)
+    batches = progress(batches, total=total, desc=f"tokenizing {split}", enabled=show_progress, unit="batch")
     for _, images, batch_labels, valid in batches:  # streamed: memory bounded by the shard size
         if not bool(valid.any()):
             continue
-        tokens.append(model.tokenize(images[valid].float().div(255)).to(dtype))
+        tokens.append(model.tokenize(to_unit(images[valid])).to(dtype))
         labels.append(batch_labels[valid].long())
         while sum(len(t) for t in tokens) >= shard_size:
             write_shard()
@@ -148,7 +157,7 @@ def _write_tokens(
         "split": split,
         "codebook_size": model.codebook_size,
         **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
-        "token_grid": [model.spec.token_grid, model.spec.token_grid],
+        "token_grid": list(model.spec.grid_shape),
         "dtype": str(dtype).removeprefix("torch."),
         "num_images": sum(s["count"] for s in shards),
         "skipped": sorted(log.skipped),
@@ -156,12 +165,25 @@ def _write_tokens(
         "class_names": items.class_names,
         "shards": shards,
     }
+    if model.spec.dims != 2:  # audio, video: the kind and rate of the signals the grids come from
+        manifest["signal"] = {1: "audio", 3: "video"}[model.spec.dims]
+        manifest["rate"] = getattr(items, "rate", None)
     write_json_atomic(manifest, out_dir / "manifest.json")
     return manifest
 
 
+def check_grid(file: Path | str, tokens: torch.Tensor, grid: list[int] | tuple[int, ...]) -> None:
+    """A ValueError naming ``file`` and both shapes unless ``tokens`` is (N, *grid)."""
+    if tuple(tokens.shape[1:]) != tuple(grid):
+        raise ValueError(
+            f"{file}: token grids of shape {tuple(tokens.shape[1:])} (tokens {tuple(tokens.shape)}), but the grid "
+            f"expected is {tuple(grid)}: tokens of another tokenizer, or a changed file"
+        )
+
+
 def load_tokens(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
-    """(tokens int64 (N, h, w), labels int64 (N,) or None, manifest), checksums verified."""
+    """(tokens int64 (N, *grid), labels int64 (N,) or None, manifest), checksums and the grids' shape (the
+    manifest's ``token_grid``: ``[h, w]`` for images, ``[t]`` for audio, ``[t, h, w]`` for video) verified."""
     directory = Path(directory)
     manifest = read_format_json(directory / "manifest.json", "fsq-tokens", "export tokens with `fsq tokenize`")
     if not manifest.get("shards"):
@@ -176,6 +198,7 @@ def load_tokens(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor | Non
         if _sha256(file) != shard["sha256"]:
             raise ckpt.CheckpointError(f"{file} does not match its checksum in the manifest (corrupt or changed)")
         tensors = ckpt.load_safetensors(file)
+        check_grid(file, tensors["tokens"], manifest["token_grid"])
         tokens.append(tensors["tokens"].long())
         if "labels" in tensors:
             labels.append(tensors["labels"])

@@ -279,9 +279,10 @@ def describe(cfg: UViMExperiment, metadata: dict[str, Any]) -> str:
 
 USAGE = (
     "```bash\nfsq predict {ref} photo.png --out predictions/\n```\n\n"
-    "```python\nfrom fsq.inference.prediction import UViMPredictor\n\n"
+    "```python\nimport torch\nfrom fsq.inference.prediction import UViMPredictor\n\n"
     "predictor = UViMPredictor.from_pretrained({ref})\n"
-    "prediction, codes = predictor.predict(images)  # images: float (B, 3, H, W) in [0, 1]\n```"
+    "images = torch.rand(2, 3, {size}, {size})  # your images: float (B, 3, H, W) in [0, 1]\n"
+    "prediction, codes = predictor.predict(images)\n```"
 )
 
 STAGE = Stage(

@@ -8,7 +8,8 @@ A block in a Markdown file::
 
 is replaced by the table (``fsq:table``), the claims checked against the measurements (``fsq:claims``) or the
 budget and measured time (``fsq:budget``: the study's ``budget`` and ``timing``) that the study's own report
-writes, rebuilt from the results file named (relative to the Markdown file). Benchmark results (a top-level
+writes, rebuilt from the results file named (relative to the Markdown file). ``fsq:card`` names a shipped
+bundle's ``eval.json``: the tokenizer's numbers as its model card shows them. Benchmark results (a top-level
 ``benchmark``: ``benchmarks/results/data*.json``) render as tables by :mod:`fsq.studies.bench_tables`.
 ``fsq readme`` rewrites the blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import timing_line
 
-BLOCK = re.compile(r"(<!-- fsq:(table|claims|budget) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
+BLOCK = re.compile(r"(<!-- fsq:(table|claims|budget|card) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
 
 
 def render(what: str, results_path: Path) -> str:
@@ -31,6 +32,8 @@ def render(what: str, results_path: Path) -> str:
     if not results_path.is_file():
         raise FileNotFoundError(f"{results_path} does not exist (publish a study's results.json there first)")
     data = read_json(results_path, "a study's results")
+    if what == "card":  # a shipped bundle's eval.json: the numbers its model card shows
+        return card_table(data, results_path.parent.name)
     if "benchmark" in data:  # benchmarks/data*.py results: tables only
         from fsq.studies.bench_tables import markdown_table
 
@@ -68,3 +71,21 @@ def update(markdown: str | Path, check: bool = False) -> list[str]:
     if stale and not check:
         write_text_atomic(new, path)
     return stale
+
+
+def card_table(evaluation: dict, model: str) -> str:
+    """A tokenizer bundle's evaluation (its ``eval.json``) as one Markdown table row under its header."""
+    e = evaluation
+    fid = f"{e['rfid']:.1f} ({e['fid_samples']} samples)" if e.get("rfid") is not None else "-"
+    cells = [
+        f"`{model}` ({e['quantizer'].upper()} {e.get('levels') or e['codebook_size']})",
+        f"{e['source']} `{e['split']}` ({e['num_samples']:,} images), step {e['step']}",
+        f"{e['psnr']:.2f}",
+        f"{e['ssim']:.3f}",
+        f"{e['codes_used']} / {e['codebook_size']} ({e['usage']:.1%})",
+        f"{e['perplexity']:.0f}",
+        fid,
+        f"{e['parameters']['total']:,}",
+    ]
+    head = ["model", "evaluated on", "PSNR dB", "SSIM", "codes used", "perplexity", "rFID", "parameters"]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])

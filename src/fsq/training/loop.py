@@ -36,6 +36,7 @@ from fsq.optim import lr_at
 from fsq.quantizers.finite import check_pending
 from fsq.stages.base import Batch, Critic, NonFiniteLossError, Phase, Stage, StepFunction
 from fsq.tracking import MetricsWriter, publish_evaluation
+from fsq.training.banner import evaluation_found, start_banner
 from fsq.training.state import (
     autocast,
     check_run_dir,
@@ -95,6 +96,8 @@ def train(
             if dist.is_main and result["eval"]:  # to TensorBoard (and W&B): numbers, images, histograms
                 histograms = stage.histograms(cfg, run_dir, trained) if stage.histograms else None
                 publish_evaluation(run_dir, final, result["eval"], histograms=histograms, wandb_mode=wandb_mode())
+        elif dist.is_main and rundir.has_eval(run_dir, final):
+            print(evaluation_found(run_dir, final), flush=True)
         distributed.barrier()
     return result
 
@@ -108,6 +111,8 @@ def run_phase(phase: Phase, cfg: Any, dist: distributed.DistInfo, hooks: Sequenc
             f"{phase.run_dir} holds a checkpoint of step {start}, past this config's {phase.name} steps "
             f"({phase.steps}): a shorter run cannot resume from it (raise the step count, or use a new run dir)"
         )
+    if dist.is_main:
+        print(start_banner(cfg, phase.name, phase.run_dir, phase.model, device, start, phase.steps), flush=True)
     if start == phase.steps:
         phase.model.eval()
         return
@@ -121,7 +126,7 @@ def run_phase(phase: Phase, cfg: Any, dist: distributed.DistInfo, hooks: Sequenc
         if t.channels_last:
             phase.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
     network = dist.wrap(phase.model)
-    if t.compile:
+    if compiles(t.compile, device):
         network = torch.compile(network)  # type: ignore[assignment]
     critic = phase.critic
     critic_network = dist.wrap(critic.model) if critic is not None else None
@@ -171,6 +176,8 @@ def run_phase(phase: Phase, cfg: Any, dist: distributed.DistInfo, hooks: Sequenc
                 tick, window = time.perf_counter(), {}
                 if writer is not None:
                     writer.log(step + 1, logged)
+                    if phase.images is not None:  # pictures at the log cadence (the tokenizer: reconstructions)
+                        writer.log_images(step + 1, phase.images(passed))
                 if progress is not None:
                     progress.set_postfix({k: f"{logged[k]:.4g}" for k in phase.postfix if k in logged})
             if progress is not None:
@@ -179,7 +186,7 @@ def run_phase(phase: Phase, cfg: Any, dist: distributed.DistInfo, hooks: Sequenc
                 check_pending(phase.model)  # a quantizer's deferred NaN/Inf check must not pass into a checkpoint
                 dist.on_main(partial(save, phase, cfg, step + 1, device), None)
     except NonFiniteLossError as error:  # say truly what is left: the newest checkpoint, or none
-        raise NonFiniteLossError(f"{error} {ckpt.intact_after_failure(phase.run_dir, phase.name)}") from None
+        raise NonFiniteLossError(f"{error} {ckpt.intact_after_failure(phase.run_dir)}") from None
     finally:
         if progress is not None:
             progress.close()
@@ -266,6 +273,11 @@ def ema_warmup_on(setting: bool | None, decay: float, steps: int, name: str) -> 
             stacklevel=2,
         )
     return on
+
+
+def compiles(setting: bool | str, device: torch.device) -> bool:
+    """Whether ``train.compile`` compiles on ``device``: true/false as given; ``auto`` on CUDA only."""
+    return setting is True or (setting == "auto" and device.type == "cuda")
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:

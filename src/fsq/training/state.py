@@ -5,6 +5,7 @@ They take the experiment config (any schema dataclass with ``train`` settings) a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -54,9 +55,10 @@ def write_run_dir(cfg: Any, run_dir: Path, world_size: int = 1) -> None:
 
 
 def setup_process(cfg: Any) -> distributed.DistInfo:
-    """Process group / device (with the configured collective timeout) and CPU threads."""
+    """Process group / device (with the configured collective timeout) and CPU threads: ``train.threads`` unless
+    the user set ``OMP_NUM_THREADS`` (their shell's setting wins over a config's; torch already read it)."""
     info = distributed.setup(cfg.train.device, cfg.train.dist_timeout_minutes)
-    if cfg.train.threads:
+    if cfg.train.threads and not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(cfg.train.threads)
     return info
 
@@ -68,13 +70,15 @@ def owned_run_dir(
     """Hold the run dir's lock (rank 0) while the block runs; every rank fails together when it is taken.
 
     A run dir this call created and left without a ``config.yaml`` (a start that failed before anything was
-    trained) is removed again, so the corrected command is not refused as another run. With
-    ``undo_failed_start`` (training), a block that fails while the run dir holds no checkpoint (a config error found
-    after the start, a first step that diverged, a full disk at the first checkpoint, Ctrl-C) leaves the run dir as
-    it found it: the entries it added (``config.yaml``, ``meta.json``, ``metrics.jsonl``, a MaskGIT's embedded
-    tokenizer and tokens, ...) are removed and the small files it changed are restored.
+    trained) is removed again, with the empty parent folders it created (``runs/``), so the corrected command is
+    not refused as another run and an empty folder stays empty. With ``undo_failed_start`` (training), a block
+    that fails while the run dir holds no checkpoint (a config error found after the start, a first step that
+    diverged, a full disk at the first checkpoint, Ctrl-C) leaves the run dir as it found it: the entries it added
+    (``config.yaml``, ``meta.json``, ``metrics.jsonl``, a MaskGIT's embedded tokenizer and tokens, ...) are removed
+    and the small files it changed are restored.
     """
     created = not run_dir.exists()
+    new_parents = [p for p in run_dir.parents if not p.exists()]  # e.g. runs/ in an empty folder
     before = _snapshot(run_dir) if undo_failed_start and info.is_main else None
     lock = rundir.RunDirLock(run_dir, purpose) if info.is_main else None
     error: Exception | None = None
@@ -100,7 +104,8 @@ def owned_run_dir(
             if new_lock and not (run_dir / rundir.CONFIG).exists():
                 (run_dir / rundir.LOCK).unlink(missing_ok=True)
                 if created:
-                    _remove_if_empty(run_dir)
+                    for folder in [run_dir, *new_parents]:  # innermost first
+                        _remove_if_empty(folder)
 
 
 _SNAPSHOT_LIMIT = 16 * 2**20  # top-level files up to this size are restored byte for byte after a failed start
