@@ -1,7 +1,8 @@
 """One training however it is distributed: with the GAN loss on, 2-process gloo DDP trains the generator, its EMA
 and the discriminator as one process does with the same global batch, also with gradient accumulation (the
 discriminator's gradient accumulated over every micro-batch, as the generator's); accumulating in one process
-equals one big batch with the GAN on; a run killed mid-way resumes to the uninterrupted run's weights, GAN on."""
+equals one big batch with the GAN on; a run killed mid-way resumes to the uninterrupted run's weights, GAN on;
+UViM's oracle (code dropout drawn for the global batch) and language model train on 2 ranks as on one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from fsq import app
 from fsq.checkpoint import load_safetensors
-from fsq.config import TokenizerExperiment, load_config
+from fsq.config import TokenizerExperiment, UViMExperiment, load_config
 from fsq.data import SourceUnavailable, load_images
 
 pytestmark = pytest.mark.integration
@@ -30,8 +31,8 @@ GAN = [
 PARTS = ("model", "ema", "discriminator")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _mnist():
+@pytest.fixture(scope="module")
+def mnist():
     try:
         load_images("mnist", "test", limit=1)
     except SourceUnavailable as error:
@@ -60,7 +61,7 @@ SHORT = ["train.steps=3", "train.checkpoint_every=3"]
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
+def single(mnist, tmp_path_factory):
     """The one-process run the 2-process runs are compared with: global batch 16 in one pass."""
     run_dir = tmp_path_factory.mktemp("single")
     app.train(_cfg(*SHORT), run_dir)
@@ -82,7 +83,7 @@ def test_accumulating_with_gan_equals_one_big_batch(single, tmp_path):
     _assert_close(single, tmp_path, 3)
 
 
-def test_resume_after_a_kill_equals_uninterrupted_with_gan(tmp_path):
+def test_resume_after_a_kill_equals_uninterrupted_with_gan(mnist, tmp_path):
     cfg = _cfg("train.steps=6")
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     app.train(cfg, straight)
@@ -98,3 +99,20 @@ def test_resume_after_a_kill_equals_uninterrupted_with_gan(tmp_path):
     for part in PARTS:
         assert a[part].keys() == b[part].keys()
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part  # bit for bit on the CPU
+
+
+def test_two_process_gloo_uvim_matches_one_process(tmp_path, run_fsq):
+    """The oracle's code dropout is drawn for the global batch and each rank takes its rows, as for its data."""
+    uvim = ROOT / "configs" / "uvim"
+    common = [str(uvim / "depth_fsq.yaml"), str(ROOT / "configs/presets/smoke_uvim.yaml"), "train.threads=1"]
+    common += ["train.eval_at_end=false", "train.oracle_steps=3", "train.lm_steps=2"]
+    assert load_config(UViMExperiment, common[:2], common[2:]).model.code_dropout
+    for run_dir, nproc in ((tmp_path / "single", 1), (tmp_path / "double", 2)):
+        run = run_fsq(["train", "uvim", *common, "--run-dir", str(run_dir)], nproc=nproc)
+        assert run.returncode == 0, run.stderr[-3000:]
+    for phase, step in (("oracle", 3), ("lm", 2)):
+        folder = Path("checkpoints") / f"step_{step:06d}" / "model.safetensors"
+        a = load_safetensors(tmp_path / "single" / phase / folder)
+        b = load_safetensors(tmp_path / "double" / phase / folder)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=f"{phase}: {key}")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fsq.models.quantizer import QuantizerSpec
-from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
+from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle, code_keep_mask
 
 B, SIZE, PATCH, GRID = 3, 8, 2, 2  # 8 px images, 2 px patches (4 x 4 patch grid), 2 x 2 codes
 TARGET, CONTEXT, OUTPUT = 4, 3, 5
@@ -136,6 +136,20 @@ def test_drop_codes_zeroes_whole_positions():
     kept = (per_position > 0).float().mean(1)  # per example keep rate ~ U[0, 1]
     assert kept.min() < 0.25 and kept.max() > 0.75
     assert 0.3 < float(kept.mean()) < 0.7
+
+
+def test_a_keep_mask_drawn_for_a_global_batch_gives_each_rank_its_rows():
+    """The mask drawn for the whole batch, then rows r, r + W, ...: what one process drops for those rows (so that
+    N ranks drop codes as one process does); the mask given equals the one drawn from the same generator."""
+    oracle = make_oracle().train()
+    target, context = inputs(batch=8)
+    whole, _ = oracle(target, context, torch.Generator().manual_seed(4))
+    keep = code_keep_mask(8, GRID * GRID, torch.Generator().manual_seed(4))
+    assert torch.equal(oracle(target, context, keep=keep)[0], whole)
+    odd, _ = oracle(target[1::2], context[1::2], keep=keep[1::2])
+    torch.testing.assert_close(odd, whole[1::2])  # rank 1 of 2
+    with pytest.raises(ValueError, match=r"keep has shape \(8, 3\); the codes need \(8, 4\)"):
+        oracle(target, context, keep=keep[:, :3])
 
 
 def test_eval_forward_equals_decoding_its_indices_fsq():

@@ -184,21 +184,39 @@ class UViMOracle(nn.Module):
         codes = self.quantizer.indices_to_quantized(indices.flatten(1))
         return self.decode(codes.to(self.from_code.weight.dtype), context)
 
-    def drop_codes(self, codes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Code dropout ('random'): per example a keep rate r ~ U[0, 1], each position kept with probability r."""
+    def drop_codes(
+        self, codes: torch.Tensor, generator: torch.Generator | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Code dropout ('random'): zero the positions of ``codes`` (B, n, d) that ``keep`` (B, n) does not keep;
+        without ``keep``, drawn here from ``generator`` (:func:`code_keep_mask`)."""
         b, n, _ = codes.shape
-        rate = torch.rand(b, 1, generator=generator)
-        keep = (torch.rand(b, n, generator=generator) < rate).to(codes.device)
-        return codes * keep.unsqueeze(-1).to(codes.dtype)
+        if keep is None:
+            keep = code_keep_mask(b, n, generator)
+        elif keep.shape != (b, n):
+            raise ValueError(f"keep has shape {tuple(keep.shape)}; the codes need ({b}, {n})")
+        return codes * keep.to(codes.device).unsqueeze(-1).to(codes.dtype)
 
     def forward(
-        self, target: torch.Tensor, context: torch.Tensor | None, generator: torch.Generator | None = None
+        self,
+        target: torch.Tensor,
+        context: torch.Tensor | None,
+        generator: torch.Generator | None = None,
+        keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, QuantizerOutput]:
+        """(decoded target, quantizer output); in training with ``code_dropout``, the codes are dropped first
+        (``keep``: the positions kept, e.g. drawn for a global batch; else drawn from ``generator``)."""
         out = self.encode(target, context)
         codes = out.quantized
         if self.training and self.spec.code_dropout:
-            codes = self.drop_codes(codes, generator)
+            codes = self.drop_codes(codes, generator, keep)
         return self.decode(codes, context), out
+
+
+def code_keep_mask(batch: int, positions: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The positions code dropout keeps, bool (batch, positions): per example a keep rate r ~ U[0, 1], each
+    position kept with probability r (the rates drawn first, then the positions, from ``generator``)."""
+    rate = torch.rand(batch, 1, generator=generator)
+    return torch.rand(batch, positions, generator=generator) < rate
 
 
 @dataclass(frozen=True)

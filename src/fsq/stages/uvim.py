@@ -25,7 +25,7 @@ from fsq.data.dense import load_task_data
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
 from fsq.models.quantizer import QuantizerSpec
-from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
+from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle, code_keep_mask
 from fsq.optim import adamw
 from fsq.quantizers.registry import family_of
 from fsq.stages.base import LoadedRun, Phase, RunPhase, Stage, StepOutput
@@ -193,8 +193,20 @@ def phases(cfg: UViMExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) ->
     torch.manual_seed(cfg.train.seed)
     oracle = UViMOracle(oracle_spec(cfg, task)).to(device)
 
-    def oracle_step(network: nn.Module, batch: dict[str, torch.Tensor], step: int) -> StepOutput:
-        out, q = network(task.encode_target(batch), task.context(batch), _generator(cfg.train.seed, step, 1))
+    def oracle_batch(step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """This rank's (image, target) pairs of ``step`` and the code positions code dropout keeps for them: drawn
+        for the global batch from ``(seed, step)`` (the same on every rank), this rank's rows taken by the seam."""
+        keep = None
+        if oracle.spec.code_dropout:
+            generator = _generator(cfg.train.seed, step, 1)
+            keep = dist.rows(code_keep_mask(cfg.train.batch_size, oracle.spec.code_grid**2, generator))
+        return select(train, sampler.indices(step), device), keep
+
+    def oracle_step(
+        network: nn.Module, pairs: tuple[dict[str, torch.Tensor], torch.Tensor | None], step: int
+    ) -> StepOutput:
+        batch, keep = pairs
+        out, q = network(task.encode_target(batch), task.context(batch), keep=keep)
         task_loss = task.loss(out.float(), batch)
         logged = {"task_loss": task_loss.detach(), "aux_loss": q.aux_loss.detach()}
         quantizer = oracle.quantizer  # e.g. an EMA VQ's codebook splits of this step
@@ -211,7 +223,7 @@ def phases(cfg: UViMExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) ->
             optimizer=adamw(oracle, o.lr, (o.beta1, o.beta2), o.weight_decay),
             optim=o,
             steps=cfg.train.oracle_steps,
-            batch=lambda step: select(train, sampler.indices(step), device),
+            batch=oracle_batch,
             loss=oracle_step,
             spec=oracle.spec.to_dict(),
         )
