@@ -5,25 +5,28 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from fsq.inference.export import _USE, example_settings, front_matter
+from fsq.inference.export import example_settings, front_matter
+from fsq.stages import get_stage
 
 
 def test_a_two_class_maskgit_example_samples_classes_0_and_1():
     assert example_settings(num_classes=2)["labels"] == [0, 1]
     assert example_settings(num_classes=10)["labels"] == [0, 1, 2]
-    code = _USE["maskgit"].format(ref='"m"', **example_settings(num_classes=0))
+    code = get_stage("maskgit").usage.format(ref='"m"', **example_settings(num_classes=0))
     assert "pipeline.sample(None, 4)  # 4 unconditional images" in code  # an unconditional model
 
 
 def test_tokenizer_example_uses_the_models_channels_and_size():
-    code = _USE["tokenizer"].format(ref='"t"', **example_settings(channels=3, size=64))
+    code = get_stage("tokenizer").usage.format(ref='"t"', **example_settings(channels=3, size=64))
     assert "torch.rand(4, 3, 64, 64)" in code
+    audio = get_stage("tokenizer").usage.format(ref='"a"', **example_settings(channels=1, shape=[16000]))
+    assert "torch.rand(4, 1, 16000)" in audio  # a 1-D signal's tokenizer: its own axes
 
 
 def test_front_matter_names_license_library_tags_and_builtin_datasets():
     cfg = SimpleNamespace(stage="tokenizer", data=SimpleNamespace(source="fashion"))
     lines = front_matter(cfg)
     assert lines[:3] == ["---", "license: apache-2.0", "library_name: fsq"]
-    assert "- image-tokenizer" in lines and lines[-3:] == ["- fashion_mnist", "---", ""]
+    assert "- tokenizer" in lines and lines[-3:] == ["- fashion_mnist", "---", ""]
     folder = SimpleNamespace(stage="maskgit", data=SimpleNamespace(tokenizer="runs/x"))
     assert not any(line.startswith("datasets") for line in front_matter(folder, tokenizer_source="/my/images"))

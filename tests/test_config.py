@@ -113,4 +113,5 @@ def test_a_partial_section_keeps_the_schemas_own_defaults():
     assert cfg.optim.weight_decay == 0.045 and cfg.optim.warmup_steps == 5000
     uvim = load_config(UViMExperiment, [], ["quantizer.kind=vq"])
     assert uvim.quantizer.codebook_size == 4096 and uvim.quantizer.recipe == "uvim"
-    assert uvim.quantizer.levels == [7, 5, 5, 5, 5]
+    assert uvim.quantizer.dim == 128 and not hasattr(uvim.quantizer, "levels")  # a VQ section: VQ's settings only
+    assert load_config(UViMExperiment, [], ["quantizer.variant=atanh"]).quantizer.levels == [7, 5, 5, 5, 5]

@@ -140,12 +140,47 @@ def test_layers_of_the_application():
 
 
 def test_config_rundir_and_reports_import_no_torch():
-    """``fsq config`` and ``fsq report`` work without torch: configs, the run-dir layout and every study report."""
+    """``fsq config`` and ``fsq report`` work without torch: configs, the run-dir layout and every study report;
+    the stage names (CLI choices) and the built-in stages' schemas come from the torch-free schema registry."""
     import subprocess
 
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import fsq.config, fsq.rundir, fsq.io, fsq.studies, fsq.studies.codebook, fsq.studies.maskgit\n"
         "import fsq.studies.uvim\n"
+        "from fsq.cli import main\n"
+        "assert fsq.config.stage_names()[:3] == ['tokenizer', 'maskgit', 'uvim'], fsq.config.stage_names()\n"
+        "assert main(['config']) == 0 and main(['config', '--schema', 'maskgit']) == 0\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def _ref_modules(part: str) -> dict[str, set[str]]:
+    """Stage name -> the modules its ``part`` references (``"module:attribute"``), for the built-in stages."""
+    import fsq.stages
+
+    found: dict[str, set[str]] = {}
+    for name, stage in fsq.stages.STAGES.items():
+        ref = getattr(stage, part)
+        assert isinstance(ref, str), f"built-in stage {name!r}: {part} should be a reference (it lives above stages)"
+        found[name] = {ref.partition(":")[0]}
+    return found
+
+
+def test_stage_references_resolve_into_the_layer_above_stages():
+    """A built-in stage names its evaluation and its export as references (``fsq.stages`` must not import the layers
+    above it): each resolves, lies in its layer, and the edges the application adds when it resolves them (``fsq.app``
+    to the evaluations, ``fsq.inference.export`` to the bundles) keep the graph acyclic and the layers intact."""
+    import fsq.stages
+
+    for stage in fsq.stages.STAGES.values():
+        assert callable(stage.evaluator()) and callable(stage.exporter())
+    evaluations, exports = _ref_modules("evaluate"), _ref_modules("export")
+    assert all(_in(m, "fsq.evaluation") for ms in evaluations.values() for m in ms), evaluations
+    assert all(_in(m, "fsq.inference") for ms in exports.values() for m in ms), exports
+    graph = import_graph()
+    graph["fsq.app"] |= set().union(*evaluations.values())
+    graph["fsq.inference.export"] |= set().union(*exports.values()) - {"fsq.inference.export"}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    for module in (m for m in graph if _in(m, "fsq.inference")):
+        assert not any(_in(t, "fsq.evaluation") or _in(t, "fsq.training") for t in _reachable(graph, module)), module

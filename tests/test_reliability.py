@@ -60,7 +60,8 @@ CONFIG_ROWS = [  # (override, the error's words): every value is checked at load
     ("model.num_groups=7", "model.num_groups=7 must divide every width"),
     ("quantizer.levels=[1,5]", "quantizer.levels\\[0\\]: 1 is outside"),
     ("quantizer.levels=[]", "quantizer.levels: needs at least 1"),
-    ("quantizer.kind=pq", "quantizer.kind: 'pq' is not one of \\['fsq', 'vq'\\]"),
+    ("quantizer.kind=pq", "quantizer.kind: 'pq' is not one of \\['fsq', 'residual_fsq', 'vq', 'lfq', 'bsq'\\]"),
+    ("quantizer.num_stages=2", "unknown key\\(s\\) \\['quantizer.num_stages'\\]; valid keys under 'quantizer': "),
     ("optim.beta2=1.0", "optim.beta2: 1.0 is outside \\[0, 1\\)"),
     ("optim.lr=nan", "optim.lr: nan is outside"),
     ("train.ema_decay=1.5", "train.ema_decay: 1.5 is outside"),
@@ -237,3 +238,233 @@ def test_the_uvim_oracle_takes_the_configured_fsq_variant():
 
     cfg = load_config(UViMExperiment, [ROOT / "configs/uvim/depth_fsq.yaml"], ["quantizer.variant=symmetric"])
     assert oracle_spec(cfg, build_task(cfg)).quantizer.variant == "symmetric"  # it was silently dropped before
+
+
+# ---- loader workers and the run-dir lock ----------------------------------------------------------------------
+_TRAINER = """
+import os, sys, time
+from fsq import rundir
+from fsq.data.datasets import open_items
+from fsq.data.loader import StepLoader
+from fsq.data.transforms import ItemTransform
+
+run, folder = sys.argv[1:3]
+with rundir.RunDirLock(run, "training"):
+    items = open_items(folder, "all")
+    loader = StepLoader(items, ItemTransform("random", 8), global_batch=2, seed=0, stop=10**6, workers=2)
+    loader.batch(0)
+    print(open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read(), flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_kill_9_of_a_trainer_frees_its_run_dir_and_workers_at_once(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((12, 12, 3), 40 * i, np.uint8)).save(tmp_path / "images" / f"{i}.png")
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", _TRAINER, str(tmp_path / "run"), str(tmp_path / "images")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        workers = [int(pid) for pid in trainer.stdout.readline().split()]  # type: ignore[union-attr]
+        assert len(workers) == 2
+    finally:
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait()
+        trainer.stdout.close()  # type: ignore[union-attr]
+    with rundir.RunDirLock(tmp_path / "run", "training"):  # at once: no orphan holds the lock
+        pass
+    deadline = time.monotonic() + 2  # the workers die with their parent (torch's own watchdog takes ~5 s)
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)
+
+
+# ---- counts and sizes: refused at parse or call, naming the option (a shard size of 0 looped forever) ----------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tokenize", "mnist-fsq", "--split", "test", "--out", "tok", "--shard-size", "0"],
+        ["tokenize", "mnist-fsq", "--split", "test", "--out", "tok", "--shard-size", "-1"],
+        ["tokenize", "mnist-fsq", "--out", "tok", "--shard-size", "ten"],
+        ["sample", "mnist-maskgit-fsq", "--num", "0"],
+        ["sample", "mnist-maskgit-fsq", "--steps", "-3"],
+        ["eval", "runs/x", "--fid-samples", "-1"],
+    ],
+    ids=["shard-size-0", "shard-size-negative", "shard-size-text", "sample-num-0", "sample-steps", "fid-samples"],
+)
+def test_counts_on_the_command_line_are_checked_at_parse(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    option = next(a for a in argv if a.startswith("--") and a not in ("--split", "--out"))
+    assert stopped.value.code == 2 and f"argument {option}: expected an integer >=" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"shard_size": 0}, r"shard_size \(--shard-size\) must be an integer >= 1, got 0"),
+        ({"shard_size": -1}, r"shard_size \(--shard-size\) must be an integer >= 1, got -1"),
+        ({"shard_size": 2.5}, r"shard_size \(--shard-size\) must be an integer >= 1, got 2.5"),
+        ({"batch_size": 0}, r"batch_size must be an integer >= 1"),
+        ({"limit": -1}, r"limit must be an integer >= 1"),
+        ({"workers": -2}, r"workers must be an integer >= 0"),
+    ],
+)
+def test_token_export_counts_are_checked_before_anything_runs(kwargs, match, tmp_path):
+    from fsq.stages.tokens import export_tokens
+
+    with pytest.raises(ValueError, match=match):
+        export_tokens(tmp_path / "no-run", "test", tmp_path / "tok", **kwargs)
+    assert not (tmp_path / "tok").exists()
+
+
+def test_loader_counts_are_checked(tmp_path):
+    from fsq.data.datasets import open_items
+    from fsq.data.loader import StepLoader, iterate_batches
+    from fsq.data.transforms import ItemTransform
+
+    with pytest.raises(ValueError, match="limit must be an integer >= 1, got -1"):
+        open_items(str(tmp_path), "all", limit=-1)  # a limit of -1 dropped the last image silently
+    from fsq.data.datasets import MemoryItems
+    from fsq.data.images import ImageSet
+
+    items = MemoryItems(ImageSet(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), None, None, "x", "train"))
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        next(iterate_batches(items, ItemTransform("center", 4), range(3), 0))
+    with pytest.raises(ValueError, match="data.workers must be an integer >= 0, got -1"):
+        StepLoader(items, ItemTransform("center", 4), global_batch=2, seed=0, stop=1, workers=-1)
+
+
+# ---- JSON files: one checked reader, the path (and line, column) in every message ---------------------------------
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def _run_meta(tmp_path: Path, text: str) -> None:
+    from fsq.training.state import write_run_dir
+
+    _write(tmp_path / "meta.json", text)
+    write_run_dir(_cfg(), tmp_path)
+
+
+def _bundle(tmp_path: Path, text: str) -> None:
+    from fsq import hub
+
+    _write(tmp_path / "config.json", text)
+    hub.read_bundle_config(tmp_path, "fsq-tokenizer")
+
+
+JSON_ROWS = [  # (what reads it, the file's text, the error's words after the path)
+    ("meta.json cut short", _run_meta, '{"runs": [{"argv"', r"meta.json \(the run's start record\) is not valid JSON"),
+    ("meta.json without runs", _run_meta, '{"run": []}', r"meta.json \(the run's start record\) has no 'runs'"),
+    ("meta.json runs not a list", _run_meta, '{"runs": 3}', r"'runs' must be an array, not int"),
+    ("bundle config.json cut short", _bundle, '{"format": "fsq-tok', r"config.json \(the bundle's config\) is not"),
+    (
+        "bundle config.json not UTF-8",
+        _bundle,
+        b'{"format": "\xff"}',
+        r"config.json \(the bundle's config\) is not UTF-8",
+    ),
+    (
+        "checkpoint state.json",
+        lambda t, x: ckpt.read_state(_write(t / "step_000002" / "state.json", x).parent, None, ""),
+        '{"step": 2,',
+        r"step_000002/state.json \(the checkpoint's state\) is not valid JSON.*line 1, column 12",
+    ),
+    (
+        "metrics.jsonl line",
+        lambda t, x: rundir.read_metrics(_write(t / "metrics.jsonl", x).parent),
+        '{"step": 1}\n{"step": 2, "lo',
+        r"metrics.jsonl line 2 \(training metrics\) is not valid JSON",
+    ),
+    (
+        "an evaluation",
+        lambda t, x: rundir.latest_eval(_write(t / "eval" / "step_000004.json", x).parents[1]),
+        "[1, 2]",
+        r"step_000004.json \(an evaluation\) must hold an object at its top level, not list",
+    ),
+]
+
+
+@pytest.mark.parametrize("read, text, match", [r[1:] for r in JSON_ROWS], ids=[r[0] for r in JSON_ROWS])
+def test_damaged_json_files_are_named(read, text, match, tmp_path):
+    with pytest.raises((ValueError, ckpt.CheckpointError), match=match):
+        read(tmp_path, text)
+
+
+def test_damaged_hf_saved_datasets_are_named(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from fsq.data.datasets import open_items
+
+    def saved(name):
+        rows = {"image": [{"bytes": _png_bytes(i), "path": None} for i in range(40)], "label": list(range(40))}
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+        folder = tmp_path / name
+        datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)}).save_to_disk(str(folder))
+        return folder
+
+    broken = saved("dict")
+    (broken / "dataset_dict.json").write_text('{"splits": ["train"')
+    with pytest.raises(ValueError, match=r"dict/dataset_dict.json \(a saved DatasetDict's split list\) is not valid"):
+        open_items(f"hf:{broken}", "train")
+    cut = saved("arrow")
+    arrow = next((cut / "train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"cannot load the saved dataset: {arrow} is damaged or cut short"):
+        open_items(f"hf:{cut}", "train")
+
+
+def _png_bytes(value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (value * 5, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# JSON parsed from memory or deliberately tolerant, each with its reason; every other JSON read is read_json's
+JSON_PARSES_ALLOWED = {
+    "io.py": "the checked reader itself",
+    "weights.py": "a safetensors header in memory; its errors name the file",
+    "tracking.py": "metrics lines on resume: unreadable lines are dropped by design",
+    "data/loader.py": "skip records the loader's own workers wrote, in memory",
+    "studies/codebook.py": "json.loads(json.dumps(...)): a deep copy of presets",
+    "studies/maskgit.py": "json.loads(json.dumps(...)): a deep copy of presets",
+    "checkpoint.py": "json.loads(json.dumps(...)): a spec value normalised as JSON holds it (tuples as lists)",
+}
+
+
+def test_every_json_file_is_read_through_the_checked_reader():
+    package = ROOT / "src" / "fsq"
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        text = path.read_text()
+        calls = [line.strip() for line in text.splitlines() if "json.load(" in line or "json.loads(" in line]
+        if name in JSON_PARSES_ALLOWED:
+            continue
+        assert not calls, f"{name} parses JSON without fsq.io.read_json (path in the message): {calls}"

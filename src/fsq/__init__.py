@@ -15,6 +15,8 @@ _PUBLIC = {
     "FSQ": "fsq.quantizers.fsq",
     "VQ": "fsq.quantizers.vq",
     "ResidualFSQ": "fsq.quantizers.residual",
+    "LFQ": "fsq.quantizers.lfq",
+    "BSQ": "fsq.quantizers.bsq",
     "QuantizerOutput": "fsq.quantizers.base",
     "CodebookUsage": "fsq.quantizers.stats",
     "levels_for_codebook_size": "fsq.quantizers.levels",

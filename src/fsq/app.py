@@ -1,31 +1,22 @@
-"""The application registry: for each stage, its parts (:mod:`fsq.stages`), its evaluation and its trainer.
+"""Train and evaluate any registered stage: one registry lookup per command (:mod:`fsq.stages`).
 
-The CLI and the studies go through here with one lookup per command (``train``, ``evaluate``) and never branch
-on the stage. Adding a stage: its module in :mod:`fsq.stages`, its evaluation in :mod:`fsq.evaluation`, and one
-entry in ``EVALUATORS``.
+The CLI and the studies go through here and never branch on the stage. The training loop cannot import the
+evaluation (both sit above :mod:`fsq.stages`), so the stage's evaluation is resolved here and handed to it.
+Adding a stage: its registry entry (:func:`fsq.stages.register`), nothing here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fsq import hub, rundir
 from fsq.config import ConfigError, read_run_config, with_overrides
 from fsq.config.requires import check_requirements
-from fsq.evaluation.maskgit import evaluate_maskgit
-from fsq.evaluation.tokenizer import evaluate_tokenizer
-from fsq.evaluation.uvim import evaluate_uvim
 from fsq.stages import get_stage
 from fsq.training import loop
 from fsq.training.state import owned_run_dir, setup_process
-
-EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
-    "tokenizer": evaluate_tokenizer,
-    "maskgit": evaluate_maskgit,
-    "uvim": evaluate_uvim,
-}
 
 
 def train(cfg: Any, run_dir: str | Path, hooks: Sequence[loop.StepHook] = ()) -> dict[str, Any]:
@@ -33,7 +24,8 @@ def train(cfg: Any, run_dir: str | Path, hooks: Sequence[loop.StepHook] = ()) ->
 
     Optional dependencies the config needs (FID, a perceptual loss, a ``hf:`` source) are checked first."""
     check_requirements(cfg, "train")
-    return loop.train(get_stage(cfg.stage), cfg, run_dir, evaluate=EVALUATORS[cfg.stage], hooks=hooks)
+    stage = get_stage(cfg.stage)
+    return loop.train(stage, cfg, run_dir, evaluate=stage.evaluator(), hooks=hooks)
 
 
 def evaluate(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -48,7 +40,7 @@ def evaluate(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
     check_requirements(cfg, "eval")
     info = setup_process(cfg)
     with owned_run_dir(Path(run_dir), info, "evaluating it"):  # not while a trainer writes it
-        return EVALUATORS[cfg.stage](run_dir, cfg=cfg)
+        return get_stage(cfg.stage).evaluator()(run_dir, cfg=cfg)
 
 
 def not_a_run_dir(path: str | Path) -> str:

@@ -6,7 +6,10 @@ A checkpoint is a folder ``checkpoints/step_000500/`` holding:
     ``torch.load(weights_only=True)`` (a pickle with code in it is refused, never run);
   * ``state.json``: step, config hash, and what else the loop needs to continue exactly.
 It is written to a temporary folder and renamed into place, so a crash leaves the previous checkpoint intact;
-only the newest ``keep_last`` are kept.
+only the newest ``keep_last`` are kept. A full disk (any writer's error: :mod:`fsq.storage`) removes the temporary
+folder and says which checkpoint is intact, if any. At load, ``state.json`` is validated (its step a non-negative
+integer equal to the folder's), weights holding NaN are refused, and an unusable checkpoint skipped at resume is
+renamed ``step_N.refused`` when training passes its step again: kept as evidence, never overwritten or pruned.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -25,8 +29,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fsq import rundir
-from fsq.io import write_json_atomic
+from fsq import rundir, storage
+from fsq.io import read_json, write_json_atomic
 
 T = TypeVar("T")
 
@@ -39,10 +43,26 @@ class CheckpointMismatch(CheckpointError):
     """A readable checkpoint written under another config (or for another model): never fallen back from."""
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# torch's sentences about loading the file unsafely, allow-listing what it refused, or its documentation: dropped
+_UNSAFE_ADVICE = (
+    "can still be loaded",
+    "weights_only",
+    "safe_globals",
+    "trust",
+    "Re-running",
+    "If you",
+    "documentation",
+    "Alternatively",
+)
+
+
 def _first_line(error: BaseException) -> str:
-    """The first line of an error, without torch's advice to load with ``weights_only=False`` (we never do)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text.split(" If you")[0].split("weights_only=False")[0].rstrip(" .(")
+    """Why a load failed, in one line: torch's reasons without terminal colour codes and without its advice to load
+    the file with ``weights_only=False``, to allow-list what it refused, or to trust the file (fsq never does)."""
+    text = " ".join(_ANSI.sub("", line).strip() for line in str(error).splitlines() if line.strip())
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s and not any(a in s for a in _UNSAFE_ADVICE)]
+    return " ".join(sentences).rstrip(" .(")[:300] or type(error).__name__
 
 
 def _atomic_path(path: Path) -> Path:
@@ -53,8 +73,9 @@ def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path) 
     """Write ``tensors`` (contiguous CPU copies) to ``path`` via a temporary file and a rename."""
     path = Path(path)
     tmp = _atomic_path(path)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    with storage.writing(path, tmp, what="weights"):  # safetensors' own error on a full disk, tmp removed
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        os.replace(tmp, path)
 
 
 def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -63,20 +84,28 @@ def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu")
     if not path.is_file():
         raise CheckpointError(f"checkpoint file missing: {path}")
     try:
-        return load_file(str(path), device=str(map_location))
+        tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"{path} is not a valid safetensors file (truncated, corrupt, or a pickle: fsq never unpickles "
             f"weights): {_first_line(error)}"
         ) from None
+    for name, tensor in tensors.items():  # NaN weights (bytes overwritten, a diverged save) never pass on
+        if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
+            raise CheckpointError(
+                f"{path}: tensor {name!r} {tuple(tensor.shape)} holds NaN values (corrupt, overwritten or saved "
+                "from a diverged model); it cannot be used"
+            )
+    return tensors
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` of tensors and plain containers (loadable with ``weights_only=True``), atomically."""
     path = Path(path)
     tmp = _atomic_path(path)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with storage.writing(path, tmp, what="state"):  # torch's zip writer's error on a full disk, tmp removed
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
 
 
 def load_torch_safe(path: str | Path) -> Any:
@@ -127,9 +156,18 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / rundir.step_name(step)
     tmp = root / f".{final.name}.tmp"
+    for later in [p for p in checkpoint_dirs(run_dir) if (rundir.step_of(p.name) or 0) >= step]:
+        set_aside(later)  # skipped at resume as unusable (training writes increasing steps): kept, never pruned
     if keep_last > 1:  # room first: keep the newest keep_last - 1 (at least one intact) before writing
         _prune(run_dir, keep_last - 1, exclude=final)
-    try:
+    previous = latest_checkpoint(run_dir)
+    advice = (
+        f"The previous checkpoint is intact ({previous.name}): free space (or lower train.keep_last) and rerun to "
+        "resume from it"
+        if previous is not None
+        else "No checkpoint of this run exists yet: free space and rerun (it starts from step 0)"
+    )
+    with storage.writing(final, tmp, what="checkpoint", advice=advice):  # any writer's error, tmp removed
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         for name, tensors in weights.items():
@@ -137,19 +175,33 @@ def save_checkpoint(
         save_torch_atomic(torch_state, tmp / "optimizer.pt")
         write_json_atomic({**state, "step": step}, tmp / "state.json")
         if final.exists():
-            shutil.rmtree(final)
+            set_aside(final)
         os.replace(tmp, final)
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        free = shutil.disk_usage(root).free
-        raise OSError(
-            error.errno,
-            f"cannot write checkpoint {final} ({error.strerror or error}); {free / 2**20:.1f} MiB free on that "
-            f"disk. The previous checkpoint is intact: free space (or lower train.keep_last) and rerun to resume",
-        ) from error
     if keep_last > 0:
         _prune(run_dir, keep_last)
     return final
+
+
+def set_aside(folder: Path) -> Path:
+    """Rename an unusable checkpoint folder (skipped at resume, so training passes its step again) to
+    ``step_N.refused[-k]``: out of the checkpoints' way (never loaded, never counted by ``keep_last``) but kept as
+    evidence (a tampered or corrupt checkpoint is never silently deleted or overwritten)."""
+    target = folder.with_name(f"{folder.name}.refused")
+    count = 1
+    while target.exists():
+        count += 1
+        target = folder.with_name(f"{folder.name}.refused-{count}")
+    os.replace(folder, target)
+    return target
+
+
+def intact_after_failure(run_dir: str | Path) -> str:
+    """A true sentence, for an error that stops training, about what the run keeps: its newest checkpoint, or
+    none (the statement is checked on disk, never assumed)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        return f"No checkpoint had been written in {run_dir}."
+    return f"The newest checkpoint, {latest}, is intact: a rerun resumes from it."
 
 
 def _prune(run_dir: str | Path, keep: int, exclude: Path | None = None) -> None:
@@ -162,15 +214,55 @@ def read_state(directory: Path, expected_config_hash: str | None, advice: str) -
     """A checkpoint's ``state.json``; one written under another config than ``expected_config_hash`` is refused
     (:class:`CheckpointMismatch`, with ``advice``), a missing or corrupt one is a :class:`CheckpointError`."""
     try:
-        state = json.loads((directory / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        state = read_json(directory / "state.json", "the checkpoint's state")
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{directory}/state.json is missing or corrupt: {error}") from error
+    check_state(state, directory)
     if expected_config_hash is not None and state.get("config_hash") != expected_config_hash:
         raise CheckpointMismatch(
             f"{directory} was written under a different config (hash {state.get('config_hash')} != "
             f"{expected_config_hash}); {advice}"
         )
     return state
+
+
+def check_state(state: Any, directory: Path) -> None:
+    """Refuse a ``state.json`` that is not what :func:`save_checkpoint` writes (:class:`CheckpointError`, naming the
+    file and the field): ``step`` a non-negative integer equal to the folder's step, ``config_hash`` and ``stage``
+    strings, ``spec`` a mapping."""
+    path = directory / "state.json"
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a mapping (corrupt or edited)")
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{path}: step is {step!r}, not a non-negative integer (corrupt or edited)")
+    folder_step = rundir.step_of(directory.name)
+    if folder_step is not None and folder_step != step:
+        raise CheckpointError(f"{path}: step is {step}, but the folder is {directory.name} (corrupt or edited)")
+    for key, kind in (("config_hash", str), ("stage", str), ("spec", dict)):
+        if key in state and not isinstance(state[key], kind):
+            raise CheckpointError(f"{path}: {key} is {state[key]!r}, not a {kind.__name__} (corrupt or edited)")
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A spec as ``{"quantizer.levels": [8, 5], ...}``, tuples as lists (as JSON holds them)."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): json.loads(json.dumps(value))}
+
+
+def check_spec(saved: dict[str, Any], expected: dict[str, Any], directory: Path, source: str) -> None:
+    """Refuse a checkpoint whose saved model spec differs from the one its run's config builds (``expected``):
+    a checkpoint of another run, copied in and its ``config_hash`` edited to match (:class:`CheckpointMismatch`).
+    Keys only one side has (specs written by older or newer versions) are not compared."""
+    have, want = _flat(saved), _flat(expected)
+    differing = [f"{k}: {have[k]!r} != {want[k]!r}" for k in sorted(have.keys() & want.keys()) if have[k] != want[k]]
+    if differing:
+        raise CheckpointMismatch(
+            f"{directory}/state.json: the checkpoint's model differs from the one {source} builds "
+            f"({'; '.join(differing[:5])}): a checkpoint of another run, copied in (its config_hash matches, so it "
+            "was edited or forged); it was not loaded"
+        )
 
 
 def load_checkpoint(
@@ -200,7 +292,11 @@ def load_newest(run_dir: str | Path, load: Callable[[Path], T]) -> T | None:
             errors.append(error)
             continue
         for skipped in errors:
-            warnings.warn(f"skipped an unusable checkpoint, using {folder.name} instead: {skipped}", stacklevel=2)
+            warnings.warn(
+                f"skipped an unusable checkpoint, using {folder.name} instead: {skipped} (it stays on disk; if "
+                "training writes that step again, it is renamed to step_N.refused, never deleted)",
+                stacklevel=2,
+            )
         return loaded
     if errors:
         raise errors[0]
@@ -213,6 +309,7 @@ def load_latest_model(
     use_ema: bool = True,
     hint: str = "",
     expected_config_hash: str | None = None,
+    expected_spec: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[Any, int]:
     """The newest usable checkpoint's model, built by ``build(spec_dict)`` from its saved spec, in eval mode, and
     its step.
@@ -220,12 +317,19 @@ def load_latest_model(
     Loads the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights. A checkpoint written
     under another config than ``expected_config_hash`` (the run's ``config.yaml`` edited since) or whose weights do
     not fit the spec raises :class:`CheckpointMismatch`; a run without checkpoint ``FileNotFoundError`` (+ ``hint``).
+    ``expected_spec(saved_spec)``: the spec the run's config builds (the fields that come from the data filled in
+    from the saved spec); a checkpoint whose saved spec differs is refused, as training's resume refuses it.
     """
 
     def load(folder: Path) -> tuple[Any, int]:
         advice = "the run dir's config.yaml was edited since? Restore the config it was trained with"
         state = read_state(folder, expected_config_hash, advice)
-        model = build(state["spec"])
+        if expected_spec is not None:
+            check_spec(state.get("spec", {}), expected_spec(state.get("spec", {})), folder, "the run's config.yaml")
+        try:
+            model = build(state["spec"])
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"{folder}/state.json: its spec cannot build the model ({error})") from None
         name = "ema" if use_ema and (folder / "ema.safetensors").is_file() else "model"
         weights = load_safetensors(folder / f"{name}.safetensors")
         try:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from fsq.counts import count_arg
 
 
 def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
@@ -175,9 +178,17 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from fsq.config import dump_yaml, load_stage_config, resolve_configs, schema_for
+    from fsq.config import dump_yaml, load_stage_config, resolve_configs, schema_for, stage_names
+    from fsq.config.registry import description_of
     from fsq.config.schema_doc import format_schema
 
+    if not args.items and not args.stage and not args.schema:  # the stages, each with what it is
+        names = stage_names()
+        width = max(map(len, names))
+        print("stages (fsq train STAGE CONFIG...; fsq config --schema STAGE lists a stage's keys):")
+        for name in names:
+            print(f"  {name:<{width}}  {description_of(schema_for(name))}".rstrip())
+        return 0
     if args.schema:
         print(format_schema(schema_for(args.schema)), end="")
         return 0
@@ -212,6 +223,7 @@ def _missing_extra(error: ModuleNotFoundError) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fsq import __version__
+    from fsq.config import stage_names
 
     parser = argparse.ArgumentParser(prog="fsq", description="Finite Scalar Quantization tokenizers and models.")
     parser.add_argument("--version", action="version", version=f"fsq {__version__}")
@@ -239,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
     study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
     study.add_argument(
-        "--jobs", type=int, default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
+        "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
     )
     study.add_argument("--out", required=True, help="study folder; rerunning reuses and resumes its runs")
     study.add_argument(
@@ -259,15 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
     readme.add_argument("--check", action="store_true", help="only check: exit 1 when a block is stale")
     readme.set_defaults(func=_readme)
 
-    train = commands.add_parser("train", help="train a model: fsq train tokenizer CONFIG... [key=value ...]")
-    train.add_argument("stage", choices=["tokenizer", "maskgit", "uvim"], help="what to train")
+    stages = stage_names()  # the registered stages (torch-free) and those other packages declare
+    train = commands.add_parser("train", help="train a model: fsq train STAGE CONFIG... [key=value ...]")
+    train.add_argument(
+        "stage", choices=stages, help=f"what to train: {' | '.join(stages)} (`fsq config` describes them)"
+    )
     train.add_argument("items", nargs="+", help="config names or YAML files (merged in order), key=value overrides")
     train.add_argument("--run-dir", help="run directory (default runs/<name>); an existing one resumes")
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run dir's newest checkpoint on its held-out split")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--fid-samples", type=int, default=None, help="images for rFID (default: the config's)")
+    evaluate.add_argument(
+        "--fid-samples", type=count_arg(0), default=None, help="images for rFID (default: the config's)"
+    )
     evaluate.set_defaults(func=_eval)
 
     sample = commands.add_parser("sample", help="sample images from a MaskGIT run: PNG grid per class + .npz")
@@ -275,8 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
     )
     sample.add_argument("--classes", type=int, nargs="+", help="class ids (default: all classes)")
-    sample.add_argument("--num", type=int, default=16, help="samples per class (default 16)")
-    sample.add_argument("--steps", type=int, default=None, help="decoding steps T (default: the run's eval.steps)")
+    sample.add_argument("--num", type=count_arg(), default=16, help="samples per class (default 16)")
+    sample.add_argument(
+        "--steps", type=count_arg(), default=None, help="decoding steps T (default: the run's eval.steps)"
+    )
     sample.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight (default 0)")
     sample.add_argument("--choice-temperature", type=float, default=None, help="default: the run's eval setting")
     sample.add_argument("--seed", type=int, default=0)
@@ -292,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_predict)
 
     export = commands.add_parser("export", help="write a run's model as a bundle (safetensors + JSON + model card)")
-    export.add_argument("run_dir", help="a tokenizer, MaskGIT or UViM run dir")
+    export.add_argument("run_dir", help="a run dir of any stage")
     export.add_argument("out", help="the bundle folder to create (refused when it exists and is not empty)")
     export.add_argument("--name", help="the model's name in its card (default: the folder's name)")
     export.set_defaults(func=_export)
@@ -303,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tokenize.add_argument("--split", default="train", help="data split (train, val, test)")
     tokenize.add_argument("--out", required=True, help="output folder")
-    tokenize.add_argument("--shard-size", type=int, default=10_000)
+    tokenize.add_argument(
+        "--shard-size", type=count_arg(), default=10_000, help="token grids per shard (default 10000)"
+    )
     tokenize.set_defaults(func=_tokenize)
 
     data = commands.add_parser("data", help="offline data sources: list | prepare [NAME...|all]")
@@ -312,10 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--cache-dir", default=None, help="cache folder (default $FSQ_CACHE or ~/.cache/fsq)")
     data.set_defaults(func=_data)
 
-    config = commands.add_parser("config", help="print the resolved config of any stage (files name their stage)")
+    config = commands.add_parser(
+        "config", help="print the resolved config of any stage (files name their stage); alone: list the stages"
+    )
     config.add_argument("items", nargs="*", help="config names or YAML files, and key=value overrides")
-    config.add_argument("--stage", choices=["tokenizer", "maskgit", "uvim"], help="the schema (default: the file's)")
-    config.add_argument("--schema", choices=["tokenizer", "maskgit", "uvim"], help="list a stage's keys and exit")
+    config.add_argument("--stage", choices=stages, help="the schema (default: the file's)")
+    config.add_argument("--schema", choices=stages, help="list a stage's keys and exit")
     config.set_defaults(func=_config)
 
     configs = commands.add_parser("configs", help="the shipped configs: list | copy NAME DEST (to edit a copy)")
@@ -325,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("name", help="a config name (fsq_mnist, smoke) or a path below the shipped configs")
     copy.add_argument("dest", help="a folder, or the new file's path")
     for sub in (listing, copy):
-        sub.add_argument("--stage", choices=["tokenizer", "maskgit", "uvim"], help="the stage the name belongs to")
+        sub.add_argument("--stage", choices=stages, help="the stage the name belongs to")
     configs.set_defaults(func=_configs)
     return parser
 
@@ -355,20 +378,60 @@ def main(argv: list[str] | None = None) -> int:
     where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
     try:
         return args.func(args)
-    except (ConfigError, ValueError, RunDirBusy, OSError) as error:  # OSError: missing files, disk full
+    # OSError: missing files, disk full; FloatingPointError: a diverged (non-finite) loss
+    except (ConfigError, ValueError, RunDirBusy, OSError, FloatingPointError) as error:
         print(f"fsq: error{where}: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:
         return _missing_extra(error)
-    except RuntimeError as error:
-        if world == 1 or "Dist" not in type(error).__name__:
-            raise
-        print(
-            f"fsq: error{where}: a collective operation failed or timed out ({type(error).__name__}); another rank "
-            "probably failed first: its own 'fsq: error (rank N ...)' line names the cause",
-            file=sys.stderr,
-        )
-        return 3
+    except Exception as error:
+        return _unexpected(error, world, where)
+
+
+# what torch's process-group backends (gloo, NCCL) say when a peer rank died, froze past the timeout or hung up
+_COLLECTIVE_WORDS = (
+    "gloo",
+    "nccl",
+    "connection closed by peer",
+    "connection reset",
+    "broken pipe",
+    "timed out",
+    "timeout",
+    "processgroup",
+    "process group",
+    "socket",
+    "collective",
+)
+
+
+def collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failed or timed-out collective operation (a dead, frozen or failed peer rank)."""
+    text = f"{type(error).__name__} {error}".lower()
+    return isinstance(error, RuntimeError) and (
+        "Dist" in type(error).__name__ or any(w in text for w in _COLLECTIVE_WORDS)
+    )
+
+
+def _unexpected(error: Exception, world: int, where: str) -> int:
+    """One line for a failed write (any writer's storage error) or, under torchrun, a failed collective; any
+    other error propagates (a bug: its traceback is wanted)."""
+    from fsq.storage import storage_reason
+
+    reason = storage_reason(error)
+    if reason is not None:
+        print(f"fsq: error{where}: a write failed ({reason}): {str(error).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if world == 1 or not collective_failure(error):
+        raise error
+    first = re.sub(r"^\[[^\]]*\]\s*", "", (str(error).strip().splitlines() or [""])[0])  # no C++ source location
+    detail = first.split(". ")[0][:200]
+    print(
+        f"fsq: error{where}: a collective operation failed or timed out ({type(error).__name__}: {detail}); "
+        "another rank probably failed, froze or was killed first: its own 'fsq: error (rank N ...)' line, or the "
+        "launcher's report, names the cause",
+        file=sys.stderr,
+    )
+    return 3
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from fsq import storage
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) float in [0, 1] (clamped) or uint8 -> uint8 RGB on the CPU (grey repeated to 3 channels)."""
@@ -36,7 +38,8 @@ def save_grid(
     side, target = fit
     scale = max(1, target // grid.shape[1 if side == "width" else 0])
     image = Image.fromarray(grid)
-    image.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST).save(path)
+    with storage.writing(path, path, what="image"):  # a full disk: no half-written PNG, the path in the error
+        image.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST).save(path)
 
 
 def grid_array(rows: Sequence[torch.Tensor], columns: int | None = None) -> np.ndarray:

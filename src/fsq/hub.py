@@ -21,12 +21,13 @@ imports no torch.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+
+from fsq.io import read_json
 
 CONFIG = "config.json"
 CARD = "README.md"
@@ -74,8 +75,8 @@ def bundle_format(directory: str | Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        data = read_json(path, top=None)
+    except (OSError, ValueError):
         return None
     return data.get("format") if isinstance(data, dict) else None
 
@@ -195,7 +196,7 @@ def read_bundle_config(directory: str | Path, expected: str) -> dict[str, Any]:
     path = Path(directory) / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{directory} holds no {CONFIG}: not an fsq bundle (write one with `fsq export`)")
-    data = json.loads(path.read_text())
+    data = read_json(path, "the bundle's config", top=None)
     found = data.get("format") if isinstance(data, dict) else None
     if found != expected:
         raise ValueError(f"{directory} is an {found or 'unknown'} bundle, not an {expected} bundle")

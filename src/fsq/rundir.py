@@ -16,9 +16,12 @@ Step numbers are zero-padded to six digits so that names sort by step.
 
 from __future__ import annotations
 
-import json
+import os
+import weakref
 from pathlib import Path
 from typing import Any
+
+from fsq.io import read_json, read_json_lines
 
 CONFIG = "config.yaml"
 META = "meta.json"
@@ -62,7 +65,7 @@ def eval_files(run_dir: str | Path) -> list[Path]:
 def latest_eval(run_dir: str | Path) -> dict[str, Any] | None:
     """The newest evaluation of a run (``None`` when it has none)."""
     files = eval_files(run_dir)
-    return json.loads(files[-1].read_text()) if files else None
+    return read_json(files[-1], "an evaluation") if files else None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -70,7 +73,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_json_lines(path, "training metrics")
 
 
 # ---- ownership -------------------------------------------------------------------------------------------------
@@ -87,6 +90,9 @@ class RunDirLock:
     The kernel releases the lock when its process dies (even by ``kill -9``), so a stale lock file never blocks: a
     later process takes it over. A second trainer, or an evaluation of a run being trained, is refused with a
     :class:`RunDirBusy` naming the owner. Used as a context manager; only one rank of a torchrun job takes it.
+
+    A forked child (a DataLoader worker) closes its inherited copy of the lock file at once, so the lock never
+    outlives its owner: ``flock`` belongs to the open file, which a child's copy would otherwise keep locked.
     """
 
     def __init__(self, run_dir: str | Path, purpose: str) -> None:
@@ -96,7 +102,6 @@ class RunDirLock:
 
     def __enter__(self) -> RunDirLock:
         import fcntl
-        import os
         import socket
         import time
 
@@ -117,7 +122,14 @@ class RunDirLock:
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({self.purpose}, since {started})\n")
         handle.flush()
         self._handle = handle
+        _HELD.add(self)
         return self
+
+    def _forget(self) -> None:
+        """In a forked child: close this process's copy of the lock file (the parent keeps the lock)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def __exit__(self, *exc: object) -> None:
         import fcntl
@@ -127,6 +139,20 @@ class RunDirLock:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+        _HELD.discard(self)
+
+
+_HELD: weakref.WeakSet[RunDirLock] = weakref.WeakSet()  # the locks this process holds
+
+
+def _close_inherited_locks() -> None:
+    for lock in list(_HELD):
+        lock._forget()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def validate_run_name(name: str) -> str:

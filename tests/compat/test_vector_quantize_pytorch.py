@@ -291,7 +291,8 @@ def test_project_fsq_refuses_their_buffers():
             ProjectFSQ([5, 5, 5], dim=8, variant="atanh").load_state_dict(rotated, strict=strict)
     with pytest.raises(RuntimeError, match=r"quantizer\._levels"):
         torch.nn.ModuleDict({"quantizer": ProjectFSQ([8, 5, 5, 5])}).load_state_dict({"quantizer._levels": None})
-    ProjectFSQ([8, 6, 5], dim=8).load_state_dict(FSQ([8, 6, 5], dim=8).state_dict())  # theirs without rotation
+    with pytest.raises(RuntimeError, match="state-dict version 1"):  # theirs without rotation: recognised too
+        ProjectFSQ([8, 6, 5], dim=8).load_state_dict(FSQ([8, 6, 5], dim=8).state_dict())
 
 
 def test_importable_without_vector_quantize_pytorch_or_einops():

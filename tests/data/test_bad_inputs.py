@@ -189,3 +189,138 @@ def test_bad_input(build, outcome, detail, tmp_path, png_writer, monkeypatch):
     else:
         with pytest.raises(ValueError, match=detail):
             load_folder(build(tmp_path / "in", png_writer, monkeypatch))
+
+
+# ---- WebDataset shards: damaged, missing or unreadable shards are named, never dropped without a word ----------
+def _shards(root):
+    """Two intact shards of 12 samples (``train-000000.tar``, ``train-000001.tar``) under ``root/src``."""
+    from streaming_sources import make_folder, make_shards
+
+    return make_shards(make_folder(root / "images"), root / "src", per_shard=12)
+
+
+def _cut(where):
+    """A 12-sample shard cut ``where``: inside member 14 (sample 7's image), inside its header, or just before it."""
+
+    def build(root):
+        import tarfile
+
+        good = _shards(root) / "train-000000.tar"
+        with tarfile.open(good) as tar:
+            member = tar.getmembers()[14]
+        end = {"mid-member": member.offset_data + member.size // 2, "mid-header": member.offset + 200}
+        data = good.read_bytes()[: end.get(where, member.offset)]
+        (root / "cut.tar").write_bytes(data)
+        return f"wds:{root}/cut.tar", 7, "cut.tar"
+
+    return build
+
+
+def _random_bytes(beside_good):
+    def build(root):
+        source = _shards(root)
+        (source / "train-000002.tar").write_bytes(np.random.default_rng(1).bytes(5000))
+        if not beside_good:
+            return f"wds:{source}/train-000002.tar", 0, "train-000002.tar"
+        return f"wds:{source}/train-*.tar", 24, "train-000002.tar"
+
+    return build
+
+
+def _dangling(in_folder):
+    def build(root):
+        source = _shards(root)
+        (source / "train-000002.tar").symlink_to(root / "gone.tar")
+        return (f"wds:{source}" if in_folder else f"wds:{source}/{{split}}-*.tar"), 24, "train-000002.tar"
+
+    return build
+
+
+def _braces(last):
+    def build(root):
+        return f"wds:{_shards(root)}/{{split}}-{{000000..{last:06d}}}.tar", 24, f"train-{last:06d}.tar"
+
+    return build
+
+
+WDS_CASES = [  # (build(root) -> (source, samples used, the name the skip or error gives), outcome, reason)
+    pytest.param(_braces(1), "ok", None, id="brace-pattern"),
+    pytest.param(_cut("mid-member"), "skip", "cut short inside member '000007.png'", id="cut-mid-member"),
+    pytest.param(_cut("mid-header"), "skip", "cut short inside a member header", id="cut-mid-header"),
+    pytest.param(_cut("at-a-member"), "skip", "no end-of-archive marker", id="cut-between-members"),
+    pytest.param(_random_bytes(True), "skip", "not a readable tar file", id="random-bytes-beside-good"),
+    pytest.param(_dangling(False), "skip", "dangling symbolic link", id="dangling-link-in-glob"),
+    pytest.param(_dangling(True), "skip", "dangling symbolic link", id="dangling-link-in-folder"),
+    pytest.param(_braces(2), "skip", "no such shard file", id="brace-names-a-missing-shard"),
+    pytest.param(_random_bytes(False), "error", "not a readable tar file", id="random-bytes-alone"),
+]
+
+
+@pytest.mark.parametrize("build, outcome, reason", WDS_CASES)
+def test_bad_webdataset_shards(build, outcome, reason, tmp_path, caplog):
+    from fsq.data.datasets import open_items
+    from fsq.stages.tokenizer import SKIPPED, write_skipped
+
+    source, used, name = build(tmp_path)
+    if outcome == "error":
+        for on_error in ("skip", "raise"):
+            with pytest.raises(ValueError, match=f"{re.escape(name)}.*{reason}"):
+                open_items(source, "train", on_error=on_error)
+        return
+    with caplog.at_level("WARNING"):
+        items = open_items(source, "train")
+    assert len(items) == used and len({items.name(i) for i in range(used)}) == used
+    if outcome == "ok":
+        assert items.skipped == [] and "skipped" not in caplog.text
+        return
+    assert [(n, r) for n, r in items.skipped if reason in r and n.endswith(name)], items.skipped
+    assert name in caplog.text and reason in caplog.text  # said once, at start
+    write_skipped(tmp_path, "train", items.skipped, {})  # and kept in RUN/skipped_files.json
+    assert reason in (tmp_path / SKIPPED).read_text()
+    with pytest.raises(ValueError, match=f"{re.escape(name)}.*{reason}"):
+        open_items(source, "train", on_error="raise")
+
+
+def test_unbalanced_shard_braces_are_refused():
+    from fsq.data.datasets import open_items
+
+    with pytest.raises(ValueError, match="unbalanced braces in the shard pattern"):
+        open_items("wds:/data/train-{0000..0002.tar", "train")
+
+
+def test_brace_expansion_follows_webdataset():
+    from fsq.data.shard_urls import expand_braces
+
+    assert expand_braces("s-{0000..0002}.tar") == ["s-0000.tar", "s-0001.tar", "s-0002.tar"]
+    assert expand_braces("{a,b{1..2}}-{09..10}") == ["a-09", "a-10", "b1-09", "b1-10", "b2-09", "b2-10"]
+    assert expand_braces("{5..1..2}{x}") == ["5{x}", "3{x}", "1{x}"]  # a step, and literal braces kept
+    braceexpand = pytest.importorskip("braceexpand")
+    for pattern in ("s-{0000..0002}.tar", "{a,b{1..2}}-{09..10}", "x{1,2}{,y}", "{-2..2}", "{a..c}", "{x}"):
+        assert expand_braces(pattern) == list(braceexpand.braceexpand(pattern)), pattern
+
+
+# ---- the skip log: any file name round-trips, each skip is said once ------------------------------------------
+def test_skip_log_keeps_any_file_name_and_warns_once(tmp_path, caplog):
+    import json
+
+    from fsq.data.datasets import open_items
+    from fsq.data.loader import StepLoader, iterate_batches
+    from fsq.data.transforms import ItemTransform
+    from fsq.stages.tokenizer import SKIPPED, write_skipped
+
+    _good(tmp_path / "in")
+    odd = ["bad\nfile.png", "tab\tname.png", "quote\"'\\.png"]
+    for name in odd:
+        (tmp_path / "in" / name).write_bytes(b"not an image")
+    items = open_items(str(tmp_path / "in"), "all")
+    with caplog.at_level("WARNING"):
+        train = StepLoader(items, ItemTransform("random", 4), global_batch=4, seed=0, stop=1, workers=1)
+        train.batch(0)  # training (in a worker), then evaluation twice: three loaders meet the same files
+        for _ in range(2):
+            list(iterate_batches(items, ItemTransform("center", 4), range(len(items)), 2))
+    assert sorted(train.skipped) == sorted(odd)
+    warnings = [r.getMessage() for r in caplog.records if "skipped undecodable image" in r.getMessage()]
+    assert len(warnings) == len(odd) and all(sum(repr(n) in w for w in warnings) == 1 for n in odd)
+    write_skipped(tmp_path, "all", [], train.skipped)
+    logged = json.loads((tmp_path / SKIPPED).read_text())["skipped"]
+    assert sorted(entry["path"] for entry in logged) == sorted(odd)

@@ -28,6 +28,8 @@ def test_source_kinds():
     assert source_kind("/d/x.tar") == ("wds", "/d/x.tar")
     assert source_kind("hf:/d/ds") == ("hf", "/d/ds")
     assert source_kind("/d/images") == ("folder", "/d/images")
+    assert source_kind("https://h/train-{0..9}.tar?x=1") == ("wds", "https://h/train-{0..9}.tar?x=1")
+    assert source_kind("pipe:curl -s https://h/s") == ("wds", "pipe:curl -s https://h/s")
 
 
 def test_folder_items_decode_lazily_with_class_labels(folder):
@@ -132,3 +134,16 @@ def test_unreadable_files_are_skipped_and_reported_or_raise(folder, tmp_path, ca
     strict = StepLoader(items, ItemTransform("random", 16), global_batch=9, seed=0, stop=1, on_error="raise")
     with pytest.raises(ValueError, match="broken.png"):
         strict.batch(0)
+
+
+def test_shard_files_read_before_workers_start_are_not_shared_with_them(folder, tmp_path):
+    """Forked workers inherited the main process's open shard files, whose offsets they shared: garbage reads."""
+    items = open_items(f"wds:{make_shards(folder, tmp_path / 'shards', per_shard=10)}", "train")
+    reference = [items.read(i) for i in range(len(items))]  # opens the shard files in this process
+
+    def loader(workers):
+        return StepLoader(items, ItemTransform("center", 16), global_batch=8, seed=0, stop=6, workers=workers)
+
+    plain, forked = loader(0), loader(2)
+    assert all(torch.equal(plain.batch(s)[0], forked.batch(s)[0]) for s in range(6)) and not forked.skipped
+    assert len(reference) == 24

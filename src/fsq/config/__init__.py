@@ -1,7 +1,8 @@
 """Typed experiment configs (torch-free): the engine, the shared sections and one schema per stage.
 
-``SCHEMAS`` maps a stage name to its schema; every config records its ``stage``, so a run dir's
-``config.yaml`` (and any config file that names its stage) says by itself which schema reads it.
+``SCHEMAS`` maps a stage name to its schema (:mod:`fsq.config.registry`: the built-in stages' schemas are
+registered here, others by :func:`fsq.stages.register` or an entry point); every config records its ``stage``, so
+a run dir's ``config.yaml`` (and any config file that names its stage) says by itself which schema reads it.
 """
 
 from __future__ import annotations
@@ -32,15 +33,13 @@ from fsq.config.engine import (
 )
 from fsq.config.maskgit import TRANSFORMER_PRESETS, MaskGITExperiment
 from fsq.config.names import configs_root, resolve_config, resolve_configs
+from fsq.config.registry import SCHEMAS, description_of, register_schema, schema_for, schema_name, stage_names
 from fsq.config.sections import LoopConfig, OptimConfig, QuantizerConfig, TrainConfig
 from fsq.config.tokenizer import MODEL_PRESETS, TokenizerExperiment
 from fsq.config.uvim import ORACLE_PRESETS, UViMExperiment
 
-SCHEMAS: dict[str, type] = {
-    "tokenizer": TokenizerExperiment,
-    "maskgit": MaskGITExperiment,
-    "uvim": UViMExperiment,
-}
+for _schema in (TokenizerExperiment, MaskGITExperiment, UViMExperiment):  # the built-in stages, torch-free
+    register_schema(_schema)
 
 
 def config_path(path: str | Path, stage: str | None = None) -> Path:
@@ -52,18 +51,11 @@ def config_path(path: str | Path, stage: str | None = None) -> Path:
     return resolve_config(path, stage)
 
 
-def schema_for(stage: str) -> type:
-    """The experiment schema of a stage name."""
-    if stage not in SCHEMAS:
-        raise ConfigError(f"unknown stage {stage!r}; valid stages: {sorted(SCHEMAS)}")
-    return SCHEMAS[stage]
-
-
 def stage_of(data: dict[str, Any], where: str) -> str:
     """The ``stage`` a config mapping records (a clear error when it records none)."""
     stage = data.get("stage")
     if stage is None:
-        raise ConfigError(f"{where} records no 'stage' (add `stage: {' | '.join(SCHEMAS)}` at its top)")
+        raise ConfigError(f"{where} records no 'stage' (add `stage: {' | '.join(stage_names())}` at its top)")
     schema_for(stage)
     return str(stage)
 
@@ -105,6 +97,7 @@ __all__ = [
     "config_hash",
     "config_path",
     "configs_root",
+    "description_of",
     "differing_keys",
     "dump_yaml",
     "flatten",
@@ -115,11 +108,14 @@ __all__ = [
     "parse_override",
     "read_run_config",
     "read_yaml",
+    "register_schema",
     "resolve_config",
     "resolve_configs",
     "resume_hash",
     "schema_for",
+    "schema_name",
     "spec_from",
+    "stage_names",
     "stage_of",
     "to_dict",
     "with_overrides",

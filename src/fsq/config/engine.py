@@ -5,7 +5,10 @@
 the overrides, and returns a frozen dataclass. Unknown keys, wrong types and values outside a ``Literal``
 annotation's choices raise :class:`ConfigError` listing what is valid. A schema's ``presets`` class attribute
 (``{"model": {name: values}}``) lets ``model.preset`` name values that sit under the keys given explicitly; its
-``stage`` field names the stage a config belongs to. Stage-agnostic: the schemas live beside it.
+``stage`` field names the stage a config belongs to. A section class with ``config_variant`` (the quantizer: its
+``kind`` picks a registered family's section) is read as the class it names; a later layer naming another variant
+replaces the section, and a schema's ``section_defaults`` give its own defaults per variant. Stage-agnostic: the
+schemas live beside it.
 This module imports no torch, so configs can be checked and reports written without it.
 """
 
@@ -105,7 +108,12 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         base, *constraints = typing.get_args(tp)
         value = _convert(value, base, where)
         for constraint in constraints:
-            constraint.check(value, where)
+            try:
+                constraint.check(value, where)
+            except ConfigError:
+                raise
+            except ValueError as error:  # a constraint defined outside the engine (torch-free library sections)
+                raise ConfigError(str(error)) from error
         return value
     if origin is typing.Literal:
         choices = typing.get_args(tp)
@@ -137,6 +145,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping of {sorted(f.name for f in dataclasses.fields(tp))}")
+        tp, value = _variant(tp, value, where)
         return from_dict(tp, value, where)
     if tp is bool:
         if not isinstance(value, bool):
@@ -170,6 +179,33 @@ def _scalar(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: list item {text!r} is not valid YAML: {error}") from error
 
 
+def _variant(tp: type, value: dict[str, Any], where: str) -> tuple[type, dict[str, Any]]:
+    """A section whose class depends on its values (its ``config_variant(value) -> (class, value)``, e.g. the
+    quantizer's ``kind``): that class; any other section: itself."""
+    choose = getattr(tp, "config_variant", None)
+    if choose is None:
+        return tp, value
+    try:
+        chosen: tuple[type, dict[str, Any]] = choose(value)
+    except ValueError as error:
+        raise ConfigError(f"{where}.{error}" if where else str(error)) from error
+    return chosen
+
+
+def _section_base(cls: type, name: str, default: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """What a partial section ``value`` of field ``name`` is merged onto: the schema's default section, or for a
+    section of another variant (``quantizer.kind`` changed) the schema's default of that variant among its
+    ``section_defaults[name]`` (sections), else just the variant (the variant's class defaults)."""
+    tag = getattr(type(default), "variant_key", None)
+    if tag is None or value.get(tag, getattr(default, tag)) == getattr(default, tag):
+        return to_dict(default)
+    given = value[tag]
+    for other in getattr(cls, "section_defaults", {}).get(name, ()):
+        if getattr(other, tag) == given:
+            return to_dict(other)
+    return {tag: given}
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from a (nested) dict; unknown keys and wrong types raise :class:`ConfigError`."""
     hints = typing.get_type_hints(cls, include_extras=True)
@@ -185,7 +221,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     for name, value in data.items():
         default = defaults.get(name)
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = merge(to_dict(default), value)  # keys not given keep this schema's default for the section
+            value = merge(_section_base(cls, name, default, value), value)  # keys not given keep the schema's default
         kwargs[name] = _convert(value, hints[name], f"{where}.{name}" if where else name)
     return cls(**kwargs)
 
@@ -196,6 +232,21 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ files, overrides
+def merge_layer(cls: type, data: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """:func:`merge` of one more config layer (a file, an override) onto ``data``, except that a layer naming
+    another variant of a section (``quantizer.kind: lfq`` over a file's FSQ section) replaces that section: the
+    earlier layers' keys belonged to the other variant."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    out = dict(data)
+    for name, section in layer.items():
+        tag = getattr(hints.get(name), "variant_key", None)
+        old = out.get(name)
+        if tag is not None and isinstance(section, dict) and isinstance(old, dict) and tag in section:
+            if tag in old and old[tag] != section[tag]:
+                out[name] = {}
+    return merge(out, layer)
+
+
 def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     """Recursive merge: mappings merge key by key, anything else in ``overlay`` replaces."""
     out = dict(base)
@@ -291,9 +342,9 @@ def load_config(
         check_stage(cls, part, str(path))
         if PREVIOUS in json.dumps(part):
             part = expand_previous(part, data, flatten(to_dict(cls())), str(path))
-        data = merge(data, part)
+        data = merge_layer(cls, data, part)
     for text in overrides:
-        data = merge(data, parse_override(text))
+        data = merge_layer(cls, data, parse_override(text))
     data = _apply_presets(cls, data)
     data.setdefault("schema_version", SCHEMA_VERSION)
     if data["schema_version"] != SCHEMA_VERSION:
@@ -302,11 +353,25 @@ def load_config(
 
 
 def with_overrides(config: T, overrides: list[str]) -> T:
-    """A copy of ``config`` with dotted ``key=value`` overrides applied, validated like :func:`load_config`."""
+    """A copy of ``config`` with dotted ``key=value`` overrides applied, validated like :func:`load_config`.
+
+    An override that changes a section's variant (``quantizer.kind=vq``) starts that section afresh: its other
+    keys are the given ones over the schema's defaults for the new variant.
+    """
     data = to_dict(config)
+    given: dict[str, Any] = {}
     for text in overrides:
-        data = merge(data, parse_override(text))
-    return from_dict(type(config), data)
+        given = merge(given, parse_override(text))
+    for name, section in given.items():
+        current = getattr(config, name, None)
+        tag = getattr(type(current), "variant_key", None)
+        if (
+            tag is not None
+            and isinstance(section, dict)
+            and section.get(tag, getattr(current, tag)) != getattr(current, tag)
+        ):
+            data[name] = {}
+    return from_dict(type(config), merge(data, given))
 
 
 def dump_yaml(config: Any) -> str:
@@ -340,6 +405,14 @@ def resume_hash(config: Any) -> str:
     run may change (``RESUMABLE_*``). Keys a later version adds with a default leave it unchanged, so its runs
     stay loadable."""
     defaults = flatten(to_dict(type(config)()))
+    # a section of another variant than the default's (a VQ quantizer): its own keys compare with its own defaults
+    variants = {}
+    for f in dataclasses.fields(config):
+        tag = getattr(type(getattr(config, f.name)), "variant_key", None)
+        if tag is not None:
+            variants[f.name] = {tag: getattr(getattr(config, f.name), tag)}
+    own = flatten(to_dict(from_dict(type(config), variants))) if variants else defaults
+    defaults = {**own, **defaults}
     ignore = tuple(k for k, v in flatten(to_dict(config)).items() if k in defaults and defaults[k] == v)
     return config_hash(config, RESUMABLE_CHANGES + ignore, RESUMABLE_PREFIXES)
 

@@ -38,6 +38,9 @@ class TransformerConfig:
     mlp_dim: PositiveInt = 512
     dropout: Fraction = 0.1
     norm_first: bool = True  # pre-LN; false: BERT post-LN as MaskGIT
+    # table: a learned embedding per grid position (the paper's; any grid); axes: one per axis and index, summed
+    # (t + h + w vectors instead of t * h * w: long 3-D token grids)
+    positions: Literal["table", "axes"] = "table"
 
 
 TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
@@ -82,6 +85,7 @@ class SamplingEvalConfig:
 
 @dataclass(frozen=True)
 class MaskGITExperiment:
+    description: ClassVar[str] = "Stage II: a class-conditional MaskGIT over a tokenizer's tokens"
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": TRANSFORMER_PRESETS}
 
     schema_version: int = SCHEMA_VERSION

@@ -100,8 +100,8 @@ def describe(schema: type) -> list[KeyDoc]:
         hints = typing.get_type_hints(cls, include_extras=True)
         for field in dataclasses.fields(cls):
             key, current, tp = f"{prefix}{field.name}", getattr(value, field.name), hints[field.name]
-            if dataclasses.is_dataclass(tp):
-                walk(typing.cast(type, tp), current, f"{key}.")
+            if dataclasses.is_dataclass(tp):  # a section whose class follows a value (quantizer.kind): the default's
+                walk(type(current) if dataclasses.is_dataclass(current) else typing.cast(type, tp), current, f"{key}.")
                 continue
             meaning = _meaning(cls, field.name)
             if field.name == "preset" and prefix[:-1] in presets:

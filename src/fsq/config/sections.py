@@ -7,10 +7,11 @@ their choices at load time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fsq.config.engine import ConfigError, Length, Pattern, Range
+from fsq.quantizers.registry import QuantizerSection
 
 # Value types with their ranges, checked at load (before anything is written).
 PositiveInt = Annotated[int, Range(min=1)]
@@ -32,14 +33,9 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-@dataclass(frozen=True)
-class QuantizerConfig:
-    kind: Literal["fsq", "vq"] = "fsq"
-    levels: Levels = field(default_factory=lambda: [8, 5, 5, 5])  # fsq
-    variant: Literal["paper", "atanh", "symmetric"] = "paper"  # fsq
-    codebook_size: PositiveInt = 1024  # vq
-    dim: PositiveInt = 256  # vq: code width (the encoder's last layer outputs this many channels)
-    recipe: Literal["maskgit", "maskgit_noentropy", "uvim", "uvim_nosplit", "uvim_short"] = "maskgit"  # vq
+# The quantizer section: ``kind`` picks a registered family, whose own settings the section holds (an unknown key
+# of that family is an error naming its keys); see fsq.quantizers.registry (torch-free).
+QuantizerConfig = QuantizerSection
 
 
 @dataclass(frozen=True)

@@ -5,23 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from fsq.config.engine import SCHEMA_VERSION, Length
+from fsq.config.engine import SCHEMA_VERSION, Length, Range
 from fsq.config.sections import (
     NonNegativeFloat,
     NonNegativeInt,
     OptimConfig,
+    PositiveFloat,
     PositiveInt,
     QuantizerConfig,
     RunName,
     TrainConfig,
     require,
 )
+from fsq.config.sizes import check_image_size
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    # mnist | fashion | photos (in memory) | streamed: an image folder path, wds:SHARDS (.tar file, folder or
-    # glob; {split} is replaced by the split), hf:DIR (a local Hugging Face dataset: saved, imagefolder or parquet)
+    # mnist | fashion | photos (in memory) | streamed: an image folder path, wds:SHARDS (.tar file, folder, glob,
+    # brace pattern or remote URLs: https://, s3://, pipe:; {split} is replaced by the split), hf:DIR (a local
+    # Hugging Face dataset: saved, imagefolder or parquet)
+    # | signals: tones (audio) | blobs (video) (generated), audio:DIR (.wav/.npy files), video:DIR (.npy files)
     source: str = "mnist"
     image_size: PositiveInt = 28
     train_split: str = "train"
@@ -36,20 +40,28 @@ class DataConfig:
     # streamed sources: random = shorter side to image_size + random crop + horizontal flip; center = centre
     # crop (evaluation always centre-crops); auto: random for streamed sources, the built-ins as loaded
     train_transform: Literal["auto", "random", "center"] = "auto"
+    # signals with a time axis (audio: the generated `tones`; video: `blobs`): the time crop in samples or frames
+    # (random in training, centred in evaluation; None: whole clips), and the rate the source must have (Hz for
+    # audio, fps for video; None: the source's own; a mismatch is an error, never a silent resampling)
+    length: PositiveInt | None = None
+    sample_rate: PositiveFloat | None = None
+    resample: bool = False  # true: a source at another rate is resampled to data.sample_rate instead of refused
 
     def __post_init__(self) -> None:
         from fsq.config.engine import ConfigError
 
         if self.workers < 0:
             raise ConfigError(f"data.workers must be 0 or more, got {self.workers}")
-        for prefix in ("wds:", "hf:"):
+        for prefix in ("wds:", "hf:", "audio:", "video:"):
             if self.source.startswith(prefix) and not self.source[len(prefix) :].strip():
                 raise ConfigError(f"data.source={self.source!r} names no path after {prefix!r}")
         scheme = self.source.split(":", 1)[0]
-        if ":" in self.source and scheme.isalnum() and len(scheme) > 1 and scheme not in ("wds", "hf"):
+        remote = self.source.startswith((f"{scheme}://", "pipe:"))  # WebDataset shards at URLs
+        known = ("wds", "hf", "audio", "video")
+        if ":" in self.source and scheme.isalnum() and len(scheme) > 1 and scheme not in known and not remote:
             raise ConfigError(
-                f"data.source={self.source!r}: unknown prefix {scheme + ':'!r}; use wds:SHARDS, hf:DIR, a folder path "
-                "or mnist, fashion, photos"
+                f"data.source={self.source!r}: unknown prefix {scheme + ':'!r}; use wds:SHARDS, hf:DIR, a folder path, "
+                "a shard URL (https://, s3://, pipe:) or mnist, fashion, photos"
             )
 
 
@@ -60,6 +72,11 @@ class ModelConfig:
     channel_multipliers: Annotated[list[PositiveInt], Length(min=1)] = field(default_factory=lambda: [1, 2, 2])
     num_res_blocks: NonNegativeInt = 1
     num_groups: PositiveInt = 8  # GroupNorm groups (the paper's flax default is 32)
+    dims: Annotated[int, Range(min=1, max=3)] = 2  # the signal's axes: 1 audio (Conv1d), 2 images, 3 video (Conv3d)
+    # per downsampling (len(channel_multipliers) - 1 of them) a factor per axis, e.g. [[1, 2, 2], [2, 2, 2]] for
+    # video (time, height, width); None: 2 on every axis
+    downsample: list[Annotated[list[PositiveInt], Length(min=1)]] | None = None
+    causal: bool = False  # the first axis is time: causal padding, the first frame or sample encoded on its own
 
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -96,6 +113,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class TokenizerExperiment:
+    description: ClassVar[str] = "Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)"
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": MODEL_PRESETS}
 
     schema_version: int = SCHEMA_VERSION
@@ -117,3 +135,14 @@ class TokenizerExperiment:
             f"model.num_groups={m.num_groups} must divide every width {widths} (filters x channel_multipliers)",
         )
         require(self.data.channels in (None, 1, 3), f"data.channels must be 1, 3 or null, got {self.data.channels}")
+        if m.downsample is not None:
+            stages = len(m.channel_multipliers) - 1
+            require(
+                len(m.downsample) == stages and all(len(f) == m.dims for f in m.downsample),
+                f"model.downsample={m.downsample} must hold {stages} entries (one per downsampling: "
+                f"len(model.channel_multipliers) - 1) of {m.dims} factors (one per axis: model.dims={m.dims})",
+            )
+        elif m.dims == 2:  # images: the size against the downsamplings, the largest size, the memory it needs
+            downsamplings = len(m.channel_multipliers) - 1
+            what = f"model.channel_multipliers={list(m.channel_multipliers)}"
+            check_image_size(self.data.image_size, downsamplings, self.train.batch_size, m.filters, what)

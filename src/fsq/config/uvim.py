@@ -17,6 +17,8 @@ from fsq.config.sections import (
     RunName,
     require,
 )
+from fsq.config.sizes import MAX_IMAGE_SIZE
+from fsq.quantizers.registry import FSQSection, VQSection
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,15 @@ class UViMEvalConfig:
 
 @dataclass(frozen=True)
 class UViMExperiment:
+    description: ClassVar[str] = (
+        "UViM: a restricted oracle of a dense task's targets, then a language model of its codes"
+    )
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"model": ORACLE_PRESETS}
+    # the defaults of a quantizer section of another kind than the default's: the paper's UViM VQ (4096 codes,
+    # EMA, l2-normalised, codebook splitting)
+    section_defaults: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "quantizer": (VQSection(codebook_size=4096, dim=128, recipe="uvim"),)
+    }
 
     schema_version: int = SCHEMA_VERSION
     stage: Literal["uvim"] = "uvim"
@@ -108,8 +118,8 @@ class UViMExperiment:
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DenseDataConfig = field(default_factory=DenseDataConfig)
     model: OracleConfig = field(default_factory=OracleConfig)
-    quantizer: QuantizerConfig = field(  # the paper's FSQ [7,5,5,5,5]; VQ: 4096 codes, UViM recipe
-        default_factory=lambda: QuantizerConfig(levels=[7, 5, 5, 5, 5], codebook_size=4096, dim=128, recipe="uvim")
+    quantizer: QuantizerConfig = field(  # the paper's FSQ [7,5,5,5,5]; VQ: see section_defaults
+        default_factory=lambda: FSQSection(levels=[7, 5, 5, 5, 5])
     )
     lm: LanguageModelConfig = field(default_factory=LanguageModelConfig)
     optim: OptimConfig = field(
@@ -123,6 +133,7 @@ class UViMExperiment:
 
     def __post_init__(self) -> None:
         size, d = self.data.image_size, self.data
+        require(size <= MAX_IMAGE_SIZE, f"data.image_size={size} is above the supported maximum ({MAX_IMAGE_SIZE})")
         for name, part in (("model", self.model), ("lm", self.lm)):
             require(size % part.patch == 0, f"{name}.patch={part.patch} must divide data.image_size={size}")
             require(part.width % part.heads == 0, f"{name}.heads={part.heads} must divide {name}.width={part.width}")

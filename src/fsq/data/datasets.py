@@ -10,8 +10,8 @@ The kinds, chosen by the ``source`` string (:func:`source_kind`):
 - a folder path: :class:`FolderItems`, files listed once at start (:func:`fsq.data.scan.scan_folder`, the rules of
   :mod:`fsq.data.images`: recursive, class sub-folders, ``split`` = a sub-folder such as ``train`` or ``all``),
   each file decoded only when read;
-- ``wds:PATH`` (a ``.tar`` file, a folder of them, or a glob; a path ending in ``.tar`` needs no prefix):
-  WebDataset shards read by random access (:mod:`fsq.data.shards`);
+- ``wds:PATH`` (a ``.tar`` file, a folder of them, a glob, a brace pattern or remote URLs; a path ending in
+  ``.tar`` or a URL needs no prefix): WebDataset shards read by random access (:mod:`fsq.data.shards`);
 - ``hf:PATH``: a local Hugging Face ``datasets`` directory (:mod:`fsq.data.hf`), never the network.
 
 Files that cannot be decoded raise :class:`UnreadableItem` from ``read``; the loader skips and reports them, or
@@ -27,10 +27,12 @@ from typing import Literal
 
 import torch
 
+from fsq.counts import check_optional_count
 from fsq.data.hf import HFItems
 from fsq.data.images import _DECODE_ERRORS, IMAGE_EXTENSIONS, ImageSet, _classes, _report, decode_image
 from fsq.data.items import ImageItems, UnreadableItem
 from fsq.data.scan import scan_folder
+from fsq.data.shard_urls import is_remote
 from fsq.data.shards import TarShardItems
 
 __all__ = ["FolderItems", "ImageItems", "MemoryItems", "UnreadableItem", "open_items", "source_kind"]
@@ -46,7 +48,7 @@ def source_kind(source: str) -> tuple[SourceKind, str]:
         return "wds", source[4:]
     if source.startswith("hf:"):
         return "hf", source[3:]
-    if source.endswith(".tar"):
+    if source.endswith(".tar") or is_remote(source):  # remote data is WebDataset shards (https://, s3://, pipe:)
         return "wds", source
     return "folder", source
 
@@ -178,14 +180,17 @@ def open_items(
     cache_dir: str | None = None,
 ) -> ImageItems:
     """The streamed collection a ``source`` string names (folder, ``wds:``, ``hf:``); built-ins are refused here
-    (load them with :func:`fsq.data.load_images` and wrap them in :class:`MemoryItems`)."""
+    (load them with :func:`fsq.data.load_images` and wrap them in :class:`MemoryItems`). ``cache_dir``: where
+    ``hf:`` builds its caches and remote ``wds:`` shards are fetched to."""
+    check_optional_count("limit", limit)
+    check_optional_count("draft_size", draft_size)
     kind, path = source_kind(source)
     if kind == "builtin":
         raise ValueError(f"{source!r} is a built-in source: load it with fsq.data.load_images and MemoryItems")
     if not path:
         raise ValueError(f"data source {source!r} names no path after the {kind}: prefix")
     if kind == "wds":
-        return TarShardItems(path, split, channels=channels or 3, limit=limit)
+        return TarShardItems(path, split, channels=channels or 3, limit=limit, on_error=on_error, cache_dir=cache_dir)
     if kind == "hf":
         return HFItems(path, split, channels=channels or 3, limit=limit, cache_dir=cache_dir)
     return FolderItems(path, split, channels=channels or 3, on_error=on_error, limit=limit, draft_size=draft_size)

@@ -28,6 +28,7 @@ import torch
 
 from fsq.data.images import _DECODE_ERRORS, decode_image
 from fsq.data.items import ImageItems, UnreadableItem
+from fsq.io import read_json
 
 
 def _datasets():
@@ -70,7 +71,7 @@ def load_local(path: str, split: str, cache_dir: str | None = None) -> Any:
     if not root.is_dir():
         raise ValueError(f"hf:{path}: not a directory (only local Hugging Face datasets are read)")
     if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
-        return _pick_split(datasets, datasets.load_from_disk(str(root)), split, path)
+        return _pick_split(datasets, _load_from_disk(datasets, root), split, path)
     parquet = sorted(root.rglob("*.parquet"))
     if parquet:
         if split != "all":
@@ -81,6 +82,40 @@ def load_local(path: str, split: str, cache_dir: str | None = None) -> Any:
         return datasets.load_dataset("parquet", data_files=files, split="data", cache_dir=cache_dir)
     loaded = datasets.load_dataset("imagefolder", data_dir=str(root), cache_dir=cache_dir)
     return _pick_split(datasets, loaded, split, path)
+
+
+def _load_from_disk(datasets: Any, root: Path) -> Any:
+    """``datasets.load_from_disk``, with its JSON files checked first and a damaged Arrow file named: ``datasets``
+    reports a broken ``dataset_dict.json`` or ``state.json`` and a truncated ``.arrow`` file without its path."""
+    folders = [root]
+    if (root / "dataset_dict.json").is_file():
+        listing = read_json(root / "dataset_dict.json", "a saved DatasetDict's split list", required={"splits": list})
+        folders = [root / str(name) for name in listing["splits"]]
+    for folder in folders:
+        read_json(folder / "state.json", "a saved Dataset's state", required={"_data_files": list})
+        if (folder / "dataset_info.json").is_file():
+            read_json(folder / "dataset_info.json", "a saved Dataset's features")
+    try:
+        return datasets.load_from_disk(str(root))
+    except Exception as error:  # pyarrow's and datasets' errors name no file: find the one that fails to open
+        broken = _broken_arrow(folders)
+        where = f"{broken[0]} is damaged or cut short ({broken[1]})" if broken else f"{type(error).__name__}: {error}"
+        raise ValueError(f"hf:{root}: cannot load the saved dataset: {where}") from error
+
+
+def _broken_arrow(folders: list[Path]) -> tuple[Path, str] | None:
+    """The first ``.arrow`` file of ``folders`` that pyarrow cannot read through, with pyarrow's reason."""
+    import pyarrow as pa
+
+    for folder in folders:
+        for entry in read_json(folder / "state.json")["_data_files"]:
+            path = folder / str(entry.get("filename", "")) if isinstance(entry, dict) else folder
+            try:
+                with pa.memory_map(str(path)) as source:
+                    pa.ipc.open_stream(source).read_all()
+            except (OSError, pa.ArrowException) as error:
+                return path, str(error)
+    return None
 
 
 class HFItems(ImageItems):

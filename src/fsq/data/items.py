@@ -1,8 +1,11 @@
-"""The interface of a map-style image collection: index -> uint8 ``(C, H, W)`` image and label.
+"""The interface of a map-style collection of signals: index -> item and label. Images are uint8 ``(C, H, W)``;
+audio ``(C, T)`` and video ``(C, T, H, W)`` clips (:mod:`fsq.data.signals`) use the same interface.
 
 Implemented by :class:`fsq.data.datasets.MemoryItems` (built-in sources in memory),
 :class:`fsq.data.datasets.FolderItems` (image folders), :class:`fsq.data.shards.TarShardItems` (WebDataset
-shards) and :class:`fsq.data.hf.HFItems` (local Hugging Face datasets); read by :mod:`fsq.data.loader`.
+shards), :class:`fsq.data.hf.HFItems` (local Hugging Face datasets), :class:`fsq.data.signals.SignalItems`
+(generated audio and video in memory) and :mod:`fsq.data.signal_files` (audio and video folders and shards); read
+by :mod:`fsq.data.loader`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class ImageItems:
     split = ""
     class_names: list[str] | None = None
     has_labels = False
-    channels = 3  # of the decoded images: 1 (grey) or 3 (RGB)
+    channels = 3  # of the decoded items: 1 (grey) or 3 (RGB) for images
     # what was passed over when the collection was listed: (name, reason)
     skipped: list[tuple[str, str]]
 
@@ -34,7 +37,7 @@ class ImageItems:
         raise NotImplementedError
 
     def read(self, index: int) -> torch.Tensor:
-        """The decoded image ``index``, uint8 ``(C, H, W)``; raises :class:`UnreadableItem`."""
+        """The decoded item ``index`` (an image: uint8 ``(C, H, W)``); raises :class:`UnreadableItem`."""
         raise NotImplementedError
 
     def label(self, index: int) -> int:

@@ -13,19 +13,32 @@ in batches, so memory stays bounded by the batch size whatever the split's size.
 
 Unreadable items: with ``on_error="raise"`` the error names the file; with ``"skip"`` training uses the next
 readable item instead (deterministically: index + 1, + 2, ...), evaluation leaves the item out (``valid`` is
-False), and each skipped file is logged once (``logging`` warning) and kept in ``skipped``.
+False), and each skipped file is kept in ``skipped`` and logged once per process (``logging`` warning), however
+many loaders (training, evaluation, histograms) meet it. Names travel from the workers as JSON, so any file name
+(tabs, newlines) comes back whole.
+
+Workers die with the process that started them: on Linux each asks the kernel for SIGKILL when its parent dies
+(``PR_SET_PDEATHSIG``), and every worker also exits when it finds its parent gone, so a ``kill -9`` of a trainer
+leaves no orphan decoding (or holding the run dir's open files).
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fsq.counts import check_count
 from fsq.data.items import ImageItems, UnreadableItem
 from fsq.data.sampler import StepBatchSampler
 from fsq.data.transforms import ItemTransform, item_generator
@@ -38,7 +51,8 @@ class StepItems(Dataset):
     """``items`` with a transform: ``dataset[(index, step, position)] -> (image, label, valid, skipped names)``.
 
     ``fallback``: replace an unreadable item by the next readable one (training) instead of returning a zero
-    image with ``valid=False`` (evaluation). ``skipped`` is ``"name\\treason"`` lines of the items passed over.
+    image with ``valid=False`` (evaluation). ``skipped`` is the JSON list of ``[name, reason]`` of the items
+    passed over (a string: it survives the DataLoader's collation, and JSON round-trips any name).
     """
 
     def __init__(
@@ -62,23 +76,55 @@ class StepItems(Dataset):
             except UnreadableItem as error:
                 if self.on_error == "raise":
                     raise
-                skipped.append(f"{error.name}\t{error.reason}")
+                skipped.append([error.name, error.reason])
                 if not self.fallback:
                     size = self.transform.size or 1
+                    empty = getattr(self.transform, "empty", None)  # signals: a zero clip of their shape
                     return (
-                        torch.zeros(self.items.channels, size, size, dtype=torch.uint8),
+                        empty(self.items.channels)
+                        if empty
+                        else torch.zeros(self.items.channels, size, size, dtype=torch.uint8),
                         -1,
                         False,
-                        "\n".join(skipped),
+                        json.dumps(skipped),
                     )
                 continue
             generator = item_generator(self.seed, step, position) if self.transform.random else None
-            return self.transform(image, generator), self.items.label(i), True, "\n".join(skipped)
+            return self.transform(image, generator), self.items.label(i), True, json.dumps(skipped)
         raise ValueError(f"no decodable image in {self.items.source!r} (all {n} items failed)")
 
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode; the main process's threads run the model
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Make this (worker) process die when its parent does: ``PR_SET_PDEATHSIG`` on Linux, then a check that the
+    parent did not die before the request took effect; elsewhere a thread that polls the parent's pid.
+
+    The kernel sends the signal when the *thread* that started the worker ends, so loaders are iterated from a
+    thread that outlives them (``fsq`` iterates them from the main thread)."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent or parent == 1:  # orphaned already, before the request
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="fsq-parent-watch").start()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def usable_workers(workers: int) -> int:
@@ -116,20 +162,28 @@ class _StepKeys:
             yield self.loader.keys(step)
 
 
+_WARNED: set[tuple[str, str]] = set()  # (source, name) of the skips this process has logged
+
+
 class SkipLog:
-    """Unreadable items seen so far (``name -> reason``), each logged once."""
+    """Unreadable items seen so far (``name -> reason``); each logged once per process (see the module docstring).
+
+    ``note`` takes the JSON strings :class:`StepItems` returns (one per item of a batch).
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.skipped: dict[str, str] = {}
 
-    def note(self, lines: Sequence[str]) -> None:
-        for text in lines:
-            for line in text.splitlines():
-                name, _, reason = line.partition("\t")
-                if name not in self.skipped:
-                    self.skipped[name] = reason
-                    logger.warning("%s: skipped undecodable image %s: %s", self.source, name, reason)
+    def note(self, batch: Sequence[str]) -> None:
+        for text in batch:
+            for name, reason in json.loads(text) if text else ():
+                if name in self.skipped:
+                    continue
+                self.skipped[name] = reason
+                if (self.source, name) not in _WARNED:
+                    _WARNED.add((self.source, name))
+                    logger.warning("%s: skipped undecodable image %r: %s", self.source, name, reason)
 
 
 class StepLoader:
@@ -150,6 +204,7 @@ class StepLoader:
         pin_memory: bool = False,
     ) -> None:
         self.items, self.transform, self.stop = items, transform, stop
+        workers = check_count("data.workers", workers, 0)
         self.sampler = StepBatchSampler(len(items), global_batch, seed=seed, rank=rank, world_size=world_size)
         self.dataset = StepItems(items, transform, seed, on_error=on_error, fallback=True)
         self.workers, self.pin_memory = workers, pin_memory
@@ -207,6 +262,7 @@ def iterate_batches(
 
     Unreadable items come back with ``valid=False`` (a zero image) and are logged once, unless ``on_error="raise"``.
     """
+    batch_size, workers = check_count("batch_size", batch_size), check_count("workers", workers, 0)
     index_tensor = torch.as_tensor(list(indices), dtype=torch.long)
     chunks = index_tensor.split(batch_size)
     if items.in_memory and transform.mode == "none":

@@ -24,7 +24,6 @@ import argparse
 import gzip
 import hashlib
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -41,7 +40,7 @@ from PIL import Image
 
 from fsq.data import photos
 from fsq.data.images import ImageSet, OnError, convert_channels, load_folder, resize_uint8
-from fsq.io import write_json_atomic
+from fsq.io import JSONFileError, read_json, write_json_atomic
 
 SOURCES = ("mnist", "fashion", "photos")
 SPLITS = {"mnist": ("train", "val", "test"), "fashion": ("train", "val", "test"), "photos": ("train", "test")}
@@ -168,9 +167,9 @@ def _read_manifest(name: str, folder: Path) -> dict:
     if not path.is_file():
         raise SourceUnavailable(f"{name} is not prepared in {folder}: {HOW_TO_GET[name]}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise _corrupt(name, folder, f"{MANIFEST} is not valid JSON ({error})") from error
+        return read_json(path, f"the {name} cache manifest")
+    except JSONFileError as error:
+        raise _corrupt(name, folder, str(error)) from error
 
 
 def _check_file(name: str, folder: Path, file_name: str, sha256: str, size: int | None = None) -> Path:

@@ -24,7 +24,6 @@ no gain (600 steps: 99.06%), and global average pooling instead of the 3x3 grid 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -39,7 +38,7 @@ from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data import cache_dir as data_cache_dir
 from fsq.data import load_images
 from fsq.data.sources import SOURCES
-from fsq.io import write_json_atomic
+from fsq.io import read_json, write_json_atomic
 
 DEFAULT_STEPS = 1000
 DEFAULT_WIDTH = 16
@@ -302,7 +301,7 @@ def load_or_train_classifier(
         path = path.with_name(f"{path.stem}_{train_split}-{test_split}.safetensors")
     record_path = path.with_suffix(".json")
     if path.is_file() and record_path.is_file():
-        record = json.loads(record_path.read_text())
+        record = read_json(record_path, "the cached classifier's record", required={"num_classes": int, "width": int})
         model = ImageClassifier(channels, record["num_classes"], record["width"])
         model.load_state_dict(load_safetensors(path))
         return model.to(device).eval(), {**record, "path": str(path), "cached": True}

@@ -29,7 +29,6 @@ kept; an evaluation of another protocol is redone whole.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -41,10 +40,11 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import MaskGITExperiment, read_run_config
 from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
+from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
 from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
-from fsq.io import write_json_atomic
+from fsq.io import read_json, write_json_atomic
 from fsq.metrics.image import fid_from_features, manifold_precision_recall
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.maskgit import MaskGIT
@@ -158,7 +158,7 @@ def _reusable(run_dir: Path, cfg: MaskGITExperiment, step: int, suffix: str) -> 
     path = rundir.eval_path(run_dir, step, f"{suffix}.json")
     if not path.is_file():
         return None
-    previous = json.loads(path.read_text())
+    previous = read_json(path, "a kept evaluation")
     recorded = _recorded_protocol(previous, run_dir) if previous.get("step") == step else None
     if recorded is None or any(recorded.get(k) != v for k, v in protocol(cfg).items()):
         return None
@@ -184,10 +184,9 @@ def _evaluate(
         "step": step,
         "tokenizer_run": tokenizer_run,
         "tokenizer_step": tokenizer_step,
-        "quantizer": tokenizer.spec.quantizer.kind,
-        "levels": tokenizer.spec.quantizer.levels if tokenizer.spec.quantizer.kind == "fsq" else None,
+        **tokenizer.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "codebook_size": spec.codebook_size,
-        "token_grid": [spec.grid_height, spec.grid_width],
+        "token_grid": list(spec.grid_shape),
         "num_classes": spec.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sampling": {"steps": e.steps, "choice_temperature": e.choice_temperature, "temperature": e.temperature},
@@ -195,6 +194,12 @@ def _evaluate(
         "reference_split": e.reference_split or tok_cfg.data.train_split,
         "protocol": protocol(cfg, tok_cfg),
     }
+    if tokenizer.spec.dims != 2:  # audio, video: samples and their code usage (no image metrics)
+        results.update(signal_samples(model, tokenizer, cfg, device))
+        results["seconds"] = time.perf_counter() - start
+        (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
+        return results
     same = ("reference_split", "tokenizer_step", "parameters")  # also the same tokenizer checkpoint and model size
     if previous is not None and any(previous.get(k) != results[k] for k in same):
         previous = None
@@ -326,7 +331,8 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
     held_out = load_split(tok_cfg, cfg.data.eval_split, e.compression_samples)
     tokenizer = tokenizer.to(device).eval()
     spec = model.spec
-    order = qlds_order(spec.grid_height, spec.grid_width)
+    grid = spec.grid_shape  # QLDS order on 2-D grids; raster order on 1-D and 3-D ones
+    order = qlds_order(*grid) if len(grid) == 2 else torch.arange(spec.num_tokens)
     sizes = power_schedule(spec.num_tokens, e.compression_steps, e.compression_alpha)
     total, count = 0.0, 0
     for start in range(0, held_out.images.shape[0], e.batch_size):
@@ -347,7 +353,7 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
         "grids": held_out.images.shape[0],
         "steps": e.compression_steps,
         "alpha": e.compression_alpha,
-        "order": "qlds",
+        "order": "qlds" if len(grid) == 2 else "raster",
         "conditional": labels is not None,
     }
 

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import distributed, rundir
+from fsq import distributed, rundir, storage
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data import cache_dir
 from fsq.data.loader import iterate_batches
+from fsq.evaluation.signals import evaluate_signals
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
 from fsq.losses.lpips import LPIPS, NAME
@@ -60,6 +61,8 @@ def evaluate_tokenizer(
     elif step is None:
         step = cfg.train.steps
     model = model.to(device).eval()
+    if model.spec.dims != 2:  # audio and video: metrics of their kind (no FID, SSIM)
+        return evaluate_signals(run_dir, cfg, model, step, device)
     start = time.perf_counter()
     held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
     transform = item_transform(cfg, held_out, train=False)
@@ -116,8 +119,7 @@ def evaluate_tokenizer(
         "entropy_bits": summary.entropy_bits,
         "tokens": summary.tokens,
         "parameters": model.parameter_counts(),
-        "quantizer": model.spec.quantizer.kind,
-        "levels": model.spec.quantizer.levels if model.spec.quantizer.kind == "fsq" else None,
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:
@@ -153,8 +155,9 @@ def cached_features(cache: Path, compute, write: bool = True) -> np.ndarray:
     if write:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, features, allow_pickle=False)
-        tmp.replace(cache)
+        with storage.writing(cache, tmp, what="feature cache"):
+            np.save(tmp, features, allow_pickle=False)
+            tmp.replace(cache)
     return features
 
 

@@ -90,9 +90,8 @@ def evaluate_uvim(
         "step": step,
         "split": cfg.data.eval_split,
         "task": cfg.task.name,
-        "quantizer": cfg.quantizer.kind,
-        "levels": list(cfg.quantizer.levels) if cfg.quantizer.kind == "fsq" else None,
-        "vq_recipe": cfg.quantizer.recipe if cfg.quantizer.kind == "vq" else None,
+        **cfg.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
+        "vq_recipe": cfg.quantizer.setting("recipe"),  # None for a family without VQ recipes
         "use_context": cfg.model.use_context,
         "codebook_size": oracle.codebook_size,
         "code_grid": oracle.spec.code_grid,

@@ -1,14 +1,15 @@
 """``fsq export RUN OUT``: a run's newest weights as a self-contained bundle, with a model card generated from it.
 
-The bundle is what :mod:`fsq.hub` describes (safetensors + JSON, nothing pickled): a tokenizer bundle
-(``Tokenizer.save_pretrained``), a MaskGIT bundle with its tokenizer and sampling defaults
-(:class:`~fsq.inference.sampling.MaskGITPipeline`) or a UViM bundle with its oracle, language model and task
-(:class:`~fsq.inference.prediction.UViMPredictor`). Beside the weights:
+The bundle is what the run's stage exports (its registry entry's ``export``, :mod:`fsq.stages`), for the built-in
+stages what :mod:`fsq.hub` describes (safetensors + JSON, nothing pickled): a tokenizer bundle
+(:class:`TokenizerBundle`: ``Tokenizer.save_pretrained``), a MaskGIT bundle with its tokenizer and sampling
+defaults (:class:`~fsq.inference.sampling.MaskGITPipeline`) or a UViM bundle with its oracle, language model and
+task (:class:`~fsq.inference.prediction.UViMPredictor`). Beside the weights:
 
 * ``eval.json``: the run's evaluation of the exported step, as the run wrote it (when it has one);
-* ``README.md``: the model card, generated here from the run's ``config.yaml``, ``meta.json`` and that
-  evaluation: what the model is, its data, the command and config that trained it, and the measured numbers.
-  Nothing in it is typed by hand, so the card cannot drift from the run.
+* ``README.md``: the model card, generated here from the run's ``config.yaml``, ``meta.json``, that evaluation
+  and its stage's card text: what the model is and how to use it, its data, the command and config that trained
+  it, and the measured numbers. Nothing in it is typed by hand, so the card cannot drift from the run.
 
 The bundle is written to a temporary folder and renamed into place; an existing non-empty ``OUT`` is refused.
 Paths of the exporting machine are written relative to the working directory (or ``~``) in its text files.
@@ -19,82 +20,78 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fsq import rundir
+from fsq import rundir, storage
 from fsq.config import dump_yaml, read_run_config
-from fsq.inference.prediction import UViMPredictor
-from fsq.inference.sampling import MaskGITPipeline, run_metadata
-from fsq.io import write_json_atomic
-from fsq.stages import tokenizer
+from fsq.inference.sampling import run_metadata
+from fsq.io import read_json, write_json_atomic
+from fsq.models.autoencoder import Tokenizer
+from fsq.stages import get_stage, tokenizer
 
-_USE = {
-    "tokenizer": (
-        "```python\nimport torch\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
-        "images = torch.rand(4, {channels}, {size}, {size})  # your images: float (B, C, H, W) in [0, 1]\n"
-        "tokens = tokenizer.tokenize(images)  # int64 token grids\n"
-        "reconstructions = tokenizer.decode_indices(tokens)\n```"
-    ),
-    "maskgit": (
-        "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
-        "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
-        "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
-        "images = pipeline.sample({labels})  # {labels_meaning}, float in [0, 1]\n```"
-    ),
-    "uvim": (
-        "```bash\nfsq predict {ref} photo.png --out predictions/\n```\n\n"
-        "```python\nimport torch\nfrom fsq.inference.prediction import UViMPredictor\n\n"
-        "predictor = UViMPredictor.from_pretrained({ref})\n"
-        "images = torch.rand(2, 3, {size}, {size})  # your images: float (B, 3, H, W) in [0, 1]\n"
-        "prediction, codes = predictor.predict(images)\n```"
-    ),
-}
-STAGE_TAGS = {"tokenizer": "image-tokenizer", "maskgit": "maskgit", "uvim": "uvim"}
+
+@dataclass
+class TokenizerBundle:
+    """A tokenizer run's export: its newest EMA weights and their provenance (``Tokenizer.save_pretrained``)."""
+
+    model: Tokenizer
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> TokenizerBundle:
+        run = tokenizer.STAGE.load_run(Path(run_dir), True)  # refuses a run of another stage
+        return cls(run.model("tokenizer", Tokenizer), run_metadata(run.cfg, run.step, run_dir))
+
+    def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
+        self.model.save_pretrained(directory, metadata=self.metadata, card=card)
+
+
 DATASET_IDS = {"mnist": "mnist", "fashion": "fashion_mnist"}  # the built-in sources' Hugging Face dataset ids
 LICENSE = "apache-2.0"  # fsq's own (pyproject.toml); the weights are released under it
 
 
-def example_settings(*, channels: int = 3, size: int = 28, num_classes: int = 0) -> dict[str, Any]:
-    """What a card's example needs to run for this model: image channels and size, and class labels it has."""
+def example_settings(
+    *, channels: int = 3, size: int = 28, num_classes: int = 0, shape: list[int] | None = None
+) -> dict[str, Any]:
+    """What a card's example (a stage's ``usage``) needs to run for this model: ``{channels}``, ``{size}`` of its
+    images, ``{shape}`` of its signal's axes (default: two axes of ``size``) and ``{labels}`` it has
+    (``{labels_meaning}`` says what they are)."""
     labels = list(range(min(3, num_classes)))
     return {
         "channels": channels,
         "size": size,
+        "shape": ", ".join(str(n) for n in (shape or [size, size])),
         "labels": labels if labels else "None, 4",
         "labels_meaning": "one image per class label" if labels else "4 unconditional images",
     }
 
 
+def bundle_example(bundle: Any, cfg: Any) -> dict[str, Any]:
+    """:func:`example_settings` of an exported bundle: a tokenizer's channels and size, a MaskGIT's classes, a
+    UViM model's image size (the config's image size where the bundle does not say)."""
+    model = getattr(bundle, "model", None)
+    spec = getattr(model, "spec", None)
+    given = getattr(bundle, "image_size", None) or getattr(spec, "image_size", None)
+    size = int(given or getattr(getattr(cfg, "data", None), "image_size", None) or 28)
+    dims = int(getattr(spec, "dims", 2) or 2)
+    return example_settings(
+        channels=int(getattr(spec, "in_channels", 3)),
+        size=size,
+        num_classes=int(getattr(bundle, "num_classes", 0) or 0),
+        shape=list(getattr(spec, "shape", None) or [size] * dims),
+    )
+
+
 def front_matter(cfg: Any, tokenizer_source: str | None = None) -> list[str]:
     """The hub's YAML front matter of a card: license, library name, tags and (for built-in data) datasets."""
-    source = tokenizer_source or getattr(cfg.data, "source", None)
-    lines = ["---", f"license: {LICENSE}", "library_name: fsq", "tags:"]
-    lines += [f"- {t}" for t in ("fsq", "finite-scalar-quantization", STAGE_TAGS[cfg.stage], "pytorch")]
+    source = tokenizer_source or getattr(getattr(cfg, "data", None), "source", None)
+    tags = ("fsq", "finite-scalar-quantization", cfg.stage, "pytorch")  # the stage's registered name
+    lines = ["---", f"license: {LICENSE}", "library_name: fsq", "tags:", *(f"- {t}" for t in tags)]
     if source in DATASET_IDS:
         lines += ["datasets:", f"- {DATASET_IDS[source]}"]
     return [*lines, "---", ""]
-
-
-def _describe(cfg: Any, metadata: dict[str, Any]) -> str:
-    """One paragraph saying what the model is, from its config."""
-    if cfg.stage == "tokenizer":
-        q = cfg.quantizer
-        what = f"FSQ, levels {list(q.levels)}" if q.kind == "fsq" else f"VQ, {q.codebook_size} codes of width {q.dim}"
-        return (
-            f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
-            f"images of `{cfg.data.source}`."
-        )
-    if cfg.stage == "maskgit":
-        return (
-            f"A class-conditional MaskGIT (Stage II: a bidirectional transformer over token grids) with the tokenizer "
-            f"it was trained on (from the run `{Path(str(metadata.get('tokenizer_run', '?'))).name}`, step "
-            f"{metadata.get('tokenizer_step', '?')}) embedded in `tokenizer/`."
-        )
-    return (
-        f"A UViM model for `{cfg.task.name}` (Stage I: a restricted oracle with {cfg.quantizer.kind.upper()}; "
-        f"Stage II: a language model of its codes) on {cfg.data.image_size} px images."
-    )
 
 
 def _commands(run_dir: Path) -> list[str]:
@@ -103,7 +100,7 @@ def _commands(run_dir: Path) -> list[str]:
     if not path.is_file():
         return []
     lines = []
-    for start in json.loads(path.read_text()).get("runs", []):
+    for start in read_json(path, "the run's start record", required={"runs": list})["runs"]:
         argv = [str(a) for a in start.get("command") or []]
         if argv:  # the console script or ``python -m fsq`` is ``fsq``; anything else (a test, a script) as it was
             lines.append(" ".join(["fsq", *argv[1:]] if Path(argv[0]).name in ("fsq", "__main__.py") else argv))
@@ -141,32 +138,28 @@ def model_card(
     evaluation: dict[str, Any] | None,
     example: dict[str, Any] | None = None,
 ) -> str:
-    """The model card (Markdown with the hub's YAML front matter) of a bundle exported from ``run_dir``: generated,
-    never typed by hand. ``example``: :func:`example_settings` of the model, so that its code runs as printed."""
+    """The model card (Markdown under the hub's YAML front matter) of a bundle exported from ``run_dir``:
+    generated, never typed by hand. ``example``: :func:`example_settings` of the model, so that its stage's usage
+    code runs as printed for it."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
+    stage = get_stage(cfg.stage)
     step = metadata["step"]
-    tokenizer_cfg = None
-    if cfg.stage == "maskgit" and (run_dir / rundir.TOKENIZER).is_dir():
-        tokenizer_cfg = read_run_config(run_dir / rundir.TOKENIZER)
-    example = example or example_settings(size=getattr(cfg.data, "image_size", 28))
-    lines = front_matter(cfg, tokenizer_cfg.data.source if tokenizer_cfg is not None else None)
-    lines += [f"# {name}", "", _describe(cfg, metadata), "", "## Use", ""]
-    lines += [_USE[cfg.stage].format(ref=json.dumps(name), **example), ""]  # ref double-quoted, as ruff formats it
+    embedded = run_dir / rundir.TOKENIZER  # a run that embeds its tokenizer (MaskGIT): the images it tokenized
+    tokenizer_source = read_run_config(embedded).data.source if embedded.is_dir() else None
+    example = example or example_settings(size=getattr(getattr(cfg, "data", None), "image_size", 28))
+    lines = front_matter(cfg, tokenizer_source)
+    lines += [f"# {name}", "", stage.card_intro(cfg, metadata), ""]
+    if stage.usage:  # ref double-quoted, as ruff formats it
+        lines += ["## Use", "", stage.usage.format(ref=json.dumps(name), **example), ""]
     # the data this model was trained and measured on (a MaskGIT's tokenizer_config only names a study's recipe)
-    given = {k: v for k, v in metadata["config"]["data"].items() if v is not None and k != "tokenizer_config"}
-    if evaluation is not None and cfg.stage == "maskgit":
-        given = {k: v for k, v in given.items() if k != "eval_split"}
+    given = {k: v for k, v in metadata["config"].get("data", {}).items() if v is not None and k != "tokenizer_config"}
+    if evaluation is not None:  # the splits the evaluation used, where it records them
         given.update({k: evaluation[k] for k in ("eval_split", "reference_split") if evaluation.get(k)})
     data = "\n".join(f"- `data.{k}`: {v}" for k, v in given.items())
     lines += ["## Data", "", data, ""]
-    if tokenizer_cfg is not None:
-        d = tokenizer_cfg.data
-        lines += [
-            f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the embedded tokenizer "
-            f"(trained on `{d.source}`, {d.train_split} split; evaluated on its {d.eval_split} split).",
-            "",
-        ]
+    if stage.card_notes is not None:
+        lines += stage.card_notes(run_dir)
     lines += ["## Training", "", f"fsq {metadata['fsq_version']}, run `{cfg.name}`, {step} steps. Command(s):", ""]
     lines += ["```bash", *(_commands(run_dir) or ["(not recorded)"]), "```", "", "Resolved config:", ""]
     lines += ["```yaml", dump_yaml(cfg).rstrip(), "```", ""]
@@ -195,34 +188,17 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, name: str | None = N
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if cfg.stage == "tokenizer":
-            model, step = tokenizer.load_run(run_dir)
-            metadata = run_metadata(cfg, step, run_dir)
-            evaluation = _evaluation(run_dir, step)
-            example = example_settings(channels=model.spec.in_channels, size=model.spec.image_size)
-            card = model_card(name, run_dir, metadata, evaluation, example)
-            model.save_pretrained(tmp, metadata=metadata, card=card)
-        elif cfg.stage == "maskgit":
-            pipeline = MaskGITPipeline.from_run(run_dir)
-            metadata, step = pipeline.metadata, pipeline.metadata["step"]
-            evaluation = _evaluation(run_dir, step)
-            example = example_settings(num_classes=pipeline.num_classes)
-            pipeline.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation, example))
-        else:
-            predictor = UViMPredictor.from_run(run_dir)
-            metadata, step = predictor.metadata, predictor.metadata["step"]
-            evaluation = _evaluation(run_dir, step)
-            example = example_settings(size=predictor.image_size)
-            predictor.save_pretrained(tmp, card=model_card(name, run_dir, metadata, evaluation, example))
+    with storage.writing(out_dir, tmp, what="bundle", advice=f"Nothing was written to {out_dir}: free space and rerun"):
+        bundle = get_stage(cfg.stage).exporter()(run_dir)
+        evaluation = _evaluation(run_dir, bundle.metadata["step"])
+        card = model_card(name, run_dir, bundle.metadata, evaluation, bundle_example(bundle, cfg))
+        bundle.save_pretrained(tmp, card=card)
         if evaluation is not None:
             write_json_atomic(evaluation, tmp / "eval.json")
         strip_local_paths(tmp)
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above)
         os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
@@ -247,4 +223,4 @@ def strip_local_paths(folder: Path, cwd: Path | None = None, home: Path | None =
 def _evaluation(run_dir: Path, step: int) -> dict[str, Any] | None:
     """The run's evaluation of ``step`` (``None`` when it has none)."""
     path = rundir.eval_path(run_dir, step)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, "an evaluation") if path.is_file() else None

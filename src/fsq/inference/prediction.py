@@ -16,18 +16,20 @@ A UViM bundle (safetensors + JSON, nothing pickled)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fsq import hub
+from fsq import hub, storage
+from fsq.bundles import BundleError, build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data.images import decode_image
 from fsq.grids import save_grid
 from fsq.inference.sampling import is_run_dir, run_metadata
+from fsq.models.quantizer import LEGACY_KEYS, QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.stages import uvim
 from fsq.tasks import Task, get_task
@@ -83,11 +85,22 @@ class UViMPredictor:
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
         config = hub.read_bundle_config(directory, "fsq-uvim")
-        oracle = UViMOracle(OracleSpec.from_dict(config["oracle"]))
-        oracle.load_state_dict(load_safetensors(directory / "oracle.safetensors", map_location), strict=True)
-        lm = UViMLanguageModel(LanguageModelSpec.from_dict(config["lm"]))
-        lm.load_state_dict(load_safetensors(directory / "lm.safetensors", map_location), strict=True)
-        return cls(oracle.eval(), lm.eval(), config["task"], int(config["image_size"]), config.get("metadata", {}))
+        path, older = directory / hub.CONFIG, {**LEGACY_KEYS, **{f.name: f.name for f in fields(QuantizerSpec)}}
+        oracle_data, lm_data = config.get("oracle", {}), config.get("lm", {})
+        make_oracle = lambda: UViMOracle(OracleSpec.from_dict(oracle_data))  # noqa: E731
+        oracle = build_section(path, "oracle", oracle_data, OracleSpec, make_oracle, older)
+        weights = directory / "oracle.safetensors"
+        load_into(oracle, load_safetensors(weights, map_location), weights, str(path))
+        make_lm = lambda: UViMLanguageModel(LanguageModelSpec.from_dict(lm_data))  # noqa: E731
+        lm = build_section(path, "lm", lm_data, LanguageModelSpec, make_lm)
+        weights = directory / "lm.safetensors"
+        load_into(lm, load_safetensors(weights, map_location), weights, str(path))
+        task, size = config.get("task"), config.get("image_size")
+        if not isinstance(task, dict) or not isinstance(task.get("name"), str):
+            raise BundleError(f"{path}: task is {task!r}, not a mapping with the task's name")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise BundleError(f"{path}: image_size is {size!r}, not a positive integer")
+        return cls(oracle.eval(), lm.eval(), task, size, config.get("metadata", {}))
 
     def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
         """Write the bundle: ``config.json``, ``oracle.safetensors``, ``lm.safetensors`` and the card ``README.md``."""
@@ -155,5 +168,6 @@ def predict_files(
         save_grid([batch["image"][i : i + 1], pictures[i : i + 1]], target)
         written.append(target)
     arrays: dict[str, Any] = {k: v.cpu().numpy() for k, v in pred.items()}  # Any: savez_compressed has typed kwargs
-    np.savez_compressed(out_dir / "predictions.npz", codes=codes.cpu().numpy(), **arrays)
+    with storage.writing(out_dir / "predictions.npz", out_dir / "predictions.npz", what="predictions"):
+        np.savez_compressed(out_dir / "predictions.npz", codes=codes.cpu().numpy(), **arrays)
     return written

@@ -17,7 +17,6 @@ A MaskGIT bundle (safetensors + JSON, nothing pickled)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq import hub, rundir
+from fsq import hub, rundir, storage
+from fsq.bundles import build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.generation import sample
 from fsq.grids import save_grid
+from fsq.io import read_json
 from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT, MaskGITSpec
 from fsq.progress import progress
@@ -48,10 +49,10 @@ def generate(
     seed: int = 0,
     batch_size: int = 250,
     device: torch.device | str = "cpu",
-    show_progress: bool = False,
+    show_progress: bool | None = False,
 ) -> torch.Tensor:
     """``num`` token grids (num, h, w); batch ``b`` draws from a generator seeded by ``(seed, b)``;
-    ``show_progress``: a progress bar over the batches (rank 0)."""
+    ``show_progress``: a progress bar over the batches (rank 0; None: on a terminal)."""
     model = model.to(device).eval()
     spec = model.spec
     out = []
@@ -74,7 +75,7 @@ def generate(
             generator=torch.Generator().manual_seed(seed * 100_003 + b),
         )
         out.append(result.tokens.cpu())
-    return torch.cat(out).view(num, spec.grid_height, spec.grid_width)
+    return torch.cat(out).view(num, *spec.grid_shape)
 
 
 @torch.no_grad()
@@ -108,6 +109,18 @@ class SamplingDefaults:
     temperature: float = 1.0
     guidance: float = 0.0
     batch_size: int = 250
+
+
+def checked_sampling(settings: dict[str, Any]) -> SamplingDefaults:
+    """The :class:`SamplingDefaults` of a bundle's ``sampling`` section, refusing values no sampler can use."""
+    sampling = SamplingDefaults(**settings)
+    for key in ("steps", "batch_size"):
+        if getattr(sampling, key) < 1:
+            raise ValueError(f"{key} is {getattr(sampling, key)}, must be >= 1")
+    for key in ("choice_temperature", "temperature", "guidance"):
+        if getattr(sampling, key) < 0:
+            raise ValueError(f"{key} is {getattr(sampling, key)}, must be >= 0")
+    return sampling
 
 
 def run_metadata(cfg: Any, step: int, run_dir: str | Path) -> dict[str, Any]:
@@ -158,7 +171,7 @@ class MaskGITPipeline:
         folder = Path(cfg.data.tokens) if cfg.data.tokens else Path(run_dir) / "tokens" / cfg.data.train_split
         names = None
         if (folder / "manifest.json").is_file():
-            names = json.loads((folder / "manifest.json").read_text()).get("class_names")
+            names = read_json(folder / "manifest.json", "the token manifest").get("class_names")
         metadata = {
             **run_metadata(cfg, step, run_dir),
             "tokenizer_run": tokenizer_run,
@@ -184,10 +197,12 @@ class MaskGITPipeline:
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
         config = hub.read_bundle_config(directory, "fsq-maskgit")
-        model = MaskGIT(MaskGITSpec(**config["spec"]))
-        model.load_state_dict(load_safetensors(directory / "model.safetensors", map_location), strict=True)
+        path, spec, settings = directory / hub.CONFIG, config.get("spec", {}), config.get("sampling", {})
+        model = build_section(path, "spec", spec, MaskGITSpec, lambda: MaskGIT(MaskGITSpec(**spec)))
+        weights = directory / "model.safetensors"
+        load_into(model, load_safetensors(weights, map_location), weights, str(path))
         tokenizer = Tokenizer.from_pretrained(directory / "tokenizer", map_location)
-        sampling = SamplingDefaults(**config.get("sampling", {}))
+        sampling = build_section(path, "sampling", settings, SamplingDefaults, lambda: checked_sampling(settings))
         return cls(model.eval(), tokenizer, sampling, config.get("class_names"), config.get("metadata", {}))
 
     def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
@@ -229,7 +244,7 @@ class MaskGITPipeline:
         guidance: float | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
-        show_progress: bool = False,
+        show_progress: bool | None = False,
     ) -> torch.Tensor:
         """Token grids (num, h, w), one per label (``labels=None``: ``num`` unconditional ones); unset settings
         take the pipeline's sampling defaults; ``show_progress``: a bar over the batches."""
@@ -296,24 +311,28 @@ def write_samples(
         guidance=guidance,
         seed=seed,
         device=device,
-        show_progress=True,
+        show_progress=None,  # a bar on a terminal
     )
     images = pipeline.decode(tokens, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_row = min(num, 10)
     groups: list[int | None] = list(classes) if classes else [None]
-    for c in groups:
+    for c in groups if images.ndim == 4 else []:  # PNG grids of images (audio and video: the .npz alone)
         chosen = images if c is None else images[labels == c]
         rows = [chosen[i : i + per_row] for i in range(0, chosen.shape[0], per_row)]
         grid_labels = torch.arange(len(rows)).repeat_interleave(per_row)[: chosen.shape[0]]
         save_class_grid(chosen, grid_labels, per_row, out_dir / (f"class_{c}.png" if c is not None else "samples.png"))
     path = out_dir / "samples.npz"
-    uint8 = (images * 255).round().to(torch.uint8).numpy()
-    arrays: dict[str, Any] = {"images": uint8, "tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
+    arrays: dict[str, Any] = {"tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
+    if images.ndim == 4:
+        arrays["images"] = (images * 255).round().to(torch.uint8).numpy()
+    else:  # audio (N, C, T) / video (N, C, T, H, W) in [0, 1]
+        arrays["signals"] = images.float().numpy()
     if labels is not None:
         arrays["labels"] = labels.numpy()
     tmp = out_dir / ".samples.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with storage.writing(path, tmp, what="samples"):
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
     return path

@@ -4,7 +4,10 @@ Encoder: conv3x3 -> per stage ``num_res_blocks`` ResBlocks (width ``filters * mu
 pooling (all stages but the last) -> ``num_res_blocks`` ResBlocks -> GN -> swish -> conv1x1 to the code channels.
 Decoder mirrors it with nearest upsampling + conv3x3. For FSQ the encoder's last layer outputs ``len(levels)``
 channels and the decoder's first layer takes them, with no extra projection (paper sec. 3.3); for VQ they are the
-code width (256 in the paper). Images are float in ``[0, 1]`` at the API, mapped to ``[-1, 1]`` inside.
+code width (256 in the paper). Signals are float in ``[0, 1]`` at the API, mapped to ``[-1, 1]`` inside.
+
+The same spec builds 1-D (audio), 2-D (images) and 3-D (video) models (``dims``, per-axis ``downsample`` factors,
+``causal`` time): see :class:`TokenizerSpec`. The default 2-D spec builds exactly the modules of the image tokenizer.
 """
 
 from __future__ import annotations
@@ -18,14 +21,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsq.layers.resnet import Downsample, ResBlock, Upsample, group_norm
+from fsq.layers.resnet import Downsample, ResBlock, Upsample, check_dims, conv, downsampled, group_norm
 from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
-from fsq.quantizers import FSQ, VQ, QuantizerOutput
+from fsq.quantizers import Quantizer, QuantizerOutput
 
 
 @dataclass(frozen=True)
 class TokenizerSpec:
-    """Everything needed to rebuild a :class:`Tokenizer` (saved as ``config.json`` by ``save_pretrained``)."""
+    """Everything needed to rebuild a :class:`Tokenizer` (saved as ``config.json`` by ``save_pretrained``).
+
+    ``dims`` is the signal's number of axes: 1 (audio ``(C, T)``), 2 (images ``(C, H, W)``, the default) or 3 (video
+    ``(C, T, H, W)``); ``shape`` their sizes (None: ``image_size`` on every axis). ``downsample`` gives, for each
+    downsampling (``len(channel_multipliers) - 1`` of them), a factor per axis (None: 2 on every axis).
+    ``causal`` makes the first axis time: causal padding and the first frame or sample encoded on its own
+    (:mod:`fsq.layers.resnet`), so ``1 + f*k`` frames give ``1 + k`` latent frames.
+    """
 
     image_size: int = 28
     in_channels: int = 1
@@ -34,9 +44,28 @@ class TokenizerSpec:
     num_res_blocks: int = 1
     num_groups: int = 8
     quantizer: QuantizerSpec = field(default_factory=QuantizerSpec)
+    dims: int = 2
+    shape: list[int] | None = None
+    downsample: list[list[int]] | None = None
+    causal: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizer", as_quantizer_spec(self.quantizer))
+        check_dims(self.dims)
+        if self.shape is not None and (len(self.shape) != self.dims or any(int(n) < 1 for n in self.shape)):
+            raise ValueError(f"shape must be {self.dims} positive sizes (one per axis), got {self.shape!r}")
+        stages = len(self.channel_multipliers) - 1
+        if self.downsample is not None:
+            if len(self.downsample) != stages:
+                raise ValueError(
+                    f"downsample has {len(self.downsample)} entries, expected one per downsampling "
+                    f"(len(channel_multipliers) - 1 = {stages})"
+                )
+            for factors in self.downsample:
+                if len(factors) != self.dims or any(int(f) < 1 for f in factors):
+                    raise ValueError(
+                        f"each downsample entry must be {self.dims} positive factors (one per axis), got {factors!r}"
+                    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TokenizerSpec:
@@ -50,35 +79,65 @@ class TokenizerSpec:
     def latent_channels(self) -> int:
         return self.quantizer.code_width
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The sizes of the signal's axes, e.g. ``(28, 28)``, ``(T,)`` or ``(T, H, W)``."""
+        return tuple(int(n) for n in self.shape) if self.shape is not None else (self.image_size,) * self.dims
+
+    def stage_factors(self) -> list[tuple[int, ...]]:
+        """The per-axis factors of each downsampling."""
+        if self.downsample is None:
+            return [(2,) * self.dims] * (len(self.channel_multipliers) - 1)
+        return [tuple(int(f) for f in factors) for factors in self.downsample]
+
+    def stage_shapes(self) -> list[tuple[int, ...]]:
+        """Feature-map sizes per stage, input first (28, [1,2,2] -> [(28, 28), (14, 14), (7, 7)])."""
+        shapes = [self.input_shape]
+        for factors in self.stage_factors():
+            shapes.append(
+                tuple(
+                    downsampled(n, f, self.causal and axis == 0) for axis, (n, f) in enumerate(zip(shapes[-1], factors))
+                )
+            )
+        return shapes
+
     def spatial_sizes(self) -> list[int]:
-        """Feature-map side per stage, input first (28, [1,2,2] -> [28, 14, 7])."""
-        sizes = [self.image_size]
-        for _ in range(len(self.channel_multipliers) - 1):
-            sizes.append((sizes[-1] + 1) // 2)
-        return sizes
+        """Feature-map side per stage of a square 2-D model, input first (28, [1,2,2] -> [28, 14, 7])."""
+        return [shape[-1] for shape in self.stage_shapes()]
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """The token grid's shape: ``(h, w)`` for images, ``(t,)`` for audio, ``(t, h, w)`` for video."""
+        return self.stage_shapes()[-1]
 
     @property
     def token_grid(self) -> int:
-        return self.spatial_sizes()[-1]
+        """The side of a square 2-D token grid (see :attr:`grid_shape` for any other)."""
+        grid = self.grid_shape
+        if len(grid) != 2 or grid[0] != grid[1]:
+            raise ValueError(f"the token grid {grid} is not a square 2-D grid: use grid_shape")
+        return grid[0]
 
 
 class Encoder(nn.Module):
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
+        d, causal = spec.dims, spec.causal
         widths = [spec.filters * m for m in spec.channel_multipliers]
-        self.stem = nn.Conv2d(spec.in_channels, spec.filters, 3, padding=1, bias=False)
+        factors = spec.stage_factors()
+        self.stem = conv(d, spec.in_channels, spec.filters, 3, bias=False, causal=causal)
         blocks: list[nn.Module] = []
         channels = spec.filters
         for stage, width in enumerate(widths):
             for _ in range(spec.num_res_blocks):
-                blocks.append(ResBlock(channels, width, spec.num_groups))
+                blocks.append(ResBlock(channels, width, spec.num_groups, d, causal))
                 channels = width
             if stage < len(widths) - 1:
-                blocks.append(Downsample())
-        blocks += [ResBlock(channels, channels, spec.num_groups) for _ in range(spec.num_res_blocks)]
+                blocks.append(Downsample(d, factors[stage], causal))
+        blocks += [ResBlock(channels, channels, spec.num_groups, d, causal) for _ in range(spec.num_res_blocks)]
         self.blocks = nn.Sequential(*blocks)
-        self.norm = group_norm(channels, spec.num_groups)
-        self.head = nn.Conv2d(channels, spec.latent_channels, 1)
+        self.norm = group_norm(channels, spec.num_groups, causal)
+        self.head = conv(d, channels, spec.latent_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(F.silu(self.norm(self.blocks(self.stem(x)))))
@@ -87,37 +146,40 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
+        d, causal = spec.dims, spec.causal
         widths = [spec.filters * m for m in spec.channel_multipliers]
-        self.sizes = spec.spatial_sizes()
+        self.shapes = spec.stage_shapes()
         channels = widths[-1]
-        self.stem = nn.Conv2d(spec.latent_channels, channels, 3, padding=1)
-        self.mid = nn.Sequential(*[ResBlock(channels, channels, spec.num_groups) for _ in range(spec.num_res_blocks)])
+        self.stem = conv(d, spec.latent_channels, channels, 3, causal=causal)
+        self.mid = nn.Sequential(
+            *[ResBlock(channels, channels, spec.num_groups, d, causal) for _ in range(spec.num_res_blocks)]
+        )
         self.stages = nn.ModuleList()
         self.upsamples = nn.ModuleList()
         for stage in reversed(range(len(widths))):
             blocks = []
             for _ in range(spec.num_res_blocks):
-                blocks.append(ResBlock(channels, widths[stage], spec.num_groups))
+                blocks.append(ResBlock(channels, widths[stage], spec.num_groups, d, causal))
                 channels = widths[stage]
             self.stages.append(nn.Sequential(*blocks))
-            self.upsamples.append(Upsample(channels) if stage > 0 else nn.Identity())
-        self.norm = group_norm(channels, spec.num_groups)
-        self.head = nn.Conv2d(channels, spec.in_channels, 3, padding=1)
+            self.upsamples.append(Upsample(channels, d, causal) if stage > 0 else nn.Identity())
+        self.norm = group_norm(channels, spec.num_groups, causal)
+        self.head = conv(d, channels, spec.in_channels, 3, causal=causal)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.stem(z))
         for i, (stage, upsample) in enumerate(zip(self.stages, self.upsamples)):
             h = stage(h)
             if isinstance(upsample, Upsample):
-                side = self.sizes[len(self.sizes) - 2 - i]
-                h = upsample(h, size=(side, side))
+                h = upsample(h, size=self.shapes[len(self.shapes) - 2 - i])
         return self.head(F.silu(self.norm(h)))
 
 
 class Tokenizer(nn.Module):
-    """Encoder -> quantizer -> decoder. Images: float (B, C, H, W) in ``[0, 1]``; tokens: int64 (B, h, w)."""
+    """Encoder -> quantizer -> decoder. Signals: float (B, C, *axes) in ``[0, 1]`` with the spec's ``dims`` axes
+    (images (B, C, H, W)); tokens: int64 (B, *grid_shape), e.g. (B, h, w)."""
 
-    quantizer: FSQ | VQ
+    quantizer: Quantizer
 
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
@@ -132,17 +194,21 @@ class Tokenizer(nn.Module):
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
-    def _check_images(self, images: torch.Tensor) -> None:
+    def check_signal(self, x: torch.Tensor) -> None:
+        """A ValueError naming both shapes unless ``x`` is (B, in_channels, *input_shape)."""
         s = self.spec
-        if images.ndim != 4 or images.shape[1] != s.in_channels or images.shape[-2:] != (s.image_size, s.image_size):
+        expected = (s.in_channels, *s.input_shape)
+        if x.ndim != 2 + s.dims or tuple(x.shape[1:]) != expected:
+            what = "images" if s.dims == 2 else "signals"
+            kind = {1: "1-D (B, C, T)", 2: "2-D (B, C, H, W)", 3: "3-D (B, C, T, H, W)"}[s.dims]
             raise ValueError(
-                f"expected images of shape (B, {s.in_channels}, {s.image_size}, {s.image_size}), "
-                f"got {tuple(images.shape)}"
+                f"expected {what} of shape (B, {', '.join(map(str, expected))}) for this {kind} tokenizer, "
+                f"got {tuple(x.shape)}"
             )
 
     def encode(self, images: torch.Tensor) -> QuantizerOutput:
         """Quantized latents (B, code channels, h, w), token indices (B, h, w) and the quantizer's aux loss."""
-        self._check_images(images)
+        self.check_signal(images)
         return self.quantizer(self.encoder(images * 2 - 1))
 
     def decode(self, quantized: torch.Tensor) -> torch.Tensor:
@@ -217,6 +283,8 @@ class Tokenizer(nn.Module):
         download). A MaskGIT bundle gives its tokenizer.
         """
         from fsq import hub
+        from fsq.bundles import build_section, load_into
+        from fsq.models.quantizer import LEGACY_KEYS
         from fsq.weights import load_weights  # also on a core install (torch + numpy, no safetensors package)
 
         directory = hub.resolve(
@@ -225,9 +293,12 @@ class Tokenizer(nn.Module):
         if hub.bundle_format(directory) == "fsq-maskgit":
             directory = directory / "tokenizer"
         meta = hub.read_bundle_config(directory, "fsq-tokenizer")
-        model = cls(TokenizerSpec.from_dict(meta["spec"]))
-        model.load_state_dict(load_weights(directory / "model.safetensors", map_location), strict=True)
-        return model.eval()
+        config = directory / hub.CONFIG  # its spec checked, then the weights against the model it builds
+        older = {**LEGACY_KEYS, **{f.name: f.name for f in fields(QuantizerSpec)}}  # fsq 0.1's flat quantizer keys
+        spec = meta.get("spec", {})
+        model = build_section(config, "spec", spec, TokenizerSpec, lambda: cls(TokenizerSpec.from_dict(spec)), older)
+        weights = directory / "model.safetensors"
+        return load_into(model, load_weights(weights, map_location), weights, str(config)).eval()
 
     def push_to_hub(
         self, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None

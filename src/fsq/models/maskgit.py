@@ -1,15 +1,17 @@
 """MaskGIT's bidirectional transformer over token grids (Stage II), class-conditional with a MASK class for CFG.
 
 Vocabulary (official layout): image tokens ``0..K-1``, class ``c`` is ``K + c``, MASK is the last id ``K + C``.
-The sequence is ``[class token] + N image tokens`` in raster order; learned token and position embeddings are
-summed, LayerNorm'd and dropped out, then a transformer (BERT post-LN as the paper, or pre-LN), then the MLM head
-(Dense + GELU + LN) and logits ``h @ E[:K].T + b``: tied to the token embedding and over the codebook only, so a
-special id can never be sampled. A label of ``-1`` (or ``labels=None``) puts MASK in the class slot: the
-unconditional model that classifier-free guidance needs (training replaces 10% of labels so).
+The sequence is ``[class token] + N image tokens`` in raster (row-major) order of a 1-D, 2-D or 3-D token grid;
+learned token and position embeddings are summed, LayerNorm'd and dropped out, then a transformer (BERT post-LN as
+the paper, or pre-LN), then the MLM head (Dense + GELU + LN) and logits ``h @ E[:K].T + b``: tied to the token
+embedding and over the codebook only, so a special id can never be sampled. A label of ``-1`` (or ``labels=None``)
+puts MASK in the class slot: the unconditional model that classifier-free guidance needs (training replaces 10% of
+labels so).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,22 +23,52 @@ from fsq.layers.transformer import TransformerEncoder, init_bert_
 
 @dataclass(frozen=True)
 class MaskGITSpec:
-    """Everything needed to rebuild a :class:`MaskGIT` (stored in checkpoints)."""
+    """Everything needed to rebuild a :class:`MaskGIT` (stored in checkpoints).
+
+    The token grid is ``grid_height x grid_width`` (images), or ``grid``: its shape for any rank, ``(t,)`` for
+    audio, ``(t, h, w)`` for video (leave ``grid_height``/``grid_width`` unset then). ``positions``: ``"table"``, one
+    learned embedding per position (the paper's; any rank), or ``"axes"``, a learned embedding per axis and index,
+    summed (``sum_a E_a[i_a]``: ``t + h + w`` vectors instead of ``t * h * w``, for long 3-D grids).
+    """
 
     codebook_size: int
     num_classes: int  # 0: unconditional
-    grid_height: int
-    grid_width: int
+    grid_height: int | None = None
+    grid_width: int | None = None
     width: int = 128
     depth: int = 4
     heads: int = 4
     mlp_dim: int = 512
     dropout: float = 0.1
     norm_first: bool = True  # False: BERT post-LN as MaskGIT
+    grid: list[int] | None = None
+    positions: str = "table"
+
+    def __post_init__(self) -> None:
+        two_d = self.grid_height is not None or self.grid_width is not None
+        if two_d == (self.grid is not None):
+            raise ValueError(
+                "give the token grid either as grid_height and grid_width (2-D) or as grid (any rank), "
+                f"got grid_height={self.grid_height}, grid_width={self.grid_width}, grid={self.grid}"
+            )
+        shape = self.grid_shape
+        if not 1 <= len(shape) <= 3 or any(int(n) < 1 for n in shape):
+            raise ValueError(f"the token grid must have 1, 2 or 3 positive sizes, got {shape}")
+        if self.positions not in ("table", "axes"):
+            raise ValueError(f"positions must be 'table' or 'axes', got {self.positions!r}")
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """The token grid's shape, ``(h, w)`` for images, ``(t,)`` or ``(t, h, w)`` otherwise."""
+        if self.grid is not None:
+            return tuple(int(n) for n in self.grid)
+        if self.grid_height is None or self.grid_width is None:
+            raise ValueError("a 2-D token grid needs both grid_height and grid_width")
+        return (self.grid_height, self.grid_width)
 
     @property
     def num_tokens(self) -> int:
-        return self.grid_height * self.grid_width
+        return math.prod(self.grid_shape)
 
     @property
     def mask_id(self) -> int:
@@ -47,7 +79,7 @@ class MaskGITSpec:
 
 
 class MaskGIT(nn.Module):
-    """``forward(tokens, labels) -> logits`` (B, N, K); ``tokens`` (B, N) or (B, h, w) int64 with MASK ids."""
+    """``forward(tokens, labels) -> logits`` (B, N, K); ``tokens`` (B, N) or (B, *grid_shape) int64 with MASK ids."""
 
     def __init__(self, spec: MaskGITSpec) -> None:
         super().__init__()
@@ -56,7 +88,11 @@ class MaskGIT(nn.Module):
         self.spec = spec
         vocab = spec.codebook_size + spec.num_classes + 1
         self.token_embedding = nn.Embedding(vocab, spec.width)
-        self.position_embedding = nn.Parameter(torch.zeros(1, spec.num_tokens + 1, spec.width))
+        if spec.positions == "table":
+            self.position_embedding = nn.Parameter(torch.zeros(1, spec.num_tokens + 1, spec.width))
+        else:  # one table per axis (and the class slot's own vector), summed over the axes
+            self.class_position = nn.Parameter(torch.zeros(1, 1, spec.width))
+            self.axis_embeddings = nn.ParameterList(nn.Parameter(torch.zeros(n, spec.width)) for n in spec.grid_shape)
         self.embed_norm = nn.LayerNorm(spec.width, eps=1e-6)
         self.dropout = nn.Dropout(spec.dropout)
         self.transformer = TransformerEncoder(
@@ -65,7 +101,22 @@ class MaskGIT(nn.Module):
         self.head = nn.Sequential(nn.Linear(spec.width, spec.width), nn.GELU(), nn.LayerNorm(spec.width, eps=1e-6))
         self.output_bias = nn.Parameter(torch.zeros(spec.codebook_size))
         init_bert_(self)
-        nn.init.trunc_normal_(self.position_embedding, std=0.02, a=-0.04, b=0.04)
+        positions = [self.position_embedding] if spec.positions == "table" else [*self.axis_embeddings]
+        for table in positions:
+            nn.init.trunc_normal_(table, std=0.02, a=-0.04, b=0.04)
+        if spec.positions == "axes":
+            nn.init.trunc_normal_(self.class_position, std=0.02, a=-0.04, b=0.04)
+
+    def positional(self) -> torch.Tensor:
+        """The position embeddings (1, 1 + N, width): the class slot's, then the grid's in row-major order."""
+        if self.spec.positions == "table":
+            return self.position_embedding
+        grid = torch.zeros((*self.spec.grid_shape, self.spec.width), device=self.class_position.device)
+        for axis, table in enumerate(self.axis_embeddings):
+            view = [1] * len(self.spec.grid_shape) + [self.spec.width]
+            view[axis] = table.shape[0]
+            grid = grid + table.view(view)
+        return torch.cat([self.class_position, grid.reshape(1, -1, self.spec.width)], dim=1)
 
     @property
     def mask_id(self) -> int:
@@ -95,7 +146,7 @@ class MaskGIT(nn.Module):
         if not bool(valid.all()):
             raise ValueError(f"tokens must be codebook ids in [0, {self.spec.codebook_size}) or MASK ({self.mask_id})")
         sequence = torch.cat([self.class_tokens(labels, tokens.shape[0], tokens.device)[:, None], tokens], dim=1)
-        h = self.token_embedding(sequence) + self.position_embedding
+        h = self.token_embedding(sequence) + self.positional()
         h = self.dropout(self.embed_norm(h))
         h = self.transformer(h)[:, 1:]
         if positions is not None:

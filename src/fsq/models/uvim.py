@@ -36,7 +36,8 @@ from torch import nn
 
 from fsq.layers.transformer import TransformerDecoder, TransformerEncoder, init_bert_
 from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
-from fsq.quantizers import FSQ, VQ, QuantizerOutput
+from fsq.quantizers import Quantizer, QuantizerOutput
+from fsq.quantizers.registry import FSQSection
 
 
 def _check_size(image_size: int, patch: int) -> int:
@@ -87,10 +88,7 @@ class OracleSpec:
     use_context: bool = True
     code_dropout: bool = True
     center_image: bool = True  # the context in [-1, 1] (see the module docstring); False: as given, in [0, 1]
-    # the paper's FSQ [7,5,5,5,5]; VQ: 4096 codes of the UViM width, UViM recipe (EMA, l2-normalised, splitting)
-    quantizer: QuantizerSpec = field(
-        default_factory=lambda: QuantizerSpec(levels=[7, 5, 5, 5, 5], codebook_size=4096, dim=768, recipe="uvim")
-    )
+    quantizer: QuantizerSpec = field(default_factory=lambda: FSQSection(levels=[7, 5, 5, 5, 5]))  # the paper's FSQ
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizer", as_quantizer_spec(self.quantizer))
@@ -107,7 +105,7 @@ class OracleSpec:
 class UViMOracle(nn.Module):
     """``forward(target, context) -> (output (B, O, H, W), QuantizerOutput)``; codes are (B, g, g) indices."""
 
-    quantizer: FSQ | VQ
+    quantizer: Quantizer
 
     def __init__(self, spec: OracleSpec) -> None:
         super().__init__()

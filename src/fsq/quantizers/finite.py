@@ -14,7 +14,7 @@ themselves). So the check has modes, chosen by ``check_finite``:
 
 Under ``torch.compile`` nothing can raise inside a graph (the quantizers mark such positions with index -1
 instead), and while a CUDA graph is being captured the check is skipped (a captured copy would not run again
-per replay in a way the host could follow).
+per replay in a way the host could follow). Meta tensors (shapes only) are never checked.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def check_mode(check_finite: bool | str) -> str:
 
 
 def effective_mode(mode: str, x: torch.Tensor) -> str:
-    """What ``mode`` does for input ``x``: ``"sync"``, ``"deferred"`` or ``"off"`` (also ``"off"`` while compiling
-    or capturing a CUDA graph: see the module docstring)."""
-    if mode == "off" or torch.compiler.is_compiling():
+    """What ``mode`` does for input ``x``: ``"sync"``, ``"deferred"`` or ``"off"`` (also ``"off"`` while compiling or
+    capturing a CUDA graph, and for meta tensors: see the module docstring)."""
+    if mode == "off" or torch.compiler.is_compiling() or x.device.type == "meta":  # meta tensors hold no values
         return "off"
     if x.is_cuda and torch.cuda.is_current_stream_capturing():
         return "off"

@@ -35,7 +35,14 @@ import torch
 from torch import nn
 
 from fsq.quantizers import finite, fused
-from fsq.quantizers.base import QuantizerOutput
+from fsq.quantizers.base import (
+    QuantizerOutput,
+    as_float_tensor,
+    as_index_tensor,
+    autocast_off,
+    host_checks,
+    positive_int,
+)
 
 Variant = Literal["paper", "atanh", "symmetric"]
 VARIANTS: tuple[str, ...] = ("paper", "atanh", "symmetric")
@@ -45,23 +52,26 @@ VQP_BUFFERS = ("_levels", "_basis", "implicit_codebook", "orthogonal_rot")  # lo
 
 
 def validate_levels(levels: Sequence[int]) -> tuple[int, ...]:
-    """Return ``levels`` as a tuple of Python ints, or raise ``ValueError`` naming the problem."""
-    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence | torch.Tensor):
+    """Return ``levels`` as a tuple of Python ints, or raise ``ValueError`` naming the problem.
+
+    The one check of FSQ levels (every quantizer built on FSQ levels calls it): a non-empty 1-D sequence (list,
+    tuple, integer tensor or numpy array) of integers >= 2 whose product fits an int64 index. Integral floats
+    (``8.0``) pass; bools, strings and non-integral numbers are refused, never converted.
+    """
+    if hasattr(levels, "tolist") and not isinstance(levels, Sequence):  # a torch tensor or numpy array
+        shape = tuple(getattr(levels, "shape", ()))
+        if len(shape) != 1 or "bool" in str(getattr(levels, "dtype", "")):
+            raise ValueError(f"levels must be a 1-D sequence of integers >= 2, got {levels!r}")
+        levels = levels.tolist()
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence):
         raise ValueError(f"levels must be a sequence of integers >= 2, got {levels!r}")
-    values = levels.tolist() if isinstance(levels, torch.Tensor) else list(levels)
-    if len(values) == 0:
+    if len(levels) == 0:
         raise ValueError("levels must not be empty: give one integer >= 2 per channel, e.g. [8, 5, 5, 5]")
-    out = []
-    for i, value in enumerate(values):
-        if isinstance(value, bool) or not float(value).is_integer():
-            raise ValueError(f"levels[{i}] = {value!r} is not an integer; every level must be an integer >= 2")
-        if int(value) < 2:
-            raise ValueError(f"levels[{i}] = {value!r} is < 2; every channel needs at least 2 levels")
-        out.append(int(value))
+    out = tuple(positive_int(f"levels[{i}]", value, minimum=2) for i, value in enumerate(levels))
     size = math.prod(out)
     if size > MAX_CODEBOOK_SIZE:
         raise ValueError(f"prod(levels) = {size} exceeds 2**63 - 1, the largest int64 index")
-    return tuple(out)
+    return out
 
 
 def mixed_radix_basis(levels: Sequence[int]) -> list[int]:
@@ -189,6 +199,9 @@ class FSQ(nn.Module):
     _kernel_floats: torch.Tensor
     _kernel_ints: torch.Tensor
 
+    # state-dict version torch records in a state dict's metadata: 2 tells ours from vector-quantize-pytorch's (1)
+    _version = 2
+
     def __init__(
         self,
         levels: Sequence[int],
@@ -209,16 +222,12 @@ class FSQ(nn.Module):
             raise ValueError(f"unknown FSQ variant {variant!r}; choose one of {VARIANTS}")
         if variant == "paper" and not 0 <= eps < 1:
             raise ValueError(f"eps must be in [0, 1) for the paper variant, got {eps}")
-        if int(num_codebooks) != num_codebooks or num_codebooks < 1:
-            raise ValueError(f"num_codebooks must be a positive integer, got {num_codebooks!r}")
         self.variant = variant
         self.eps = float(eps)
-        self.num_codebooks = int(num_codebooks)
+        self.num_codebooks = positive_int("num_codebooks", num_codebooks)
         self.code_dim = len(self.levels)  # channels per codebook
         self.codebook_dim = self.code_dim * self.num_codebooks
-        self.dim = self.codebook_dim if dim is None else int(dim)
-        if self.dim < 1:
-            raise ValueError(f"dim must be positive, got {dim}")
+        self.dim = self.codebook_dim if dim is None else positive_int("dim", dim)
         self.channel_axis = int(channel_axis)
         self.check_finite = finite.check_mode(check_finite)
         self._pending_checks = finite.PendingChecks("FSQ")
@@ -269,10 +278,14 @@ class FSQ(nn.Module):
             f"num_codebooks={self.num_codebooks}, dim={self.dim}, channel_axis={self.channel_axis}"
         )
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Refuse vector-quantize-pytorch FSQ buffers (never in ours): such a dict needs that library's numerics.
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """Refuse state dicts of vector-quantize-pytorch's FSQ: they need that library's numerics, not this FSQ's.
 
-        Their plain state dicts (empty, or only ``project_in``/``project_out``) cannot be told from ours.
+        Recognised by their buffers (``_levels``, ``_basis``, ``implicit_codebook``, ``orthogonal_rot``: never in
+        ours) or, for their plain dicts (empty, or only ``project_in``/``project_out``, the same names as ours),
+        by the state-dict version torch records for every module: this class saves version 2 (see ``_version``),
+        theirs (and the drop-in :class:`fsq.compat.vector_quantize_pytorch.FSQ`) nn.Module's default 1. A dict
+        without that record (a safetensors file, a dict comprehension) carries no origin and loads as ours.
         """
         theirs = [prefix + name for name in VQP_BUFFERS if prefix + name in state_dict]
         if theirs:
@@ -280,7 +293,19 @@ class FSQ(nn.Module):
                 f"state dict holds vector-quantize-pytorch FSQ buffers ({', '.join(theirs)}): load it into "
                 "fsq.compat.vector_quantize_pytorch.FSQ, which reproduces that library bit for bit"
             )
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        version = (local_metadata or {}).get("version")
+        if version is not None and version < self._version:
+            where = f"at {prefix[:-1]!r} " if prefix else ""
+            raise RuntimeError(
+                f"state dict {where}comes from a module of state-dict version {version}, not fsq.FSQ (version "
+                f"{self._version}): vector-quantize-pytorch's FSQ or fsq.compat.vector_quantize_pytorch.FSQ, whose "
+                f"numerics are not this FSQ's (variant={self.variant!r}; theirs are variant 'atanh', or 'symmetric' "
+                "with preserve_symmetry=True, computed in float32, so a few inputs per million still round "
+                "differently). Load it into fsq.compat.vector_quantize_pytorch.FSQ (bit-identical), or convert it on "
+                "purpose with fsq.compat.vector_quantize_pytorch.native_state_dict(state_dict) and load that into "
+                "fsq.FSQ(..., variant='atanh' or 'symmetric')"
+            )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------- layout
     def _to_last(self, x: torch.Tensor, width: int, what: str) -> torch.Tensor:
@@ -300,8 +325,8 @@ class FSQ(nn.Module):
     # ---------------------------------------------------------------------------------------------- forward
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantize ``z``; see the class docstring for shapes."""
-        if not z.is_floating_point():
-            raise TypeError(f"FSQ input must be a floating-point tensor, got {z.dtype}")
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+            raise TypeError(f"FSQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}")
         if not torch.compiler.is_compiling() and self._pending_checks:
             self._pending_checks.poll()  # raises for an earlier call's NaN/Inf (deferred check)
         in_dtype = z.dtype
@@ -310,7 +335,7 @@ class FSQ(nn.Module):
             axis = z.ndim - 1
         else:
             axis = self._axis(z, self.dim, "FSQ input")
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        with autocast_off(z.device.type):
             if fused.use_triton(self.kernel, z):  # codes come back in z's dtype unless they go through project_out
                 codes, indices = self._quantize_fused(z if self.project_out is None else z.float(), axis)
             else:
@@ -425,53 +450,139 @@ class FSQ(nn.Module):
         return self.bound(z) / self._divisor
 
     # ------------------------------------------------------------------------------------ codes <-> indices
-    def _check_indices(self, indices: torch.Tensor) -> None:
-        if indices.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
-            raise TypeError(f"indices must be an integer tensor, got {indices.dtype}")
-        if torch.compiler.is_compiling():
-            return
+    # Public methods take tensors or (nested) lists and check their input (values are read on the host, so each
+    # check waits for the GPU once; never while compiling, never on the meta device). ``forward`` and the
+    # decoders call the unchecked helpers (``_digits_to_indices``, ``_digits_to_codes``) on digits they built.
+    def _check_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        indices = as_index_tensor(indices, "indices", self._basis_t.device)
+        if not host_checks(indices):
+            return indices
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
             raise ValueError(
                 f"indices out of range: found values in [{int(indices.min())}, {int(indices.max())}], "
                 f"valid range is [0, {self.codebook_size - 1}] (codebook_size = {self.codebook_size})"
             )
+        return indices
+
+    def _check_digits(self, digits: torch.Tensor) -> torch.Tensor:
+        digits = as_index_tensor(digits, "digits", self._basis_t.device)
+        if digits.ndim == 0 or digits.shape[-1] != self.code_dim:
+            raise ValueError(
+                f"digits need a last axis of size {self.code_dim} (one digit per channel of levels "
+                f"{list(self.levels)}), got shape {tuple(digits.shape)}"
+            )
+        if not host_checks(digits) or not digits.numel():
+            return digits
+        bad = (digits < 0) | (digits >= self._levels_t)
+        if bool(bad.any()):
+            where = tuple(int(i) for i in bad.nonzero()[0])
+            channel = where[-1]
+            raise ValueError(
+                f"{int(bad.sum())} digit(s) out of range: digits[{', '.join(map(str, where))}] = "
+                f"{int(digits[where])}, but channel {channel} has {self.levels[channel]} levels "
+                f"(valid digits 0..{self.levels[channel] - 1})"
+            )
+        return digits
 
     def indices_to_digits(self, indices: torch.Tensor) -> torch.Tensor:
         """Per-channel digits in ``{0, ..., L_i - 1}``: int64 of shape ``indices.shape + (code_dim,)``.
 
-        Layout-free: the digit axis is always last.
+        Layout-free: the digit axis is always last. ``ValueError`` for indices outside ``[0, codebook_size)``.
         """
-        self._check_indices(indices)
+        indices = self._check_indices(indices)
         return (indices.long().unsqueeze(-1) // self._basis_t) % self._levels_t
 
     def digits_to_indices(self, digits: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`indices_to_digits` (digit axis last)."""
+        """Inverse of :meth:`indices_to_digits` (digit axis last, of size ``code_dim``).
+
+        ``ValueError`` for a digit outside its channel's ``{0, ..., L_i - 1}`` (it would alias another index).
+        """
+        return self._digits_to_indices(self._check_digits(digits))
+
+    def _digits_to_indices(self, digits: torch.Tensor) -> torch.Tensor:
         return (digits.long() * self._basis_t).sum(-1)
 
     def digits_to_codes(self, digits: torch.Tensor) -> torch.Tensor:
-        """Grid values (float32) of per-channel digits (digit axis last); same arithmetic as ``forward``."""
+        """Grid values (float32) of per-channel digits (digit axis last); same arithmetic as ``forward``.
+
+        ``ValueError`` for a digit outside its channel's ``{0, ..., L_i - 1}`` (its value would be off the grid).
+        """
+        return self._digits_to_codes(self._check_digits(digits))
+
+    def _digits_to_codes(self, digits: torch.Tensor) -> torch.Tensor:
         rounded = (digits.long() - self._digit_offset).float()
         if self.variant == "symmetric":
             return rounded * self._divisor - 1
         return rounded / self._divisor
 
-    def codes_to_digits(self, codes: torch.Tensor) -> torch.Tensor:
-        """Digits of grid values (digit axis last); values off the grid snap to the nearest level."""
-        codes = codes.float()
+    def codes_to_digits(self, codes: torch.Tensor, *, snap: bool = False) -> torch.Tensor:
+        """Digits of grid values (digit axis last, of size ``code_dim``).
+
+        Codes must be finite and on the grid, up to the precision of their dtype (a bf16 code is the grid value
+        rounded to bf16); anything else raises ``ValueError`` naming the first bad value. ``snap=True`` maps
+        finite off-grid values to the nearest level instead (values beyond the grid to its ends); non-finite
+        values always raise. While compiling no check runs (off-grid values snap, non-finite ones give
+        unspecified digits).
+        """
+        codes = as_float_tensor(codes, "codes", self._basis_t.device)
+        if codes.ndim == 0 or codes.shape[-1] != self.code_dim:
+            raise ValueError(f"codes need a last axis of size {self.code_dim}, got shape {tuple(codes.shape)}")
+        dtype, codes = codes.dtype, codes.float()
         if self.variant == "symmetric":
-            rounded = torch.round((codes + 1) / self._divisor)
+            scaled = (codes + 1) / self._divisor
         else:
-            rounded = torch.round(codes * self._divisor)
+            scaled = codes * self._divisor
+        limit = self._levels_t.float()  # in level units; keeps huge codes (3e38 * L // 2 = inf) finite and off-range
+        rounded = torch.round(torch.maximum(torch.minimum(scaled, limit), -limit))
+        if host_checks(codes) and codes.numel():
+            self._check_on_grid(codes, scaled, rounded, dtype, snap)
         digits = rounded.to(torch.int64) + self._digit_offset
         return torch.minimum(torch.clamp(digits, min=0), self._levels_t - 1)
 
-    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
-        """Indices of grid codes with ``codebook_dim`` channels on ``channel_axis`` (before ``project_out``)."""
+    def _check_on_grid(
+        self, codes: torch.Tensor, scaled: torch.Tensor, rounded: torch.Tensor, dtype: torch.dtype, snap: bool
+    ) -> None:
+        """Raise unless every code is finite (and, without ``snap``, within its dtype's precision of the grid)."""
+        finite_codes = torch.isfinite(codes)
+        bad = ~finite_codes
+        if not snap:
+            digits = rounded + self._digit_offset
+            level_units = (self._levels_t - 1).float() / 2  # one grid step is one level unit
+            tolerance = (1e-3 + torch.finfo(dtype).eps * level_units).clamp(max=0.49)
+            bad |= ((scaled - rounded).abs() > tolerance) | (digits < 0) | (digits > self._levels_t - 1)
+        if not bool(bad.any()):
+            return
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        value, channel = float(codes[where]), where[-1]
+        if not bool(finite_codes.all()):
+            count = int((~finite_codes).sum())
+            raise ValueError(
+                f"codes contain {count} non-finite value(s) (NaN or Inf), e.g. {value} in channel {channel}"
+            )
+        ends = self._digits_to_codes(torch.stack([torch.zeros_like(self._levels_t), self._levels_t - 1]))
+        low, high = ends[:, channel].tolist()
+        raise ValueError(
+            f"{int(bad.sum())} code value(s) are not on the FSQ grid, e.g. {value:.9g} in channel {channel}, which "
+            f"takes {self.levels[channel]} values from {low:g} to {high:g} in steps of "
+            f"{(high - low) / (self.levels[channel] - 1):g} (variant {self.variant!r}). Pass snap=True to map "
+            "values to the nearest level"
+        )
+
+    def codes_to_indices(self, codes: torch.Tensor, *, snap: bool = False) -> torch.Tensor:
+        """Indices of grid codes with ``codebook_dim`` channels on ``channel_axis`` (before ``project_out``).
+
+        Codes off the grid or non-finite raise ``ValueError``; see :meth:`codes_to_digits` (and its ``snap``).
+        """
+        codes = as_float_tensor(codes, "codes", self._basis_t.device)
         codes = self._split(self._to_last(codes, self.codebook_dim, "codes"))
-        return self._squeeze_codebooks(self.digits_to_indices(self.codes_to_digits(codes)))
+        return self._squeeze_codebooks(self._digits_to_indices(self.codes_to_digits(codes, snap=snap)))
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        """Grid codes (float32, ``codebook_dim`` channels on ``channel_axis``) of ``indices``; no projection."""
+        """Grid codes (float32, ``codebook_dim`` channels on ``channel_axis``) of ``indices``; no projection.
+
+        ``indices``: an integer tensor or a (nested) list of ints, each in ``[0, codebook_size)``.
+        """
+        indices = as_index_tensor(indices, "indices", self._basis_t.device)
         if self.num_codebooks == 1:
             indices = indices.unsqueeze(-1)
         elif indices.ndim == 0 or indices.shape[-1] != self.num_codebooks:
@@ -486,7 +597,7 @@ class FSQ(nn.Module):
             )
             codes = flat.view(*indices.shape[:-1], self.codebook_dim)
         else:
-            codes = self.digits_to_codes(self.indices_to_digits(indices)).flatten(-2)
+            codes = self._digits_to_codes(self.indices_to_digits(indices)).flatten(-2)
         return self._from_last(codes)
 
     def indices_to_quantized(self, indices: torch.Tensor) -> torch.Tensor:
@@ -509,7 +620,7 @@ class FSQ(nn.Module):
         for start in range(0, self.codebook_size, chunk_size):
             stop = min(start + chunk_size, self.codebook_size)
             idx = torch.arange(start, stop, dtype=torch.int64, device=device)
-            yield start, self.digits_to_codes((idx.unsqueeze(-1) // self._basis_t) % self._levels_t)
+            yield start, self._digits_to_codes((idx.unsqueeze(-1) // self._basis_t) % self._levels_t)
 
     def codebook(self, max_size: int = DEFAULT_CODEBOOK_LIMIT) -> torch.Tensor:
         """The implicit codebook, shape (codebook_size, code_dim), row ``i`` = code of index ``i``.

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from fsq.quantizers.base import QuantizerOutput
+from fsq.quantizers.base import QuantizerOutput, as_index_tensor, autocast_off
 from fsq.quantizers.fsq import FSQ, Variant
 
 
@@ -93,13 +93,15 @@ class ResidualFSQ(nn.Module):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantize ``z``: ``quantized`` like ``z``; ``indices`` int64 (..., num_stages); ``aux_loss`` zero."""
-        if not z.is_floating_point():
-            raise TypeError(f"ResidualFSQ input must be a floating-point tensor, got {z.dtype}")
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+            raise TypeError(
+                f"ResidualFSQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}"
+            )
         in_dtype = z.dtype
         z = self._move(z, self.dim, "ResidualFSQ input", to_last=True)
         if self.project_in is not None:
             z = self.project_in(z)
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        with autocast_off(z.device.type):
             z = z.float()
             first = self.stage0(z)
             codes = first.quantized  # carries the straight-through gradient
@@ -112,7 +114,7 @@ class ResidualFSQ(nn.Module):
                     stage_codes = self._residual_codes(digits, half_width)
                     refinement += stage_codes
                     residual = residual - stage_codes
-                    indices.append(self.stage0.digits_to_indices(digits))
+                    indices.append(self.stage0._digits_to_indices(digits))  # in range by construction
             codes = codes + refinement
             if self.project_out is not None:
                 codes = self.project_out(codes.to(self.project_out.weight.dtype))
@@ -133,6 +135,7 @@ class ResidualFSQ(nn.Module):
 
         ``indices``: (..., k) int64. Returns codes with ``len(levels)`` channels on ``channel_axis`` (no projection).
         """
+        indices = as_index_tensor(indices, "indices", self.stage_half_widths.device)
         if indices.ndim == 0 or not 1 <= indices.shape[-1] <= self.num_stages:
             raise ValueError(
                 f"ResidualFSQ indices need a trailing stage axis of size 1..{self.num_stages}, "

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsq.quantizers.base import QuantizerOutput
+from fsq.quantizers.base import QuantizerOutput, as_index_tensor, autocast_off, host_checks
 
 DISTANCE_CHUNK_ELEMENTS = 2**26  # nearest-neighbour search works on row blocks of at most this many distances
 STANDARDIZE_EPS = 1e-5  # jax.nn.standardize's default, as big_vision calls it
@@ -273,20 +273,20 @@ class VQ(nn.Module):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantize ``z``; see the class docstring for shapes."""
-        if not z.is_floating_point():
-            raise TypeError(f"VQ input must be a floating-point tensor, got {z.dtype}")
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+            raise TypeError(f"VQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}")
         axis = self._axis(z.ndim)
         if z.shape[axis] != self.dim:
             raise ValueError(
                 f"VQ input has {z.shape[axis]} channels on axis {self.channel_axis} (shape {tuple(z.shape)}), "
                 f"expected dim={self.dim}"
             )
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        with autocast_off(z.device.type):
             moved = z.float().movedim(axis, -1)
             x = moved.reshape(-1, self.dim)
-            if self.check_finite and not torch.compiler.is_compiling():
+            if self.check_finite and host_checks(x):
                 self._raise_if_nonfinite(x)
-            if self.recipe.standardize:
+            if self.recipe.standardize and x.shape[0] > 0:
                 x = standardize(x)
             codebook = self.get_codebook()
             r = self.recipe
@@ -326,14 +326,25 @@ class VQ(nn.Module):
     # --------------------------------------------------------------------------------------------------- EMA
     @torch.no_grad()
     def _ema_update(self, x: torch.Tensor, indices: torch.Tensor) -> None:
-        """Discounted counts and sums (big_vision): ``c <- m c + n``, ``s <- m s + sum x``, all-reduced under DDP."""
+        """Discounted counts and sums (big_vision): ``c <- m c + n``, ``s <- m s + sum x``, all-reduced under DDP.
+
+        An empty batch is no evidence: it leaves the counts and sums unchanged (no decay, so no code dies of it).
+        Under DDP every rank still joins the reductions, and the state stays unchanged only when the global batch
+        is empty (decided on the device, without a host sync).
+        """
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if (x.shape[0] == 0 and not distributed) or x.device.type == "meta":  # meta tensors: shapes only, no state
+            self.last_num_splits = 0
+            return
         counts = torch.bincount(indices, minlength=self.codebook_size).float()
         sums = torch.zeros(self.codebook_size, self.dim, device=x.device).index_add_(0, indices, x)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if distributed:
             torch.distributed.all_reduce(counts)
             torch.distributed.all_reduce(sums)
-        decay = self.recipe.ema_decay
-        assert decay is not None  # only called with an EMA codebook (uses_ema)
+        assert self.recipe.ema_decay is not None  # only called with an EMA codebook (uses_ema)
+        decay: float | torch.Tensor = self.recipe.ema_decay
+        if distributed:  # decay 1 (no change) when no rank saw a vector
+            decay = torch.where(counts.sum() > 0, decay, 1.0)
         new_counts = self.ema_counts.float() * decay + counts
         new_sums = self.ema_sums.float() * decay + sums
         self.last_num_splits = self._split_dead_codes(new_counts, new_sums) if self.recipe.split_dead_codes else 0
@@ -363,17 +374,20 @@ class VQ(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ indices
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        """Codewords (float32) of int ``indices`` (...), with the ``dim`` channels placed on ``channel_axis``."""
-        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-            raise TypeError(f"indices must be an integer tensor, got {indices.dtype}")
-        if indices.numel() and not torch.compiler.is_compiling():
+        """Codewords (float32) of int ``indices`` (...), with the ``dim`` channels placed on ``channel_axis``.
+
+        ``indices``: an integer tensor or a (nested) list of ints, each in ``[0, codebook_size)``.
+        """
+        codebook = self.get_codebook()
+        indices = as_index_tensor(indices, "indices", codebook.device)
+        if indices.numel() and host_checks(indices):
             lo, hi = int(indices.min()), int(indices.max())
             if lo < 0 or hi >= self.codebook_size:
                 raise ValueError(
                     f"indices out of range: found values in [{lo}, {hi}], valid range is "
                     f"[0, {self.codebook_size - 1}] (codebook_size = {self.codebook_size})"
                 )
-        codes = self.get_codebook()[indices.long()]
+        codes = codebook[indices.long()]
         return codes.movedim(-1, self._axis(codes.ndim))
 
     def indices_to_quantized(self, indices: torch.Tensor) -> torch.Tensor:

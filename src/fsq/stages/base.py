@@ -1,8 +1,12 @@
 """What a stage is: the parts the one training loop, the evaluation and the CLI need, and nothing stage-specific.
 
-A stage (tokenizer, MaskGIT, UViM) is a :class:`Stage`: its config schema, a ``phases`` generator that builds its
-models and data from a config and yields one :class:`Phase` per model to train (UViM: the oracle, then the
-language model), the step its evaluation is filed under, and how to load a trained run. A :class:`Phase` holds an
+A stage (tokenizer, MaskGIT, UViM) is a :class:`Stage`: its config schema (which names it), a ``phases`` generator
+that builds its models and data from a config and yields one :class:`Phase` per model to train (UViM: the oracle,
+then the language model), the step its evaluation is filed under, how to load a trained run (a
+:class:`LoadedRun`), its evaluation, and what ``fsq export`` writes of it (a :class:`Bundle` and the text of its
+model card). The evaluation and the bundle live in layers above this package (:mod:`fsq.evaluation`,
+:mod:`fsq.inference`), so a built-in stage names them as ``"module:attribute"`` references that the application
+imports when it uses them; a stage defined elsewhere may give the functions themselves. A :class:`Phase` holds an
 explicit step function, ``loss(network, step) -> (loss, logged values)``; the loop does everything around it
 (learning rate, autocast, the non-finite check, backward, clipping, the optimizer step, EMA, logging,
 checkpoints, DDP, resume).
@@ -10,15 +14,16 @@ checkpoints, DDP, resume).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
 
-from fsq.config import OptimConfig
+from fsq.config import OptimConfig, description_of, schema_name
 from fsq.distributed import DistInfo
 from fsq.optim import ModelEMA
 
@@ -77,16 +82,107 @@ class Phase:
 PhaseBuilder = Callable[[Any, Path, DistInfo, dict[str, Any]], Iterator[Phase]]
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A trained run as every stage loads it: its config, the step of its newest weights and its models by name
+    (tokenizer: ``tokenizer``; MaskGIT: ``maskgit`` and its ``tokenizer``; UViM: ``oracle`` and ``lm``)."""
+
+    run_dir: Path
+    cfg: Any
+    step: int
+    models: Mapping[str, nn.Module]
+
+    def model(self, name: str, kind: type[M]) -> M:
+        """The model ``name``, checked to be a ``kind`` (a clear error naming what the run holds otherwise)."""
+        found = self.models.get(name)
+        if found is None:
+            raise KeyError(
+                f"{self.run_dir} ({self.cfg.stage} run) holds no model {name!r}; it holds {sorted(self.models)}"
+            )
+        if not isinstance(found, kind):
+            raise TypeError(f"{self.run_dir}: model {name!r} is a {type(found).__name__}, not a {kind.__name__}")
+        return found
+
+
+class Bundle(Protocol):
+    """What ``fsq export`` writes: provenance (``metadata``, with the exported ``step``) and a folder writer."""
+
+    metadata: dict[str, Any]
+
+    def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None: ...
+
+
+# "module:attribute" of a part that lives above fsq.stages (imported when the application uses it)
+Ref = str
+
+
+def resolve(ref: Ref | Callable[..., Any], what: str) -> Callable[..., Any]:
+    """The function a reference names (``what``: the stage and part, for the error), or the function given."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, attribute = ref.partition(":")
+    try:
+        found: Any = importlib.import_module(module)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"{what}: the reference {ref!r} does not resolve ({error})") from error
+    if not callable(found):
+        raise ValueError(f"{what}: {ref!r} is not callable")
+    return found
+
+
 @dataclass(frozen=True)
 class Stage:
-    """A registry entry: the schema, the phase builder, the final step of a run, how to load a trained run (and,
-    optionally, histograms to publish beside its evaluation)."""
+    """A registry entry: everything the CLI, the loop, the evaluation and the export need of one stage.
 
-    name: str
+    Attributes:
+        schema: the experiment config dataclass; its ``stage`` field's default is the stage's name and its
+            ``description`` class attribute says what the stage is (CLI help, ``fsq config``).
+        phases: ``(cfg, run_dir, info, kept) -> Phase...`` (see :data:`PhaseBuilder`).
+        final_step: the step a finished run's evaluation is filed under.
+        load_run: ``(run_dir, use_ema) -> LoadedRun``: the newest weights of a trained run.
+        evaluate: ``(run_dir, *, cfg, **kept) -> results`` with ``results["step"]``; writes ``eval/step_N.json``.
+        export: ``(run_dir) -> Bundle``: what ``fsq export`` writes.
+        usage: the model card's "Use" section, ``{ref}`` standing for the bundle's name (empty: no section).
+        describe: ``(cfg, metadata) -> str``: the model card's first paragraph (default: the description).
+        card_notes: ``(run_dir) -> lines`` added to the model card's "Data" section.
+        histograms: ``(cfg, run_dir, kept) -> {tag: values}`` published with the final evaluation (e.g. FSQ
+            levels per channel).
+    """
+
     schema: type
     phases: PhaseBuilder
     final_step: Callable[[Any], int]
-    load_run: Callable[..., Any]
-    description: str = ""
-    # histograms(cfg, run_dir, kept) -> {tag: values}: published with the final evaluation (e.g. FSQ levels per channel)
+    load_run: Callable[[Path, bool], LoadedRun]
+    evaluate: Ref | Callable[..., dict[str, Any]]
+    export: Ref | Callable[[Path], Bundle]
+    usage: str = ""
+    describe: Callable[[Any, dict[str, Any]], str] | None = None
+    card_notes: Callable[[Path], list[str]] | None = None
     histograms: Callable[[Any, Path, dict[str, Any]], dict[str, Any]] | None = None
+
+    @property
+    def name(self) -> str:
+        """The stage's name: the one its schema records."""
+        return schema_name(self.schema)
+
+    @property
+    def description(self) -> str:
+        """What the stage is, in one line (its schema's ``description``)."""
+        return description_of(self.schema)
+
+    def evaluator(self) -> Callable[..., dict[str, Any]]:
+        """The evaluation function (a reference imported now)."""
+        return resolve(self.evaluate, f"stage {self.name!r} evaluate")
+
+    def exporter(self) -> Callable[[Path], Bundle]:
+        """The bundle factory of ``fsq export`` (a reference imported now)."""
+        return resolve(self.export, f"stage {self.name!r} export")
+
+    def card_intro(self, cfg: Any, metadata: dict[str, Any]) -> str:
+        """The model card's first paragraph: ``describe`` when the stage has one, else its description."""
+        return self.describe(cfg, metadata) if self.describe is not None else f"{self.description}."

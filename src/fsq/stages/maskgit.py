@@ -12,6 +12,7 @@ process would and a resumed run continues exactly.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -28,11 +29,11 @@ from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
 from fsq.generation.mask_schedule import random_mask, training_mask_count
 from fsq.hub import read_bundle_config
-from fsq.models.autoencoder import Tokenizer
+from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
-from fsq.quantizers import FSQ
-from fsq.stages.base import Phase, Stage
+from fsq.quantizers.registry import family_of
+from fsq.stages.base import LoadedRun, Phase, Stage
 from fsq.stages.tokenizer import load_run as load_tokenizer_run
 from fsq.stages.tokens import export_tokens, load_tokens
 
@@ -98,7 +99,7 @@ def run_tokenizer(run_dir: str | Path, cfg: MaskGITExperiment) -> tuple[Tokenize
 
 
 def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tuple[torch.Tensor, Any, dict]:
-    """(tokens (N, h, w), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
+    """(tokens (N, *grid), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
 
     The tokenizer is embedded into the run dir first (:func:`embed_tokenizer`); a run dir that holds both its
     tokenizer and its tokens resumes without ``data.tokenizer`` (it may have been moved).
@@ -112,6 +113,7 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tup
             export_tokens(cfg.data.tokenizer, cfg.data.train_split, folder, limit=cfg.data.train_limit)
     distributed.barrier()  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)
+    check_tokens_match_tokenizer(run_dir, folder, manifest)
     if manifest["split"] != cfg.data.train_split:
         raise ValueError(
             f"{folder} holds the {manifest['split']!r} split, not data.train_split={cfg.data.train_split!r}"
@@ -133,15 +135,29 @@ def num_classes_of(cfg: MaskGITExperiment, labels: torch.Tensor | None, manifest
 
 
 def maskgit_spec(cfg: MaskGITExperiment, codebook_size: int, grid: list[int], num_classes: int) -> MaskGITSpec:
-    """The spec: the ``model`` section by name; codebook size, token grid and classes come from the tokens."""
+    """The spec: the ``model`` section by name; codebook size, token grid (2-D as height and width, as before; 1-D
+    and 3-D as ``grid``) and classes come from the tokens."""
+    two_d = len(grid) == 2
     return spec_from(
         MaskGITSpec,
         cfg.model,
         codebook_size=codebook_size,
         num_classes=num_classes,
-        grid_height=grid[0],
-        grid_width=grid[1],
+        grid_height=grid[0] if two_d else None,
+        grid_width=grid[1] if two_d else None,
+        grid=None if two_d else list(grid),
     )
+
+
+def check_tokens_match_tokenizer(run_dir: Path, folder: Path, manifest: dict) -> None:
+    """A ValueError naming the token folder and both grids when its tokens are not the embedded tokenizer's grid."""
+    config = read_bundle_config(run_dir / rundir.TOKENIZER, "fsq-tokenizer")
+    expected = TokenizerSpec.from_dict(config["spec"]).grid_shape
+    if tuple(manifest["token_grid"]) != expected:
+        raise ValueError(
+            f"{folder / 'manifest.json'}: token grids of shape {tuple(manifest['token_grid'])}, but the tokenizer "
+            f"({run_dir / rundir.TOKENIZER}) makes grids of shape {expected}: tokens of another tokenizer"
+        )
 
 
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, MaskGITExperiment]:
@@ -150,7 +166,14 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, M
     if not isinstance(cfg, MaskGITExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a MaskGIT run")
     build = lambda spec: MaskGIT(MaskGITSpec(**spec))  # noqa: E731
-    model, step = ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
+
+    def expected(saved: dict[str, Any]) -> dict[str, Any]:  # what the tokens decide comes from the checkpoint
+        grid = saved.get("grid") or [saved.get("grid_height", 0), saved.get("grid_width", 0)]
+        return maskgit_spec(cfg, saved.get("codebook_size", 0), grid, saved.get("num_classes", 0)).to_dict()
+
+    model, step = ckpt.load_latest_model(
+        run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
+    )
     return model, step, cfg
 
 
@@ -163,7 +186,7 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str
     """One phase: the MaskGIT on the training split's tokens."""
     device = info.device
     tokens, labels, manifest = training_tokens(cfg, run_dir, info.is_main)
-    num_tokens = tokens.shape[1] * tokens.shape[2]
+    num_tokens = math.prod(tokens.shape[1:])
     spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
     torch.manual_seed(cfg.train.seed)
     model = MaskGIT(spec).to(device)
@@ -207,23 +230,64 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str
 
 
 def level_histograms(cfg: MaskGITExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
-    """For an FSQ tokenizer: the level (0 .. L_i - 1) each training token takes on each channel, over the first
-    2000 token grids (``levels/channel_i``); empty for VQ tokens."""
+    """The level (0 .. L_i - 1) each training token takes on each code channel, over the first 2000 token grids
+    (``levels/channel_i``); empty for a tokenizer without per-channel levels (VQ)."""
     tokenizer, *_ = run_tokenizer(run_dir, cfg)
     quantizer = tokenizer.quantizer
+    level_digits = family_of(quantizer).level_digits
     folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
-    if not isinstance(quantizer, FSQ) or not (folder / "manifest.json").is_file():
+    if level_digits is None or not (folder / "manifest.json").is_file():
         return {}
-    digits = quantizer.indices_to_digits(load_tokens(folder)[0][:2000].flatten())
+    digits = level_digits(quantizer, load_tokens(folder)[0][:2000])
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, step, ``maskgit`` and its ``tokenizer``."""
+    model, step, cfg = load_run(run_dir, use_ema)
+    tokenizer = run_tokenizer(run_dir, cfg)[0]
+    return LoadedRun(Path(run_dir), cfg, step, {"maskgit": model, "tokenizer": tokenizer})
+
+
+def describe(cfg: MaskGITExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: what the MaskGIT is and the tokenizer it embeds."""
+    return (
+        f"A class-conditional MaskGIT (Stage II: a bidirectional transformer over token grids) with the tokenizer "
+        f"it was trained on (from the run `{Path(str(metadata.get('tokenizer_run', '?'))).name}`, step "
+        f"{metadata.get('tokenizer_step', '?')}) embedded in `tokenizer/`."
+    )
+
+
+def card_notes(run_dir: Path) -> list[str]:
+    """The model card's note on the data: the tokens of which images the embedded tokenizer made."""
+    embedded = run_dir / rundir.TOKENIZER
+    tokenizer_cfg = read_run_config(embedded) if embedded.is_dir() else None
+    if tokenizer_cfg is None:
+        return []
+    d = tokenizer_cfg.data
+    return [
+        f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the embedded tokenizer "
+        f"(trained on `{d.source}`, {d.train_split} split; evaluated on its {d.eval_split} split).",
+        "",
+    ]
+
+
+USAGE = (
+    "```bash\nfsq sample {ref} --out samples/    # a PNG grid per class and samples.npz\n```\n\n"
+    "```python\nfrom fsq.inference.sampling import MaskGITPipeline\n\n"
+    "pipeline = MaskGITPipeline.from_pretrained({ref})\n"
+    "images = pipeline.sample({labels})  # {labels_meaning}, float in [0, 1]\n```"
+)
+
 STAGE = Stage(
-    name="maskgit",
     schema=MaskGITExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.steps,
-    load_run=load_run,
-    description="Stage II: a class-conditional MaskGIT over a tokenizer's tokens",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.maskgit:evaluate_maskgit",
+    export="fsq.inference.sampling:MaskGITPipeline.from_run",
+    usage=USAGE,
+    describe=describe,
+    card_notes=card_notes,
     histograms=level_histograms,
 )

@@ -23,6 +23,8 @@ from fsq.config import ConfigError, TokenizerExperiment, read_run_config, resume
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader, iterate_batches
+from fsq.data.signal_files import SignalFolderItems, SignalShardItems
+from fsq.data.signals import SignalItems, to_unit
 from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.distributed import DistInfo
 from fsq.grids import grid_array
@@ -38,19 +40,22 @@ from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import StyleGANDiscriminator
 from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
-from fsq.quantizers import FSQ
+from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.base import NonFiniteLossError, Phase, Stage
+from fsq.stages.base import LoadedRun, NonFiniteLossError, Phase, Stage
+from fsq.stages.signal_data import is_signal_source, open_signal_split, signal_shape, signal_transform
 
 
 def tokenizer_spec(cfg: TokenizerExperiment, in_channels: int) -> TokenizerSpec:
-    """The spec: the ``model`` section by name, the ``quantizer`` section, ``in_channels`` from the data."""
+    """The spec: the ``model`` section by name, the ``quantizer`` section, ``in_channels`` from the data, the
+    signal's shape from the data section (:func:`fsq.stages.signal_data.signal_shape`; None for images)."""
     return spec_from(
         TokenizerSpec,
         cfg.model,
         image_size=cfg.data.image_size,
         in_channels=in_channels,
         quantizer=QuantizerSpec(**to_dict(cfg.quantizer)),
+        shape=signal_shape(cfg),
     )
 
 
@@ -82,6 +87,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     """The images of one split as a map-style collection: the built-in sources in memory (:func:`load_split`),
     folders, WebDataset shards and local Hugging Face datasets streamed (decoded when read)."""
     d = cfg.data
+    if is_signal_source(d.source):
+        return open_signal_split(cfg, split, limit)
     kind, path = source_kind(d.source)
     if kind == "builtin":
         return MemoryItems(load_split(cfg, split, limit))
@@ -94,7 +101,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
             "data.train_split=all data.eval_split=all (evaluation then sees the training images; add "
             "data.eval_limit=N to keep it short)"
         )
-    hf_cache = str(cache_dir(d.cache_dir) / "hf") if d.source.startswith("hf:") else None
+    cache = {"hf": "hf", "wds": "shards"}.get(kind)  # hf's caches, fetched remote shards
+    hf_cache = str(cache_dir(d.cache_dir) / cache) if cache else None
     return open_items(
         d.source,
         split,
@@ -109,6 +117,8 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
+    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems)):
+        return signal_transform(cfg, items, train)  # type: ignore[return-value]  # the same interface
     mode: TransformMode
     wanted = cfg.data.train_transform if train else "center"
     if wanted == "auto" or (not train and items.in_memory):
@@ -135,7 +145,10 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]
     if not isinstance(cfg, TokenizerExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
     build = lambda spec: Tokenizer(TokenizerSpec.from_dict(spec))  # noqa: E731
-    return ckpt.load_latest_model(run_dir, build, use_ema, expected_config_hash=resume_hash(cfg))
+    expected = lambda saved: tokenizer_spec(cfg, saved.get("in_channels", 0)).to_dict()  # noqa: E731
+    return ckpt.load_latest_model(
+        run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
+    )
 
 
 def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
@@ -168,8 +181,9 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
     discriminator = disc_optimizer = perceptual = None
     if lw.adversarial_weight > 0:
+        shaped: dict[str, Any] = {} if spec.dims == 2 else {"dims": spec.dims, "shape": spec.input_shape}
         discriminator = StyleGANDiscriminator(
-            in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels
+            in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels, **shaped
         ).to(device)
         disc_lr = o.discriminator_lr or o.lr
         disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2))
@@ -182,15 +196,14 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         x = loader.batch(step)[0]
         if micros > 1:  # gradient accumulation: micro-batch ``micro`` of this rank's batch
             x = x.chunk(micros)[micro]
-        x = x.to(device, non_blocking=True).float().div_(255)
+        x = to_unit(x.to(device, non_blocking=True))  # uint8: exactly .float().div_(255)
         try:
             reconstruction, out = network(x)
         except ValueError as error:  # the quantizer refuses NaN/Inf encoder output
             if "non-finite" not in str(error):
                 raise
             raise NonFiniteLossError(
-                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data. "
-                "The last checkpoint is intact."
+                f"non-finite encoder output at step {step} ({error}); lower optim.lr or check the data."
             ) from error
         reconstruction = reconstruction.float()
         rec_loss = F.mse_loss(reconstruction, x)
@@ -225,7 +238,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         r1 = r1_penalty(real, real_logits)
         total = d_loss + lw.r1_weight * r1
         if not torch.isfinite(total.detach()):
-            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}; the last checkpoint is intact")
+            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}.")
         disc_optimizer.zero_grad(set_to_none=True)
         total.backward()
         disc_optimizer.step()
@@ -280,31 +293,61 @@ def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], deco
 
 @torch.no_grad()
 def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
-    """For FSQ: the level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each channel
-    (``levels/channel_i``), published beside the final evaluation; empty for VQ."""
+    """The level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each code channel
+    (``levels/channel_i``), published beside the final evaluation; empty for a quantizer without per-channel
+    levels (VQ)."""
     model = kept.get("model")
     if model is None:
         model, _ = load_run(run_dir)
     quantizer = model.quantizer
-    if not isinstance(quantizer, FSQ):
+    level_digits = family_of(quantizer).level_digits
+    if level_digits is None:
         return {}
     items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
     device = next(model.parameters()).device
     batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), 250, workers=0)
-    parts = [model.tokenize(images[valid].to(device).float().div(255)) for _, images, _, valid in batches]
+    parts = [model.tokenize(to_unit(images[valid].to(device))) for _, images, _, valid in batches]
     if not parts:
         return {}
     tokens = torch.cat(parts)
-    digits = quantizer.indices_to_digits(tokens.flatten()).cpu()
+    digits = level_digits(quantizer, tokens).cpu()
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, step and ``tokenizer``."""
+    model, step = load_run(run_dir, use_ema)
+    return LoadedRun(Path(run_dir), read_run_config(run_dir), step, {"tokenizer": model})
+
+
+def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: what the tokenizer is, from its config."""
+    what = cfg.quantizer.describe()
+    if cfg.model.dims != 2:  # audio, video
+        kind = {1: "audio (Conv1d, (B, C, T))", 3: "video (Conv3d, (B, C, T, H, W))"}[cfg.model.dims]
+        causal = ", causal in time" if cfg.model.causal else ""
+        return f"A Stage I tokenizer of {kind}{causal} ({what}), trained on the generated `{cfg.data.source}` data."
+    return (
+        f"A Stage I image tokenizer (a VQGAN-style conv autoencoder, {what}) for {cfg.data.image_size} px "
+        f"images of `{cfg.data.source}`."
+    )
+
+
+USAGE = (
+    "```python\nimport torch\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
+    "images = torch.rand(4, {channels}, {shape})  # your data: float (B, C, *axes) in [0, 1]\n"
+    "tokens = tokenizer.tokenize(images)  # int64 token grids\n"
+    "reconstructions = tokenizer.decode_indices(tokens)\n```"
+)
+
 STAGE = Stage(
-    name="tokenizer",
     schema=TokenizerExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.steps,
-    load_run=load_run,
-    description="Stage I: an image tokenizer (VQ-GAN-style autoencoder with FSQ or VQ)",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.tokenizer:evaluate_tokenizer",
+    export="fsq.inference.export:TokenizerBundle.from_run",
+    usage=USAGE,
+    describe=describe,
     histograms=level_histograms,
 )

@@ -2,9 +2,10 @@
 
 ``export_tokens(run_dir, split, out_dir)`` tokenizes a split with a trained tokenizer (EMA weights; a run dir, or a
 bundle that records its training config: a folder, a shipped name, a hub repo id) and writes
-``shard_00000.safetensors`` ... (``tokens`` (n, h, w), ``labels`` (n,) int64 when the data has labels) and
-``manifest.json`` (codebook size, grid, dtype, counts, sha256 of each shard, the tokenizer run and step).
-``load_tokens(out_dir)`` reads them back as int64, verifying the checksums.
+``shard_00000.safetensors`` ... (``tokens`` (n, *grid): (n, h, w) for images, (n, t) audio, (n, t, h, w) video;
+``labels`` (n,) int64 when the data has labels) and
+``manifest.json`` (codebook size, the grid's shape, dtype, counts, sha256 of each shard, the tokenizer run and step).
+``load_tokens(out_dir)`` reads them back as int64, verifying the checksums and the grids' shape.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from typing import Any
 import torch
 
 from fsq import checkpoint as ckpt
-from fsq import hub, rundir
+from fsq import hub, rundir, storage
 from fsq.config import TokenizerExperiment, from_dict, read_run_config
+from fsq.counts import check_count, check_optional_count
 from fsq.data.loader import SkipLog, iterate_batches
+from fsq.data.signals import to_unit
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
 from fsq.progress import progress
 from fsq.quantizers.finite import check_pending
+from fsq.quantizers.registry import family_of
 from fsq.stages.tokenizer import item_transform, load_run, open_split
 
 
@@ -51,7 +55,7 @@ def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, 
         return cfg, model, step, str(path.resolve())
     directory = hub.resolve(source)
     metadata = hub.read_bundle_config(directory, "fsq-tokenizer").get("metadata", {})
-    if not isinstance(metadata.get("config"), dict) or metadata["config"].get("stage") != "tokenizer":
+    if not isinstance(metadata.get("config"), dict) or metadata["config"].get("stage") != TokenizerExperiment.stage:
         raise ValueError(
             f"{source}: this tokenizer bundle does not record the config it was trained with (metadata.config), so "
             "it cannot say which data to tokenize; tokenize with its run dir, or export the run with `fsq export`"
@@ -60,7 +64,6 @@ def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, 
     return cfg, Tokenizer.from_pretrained(directory), int(metadata.get("step", 0)), str(directory.resolve())
 
 
-@torch.no_grad()
 def export_tokens(
     run_dir: str | Path,
     split: str,
@@ -70,15 +73,46 @@ def export_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
-    show_progress: bool = True,
+    show_progress: bool | None = None,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
 
     The split is streamed in batches (centre crops for streamed sources, decoded in ``workers`` DataLoader
     workers, default ``data.workers``), so memory is bounded by ``shard_size`` token grids; unreadable images are
-    left out and listed in the manifest's ``skipped``.
+    left out and listed in the manifest's ``skipped``. An export that fails (a full disk: any writer's error, with
+    the space left) removes the shards it wrote, and ``out_dir`` when it created it.
     """
+    shard_size = check_count("shard_size (--shard-size)", shard_size)
+    batch_size = check_count("batch_size", batch_size)
+    check_optional_count("limit", limit)
+    check_optional_count("workers", workers, 0)
+    with storage.new_files(out_dir, what="token shards"):
+        sizes = {"shard_size": shard_size, "batch_size": batch_size}
+        return _write_tokens(
+            run_dir, split, out_dir, **sizes, limit=limit, workers=workers, show_progress=show_progress
+        )
+
+
+@torch.no_grad()
+def _write_tokens(
+    run_dir: str | Path,
+    split: str,
+    out_dir: str | Path,
+    *,
+    shard_size: int = 10_000,
+    batch_size: int = 256,
+    limit: int | None = None,
+    workers: int | None = None,
+    show_progress: bool | None = None,
+) -> dict[str, Any]:
+    """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
+    per_token = family_of(model.quantizer).indices_per_token(model.quantizer)
+    if per_token != 1:
+        raise ValueError(
+            f"{origin}: its quantizer ({model.spec.quantizer.describe()}) gives {per_token} indices per token "
+            "position; token export (and MaskGIT over the tokens) takes one index per position"
+        )
     items = open_split(cfg, split, limit)
     workers = cfg.data.workers if workers is None else workers
     transform = item_transform(cfg, items, train=False)
@@ -108,7 +142,7 @@ def export_tokens(
     for _, images, batch_labels, valid in batches:  # streamed: memory bounded by the shard size
         if not bool(valid.any()):
             continue
-        tokens.append(model.tokenize(images[valid].float().div(255)).to(dtype))
+        tokens.append(model.tokenize(to_unit(images[valid])).to(dtype))
         labels.append(batch_labels[valid].long())
         while sum(len(t) for t in tokens) >= shard_size:
             write_shard()
@@ -122,9 +156,8 @@ def export_tokens(
         "source": cfg.data.source,
         "split": split,
         "codebook_size": model.codebook_size,
-        "quantizer": model.spec.quantizer.kind,
-        "levels": model.spec.quantizer.levels if model.spec.quantizer.kind == "fsq" else None,
-        "token_grid": [model.spec.token_grid, model.spec.token_grid],
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
+        "token_grid": list(model.spec.grid_shape),
         "dtype": str(dtype).removeprefix("torch."),
         "num_images": sum(s["count"] for s in shards),
         "skipped": sorted(log.skipped),
@@ -132,20 +165,40 @@ def export_tokens(
         "class_names": items.class_names,
         "shards": shards,
     }
+    if model.spec.dims != 2:  # audio, video: the kind and rate of the signals the grids come from
+        manifest["signal"] = {1: "audio", 3: "video"}[model.spec.dims]
+        manifest["rate"] = getattr(items, "rate", None)
     write_json_atomic(manifest, out_dir / "manifest.json")
     return manifest
 
 
+def check_grid(file: Path | str, tokens: torch.Tensor, grid: list[int] | tuple[int, ...]) -> None:
+    """A ValueError naming ``file`` and both shapes unless ``tokens`` is (N, *grid)."""
+    if tuple(tokens.shape[1:]) != tuple(grid):
+        raise ValueError(
+            f"{file}: token grids of shape {tuple(tokens.shape[1:])} (tokens {tuple(tokens.shape)}), but the grid "
+            f"expected is {tuple(grid)}: tokens of another tokenizer, or a changed file"
+        )
+
+
 def load_tokens(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
-    """(tokens int64 (N, h, w), labels int64 (N,) or None, manifest), checksums verified."""
+    """(tokens int64 (N, *grid), labels int64 (N,) or None, manifest), checksums and the grids' shape (the
+    manifest's ``token_grid``: ``[h, w]`` for images, ``[t]`` for audio, ``[t, h, w]`` for video) verified."""
     directory = Path(directory)
     manifest = read_format_json(directory / "manifest.json", "fsq-tokens", "export tokens with `fsq tokenize`")
+    if not manifest.get("shards"):
+        raise ValueError(
+            f"{directory / 'manifest.json'} lists no token grids: the {manifest.get('split')!r} split of "
+            f"{manifest.get('source')!r} gave 0 images ({len(manifest.get('skipped', []))} skipped as unreadable); "
+            "nothing to train on"
+        )
     tokens, labels = [], []
     for shard in manifest["shards"]:
         file = directory / shard["file"]
         if _sha256(file) != shard["sha256"]:
             raise ckpt.CheckpointError(f"{file} does not match its checksum in the manifest (corrupt or changed)")
         tensors = ckpt.load_safetensors(file)
+        check_grid(file, tensors["tokens"], manifest["token_grid"])
         tokens.append(tensors["tokens"].long())
         if "labels" in tensors:
             labels.append(tensors["labels"])

@@ -26,8 +26,8 @@ from fsq.distributed import DistInfo
 from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.optim import adamw
-from fsq.quantizers import VQ
-from fsq.stages.base import Phase, Stage
+from fsq.quantizers.registry import family_of
+from fsq.stages.base import LoadedRun, Phase, Stage
 from fsq.tasks import Task, get_task
 
 
@@ -97,12 +97,19 @@ def lm_spec(cfg: UViMExperiment, task: Task, codebook_size: int) -> LanguageMode
 
 
 def _load_phase(
-    phase_dir: Path, cls: type[nn.Module], spec_of: Callable[[dict[str, Any]], Any], config_hash: str
+    phase_dir: Path,
+    cls: type[nn.Module],
+    spec_of: Callable[[dict[str, Any]], Any],
+    config_hash: str,
+    expected: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[nn.Module, int]:
-    """A phase's newest weights and step (UViM keeps no EMA), written under the run's config."""
+    """A phase's newest weights and step (UViM keeps no EMA), written under the run's config (and, given
+    ``expected``, with the spec the config builds)."""
     hint = " (train it with `fsq train uvim`)"
     build = lambda spec: cls(spec_of(spec))  # noqa: E731
-    return ckpt.load_latest_model(phase_dir, build, use_ema=False, hint=hint, expected_config_hash=config_hash)
+    return ckpt.load_latest_model(
+        phase_dir, build, use_ema=False, hint=hint, expected_config_hash=config_hash, expected_spec=expected
+    )
 
 
 def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLanguageModel, int]:
@@ -111,8 +118,13 @@ def load_run(run_dir: str | Path) -> tuple[UViMExperiment, UViMOracle, UViMLangu
     cfg = read_run_config(run_dir)
     if not isinstance(cfg, UViMExperiment):
         raise ValueError(f"{run_dir} is a {cfg.stage} run, not a UViM run")
-    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec.from_dict, resume_hash(cfg))
-    lm, step = _load_phase(run_dir / "lm", UViMLanguageModel, LanguageModelSpec.from_dict, resume_hash(cfg))
+    task = build_task(cfg)
+    expected_oracle = lambda saved: oracle_spec(cfg, task).to_dict()  # noqa: E731
+    oracle, _ = _load_phase(run_dir / "oracle", UViMOracle, OracleSpec.from_dict, resume_hash(cfg), expected_oracle)
+    expected_lm = lambda saved: lm_spec(cfg, task, saved.get("codebook_size", 0)).to_dict()  # noqa: E731
+    lm, step = _load_phase(
+        run_dir / "lm", UViMLanguageModel, LanguageModelSpec.from_dict, resume_hash(cfg), expected_lm
+    )
     return cfg, oracle, lm, step  # type: ignore[return-value]
 
 
@@ -173,8 +185,9 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
         out, q = network(task.encode_target(batch), task.context(batch), _generator(cfg.train.seed, step, 1))
         task_loss = task.loss(out.float(), batch)
         logged = {"task_loss": task_loss.detach(), "aux_loss": q.aux_loss.detach()}
-        if isinstance(oracle.quantizer, VQ) and oracle.quantizer.uses_ema:  # codebook splits of this step
-            logged["splits"] = torch.tensor(float(oracle.quantizer.last_num_splits))
+        quantizer = oracle.quantizer  # e.g. an EMA VQ's codebook splits of this step
+        for key, value in family_of(quantizer).step_metrics(quantizer).items():
+            logged[key] = torch.tensor(value)
         return task_loss + q.aux_loss, logged
 
     o = cfg.optim
@@ -216,11 +229,36 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
     kept.update(oracle=oracle, lm=lm, train=train, device=device)
 
 
+def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
+    """The registry's view of :func:`load_run`: the run's config, Stage II step, ``oracle`` and ``lm`` (UViM keeps
+    no EMA: ``use_ema`` changes nothing)."""
+    cfg, oracle, lm, step = load_run(run_dir)
+    return LoadedRun(Path(run_dir), cfg, step, {"oracle": oracle, "lm": lm})
+
+
+def describe(cfg: UViMExperiment, metadata: dict[str, Any]) -> str:
+    """The model card's first paragraph: the task, the oracle's quantizer and the image size."""
+    return (
+        f"A UViM model for `{cfg.task.name}` (Stage I: a restricted oracle with {cfg.quantizer.kind.upper()}; "
+        f"Stage II: a language model of its codes) on {cfg.data.image_size} px images."
+    )
+
+
+USAGE = (
+    "```bash\nfsq predict {ref} photo.png --out predictions/\n```\n\n"
+    "```python\nimport torch\nfrom fsq.inference.prediction import UViMPredictor\n\n"
+    "predictor = UViMPredictor.from_pretrained({ref})\n"
+    "images = torch.rand(2, 3, {size}, {size})  # your images: float (B, 3, H, W) in [0, 1]\n"
+    "prediction, codes = predictor.predict(images)\n```"
+)
+
 STAGE = Stage(
-    name="uvim",
     schema=UViMExperiment,
     phases=phases,
     final_step=lambda cfg: cfg.train.lm_steps,
-    load_run=load_run,
-    description="UViM: a restricted oracle of a dense task's targets, then a language model of its codes",
+    load_run=loaded_run,
+    evaluate="fsq.evaluation.uvim:evaluate_uvim",
+    export="fsq.inference.prediction:UViMPredictor.from_run",
+    usage=USAGE,
+    describe=describe,
 )

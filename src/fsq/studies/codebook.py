@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
+from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.codebook_claims import claims, level_claims, markdown_table
 from fsq.studies.codebook_plots import plot, plot_levels
@@ -208,7 +208,7 @@ def plan(
                     {
                         "name": f"{slug}_{size:06d}",
                         "run_dir": f"runs/{slug}_{size:06d}",
-                        "stage": "tokenizer",
+                        "stage": TokenizerExperiment.stage,
                         "label": label,
                         "target_size": size,
                         "levels": levels,
@@ -236,7 +236,7 @@ def plan(
                 {
                     "name": name,
                     "run_dir": f"runs/{name}",
-                    "stage": "tokenizer",
+                    "stage": TokenizerExperiment.stage,
                     "label": level_family(levels),
                     "target_size": size,
                     "levels": list(levels),
@@ -262,7 +262,7 @@ def stage2_run(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "run_dir": f"runs/{name}",
-        "stage": "maskgit",
+        "stage": MaskGITExperiment.stage,
         "label": run["label"],
         "tokenizer": run["name"],
     }
@@ -290,7 +290,7 @@ def run_config(run: dict[str, Any], data: str, preset: str, overrides: list[str]
     vq_dim = base.pop("vq_dim")
     base["data"]["source"] = data
     quantizer = dict(run["quantizer"])
-    if quantizer["kind"] == "vq":
+    if QuantizerConfig(**quantizer).setting("dim") is not None:  # a code width of its own (VQ): the preset's
         quantizer["dim"] = vq_dim
     base["quantizer"] = quantizer
     base["name"] = run["name"]
@@ -454,9 +454,9 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     study_dir = Path(study_dir)
     rows = []
     runs = read_study(study_dir)["runs"]
-    second = {run["tokenizer"]: run for run in runs if run.get("stage") == "maskgit"}
+    second = {run["tokenizer"]: run for run in runs if run.get("stage") == MaskGITExperiment.stage}
     for run in runs:
-        if run.get("stage", "tokenizer") != "tokenizer":
+        if run.get("stage", TokenizerExperiment.stage) != TokenizerExperiment.stage:
             continue
         result = latest_eval(run_path(study_dir, run))
         if result is None:

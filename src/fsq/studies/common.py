@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.io import write_text_atomic
+from fsq.io import read_json, write_text_atomic
 
 STUDY_KEYS = ("kind", "title", "description", "overrides", "runs")
 RUN_KEYS = ("name", "label", "run_dir")
@@ -39,7 +39,7 @@ def read_study(study_dir: str | Path) -> dict[str, Any]:
     path = Path(study_dir) / "study.json"
     if not path.is_file():
         raise FileNotFoundError(f"{study_dir} is not a study folder (no study.json); run `fsq study ...` first")
-    return json.loads(path.read_text())
+    return read_json(path, "the study's plan")
 
 
 def run_path(study_dir: str | Path, run: dict[str, Any]) -> Path:

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.config import MaskGITExperiment, TokenizerExperiment, config_path, load_config
-from fsq.io import write_text_atomic
+from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, config_path, load_config
+from fsq.io import read_json, write_text_atomic
 from fsq.studies import codebook
 from fsq.studies.common import (
     Stopwatch,
@@ -66,7 +66,7 @@ QUANTIZERS: dict[
 GUIDANCE = [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0]
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
-        "tokenizer": {
+        TokenizerExperiment.stage: {
             "data": {"image_size": 16, "eval_limit": 3000},
             "model": {"filters": 16, "channel_multipliers": [1, 2, 4], "num_res_blocks": 1, "num_groups": 8},
             "optim": {"lr": 0.002, "warmup_steps": 20},
@@ -82,7 +82,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "eval": {"fid_samples": 0},
             "vq_dim": 32,
         },
-        "maskgit": {
+        MaskGITExperiment.stage: {
             "model": {"preset": None, "width": 64, "depth": 2, "heads": 4, "mlp_dim": 256, "dropout": 0.0},
             "optim": {"lr": 0.01, "beta1": 0.9, "beta2": 0.96, "weight_decay": 0.045, "warmup_steps": 50},
             "train": {
@@ -110,8 +110,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # "gpu": the codebook study's GPU presets (a lease of minutes: the same Stage I and II scale), with this study's
     # guidance sweep; its plumbing was checked on a CPU with tiny step counts, the preset has not yet run on a GPU.
     "gpu": {
-        "tokenizer": {**copy.deepcopy(codebook.PRESETS["gpu"]), "eval": {"fid_samples": 2000}},
-        "maskgit": (
+        TokenizerExperiment.stage: {**copy.deepcopy(codebook.PRESETS["gpu"]), "eval": {"fid_samples": 2000}},
+        MaskGITExperiment.stage: (
             lambda m: {
                 **m,
                 "train": {**m["train"], "checkpoint_every": 2400},
@@ -150,10 +150,13 @@ def split_overrides(items: Sequence[str]) -> tuple[list[str], list[str], list[st
 
 def tokenizer_config(preset: str, label: str, data: str, overrides: list[str]) -> TokenizerExperiment:
     """The Stage I config of one quantizer from the preset (``data`` the source)."""
-    base = json.loads(json.dumps(PRESETS[preset]["tokenizer"]))
+    base = json.loads(json.dumps(PRESETS[preset][TokenizerExperiment.stage]))
     vq_dim = base.pop("vq_dim")
     base["data"]["source"] = data
-    base["quantizer"] = {**QUANTIZERS[label], **({"dim": vq_dim} if QUANTIZERS[label]["kind"] == "vq" else {})}
+    quantizer = dict(QUANTIZERS[label])
+    if QuantizerConfig(**quantizer).setting("dim") is not None:  # a code width of its own (VQ): the preset's
+        quantizer["dim"] = vq_dim
+    base["quantizer"] = quantizer
     base["name"] = f"tokenizer_{label.lower()}"
     return load_config(TokenizerExperiment, [], overrides, base=base)
 
@@ -169,9 +172,11 @@ def arms(
     result = []
     if configs:
         for path in configs:
-            cfg = load_config(MaskGITExperiment, [config_path(path, "maskgit")], stage2)
+            cfg = load_config(MaskGITExperiment, [config_path(path, MaskGITExperiment.stage)], stage2)
             tok = cfg.data.tokenizer_config
-            tok_cfg = load_config(TokenizerExperiment, [config_path(tok, "tokenizer")], stage1) if tok else None
+            tok_cfg = (
+                load_config(TokenizerExperiment, [config_path(tok, TokenizerExperiment.stage)], stage1) if tok else None
+            )
             label = tok_cfg.quantizer.kind.upper() if tok_cfg else cfg.name
             entry = {"label": label, "name": cfg.name, "tokenizer": Path(cfg.data.tokenizer), "tok_cfg": tok_cfg}
             result.append({**entry, "base": cfg})
@@ -181,7 +186,7 @@ def arms(
     for label in QUANTIZERS:
         tok_cfg = tokenizer_config(preset, label, data, stage1)
         tok_dir = out_dir / "runs" / tok_cfg.name
-        base = json.loads(json.dumps(PRESETS[preset]["maskgit"]))
+        base = json.loads(json.dumps(PRESETS[preset][MaskGITExperiment.stage]))
         base["name"] = f"maskgit_{label.lower()}"
         base["data"] = {
             "tokenizer": str(tok_dir),
@@ -250,7 +255,7 @@ def run_maskgit_study(
                         "name": name,
                         "label": a["label"],
                         "run_dir": f"runs/{name}",
-                        "stage": "maskgit",
+                        "stage": MaskGITExperiment.stage,
                         "tokenizer": str(a["tokenizer"]),
                         "budget": budget,
                         "seed": seed,
@@ -328,7 +333,7 @@ def missing_weights(path: Path, weights: Sequence[float]) -> list[float]:
     """The guidance weights of ``weights`` that the evaluation at ``path`` lacks (all of them without the file)."""
     if not path.is_file():
         return list(weights)
-    done = {row["guidance"] for row in json.loads(path.read_text()).get("guidance", [])}
+    done = {row["guidance"] for row in read_json(path, "a guidance evaluation").get("guidance", [])}
     return [w for w in weights if w not in done]
 
 
@@ -355,7 +360,11 @@ def write_report(study_dir: str | Path) -> Path:
                 shutil.copyfile(grid, target)
                 images.append((f"{r['quantizer']}, {budget}x, CFG {r['guidance']:g}", target))
     finished = {r["name"] for r in rows}
-    missing = [run["name"] for run in study["runs"] if run.get("stage") == "maskgit" and run["name"] not in finished]
+    missing = [
+        run["name"]
+        for run in study["runs"]
+        if run.get("stage") == MaskGITExperiment.stage and run["name"] not in finished
+    ]
     first = rows[0]
     lines = [
         f"# {study['title']}",

@@ -9,11 +9,12 @@ the headline comparison) read only the ``val_*`` columns.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fsq import rundir
+from fsq.config import MaskGITExperiment
+from fsq.io import read_json
 from fsq.studies.common import over_seeds, read_study, run_path
 
 TUNE_SUFFIX = "_val"  # the tuning split's evaluation file: eval/step_N_val.json
@@ -35,7 +36,7 @@ MEAN_KEYS = (
 def tune_eval(run_dir: Path, step: int) -> dict[str, Any] | None:
     """The tuning split's evaluation of ``step`` (``None`` before it exists)."""
     path = rundir.eval_path(run_dir, step, f"{TUNE_SUFFIX}.json")
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, "the tuning evaluation") if path.is_file() else None
 
 
 def eval_rows(run: dict[str, Any], report: dict[str, Any], tune: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -92,7 +93,7 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
     study_dir = Path(study_dir)
     rows = []
     for run in read_study(study_dir)["runs"]:
-        if run.get("stage") != "maskgit":
+        if run.get("stage") != MaskGITExperiment.stage:
             continue
         run_dir = run_path(study_dir, run)
         report = rundir.latest_eval(run_dir)

@@ -16,11 +16,10 @@ bundle's ``eval.json``: the tokenizer's numbers as its model card shows them. Be
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from fsq.io import write_text_atomic
+from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import timing_line
 
 BLOCK = re.compile(r"(<!-- fsq:(table|claims|budget|card) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
@@ -32,9 +31,9 @@ def render(what: str, results_path: Path) -> str:
 
     if not results_path.is_file():
         raise FileNotFoundError(f"{results_path} does not exist (publish a study's results.json there first)")
-    data = json.loads(results_path.read_text())
     if what == "card":  # a shipped bundle's eval.json: the numbers its model card shows
-        return card_table(data, results_path.parent.name)
+        return card_table(read_json(results_path, "a shipped model's evaluation"), results_path.parent.name)
+    data = read_json(results_path, "a study's results")
     if "benchmark" in data:  # benchmarks/data*.py results: tables only
         from fsq.studies.bench_tables import markdown_table
 

@@ -11,7 +11,6 @@ seeds, and a claim the seeds cannot decide says so. The report half is torch-fre
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from typing import Any
 
 from fsq import rundir
 from fsq.config import UViMExperiment, config_path, load_config
-from fsq.io import write_text_atomic
+from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
@@ -82,6 +81,15 @@ def _budget(configs: list[UViMExperiment], runs: list[dict[str, Any]]) -> str:
     return text
 
 
+def _quantizer_text(section: Any) -> str:
+    """One quantizer of the study in words (``FSQ [7, 5, 5, 5, 5]``, ``VQ 4096 codes (recipe `uvim`)``): its kind
+    and whichever of levels, codebook size and recipe its family has."""
+    levels, size, recipe = (section.setting(name) for name in ("levels", "codebook_size", "recipe"))
+    text = section.kind.upper() + (f" {levels}" if levels is not None else "")
+    text += f" {size} codes" if size is not None else ""
+    return text + (f" (recipe `{recipe}`)" if recipe is not None else "")
+
+
 def run_uvim_study(
     out_dir: str | Path,
     *,
@@ -112,7 +120,7 @@ def run_uvim_study(
             name = f"{task}_{slug}_s{seed}"
             cfg = load_config(
                 UViMExperiment,
-                [config_path(path, "uvim")],
+                [config_path(path, UViMExperiment.stage)],
                 [*extra, *overrides, f"train.seed={seed}", f"name={name}"],
             )
             runs.append(
@@ -129,17 +137,19 @@ def run_uvim_study(
             configs.append(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     study_path = out_dir / "study.json"
-    previous = json.loads(study_path.read_text()) if study_path.is_file() else {}
+    previous = read_json(study_path, "the study's plan") if study_path.is_file() else {}
     seconds = {r["name"]: r.get("seconds") for r in previous.get("runs", [])}
     c0 = configs[0]
-    fsq = next((c for c in configs if c.quantizer.kind == "fsq"), c0).quantizer
-    vq = next((c for c in configs if c.quantizer.kind == "vq"), c0).quantizer  # an FSQ config's VQ fields are unused
+    first: dict[str, Any] = {}  # each kind's first config names it (an ablation's recipe is in its label)
+    for c in configs:
+        first.setdefault(c.quantizer.kind, c.quantizer)
+    quantizers = " vs ".join(_quantizer_text(q) for q in first.values())
     study: dict[str, Any] = {
         "kind": "uvim",
         "title": "UViM with FSQ vs VQ: depth, colorization, panoptic (paper Table 2)",
         "description": (
             f"Synthetic scenes / photo crops at {c0.data.image_size} px; {c0.model.code_grid}x{c0.model.code_grid} "
-            f"codes; FSQ {fsq.levels} vs VQ {vq.codebook_size} codes (recipe `{vq.recipe}`); evaluated on "
+            f"codes; {quantizers}; evaluated on "
             f"`{c0.data.eval_split}`."
         ),
         "budget": _budget(configs, runs),

@@ -69,7 +69,7 @@ def train(
     run_dir = Path(run_dir)
     info = setup_process(cfg)
     check_run_dir(cfg, run_dir)  # another config's run is refused before any work
-    with owned_run_dir(run_dir, info, "training"):
+    with owned_run_dir(run_dir, info, "training", undo_failed_start=True):  # a failed start leaves nothing
         check_run_dir(cfg, run_dir)  # again, now that no one else can write it
         kept: dict[str, Any] = {}
         phases = stage.phases(cfg, run_dir, info, kept)
@@ -173,6 +173,8 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
                 if info.is_main:
                     save(phase, cfg, step + 1, device)
                 distributed.barrier()
+    except NonFiniteLossError as error:  # say truly what is left: the newest checkpoint, or none
+        raise NonFiniteLossError(f"{error} {ckpt.intact_after_failure(phase.run_dir)}") from None
     finally:
         if progress is not None:
             progress.close()
@@ -205,7 +207,7 @@ def accumulate_gradients(
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"{phase.name}: non-finite loss ({loss.detach().item()}) at step {step}; lower optim.lr or "
-                    "check the data. The last checkpoint is intact."
+                    "check the data."
                 )
             scaled = loss / micros
             (scaler.scale(scaled) if scaler is not None else scaled).backward()

@@ -5,7 +5,6 @@ They take the experiment config (any schema dataclass with ``train`` settings) a
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -24,7 +23,7 @@ from fsq.config import (
     from_dict,
     read_yaml,
 )
-from fsq.io import write_json_atomic, write_text_atomic
+from fsq.io import read_json, write_json_atomic, write_text_atomic
 from fsq.tracking import run_meta
 
 
@@ -50,7 +49,7 @@ def write_run_dir(cfg: Any, run_dir: Path, world_size: int = 1) -> None:
     meta_path = run_dir / rundir.META
     meta: dict[str, Any] = {"runs": []}
     if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, "the run's start record", required={"runs": list})
     meta["runs"].append(run_meta(world_size))
     write_json_atomic(meta, meta_path)
 
@@ -65,15 +64,22 @@ def setup_process(cfg: Any) -> distributed.DistInfo:
 
 
 @contextmanager
-def owned_run_dir(run_dir: Path, info: distributed.DistInfo, purpose: str) -> Iterator[None]:
+def owned_run_dir(
+    run_dir: Path, info: distributed.DistInfo, purpose: str, undo_failed_start: bool = False
+) -> Iterator[None]:
     """Hold the run dir's lock (rank 0) while the block runs; every rank fails together when it is taken.
 
     A run dir this call created and left without a ``config.yaml`` (a start that failed before anything was
     trained) is removed again, with the empty parent folders it created (``runs/``), so the corrected command is
-    not refused as another run and an empty folder stays empty.
+    not refused as another run and an empty folder stays empty. With
+    ``undo_failed_start`` (training), a block that fails while the run dir holds no checkpoint (a config error found
+    after the start, a first step that diverged, a full disk at the first checkpoint, Ctrl-C) leaves the run dir as
+    it found it: the entries it added (``config.yaml``, ``meta.json``, ``metrics.jsonl``, a MaskGIT's embedded
+    tokenizer and tokens, ...) are removed and the small files it changed are restored.
     """
     created = not run_dir.exists()
     new_parents = [p for p in run_dir.parents if not p.exists()]  # e.g. runs/ in an empty folder
+    before = _snapshot(run_dir) if undo_failed_start and info.is_main else None
     lock = rundir.RunDirLock(run_dir, purpose) if info.is_main else None
     error: Exception | None = None
     if lock is not None:
@@ -83,15 +89,62 @@ def owned_run_dir(run_dir: Path, info: distributed.DistInfo, purpose: str) -> It
             error = busy
     if not distributed.all_true(error is None, info.device):
         raise error or rundir.RunDirBusy(f"{run_dir} is in use by another process (rank 0 could not lock it)")
+    undone = False
     try:
         yield
+    except BaseException:
+        if lock is not None and before is not None and not _has_checkpoint(run_dir):
+            _restore(run_dir, before)
+            undone = True
+        raise
     finally:
         if lock is not None:
             lock.__exit__(None, None, None)
-            if created and not (run_dir / rundir.CONFIG).exists():
+            new_lock = created or (undone and rundir.LOCK not in (before or {}))
+            if new_lock and not (run_dir / rundir.CONFIG).exists():
                 (run_dir / rundir.LOCK).unlink(missing_ok=True)
-                for folder in [run_dir, *new_parents]:  # innermost first
-                    _remove_if_empty(folder)
+                if created:
+                    for folder in [run_dir, *new_parents]:  # innermost first
+                        _remove_if_empty(folder)
+
+
+_SNAPSHOT_LIMIT = 16 * 2**20  # top-level files up to this size are restored byte for byte after a failed start
+
+
+def _snapshot(run_dir: Path) -> dict[str, bytes | None]:
+    """The run dir's top-level entries: small files with their bytes, anything else ``None`` (kept as it is)."""
+    if not run_dir.is_dir():
+        return {}
+    entries: dict[str, bytes | None] = {}
+    for path in run_dir.iterdir():
+        small = path.is_file() and not path.is_symlink() and path.stat().st_size <= _SNAPSHOT_LIMIT
+        entries[path.name] = path.read_bytes() if small else None
+    return entries
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    """Whether any phase of the run dir holds a finished checkpoint (``**/checkpoints/step_N/state.json``)."""
+    return any(run_dir.glob(f"**/{rundir.CHECKPOINTS}/{rundir.STEP_PREFIX}*/state.json"))
+
+
+def _restore(run_dir: Path, before: dict[str, bytes | None]) -> None:
+    """Undo a failed start: remove the top-level entries it added (not the lock), restore the files it changed."""
+    import shutil
+
+    if not run_dir.is_dir():
+        return
+    for path in run_dir.iterdir():
+        if path.name == rundir.LOCK:
+            continue
+        if path.name not in before:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        else:
+            saved = before[path.name]
+            if saved is not None and path.is_file() and path.read_bytes() != saved:
+                path.write_bytes(saved)
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -1,0 +1,237 @@
+"""Folders and WebDataset shards of signal files: audio (``.wav``, ``.npy``) and video (``.npy``) clips, read one
+by one when asked.
+
+``data.source: audio:DIR`` or ``video:DIR`` names such a folder (``split`` is a sub-folder such as ``train``, or
+``all``; class sub-folders give labels, as image folders do); ``audio:wds:SHARDS`` / ``video:wds:SHARDS`` names
+WebDataset shards whose samples hold such a member (the shard rules of :mod:`fsq.data.shards`). Folder files are
+listed once at start (:func:`fsq.data.scan.scan_folder`: links followed once, hidden names ignored); every clip is
+decoded in the loader's workers:
+
+- ``.wav``: PCM 8, 16 or 32 bit (Python's ``wave`` module: no extra dependency), to float32 ``(C, T)`` in
+  ``[0, 1]`` (``0.5`` is silence); its sample rate is the file's;
+- ``.npy``: an array ``(C, T)`` (audio) or ``(C, T, H, W)`` (video), uint8, or floating point in ``[0, 1]``
+  (never unpickled); it has no rate of its own.
+
+Bad input is a clear error naming the file: an array of the wrong rank (a 2-D signal where video is expected), a
+rate other than ``data.sample_rate`` (unless ``data.resample``: then brought to it), a clip shorter than the time
+crop. A file that cannot be decoded at all
+raises :class:`~fsq.data.items.UnreadableItem` (skipped and reported, or raised, as ``data.on_error`` says).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import wave
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+from fsq.data.images import _classes
+from fsq.data.items import ImageItems, UnreadableItem
+from fsq.data.scan import scan_folder
+from fsq.data.shards import TarShardItems
+from fsq.data.signals import SignalKind, check_rate, resample_time
+
+EXTENSIONS = {"audio": (".wav", ".npy"), "video": (".npy",)}
+
+
+def read_wav(source: Path | BinaryIO) -> tuple[torch.Tensor, float]:
+    """``(float32 (C, T) in [0, 1], sample rate)`` of a PCM ``.wav`` file (a path or an open binary file)."""
+    with wave.open(source if not isinstance(source, Path) else os.fspath(source), "rb") as handle:
+        channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
+        frames = handle.readframes(handle.getnframes())
+    if width == 1:  # 8-bit PCM is unsigned
+        data = (np.frombuffer(frames, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width in (2, 4):
+        dtype = np.int16 if width == 2 else np.int32
+        data = np.frombuffer(frames, dtype=dtype).astype(np.float32) / float(2 ** (8 * width - 1))
+    else:
+        raise ValueError(f"{width * 8}-bit PCM is not supported (8, 16 or 32 bit)")
+    audio = data.reshape(-1, channels).T
+    return torch.from_numpy(np.ascontiguousarray(audio * 0.5 + 0.5)), float(rate)
+
+
+def read_npy(source: Path | BinaryIO) -> torch.Tensor:
+    """The array of a ``.npy`` file (a path or an open binary file; no pickles) as uint8 or float32."""
+    array = np.load(source, allow_pickle=False)
+    if array.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(array))
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"a signal array must be uint8 or floating point in [0, 1], got {array.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def check_clip(
+    name: str,
+    clip: torch.Tensor,
+    file_rate: float | None,
+    kind: SignalKind,
+    rate: float | None,
+    min_length: int | None,
+    channels: int | None,
+    resample: bool = False,
+) -> torch.Tensor:
+    """``clip`` itself (``resample``: brought from its file's rate to ``rate``), or a ValueError naming ``name``
+    when its rank, channels, rate or length is wrong."""
+    if clip.ndim != 1 + kind.dims:
+        raise ValueError(
+            f"{name}: a {clip.ndim - 1}-D signal of shape {tuple(clip.shape)} where {kind.name} {kind.layout()} "
+            f"({1 + kind.dims} axes) is expected"
+        )
+    if channels is not None and clip.shape[0] != channels:
+        raise ValueError(f"{name}: {clip.shape[0]} channels (shape {tuple(clip.shape)}), data.channels asks {channels}")
+    if resample and file_rate is not None and rate is not None and file_rate != rate:
+        clip = resample_time(clip, file_rate, rate)
+    else:
+        check_rate(name, kind, file_rate, rate if file_rate is not None else None)
+    if min_length is not None and clip.shape[1] < min_length:
+        raise ValueError(
+            f"{name}: a time crop of {min_length} is longer than the clip (shape {tuple(clip.shape)}, "
+            f"T={clip.shape[1]}); lower data.length or remove the file"
+        )
+    return clip
+
+
+class SignalFolderItems(ImageItems):
+    """Audio or video files under a folder (or its ``split`` sub-folder), decoded one by one when read.
+
+    ``rate``: the rate every file must have (None: any; ``resample``: files at another rate are resampled to it);
+    ``min_length``: the time crop, which no clip may be
+    shorter than; ``limit``: the first files in sorted path order.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        kind: SignalKind,
+        *,
+        rate: float | None = None,
+        min_length: int | None = None,
+        channels: int | None = None,
+        on_error: str = "skip",
+        limit: int | None = None,
+        resample: bool = False,
+    ) -> None:
+        base = Path(root)
+        folder = base if split == "all" else base / split
+        if not folder.is_dir():
+            raise ValueError(
+                f"{kind.name} folder {base} has no {split!r} sub-folder"
+                if base.is_dir()
+                else f"no {kind.name} folder at {os.fspath(root)!r}"
+            )
+        if kind.name not in EXTENSIONS:
+            raise ValueError(f"folders of {kind.name} files are read by the image path, not this one")
+        scan = scan_folder(folder)
+        if scan.unreadable and on_error == "raise":
+            name, reason = scan.unreadable[0]
+            raise ValueError(f"{reason}: {folder / name}")
+        wanted = EXTENSIONS[kind.name]
+        files = [p for p in scan.files if p.suffix.lower() in wanted]
+        others = [p for p in scan.files if p.suffix.lower() not in wanted]
+        self.class_names = _classes(folder, files)
+        if limit is not None:
+            files = files[:limit]
+        if not files:
+            raise ValueError(
+                f"no {kind.name} files in {folder}: expected {', '.join(wanted)} files, optionally in class "
+                f"sub-folders; found {len(others)} other files"
+            )
+        self.root, self.source, self.split, self.kind = folder, os.fspath(root), split, kind
+        self.rate, self.min_length, self.wanted_channels = rate, min_length, channels
+        self.resample = resample
+        self.channels = channels or 1
+        self.relative = [p.relative_to(folder).as_posix() for p in files]
+        self.has_labels = self.class_names is not None
+        self._labels: torch.Tensor | None = None
+        if self.class_names is not None:
+            index = {name: k for k, name in enumerate(self.class_names)}
+            self._labels = torch.tensor([index[r.split("/")[0]] for r in self.relative], dtype=torch.int64)
+        other = [(p.relative_to(folder).as_posix(), f"not a {kind.name} file ({p.suffix or 'none'})") for p in others]
+        self.skipped = other + scan.duplicates + scan.unreadable
+
+    def __len__(self) -> int:
+        return len(self.relative)
+
+    def read(self, index: int) -> torch.Tensor:
+        """The clip ``(C, *axes)``; a ValueError naming the file when its rank, rate or length is wrong."""
+        name = self.relative[index]
+        path = self.root / name
+        file_rate: float | None = None
+        try:
+            if path.suffix.lower() == ".wav":
+                clip, file_rate = read_wav(path)
+            else:
+                clip = read_npy(path)
+        except (OSError, ValueError, EOFError, wave.Error) as error:
+            raise UnreadableItem(name, str(error)) from error
+        return check_clip(
+            os.fspath(path), clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample
+        )
+
+    def label(self, index: int) -> int:
+        return -1 if self._labels is None else int(self._labels[index])
+
+    def name(self, index: int) -> str:
+        return self.relative[index]
+
+    def fingerprint(self, count: int) -> str:
+        digest = hashlib.sha256(os.fspath(self.root.resolve()).encode())
+        for rel in self.relative[:count]:
+            stat = (self.root / rel).stat()
+            digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:24]
+
+
+class SignalShardItems(TarShardItems):
+    """WebDataset shards (``.tar``; :mod:`fsq.data.shards`) whose samples hold a ``.wav`` or ``.npy`` member (audio)
+    or a ``.npy`` member (video), read by random access and checked as folder files are."""
+
+    def __init__(
+        self,
+        path: str,
+        split: str,
+        kind: SignalKind,
+        *,
+        rate: float | None = None,
+        min_length: int | None = None,
+        channels: int | None = None,
+        limit: int | None = None,
+        resample: bool = False,
+    ) -> None:
+        if kind.name not in EXTENSIONS:
+            raise ValueError(f"shards of {kind.name} samples are read by the image path, not this one")
+        self.member_extensions = tuple(ext.lstrip(".") for ext in EXTENSIONS[kind.name])
+        self.kind, self.rate, self.min_length, self.wanted_channels = kind, rate, min_length, channels
+        self.resample = resample
+        super().__init__(path, split, channels=channels or 1, limit=limit)
+
+    def decode(self, data: bytes, index: int) -> torch.Tensor:
+        """The clip in member bytes ``data`` (a ``.wav`` by its RIFF header, else ``.npy``), checked."""
+        file_rate: float | None = None
+        try:
+            if data[:4] == b"RIFF":
+                clip, file_rate = read_wav(io.BytesIO(data))
+            else:
+                clip = read_npy(io.BytesIO(data))
+        except (OSError, ValueError, EOFError, wave.Error) as error:
+            raise UnreadableItem(self.keys[index], str(error)) from error
+        name = f"{self.source} ({self.keys[index]})"
+        return check_clip(
+            name, clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample
+        )
+
+
+def write_wav(path: str | os.PathLike, audio: torch.Tensor, rate: int) -> None:
+    """Write float ``(C, T)`` audio in ``[0, 1]`` as a 16-bit PCM ``.wav`` file (for tests and examples)."""
+    data = ((audio.clamp(0, 1).double() - 0.5) * 2 * 32767).round().to(torch.int16).T.contiguous().numpy()
+    with wave.open(os.fspath(path), "wb") as handle:
+        handle.setnchannels(int(audio.shape[0]))
+        handle.setsampwidth(2)
+        handle.setframerate(int(rate))
+        handle.writeframes(data.tobytes())

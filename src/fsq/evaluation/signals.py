@@ -1,0 +1,174 @@
+"""Evaluate a tokenizer of audio (1-D) or video (3-D) signals on its held-out split, with metrics of its kind.
+
+- audio: SNR in dB of each clip (signal power around silence, ``0.5``, over the reconstruction error's power),
+  and the mean absolute error (L1, in ``[0, 1]`` units);
+- video: PSNR of each frame (``[0, 1]`` range), averaged over frames and clips, and per frame index (the first
+  frame of a causal tokenizer is encoded on its own: its PSNR is listed first), and L1;
+- both: codebook usage, perplexity and entropy, as for images.
+
+FID, SSIM and perceptual features are image metrics (Inception-v3 / EfficientNet features of RGB images): they are
+not computed for audio or video, and ``image_metrics`` in the results says so. Every held-out clip is evaluated
+once across ranks; sums and code counts are all-reduced. Writes ``eval/step_N.json`` and
+``eval/step_N_grid.png`` (the first clips' frames, or their waveforms: originals over reconstructions).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fsq import distributed, rundir
+from fsq.config import TokenizerExperiment
+from fsq.data.loader import iterate_batches
+from fsq.data.signals import to_unit
+from fsq.grids import save_grid
+from fsq.io import write_json_atomic
+from fsq.models.autoencoder import Tokenizer
+from fsq.quantizers.stats import CodebookUsage
+from fsq.stages.signal_data import signal_kind
+from fsq.stages.tokenizer import item_transform, open_split
+
+
+def snr_db(reference: torch.Tensor, estimate: torch.Tensor, centre: float = 0.5) -> torch.Tensor:
+    """SNR in dB of each item (B,): ``10 log10(sum((x - centre)^2) / sum((x - y)^2))``, capped at 100 dB."""
+    signal = (reference.double() - centre).square().flatten(1).sum(1)
+    noise = (reference.double() - estimate.double()).square().flatten(1).sum(1)
+    return (10 * torch.log10(signal.clamp_min(1e-20) / noise.clamp_min(1e-20))).clamp(max=100.0)
+
+
+def frame_psnr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each frame of video batches (B, C, T, H, W) in ``[0, 1]``: (B, T), capped at 100 dB."""
+    mse = (reference.double() - estimate.double()).square().mean(dim=(1, 3, 4))
+    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp(max=100.0)
+
+
+def waveform_image(clip: torch.Tensor, height: int = 64) -> torch.Tensor:
+    """A plot of a mono clip (C, T) in ``[0, 1]`` as one image (1, 1, height, T): a dark dot per sample on white."""
+    t = clip.shape[-1]
+    rows = ((1 - clip[0].clamp(0, 1)) * (height - 1)).round().long()
+    image = torch.ones(1, 1, height, t)
+    image[0, 0, rows, torch.arange(t)] = 0.0
+    return image
+
+
+@torch.no_grad()
+def evaluate_signals(
+    run_dir: Path, cfg: TokenizerExperiment, model: Tokenizer, step: int, device: torch.device
+) -> dict[str, Any]:
+    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results on every rank."""
+    info = distributed.setup(cfg.train.device)
+    kind = signal_kind(cfg)
+    start = time.perf_counter()
+    held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
+    transform = item_transform(cfg, held_out, train=False)
+    mine = distributed.shard_indices(len(held_out), info.rank, info.world_size)
+    usage = CodebookUsage(model.codebook_size, device=device)
+    frames = model.spec.input_shape[0]
+    sums = torch.zeros(3 + frames, dtype=torch.float64, device=device)  # main metric, L1, count, per frame
+    grid: list[torch.Tensor] = []
+    batches = iterate_batches(held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers)
+    for _, clips, _, valid in batches:
+        x = to_unit(clips[valid].to(device))
+        if not len(x):
+            continue
+        reconstruction, out = model(x)
+        reconstruction = reconstruction.float().clamp(0, 1)
+        usage.update(out.indices)
+        if kind.dims == 1:
+            sums[0] += snr_db(x, reconstruction).sum()
+        else:
+            per_frame = frame_psnr(x, reconstruction)
+            sums[0] += per_frame.mean(1).sum()
+            sums[3:] += per_frame.sum(0)
+        if info.is_main and sum(len(g) for g in grid) < 2:
+            grid.append(torch.stack([x[:2], reconstruction[:2]], 1).cpu())  # (b, 2, C, *axes)
+        sums[1] += (x - reconstruction).abs().flatten(1).mean(1).double().sum()
+        sums[2] += x.shape[0]
+    distributed.all_reduce_sum(sums)
+    usage.all_reduce()
+    summary = usage.summary()
+    count = max(sums[2].item(), 1.0)
+    results: dict[str, Any] = {
+        "step": step,
+        "split": cfg.data.eval_split,
+        "source": cfg.data.source,
+        "signal": kind.name,
+        "rate": getattr(held_out, "rate", None),
+        "num_samples": int(sums[2].item()),
+        "l1": sums[1].item() / count,
+        "codebook_size": model.codebook_size,
+        "codes_used": summary.codes_used,
+        "usage": summary.usage_fraction,
+        "perplexity": summary.perplexity,
+        "entropy_bits": summary.entropy_bits,
+        "tokens": summary.tokens,
+        "parameters": model.parameter_counts(),
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
+        "token_grid": list(model.spec.grid_shape),
+        "image_metrics": f"not computed: FID, SSIM and perceptual features are image metrics, not {kind.name} ones",
+    }
+    if kind.dims == 1:
+        results["snr_db"] = sums[0].item() / count
+    else:
+        results["psnr"] = sums[0].item() / count  # per-frame PSNR, averaged over frames and clips
+        results["psnr_per_frame"] = [v / count for v in sums[3:].tolist()]
+    results["seconds"] = time.perf_counter() - start
+    if info.is_main:
+        (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(results, rundir.eval_path(run_dir, step))
+        if grid:  # rows: each clip's frames (video) or waveform (audio), original over reconstruction
+            pairs = torch.cat(grid)[:2]
+            draw = (lambda c: c.transpose(0, 1)) if kind.dims == 3 else waveform_image
+            rows = [draw(pairs[i, j]) for i in range(pairs.shape[0]) for j in range(2)]
+            save_grid(rows, rundir.eval_path(run_dir, step, "_grid.png"), fit=("height", 256))
+    distributed.barrier()
+    return results
+
+
+@torch.no_grad()
+def signal_samples(model, tokenizer: Tokenizer, cfg, device: torch.device) -> dict[str, Any]:
+    """A MaskGIT over audio or video token grids: for each guidance weight of ``cfg.eval``, ``num_samples`` samples
+    drawn, decoded, and their code usage (the image metrics, class judge, FID and compression, are not computed)."""
+    from fsq.inference.sampling import class_labels, decode, generate
+
+    e = cfg.eval
+    labels = class_labels(e.num_samples, model.spec.num_classes)
+    rows = []
+    for alpha in e.guidance:
+        tick = time.perf_counter()
+        tokens = generate(
+            model,
+            labels,
+            num=e.num_samples,
+            steps=e.steps,
+            choice_temperature=e.choice_temperature,
+            temperature=e.temperature,
+            guidance=alpha,
+            seed=e.seed,
+            batch_size=e.batch_size,
+            device=device,
+        )
+        decoded = decode(tokenizer, tokens, e.batch_size, device)
+        usage = CodebookUsage(model.spec.codebook_size)
+        usage.update(tokens)
+        summary = usage.summary()
+        rows.append(
+            {
+                "guidance": alpha,
+                "num_samples": e.num_samples,
+                "seconds": time.perf_counter() - tick,
+                "sample_shape": list(decoded.shape[1:]),
+                "codes_used": summary.codes_used,
+                "usage": summary.usage_fraction,
+                "perplexity": summary.perplexity,
+            }
+        )
+    kind = {1: "audio", 3: "video"}[tokenizer.spec.dims]
+    return {
+        "signal": kind,
+        "guidance": rows,
+        "image_metrics": f"not computed: class accuracy, FID and compression use image data, not {kind}",
+    }

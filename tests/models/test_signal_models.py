@@ -1,0 +1,215 @@
+"""Models of any rank: 1-D / 2-D / 3-D tokenizers, discriminators and MaskGIT grids; causal time; the 2-D default
+unchanged (the shipped bundles give the outputs pinned from the code before ``dims`` existed)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+from torch import nn
+
+from fsq.layers.resnet import CausalConv3d, Downsample, ResBlock, Upsample, downsampled
+from fsq.models import Tokenizer, TokenizerSpec
+from fsq.models.discriminator import BlurPool, StyleGANDiscriminator
+from fsq.models.maskgit import MaskGIT, MaskGITSpec
+from fsq.models.quantizer import QuantizerSpec
+
+SMALL = {"filters": 8, "num_groups": 4, "quantizer": QuantizerSpec(levels=[5, 5, 5])}
+
+
+def test_pretrained_image_tokenizer_gives_the_outputs_pinned_before_dims_existed():
+    # pinned with the 2-D-only code (fsq 0.2): indices hash and decoded sums of the shipped mnist-fsq bundle
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model = Tokenizer.from_pretrained("mnist-fsq")
+    with torch.no_grad():
+        reconstruction, out = model(x)
+    assert out.indices.shape == (3, 7, 7)
+    digest = hashlib.sha256(out.indices.numpy().tobytes()).hexdigest()
+    assert digest == "dc26f1aecfcb446d437e4fb992f3e7e2ff8249ff00239b7434e31b446181cd35"
+    assert reconstruction.double().sum().item() == pytest.approx(439.3887200951576, rel=1e-6)
+    assert reconstruction.double().square().sum().item() == pytest.approx(348.47718906686976, rel=1e-6)
+
+
+def test_default_2d_spec_builds_plain_conv2d_and_groupnorm_modules():
+    model = Tokenizer(TokenizerSpec())
+    kinds = {type(m) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.GroupNorm))}
+    assert kinds == {nn.Conv2d, nn.GroupNorm}  # no causal subclass, no other rank
+    assert model.spec.grid_shape == (7, 7) and model.spec.token_grid == 7
+    assert "encoder.blocks.0.conv1.weight" in model.state_dict()
+
+
+def test_shipped_maskgit_bundle_loads_strictly():
+    from fsq.inference.sampling import MaskGITPipeline
+
+    pipeline = MaskGITPipeline.from_pretrained("mnist-maskgit-fsq")
+    assert pipeline.model.spec.grid_shape == (7, 7) and pipeline.model.spec.positions == "table"
+
+
+@pytest.mark.parametrize(
+    ("dims", "shape", "downsample", "causal", "grid"),
+    [
+        (1, [64], None, False, (16,)),
+        (1, [65], [[4], [2]], True, (9,)),  # causal: 1 + 64 samples -> 1 + 16 -> 1 + 8
+        (3, [5, 16, 16], [[2, 2, 2], [2, 2, 2]], True, (2, 4, 4)),  # 1 + 4k frames -> 1 + k
+        (3, [4, 8, 8], [[1, 2, 2], [2, 2, 2]], False, (2, 2, 2)),
+        (2, [12, 20], None, False, (3, 5)),
+    ],
+)
+def test_shapes_of_any_rank(dims, shape, downsample, causal, grid):
+    spec = TokenizerSpec(dims=dims, shape=shape, downsample=downsample, causal=causal, **SMALL)
+    model = Tokenizer(spec)
+    x = torch.rand(2, 1, *shape)
+    reconstruction, out = model(x)
+    assert reconstruction.shape == x.shape
+    assert out.indices.shape == (2, *grid) and spec.grid_shape == grid
+    assert out.quantized.shape == (2, 3, *grid)
+    assert torch.equal(model.decode_indices(out.indices), model.decode(out.quantized))
+
+
+def test_causal_video_keeps_the_first_frame_alone():
+    assert [downsampled(n, 2, causal=True) for n in (1, 5, 9, 17)] == [1, 3, 5, 9]
+    assert [downsampled(n, 2) for n in (1, 5, 9, 17)] == [1, 3, 5, 9]
+    assert downsampled(13, 4, causal=True) == 4 and downsampled(13, 4) == 4
+    assert downsampled(12, 4, causal=True) == 4 and downsampled(12, 4) == 3
+
+
+def _frame_dependence(fn, x: torch.Tensor, changed: int) -> torch.Tensor:
+    """Per output frame (axis 2): the largest change when input frame ``changed`` is perturbed."""
+    y0 = fn(x)
+    x2 = x.clone()
+    x2[:, :, changed] += torch.randn_like(x2[:, :, changed])
+    return (fn(x2) - y0).abs().flatten(3).amax(dim=(0, 1, 3)) if y0.ndim > 3 else (fn(x2) - y0).abs().amax((0, 1))
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_causal_blocks_never_look_ahead(dims):
+    torch.manual_seed(0)
+    axes = (9,) if dims == 1 else (9, 6, 6)
+    x = torch.randn(2, 8, *axes)
+    block = ResBlock(8, 16, 4, dims=dims, causal=True)
+    up = Upsample(16, dims=dims, causal=True)
+    with torch.no_grad():
+        for t in range(1, 9):
+            change = _frame_dependence(block, x, t)
+            assert change[:t].max() == 0 and change[t] > 0  # frame t moves outputs t.. only
+        pooled = Downsample(dims, (2,) * dims, causal=True)
+        change = _frame_dependence(pooled, x, 1)  # frames 1, 2 pool into latent 1; frame 0 stays alone
+        assert change[0] == 0 and change[1] > 0 and change[2:].max() == 0
+        latent = torch.randn(2, 16, *(5,) + axes[1:])
+        size = (9,) + axes[1:]
+        change = _frame_dependence(lambda z: up(z, size), latent, 1)
+        assert change[0] == 0 and change[1:].max() > 0  # latent frame 1 never reaches output frame 0
+
+
+def test_causal_video_tokenizer_output_at_frame_t_ignores_later_frames():
+    torch.manual_seed(0)
+    spec = TokenizerSpec(dims=3, shape=[9, 8, 8], causal=True, **SMALL)
+    model = Tokenizer(spec).eval()
+    assert isinstance(model.encoder.stem, CausalConv3d)
+    x = torch.rand(1, 1, 9, 8, 8)
+    later = x.clone()
+    later[:, :, 1:] = torch.rand(1, 1, 8, 8, 8)  # every frame after the first replaced
+    with torch.no_grad():
+        a, b = model.encoder(x * 2 - 1), model.encoder(later * 2 - 1)
+        assert torch.equal(a[:, :, 0], b[:, :, 0])  # the first frame is encoded on its own
+        assert not torch.equal(a[:, :, 1:], b[:, :, 1:])
+        assert torch.equal(model(x)[0][:, :, 0], model(later)[0][:, :, 0])  # an image is a one-frame video
+        # latent frame i (i >= 1) sees input frames <= 4i (two causal x2 time downsamplings)
+        for i, last in [(1, 4), (2, 8)]:
+            moved = x.clone()
+            moved[:, :, last + 1 :] = 0.5
+            assert torch.equal(model.encoder(moved * 2 - 1)[:, :, i], a[:, :, i])
+
+
+@pytest.mark.parametrize(
+    ("dims", "shape", "given"),
+    [
+        (3, [5, 8, 8], (2, 1, 8, 8)),
+        (1, [32], (2, 1, 8, 4)),
+        (2, [8, 8], (2, 1, 4, 8, 8)),
+        (3, [5, 8, 8], (2, 3, 5, 8, 8)),
+    ],
+)
+def test_a_signal_of_the_wrong_shape_names_both_shapes(dims, shape, given):
+    model = Tokenizer(TokenizerSpec(dims=dims, shape=shape, **SMALL))
+    with pytest.raises(
+        ValueError, match=r"expected (images|signals) of shape \(B, 1, .*got \(" + ", ".join(map(str, given))
+    ):
+        model.encode(torch.rand(*given))
+
+
+def test_bad_specs_are_clear_errors():
+    with pytest.raises(ValueError, match="dims must be 1"):
+        TokenizerSpec(dims=4)
+    with pytest.raises(ValueError, match="shape must be 3 positive sizes"):
+        TokenizerSpec(dims=3, shape=[8, 8])
+    with pytest.raises(ValueError, match="one per downsampling"):
+        TokenizerSpec(downsample=[[2, 2]])
+    with pytest.raises(ValueError, match="one per axis"):
+        TokenizerSpec(downsample=[[2, 2], [2]])
+    with pytest.raises(ValueError, match="not a square 2-D grid"):
+        _ = TokenizerSpec(dims=1, shape=[64]).token_grid
+
+
+def test_any_rank_round_trips_through_a_bundle(tmp_path):
+    spec = TokenizerSpec(dims=3, shape=[5, 8, 8], downsample=[[2, 2, 2], [1, 2, 2]], causal=True, **SMALL)
+    model = Tokenizer(spec).eval()
+    model.save_pretrained(tmp_path / "video")
+    loaded = Tokenizer.from_pretrained(tmp_path / "video")
+    assert loaded.spec == spec
+    x = torch.rand(2, 1, 5, 8, 8)
+    assert torch.equal(loaded.tokenize(x), model.tokenize(x))
+
+
+@pytest.mark.parametrize(("dims", "shape"), [(1, (64,)), (3, (5, 16, 16)), (2, (12, 20))])
+def test_discriminator_of_any_rank(dims, shape):
+    torch.manual_seed(0)
+    disc = StyleGANDiscriminator(in_channels=2, base_channels=8, max_channels=16, dims=dims, shape=shape)
+    assert max(disc.shapes[-1]) <= 4 and disc.shapes[0] == shape
+    x = torch.rand(3, 2, *shape, requires_grad=True)
+    logits = disc(x)
+    assert logits.shape == (3,) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="discriminator expects"):
+        disc(torch.rand(3, 2, *shape[1:]))
+
+
+def test_blur_leaves_stride_one_axes_alone():
+    x = torch.rand(1, 2, 3, 8, 8)
+    out = BlurPool(dims=3, strides=(1, 2, 2))(x)
+    assert out.shape == (1, 2, 3, 4, 4)
+    per_frame = torch.stack([BlurPool()(x[:, :, t]) for t in range(3)], dim=2)
+    assert torch.allclose(out, per_frame, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("grid", "positions"), [([10], "table"), ([3, 4, 5], "table"), ([3, 4, 5], "axes"), ([6], "axes")]
+)
+def test_maskgit_over_grids_of_any_rank(grid, positions):
+    torch.manual_seed(0)
+    spec = MaskGITSpec(
+        codebook_size=16, num_classes=0, grid=grid, positions=positions, width=32, depth=1, heads=2, mlp_dim=32
+    )
+    model = MaskGIT(spec).eval()
+    n = spec.num_tokens
+    tokens = torch.randint(0, 16, (2, *grid))
+    logits = model(tokens)
+    assert logits.shape == (2, n, 16)
+    if positions == "axes":
+        assert sum(p.numel() for p in model.axis_embeddings) == sum(grid) * 32
+        assert "position_embedding" not in model.state_dict()
+    # positions matter: the same token everywhere still gives different logits per position
+    same = model(torch.full((1, *grid), 3))
+    assert not torch.allclose(same[0, 0], same[0, -1])
+    with pytest.raises(ValueError, match=f"expected {n} tokens"):
+        model(torch.randint(0, 16, (2, n + 1)))
+
+
+def test_maskgit_grid_is_given_one_way():
+    with pytest.raises(ValueError, match="either as grid_height and grid_width"):
+        MaskGITSpec(codebook_size=8, num_classes=0, grid_height=2, grid_width=2, grid=[4])
+    with pytest.raises(ValueError, match="1, 2 or 3 positive sizes"):
+        MaskGITSpec(codebook_size=8, num_classes=0, grid=[2, 2, 2, 2])
+    assert MaskGITSpec(codebook_size=8, num_classes=0, grid_height=2, grid_width=3).grid_shape == (2, 3)
