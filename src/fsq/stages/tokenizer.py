@@ -251,9 +251,15 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         return {"usage": summary.usage_fraction, "perplexity": summary.perplexity}
 
     def training_images() -> dict[str, Any]:
-        """The last step's first images over their reconstructions (training mode; no extra forward pass)."""
-        n = min(cfg.eval.grid_size, last["real"].shape[0])
-        return {"train/reconstructions": grid_array([last["real"][:n], last["fake"][:n]])}
+        """The last step's first images over their reconstructions (training mode; no extra forward pass); a
+        clip's first frame; none for 1-D signals (audio)."""
+        real, fake = last["real"], last["fake"]
+        if real.ndim == 5:  # video (B, C, T, H, W): the first frame
+            real, fake = real[:, :, 0], fake[:, :, 0]
+        if real.ndim != 4:
+            return {}
+        n = min(cfg.eval.grid_size, real.shape[0])
+        return {"train/reconstructions": grid_array([real[:n], fake[:n]])}
 
     yield Phase(
         name="train",
