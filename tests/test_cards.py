@@ -19,14 +19,16 @@ def test_a_two_class_maskgit_example_samples_classes_0_and_1():
 def test_tokenizer_example_uses_the_models_channels_and_size():
     code = get_stage("tokenizer").usage.format(ref='"t"', **example_settings(channels=3, size=64))
     assert "torch.rand(4, 3, 64, 64)" in code
-    audio = get_stage("tokenizer").usage.format(ref='"a"', **example_settings(channels=1, shape=[16000]))
-    assert "torch.rand(4, 1, 16000)" in audio  # a 1-D signal's tokenizer: its own axes
+    video = example_settings(channels=3, size=16, shape=[5, 16, 16])
+    assert "torch.rand(4, 3, 5, 16, 16)" in get_stage("tokenizer").usage.format(ref='"t"', **video)
 
 
 def test_front_matter_names_license_library_tags_and_builtin_datasets():
     cfg = SimpleNamespace(stage="tokenizer", data=SimpleNamespace(source="fashion"))
-    lines = front_matter(cfg)
+    lines = front_matter(cfg, get_stage("tokenizer").card_tags)
     assert lines[:3] == ["---", "license: apache-2.0", "library_name: fsq"]
-    assert "- tokenizer" in lines and lines[-3:] == ["- fashion_mnist", "---", ""]
+    assert "- image-tokenizer" in lines and lines[-3:] == ["- fashion_mnist", "---", ""]
     folder = SimpleNamespace(stage="maskgit", data=SimpleNamespace(tokenizer="runs/x"))
-    assert not any(line.startswith("datasets") for line in front_matter(folder, tokenizer_source="/my/images"))
+    assert not any(
+        line.startswith("datasets") for line in front_matter(folder, ("maskgit",), tokenizer_source="/my/images")
+    )

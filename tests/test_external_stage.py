@@ -28,7 +28,7 @@ from fsq.data.sampler import StepBatchSampler
 from fsq.inference.sampling import run_metadata
 from fsq.io import write_json_atomic
 from fsq.quantizers import FSQ
-from fsq.stages import LoadedRun, Phase, Stage
+from fsq.stages import LoadedRun, Phase, RunPhase, Stage, StepOutput
 
 
 @dataclass(frozen=True)
@@ -75,20 +75,20 @@ def vectors(cfg: ToyExperiment, split: str) -> torch.Tensor:
     return torch.randn(cfg.data.samples, cfg.data.dim, generator=torch.Generator().manual_seed(seed))
 
 
-def phases(cfg: ToyExperiment, run_dir: Path, info: Any, kept: dict[str, Any]) -> Iterator[Phase]:
+def phases(cfg: ToyExperiment, run_dir: Path, dist: Any, run: RunPhase) -> None:
     data = vectors(cfg, "train")
     sampler = StepBatchSampler(len(data), cfg.train.batch_size, seed=cfg.train.seed, rank=0, world_size=1)
     torch.manual_seed(cfg.train.seed)
     model = ToyAutoencoder(cfg.data.dim, cfg.model.levels)
 
-    def step_fn(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        x = data[sampler.indices(step)]
+    def step_fn(network: nn.Module, x: torch.Tensor, step: int) -> StepOutput:
         reconstruction, _ = network(x)
-        return F.mse_loss(reconstruction, x), {}
+        return StepOutput(F.mse_loss(reconstruction, x), {})
 
     o = cfg.optim
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
-    yield Phase("train", run_dir, model, optimizer, o, cfg.train.steps, step_fn, spec=model.spec)
+    batch = lambda step: data[sampler.indices(step)]  # noqa: E731
+    run(Phase("train", run_dir, model, optimizer, o, cfg.train.steps, batch, step_fn, spec=model.spec))
 
 
 def load_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
@@ -99,7 +99,7 @@ def load_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
 
 
 @torch.no_grad()
-def evaluate(run_dir: str | Path, *, cfg: ToyExperiment, **kept: Any) -> dict[str, Any]:
+def evaluate(run_dir: str | Path, *, cfg: ToyExperiment, trained: Any = None) -> dict[str, Any]:
     run = fsq.stages.load_run(run_dir)
     model = run.model("autoencoder", ToyAutoencoder)
     x = vectors(cfg, "test")
@@ -193,9 +193,8 @@ def test_a_registered_stage_trains_evaluates_and_exports_through_the_cli(toy_reg
     assert weights.keys() == state.keys() and all(torch.equal(weights[k], state[k]) for k in state)
     assert json.loads((bundle / "eval.json").read_text()) == trained
     card = (bundle / "README.md").read_text()
-    assert card.startswith("---\nlicense: apache-2.0\nlibrary_name: fsq\n") and "\n- toy\n" in card  # hub front matter
-    body = card.split("\n---\n", 1)[1].lstrip("\n")
-    assert body.startswith("# bundle\n\nA toy FSQ autoencoder of random vectors (a test's stage).\n")
+    assert card.startswith("---\nlicense: apache-2.0\nlibrary_name: fsq\ntags:\n") and "\n- toy\n" in card
+    assert "\n---\n\n# bundle\n\nA toy FSQ autoencoder of random vectors (a test's stage).\n" in card
     assert 'bundle = load_toy("bundle")' in card and "| mse |" in card and "stage: toy" in card
     assert json.loads((bundle / "config.json").read_text())["metadata"]["stage"] == "toy"
 

@@ -1,21 +1,36 @@
-"""torch.distributed plumbing: init from torchrun's environment, rank helpers, exactly-once evaluation shards.
+"""The one distributed seam: process-group setup, wrapping trainable modules, ``no_sync``, reductions, rank-0 work
+and evaluation shards.
 
 The same command runs alone or under ``torchrun --nproc-per-node=N -m fsq ...``: ``setup()`` reads ``RANK``,
-``WORLD_SIZE`` and ``LOCAL_RANK`` and starts NCCL on CUDA or gloo on the CPU.
+``WORLD_SIZE`` and ``LOCAL_RANK`` and starts NCCL on CUDA or gloo on the CPU, once per process; evaluation finds the
+group that training or the CLI set up (:func:`current`). Everything that depends on the rank goes through here
+(the :class:`DistInfo` methods): the loop wraps every trainable module of a phase (:meth:`DistInfo.wrap`, the GAN
+discriminator too) and skips the gradient all-reduce on all but the last micro-batch (:func:`synced`); rank 0
+writes (:meth:`DistInfo.on_main`); a rank takes its rows of a global batch (:meth:`DistInfo.rows`) and its share
+of an evaluation (:meth:`DistInfo.shard`). Stages never read their rank: the seam and the data loaders, given
+the ``DistInfo``, hand each rank its shard.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place in the run (rank ``rank`` of ``world_size``, its device) and the rank-dependent work."""
+
     rank: int
     world_size: int
     local_rank: int
@@ -28,6 +43,33 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` as it trains: DDP-wrapped under torchrun (its gradients averaged over ranks in backward,
+        its weights broadcast from rank 0 once), itself in a single process."""
+        if not self.enabled:
+            return module
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+    def rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a tensor over the global batch: ``rank, rank + W, ...``, the rows whose items the
+        step samplers (:class:`~fsq.data.sampler.StepBatchSampler`) give this rank."""
+        return tensor[self.rank :: self.world_size]
+
+    def shard(self, n: int) -> range:
+        """This rank's share of ``range(n)`` for evaluation: every index exactly once over the ranks."""
+        return shard_indices(n, self.rank, self.world_size)
+
+    def on_main(self, work: Callable[[], T], otherwise: T) -> T:
+        """Run ``work`` on rank 0 while the other ranks wait; returns its result there, ``otherwise`` elsewhere.
+
+        For what one process writes (checkpoints, run-dir files, exported tokens) or computes alone (an
+        evaluation run on one rank); the other ranks read what it wrote only after it is done.
+        """
+        result = work() if self.is_main else otherwise
+        barrier()
+        return result
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -63,6 +105,25 @@ def setup(device: str = "auto", timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES
             backend="nccl" if torch_device.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes)
         )
     return DistInfo(rank, world_size, local_rank, torch_device)
+
+
+def current(device: str = "auto") -> DistInfo:
+    """The process group :func:`setup` started (a single process when none was), without starting one."""
+    if dist.is_available() and dist.is_initialized():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, pick_device(device, local_rank))
+    return DistInfo(0, 1, 0, pick_device(device))
+
+
+@contextmanager
+def synced(network: nn.Module, sync: bool) -> Iterator[None]:
+    """Backward passes in the block all-reduce a DDP ``network``'s gradients only when ``sync`` (the last
+    micro-batch of a step; the others accumulate locally under ``no_sync``); anything else is unaffected."""
+    if sync or not isinstance(network, nn.parallel.DistributedDataParallel):
+        yield
+    else:
+        with network.no_sync():
+            yield
 
 
 def teardown() -> None:

@@ -50,3 +50,19 @@ def test_a_bundle_quantizer_key_of_another_family_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(BundleError, match=r"config.json: spec.quantizer.kind: 'pq' is not one of \['fsq'"):
         Tokenizer.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["lfq", "bsq", "residual_fsq"])
+@pytest.mark.parametrize("dims, shape", [(1, [64]), (3, [4, 8, 8])])
+def test_every_family_quantizes_audio_and_video_tokenizers(kind, dims, shape):
+    quantizer = QuantizerSpec(kind=kind, **FAMILIES[kind])
+    sizes = dict(dims=dims, shape=shape, filters=8, channel_multipliers=[1, 2], num_groups=4)
+    spec = TokenizerSpec(**sizes, quantizer=quantizer)
+    torch.manual_seed(0)
+    model = Tokenizer(spec)
+    signal = torch.rand(2, 1, *shape)
+    reconstruction, out = model(signal)
+    grid = tuple(n // 2 for n in shape)
+    stages = (FAMILIES[kind]["num_stages"],) if kind == "residual_fsq" else ()
+    assert reconstruction.shape == signal.shape and out.indices.shape == (2, *grid, *stages)
+    assert torch.isfinite(out.aux_loss) and model.decode_indices(out.indices).shape == signal.shape

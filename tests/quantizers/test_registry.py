@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fsq.config import ConfigError, TokenizerExperiment, UViMExperiment, load_config, resume_hash, with_overrides
+from fsq.config.schema_doc import format_schema
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.quantizer import QuantizerSpec
 from fsq.quantizers import BSQ, FSQ, LFQ, VQ, QuantizerOutput, ResidualFSQ
@@ -100,6 +101,15 @@ def test_a_later_layer_of_another_kind_replaces_the_section(tmp_path):
     assert (uvim.quantizer.codebook_size, uvim.quantizer.dim, uvim.quantizer.recipe) == (4096, 128, "uvim")
 
 
+def test_the_schema_lists_every_kind_with_its_keys():
+    tokenizer, uvim = format_schema(TokenizerExperiment), format_schema(UViMExperiment)
+    assert "quantizer.kind picks the other keys of `quantizer`" in tokenizer
+    assert '  vq: codebook_size=1024, dim=256, recipe="maskgit"\n' in tokenizer
+    assert '  vq: codebook_size=4096, dim=128, recipe="uvim"\n' in uvim  # the schema's own VQ defaults
+    assert "  fsq: levels=[7, 5, 5, 5, 5]" in uvim and "  residual_fsq: levels=[8, 5, 5, 5]" in uvim
+    assert "  lfq: dim=10, entropy_weight=0.1" in tokenizer and "  bsq: dim=10" in tokenizer
+
+
 def test_saved_flat_sections_still_load():
     # fsq 0.2's config.yaml and model specs held both families' settings in one section
     flat = {"kind": "vq", "levels": [8, 5, 5, 5], "variant": "paper", "codebook_size": 64, "dim": 32}
@@ -150,19 +160,21 @@ class RoundSection(QuantizerSection):
         return self.width
 
 
+def _build_round(section: RoundSection, channel_axis: int) -> RoundQuantizer:
+    return RoundQuantizer(section.width, channel_axis)
+
+
+ROUND = Family("round", RoundSection, _build_round, RoundQuantizer, describe=lambda s: f"rounding, {s.width} channels")
+
+
 def test_a_family_defined_outside_the_package_registers_and_trains_in_a_tokenizer():
-    entry = Family(
-        "round",
-        RoundSection,
-        lambda s, axis: RoundQuantizer(s.width, axis),
-        RoundQuantizer,
-        describe=lambda s: f"rounding, {s.width} channels",
-    )
+    entry = ROUND
     register(entry)
     try:
         assert "round" in kinds()
         with pytest.raises(ValueError, match="already registered"):
             register(entry)
+        assert "  round: width=3\n" in format_schema(TokenizerExperiment)
         cfg = load_config(TokenizerExperiment, [], ["quantizer.kind=round", "quantizer.width=2", "model.filters=8"])
         assert cfg.quantizer == RoundSection(width=2) and cfg.quantizer.describe() == "rounding, 2 channels"
         with pytest.raises(ConfigError, match=r"unknown key\(s\) \['quantizer.dim'\]"):
@@ -188,6 +200,24 @@ def test_a_family_defined_outside_the_package_registers_and_trains_in_a_tokenize
     assert "round" not in kinds()
     with pytest.raises(ConfigError, match=r"quantizer.kind: 'round' is not one of"):
         load_config(TokenizerExperiment, [], ["quantizer.kind=round"])
+
+
+def test_an_entry_point_family_loads_when_first_named(tmp_path, monkeypatch):
+    """A package that declares ``round = <this module>:ROUND`` in the ``fsq.quantizers`` group: the kind is known
+    before anything of it is imported, and a config naming it loads and registers it."""
+    dist = tmp_path / "site" / "round_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: round-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[fsq.quantizers]\nround = {__name__}:ROUND\nbroken = {__name__}:NOPE\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    try:
+        assert "round" in kinds() and family(ROUND.name) is ROUND  # loaded on first use
+        cfg = load_config(TokenizerExperiment, [], ["quantizer.kind=round", "quantizer.width=4"])
+        assert cfg.quantizer == RoundSection(width=4) and family_of(cfg.quantizer.build(1)) is ROUND
+        with pytest.raises(ConfigError, match=r"quantizer.kind: quantizer 'broken': its entry point .* does not load"):
+            load_config(TokenizerExperiment, [], ["quantizer.kind=broken"])
+    finally:
+        unregister("round")
 
 
 def test_a_registration_must_be_consistent():

@@ -171,14 +171,6 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
 
 
-def _scalar(text: str, where: str) -> Any:
-    """One item of a comma-separated list value, read as YAML (``8`` -> 8, ``0.5`` -> 0.5, ``a`` -> 'a')."""
-    try:
-        return yaml.safe_load(text.strip()) if text.strip() else ""
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{where}: list item {text!r} is not valid YAML: {error}") from error
-
-
 def _variant(tp: type, value: dict[str, Any], where: str) -> tuple[type, dict[str, Any]]:
     """A section whose class depends on its values (its ``config_variant(value) -> (class, value)``, e.g. the
     quantizer's ``kind``): that class; any other section: itself."""
@@ -204,6 +196,14 @@ def _section_base(cls: type, name: str, default: Any, value: dict[str, Any]) -> 
         if getattr(other, tag) == given:
             return to_dict(other)
     return {tag: given}
+
+
+def _scalar(text: str, where: str) -> Any:
+    """One item of a comma-separated list value, read as YAML (``8`` -> 8, ``0.5`` -> 0.5, ``a`` -> 'a')."""
+    try:
+        return yaml.safe_load(text.strip()) if text.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: list item {text!r} is not valid YAML: {error}") from error
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:

@@ -100,6 +100,13 @@ class MaskGITExperiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: SamplingEvalConfig = field(default_factory=SamplingEvalConfig)
 
+    @property
+    def fid_images(self) -> int:
+        """Images evaluation sends through the Inception network: the samples kept for FID, when they are more
+        than the precision / recall neighbours (0: none)."""
+        n = min(self.eval.fid_samples, self.eval.num_samples)
+        return n if n > self.eval.pr_k else 0
+
     def __post_init__(self) -> None:
         m, e = self.model, self.eval
         require(m.width % m.heads == 0, f"model.heads={m.heads} must divide model.width={m.width}")

@@ -38,24 +38,15 @@ class Requirement:
 
 
 def _fid_samples(cfg: Any) -> int:
-    """How many images the config's evaluation sends through the Inception network (0: none). Read from the
-    settings, not the stage: a sample count (``eval.num_samples``) caps it and precision / recall's ``eval.pr_k``
-    must be exceeded (MaskGIT); a config with a task computes FID for colorization only (UViM)."""
-    e: Any = getattr(cfg, "eval", None)
-    n = int(getattr(e, "fid_samples", 0) or 0)
-    if hasattr(e, "num_samples") and hasattr(e, "pr_k"):
-        n = min(n, e.num_samples)
-        return n if n > e.pr_k else 0
-    task = getattr(getattr(cfg, "task", None), "name", None)
-    if task is not None:
-        return n if task == "colorization" and n > 1 else 0
-    return n
+    """How many images the config's evaluation sends through the Inception network (0: none): its schema's
+    ``fid_images`` (a stage without one needs no FID network)."""
+    return int(getattr(cfg, "fid_images", 0) or 0)
 
 
 def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
     """The optional dependencies ``cfg`` needs to ``train`` (training and its final evaluation) or to ``eval``."""
     needs: list[Requirement] = []
-    evaluates = purpose == "eval" or bool(getattr(getattr(cfg, "train", None), "eval_at_end", True))
+    evaluates = purpose == "eval" or bool(getattr(cfg.train, "eval_at_end", True))
     fid_n = _fid_samples(cfg)
     if evaluates and fid_n > 0 and not os.environ.get(FID_WEIGHTS_ENV):
         needs.append(
@@ -67,7 +58,8 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
             )
         )
     loss: Any = getattr(cfg, "loss", None)
-    if evaluates and getattr(getattr(cfg, "eval", None), "lpips", False):
+    lpips_metric = bool(getattr(getattr(cfg, "eval", None), "lpips", False))  # a tokenizer's eval.lpips
+    if evaluates and lpips_metric:
         needs.append(
             Requirement(
                 what="eval.lpips=true (LPIPS: VGG16 with the lpips package's linear heads)",
@@ -96,10 +88,9 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                     turn_off="loss.perceptual_weight=0",
                 )
             )
-    lpips_loss = purpose == "train" and getattr(loss, "perceptual_weight", 0) > 0
-    lpips_loss = lpips_loss and getattr(loss, "perceptual_network", None) == "lpips"
-    if lpips_loss or (evaluates and getattr(getattr(cfg, "eval", None), "lpips", False)):
-        weights = getattr(loss, "vgg16_weights", None)
+    lpips_loss = getattr(loss, "perceptual_network", None) == "lpips" and getattr(loss, "perceptual_weight", 0) > 0
+    if (purpose == "train" and lpips_loss) or (evaluates and lpips_metric):
+        weights = loss.vgg16_weights
         if weights is not None and not os.path.isfile(os.path.expanduser(weights)):
             raise ConfigError(
                 f"loss.vgg16_weights={weights}: no such file (torchvision's vgg16-397923af.pth, from "

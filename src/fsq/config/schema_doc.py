@@ -112,11 +112,34 @@ def describe(schema: type) -> list[KeyDoc]:
     return rows
 
 
+def variant_keys(schema: type) -> list[str]:
+    """For each section whose class follows a value (``quantizer.kind``): one line per variant with its own keys
+    and this schema's defaults for them (``vq: codebook_size=1024, dim=256, recipe="maskgit"``)."""
+    lines: list[str] = []
+    default = schema()
+    for field in dataclasses.fields(schema):
+        current = getattr(default, field.name)
+        variants = getattr(type(current), "config_variants", None)
+        if variants is None:
+            continue
+        tag = type(current).variant_key
+        lines.append(f"{field.name}.{tag} picks the other keys of `{field.name}` (this schema's defaults):")
+        own = {getattr(d, tag): d for d in getattr(schema, "section_defaults", {}).get(field.name, ())}
+        for name, cls in variants().items():
+            section = current if getattr(current, tag) == name else own.get(name) or cls()
+            values = [
+                f"{f.name}={json.dumps(getattr(section, f.name))}" for f in dataclasses.fields(cls) if f.name != tag
+            ]
+            lines.append(f"  {name}: {', '.join(values)}")
+    return lines
+
+
 def format_schema(schema: type) -> str:
-    """``describe(schema)`` as an aligned table: key, type, default, meaning."""
+    """``describe(schema)`` as an aligned table: key, type, default, meaning; then :func:`variant_keys`."""
     rows = [KeyDoc("key", "type", "default", "meaning"), *describe(schema)]
     widths = [max(len(getattr(r, f)) for r in rows) for f in ("key", "type", "default")]
     lines = [
         f"{r.key:<{widths[0]}}  {r.type:<{widths[1]}}  {r.default:<{widths[2]}}  {r.meaning}".rstrip() for r in rows
     ]
-    return "\n".join(lines) + "\n"
+    variants = variant_keys(schema)
+    return "\n".join(lines + ([""] + variants if variants else [])) + "\n"

@@ -127,6 +127,11 @@ class TokenizerExperiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    @property
+    def fid_images(self) -> int:
+        """Images evaluation sends through the Inception network (reconstruction FID; 0: none)."""
+        return self.eval.fid_samples
+
     def __post_init__(self) -> None:
         m = self.model
         widths = [m.filters * k for k in m.channel_multipliers]

@@ -131,6 +131,12 @@ class UViMExperiment:
     train: UViMTrainConfig = field(default_factory=UViMTrainConfig)
     eval: UViMEvalConfig = field(default_factory=UViMEvalConfig)
 
+    @property
+    def fid_images(self) -> int:
+        """Images evaluation sends through the Inception network: colorization's FID samples (0: none)."""
+        n = self.eval.fid_samples
+        return n if self.task.name == "colorization" and n > 1 else 0
+
     def __post_init__(self) -> None:
         size, d = self.data.image_size, self.data
         require(size <= MAX_IMAGE_SIZE, f"data.image_size={size} is above the supported maximum ({MAX_IMAGE_SIZE})")

@@ -49,8 +49,8 @@ from fsq.metrics.image import fid_from_features, manifold_precision_recall
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.maskgit import MaskGIT
 from fsq.quantizers.stats import CodebookUsage
+from fsq.stages.maskgit import TrainedMaskGIT, run_tokenizer
 from fsq.stages.maskgit import load_run as load_maskgit_run
-from fsq.stages.maskgit import run_tokenizer
 from fsq.stages.tokenizer import load_split
 
 
@@ -79,34 +79,34 @@ def evaluate_maskgit(
     run_dir: str | Path,
     *,
     cfg: MaskGITExperiment | None = None,
-    model: MaskGIT | None = None,
-    step: int | None = None,
+    trained: TrainedMaskGIT | None = None,
     device: torch.device | None = None,
     suffix: str = "",
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Evaluate and write ``eval/step_N{suffix}.json`` (rank 0); returns the results (empty on other ranks).
 
+    ``trained``: the model training just left, evaluated under ``cfg`` (None: the run's newest checkpoint).
     ``reuse``: extend an existing evaluation of the same protocol with the guidance weights it lacks (see above).
+    Runs on rank 0 of the process group training or the CLI set up; the other ranks wait.
     """
     if suffix and (not suffix.startswith("_") or "/" in suffix):
         raise ValueError(f"suffix must start with '_' and name no folder (e.g. '_val'), got {suffix!r}")
     run_dir = Path(run_dir)
-    if model is None:
+    if trained is None:
         model, step, saved_cfg = load_maskgit_run(run_dir)
         cfg = cfg or saved_cfg
     elif cfg is None:
         raise ValueError("evaluate_maskgit: pass the model's cfg together with the model")
-    elif step is None:
-        step = cfg.train.steps
-    info = distributed.setup(cfg.train.device)
-    if not info.is_main:
-        distributed.barrier()
-        return {}
-    previous = _reusable(run_dir, cfg, step, suffix) if reuse else None
-    results = _evaluate(run_dir, cfg, model, step, device or info.device, suffix, previous)
-    distributed.barrier()
-    return results
+    else:
+        model, step = trained.model, trained.step
+    info, run_cfg = distributed.current(cfg.train.device), cfg
+
+    def evaluate() -> dict[str, Any]:
+        previous = _reusable(run_dir, run_cfg, step, suffix) if reuse else None
+        return _evaluate(run_dir, run_cfg, model, step, device or info.device, suffix, previous)
+
+    return info.on_main(evaluate, {})
 
 
 def protocol(cfg: MaskGITExperiment, tok_cfg=None) -> dict[str, Any]:

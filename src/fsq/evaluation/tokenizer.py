@@ -35,7 +35,7 @@ from fsq.metrics.inception import InceptionFeatures
 from fsq.models.autoencoder import Tokenizer
 from fsq.progress import progress
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.tokenizer import item_transform, load_run, open_split
+from fsq.stages.tokenizer import TrainedTokenizer, item_transform, load_run, open_split
 
 
 @torch.no_grad()
@@ -43,30 +43,31 @@ def evaluate_tokenizer(
     run_dir: str | Path,
     *,
     cfg: TokenizerExperiment | None = None,
-    model: Tokenizer | None = None,
-    step: int | None = None,
+    trained: TrainedTokenizer | None = None,
     fid_samples: int | None = None,
     device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results on every rank."""
+    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results on every rank.
+
+    ``trained``: the model training just left (None: the run's newest checkpoint). Under torchrun, in the
+    process group training or the CLI set up, each rank evaluates its shard of the held-out split.
+    """
     run_dir = Path(run_dir)
     if cfg is None:
         cfg = read_run_config(run_dir)
         if not isinstance(cfg, TokenizerExperiment):
             raise ValueError(f"{run_dir} is a {cfg.stage} run, not a tokenizer run")
-    info = distributed.setup(cfg.train.device)
+    info = distributed.current(cfg.train.device)
     device = device or info.device
-    if model is None:
-        model, step = load_run(run_dir)
-    elif step is None:
-        step = cfg.train.steps
+    model: Tokenizer
+    model, step = (trained.model, trained.step) if trained is not None else load_run(run_dir)
     model = model.to(device).eval()
     if model.spec.dims != 2:  # audio and video: metrics of their kind (no FID, SSIM)
         return evaluate_signals(run_dir, cfg, model, step, device)
     start = time.perf_counter()
     held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
     transform = item_transform(cfg, held_out, train=False)
-    mine = distributed.shard_indices(len(held_out), info.rank, info.world_size)
+    mine = info.shard(len(held_out))
     fid_n = cfg.eval.fid_samples if fid_samples is None else fid_samples
     fid_n = min(fid_n, len(held_out))
     usage = CodebookUsage(model.codebook_size, device=device)

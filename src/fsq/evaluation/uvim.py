@@ -12,7 +12,7 @@ in the data cache; panoptic: PQ, SQ, RQ):
 plus codebook usage of the oracle's codes and of the predicted codes, the share of codes predicted exactly, and
 (VQ with an EMA codebook) the codebook splits the oracle's training made, summed from its ``metrics.jsonl``.
 Writes ``eval/step_N.json`` and ``eval/step_N_predictions.png`` (rows: image, target, baseline, oracle,
-prediction). Runs on rank 0; the other ranks wait.
+prediction). Runs on rank 0; the other ranks wait (:meth:`fsq.distributed.DistInfo.on_main`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from fsq.inference.prediction import predict
 from fsq.io import write_json_atomic
 from fsq.metrics.image import fid_from_features
 from fsq.metrics.inception import InceptionFeatures
+from fsq.models.uvim import UViMLanguageModel, UViMOracle
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.uvim import build_task, load_data, load_run, select
+from fsq.stages.uvim import TrainedUViM, build_task, load_data, load_run, select
 
 
 def _cat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -46,23 +47,34 @@ def evaluate_uvim(
     run_dir: str | Path,
     *,
     cfg: UViMExperiment | None = None,
-    oracle=None,
-    lm=None,
-    train: dict[str, torch.Tensor] | None = None,
+    trained: TrainedUViM | None = None,
     device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results (empty on other ranks)."""
+    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results (empty on other ranks).
+
+    ``trained``: the models (and training data) training just left, evaluated under ``cfg`` (None: the run's
+    newest checkpoints). Runs on rank 0 of the process group training or the CLI set up; the other ranks wait.
+    """
     run_dir = Path(run_dir)
-    if oracle is None or lm is None or cfg is None:
+    train = None
+    if trained is None or cfg is None:
         saved, oracle, lm, step = load_run(run_dir)  # the newest checkpoint's step, not the planned one
         cfg = cfg or saved
     else:
-        step = cfg.train.lm_steps  # models passed in: Stage II trained to the end
-    info = distributed.setup(cfg.train.device)
-    if not info.is_main:
-        distributed.barrier()
-        return {}
-    device = device or info.device
+        oracle, lm, train, step = trained.oracle, trained.lm, trained.train, trained.step
+    info = distributed.current(cfg.train.device)
+    return info.on_main(lambda: _evaluate(run_dir, cfg, oracle, lm, step, train, device or info.device), {})
+
+
+def _evaluate(
+    run_dir: Path,
+    cfg: UViMExperiment,
+    oracle: UViMOracle,
+    lm: UViMLanguageModel,
+    step: int,
+    train: dict[str, torch.Tensor] | None,
+    device: torch.device,
+) -> dict[str, Any]:
     start = time.perf_counter()
     oracle, lm = oracle.to(device).eval(), lm.to(device).eval()
     task = build_task(cfg)
@@ -131,7 +143,6 @@ def evaluate_uvim(
     for name, pred in (("baseline", baseline), ("oracle", oracle_pred), ("prediction", prediction)):
         rows[name] = task.visualize(_head(pred, k), _head(held_out, k))
     save_grid(list(rows.values()), rundir.eval_path(run_dir, step, "_predictions.png"))
-    distributed.barrier()
     return results
 
 

@@ -31,6 +31,34 @@ from fsq.io import read_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
 from fsq.stages import get_stage, tokenizer
 
+DATASET_IDS = {"mnist": "mnist", "fashion": "fashion_mnist"}  # the built-in sources' Hugging Face dataset ids
+LICENSE = "apache-2.0"  # fsq's own (pyproject.toml); the weights are released under it
+
+
+def example_settings(
+    *, channels: int = 3, size: int = 28, num_classes: int = 0, shape: list[int] | None = None
+) -> dict[str, Any]:
+    """What a card's example needs to run for this model: the input's channels and size (``shape``: its axes'
+    sizes, default ``size`` x ``size``), and class labels it has."""
+    labels = list(range(min(3, num_classes)))
+    return {
+        "channels": channels,
+        "size": size,
+        "batch_shape": ", ".join(map(str, [4, channels, *(shape or [size, size])])),
+        "labels": labels if labels else "None, 4",
+        "labels_meaning": "one image per class label" if labels else "4 unconditional images",
+    }
+
+
+def front_matter(cfg: Any, tags: tuple[str, ...], tokenizer_source: str | None = None) -> list[str]:
+    """The hub's YAML front matter of a card: license, library name, tags and (for built-in data) datasets."""
+    source = tokenizer_source or getattr(cfg.data, "source", None)
+    lines = ["---", f"license: {LICENSE}", "library_name: fsq", "tags:"]
+    lines += [f"- {t}" for t in ("fsq", "finite-scalar-quantization", *tags, "pytorch")]
+    if source in DATASET_IDS:
+        lines += ["datasets:", f"- {DATASET_IDS[source]}"]
+    return [*lines, "---", ""]
+
 
 @dataclass
 class TokenizerBundle:
@@ -44,54 +72,18 @@ class TokenizerBundle:
         run = tokenizer.STAGE.load_run(Path(run_dir), True)  # refuses a run of another stage
         return cls(run.model("tokenizer", Tokenizer), run_metadata(run.cfg, run.step, run_dir))
 
+    @property
+    def card_example(self) -> dict[str, Any]:
+        """:func:`example_settings` arguments: the input the card's example feeds the tokenizer."""
+        spec = self.model.spec
+        return {
+            "channels": spec.in_channels,
+            "size": spec.image_size,
+            "shape": spec.shape or [spec.image_size] * spec.dims,
+        }
+
     def save_pretrained(self, directory: str | Path, *, card: str | None = None) -> None:
         self.model.save_pretrained(directory, metadata=self.metadata, card=card)
-
-
-DATASET_IDS = {"mnist": "mnist", "fashion": "fashion_mnist"}  # the built-in sources' Hugging Face dataset ids
-LICENSE = "apache-2.0"  # fsq's own (pyproject.toml); the weights are released under it
-
-
-def example_settings(
-    *, channels: int = 3, size: int = 28, num_classes: int = 0, shape: list[int] | None = None
-) -> dict[str, Any]:
-    """What a card's example (a stage's ``usage``) needs to run for this model: ``{channels}``, ``{size}`` of its
-    images, ``{shape}`` of its signal's axes (default: two axes of ``size``) and ``{labels}`` it has
-    (``{labels_meaning}`` says what they are)."""
-    labels = list(range(min(3, num_classes)))
-    return {
-        "channels": channels,
-        "size": size,
-        "shape": ", ".join(str(n) for n in (shape or [size, size])),
-        "labels": labels if labels else "None, 4",
-        "labels_meaning": "one image per class label" if labels else "4 unconditional images",
-    }
-
-
-def bundle_example(bundle: Any, cfg: Any) -> dict[str, Any]:
-    """:func:`example_settings` of an exported bundle: a tokenizer's channels and size, a MaskGIT's classes, a
-    UViM model's image size (the config's image size where the bundle does not say)."""
-    model = getattr(bundle, "model", None)
-    spec = getattr(model, "spec", None)
-    given = getattr(bundle, "image_size", None) or getattr(spec, "image_size", None)
-    size = int(given or getattr(getattr(cfg, "data", None), "image_size", None) or 28)
-    dims = int(getattr(spec, "dims", 2) or 2)
-    return example_settings(
-        channels=int(getattr(spec, "in_channels", 3)),
-        size=size,
-        num_classes=int(getattr(bundle, "num_classes", 0) or 0),
-        shape=list(getattr(spec, "shape", None) or [size] * dims),
-    )
-
-
-def front_matter(cfg: Any, tokenizer_source: str | None = None) -> list[str]:
-    """The hub's YAML front matter of a card: license, library name, tags and (for built-in data) datasets."""
-    source = tokenizer_source or getattr(getattr(cfg, "data", None), "source", None)
-    tags = ("fsq", "finite-scalar-quantization", cfg.stage, "pytorch")  # the stage's registered name
-    lines = ["---", f"license: {LICENSE}", "library_name: fsq", "tags:", *(f"- {t}" for t in tags)]
-    if source in DATASET_IDS:
-        lines += ["datasets:", f"- {DATASET_IDS[source]}"]
-    return [*lines, "---", ""]
 
 
 def _commands(run_dir: Path) -> list[str]:
@@ -138,23 +130,25 @@ def model_card(
     evaluation: dict[str, Any] | None,
     example: dict[str, Any] | None = None,
 ) -> str:
-    """The model card (Markdown under the hub's YAML front matter) of a bundle exported from ``run_dir``:
-    generated, never typed by hand. ``example``: :func:`example_settings` of the model, so that its stage's usage
-    code runs as printed for it."""
+    """The model card (Markdown with the hub's YAML front matter) of a bundle exported from ``run_dir``: generated,
+    never typed by hand. ``example``: :func:`example_settings` of the model, so that its code runs as printed."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     stage = get_stage(cfg.stage)
     step = metadata["step"]
-    embedded = run_dir / rundir.TOKENIZER  # a run that embeds its tokenizer (MaskGIT): the images it tokenized
-    tokenizer_source = read_run_config(embedded).data.source if embedded.is_dir() else None
-    example = example or example_settings(size=getattr(getattr(cfg, "data", None), "image_size", 28))
-    lines = front_matter(cfg, tokenizer_source)
+    tokenizer_cfg = None
+    if (run_dir / rundir.TOKENIZER).is_dir():  # a run built on a tokenizer it embeds (MaskGIT)
+        tokenizer_cfg = read_run_config(run_dir / rundir.TOKENIZER)
+    example = example or example_settings(size=getattr(cfg.data, "image_size", 28))
+    tags = stage.card_tags or (stage.name,)
+    lines = front_matter(cfg, tags, tokenizer_cfg.data.source if tokenizer_cfg is not None else None)
     lines += [f"# {name}", "", stage.card_intro(cfg, metadata), ""]
     if stage.usage:  # ref double-quoted, as ruff formats it
         lines += ["## Use", "", stage.usage.format(ref=json.dumps(name), **example), ""]
     # the data this model was trained and measured on (a MaskGIT's tokenizer_config only names a study's recipe)
     given = {k: v for k, v in metadata["config"].get("data", {}).items() if v is not None and k != "tokenizer_config"}
-    if evaluation is not None:  # the splits the evaluation used, where it records them
+    if evaluation is not None and evaluation.get("reference_split"):  # an evaluation that records its own splits
+        given = {k: v for k, v in given.items() if k != "eval_split"}
         given.update({k: evaluation[k] for k in ("eval_split", "reference_split") if evaluation.get(k)})
     data = "\n".join(f"- `data.{k}`: {v}" for k, v in given.items())
     lines += ["## Data", "", data, ""]
@@ -191,8 +185,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, name: str | None = N
     with storage.writing(out_dir, tmp, what="bundle", advice=f"Nothing was written to {out_dir}: free space and rerun"):
         bundle = get_stage(cfg.stage).exporter()(run_dir)
         evaluation = _evaluation(run_dir, bundle.metadata["step"])
-        card = model_card(name, run_dir, bundle.metadata, evaluation, bundle_example(bundle, cfg))
-        bundle.save_pretrained(tmp, card=card)
+        example = example_settings(**getattr(bundle, "card_example", {}))
+        bundle.save_pretrained(tmp, card=model_card(name, run_dir, bundle.metadata, evaluation, example))
         if evaluation is not None:
             write_json_atomic(evaluation, tmp / "eval.json")
         strip_local_paths(tmp)

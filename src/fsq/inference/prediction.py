@@ -61,6 +61,11 @@ class UViMPredictor:
     def task(self) -> Task:
         return get_task(self.task_settings["name"], **self.task_settings.get("options", {}))
 
+    @property
+    def card_example(self) -> dict[str, Any]:
+        """``fsq.inference.export.example_settings`` arguments: the image size the card's example predicts on."""
+        return {"size": self.image_size}
+
     @classmethod
     def from_run(cls, run_dir: str | Path) -> UViMPredictor:
         """A UViM run's newest oracle and language model, with the task its config names."""

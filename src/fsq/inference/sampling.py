@@ -161,6 +161,11 @@ class MaskGITPipeline:
     def num_classes(self) -> int:
         return self.model.spec.num_classes
 
+    @property
+    def card_example(self) -> dict[str, Any]:
+        """``fsq.inference.export.example_settings`` arguments: the class labels the card's example samples."""
+        return {"num_classes": self.num_classes}
+
     @classmethod
     def from_run(cls, run_dir: str | Path) -> MaskGITPipeline:
         """A MaskGIT run's newest EMA weights, its (embedded) tokenizer and its ``eval`` sampling settings."""

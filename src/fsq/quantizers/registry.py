@@ -11,7 +11,9 @@ digits for histograms, per-step metrics, indices per token position). Callers as
 
 Built in: ``fsq`` (:class:`~fsq.quantizers.fsq.FSQ`), ``residual_fsq`` (:class:`~fsq.quantizers.residual.
 ResidualFSQ`), ``vq`` (:class:`~fsq.quantizers.vq.VQ`), ``lfq`` (:class:`~fsq.quantizers.lfq.LFQ`) and ``bsq``
-(:class:`~fsq.quantizers.bsq.BSQ`). A family defined elsewhere registers the same way (:func:`register`).
+(:class:`~fsq.quantizers.bsq.BSQ`). A family defined elsewhere registers the same way (:func:`register`), or
+is declared by its package as an entry point of the ``fsq.quantizers`` group (``round = my_pkg.quant:FAMILY``, a
+:class:`Family`), loaded when its kind is first named (so every torchrun rank finds it by name).
 
 This module imports no torch (configs read the sections without it); builders import their module when called.
 Sections saved by fsq 0.1/0.2 held both built-in families' settings at once (``kind``, ``levels``, ``variant``,
@@ -24,9 +26,11 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Annotated, Any, ClassVar, Literal
 
 DEFAULT_KIND = "fsq"
+ENTRY_POINTS = "fsq.quantizers"  # the entry-point group of families defined in other packages
 # the one flat section of fsq 0.1/0.2, both families' settings at once (read back for saved runs and specs)
 LEGACY_SETTINGS = frozenset({"kind", "levels", "variant", "codebook_size", "dim", "recipe"})
 
@@ -107,10 +111,19 @@ class QuantizerSection(metaclass=_SectionType):
         settings) keeps the settings of its own kind.
         """
         kind = value.get("kind", DEFAULT_KIND)
-        if not isinstance(kind, str) or kind not in _FAMILIES:
+        try:
+            entry = _lookup(kind) if isinstance(kind, str) else None
+        except ValueError as error:  # a declared family that does not load
+            raise ValueError(f"kind: {error}") from error
+        if entry is None:
             raise ValueError(f"kind: {kind!r} is not one of {kinds()}")
-        chosen = _FAMILIES[kind].section
+        chosen = entry.section
         return chosen, _without_legacy(chosen, dict(value))
+
+    @classmethod
+    def config_variants(cls) -> dict[str, type]:
+        """Every registered kind and its section class (what ``fsq config --schema`` lists)."""
+        return {name: family(name).section for name in kinds()}
 
     @property
     def code_width(self) -> int:
@@ -276,16 +289,43 @@ def unregister(name: str) -> None:
     _FAMILIES.pop(name, None)
 
 
+def _declared() -> list[str]:
+    """The kinds other packages declare as ``fsq.quantizers`` entry points."""
+    return sorted({ep.name for ep in metadata.entry_points(group=ENTRY_POINTS)})
+
+
+def _lookup(name: str) -> Family | None:
+    """The family of ``name``: registered, or declared as an entry point (imported and registered now)."""
+    if name in _FAMILIES:
+        return _FAMILIES[name]
+    found = list(metadata.entry_points(group=ENTRY_POINTS, name=name))
+    if not found:
+        return None
+    if len(found) > 1:
+        values = ", ".join(sorted(ep.value for ep in found))
+        raise ValueError(f"quantizer {name!r} is declared by several {ENTRY_POINTS} entry points: {values}")
+    try:
+        loaded = found[0].load()
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"quantizer {name!r}: its entry point {found[0].value!r} does not load: {error}") from error
+    if name not in _FAMILIES:  # importing it may have registered it
+        if not isinstance(loaded, Family) or loaded.name != name:
+            raise ValueError(f"the {ENTRY_POINTS} entry point {name!r} must name a Family called {name!r}")
+        register(loaded)
+    return _FAMILIES[name]
+
+
 def kinds() -> list[str]:
-    """The registered family names, in registration order."""
-    return list(_FAMILIES)
+    """The family names: the registered ones in registration order, then those other packages declare."""
+    return [*_FAMILIES, *(name for name in _declared() if name not in _FAMILIES)]
 
 
 def family(name: str) -> Family:
-    """The family registered as ``name`` (``ValueError`` naming the registered ones otherwise)."""
-    if name not in _FAMILIES:
+    """The family of kind ``name`` (``ValueError`` naming the known kinds otherwise)."""
+    entry = _lookup(name)
+    if entry is None:
         raise ValueError(f"unknown quantizer {name!r}; registered kinds: {kinds()}")
-    return _FAMILIES[name]
+    return entry
 
 
 def family_of(quantizer: Any) -> Family:

@@ -15,7 +15,7 @@ from pathlib import Path
 from fsq.config import read_run_config, register_schema, stage_names
 from fsq.config.registry import ENTRY_POINTS, load_entry_point, unregister_schema
 from fsq.stages import maskgit, tokenizer, uvim
-from fsq.stages.base import Bundle, LoadedRun, NonFiniteLossError, Phase, Stage
+from fsq.stages.base import Bundle, Critic, LoadedRun, NonFiniteLossError, Phase, RunPhase, Stage, StepOutput
 
 STAGES: dict[str, Stage] = {}  # name -> stage, in registration order
 
@@ -72,10 +72,13 @@ for _stage in (tokenizer.STAGE, maskgit.STAGE, uvim.STAGE):  # the built-in stag
 __all__ = [
     "STAGES",
     "Bundle",
+    "Critic",
     "LoadedRun",
     "NonFiniteLossError",
     "Phase",
+    "RunPhase",
     "Stage",
+    "StepOutput",
     "get_stage",
     "load_run",
     "register",

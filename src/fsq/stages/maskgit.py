@@ -6,8 +6,9 @@ replacement, ``masking.label_drop`` of the labels replaced by MASK (for classifi
 with label smoothing on the masked positions only; AdamW with weight decay on matrices only (:mod:`fsq.optim`).
 Tokens come from a ``fsq tokenize`` folder or are exported once into ``run_dir/tokens``; the tokenizer is embedded
 into ``run_dir/tokenizer`` at the start (the run dir stays usable when moved). Masks and label drops
-are drawn for the global batch from a (seed, step) generator and sliced per rank, so N ranks train as one
-process would and a resumed run continues exactly.
+are drawn for the global batch from a (seed, step) generator and each rank takes its rows
+(:meth:`fsq.distributed.DistInfo.rows`), so N ranks train as one process would and a resumed run continues
+exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from fsq import checkpoint as ckpt
-from fsq import distributed, rundir
+from fsq import rundir
 from fsq.config import MaskGITExperiment, TokenizerExperiment, read_run_config, resume_hash, spec_from
 from fsq.data.sampler import StepBatchSampler
 from fsq.distributed import DistInfo
@@ -33,7 +34,7 @@ from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
 from fsq.quantizers.registry import family_of
-from fsq.stages.base import LoadedRun, Phase, Stage
+from fsq.stages.base import LoadedRun, Phase, RunPhase, Stage, StepOutput
 from fsq.stages.tokenizer import load_run as load_tokenizer_run
 from fsq.stages.tokens import export_tokens, load_tokens
 
@@ -98,7 +99,7 @@ def run_tokenizer(run_dir: str | Path, cfg: MaskGITExperiment) -> tuple[Tokenize
     return model, step, tokenizer_cfg, str(Path(cfg.data.tokenizer).resolve())
 
 
-def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tuple[torch.Tensor, Any, dict]:
+def training_tokens(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo) -> tuple[torch.Tensor, Any, dict]:
     """(tokens (N, *grid), labels or None, manifest) of the training split: ``data.tokens`` or exported once.
 
     The tokenizer is embedded into the run dir first (:func:`embed_tokenizer`); a run dir that holds both its
@@ -107,11 +108,13 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, is_main: bool) -> tup
     folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
     if not (run_dir / rundir.TOKENIZER / "config.json").is_file():
         _check_tokenizer_run(cfg)  # on every rank: a clear error, not a rank waiting for a failed rank 0
-    if is_main:
+
+    def prepare() -> None:
         embed_tokenizer(cfg, run_dir)
         if cfg.data.tokens is None and not (folder / "manifest.json").is_file():
             export_tokens(cfg.data.tokenizer, cfg.data.train_split, folder, limit=cfg.data.train_limit)
-    distributed.barrier()  # every rank, always: the other ranks read what rank 0 wrote
+
+    dist.on_main(prepare, None)  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)
     check_tokens_match_tokenizer(run_dir, folder, manifest)
     if manifest["split"] != cfg.data.train_split:
@@ -182,10 +185,18 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
 
 
-def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
+@dataclass
+class TrainedMaskGIT:
+    """What training hands to evaluation: the MaskGIT it evaluates (the EMA weights when there are) and its step."""
+
+    model: MaskGIT
+    step: int
+
+
+def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) -> TrainedMaskGIT:
     """One phase: the MaskGIT on the training split's tokens."""
-    device = info.device
-    tokens, labels, manifest = training_tokens(cfg, run_dir, info.is_main)
+    device = dist.device
+    tokens, labels, manifest = training_tokens(cfg, run_dir, dist)
     num_tokens = math.prod(tokens.shape[1:])
     spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
     torch.manual_seed(cfg.train.seed)
@@ -193,43 +204,55 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, info: DistInfo, kept: dict[str
     ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     o, m = cfg.optim, cfg.masking
     sampler = StepBatchSampler(
-        tokens.shape[0], cfg.train.batch_size, seed=cfg.train.seed, rank=info.rank, world_size=info.world_size
+        tokens.shape[0], cfg.train.batch_size, seed=cfg.train.seed, rank=dist.rank, world_size=dist.world_size
     )
 
-    def step_fn(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    def batch(step: int) -> dict[str, Any]:
+        """This rank's token grids and labels of ``step``, and their masks and label drops: drawn for the global
+        batch from ``(seed, step)`` (the same stream on every rank), this rank's rows taken by the seam."""
         index = sampler.indices(step)
-        batch = tokens[index].flatten(1).to(device)
-        batch_labels = labels[index].to(device) if spec.num_classes else None
-        shared = _step_generator(cfg.train.seed, step)  # the same stream on every rank: masks of the global batch
+        shared = _step_generator(cfg.train.seed, step)
         count = training_mask_count(num_tokens, min_ratio=m.min_ratio, method=m.schedule, generator=shared)
-        rank, world = info.rank, info.world_size
-        mask = random_mask(cfg.train.batch_size, num_tokens, count, generator=shared)[rank::world].to(device)
-        drop = torch.rand(cfg.train.batch_size, generator=shared)[rank::world] < m.label_drop
+        mask = dist.rows(random_mask(cfg.train.batch_size, num_tokens, count, generator=shared))
+        drop = dist.rows(torch.rand(cfg.train.batch_size, generator=shared)) < m.label_drop
+        return {
+            "tokens": tokens[index].flatten(1),
+            "labels": labels[index] if spec.num_classes else None,
+            "mask": mask,
+            "drop": drop,
+            "mask_ratio": count / num_tokens,
+        }
+
+    def step_fn(network: nn.Module, micro: dict[str, Any], step: int) -> StepOutput:
+        batch, mask = micro["tokens"].to(device), micro["mask"].to(device)
+        batch_labels = micro["labels"].to(device) if micro["labels"] is not None else None
         inputs = torch.where(mask, torch.full_like(batch, model.mask_id), batch)
         if batch_labels is not None and m.label_drop > 0:
-            batch_labels = torch.where(drop.to(device), torch.full_like(batch_labels, -1), batch_labels)
+            batch_labels = torch.where(micro["drop"].to(device), torch.full_like(batch_labels, -1), batch_labels)
         logits = network(inputs, batch_labels, positions=mask)  # the masked positions' logits alone
         loss = masked_token_loss(logits, batch, mask, m.label_smoothing)
         with torch.no_grad():
             accuracy = (logits.detach().argmax(-1) == batch[mask]).float().mean()
-        return loss, {"masked_accuracy": accuracy, "mask_ratio": count / num_tokens}
+        return StepOutput(loss, {"masked_accuracy": accuracy, "mask_ratio": micro["mask_ratio"]})
 
-    yield Phase(
+    phase = Phase(
         name="train",
         run_dir=run_dir,
         model=model,
         optimizer=adamw(model, o.lr, (o.beta1, o.beta2), o.weight_decay),
         optim=o,
         steps=cfg.train.steps,
+        batch=batch,
         loss=step_fn,
         spec=spec.to_dict(),
         ema=ema,
         postfix=("loss", "masked_accuracy"),
     )
-    kept["model"] = ema.shadow if ema is not None else model
+    run(phase)
+    return TrainedMaskGIT(phase.trained, cfg.train.steps)  # type: ignore[arg-type]
 
 
-def level_histograms(cfg: MaskGITExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
+def level_histograms(cfg: MaskGITExperiment, run_dir: Path, trained: TrainedMaskGIT | None) -> dict[str, Any]:
     """The level (0 .. L_i - 1) each training token takes on each code channel, over the first 2000 token grids
     (``levels/channel_i``); empty for a tokenizer without per-channel levels (VQ)."""
     tokenizer, *_ = run_tokenizer(run_dir, cfg)

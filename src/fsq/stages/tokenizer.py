@@ -1,16 +1,16 @@
 """Stage I: the tokenizer (autoencoder + FSQ/VQ) with optional perceptual and GAN losses.
 
 Builders from a :class:`~fsq.config.TokenizerExperiment` (the model spec, the images of a split), the explicit
-step function (reconstruction + quantizer aux loss + perceptual + non-saturating GAN; then the discriminator's
-update with R1), and the loading of a trained run. The batch of every step is a pure function of (seed, step)
-(:class:`~fsq.data.loader.StepLoader`: the built-in sources indexed in memory, folders, shards and Hugging Face
-datasets decoded in ``data.workers`` DataLoader workers), so a resumed run sees the batches an uninterrupted one
-would.
+step function (reconstruction + quantizer aux loss + perceptual + non-saturating GAN), the discriminator's step
+(non-saturating + R1: the phase's critic), and the loading of a trained run. The batch of every step is a pure
+function of (seed, step) (:class:`~fsq.data.loader.StepLoader`: the built-in sources indexed in memory, folders,
+shards and Hugging Face datasets decoded in ``data.workers`` DataLoader workers), so a resumed run sees the
+batches an uninterrupted one would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
 from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
-from fsq.stages.base import LoadedRun, NonFiniteLossError, Phase, Stage
+from fsq.stages.base import Critic, LoadedRun, NonFiniteLossError, Phase, RunPhase, Stage, StepOutput
 from fsq.stages.signal_data import is_signal_source, open_signal_split, signal_shape, signal_transform
 
 
@@ -151,9 +151,18 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[Tokenizer, int]
     )
 
 
-def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
-    """One phase: the tokenizer (and, with a GAN loss, its discriminator) on the training split."""
-    device = info.device
+@dataclass
+class TrainedTokenizer:
+    """What training hands to evaluation: the tokenizer it evaluates (the EMA weights when there are) and its step."""
+
+    model: Tokenizer
+    step: int
+
+
+def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) -> TrainedTokenizer:
+    """One phase: the tokenizer (and, with a GAN loss, its discriminator as the phase's critic) on the training
+    split."""
+    device = dist.device
     items = open_split(cfg, cfg.data.train_split, cfg.data.train_limit)
     loader = StepLoader(
         items,
@@ -161,42 +170,42 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         global_batch=cfg.train.batch_size,
         seed=cfg.train.seed,
         stop=cfg.train.steps,
-        rank=info.rank,
-        world_size=info.world_size,
+        rank=dist.rank,  # the loader gives each rank its share of the global batch
+        world_size=dist.world_size,
         workers=cfg.data.workers,
         on_error=cfg.data.on_error,
         pin_memory=device.type == "cuda",
     )
-    per_pass = cfg.train.batch_size // (info.world_size * cfg.train.accumulate)
-    if per_pass * info.world_size * cfg.train.accumulate != cfg.train.batch_size:
-        raise ValueError(
-            f"train.batch_size={cfg.train.batch_size} must be a multiple of ranks x train.accumulate "
-            f"({info.world_size} x {cfg.train.accumulate})"
-        )
     spec = tokenizer_spec(cfg, in_channels=items.channels)
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     model = Tokenizer(spec).to(device)
     ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     o, lw = cfg.optim, cfg.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
-    discriminator = disc_optimizer = perceptual = None
+    discriminator = critic = perceptual = None
     if lw.adversarial_weight > 0:
         shaped: dict[str, Any] = {} if spec.dims == 2 else {"dims": spec.dims, "shape": spec.input_shape}
         discriminator = StyleGANDiscriminator(
             in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels, **shaped
         ).to(device)
         disc_lr = o.discriminator_lr or o.lr
-        disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2))
+        critic = Critic(
+            name="discriminator",
+            model=discriminator,
+            optimizer=torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2)),
+            optimizer_name="disc_optimizer",
+            loss=lambda network, passed, step: discriminator_loss(network, passed, lw.r1_weight),
+            lr=disc_lr,
+            start=lw.adversarial_start,
+        )
     if lw.perceptual_weight > 0:
         perceptual = perceptual_loss_of(cfg).to(device)
     usage = CodebookUsage(model.codebook_size, device=device)
-    last: dict[str, torch.Tensor] = {}  # this step's batch and reconstruction, for the discriminator's update
 
-    def step_fn(network: nn.Module, step: int, micro: int = 0, micros: int = 1) -> tuple[torch.Tensor, dict[str, Any]]:
-        x = loader.batch(step)[0]
-        if micros > 1:  # gradient accumulation: micro-batch ``micro`` of this rank's batch
-            x = x.chunk(micros)[micro]
-        x = to_unit(x.to(device, non_blocking=True))  # uint8: exactly .float().div_(255)
+    def step_fn(network: nn.Module, images: torch.Tensor, step: int) -> StepOutput:
+        """The tokenizer's loss on a micro-batch of items (uint8 images, float signals); passes the items and their
+        (detached) reconstructions on to the discriminator's step once the GAN is on."""
+        x = to_unit(images.to(device, non_blocking=True))  # uint8: exactly .float().div_(255)
         try:
             reconstruction, out = network(x)
         except ValueError as error:  # the quantizer refuses NaN/Inf encoder output
@@ -214,35 +223,16 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
             loss = loss + lw.perceptual_weight * perceptual_loss
             values["perceptual_loss"] = perceptual_loss.detach()
         if discriminator is not None and step >= lw.adversarial_start:
-            discriminator.requires_grad_(False)
+            discriminator.requires_grad_(False)  # a fixed judge here: the discriminator trains in its own step
             g_adv = generator_loss_nonsaturating(discriminator(reconstruction))
             discriminator.requires_grad_(True)
             loss = loss + lw.adversarial_weight * g_adv
             values["g_adv_loss"] = g_adv.detach()
+        passed = {"real": x, "fake": reconstruction.detach()}  # the discriminator's batch, and TensorBoard's images
         usage.update(out.indices.detach())
         mse = (reconstruction.detach().clamp(0, 1) - x).square().flatten(1).mean(1)
         values["psnr"] = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
-        last.update(real=x, fake=reconstruction.detach())
-        return loss, values
-
-    def discriminator_step(step: int, lr: float) -> dict[str, float]:
-        """The discriminator's update (non-saturating loss + R1 on the reals), on the generator's schedule."""
-        if discriminator is None or disc_optimizer is None or step < lw.adversarial_start:
-            return {}
-        scale = lr / o.lr if o.lr > 0 else 0.0
-        for group in disc_optimizer.param_groups:
-            group["lr"] = (o.discriminator_lr or o.lr) * scale
-        real = last["real"].detach().requires_grad_(True)
-        real_logits = discriminator(real)
-        d_loss = discriminator_loss_nonsaturating(real_logits, discriminator(last["fake"]))
-        r1 = r1_penalty(real, real_logits)
-        total = d_loss + lw.r1_weight * r1
-        if not torch.isfinite(total.detach()):
-            raise NonFiniteLossError(f"non-finite discriminator loss at step {step}.")
-        disc_optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        disc_optimizer.step()
-        return {"d_loss": float(d_loss.detach()), "r1": float(r1.detach())}
+        return StepOutput(loss, values, passed)
 
     def usage_metrics() -> dict[str, float]:
         usage.all_reduce()
@@ -250,10 +240,10 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         usage.reset()
         return {"usage": summary.usage_fraction, "perplexity": summary.perplexity}
 
-    def training_images() -> dict[str, Any]:
-        """The last step's first images over their reconstructions (training mode; no extra forward pass); a
+    def training_images(passed: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+        """The last micro-batch's first images over their reconstructions (training mode; no extra forward); a
         clip's first frame; none for 1-D signals (audio)."""
-        real, fake = last["real"], last["fake"]
+        real, fake = passed[-1]["real"], passed[-1]["fake"]
         if real.ndim == 5:  # video (B, C, T, H, W): the first frame
             real, fake = real[:, :, 0], fake[:, :, 0]
         if real.ndim != 4:
@@ -261,27 +251,36 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, info: DistInfo, kept: dict[s
         n = min(cfg.eval.grid_size, real.shape[0])
         return {"train/reconstructions": grid_array([real[:n], fake[:n]])}
 
-    yield Phase(
+    phase = Phase(
         name="train",
         run_dir=run_dir,
         model=model,
         optimizer=optimizer,
         optim=o,
         steps=cfg.train.steps,
+        batch=lambda step: loader.batch(step)[0],
         loss=step_fn,
         spec=spec.to_dict(),
         ema=ema,
-        modules={"discriminator": discriminator} if discriminator is not None else {},
-        optimizers={"disc_optimizer": disc_optimizer} if disc_optimizer is not None else {},
-        after_update=discriminator_step,
+        critic=critic,
         window_metrics=usage_metrics,
-        images=training_images,
+        images=training_images if cfg.model.dims == 2 else None,  # image grids (signals: none yet)
         postfix=("loss", "psnr", "usage"),
         accumulates=True,
     )
-    kept["model"] = ema.shadow if ema is not None else model
-    if info.is_main:
-        write_skipped(run_dir, cfg.data.train_split, items.skipped, loader.skipped)
+    run(phase)
+    dist.on_main(lambda: write_skipped(run_dir, cfg.data.train_split, items.skipped, loader.skipped), None)
+    return TrainedTokenizer(phase.trained, cfg.train.steps)  # type: ignore[arg-type]
+
+
+def discriminator_loss(network: nn.Module, passed: dict[str, torch.Tensor], r1_weight: float) -> StepOutput:
+    """The discriminator's step on one micro-batch: the non-saturating loss on the real images and the (detached)
+    reconstructions the tokenizer's step passed on, plus ``r1_weight`` x the R1 penalty on the reals."""
+    real = passed["real"].detach().requires_grad_(True)
+    real_logits = network(real)
+    d_loss = discriminator_loss_nonsaturating(real_logits, network(passed["fake"]))
+    r1 = r1_penalty(real, real_logits)
+    return StepOutput(d_loss + r1_weight * r1, {"d_loss": d_loss.detach(), "r1": r1.detach()})
 
 
 SKIPPED = "skipped_files.json"
@@ -298,13 +297,11 @@ def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], deco
 
 
 @torch.no_grad()
-def level_histograms(cfg: TokenizerExperiment, run_dir: Path, kept: dict[str, Any]) -> dict[str, Any]:
+def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTokenizer | None) -> dict[str, Any]:
     """The level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each code channel
     (``levels/channel_i``), published beside the final evaluation; empty for a quantizer without per-channel
-    levels (VQ)."""
-    model = kept.get("model")
-    if model is None:
-        model, _ = load_run(run_dir)
+    levels (VQ). ``trained``: the model training left (None: the run's newest checkpoint)."""
+    model = trained.model if trained is not None else load_run(run_dir)[0]
     quantizer = model.quantizer
     level_digits = family_of(quantizer).level_digits
     if level_digits is None:
@@ -341,8 +338,8 @@ def describe(cfg: TokenizerExperiment, metadata: dict[str, Any]) -> str:
 
 USAGE = (
     "```python\nimport torch\nfrom fsq import Tokenizer\n\ntokenizer = Tokenizer.from_pretrained({ref})\n"
-    "images = torch.rand(4, {channels}, {shape})  # your data: float (B, C, *axes) in [0, 1]\n"
-    "tokens = tokenizer.tokenize(images)  # int64 token grids\n"
+    "x = torch.rand({batch_shape})  # your signals: float (B, C, *axes) in [0, 1]\n"
+    "tokens = tokenizer.tokenize(x)  # int64 token grids\n"
     "reconstructions = tokenizer.decode_indices(tokens)\n```"
 )
 
@@ -355,5 +352,6 @@ STAGE = Stage(
     export="fsq.inference.export:TokenizerBundle.from_run",
     usage=USAGE,
     describe=describe,
+    card_tags=("image-tokenizer",),
     histograms=level_histograms,
 )

@@ -9,7 +9,8 @@ step). The task (depth, colorization, panoptic) is a :mod:`fsq.tasks` object: th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.optim import adamw
 from fsq.quantizers.registry import family_of
-from fsq.stages.base import LoadedRun, Phase, Stage
+from fsq.stages.base import LoadedRun, Phase, RunPhase, Stage, StepOutput
 from fsq.tasks import Task, get_task
 
 
@@ -156,14 +157,26 @@ def oracle_codes(
     return torch.cat(out)
 
 
-def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, Any]) -> Iterator[Phase]:
-    """Two phases: the oracle on the training targets, then the language model on the oracle's codes."""
-    device = info.device
+@dataclass
+class TrainedUViM:
+    """What training hands to evaluation: the oracle, the language model (at ``step``) and the training data (for
+    the task's trivial baseline)."""
+
+    oracle: UViMOracle
+    lm: UViMLanguageModel
+    train: dict[str, torch.Tensor]
+    step: int
+
+
+def phases(cfg: UViMExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) -> TrainedUViM:
+    """Two phases: the oracle on the training targets, then the language model on the oracle's codes (computed
+    once the oracle is trained)."""
+    device = dist.device
     task = build_task(cfg)
     train = load_data(cfg, "train")
     num = train["image"].shape[0]
     sampler = StepBatchSampler(
-        num, cfg.train.batch_size, seed=cfg.train.seed, rank=info.rank, world_size=info.world_size
+        num, cfg.train.batch_size, seed=cfg.train.seed, rank=dist.rank, world_size=dist.world_size
     )
 
     oracle_done = ckpt.latest_checkpoint(run_dir / "oracle")
@@ -180,53 +193,61 @@ def phases(cfg: UViMExperiment, run_dir: Path, info: DistInfo, kept: dict[str, A
     torch.manual_seed(cfg.train.seed)
     oracle = UViMOracle(oracle_spec(cfg, task)).to(device)
 
-    def oracle_step(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        batch = select(train, sampler.indices(step), device)
+    def oracle_step(network: nn.Module, batch: dict[str, torch.Tensor], step: int) -> StepOutput:
         out, q = network(task.encode_target(batch), task.context(batch), _generator(cfg.train.seed, step, 1))
         task_loss = task.loss(out.float(), batch)
         logged = {"task_loss": task_loss.detach(), "aux_loss": q.aux_loss.detach()}
         quantizer = oracle.quantizer  # e.g. an EMA VQ's codebook splits of this step
         for key, value in family_of(quantizer).step_metrics(quantizer).items():
             logged[key] = torch.tensor(value)
-        return task_loss + q.aux_loss, logged
+        return StepOutput(task_loss + q.aux_loss, logged)
 
     o = cfg.optim
-    yield Phase(
-        name="oracle",
-        run_dir=run_dir / "oracle",
-        model=oracle,
-        optimizer=adamw(oracle, o.lr, (o.beta1, o.beta2), o.weight_decay),
-        optim=o,
-        steps=cfg.train.oracle_steps,
-        loss=oracle_step,
-        spec=oracle.spec.to_dict(),
+    run(
+        Phase(
+            name="oracle",
+            run_dir=run_dir / "oracle",
+            model=oracle,
+            optimizer=adamw(oracle, o.lr, (o.beta1, o.beta2), o.weight_decay),
+            optim=o,
+            steps=cfg.train.oracle_steps,
+            batch=lambda step: select(train, sampler.indices(step), device),
+            loss=oracle_step,
+            spec=oracle.spec.to_dict(),
+        )
     )
 
     codes = oracle_codes(oracle, task, train, device).flatten(1)
     torch.manual_seed(cfg.train.seed + 1)
     lm = UViMLanguageModel(lm_spec(cfg, task, oracle.codebook_size)).to(device)
 
-    def lm_step(network: nn.Module, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    def lm_batch(step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """This rank's (image, target) pairs of ``step`` and the oracle's codes of their targets."""
         index = sampler.indices(step)
-        batch = select(train, index, device)
-        target = codes[index].to(device)
+        return select(train, index, device), codes[index].to(device)
+
+    def lm_step(network: nn.Module, pairs: tuple[dict[str, torch.Tensor], torch.Tensor], step: int) -> StepOutput:
+        batch, target = pairs
         logits = network(task.context(batch), target).float()
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
         accuracy = (logits.detach().argmax(-1) == target).float().mean()
-        return loss, {"code_accuracy": accuracy}
+        return StepOutput(loss, {"code_accuracy": accuracy})
 
     lo = cfg.lm_optim
-    yield Phase(
-        name="lm",
-        run_dir=run_dir / "lm",
-        model=lm,
-        optimizer=adamw(lm, lo.lr, (lo.beta1, lo.beta2), lo.weight_decay),
-        optim=lo,
-        steps=cfg.train.lm_steps,
-        loss=lm_step,
-        spec=lm.spec.to_dict(),
+    run(
+        Phase(
+            name="lm",
+            run_dir=run_dir / "lm",
+            model=lm,
+            optimizer=adamw(lm, lo.lr, (lo.beta1, lo.beta2), lo.weight_decay),
+            optim=lo,
+            steps=cfg.train.lm_steps,
+            batch=lm_batch,
+            loss=lm_step,
+            spec=lm.spec.to_dict(),
+        )
     )
-    kept.update(oracle=oracle, lm=lm, train=train, device=device)
+    return TrainedUViM(oracle, lm, train, cfg.train.lm_steps)
 
 
 def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:

@@ -31,9 +31,9 @@ def render(what: str, results_path: Path) -> str:
 
     if not results_path.is_file():
         raise FileNotFoundError(f"{results_path} does not exist (publish a study's results.json there first)")
-    if what == "card":  # a shipped bundle's eval.json: the numbers its model card shows
-        return card_table(read_json(results_path, "a shipped model's evaluation"), results_path.parent.name)
     data = read_json(results_path, "a study's results")
+    if what == "card":  # a shipped bundle's eval.json: the numbers its model card shows
+        return card_table(data, results_path.parent.name)
     if "benchmark" in data:  # benchmarks/data*.py results: tables only
         from fsq.studies.bench_tables import markdown_table
 

@@ -1,12 +1,15 @@
-"""The one training loop, for every stage and phase; stages supply an explicit step function (:mod:`fsq.stages`).
+"""The one training loop, for every stage and phase; stages supply their batches and explicit step functions
+(:mod:`fsq.stages`).
 
-Per step: the learning rate from the schedule, the stage's step function under autocast, the non-finite check,
-backward, gradient clipping, the optimizer step, the EMA update and the stage's ``after_update`` (the GAN
-discriminator); every ``log_every`` steps the window's means over steps and ranks go to ``metrics.jsonl`` and
-TensorBoard; every ``checkpoint_every`` steps (and at the end) rank 0 writes an atomic checkpoint. A run dir that
-holds a checkpoint resumes from it exactly: weights, EMA, optimizers and RNG state come back, and the stages draw
-the batch of every step from ``(seed, step)``. Under torchrun the model is DDP-wrapped and each rank computes
-its share of the global batch.
+Per step: the learning rate from the schedule, the phase's batch of the step split into ``train.accumulate``
+micro-batches, the step function on each under autocast, the non-finite check and backward (the gradient
+all-reduce only on the last micro-batch), gradient clipping, the optimizer step, the EMA update, then the phase's
+critic (the GAN discriminator) on the same micro-batches the same way; every ``log_every`` steps the window's means
+over steps and ranks go to ``metrics.jsonl`` and TensorBoard; every ``checkpoint_every`` steps (and at the end)
+rank 0 writes an atomic checkpoint. A run dir that holds a checkpoint resumes from it exactly: weights, EMA,
+optimizers and RNG state come back, and the phases give the batch of every step from ``(seed, step)``. Under
+torchrun every trainable module is DDP-wrapped and each rank computes its share of the global batch; everything
+that depends on the rank goes through :mod:`fsq.distributed`.
 
 ``hooks`` are called before every step with ``(phase name, step)``: a public seam for callbacks, and for tests
 that interrupt a run at a chosen step.
@@ -14,12 +17,12 @@ that interrupt a run at a chosen step.
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from fsq import distributed, rundir
 from fsq.config import ConfigError, resume_hash
 from fsq.optim import lr_at
 from fsq.quantizers.finite import check_pending
-from fsq.stages.base import NonFiniteLossError, Phase, Stage
+from fsq.stages.base import Batch, Critic, NonFiniteLossError, Phase, Stage, StepFunction
 from fsq.tracking import MetricsWriter, publish_evaluation
 from fsq.training.banner import evaluation_found, start_banner
 from fsq.training.state import (
@@ -63,45 +66,52 @@ def train(
     """Train (or resume) every phase of ``stage`` in ``run_dir``, then evaluate the final step once.
 
     Returns ``{"run_dir", "step"}`` and, when ``train.eval_at_end`` and the final step has no evaluation yet,
-    ``"eval"``: what ``evaluate(run_dir, cfg=cfg, **kept)`` returned (``kept``: the trained models the phases
-    left for it, so nothing is loaded twice).
+    ``"eval"``: what ``evaluate(run_dir, cfg=cfg, trained=trained)`` returned (``trained``: what the stage's
+    phases returned, its trained models, so nothing is loaded twice).
     """
     run_dir = Path(run_dir)
-    info = setup_process(cfg)
+    dist = setup_process(cfg)
     check_run_dir(cfg, run_dir)  # another config's run is refused before any work
-    with owned_run_dir(run_dir, info, "training", undo_failed_start=True):  # a failed start leaves nothing
+    with owned_run_dir(run_dir, dist, "training", undo_failed_start=True):  # a failed start leaves nothing
         check_run_dir(cfg, run_dir)  # again, now that no one else can write it
-        kept: dict[str, Any] = {}
-        phases = stage.phases(cfg, run_dir, info, kept)
-        first = next(phases)  # data and model built: a config that cannot build fails here, before any write
-        if info.is_main:
-            write_run_dir(cfg, run_dir, info.world_size)
-        distributed.barrier()
-        for phase in itertools.chain([first], phases):
-            run_phase(phase, cfg, info, hooks)
+        t = cfg.train
+        if t.batch_size % (dist.world_size * t.accumulate):
+            raise ValueError(
+                f"train.batch_size={t.batch_size} must be a multiple of ranks x train.accumulate "
+                f"({dist.world_size} x {t.accumulate})"
+            )
+        started: list[str] = []
+
+        def run(phase: Phase) -> None:
+            if not started:  # data and model built: a config that cannot build has failed before any write
+                dist.on_main(partial(write_run_dir, cfg, run_dir, dist.world_size), None)
+            started.append(phase.name)
+            run_phase(phase, cfg, dist, hooks)
+
+        trained = stage.phases(cfg, run_dir, dist, run)
         final = stage.final_step(cfg)
         result: dict[str, Any] = {"run_dir": str(run_dir), "step": final}
         if evaluate is not None and cfg.train.eval_at_end and not rundir.has_eval(run_dir, final):
-            result["eval"] = evaluate(run_dir, cfg=cfg, **kept)
-            if info.is_main and result["eval"]:  # to TensorBoard (and W&B): numbers, images, histograms
-                histograms = stage.histograms(cfg, run_dir, kept) if stage.histograms else None
+            result["eval"] = evaluate(run_dir, cfg=cfg, trained=trained)
+            if dist.is_main and result["eval"]:  # to TensorBoard (and W&B): numbers, images, histograms
+                histograms = stage.histograms(cfg, run_dir, trained) if stage.histograms else None
                 publish_evaluation(run_dir, final, result["eval"], histograms=histograms, wandb_mode=wandb_mode())
-        elif info.is_main and rundir.has_eval(run_dir, final):
+        elif dist.is_main and rundir.has_eval(run_dir, final):
             print(evaluation_found(run_dir, final), flush=True)
         distributed.barrier()
     return result
 
 
-def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequence[StepHook] = ()) -> None:
+def run_phase(phase: Phase, cfg: Any, dist: distributed.DistInfo, hooks: Sequence[StepHook] = ()) -> None:
     """Train one phase from its newest checkpoint (or from scratch) to ``phase.steps``."""
-    t, o, device = cfg.train, phase.optim, info.device
+    t, o, device = cfg.train, phase.optim, dist.device
     start = ckpt.load_newest(phase.run_dir, lambda folder: restore(folder, phase, cfg, device)) or 0
     if start > phase.steps:
         raise ConfigError(
             f"{phase.run_dir} holds a checkpoint of step {start}, past this config's {phase.name} steps "
             f"({phase.steps}): a shorter run cannot resume from it (raise the step count, or use a new run dir)"
         )
-    if info.is_main:
+    if dist.is_main:
         print(start_banner(cfg, phase.name, phase.run_dir, phase.model, device, start, phase.steps), flush=True)
     if start == phase.steps:
         phase.model.eval()
@@ -115,16 +125,16 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
         if t.channels_last:
             phase.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
-    network: nn.Module = phase.model
-    if info.enabled:
-        device_ids = [device.index] if device.type == "cuda" else None
-        network = nn.parallel.DistributedDataParallel(phase.model, device_ids=device_ids)
+    network = dist.wrap(phase.model)
     if compiles(t.compile, device):
         network = torch.compile(network)  # type: ignore[assignment]
-    if info.is_main:
+    critic = phase.critic
+    critic_network = dist.wrap(critic.model) if critic is not None else None
+    in_autocast = partial(autocast, t.precision, device)
+    if dist.is_main:
         phase.run_dir.mkdir(parents=True, exist_ok=True)
-    writer = MetricsWriter(phase.run_dir, resume_step=start, wandb_mode=wandb_mode()) if info.is_main else None
-    progress = progress_bar(phase.steps, start, f"{cfg.name} {phase.name}", info.is_main and t.progress)
+    writer = MetricsWriter(phase.run_dir, resume_step=start, wandb_mode=wandb_mode()) if dist.is_main else None
+    progress = progress_bar(phase.steps, start, f"{cfg.name} {phase.name}", dist.is_main and t.progress)
     window: dict[str, float] = {}
     tick = time.perf_counter()
     phase.model.train()
@@ -136,7 +146,10 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
             for group in phase.optimizer.param_groups:
                 group["lr"] = lr
             phase.optimizer.zero_grad(set_to_none=True)
-            loss, values = accumulate_gradients(phase, network, step, micros, t.precision, device, scaler)
+            batches = micro_batches(phase.batch(step), micros)
+            loss, values, passed = accumulate_gradients(
+                phase.loss, network, batches, step, phase.name, in_autocast, scaler
+            )
             if scaler is not None:
                 scaler.unscale_(phase.optimizer)
             if o.grad_clip:
@@ -148,8 +161,9 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
                 phase.optimizer.step()
             if phase.ema is not None:
                 phase.ema.update(phase.model, step if ema_warmup else None)
-            if phase.after_update is not None:
-                values.update(phase.after_update(step, lr))
+            if critic is not None and critic_network is not None and step >= critic.start:
+                scale = lr / o.lr if o.lr > 0 else 0.0  # the critic follows the model's schedule
+                values.update(train_critic(critic, critic_network, passed, step, scale, phase.name))
             values = {"loss": float(loss), **{k: float(v) for k, v in values.items()}, "_steps": 1.0}
             for key, value in values.items():
                 window[key] = window.get(key, 0.0) + value
@@ -163,16 +177,14 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
                 if writer is not None:
                     writer.log(step + 1, logged)
                     if phase.images is not None:  # pictures at the log cadence (the tokenizer: reconstructions)
-                        writer.log_images(step + 1, phase.images())
+                        writer.log_images(step + 1, phase.images(passed))
                 if progress is not None:
                     progress.set_postfix({k: f"{logged[k]:.4g}" for k in phase.postfix if k in logged})
             if progress is not None:
                 progress.update(1)
             if (step + 1) % t.checkpoint_every == 0 or step + 1 == phase.steps:
                 check_pending(phase.model)  # a quantizer's deferred NaN/Inf check must not pass into a checkpoint
-                if info.is_main:
-                    save(phase, cfg, step + 1, device)
-                distributed.barrier()
+                dist.on_main(partial(save, phase, cfg, step + 1, device), None)
     except NonFiniteLossError as error:  # say truly what is left: the newest checkpoint, or none
         raise NonFiniteLossError(f"{error} {ckpt.intact_after_failure(phase.run_dir)}") from None
     finally:
@@ -183,38 +195,70 @@ def run_phase(phase: Phase, cfg: Any, info: distributed.DistInfo, hooks: Sequenc
     phase.model.eval()
 
 
+def micro_batches(batch: Batch, micros: int) -> list[Batch]:
+    """``batch`` split into ``micros`` equal micro-batches along dim 0 (every tensor of a tuple / dict; anything
+    else goes to each micro-batch as it is)."""
+    if micros == 1:
+        return [batch]
+    if isinstance(batch, torch.Tensor):
+        if batch.shape[0] % micros:
+            raise ValueError(f"a batch of {batch.shape[0]} does not split into {micros} equal micro-batches")
+        return list(batch.chunk(micros))
+    if isinstance(batch, dict):
+        parts = {key: micro_batches(value, micros) for key, value in batch.items()}
+        return [{key: part[i] for key, part in parts.items()} for i in range(micros)]
+    if isinstance(batch, (tuple, list)):
+        columns = [micro_batches(value, micros) for value in batch]
+        return [type(batch)(column[i] for column in columns) for i in range(micros)]
+    return [batch] * micros
+
+
 def accumulate_gradients(
-    phase: Phase,
+    loss_fn: StepFunction,
     network: nn.Module,
+    batches: Sequence[Batch],
     step: int,
-    micros: int,
-    precision: str,
-    device: torch.device,
-    scaler: torch.amp.GradScaler | None,
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Forward and backward of the step's ``micros`` micro-batches (each loss scaled by ``1 / micros``, DDP's
-    all-reduce only on the last); returns the mean loss and the mean of each logged value."""
+    name: str,
+    context: Callable[[], AbstractContextManager[Any]],
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[torch.Tensor, dict[str, Any], list[dict[str, torch.Tensor]]]:
+    """Forward (in ``context()``: autocast) and backward of the step's micro-batches, each loss scaled by
+    ``1 / len(batches)``, the gradient all-reduce only on the last (:func:`fsq.distributed.synced`); returns the
+    mean loss, the mean of each logged value and what each micro-batch's step passed on."""
+    micros = len(batches)
     total = torch.zeros((), dtype=torch.float64)
     sums: dict[str, float] = {}
-    for micro in range(micros):
-        sync = micro == micros - 1 or not isinstance(network, nn.parallel.DistributedDataParallel)
-        with nullcontext() if sync else network.no_sync():  # type: ignore[operator]
-            with autocast(precision, device):
-                if phase.accumulates:
-                    loss, values = phase.loss(network, step, micro, micros)  # type: ignore[call-arg]
-                else:
-                    loss, values = phase.loss(network, step)
-            if not torch.isfinite(loss):
+    passed: list[dict[str, torch.Tensor]] = []
+    for micro, batch in enumerate(batches):
+        with distributed.synced(network, sync=micro == micros - 1):
+            with context():
+                out = loss_fn(network, batch, step)
+            if not torch.isfinite(out.loss):
                 raise NonFiniteLossError(
-                    f"{phase.name}: non-finite loss ({loss.detach().item()}) at step {step}; lower optim.lr or "
+                    f"{name}: non-finite loss ({out.loss.detach().item()}) at step {step}; lower optim.lr or "
                     "check the data."
                 )
-            scaled = loss / micros
+            scaled = out.loss / micros
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        total += float(loss.detach()) / micros
-        for key, value in values.items():
+        total += float(out.loss.detach()) / micros
+        for key, value in out.logged.items():
             sums[key] = sums.get(key, 0.0) + float(value) / micros
-    return total, sums
+        passed.append(out.passed)
+    return total, sums, passed
+
+
+def train_critic(
+    critic: Critic, network: nn.Module, passed: list[dict[str, torch.Tensor]], step: int, scale: float, phase: str
+) -> dict[str, Any]:
+    """One optimizer step of a phase's critic (the GAN discriminator) at ``critic.lr * scale``: its step function on
+    what the model's step passed on for each micro-batch, gradients accumulated and averaged over ranks as the
+    model's (no autocast); returns the mean of each logged value."""
+    for group in critic.optimizer.param_groups:
+        group["lr"] = critic.lr * scale
+    critic.optimizer.zero_grad(set_to_none=True)
+    _, values, _ = accumulate_gradients(critic.loss, network, passed, step, f"{phase} {critic.name}", nullcontext)
+    critic.optimizer.step()
+    return values
 
 
 def ema_warmup_on(setting: bool | None, decay: float, steps: int, name: str) -> bool:
@@ -250,26 +294,27 @@ def save(phase: Phase, cfg: Any, step: int, device: torch.device) -> Path:
     weights = {"model": phase.model.state_dict()}
     if phase.ema is not None:
         weights["ema"] = phase.ema.state_dict()
-    weights.update({name: module.state_dict() for name, module in phase.modules.items()})
     torch_state: dict[str, Any] = {"optimizer": phase.optimizer.state_dict(), "rng": rng_state(device)}
-    torch_state.update({name: optimizer.state_dict() for name, optimizer in phase.optimizers.items()})
+    if phase.critic is not None:
+        weights[phase.critic.name] = phase.critic.model.state_dict()
+        torch_state[phase.critic.optimizer_name] = phase.critic.optimizer.state_dict()
     state = {"config_hash": resume_hash(cfg), "spec": phase.spec, "stage": phase.name}
     return ckpt.save_checkpoint(phase.run_dir, step, weights, torch_state, state, keep_last=cfg.train.keep_last)
 
 
 def restore(directory: Path, phase: Phase, cfg: Any, device: torch.device) -> int:
     """Load a checkpoint written by :func:`save` into the phase; returns its step."""
-    names = ["model"] + (["ema"] if phase.ema is not None else []) + list(phase.modules)
+    critic = phase.critic
+    names = ["model"] + (["ema"] if phase.ema is not None else []) + ([critic.name] if critic is not None else [])
     weights, torch_state, state = ckpt.load_checkpoint(directory, names, resume_hash(cfg))
     try:
         phase.model.load_state_dict(weights["model"], strict=True)
         if phase.ema is not None:
             phase.ema.load_state_dict(weights["ema"])
-        for name, module in phase.modules.items():
-            module.load_state_dict(weights[name], strict=True)
         phase.optimizer.load_state_dict(torch_state["optimizer"])
-        for name, optimizer in phase.optimizers.items():
-            optimizer.load_state_dict(torch_state[name])
+        if critic is not None:
+            critic.model.load_state_dict(weights[critic.name], strict=True)
+            critic.optimizer.load_state_dict(torch_state[critic.optimizer_name])
     except (RuntimeError, KeyError, ValueError) as error:
         raise ckpt.CheckpointMismatch(f"{directory} does not fit this model/config: {error}") from error
     set_rng_state(torch_state["rng"], device)

@@ -71,11 +71,11 @@ def owned_run_dir(
 
     A run dir this call created and left without a ``config.yaml`` (a start that failed before anything was
     trained) is removed again, with the empty parent folders it created (``runs/``), so the corrected command is
-    not refused as another run and an empty folder stays empty. With
-    ``undo_failed_start`` (training), a block that fails while the run dir holds no checkpoint (a config error found
-    after the start, a first step that diverged, a full disk at the first checkpoint, Ctrl-C) leaves the run dir as
-    it found it: the entries it added (``config.yaml``, ``meta.json``, ``metrics.jsonl``, a MaskGIT's embedded
-    tokenizer and tokens, ...) are removed and the small files it changed are restored.
+    not refused as another run and an empty folder stays empty. With ``undo_failed_start`` (training), a block
+    that fails while the run dir holds no checkpoint (a config error found after the start, a first step that
+    diverged, a full disk at the first checkpoint, Ctrl-C) leaves the run dir as it found it: the entries it added
+    (``config.yaml``, ``meta.json``, ``metrics.jsonl``, a MaskGIT's embedded tokenizer and tokens, ...) are removed
+    and the small files it changed are restored.
     """
     created = not run_dir.exists()
     new_parents = [p for p in run_dir.parents if not p.exists()]  # e.g. runs/ in an empty folder
