@@ -369,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     # machine: a MaskGIT with a 64,000-code head, 30 steps of batch 64, 1.21 -> 1.02 s/step, system time 34.6 ->
     # 21.7 s. The user's own setting wins.
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    parser = build_parser()
+    try:
+        parser = build_parser()  # the stage choices come from the config registry (pyyaml: the `train` extra)
+    except ModuleNotFoundError as error:
+        return _missing_extra(error)
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse binds a trailing positional list early: items after an option land here
         listed = next((n for n in ("overrides", "items") if isinstance(getattr(args, n, None), list)), None)

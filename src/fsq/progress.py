@@ -7,6 +7,7 @@ Without tqdm (the core install) or on ranks other than 0 the iterable comes back
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -14,9 +15,12 @@ T = TypeVar("T")
 
 
 def progress(
-    iterable: Iterable[T], *, total: int | None, desc: str, enabled: bool = True, unit: str = "it"
+    iterable: Iterable[T], *, total: int | None, desc: str, enabled: bool | None = True, unit: str = "it"
 ) -> Iterator[T]:
-    """``iterable`` with a tqdm bar (``desc``, ``total`` steps, an ETA) on rank 0 when ``enabled``."""
+    """``iterable`` with a tqdm bar (``desc``, ``total`` steps, an ETA) on rank 0 when ``enabled`` (``None``: when
+    stderr is a terminal, so that logs and error output stay free of bars)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
     if not enabled or os.environ.get("RANK", "0") != "0":
         yield from iterable
         return

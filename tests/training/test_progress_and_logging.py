@@ -28,6 +28,8 @@ def test_progress_is_a_plain_iterable_when_off_or_not_rank_0(monkeypatch, capsys
     monkeypatch.setenv("RANK", "0")
     assert list(progress(range(3), total=3, desc="counting")) == [0, 1, 2]
     assert "counting" in capsys.readouterr().err
+    assert list(progress(range(3), total=3, desc="auto", enabled=None)) == [0, 1, 2]  # not a terminal: no bar
+    assert "auto" not in capsys.readouterr().err
 
 
 @pytest.mark.integration
@@ -54,4 +56,6 @@ def test_banner_bars_rerun_note_and_training_images(mnist, tmp_path, capsys):
     assert "already trained (checkpoint of step 4 of 4)" in out and "holds the evaluation of step 4" in out
 
     export_tokens(run, "test", tmp_path / "tokens", limit=64, batch_size=16)
+    assert "tokenizing" not in capsys.readouterr().err  # by default a bar only on a terminal (logs stay clean)
+    export_tokens(run, "test", tmp_path / "tokens2", limit=64, batch_size=16, show_progress=True)
     assert "tokenizing test" in capsys.readouterr().err

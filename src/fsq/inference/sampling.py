@@ -49,10 +49,10 @@ def generate(
     seed: int = 0,
     batch_size: int = 250,
     device: torch.device | str = "cpu",
-    show_progress: bool = False,
+    show_progress: bool | None = False,
 ) -> torch.Tensor:
     """``num`` token grids (num, h, w); batch ``b`` draws from a generator seeded by ``(seed, b)``;
-    ``show_progress``: a progress bar over the batches (rank 0)."""
+    ``show_progress``: a progress bar over the batches (rank 0; None: on a terminal)."""
     model = model.to(device).eval()
     spec = model.spec
     out = []
@@ -249,7 +249,7 @@ class MaskGITPipeline:
         guidance: float | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
-        show_progress: bool = False,
+        show_progress: bool | None = False,
     ) -> torch.Tensor:
         """Token grids (num, h, w), one per label (``labels=None``: ``num`` unconditional ones); unset settings
         take the pipeline's sampling defaults; ``show_progress``: a bar over the batches."""
@@ -316,7 +316,7 @@ def write_samples(
         guidance=guidance,
         seed=seed,
         device=device,
-        show_progress=True,
+        show_progress=None,  # a bar on a terminal
     )
     images = pipeline.decode(tokens, device)
     out_dir = Path(out_dir)

@@ -288,7 +288,11 @@ def card_notes(run_dir: Path) -> list[str]:
     if tokenizer_cfg is None:
         return []
     d = tokenizer_cfg.data
-    return [f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the tokenizer.", ""]
+    return [
+        f"Tokens of `{d.source}` ({d.train_split} split) at {d.image_size} px, by the embedded tokenizer "
+        f"(trained on `{d.source}`, {d.train_split} split; evaluated on its {d.eval_split} split).",
+        "",
+    ]
 
 
 USAGE = (

@@ -241,10 +241,15 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
         return {"usage": summary.usage_fraction, "perplexity": summary.perplexity}
 
     def training_images(passed: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
-        """The last micro-batch's first images over their reconstructions (training mode; no extra forward)."""
-        last = passed[-1]
-        n = min(cfg.eval.grid_size, last["real"].shape[0])
-        return {"train/reconstructions": grid_array([last["real"][:n], last["fake"][:n]])}
+        """The last micro-batch's first images over their reconstructions (training mode; no extra forward); a
+        clip's first frame; none for 1-D signals (audio)."""
+        real, fake = passed[-1]["real"], passed[-1]["fake"]
+        if real.ndim == 5:  # video (B, C, T, H, W): the first frame
+            real, fake = real[:, :, 0], fake[:, :, 0]
+        if real.ndim != 4:
+            return {}
+        n = min(cfg.eval.grid_size, real.shape[0])
+        return {"train/reconstructions": grid_array([real[:n], fake[:n]])}
 
     phase = Phase(
         name="train",

@@ -73,7 +73,7 @@ def export_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
-    show_progress: bool = True,
+    show_progress: bool | None = None,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
 
@@ -103,7 +103,7 @@ def _write_tokens(
     batch_size: int = 256,
     limit: int | None = None,
     workers: int | None = None,
-    show_progress: bool = True,
+    show_progress: bool | None = None,
 ) -> dict[str, Any]:
     """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
