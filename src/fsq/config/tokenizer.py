@@ -43,8 +43,8 @@ class DataConfig:
     # signals with a time axis (audio: the generated `tones`; video: `blobs`): the time crop in samples or frames
     # (random in training, centred in evaluation; None: whole clips), and the rate the source must have (Hz for
     # audio, fps for video; None: the source's own; a mismatch is an error, never a silent resampling)
-    length: PositiveInt | None = None
-    sample_rate: PositiveFloat | None = None
+    length: PositiveInt | None = None  # audio / video: time crop in samples / frames (None: whole clips)
+    sample_rate: PositiveFloat | None = None  # audio Hz / video fps the source must have (None: its own)
     resample: bool = False  # true: a source at another rate is resampled to data.sample_rate instead of refused
 
     def __post_init__(self) -> None:
@@ -75,7 +75,7 @@ class ModelConfig:
     dims: Annotated[int, Range(min=1, max=3)] = 2  # the signal's axes: 1 audio (Conv1d), 2 images, 3 video (Conv3d)
     # per downsampling (len(channel_multipliers) - 1 of them) a factor per axis, e.g. [[1, 2, 2], [2, 2, 2]] for
     # video (time, height, width); None: 2 on every axis
-    downsample: list[Annotated[list[PositiveInt], Length(min=1)]] | None = None
+    downsample: list[Annotated[list[PositiveInt], Length(min=1)]] | None = None  # per stage, per axis; None: 2s
     causal: bool = False  # the first axis is time: causal padding, the first frame or sample encoded on its own
 
 

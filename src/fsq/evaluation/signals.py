@@ -23,7 +23,7 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import TokenizerExperiment
 from fsq.data.loader import iterate_batches
-from fsq.data.signals import to_unit
+from fsq.data.signals import kind_of_dims, to_unit
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
 from fsq.models.autoencoder import Tokenizer
@@ -166,7 +166,7 @@ def signal_samples(model, tokenizer: Tokenizer, cfg, device: torch.device) -> di
                 "perplexity": summary.perplexity,
             }
         )
-    kind = {1: "audio", 3: "video"}[tokenizer.spec.dims]
+    kind = kind_of_dims(tokenizer.spec.dims).name
     return {
         "signal": kind,
         "guidance": rows,

@@ -21,7 +21,7 @@ from fsq import hub, rundir, storage
 from fsq.config import TokenizerExperiment, from_dict, read_run_config
 from fsq.counts import check_count, check_optional_count
 from fsq.data.loader import SkipLog, iterate_batches
-from fsq.data.signals import to_unit
+from fsq.data.signals import kind_of_dims, to_unit
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
 from fsq.progress import progress
@@ -166,7 +166,7 @@ def _write_tokens(
         "shards": shards,
     }
     if model.spec.dims != 2:  # audio, video: the kind and rate of the signals the grids come from
-        manifest["signal"] = {1: "audio", 3: "video"}[model.spec.dims]
+        manifest["signal"] = kind_of_dims(model.spec.dims).name
         manifest["rate"] = getattr(items, "rate", None)
     write_json_atomic(manifest, out_dir / "manifest.json")
     return manifest
