@@ -76,6 +76,11 @@ class MemoryItems(ImageItems):
         """A batch by fancy indexing, uint8 ``(B, C, H, W)`` (the fast path: no copies per item, no workers)."""
         return self.images.images[indices]
 
+    def take_labels(self, indices: torch.Tensor) -> torch.Tensor:
+        """The labels of a batch, int64 ``(B,)`` (``-1`` each without labels)."""
+        labels = self.images.labels
+        return labels[indices] if labels is not None else torch.full_like(indices, -1)
+
     def label(self, index: int) -> int:
         return -1 if self.images.labels is None else int(self.images.labels[index])
 

@@ -6,7 +6,8 @@ of ``W`` takes every W-th item, no overlap). Each item's transform draws its ran
 ``(seed, step, position)`` (:func:`fsq.data.transforms.item_generator`), so batches are the same with 0 or N
 workers, on 1 or W ranks, and after a resume: the loader starts its worker pipeline at whichever step is asked
 for first, and restarts it if a step is skipped. In-memory sources with no transform take the fast path (one
-fancy index of the uint8 tensor, no workers): exactly the batches of the in-memory code before streaming.
+fancy index of the uint8 tensor, no workers): exactly the batches of the in-memory code before streaming. MaskGIT's
+tokens and UViM's images and targets come the same way (:class:`~fsq.data.tensors.TensorItems`).
 
 :func:`iterate_batches` serves evaluation and token export: a list of item indices (this rank's share) in order,
 in batches, so memory stays bounded by the batch size whatever the split's size.
@@ -224,14 +225,14 @@ class StepLoader:
         positions = range(step * s.global_batch + s.rank, (step + 1) * s.global_batch, s.world_size)
         return [(int(i), step, p) for i, p in zip(s.indices(step).tolist(), positions)]
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(images uint8 (B, C, H, W), labels int64 (B,), -1 where unlabelled)`` of this rank at ``step``."""
+    def batch(self, step: int) -> tuple[Any, torch.Tensor]:
+        """``(images uint8 (B, C, H, W), labels int64 (B,), -1 where unlabelled)`` of this rank at ``step``; from
+        :class:`~fsq.data.tensors.TensorItems`, its rows instead of images (a tensor, or a dict of tensors)."""
         if self._cached is not None and self._cached[0] == step:  # micro-batches of one step: decoded once
             return self._cached[1]
-        if self.fast:
+        if self.fast:  # MemoryItems, TensorItems: one fancy index per tensor
             indices = self.sampler.indices(step)
-            labels = self.items.images.labels  # type: ignore[attr-defined]
-            return self.items.take(indices), (labels[indices] if labels is not None else torch.full_like(indices, -1))  # type: ignore[attr-defined]
+            return self.items.take(indices), self.items.take_labels(indices)  # type: ignore[attr-defined]
         if self._iterator is None or step != self._next:
             self.close()
             keys = _StepKeys(self, step, max(self.stop, step + 1))

@@ -26,7 +26,9 @@ from torch import nn
 from fsq import checkpoint as ckpt
 from fsq import rundir
 from fsq.config import MaskGITExperiment, TokenizerExperiment, read_run_config, resume_hash, spec_from
-from fsq.data.sampler import StepBatchSampler
+from fsq.data.loader import StepLoader
+from fsq.data.tensors import TensorItems
+from fsq.data.transforms import ItemTransform
 from fsq.distributed import DistInfo
 from fsq.generation.mask_schedule import random_mask, training_mask_count
 from fsq.hub import read_bundle_config
@@ -203,21 +205,27 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase)
     model = MaskGIT(spec).to(device)
     ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     o, m = cfg.optim, cfg.masking
-    sampler = StepBatchSampler(
-        tokens.shape[0], cfg.train.batch_size, seed=cfg.train.seed, rank=dist.rank, world_size=dist.world_size
+    loader = StepLoader(
+        TensorItems(tokens, labels, source=f"the {cfg.data.train_split} tokens"),
+        ItemTransform("none"),
+        global_batch=cfg.train.batch_size,
+        seed=cfg.train.seed,
+        stop=cfg.train.steps,
+        rank=dist.rank,
+        world_size=dist.world_size,
     )
 
     def batch(step: int) -> dict[str, Any]:
         """This rank's token grids and labels of ``step``, and their masks and label drops: drawn for the global
         batch from ``(seed, step)`` (the same stream on every rank), this rank's rows taken by the seam."""
-        index = sampler.indices(step)
+        grids, grid_labels = loader.batch(step)
         shared = _step_generator(cfg.train.seed, step)
         count = training_mask_count(num_tokens, min_ratio=m.min_ratio, method=m.schedule, generator=shared)
         mask = dist.rows(random_mask(cfg.train.batch_size, num_tokens, count, generator=shared))
         drop = dist.rows(torch.rand(cfg.train.batch_size, generator=shared)) < m.label_drop
         return {
-            "tokens": tokens[index].flatten(1),
-            "labels": labels[index] if spec.num_classes else None,
+            "tokens": grids.flatten(1),
+            "labels": grid_labels if spec.num_classes else None,
             "mask": mask,
             "drop": drop,
             "mask_ratio": count / num_tokens,

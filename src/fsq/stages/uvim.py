@@ -22,7 +22,9 @@ from fsq import checkpoint as ckpt
 from fsq import rundir
 from fsq.config import ConfigError, UViMExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data.dense import load_task_data
-from fsq.data.sampler import StepBatchSampler
+from fsq.data.loader import StepLoader
+from fsq.data.tensors import TensorItems
+from fsq.data.transforms import ItemTransform
 from fsq.distributed import DistInfo
 from fsq.models.quantizer import QuantizerSpec
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle, code_keep_mask
@@ -68,6 +70,14 @@ def load_data(cfg: UViMExperiment, split: str) -> dict[str, torch.Tensor]:
 def select(data: dict[str, torch.Tensor], index: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
     """The rows ``index`` of every tensor of a batch dict, on ``device``."""
     return {k: v[index].to(device) for k, v in data.items()}
+
+
+def on_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Every tensor of a batch dict on ``device``."""
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+CODES = "oracle_codes"  # the language model's loader: the oracle's codes of each pair, beside the pair
 
 
 def oracle_spec(cfg: UViMExperiment, task: Task) -> OracleSpec:
@@ -174,10 +184,20 @@ def phases(cfg: UViMExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) ->
     device = dist.device
     task = build_task(cfg)
     train = load_data(cfg, "train")
-    num = train["image"].shape[0]
-    sampler = StepBatchSampler(
-        num, cfg.train.batch_size, seed=cfg.train.seed, rank=dist.rank, world_size=dist.world_size
-    )
+
+    def loader(data: dict[str, torch.Tensor], steps: int) -> StepLoader:
+        """This rank's rows of ``data`` at each step (the same rows for both phases: one seed)."""
+        return StepLoader(
+            TensorItems(data, source=f"the {cfg.task.name} training pairs"),
+            ItemTransform("none"),
+            global_batch=cfg.train.batch_size,
+            seed=cfg.train.seed,
+            stop=steps,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+
+    oracle_loader = loader(train, cfg.train.oracle_steps)
 
     oracle_done = ckpt.latest_checkpoint(run_dir / "oracle")
     if ckpt.latest_checkpoint(run_dir / "lm") is not None and (
@@ -200,7 +220,7 @@ def phases(cfg: UViMExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) ->
         if oracle.spec.code_dropout:
             generator = _generator(cfg.train.seed, step, 1)
             keep = dist.rows(code_keep_mask(cfg.train.batch_size, oracle.spec.code_grid**2, generator))
-        return select(train, sampler.indices(step), device), keep
+        return on_device(oracle_loader.batch(step)[0], device), keep
 
     def oracle_step(
         network: nn.Module, pairs: tuple[dict[str, torch.Tensor], torch.Tensor | None], step: int
@@ -230,13 +250,17 @@ def phases(cfg: UViMExperiment, run_dir: Path, dist: DistInfo, run: RunPhase) ->
     )
 
     codes = oracle_codes(oracle, task, train, device).flatten(1)
+    if CODES in train:
+        raise ValueError(f"the {cfg.task.name} training pairs already hold a tensor named {CODES!r}")
+    lm_loader = loader({**train, CODES: codes}, cfg.train.lm_steps)
     torch.manual_seed(cfg.train.seed + 1)
     lm = UViMLanguageModel(lm_spec(cfg, task, oracle.codebook_size)).to(device)
 
     def lm_batch(step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """This rank's (image, target) pairs of ``step`` and the oracle's codes of their targets."""
-        index = sampler.indices(step)
-        return select(train, index, device), codes[index].to(device)
+        rows = lm_loader.batch(step)[0]
+        target = rows.pop(CODES)
+        return on_device(rows, device), target.to(device)
 
     def lm_step(network: nn.Module, pairs: tuple[dict[str, torch.Tensor], torch.Tensor], step: int) -> StepOutput:
         batch, target = pairs
