@@ -30,7 +30,7 @@ import torch
 from fsq.counts import check_optional_count
 from fsq.data.hf import HFItems
 from fsq.data.images import _DECODE_ERRORS, IMAGE_EXTENSIONS, ImageSet, _classes, _report, decode_image
-from fsq.data.items import ImageItems, UnreadableItem
+from fsq.data.items import FolderFiles, ImageItems, UnreadableItem
 from fsq.data.scan import scan_folder
 from fsq.data.shard_urls import is_remote
 from fsq.data.shards import TarShardItems
@@ -88,7 +88,7 @@ class MemoryItems(ImageItems):
         return hashlib.sha256(self.images.images[:count].numpy().tobytes()).hexdigest()[:24]
 
 
-class FolderItems(ImageItems):
+class FolderItems(FolderFiles):
     """Image files under a folder (or its ``split`` sub-folder), decoded one by one when read.
 
     ``limit`` keeps the first ``limit`` image files in sorted path order. ``draft_size`` lets JPEGs decode at a
@@ -124,7 +124,7 @@ class FolderItems(ImageItems):
             raise ValueError(f"{reason}: {folder / name}")
         files = [p for p in scan.files if p.suffix.lower() in IMAGE_EXTENSIONS]
         others = [p for p in scan.files if p.suffix.lower() not in IMAGE_EXTENSIONS]
-        self.class_names = _classes(folder, files)
+        class_names = _classes(folder, files)
         if limit is not None:
             files = files[:limit]
         if not files:
@@ -132,14 +132,9 @@ class FolderItems(ImageItems):
                 f"no image files in {folder}: expected {', '.join(IMAGE_EXTENSIONS)} files, optionally in class "
                 f"sub-folders (hidden names are ignored); found {len(others)} other files in {scan.folders} folders"
             )
-        self.root, self.source, self.split = folder, os.fspath(root), split
+        self._set_files(folder, files, class_names)
+        self.source, self.split = os.fspath(root), split
         self.channels, self.draft_size = channels, draft_size
-        self.relative = [p.relative_to(folder).as_posix() for p in files]
-        self.has_labels = self.class_names is not None
-        self._labels = None
-        if self.class_names is not None:
-            index = {name: k for k, name in enumerate(self.class_names)}
-            self._labels = torch.tensor([index[r.split("/")[0]] for r in self.relative], dtype=torch.int64)
         groups = {
             "non-image files": [
                 (p.relative_to(folder).as_posix(), f"not an image file ({p.suffix or 'none'})") for p in others
@@ -150,28 +145,12 @@ class FolderItems(ImageItems):
         _report(folder, groups)
         self.skipped = [item for group in groups.values() for item in group]
 
-    def __len__(self) -> int:
-        return len(self.relative)
-
     def read(self, index: int) -> torch.Tensor:
         path = self.root / self.relative[index]
         try:
             return decode_image(path, channels=self.channels, draft_size=self.draft_size)
         except _DECODE_ERRORS as error:
             raise UnreadableItem(self.relative[index], str(error)) from error
-
-    def label(self, index: int) -> int:
-        return -1 if self._labels is None else int(self._labels[index])
-
-    def name(self, index: int) -> str:
-        return self.relative[index]
-
-    def fingerprint(self, count: int) -> str:
-        digest = hashlib.sha256(os.fspath(self.root.resolve()).encode())
-        for rel in self.relative[:count]:
-            stat = (self.root / rel).stat()
-            digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()[:24]
 
 
 def open_items(

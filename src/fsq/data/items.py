@@ -10,6 +10,10 @@ by :mod:`fsq.data.loader`.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import torch
 
 
@@ -49,3 +53,42 @@ class ImageItems:
     def fingerprint(self, count: int) -> str:
         """A hash that changes when any of the first ``count`` items could have changed."""
         raise NotImplementedError
+
+
+class FolderFiles(ImageItems):
+    """Items that are files under a folder, one each (images, audio or video files): their paths relative to
+    ``root`` in sorted order, labels from class sub-folders, and a fingerprint of names, sizes and times.
+
+    A subclass sets ``root`` and calls :meth:`_set_files` with the files it keeps and the class names it found
+    (``None``: unlabelled); it defines ``read``.
+    """
+
+    root: Path
+    relative: list[str]
+    _labels: torch.Tensor | None
+
+    def _set_files(self, folder: Path, files: list[Path], class_names: list[str] | None) -> None:
+        self.root = folder
+        self.class_names = class_names
+        self.relative = [p.relative_to(folder).as_posix() for p in files]
+        self.has_labels = class_names is not None
+        self._labels = None
+        if class_names is not None:
+            index = {name: k for k, name in enumerate(class_names)}
+            self._labels = torch.tensor([index[r.split("/")[0]] for r in self.relative], dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.relative)
+
+    def label(self, index: int) -> int:
+        return -1 if self._labels is None else int(self._labels[index])
+
+    def name(self, index: int) -> str:
+        return self.relative[index]
+
+    def fingerprint(self, count: int) -> str:
+        digest = hashlib.sha256(os.fspath(self.root.resolve()).encode())
+        for rel in self.relative[:count]:
+            stat = (self.root / rel).stat()
+            digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:24]

@@ -20,7 +20,6 @@ raises :class:`~fsq.data.items.UnreadableItem` (skipped and reported, or raised,
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import wave
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from fsq.data.images import _classes
-from fsq.data.items import ImageItems, UnreadableItem
+from fsq.data.items import FolderFiles, UnreadableItem
 from fsq.data.scan import scan_folder
 from fsq.data.shards import TarShardItems
 from fsq.data.signals import SignalKind, check_rate, resample_time
@@ -96,7 +95,7 @@ def check_clip(
     return clip
 
 
-class SignalFolderItems(ImageItems):
+class SignalFolderItems(FolderFiles):
     """Audio or video files under a folder (or its ``split`` sub-folder), decoded one by one when read.
 
     ``rate``: the rate every file must have (None: any; ``resample``: files at another rate are resampled to it);
@@ -134,7 +133,7 @@ class SignalFolderItems(ImageItems):
         wanted = EXTENSIONS[kind.name]
         files = [p for p in scan.files if p.suffix.lower() in wanted]
         others = [p for p in scan.files if p.suffix.lower() not in wanted]
-        self.class_names = _classes(folder, files)
+        class_names = _classes(folder, files)
         if limit is not None:
             files = files[:limit]
         if not files:
@@ -142,21 +141,13 @@ class SignalFolderItems(ImageItems):
                 f"no {kind.name} files in {folder}: expected {', '.join(wanted)} files, optionally in class "
                 f"sub-folders; found {len(others)} other files"
             )
-        self.root, self.source, self.split, self.kind = folder, os.fspath(root), split, kind
+        self._set_files(folder, files, class_names)
+        self.source, self.split, self.kind = os.fspath(root), split, kind
         self.rate, self.min_length, self.wanted_channels = rate, min_length, channels
         self.resample = resample
         self.channels = channels or 1
-        self.relative = [p.relative_to(folder).as_posix() for p in files]
-        self.has_labels = self.class_names is not None
-        self._labels: torch.Tensor | None = None
-        if self.class_names is not None:
-            index = {name: k for k, name in enumerate(self.class_names)}
-            self._labels = torch.tensor([index[r.split("/")[0]] for r in self.relative], dtype=torch.int64)
         other = [(p.relative_to(folder).as_posix(), f"not a {kind.name} file ({p.suffix or 'none'})") for p in others]
         self.skipped = other + scan.duplicates + scan.unreadable
-
-    def __len__(self) -> int:
-        return len(self.relative)
 
     def read(self, index: int) -> torch.Tensor:
         """The clip ``(C, *axes)``; a ValueError naming the file when its rank, rate or length is wrong."""
@@ -173,19 +164,6 @@ class SignalFolderItems(ImageItems):
         return check_clip(
             os.fspath(path), clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample
         )
-
-    def label(self, index: int) -> int:
-        return -1 if self._labels is None else int(self._labels[index])
-
-    def name(self, index: int) -> str:
-        return self.relative[index]
-
-    def fingerprint(self, count: int) -> str:
-        digest = hashlib.sha256(os.fspath(self.root.resolve()).encode())
-        for rel in self.relative[:count]:
-            stat = (self.root / rel).stat()
-            digest.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()[:24]
 
 
 class SignalShardItems(TarShardItems):

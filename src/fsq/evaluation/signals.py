@@ -54,6 +54,21 @@ def waveform_image(clip: torch.Tensor, height: int = 64) -> torch.Tensor:
     return image
 
 
+def codebook_report(model: Tokenizer, summary: Any) -> dict[str, Any]:
+    """The code-usage fields of a tokenizer's evaluation (any signal kind): codebook size, codes used, usage,
+    perplexity, entropy, tokens counted, parameters, and the quantizer's own report (kind, levels)."""
+    return {
+        "codebook_size": model.codebook_size,
+        "codes_used": summary.codes_used,
+        "usage": summary.usage_fraction,
+        "perplexity": summary.perplexity,
+        "entropy_bits": summary.entropy_bits,
+        "tokens": summary.tokens,
+        "parameters": model.parameter_counts(),
+        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
+    }
+
+
 @torch.no_grad()
 def evaluate_signals(
     run_dir: Path, cfg: TokenizerExperiment, model: Tokenizer, step: int, device: torch.device
@@ -99,14 +114,7 @@ def evaluate_signals(
         "rate": getattr(held_out, "rate", None),
         "num_samples": int(sums[2].item()),
         "l1": sums[1].item() / count,
-        "codebook_size": model.codebook_size,
-        "codes_used": summary.codes_used,
-        "usage": summary.usage_fraction,
-        "perplexity": summary.perplexity,
-        "entropy_bits": summary.entropy_bits,
-        "tokens": summary.tokens,
-        "parameters": model.parameter_counts(),
-        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
+        **codebook_report(model, summary),
         "token_grid": list(model.spec.grid_shape),
         "image_metrics": f"not computed: FID, SSIM and perceptual features are image metrics, not {kind.name} ones",
     }

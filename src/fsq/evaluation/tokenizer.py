@@ -26,7 +26,7 @@ from fsq import distributed, rundir, storage
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data import cache_dir
 from fsq.data.loader import iterate_batches
-from fsq.evaluation.signals import evaluate_signals
+from fsq.evaluation.signals import codebook_report, evaluate_signals
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
 from fsq.losses.lpips import LPIPS, NAME
@@ -113,14 +113,7 @@ def evaluate_tokenizer(
         "psnr": sums[0].item() / sums[2].item(),
         "ssim": sums[1].item() / sums[2].item(),
         **({"lpips": lpips_sum.item() / sums[2].item(), "lpips_network": NAME} if lpips is not None else {}),
-        "codebook_size": model.codebook_size,
-        "codes_used": summary.codes_used,
-        "usage": summary.usage_fraction,
-        "perplexity": summary.perplexity,
-        "entropy_bits": summary.entropy_bits,
-        "tokens": summary.tokens,
-        "parameters": model.parameter_counts(),
-        **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
+        **codebook_report(model, summary),
         "token_grid": model.spec.token_grid,
     }
     if fid_n > 1:
