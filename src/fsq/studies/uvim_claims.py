@@ -217,8 +217,8 @@ def _context(groups: list[dict[str, Any]]) -> list[str]:
         return []
     parts = [Side.of(g, "prediction") for g in (f, fn, v, vn)]
     drop_f, drop_v = f["prediction"] - fn["prediction"], v["prediction"] - vn["prediction"]
-    known = all(p.std is not None and p.seeds > 1 for p in parts)
-    se = sum(p.std**2 / p.seeds for p in parts) ** 0.5 if known else None  # type: ignore[operator]
+    stds = [p.std for p in parts if p.std is not None and p.seeds > 1]
+    se = sum(std**2 / p.seeds for std, p in zip(stds, parts)) ** 0.5 if len(stds) == len(parts) else None
     seeds = (min(parts[0].seeds, parts[1].seeds), min(parts[2].seeds, parts[3].seeds))
     verdict = verdicts.positive(drop_v - drop_f, se, seeds, difference=drop_f - drop_v)
     return [
