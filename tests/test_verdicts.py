@@ -62,6 +62,7 @@ def test_positive_of_a_difference_of_differences():
     assert verdicts.positive(0.3, 0.1, (3, 3)).word == "yes"
     assert verdicts.positive(0.15, 0.1, (3, 3)).word == "not resolved"
     assert verdicts.positive(-0.3, None, (1, 1)).bold() == "**no (single seed)**"
+    assert verdicts.positive(0.0, 0.0, (2, 2)).word == "no"  # a tie with no spread does not hold a direction
 
 
 def test_side_of_an_aggregated_row():

@@ -106,7 +106,7 @@ def positive(value: float, se: float | None, seeds: tuple[int, int], difference:
     """
     band = 0.0 if se is None else SE_MULTIPLE * se
     word = YES if value > band else NO if value < -band else UNRESOLVED
-    if se is None and value == 0:
+    if band == 0 and value == 0:  # a tie with no spread to hide in: the direction does not hold
         word = NO
     return Verdict(word, value if difference is None else difference, se, seeds, "one-sided")
 
