@@ -486,7 +486,7 @@ def level_claims(rows: list[dict[str, Any]]) -> list[str]:
     if total == 0:
         lines.append(_line(UNTESTABLE, claim, "no size has Stage II results for both families."))
     else:
-        verdict = REPRODUCED if wins == total else NOT_REPRODUCED if losses else UNTESTABLE
+        verdict = REPRODUCED if wins == total else NOT_REPRODUCED if losses else UNRESOLVED
         lines.append(
             _line(
                 verdict,
@@ -495,6 +495,9 @@ def level_claims(rows: list[dict[str, Any]]) -> list[str]:
                 f"sizes ({name}, lower is better; seeds per set: {', '.join(map(str, seeds))}): "
                 + "; ".join(evidence)
                 + ".",
+                "per size, the best set with every L >= 5 against the best with some L < 5; a difference counts when "
+                "it exceeds the larger of their seed standard deviations (every difference with one seed)",
+                rows,
             )
         )
     for key2, text, lower in (("class_accuracy", "Class accuracy of the samples (judge)", False),):
