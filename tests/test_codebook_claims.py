@@ -106,7 +106,7 @@ def test_level_claims_weigh_differences_against_the_spread():
     )
     tie = level_claims(study([41.0, 44.0, 38.0]))[0]  # 42 vs 41: within the spread (std 2 and 3)
     assert tie.startswith(f"**{UNRESOLVED}**") and "within the run-to-run spread at 1 of 1" in tie
-    assert "a difference counts when it exceeds the larger of their seed standard deviations" in tie and "3 seeds" in tie
+    assert "exceeds the larger of their seed standard deviations" in tie and "3 seeds" in tie
     worse = level_claims(study([20.0, 21.0, 22.0]))[0]
     assert worse.startswith(f"**{NOT_REPRODUCED}**") and "worse at 1" in worse
     single = level_claims([_level_row([8, 5, 5, 5], 1024, 42.0, 0), _level_row([4] * 5, 1024, 41.0, 0)])

@@ -11,6 +11,7 @@ beside it. Sampling quality is the sampling FID (Inception) when the rows have i
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from fsq.studies import verdicts
@@ -129,7 +130,7 @@ def _line(verdict: str, claim: str, evidence: str, test: str = "", rows: list[di
     and the test that decided it."""
     seeds = _seeds(rows or [])
     single = " (single seed)" if rows and seeds == 1 and verdict != UNTESTABLE else ""
-    count = "" if "seed" in test else f"; {seeds} seed{'s' if seeds > 1 else ''}"
+    count = "" if re.search(r"\d+/\d+ seed", test) else f"; {seeds} seed{'s' if seeds > 1 else ''}"
     how = f" (test: {test}{count})" if test and rows else ""
     return f"**{verdict}{single}**: {claim} Measured: {evidence}{how}"
 
