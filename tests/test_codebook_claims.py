@@ -130,3 +130,16 @@ def test_two_mean_claims_weigh_the_seeds_spread_and_usage_shows_its_cap():
     usage = next(x for x in lines if "(c) FSQ's tokenizer uses almost all codes" in x)
     assert "countable at most: 49% at K = 16384" in usage and "2 seeds" in usage  # 8000 of 16384 codes
     assert "| 95.0 ± 0.0% (cap 49%) |" in markdown_table(rows)
+
+
+def test_the_judge_reference_split_is_named():
+    rows = _paper_like()
+    assert "against as many training (the split the Stage II grids come from) images" in "\n".join(claims(rows))
+    held_out = [{**r, "reference_split": "test"} for r in rows]
+    assert "against as many held-out `test` images" in "\n".join(claims(held_out))
+
+
+def test_the_study_presets_judge_against_held_out_images():
+    from fsq.studies.codebook import STAGE2_PRESETS
+
+    assert {name: p["eval"]["reference_split"] for name, p in STAGE2_PRESETS.items()} == {"cpu": "test", "gpu": "test"}

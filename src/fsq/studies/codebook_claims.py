@@ -421,10 +421,17 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
         if key == "judge_fd":
             lines.append(
                 "Sampling quality is the judge Frechet distance (the class judge's penultimate features of the "
-                "samples against as many training images; comparable only between runs at the same sample count), "
-                "not FID; Inception sampling FID needs `maskgit.eval.fid_samples > 0` (the GPU preset)."
+                f"samples against as many {_reference(rows)} images; comparable only between runs at the same sample "
+                "count), not FID; Inception sampling FID needs `maskgit.eval.fid_samples > 0` (the GPU preset)."
             )
     return lines
+
+
+def _reference(rows: list[dict[str, Any]]) -> str:
+    """Which images the judge distances compare with, in words (rows from before it was recorded: training)."""
+    splits = sorted({r.get("reference_split") or "train" for r in rows})
+    words = {"train": "training (the split the Stage II grids come from)", "test": "held-out `test`"}
+    return " and ".join(words.get(s, f"`{s}`") for s in splits)
 
 
 def _by_size(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
