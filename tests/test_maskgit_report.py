@@ -201,3 +201,25 @@ def test_study_settings_from_the_command_line():
     for bad in ("study.budgets=[0,1]", "study.seeds=[1,1]", "study.budgets=x", "study.steps=2"):
         with pytest.raises(ValueError, match="study"):
             split_overrides([bad])
+
+
+def test_rows_carry_the_stage1_reconstruction_of_their_tokenizer(tmp_path):
+    study = _study(tmp_path)
+    plan = json.loads((study / "study.json").read_text())
+    for q, psnr in (("fsq", 21.5), ("vq", 19.25)):
+        folder = study / "runs" / f"tokenizer_{q}" / "eval"
+        folder.mkdir(parents=True)
+        (folder / "step_000100.json").write_text(json.dumps({"step": 100, "psnr": psnr, "ssim": 0.8, "rfid": None}))
+    for run in plan["runs"]:
+        run["tokenizer"] = f"runs/tokenizer_{run['label'].lower()}"  # relative to the study folder
+    (study / "study.json").write_text(json.dumps(plan))
+    rows = collect(study)
+    assert {(r["quantizer"], r["tokenizer_psnr"], r["tokenizer_ssim"]) for r in rows} == {
+        ("FSQ", 21.5, 0.8),
+        ("VQ", 19.25, 0.8),
+    }
+    table = markdown_table(rows)
+    assert "| Stage I PSNR | Stage I SSIM |" in table and "| 21.50 ± 0.00 | 0.800 ± 0.000 |" in table
+    assert "| 19.25 ± 0.00 |" in table
+    # a run without its tokenizer's evaluation shows no Stage I numbers
+    assert all(r["tokenizer_psnr"] is None for r in collect(_study(tmp_path / "bare")))

@@ -49,7 +49,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = (
         "| quantizer | Stage II budget | images seen | CFG | class acc. | judge FD | judge precision | judge recall | "
         + ("sampling FID | " if with_fid else "")
-        + "tokenizer usage | sampled usage | bits/token |"
+        + "Stage I PSNR | Stage I SSIM | tokenizer usage | sampled usage | bits/token |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for s, picked in headline(rows):
@@ -64,6 +64,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             _cell(s, "judge_precision", 3),
             _cell(s, "judge_recall", 3),
             *([_cell(s, "fid", 1)] if with_fid else []),
+            _cell(s, "tokenizer_psnr", 2),
+            _cell(s, "tokenizer_ssim", 3),
             _cell(s, "tokenizer_usage", 1, percent=True),
             _cell(s, "sampled_usage", 1, percent=True),
             _cell(s, "bits_per_token", 2),
