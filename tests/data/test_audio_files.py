@@ -175,6 +175,8 @@ def test_wav_truncation_reads_the_riff_chunks():
     assert wav_truncation(whole[:-3]) == "truncated: its header declares 8 bytes of samples, the file holds 5"
     streamed = header + b"data" + (0xFFFFFFFF).to_bytes(4, "little") + bytes(8)  # size unknown when written
     assert wav_truncation(streamed) is None
+    espeak = header + b"data" + (0x7FFFF000).to_bytes(4, "little") + bytes(8)  # `espeak-ng --stdout > x.wav`
+    assert wav_truncation(espeak) is None
     assert wav_truncation(header[:-4]).startswith("truncated: no sample data")
 
 

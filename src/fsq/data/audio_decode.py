@@ -34,7 +34,9 @@ from fsq.data.signals import AUDIO, check_rate, resample_time
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 INSTALL = "pip install 'fsq-toolkit[audio]' (soundfile, soxr)"
-_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # what streaming writers put in a RIFF size they could not know
+# what streaming writers put in a RIFF size they could not know: 0, 0xFFFFFFFF, 0x7FFFFFFF or, from
+# `espeak-ng --stdout`, 0x7FFFF000 (no clip in a folder of clips holds 2 GB of samples)
+_STREAMED_SIZE = 0x7FFF0000
 
 
 def soundfile_module() -> ModuleType | None:
@@ -64,7 +66,7 @@ def wav_truncation(data: bytes) -> str | None:
         chunk, size = data[position : position + 4], struct.unpack("<I", data[position + 4 : position + 8])[0]
         start = position + 8
         if chunk == b"data":
-            if size in _UNKNOWN_SIZES or start + size <= len(data):
+            if size == 0 or size >= _STREAMED_SIZE or start + size <= len(data):
                 return None
             return f"truncated: its header declares {size} bytes of samples, the file holds {len(data) - start}"
         position = start + size + (size & 1)  # chunks are padded to an even size
