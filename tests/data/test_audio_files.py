@@ -194,3 +194,15 @@ def test_worker_error_message_unwraps_only_value_errors():
     assert worker_error_message(RuntimeError(chained)) == "cannot x"
     assert worker_error_message(RuntimeError(wrapped.replace("ValueError:", "KeyError:"))) is None
     assert worker_error_message(ValueError("plain")) is None
+
+
+def test_npy_clips_follow_the_same_rules(tmp_path):
+    stereo = np.stack([np.full(300, 0.25), np.full(300, 0.75)]).astype(np.float32)
+    np.save(tmp_path / "a.npy", stereo)
+    bad = np.full((1, 300), 0.5, dtype=np.float32)
+    bad[0, 7] = np.nan
+    np.save(tmp_path / "b.npy", bad)
+    items = SignalFolderItems(tmp_path, "all", AUDIO)
+    assert torch.equal(items.read(0), torch.full((1, 300), 0.5))  # downmixed to mono
+    with pytest.raises(UnreadableItem, match=r"cannot decode audio file b.npy: 1 NaN or infinite values"):
+        items.read(1)
