@@ -175,6 +175,46 @@ def _tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encode(args: argparse.Namespace) -> int:
+    from fsq.inference.codec import encode_file, open_model
+
+    model = open_model(args.model, args.device)
+    encoded = encode_file(model, args.input, args.out, rate=args.rate, resample=args.resample)
+    print(describe_codes(encoded.codes.header, args.out))
+    if encoded.real_time_factor is not None:
+        print(f"real-time factor {encoded.real_time_factor:.1f}x (seconds of signal per second of compute, encode)")
+    return 0
+
+
+def describe_codes(header: dict[str, Any], where: Any) -> str:
+    """One line on a codes file: the signal, the token grid and the bitrate."""
+    rate = f" at {header['rate']:g} {header['rate_unit']}" if header.get("rate") else ""
+    duration = f", {header['duration_s']:.3g} s" if header.get("duration_s") else ""
+    shape = "x".join(map(str, header["signal_shape"]))
+    grid = "x".join(map(str, header["grid_shape"]))
+    bitrate = header["bitrate"]
+    amount = (
+        f"{bitrate / 1000:.4g} kbit/s"
+        if header["bitrate_unit"] == "bits/s"
+        else f"{bitrate:g} {header['bitrate_unit']}"
+    )
+    return (
+        f"{where}: {header['kind']} {shape}{rate}{duration} as {header['chunks']} chunk(s) of {grid} tokens "
+        f"({header['quantizer']['description']}, {header['bits_per_token']:.4g} bits per token): {amount}"
+    )
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from fsq.inference.codec import decode_file, open_model
+
+    model = open_model(args.model, args.device)
+    decoded = decode_file(model, args.codes, args.out)
+    print(f"wrote {args.out}: {decoded.kind.name} {'x'.join(map(str, decoded.signal.shape))}")
+    if decoded.real_time_factor is not None:
+        print(f"real-time factor {decoded.real_time_factor:.1f}x (seconds of signal per second of compute, decode)")
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from fsq.data.sources import main as data_main
 
@@ -335,6 +375,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard-size", type=count_arg(), default=10_000, help="token grids per shard (default 10000)"
     )
     tokenize.set_defaults(func=_tokenize)
+
+    model_help = "a tokenizer run dir, a bundle, a shipped name (mnist-fsq) or a hub repo id"
+    encode = commands.add_parser("encode", help="a signal file (.wav, image, .npy, .gif, video) to a codes file")
+    encode.add_argument("model", metavar="MODEL", help=model_help)
+    encode.add_argument("input", metavar="INPUT", help="the signal file: audio .wav/.npy, an image, a .npy/.gif clip")
+    encode.add_argument("--out", required=True, help="the codes file to write (.npz)")
+    encode.add_argument(
+        "--rate", type=float, default=None, help="the rate of an input without one (default: the model's)"
+    )
+    encode.add_argument("--resample", action="store_true", help="resample an input at another rate to the model's")
+    encode.add_argument("--device", default="cpu", help="cpu | cuda")
+    encode.set_defaults(func=_encode)
+
+    decode = commands.add_parser("decode", help="a codes file back to a signal file (.wav, .png, .npy, .gif)")
+    decode.add_argument("model", metavar="MODEL", help=f"{model_help}: the one that encoded the codes")
+    decode.add_argument("codes", metavar="CODES", help="the codes file of `fsq encode` (.npz)")
+    decode.add_argument("--out", required=True, help="the file to write: its extension picks the format")
+    decode.add_argument("--device", default="cpu", help="cpu | cuda")
+    decode.set_defaults(func=_decode)
 
     data = commands.add_parser("data", help="offline data sources: list | prepare [NAME...|all]")
     data.add_argument("action", choices=["list", "prepare"])
