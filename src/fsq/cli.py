@@ -182,7 +182,8 @@ def _encode(args: argparse.Namespace) -> int:
     encoded = encode_file(model, args.input, args.out, rate=args.rate, resample=args.resample)
     print(describe_codes(encoded.codes.header, args.out))
     if encoded.real_time_factor is not None:
-        print(f"real-time factor {encoded.real_time_factor:.1f}x (seconds of signal per second of compute, encode)")
+        rtf = encoded.real_time_factor
+        print(f"real-time factor {rtf:.1f}x (seconds of signal per second of compute; encode, one pass)")
     return 0
 
 
@@ -211,7 +212,8 @@ def _decode(args: argparse.Namespace) -> int:
     decoded = decode_file(model, args.codes, args.out)
     print(f"wrote {args.out}: {decoded.kind.name} {'x'.join(map(str, decoded.signal.shape))}")
     if decoded.real_time_factor is not None:
-        print(f"real-time factor {decoded.real_time_factor:.1f}x (seconds of signal per second of compute, decode)")
+        rtf = decoded.real_time_factor
+        print(f"real-time factor {rtf:.1f}x (seconds of signal per second of compute; decode, one pass)")
     return 0
 
 

@@ -298,7 +298,8 @@ def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], deco
 
 @torch.no_grad()
 def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTokenizer | None) -> dict[str, Any]:
-    """The level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each code channel
+    """The level (0 .. L_i - 1) each token of the first 1000 held-out images (signals: ``data.eval_limit`` clips at
+    most, ``eval.batch_size`` at a time) takes on each code channel
     (``levels/channel_i``), published beside the final evaluation; empty for a quantizer without per-channel
     levels (VQ). ``trained``: the model training left (None: the run's newest checkpoint)."""
     model = trained.model if trained is not None else load_run(run_dir)[0]
@@ -306,9 +307,13 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTo
     level_digits = family_of(quantizer).level_digits
     if level_digits is None:
         return {}
-    items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
+    count, batch = 1000, 250
+    if is_signal_source(cfg.data.source):  # clips (generated in memory) go as evaluation takes them: 1000 clips
+        count = min(count, cfg.data.eval_limit or count)  # of 17 x 256 x 256 px would take 3.3 GB and minutes,
+        batch = cfg.eval.batch_size  # and 250 of them at once all of a GPU's memory
+    items = open_split(cfg, cfg.data.eval_split, count)  # streamed sources too (centre crops, as evaluation)
     device = next(model.parameters()).device
-    batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), 250, workers=0)
+    batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), batch, workers=0)
     parts = [model.tokenize(to_unit(images[valid].to(device))) for _, images, _, valid in batches]
     if not parts:
         return {}
