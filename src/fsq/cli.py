@@ -239,21 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = commands.add_parser(
         "study",
-        help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2)",
+        help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2) | "
+        "video (FSQ vs VQ vs LFQ video tokenizers)",
     )
-    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim"])
+    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim", "video"])
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
     study.add_argument(
-        "--seeds", nargs="+", type=int, help="uvim, codebook-size, levels: training seeds, one run each (default 0)"
+        "--seeds",
+        nargs="+",
+        type=int,
+        help="uvim, codebook-size, levels, video: training seeds, one run each (default 0; video: 0 1 2, quick 0)",
     )
-    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
+    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder; video: blobs")
     study.add_argument(
         "--sizes",
         nargs="+",
         help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096 16384 65536)",
     )
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
-    study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
+    study.add_argument(
+        "--preset", default="cpu", choices=["cpu", "gpu", "quick"], help="run size (default cpu; quick: video only)"
+    )
     study.add_argument(
         "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
     )
