@@ -53,7 +53,7 @@ def _gif_duration(path: Path) -> tuple[int, tuple[int, int]]:
         return sum(frame.info["duration"] for frame in ImageSequence.Iterator(image)), image.size
 
 
-def test_frame_prediction_trains_evaluates_and_samples(blobs_tokenizer, tmp_path):
+def test_frame_prediction_trains_evaluates_and_samples(blobs_tokenizer, tmp_path, capsys):
     run = tmp_path / "predict"
     result = app.train(_maskgit_cfg("fsq_moving_mnist_predict", blobs_tokenizer), run)
     ev = result["eval"]
@@ -86,6 +86,13 @@ def test_frame_prediction_trains_evaluates_and_samples(blobs_tokenizer, tmp_path
 
         with av.open(str(out / "prediction.mp4")) as container:
             assert sum(1 for _ in container.decode(video=0)) == 9
+
+    # a bundle records that it predicts frames but not the tokenizer's data: a clear error, not unconditional samples
+    assert main(["export", str(run), str(tmp_path / "bundle")]) == 0
+    assert json.loads((tmp_path / "bundle" / "config.json").read_text())["sampling"]["condition_frames"] == 1
+    assert main(["sample", str(tmp_path / "bundle"), "--out", str(tmp_path / "nope")]) == 2
+    assert "frame prediction conditions on held-out clips" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
 
 
 def test_condition_frames_must_leave_a_frame_to_predict(blobs_tokenizer, tmp_path):

@@ -41,9 +41,9 @@ from fsq.stages.tokenizer import item_transform, open_split
 
 
 def held_out_clips(tok_cfg: TokenizerExperiment, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(clips float (N, C, T, H, W) in [0, 1], labels (N,) or None): the first ``count`` readable clips of
-    ``split`` of the tokenizer's data, centre-cropped as evaluation crops them."""
-    items = open_split(tok_cfg, split, None)
+    """(clips float (N, C, T, H, W) in [0, 1], labels (N,) or None): the readable ones of the first ``count`` clips
+    of ``split`` of the tokenizer's data, centre-cropped as evaluation crops them."""
+    items = open_split(tok_cfg, split, count)  # the first ``count`` (generated sources make no more)
     transform = item_transform(tok_cfg, items, train=False)
     clips, labels = [], []
     for _, batch, batch_labels, valid in iterate_batches(items, transform, range(len(items)), 64):
