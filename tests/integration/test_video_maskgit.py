@@ -1,7 +1,8 @@
-"""MaskGIT over video token grids (t, h, w): frame prediction (the first latent frame given) trains, evaluates and
-samples through the CLI with PSNR against the real frames and the repeat-frame baseline; class labels of video
-folders flow through `fsq tokenize` into a class-conditional MaskGIT; video samples come out as PNG strips, GIFs
-and (with PyAV) MP4s that read back. Each uses a 4-step causal blobs tokenizer."""
+"""MaskGIT over video token grids (t, h, w), the smoke runs of the two Moving MNIST configs: frame prediction (the
+first latent frame given) trains, evaluates and samples through the CLI with PSNR against the real frames and the
+repeat-frame baseline; the clips' labels (first digit's class; or a video folder's class sub-folders) flow through
+`fsq tokenize` into a class-conditional MaskGIT; video samples come out as PNG strips, GIFs and (with PyAV) MP4s
+that read back. The tokenizer: a 4-step causal 3-D tokenizer on 9-frame 16 px Moving MNIST clips."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from PIL import Image, ImageSequence
 from fsq import app
 from fsq.cli import main
 from fsq.clips import mp4_available
-from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config
+from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config, read_run_config
 from fsq.inference.frame_prediction import frame_psnr
 from fsq.models import Tokenizer
+from fsq.stages.tokenizer import open_split
+from fsq.stages.tokens import load_tokens
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -41,9 +44,9 @@ def _maskgit_cfg(name: str, tokenizer: Path, *overrides: str) -> MaskGITExperime
 
 
 @pytest.fixture(scope="module")
-def blobs_tokenizer(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("blobs_tokenizer")
-    app.train(_tokenizer_cfg("data.train_limit=64"), run)
+def mm_tokenizer(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("moving_mnist_tokenizer")
+    app.train(_tokenizer_cfg("data.source=moving_mnist", "data.length=9", "data.train_limit=64"), run)
     return run
 
 
@@ -53,9 +56,9 @@ def _gif_duration(path: Path) -> tuple[int, tuple[int, int]]:
         return sum(frame.info["duration"] for frame in ImageSequence.Iterator(image)), image.size
 
 
-def test_frame_prediction_trains_evaluates_and_samples(blobs_tokenizer, tmp_path, capsys):
+def test_frame_prediction_trains_evaluates_and_samples(mm_tokenizer, tmp_path, capsys):
     run = tmp_path / "predict"
-    result = app.train(_maskgit_cfg("fsq_moving_mnist_predict", blobs_tokenizer), run)
+    result = app.train(_maskgit_cfg("fsq_moving_mnist_predict", mm_tokenizer), run)
     ev = result["eval"]
     assert ev["task"] == "frame_prediction" and ev["condition_frames"] == 1
     row = ev["guidance"][0]
@@ -95,16 +98,37 @@ def test_frame_prediction_trains_evaluates_and_samples(blobs_tokenizer, tmp_path
     assert not (tmp_path / "nope").exists()
 
 
-def test_condition_frames_must_leave_a_frame_to_predict(blobs_tokenizer, tmp_path):
-    cfg = _maskgit_cfg("fsq_moving_mnist_predict", blobs_tokenizer, "masking.condition_frames=3", "data.train_limit=8")
+def test_condition_frames_must_leave_a_frame_to_predict(mm_tokenizer, tmp_path):
+    cfg = _maskgit_cfg("fsq_moving_mnist_predict", mm_tokenizer, "masking.condition_frames=3", "data.train_limit=8")
     with pytest.raises(ValueError, match=r"masking.condition_frames=3 leaves nothing to predict: .*\(3, 4, 4\)"):
         app.train(cfg, tmp_path / "run")
 
 
-def test_video_folder_labels_flow_into_a_class_conditional_maskgit(tmp_path):
+def test_class_conditional_moving_mnist_smoke(mm_tokenizer, tmp_path):
+    run, out = tmp_path / "run", tmp_path / "samples"
+    overrides = [f"data.tokenizer={mm_tokenizer}", "train.threads=1", "data.train_limit=64", "eval.num_samples=10"]
+    assert main(["train", "maskgit", "fsq_moving_mnist", "smoke_maskgit", *overrides, "--run-dir", str(run)]) == 0
+    tokens, labels, manifest = load_tokens(run / "tokens" / "train")
+    assert manifest["source"] == "moving_mnist" and manifest["class_names"] == [str(c) for c in range(10)]
+    clips = open_split(read_run_config(mm_tokenizer), "train", 64)
+    assert labels is not None and torch.equal(labels, clips.labels)  # each clip's first digit's class
+    results = json.loads((run / "eval" / "step_000004.json").read_text())
+    assert results["num_classes"] == 10 and [r["guidance"] for r in results["guidance"]] == [0.0, 1.0]
+    assert main(["sample", str(run), "--classes", "3", "7", "--num", "2", "--out", str(out)]) == 0
+    with np.load(out / "samples.npz") as samples:
+        assert samples["labels"].tolist() == [3, 3, 7, 7] and samples["signals"].shape == (4, *CLIP)
+    for c in (3, 7):
+        with Image.open(out / f"class_{c}.png") as strip:  # 2 clips: 2 rows of 9 frames
+            assert strip.size[0] / strip.size[1] == pytest.approx(9 / 2)
+        assert _gif_duration(out / f"class_{c}.gif")[0] == 9 * 100  # 10 fps, the source's rate
+        assert (out / f"class_{c}.mp4").is_file() == mp4_available()
+    assert not (out / "class_0.png").exists()
+
+
+def test_video_folder_class_folders_label_the_token_manifest(tmp_path):
     from fsq.data.synthetic_signals import blob_clip
 
-    for split, count in (("train", 6), ("test", 2)):
+    for split, count in (("train", 3), ("test", 1)):
         for c, name in enumerate(("left", "right")):
             folder = tmp_path / "video" / split / name
             folder.mkdir(parents=True)
@@ -113,18 +137,6 @@ def test_video_folder_labels_flow_into_a_class_conditional_maskgit(tmp_path):
     tokenizer = tmp_path / "tokenizer"
     app.train(_tokenizer_cfg(f"data.source=video:{tmp_path / 'video'}", "data.sample_rate=null"), tokenizer)
     assert main(["tokenize", str(tokenizer), "--split", "train", "--out", str(tmp_path / "tokens")]) == 0
-    manifest = json.loads((tmp_path / "tokens" / "manifest.json").read_text())
+    tokens, labels, manifest = load_tokens(tmp_path / "tokens")
     assert manifest["has_labels"] and manifest["class_names"] == ["left", "right"] and manifest["signal"] == "video"
-
-    run = tmp_path / "maskgit"
-    cfg = _maskgit_cfg("fsq_moving_mnist", tokenizer, f"data.tokens={tmp_path / 'tokens'}", "eval.num_samples=4")
-    result = app.train(cfg, run)
-    assert result["eval"]["num_classes"] == 2 and result["eval"]["token_grid"] == list(GRID)
-    assert main(["sample", str(run), "--num", "2", "--out", str(tmp_path / "samples")]) == 0
-    with np.load(tmp_path / "samples" / "samples.npz") as samples:
-        assert samples["labels"].tolist() == [0, 0, 1, 1] and samples["signals"].shape == (4, *CLIP)
-    for c in (0, 1):
-        with Image.open(tmp_path / "samples" / f"class_{c}.png") as strip:  # 2 clips: 2 rows of 9 frames
-            assert strip.size[0] / strip.size[1] == pytest.approx(9 / 2)
-        assert _gif_duration(tmp_path / "samples" / f"class_{c}.gif")[0] == 9 * 100
-        assert (tmp_path / "samples" / f"class_{c}.mp4").is_file() == mp4_available()
+    assert tokens.shape == (6, *GRID) and labels is not None and labels.tolist() == [0, 0, 0, 1, 1, 1]
