@@ -128,9 +128,34 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    import json
+
+    from fsq.inference.frame_prediction import condition_frames_of, write_predictions
     from fsq.inference.sampling import write_samples
     from fsq.storage import new_files
 
+    if condition_frames_of(args.run_dir):  # frame prediction: conditioned on held-out clips, scored by PSNR
+        if args.classes:
+            raise ValueError("--classes: a frame-prediction model takes the labels of the held-out clips it predicts")
+        with new_files(args.out, what="predictions"):
+            path = write_predictions(
+                args.run_dir,
+                args.out,
+                num=args.num,
+                steps=args.steps,
+                guidance=args.guidance,
+                choice_temperature=args.choice_temperature,
+                seed=args.seed,
+                device=args.device,
+            )
+        report = json.loads((path.parent / "prediction.json").read_text())
+        print(
+            f"predicted frames {report['given_frames']}..{report['frames'] - 1} of {report['clips']} held-out clips: "
+            f"PSNR {report['psnr']:.2f} dB (repeating the last given frame: {report['repeat_psnr']:.2f} dB; "
+            f"the real clips' tokens decoded: {report['tokenizer_psnr']:.2f} dB)"
+        )
+        print(f"wrote {path} and beside it " + ", ".join(sorted(p.name for p in path.parent.glob("prediction.*"))))
+        return 0
     with new_files(args.out, what="samples"):  # a failure leaves no partial grids, nor a folder it created
         path = write_samples(
             args.run_dir,
@@ -302,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(func=_eval)
 
-    sample = commands.add_parser("sample", help="sample images from a MaskGIT run: PNG grid per class + .npz")
+    sample = commands.add_parser("sample", help="sample from a MaskGIT run: PNG grids (video: strips, GIF, MP4) + .npz")
     sample.add_argument(
         "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
     )
