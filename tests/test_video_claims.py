@@ -83,3 +83,29 @@ def test_plan_names_runs_and_rejects_bad_input():
         plan("blobs", "gpu", [0], [])
     with pytest.raises(ValueError, match="distinct integers"):
         plan("blobs", "quick", [0, 0], [])
+
+
+@pytest.mark.parametrize("data", ["blobs", "moving_mnist"])
+def test_the_per_frame_config_spends_nearly_the_video_configs_bits_per_clip(data):
+    """The study's two configs of a source: the per-frame image tokenizer within 99-100% of the video tokenizer's
+    bits per clip (never more), trained on the same source's frames with the same steps."""
+    import math
+
+    from fsq.config import ConfigError, TokenizerExperiment, config_path, load_config
+    from fsq.stages.signal_data import signal_shape
+    from fsq.studies.video import SOURCES
+
+    try:
+        video, frames = (load_config(TokenizerExperiment, [config_path(p)]) for p in SOURCES[data])
+    except ConfigError as error:  # the Moving MNIST tokenizer config comes with the Moving MNIST source's branch
+        pytest.skip(str(error))
+    t, h, w = signal_shape(video)
+    factors = [math.prod(f[i] for f in video.model.downsample) for i in range(3)]
+    video_bits = (t - 1) // factors[0] + 1
+    video_bits *= (h // factors[1]) * (w // factors[2]) * math.log2(math.prod(video.quantizer.levels))
+    side = frames.data.image_size // 2 ** (len(frames.model.channel_multipliers) - 1)
+    frame_bits = t * side * side * math.log2(math.prod(frames.quantizer.levels))
+    assert 0.99 * video_bits <= frame_bits <= video_bits
+    assert frames.data.source == f"frames:{video.data.source}" and frames.data.image_size == video.data.image_size
+    assert frames.train.steps == video.train.steps
+    assert frames.train.batch_size == video.train.batch_size * t  # the same pixels per step

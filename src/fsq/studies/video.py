@@ -38,7 +38,10 @@ from fsq.studies.video_claims import CLIPS_SUFFIX, claims, collect, markdown_tab
 __all__ = ["claims", "markdown_table", "run_video_study", "write_report"]
 
 # data source -> (the video tokenizer's config, the per-frame image tokenizer's config at equal bits per clip)
-SOURCES = {"blobs": ("configs/tokenizer/fsq_blobs_3d.yaml", "configs/tokenizer/fsq_blobs_frames.yaml")}
+SOURCES = {
+    "blobs": ("configs/tokenizer/fsq_blobs_3d.yaml", "configs/tokenizer/fsq_blobs_frames.yaml"),
+    "moving_mnist": ("configs/tokenizer/fsq_moving_mnist.yaml", "configs/tokenizer/fsq_moving_mnist_frames.yaml"),
+}
 DEFAULT_SOURCE = "blobs"
 FRAMES_PREFIX = "frames."
 # label -> quantizer at (nearly) equal bits per token: 9.97 (FSQ) and 10 (VQ, LFQ). VQ: the MaskGIT recipe with a
