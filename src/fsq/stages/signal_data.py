@@ -1,7 +1,7 @@
 """The tokenizer stage's signals: which kind of signal a config's data is, its shape, its splits and transforms.
 
 Images (``mnist``, ``fashion``, ``photos``, folders, shards, Hugging Face datasets) keep the image path of
-:mod:`fsq.stages.tokenizer`; the generated signals (``tones``: audio, ``blobs``: video;
+:mod:`fsq.stages.tokenizer`; the generated signals (``tones``: audio, ``blobs`` and ``moving_mnist``: video;
 :mod:`fsq.data.synthetic_signals`), the real ``videos`` source (:mod:`fsq.data.videos`) and folders or WebDataset
 shards of audio or video files (``audio:DIR``,
 ``video:DIR``, ``audio:wds:SHARDS``; :mod:`fsq.data.signal_files`) come through here. The checks: the model's
@@ -26,7 +26,7 @@ from fsq.data.signals import (
     check_rate,
     resample_time,
 )
-from fsq.data.synthetic_signals import CLIP_LENGTHS, RATES, SOURCES, generated_items
+from fsq.data.synthetic_signals import RATES, SOURCES, clip_length, generated_items
 from fsq.data.videos import LENGTH as VIDEOS_LENGTH
 from fsq.data.videos import NAME as VIDEOS
 from fsq.data.videos import VideoClips, open_videos
@@ -91,7 +91,7 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
                 f"in {'samples' if kind.dims == 1 else 'frames'})"
             )
         return [d.length] if kind.dims == 1 else [d.length, d.image_size, d.image_size]
-    clip = CLIP_LENGTHS[d.source]
+    clip = clip_length(d.source, d.length)
     if d.resample and d.sample_rate is not None:  # the clips after resampling
         clip = max(1, round(clip * d.sample_rate / RATES[d.source]))
     length = d.length or clip
@@ -147,7 +147,14 @@ def open_signal_split(
             resample=d.resample,
         )
     items = generated_items(
-        d.source, split, seed=cfg.train.seed, count=limit, image_size=d.image_size, channels=d.channels
+        d.source,
+        split,
+        seed=cfg.train.seed,
+        count=limit,
+        image_size=d.image_size,
+        channels=d.channels,
+        length=d.length,
+        cache_dir=d.cache_dir,
     )
     if d.resample and d.sample_rate is not None and items.rate != d.sample_rate:
         assert items.rate is not None
