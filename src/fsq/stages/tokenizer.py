@@ -22,10 +22,12 @@ from fsq import checkpoint as ckpt
 from fsq.config import ConfigError, TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
+from fsq.data.frames import frame_images, is_frames_source
 from fsq.data.loader import StepLoader, iterate_batches
 from fsq.data.signal_files import SignalFolderItems, SignalShardItems
 from fsq.data.signals import SignalItems, to_unit
 from fsq.data.transforms import ItemTransform, TransformMode
+from fsq.data.videos import VideoClips
 from fsq.distributed import DistInfo
 from fsq.grids import grid_array
 from fsq.io import write_json_atomic
@@ -67,6 +69,10 @@ def load_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     """
     seed = cfg.train.seed + (0 if split == cfg.data.train_split else 1)
     d = cfg.data
+    if is_frames_source(d.source):  # the frames of a generated video source's clips, seeded as the video source
+        return frame_images(
+            d.source, split, seed=cfg.train.seed, count=limit, image_size=d.image_size, channels=d.channels
+        )
     num_crops = None
     if d.source == "photos":  # crops are generated: make no more than will be kept
         num_crops = d.num_crops if limit is None else min(d.num_crops or limit, limit)
@@ -90,7 +96,7 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     if is_signal_source(d.source):
         return open_signal_split(cfg, split, limit)
     kind, path = source_kind(d.source)
-    if kind == "builtin":
+    if kind == "builtin" or is_frames_source(d.source):
         return MemoryItems(load_split(cfg, split, limit))
     if kind == "folder" and split != "all" and Path(path).is_dir() and not (Path(path) / split).is_dir():
         key = "data.train_split" if split == d.train_split else "data.eval_split"
@@ -117,7 +123,7 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
-    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems)):
+    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems, VideoClips)):
         return signal_transform(cfg, items, train)  # type: ignore[return-value]  # the same interface
     mode: TransformMode
     wanted = cfg.data.train_transform if train else "center"
