@@ -5,8 +5,10 @@
 #      writes its JSON after every row, so a cut table keeps the rows it measured);
 #   1b. the GPU video preset (configs/tokenizer/fsq_video_256_gpu.yaml), alone on the GPU, GPU_VIDEO_SECONDS (90):
 #      peak memory and step time at 1, 2 and 4 clips per pass (benchmarks/video_preset.py -> video_preset.json),
-#      20 steps of batch 2 on 16 generated 256 px clips (eval on 4), and a 33-frame clip through fsq encode /
-#      decode with that run (bitrate, real-time factor on the GPU);
+#      20 steps of batch 2 at 256 px (eval on 4 clips) on Debian opencv-doc's real videos when $FSQ_CACHE/videos
+#      holds them (`cp -r ~/.cache/fsq/videos .gpucache/` after `fsq data prepare videos`: 15 MB) and PyAV is
+#      installed, else on the generated blobs, and a 33-frame clip through fsq encode / decode with that run
+#      (bitrate, real-time factor on the GPU);
 #   2. the codebook-size study (paper Fig. 3, 2^8, 2^12 and 2^16: 9 tokenizer + MaskGIT pairs, one per process, so
 #      that every pair reaches its Stage II within the budget; a first run of all 15 pairs of 2^8 ... 2^16 with 8
 #      processes finished 8 tokenizers and no MaskGIT in 270 s) with `--preset gpu`, many runs at once (`--jobs`:
@@ -68,9 +70,14 @@ video="$out/video"
 mkdir -p "$video"
 timeout "$(vleft)" $py benchmarks/video_preset.py --device cuda --batches 1 2 4 --steps 1 \
   --out "$out/video_preset.json" 2>&1 | tee "$logs/video_preset.txt" || status=1
+video_data=()  # the generated blobs at 256 px, or Debian opencv-doc's real videos when carried (header) and PyAV is there
+if [ -f "${FSQ_CACHE:-.gpucache}/videos/manifest.json" ] && $py -c "import av" 2>/dev/null; then
+  video_data=(data.source=videos)
+fi
+echo "video data: ${video_data[*]:-data.source=blobs}"
 timeout "$(vleft)" $py -m fsq train tokenizer fsq_video_256_gpu train.steps=20 train.batch_size=2 train.accumulate=1 \
   train.log_every=5 train.checkpoint_every=20 train.progress=false data.train_limit=16 data.eval_limit=4 \
-  --run-dir "$video/run" >"$logs/video_train.txt" 2>&1 || status=1
+  "${video_data[@]}" --run-dir "$video/run" >"$logs/video_train.txt" 2>&1 || status=1
 tail -12 "$logs/video_train.txt"
 # a 33-frame clip: two 17-frame chunks (the second padded by one frame), through fsq encode / decode with the run
 $py -c "import numpy as np; from fsq.data.synthetic_signals import blob_clip

@@ -149,3 +149,31 @@ def test_fingerprint_is_the_weights_and_spec(bundles, tmp_path):
     with torch.no_grad():
         next(model.parameters()).view(-1)[0] += 1e-6
     assert model_fingerprint(model) != model_fingerprint(Tokenizer.from_pretrained(tmp_path / "copy"))
+
+
+def test_video_files_are_read_whole_and_written_as_mp4(bundles, tmp_path):
+    pytest.importorskip("av")  # the video extra
+    from fsq.data.video_files import probe, read_window, write_video
+
+    clip = torch.randint(0, 256, (1, 9, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    write_video(tmp_path / "clip.mkv", clip, 10.0, codec="ffv1")
+    model = open_model(bundles["video"])
+    from_file = fsq.encode(model, tmp_path / "clip.mkv")
+    frames = read_window(tmp_path / "clip.mkv", 0, 9, channels=1)
+    assert np.array_equal(from_file.codes.codes, fsq.encode(model, frames).codes.codes)
+    assert from_file.codes.header["rate"] == pytest.approx(10.0) and from_file.codes.header["signal_shape"] == [
+        1,
+        9,
+        8,
+        8,
+    ]
+    fsq.decode(model, from_file, out=tmp_path / "out.mp4")
+    info = probe(tmp_path / "out.mp4")
+    assert info.frames == 9 and info.rate == pytest.approx(10.0) and (info.width, info.height) == (8, 8)
+    # a variable frame rate: refused without a rate, retimed to the one given
+    times = [0.0, 0.1, 0.15, 0.4, 0.5, 0.6, 0.9, 1.0, 1.05]
+    write_video(tmp_path / "vfr.mkv", clip, 10.0, codec="ffv1", times=times)
+    with pytest.raises(ValueError, match="variable frame rate.*--rate"):
+        fsq.encode(model, tmp_path / "vfr.mkv")
+    retimed = fsq.encode(model, tmp_path / "vfr.mkv", rate=10.0).codes.header
+    assert retimed["rate"] == 10.0 and retimed["signal_shape"][1] == probe(tmp_path / "vfr.mkv").timeline(10.0).shape[0]

@@ -75,7 +75,18 @@ def test_sizes_channels_and_rates_the_model_does_not_take(models, tmp_path, caps
     np.save(tmp_path / "minus.npy", np.linspace(-1, 1, 64, dtype=np.float32)[None])
     _fails(["encode", str(models["audio"]), str(tmp_path / "minus.npy"), "--out", out], capsys, "x / 2 + 0.5")
     (tmp_path / "clip.mp4").write_bytes(b"\x00" * 64)
-    _fails(["encode", str(models["video"]), str(tmp_path / "clip.mp4"), "--out", out], capsys, "fsq-toolkit[video]")
+    _fails(["encode", str(models["video"]), str(tmp_path / "clip.mp4"), "--out", out], capsys, "not a readable video")
+
+
+def test_video_files_without_the_decoder_name_the_extra(models, tmp_path, capsys, monkeypatch):
+    from fsq.data import media
+
+    monkeypatch.setattr(media, "video_codec_available", lambda: False)
+    (tmp_path / "clip.mkv").write_bytes(b"\x00" * 64)
+    out = str(tmp_path / "c.npz")
+    _fails(["encode", str(models["video"]), str(tmp_path / "clip.mkv"), "--out", out], capsys, "fsq-toolkit[video]")
+    fsq.encode(models["video"], torch.zeros(1, 5, 8, 8, dtype=torch.uint8), out=out)
+    _fails(["decode", str(models["video"]), out, "--out", str(tmp_path / "x.mp4")], capsys, "fsq-toolkit[video]")
 
 
 def test_nan_input_is_refused(models, tmp_path, capsys):

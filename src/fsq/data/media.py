@@ -7,21 +7,23 @@ audio      ``.wav`` (PCM 8/16/32 bit), ``.npy`` (C, T)  ``.wav`` (16-bit PCM), `
 image      Pillow's formats (``.png``, ``.jpg``, ...),  ``.png`` (8 bit), ``.npy`` (float32)
            ``.npy`` (C, H, W)
 video      ``.npy`` (C, T, H, W), ``.gif`` (Pillow),    ``.npy`` (float32), ``.gif`` (8 bit,
-           video files (``.mp4``, ...: the ``video``    Pillow), ``.mp4`` (the ``video`` extra)
-           extra)
+           video files (``.mp4``, ``.avi``, ``.mkv``,   Pillow), ``.mp4`` (MPEG-4, lossy; the
+           ``.webm``, ...: PyAV, the ``video`` extra)   ``video`` extra)
 =========  ===========================================  =========================================
 
 Read signals are uint8 (images, 8-bit video) or float32 in ``[0, 1]`` (audio: ``0.5`` is silence), ``(C, *axes)``,
-with the file's rate where it has one (a ``.wav`` file's sample rate, a GIF's frame rate; ``.npy`` arrays have
-none). Image files are brought to the channels asked for (grey repeated to RGB, RGB to ITU-R 601 luma), as image
-folders are with ``data.channels``. A file of another kind than the model's (a ``.wav`` for an image model), a
-``.npy`` array of the wrong rank and a video file without the decoder installed are ``ValueError``\\ s naming the
-file and what this kind takes. Writers clamp to ``[0, 1]``, write to a temporary name and rename (a failed write
-leaves nothing behind).
+with the file's rate where it has one (a ``.wav`` file's sample rate, a GIF's or a video file's frame rate;
+``.npy`` arrays have none; a variable-rate video file is retimed to the rate given, or refused without one). A
+video file is decoded whole (memory holds all its frames). Image and video files are brought to the channels
+asked for (grey repeated to RGB, RGB to ITU-R 601 luma), as image folders are with ``data.channels``. A file of
+another kind than the model's (a ``.wav`` for an image model), a ``.npy`` array of the wrong rank and a video file
+without the decoder installed are ``ValueError``\\ s naming the file and what this kind takes. Writers clamp to
+``[0, 1]``, write to a temporary name and rename (a failed write leaves nothing behind).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -72,6 +74,11 @@ def _check_extension(path: Path, kind: SignalKind, allowed: dict[str, tuple[str,
     )
 
 
+def video_codec_available() -> bool:
+    """Whether video files can be decoded and ``.mp4`` written (PyAV, the ``video`` extra, is installed)."""
+    return importlib.util.find_spec("av") is not None
+
+
 def video_decoder_missing(path: Path) -> ValueError:
     """The error for a video file when no video decoder is installed."""
     return ValueError(
@@ -80,9 +87,12 @@ def video_decoder_missing(path: Path) -> ValueError:
     )
 
 
-def read_signal(path: str | os.PathLike, kind: SignalKind, channels: int) -> tuple[torch.Tensor, float | None]:
+def read_signal(
+    path: str | os.PathLike, kind: SignalKind, channels: int, *, retime: float | None = None
+) -> tuple[torch.Tensor, float | None]:
     """``(signal (C, *axes), rate or None)`` of a file holding one ``kind`` signal; ``channels`` converts image
-    files (grey <-> RGB) and is checked nowhere else (the caller names a mismatch against its model)."""
+    and video files (grey <-> RGB) and is checked nowhere else (the caller names a mismatch against its model).
+    ``retime``: the frame rate a variable-rate video file is retimed to (refused without it)."""
     path = Path(path)
     suffix = _check_extension(path, kind, READS, "takes")
     if not path.is_file():
@@ -99,8 +109,10 @@ def read_signal(path: str | os.PathLike, kind: SignalKind, channels: int) -> tup
             signal = decode_image(path, channels=channels if channels in (1, 3) else 3)
         elif suffix == ".gif":
             signal, rate = _read_gif(path, channels)
-        else:
+        elif not video_codec_available():
             raise video_decoder_missing(path)
+        else:
+            signal, rate = _read_video(path, channels, retime)
     except (OSError, EOFError, SyntaxError) as error:  # truncated or not what its name says
         raise ValueError(f"{path}: not a readable {kind.name} file ({type(error).__name__}: {error})") from error
     except ValueError as error:
@@ -131,9 +143,27 @@ def _read_gif(path: Path, channels: int) -> tuple[torch.Tensor, float | None]:
 def check_output(path: str | os.PathLike, kind: SignalKind) -> Path:
     """``path`` when it names a format :func:`write_signal` writes for ``kind``, else a ValueError saying which."""
     path = Path(path)
-    if _check_extension(path, kind, WRITES, "writes") == ".mp4":
+    if _check_extension(path, kind, WRITES, "writes") == ".mp4" and not video_codec_available():
         raise ValueError(f"{path}: writing .mp4 needs a video encoder (PyAV): {VIDEO_EXTRA}; or write .npy or .gif")
     return path
+
+
+def _read_video(path: Path, channels: int, retime: float | None) -> tuple[torch.Tensor, float]:
+    """uint8 ``(C, T, H, W)`` of every frame of a video file (:mod:`fsq.data.video_files`, PyAV) and its rate; a
+    variable-rate file is retimed to ``retime`` (each output frame the last file frame shown at its time)."""
+    from fsq.data.video_files import probe, read_window
+
+    info = probe(path)
+    if info.variable and retime is None:
+        low, high = info.gaps
+        raise ValueError(
+            f"{path}: a variable frame rate (frame gaps from {low * 1000:.0f} to {high * 1000:.0f} ms): give the rate "
+            "to retime it to (--rate, e.g. the model's)"
+        )
+    rate = retime if info.variable else None
+    frames = int(info.timeline(rate).shape[0])
+    clip = read_window(path, 0, frames, rate=rate, channels=channels if channels in (1, 3) else 3)
+    return clip, float(retime if retime is not None and info.variable else info.rate)
 
 
 def write_signal(path: str | os.PathLike, signal: torch.Tensor, kind: SignalKind, rate: float | None) -> Path:
@@ -146,7 +176,7 @@ def write_signal(path: str | os.PathLike, signal: torch.Tensor, kind: SignalKind
         raise ValueError(f"{path}: a .wav file needs a sample rate, and this audio has none; write .npy instead")
     x = signal.detach().float().cpu().clamp(0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix kept: PyAV names the container by it
     with writing(path, temporary, what=f"the decoded {kind.name}"):
         if suffix == ".npy":
             with open(temporary, "wb") as handle:
@@ -154,10 +184,21 @@ def write_signal(path: str | os.PathLike, signal: torch.Tensor, kind: SignalKind
         elif suffix == ".wav":
             assert rate is not None
             write_wav(temporary, x, round(rate))
+        elif suffix == ".mp4":
+            _write_mp4(temporary, x, rate or GIF_FPS)
         else:
             _write_pillow(temporary, x, kind, rate, "PNG" if suffix == ".png" else "GIF")
         os.replace(temporary, path)
     return path
+
+
+def _write_mp4(path: Path, x: torch.Tensor, rate: float) -> None:
+    """An MPEG-4 video (lossy, yuv420p: even frame sizes) of a clip ``(C, T, H, W)`` in ``[0, 1]`` (PyAV)."""
+    from fsq.data.video_files import write_video
+
+    if x.shape[0] not in (1, 3) or x.shape[2] % 2 or x.shape[3] % 2:
+        raise ValueError(f"an .mp4 holds 1 or 3 channels of even-sized frames, not {tuple(x.shape)}: write .npy")
+    write_video(path, x.mul(255).round().to(torch.uint8), rate)
 
 
 def _write_pillow(path: Path, x: torch.Tensor, kind: SignalKind, rate: float | None, fmt: str) -> None:
@@ -165,7 +206,7 @@ def _write_pillow(path: Path, x: torch.Tensor, kind: SignalKind, rate: float | N
     from PIL import Image
 
     if x.shape[0] not in (1, 3):
-        raise ValueError(f"{path.name.removesuffix('.tmp').lstrip('.')}: {fmt} holds 1 or 3 channels, not {x.shape[0]}")
+        raise ValueError(f"{fmt} holds 1 or 3 channels, not {x.shape[0]}: write .npy")
     pixels = x.mul(255).round().to(torch.uint8)
     mode = "L" if x.shape[0] == 1 else "RGB"
 

@@ -366,7 +366,8 @@ def encode_file(
     """Encode the signal file ``path`` (see :mod:`fsq.data.media` for the formats) and write ``out`` when given."""
     if out is not None:
         check_codes_path(out)
-    signal, file_rate = read_signal(path, model.kind, model.tokenizer.spec.in_channels)
+    retime = rate if model.kind.name == "video" else None  # a variable-rate video file: retimed to it
+    signal, file_rate = read_signal(path, model.kind, model.tokenizer.spec.in_channels, retime=retime)
     have, _ = _rate_for(model, str(path), file_rate, rate, resample)
     encoded = encode(model, signal, rate=have, name=str(path), resample=resample, batch_size=batch_size)
     if out is not None:
