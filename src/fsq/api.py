@@ -95,16 +95,21 @@ def encode(
 
     ``model``: a tokenizer run dir, a bundle folder, a shipped name (``mnist-fsq``), a hub repo id, or what
     :func:`fsq.inference.codec.open_model` returned. ``signal``: a file (``.wav``, an image, ``.npy``, ``.gif``,
-    a video file with the ``video`` extra) or a tensor ``(C, *axes)`` (uint8, or float in ``[0, 1]``). Timed
+    a video file with the ``video`` extra) or a tensor or array ``(C, *axes)`` (uint8, or float in ``[0, 1]``). Timed
     signals longer than the model's input are encoded in chunks (:mod:`fsq.inference.codec`); ``rate`` is the rate
     of an input without one (default: the model's); ``resample`` brings another rate to the model's. Returns an
     :class:`~fsq.inference.codec.Encoded` (``.codes``: header and indices, ``.real_time_factor``); ``out``
     writes the codes file (``.npz``)."""
+    import numpy as np
+    import torch
+
     from fsq.inference import codec
 
     opened = model if isinstance(model, codec.CodecModel) else codec.open_model(model, device)
     if isinstance(signal, (str, Path)):
         return codec.encode_file(opened, signal, out, rate=rate, resample=resample)
+    if not isinstance(signal, torch.Tensor):  # a numpy array
+        signal = torch.from_numpy(np.ascontiguousarray(signal))
     encoded = codec.encode(opened, signal, rate=rate, resample=resample)
     if out is not None:
         encoded.codes.save(out)

@@ -208,7 +208,7 @@ def _encode(args: argparse.Namespace) -> int:
     print(describe_codes(encoded.codes.header, args.out))
     if encoded.real_time_factor is not None:
         rtf = encoded.real_time_factor
-        print(f"real-time factor {rtf:.1f}x (seconds of signal per second of compute; encode, one pass)")
+        print(f"real-time factor {rtf:.3g}x (seconds of signal per second of compute; encode, one pass)")
     return 0
 
 
@@ -238,7 +238,7 @@ def _decode(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {decoded.kind.name} {'x'.join(map(str, decoded.signal.shape))}")
     if decoded.real_time_factor is not None:
         rtf = decoded.real_time_factor
-        print(f"real-time factor {rtf:.1f}x (seconds of signal per second of compute; decode, one pass)")
+        print(f"real-time factor {rtf:.3g}x (seconds of signal per second of compute; decode, one pass)")
     return 0
 
 

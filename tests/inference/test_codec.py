@@ -64,7 +64,7 @@ def test_timed_round_trip_equals_the_tokenizer_bit_for_bit(name, bundles, tmp_pa
     shape = (1, 2 * length + 2, *model.input_shape[1:])  # two chunks and a bit: the last one padded
     g = torch.Generator().manual_seed(1)
     signal = torch.rand(shape, generator=g) if name != "video" else torch.randint(0, 256, shape, dtype=torch.uint8)
-    encoded = fsq.encode(model, signal, out=tmp_path / "codes.npz")
+    encoded = fsq.encode(model, signal.numpy(), out=tmp_path / "codes.npz")  # an array, as a tensor
     codes = read_codes(tmp_path / "codes.npz")
     h = codes.header
     per_token = 2 if name == "residual" else 1

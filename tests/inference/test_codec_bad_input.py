@@ -89,6 +89,21 @@ def test_video_files_without_the_decoder_name_the_extra(models, tmp_path, capsys
     _fails(["decode", str(models["video"]), out, "--out", str(tmp_path / "x.mp4")], capsys, "fsq-toolkit[video]")
 
 
+def test_empty_truncated_and_non_audio_wav_files(models, tmp_path, capsys):
+    write_wav(tmp_path / "a.wav", torch.full((1, 1000), 0.5), 8000)
+    whole = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "header.wav").write_bytes(whole[:30])
+    (tmp_path / "cut.wav").write_bytes(whole[:200])
+    (tmp_path / "text.wav").write_bytes(b"not a wave file " * 8)
+    write_wav(tmp_path / "empty.wav", torch.full((1, 0), 0.5), 8000)
+    model, out = str(models["audio"]), str(tmp_path / "c.npz")
+    _fails(["encode", model, str(tmp_path / "header.wav"), "--out", out], capsys, "header.wav: not a readable audio")
+    _fails(["encode", model, str(tmp_path / "cut.wav"), "--out", out], capsys, "declares 1000 samples, it holds 78")
+    _fails(["encode", model, str(tmp_path / "text.wav"), "--out", out], capsys, "text.wav: not a readable audio")
+    _fails(["encode", model, str(tmp_path / "empty.wav"), "--out", out], capsys, "an empty audio signal")
+    assert not (tmp_path / "c.npz").exists()
+
+
 def test_nan_input_is_refused(models, tmp_path, capsys):
     audio = np.full((1, 40), 0.5, np.float32)
     audio[0, 7] = np.nan

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,10 @@ def read_signal(
             signal = read_npy(path)
         elif suffix == ".wav":
             signal, rate = read_wav(path)
+            with wave.open(os.fspath(path), "rb") as handle:
+                declared = handle.getnframes()
+            if signal.shape[1] < declared:
+                raise ValueError(f"truncated: its header declares {declared} samples, it holds {signal.shape[1]}")
         elif kind is IMAGE:
             from fsq.data.images import decode_image
 
@@ -113,7 +118,7 @@ def read_signal(
             raise video_decoder_missing(path)
         else:
             signal, rate = _read_video(path, channels, retime)
-    except (OSError, EOFError, SyntaxError) as error:  # truncated or not what its name says
+    except (OSError, EOFError, SyntaxError, wave.Error) as error:  # truncated or not what its name says
         raise ValueError(f"{path}: not a readable {kind.name} file ({type(error).__name__}: {error})") from error
     except ValueError as error:
         if str(path) in str(error):
