@@ -6,9 +6,10 @@ kind       read                                         written
 audio      ``.wav`` (PCM 8/16/32 bit), ``.npy`` (C, T)  ``.wav`` (16-bit PCM), ``.npy`` (float32)
 image      Pillow's formats (``.png``, ``.jpg``, ...),  ``.png`` (8 bit), ``.npy`` (float32)
            ``.npy`` (C, H, W)
-video      ``.npy`` (C, T, H, W), ``.gif`` (Pillow),    ``.npy`` (float32), ``.gif`` (8 bit,
-           video files (``.mp4``, ``.avi``, ``.mkv``,   Pillow), ``.mp4`` (MPEG-4, lossy; the
-           ``.webm``, ...: PyAV, the ``video`` extra)   ``video`` extra)
+video      ``.npy`` (C, T, H, W), ``.gif`` (Pillow),    ``.npy`` (float32), ``.gif`` (Pillow; grey
+           video files (``.mp4``, ``.avi``, ``.mkv``,   exact, colour through a 256-colour
+           ``.webm``, ...: PyAV, the ``video`` extra)   palette), ``.mp4`` (MPEG-4, lossy; the
+                                                        ``video`` extra)
 =========  ===========================================  =========================================
 
 Read signals are uint8 (images, 8-bit video) or float32 in ``[0, 1]`` (audio: ``0.5`` is silence), ``(C, *axes)``,
