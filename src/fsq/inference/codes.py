@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from fsq.io import JSONFileError, parse_json
 from fsq.storage import writing
 
 FORMAT = "fsq-codes"
@@ -141,9 +142,9 @@ def read_codes(path: str | os.PathLike | io.BytesIO) -> Codes:
     if text.dtype.kind != "U" or text.ndim != 0:
         raise CodesFileError(f"{name}: its header is not a JSON string (dtype {text.dtype}, shape {text.shape})")
     try:
-        header = json.loads(str(text))
-    except json.JSONDecodeError as error:
-        raise CodesFileError(f"{name}: its header is not valid JSON ({error})") from error
+        header = parse_json(str(text), name, "its header")
+    except JSONFileError as error:
+        raise CodesFileError(str(error)) from error
     return Codes(check_codes(codes, header, name), header)
 
 
