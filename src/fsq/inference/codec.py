@@ -14,9 +14,10 @@ A tokenizer takes signals of exactly its input shape (:attr:`~fsq.models.autoenc
   is padded (audio with silence, ``0.5``; video by repeating its last frame) and the decoder drops the padding.
   Video frames must have the model's height and width (refused otherwise, naming them).
 
-Chunks go through the model ``batch_size`` at a time (encode and decode alike): a convolution's floating-point
-result can depend on the batch it runs in, so the reconstruction of :func:`decode` equals, bit for bit,
-``tokenizer.decode_indices(tokenizer.tokenize(chunks))`` run on the same batches.
+Chunks go through the model ``batch_size`` at a time (encode and decode alike; default :func:`batch_size_of`:
+as many as hold 4M signal values, 1 to 64): a convolution's floating-point result can depend on the batch it runs
+in, so the reconstruction of :func:`decode` equals, bit for bit, ``tokenizer.decode_indices(tokenizer.tokenize(
+chunks))`` run on the same batches.
 
 A codes file records the model's fingerprint (sha256 of its spec and weights: a run dir and the bundle exported
 from it share it); :func:`decode` refuses codes of another model, naming both fingerprints.
@@ -53,7 +54,8 @@ from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.registry import family_of
 from fsq.stages.tokenizer import load_run
 
-BATCH_SIZE = 8  # chunks per forward pass
+BATCH_VALUES = 2**22  # signal values per forward pass (at most 64 chunks, at least one): 64 chunks of 256 audio
+# samples, one 17-frame 256 px RGB clip (3.3M values; its activations in fp32 reach gigabytes)
 
 
 def model_fingerprint(tokenizer: Tokenizer) -> str:
@@ -120,6 +122,12 @@ def open_model(source: str | Path, device: str | torch.device = "cpu") -> CodecM
         fingerprint,
         device,
     )
+
+
+def batch_size_of(model: CodecModel) -> int:
+    """Chunks per forward pass (encode and decode alike): as many as hold :data:`BATCH_VALUES` values, 1 to 64."""
+    values = model.tokenizer.spec.in_channels * math.prod(model.input_shape)
+    return max(1, min(64, BATCH_VALUES // values))
 
 
 # ------------------------------------------------------------------------------------------------------ encode
@@ -221,7 +229,7 @@ def encode(
     rate: float | None = None,
     name: str = "the signal",
     resample: bool = False,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> Encoded:
     """The codes of one ``signal`` ``(C, *axes)`` (uint8, or float in ``[0, 1]``) at ``rate`` (timed signals: None
     means the model's rate); ``resample`` brings a timed signal at another rate to the model's (else refused)."""
@@ -231,6 +239,7 @@ def encode(
         signal = resample_time(signal, have, target)
         have = target
     _check_signal(model, signal, name)
+    batch_size = batch_size or batch_size_of(model)
     kind, spec, tokenizer = model.kind, model.tokenizer.spec, model.tokenizer
     chunks = chunks_of(signal, kind, model.input_shape[0]) if kind.timed else signal[None]
     start = time.perf_counter()
@@ -330,9 +339,10 @@ def check_model(model: CodecModel, codes: Codes, name: str) -> None:
         raise ValueError(f"{name}: signal_shape {shape} does not fit {h['chunks']} chunk(s) of {model.input_shape}")
 
 
-def decode(model: CodecModel, codes: Codes, *, name: str = "the codes", batch_size: int = BATCH_SIZE) -> Decoded:
+def decode(model: CodecModel, codes: Codes, *, name: str = "the codes", batch_size: int | None = None) -> Decoded:
     """The signal ``codes`` hold, decoded by ``model`` (which must be the model that encoded them)."""
     check_model(model, codes, name)
+    batch_size = batch_size or batch_size_of(model)
     indices = torch.from_numpy(codes.codes.astype(np.int64))
     start = time.perf_counter()
     parts = []
@@ -361,7 +371,7 @@ def encode_file(
     *,
     rate: float | None = None,
     resample: bool = False,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> Encoded:
     """Encode the signal file ``path`` (see :mod:`fsq.data.media` for the formats) and write ``out`` when given."""
     if out is not None:
@@ -376,7 +386,7 @@ def encode_file(
 
 
 def decode_file(
-    model: CodecModel, path: str | Path, out: str | Path | None = None, *, batch_size: int = BATCH_SIZE
+    model: CodecModel, path: str | Path, out: str | Path | None = None, *, batch_size: int | None = None
 ) -> Decoded:
     """Decode the codes file ``path`` and write the signal to ``out`` when given (its extension picks the format)."""
     codes = read_codes(path)
