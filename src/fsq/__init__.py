@@ -25,6 +25,8 @@ _PUBLIC = {
     "Tokenizer": "fsq.models.autoencoder",
     "train": "fsq.api",  # training and evaluation (the `train` extra): fsq.train("fsq_mnist", stage="tokenizer")
     "evaluate": "fsq.api",
+    "encode": "fsq.api",  # a tokenizer as a codec: fsq.encode(model, "in.wav", out="codes.npz")
+    "decode": "fsq.api",
 }
 
 __all__ = [*sorted(_PUBLIC), "__version__"]

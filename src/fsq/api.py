@@ -10,6 +10,9 @@ object (:func:`fsq.config.load_config`), and validates exactly as the CLI does: 
 ranges (:class:`fsq.config.ConfigError`), the optional dependencies the config needs (FID, a perceptual loss, a
 ``hf:`` source), a run dir that holds another config's run, a run dir in use. ``fsq.evaluate`` takes a run dir;
 a bundle is refused with the reason (its card holds its numbers). Both return the dicts the CLI prints.
+
+``fsq.encode`` / ``fsq.decode`` use a tokenizer as a codec (``fsq encode`` / ``fsq decode``): a signal or its file
+to a codes file and back.
 """
 
 from __future__ import annotations
@@ -77,3 +80,61 @@ def evaluate(run_dir: str | Path, overrides: Sequence[str] = (), fid_samples: in
         return app.evaluate(run_dir, [*overrides, *extra])
     finally:
         teardown()
+
+
+def encode(
+    model: Any,
+    signal: Any,
+    *,
+    out: str | Path | None = None,
+    rate: float | None = None,
+    resample: bool = False,
+    device: str = "cpu",
+) -> Any:
+    """Encode a signal to codes with a tokenizer, as ``fsq encode MODEL INPUT --out codes.npz``.
+
+    ``model``: a tokenizer run dir, a bundle folder, a shipped name (``mnist-fsq``), a hub repo id, or what
+    :func:`fsq.inference.codec.open_model` returned. ``signal``: a file (``.wav``, an image, ``.npy``, ``.gif``,
+    a video file with the ``video`` extra) or a tensor or array ``(C, *axes)`` (uint8, or float in ``[0, 1]``). Timed
+    signals longer than the model's input are encoded in chunks (:mod:`fsq.inference.codec`); ``rate`` is the rate
+    of an input without one (default: the model's); ``resample`` brings another rate to the model's. Returns an
+    :class:`~fsq.inference.codec.Encoded` (``.codes``: header and indices, ``.real_time_factor``); ``out``
+    writes the codes file (``.npz``)."""
+    import numpy as np
+    import torch
+
+    from fsq.inference import codec
+
+    opened = model if isinstance(model, codec.CodecModel) else codec.open_model(model, device)
+    if isinstance(signal, (str, Path)):
+        return codec.encode_file(opened, signal, out, rate=rate, resample=resample)
+    if not isinstance(signal, torch.Tensor):  # a numpy array
+        signal = torch.from_numpy(np.ascontiguousarray(signal))
+    encoded = codec.encode(opened, signal, rate=rate, resample=resample)
+    if out is not None:
+        encoded.codes.save(out)
+    return encoded
+
+
+def decode(model: Any, codes: Any, *, out: str | Path | None = None, device: str = "cpu") -> Any:
+    """Decode codes back to a signal with the tokenizer that wrote them, as ``fsq decode MODEL codes.npz --out F``.
+
+    ``codes``: a codes file, or the ``Encoded`` / ``Codes`` :func:`encode` returned. Returns a
+    :class:`~fsq.inference.codec.Decoded` (``.signal``: float32 ``(C, *axes)``, ``.rate``); ``out`` writes it
+    (``.wav``, ``.png``, ``.npy``, ``.gif``; the extension picks the format). Codes of another model are refused."""
+    from fsq.data.media import check_output, write_signal
+    from fsq.inference import codec
+    from fsq.inference.codes import Codes
+
+    opened = model if isinstance(model, codec.CodecModel) else codec.open_model(model, device)
+    if isinstance(codes, (str, Path)):
+        return codec.decode_file(opened, codes, out)
+    held = codes.codes if isinstance(codes, codec.Encoded) else codes
+    if not isinstance(held, Codes):
+        raise TypeError(f"codes must be a codes file, Encoded or Codes, got {type(codes).__name__}")
+    if out is not None:
+        check_output(out, opened.kind)
+    decoded = codec.decode(opened, held)
+    if out is not None:
+        write_signal(out, decoded.signal, decoded.kind, decoded.rate)
+    return decoded

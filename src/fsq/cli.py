@@ -128,9 +128,33 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from fsq.inference.frame_prediction import condition_frames_of, write_predictions
     from fsq.inference.sampling import write_samples
+    from fsq.io import read_json
     from fsq.storage import new_files
 
+    if condition_frames_of(args.run_dir):  # frame prediction: conditioned on held-out clips, scored by PSNR
+        if args.classes:
+            raise ValueError("--classes: a frame-prediction model takes the labels of the held-out clips it predicts")
+        with new_files(args.out, what="predictions"):
+            path = write_predictions(
+                args.run_dir,
+                args.out,
+                num=args.num,
+                steps=args.steps,
+                guidance=args.guidance,
+                choice_temperature=args.choice_temperature,
+                seed=args.seed,
+                device=args.device,
+            )
+        report = read_json(path.parent / "prediction.json", "the frame prediction report")
+        print(
+            f"predicted frames {report['given_frames']}..{report['frames'] - 1} of {report['clips']} held-out clips: "
+            f"PSNR {report['psnr']:.2f} dB (repeating the last given frame: {report['repeat_psnr']:.2f} dB; "
+            f"the real clips' tokens decoded: {report['tokenizer_psnr']:.2f} dB)"
+        )
+        print(f"wrote {path} and beside it " + ", ".join(sorted(p.name for p in path.parent.glob("prediction.*"))))
+        return 0
     with new_files(args.out, what="samples"):  # a failure leaves no partial grids, nor a folder it created
         path = write_samples(
             args.run_dir,
@@ -172,6 +196,48 @@ def _tokenize(args: argparse.Namespace) -> int:
         f"wrote {manifest['num_images']} token grids {manifest['token_grid']} ({manifest['dtype']}, "
         f"{len(manifest['shards'])} shard(s)) to {args.out}"
     )
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from fsq.inference.codec import encode_file, open_model
+
+    model = open_model(args.model, args.device)
+    encoded = encode_file(model, args.input, args.out, rate=args.rate, resample=args.resample)
+    print(describe_codes(encoded.codes.header, args.out))
+    if encoded.real_time_factor is not None:
+        rtf = encoded.real_time_factor
+        print(f"real-time factor {rtf:.3g}x (seconds of signal per second of compute; encode, one pass)")
+    return 0
+
+
+def describe_codes(header: dict[str, Any], where: Any) -> str:
+    """One line on a codes file: the signal, the token grid and the bitrate."""
+    rate = f" at {header['rate']:g} {header['rate_unit']}" if header.get("rate") else ""
+    duration = f", {header['duration_s']:.3g} s" if header.get("duration_s") else ""
+    shape = "x".join(map(str, header["signal_shape"]))
+    grid = "x".join(map(str, header["grid_shape"]))
+    bitrate = header["bitrate"]
+    amount = (
+        f"{bitrate / 1000:.4g} kbit/s"
+        if header["bitrate_unit"] == "bits/s"
+        else f"{bitrate:g} {header['bitrate_unit']}"
+    )
+    return (
+        f"{where}: {header['kind']} {shape}{rate}{duration} as {header['chunks']} chunk(s) of {grid} tokens "
+        f"({header['quantizer']['description']}, {header['bits_per_token']:.4g} bits per token): {amount}"
+    )
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from fsq.inference.codec import decode_file, open_model
+
+    model = open_model(args.model, args.device)
+    decoded = decode_file(model, args.codes, args.out)
+    print(f"wrote {args.out}: {decoded.kind.name} {'x'.join(map(str, decoded.signal.shape))}")
+    if decoded.real_time_factor is not None:
+        rtf = decoded.real_time_factor
+        print(f"real-time factor {rtf:.3g}x (seconds of signal per second of compute; decode, one pass)")
     return 0
 
 
@@ -239,21 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = commands.add_parser(
         "study",
-        help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2)",
+        help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2) | "
+        "video (FSQ vs VQ vs LFQ video tokenizers)",
     )
-    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim"])
+    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim", "video"])
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
     study.add_argument(
-        "--seeds", nargs="+", type=int, help="uvim, codebook-size, levels: training seeds, one run each (default 0)"
+        "--seeds",
+        nargs="+",
+        type=int,
+        help="uvim, codebook-size, levels, video: training seeds, one run each (default 0; video: 0 1 2, quick 0)",
     )
-    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
+    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder; video: blobs")
     study.add_argument(
         "--sizes",
         nargs="+",
         help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096 16384 65536)",
     )
     study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
-    study.add_argument("--preset", default="cpu", choices=["cpu", "gpu"], help="run size (default cpu)")
+    study.add_argument(
+        "--preset", default="cpu", choices=["cpu", "gpu", "quick"], help="run size (default cpu; quick: video only)"
+    )
     study.add_argument(
         "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
     )
@@ -296,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(func=_eval)
 
-    sample = commands.add_parser("sample", help="sample images from a MaskGIT run: PNG grid per class + .npz")
+    sample = commands.add_parser("sample", help="sample from a MaskGIT run: PNG grids (video: strips, GIF, MP4) + .npz")
     sample.add_argument(
         "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
     )
@@ -335,6 +407,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard-size", type=count_arg(), default=10_000, help="token grids per shard (default 10000)"
     )
     tokenize.set_defaults(func=_tokenize)
+
+    model_help = "a tokenizer run dir, a bundle, a shipped name (mnist-fsq) or a hub repo id"
+    encode = commands.add_parser("encode", help="a signal file (.wav, image, .npy, .gif, video) to a codes file")
+    encode.add_argument("model", metavar="MODEL", help=model_help)
+    encode.add_argument("input", metavar="INPUT", help="the signal file: audio .wav/.npy, an image, a .npy/.gif clip")
+    encode.add_argument("--out", required=True, help="the codes file to write (.npz)")
+    encode.add_argument(
+        "--rate", type=float, default=None, help="the rate of an input without one (default: the model's)"
+    )
+    encode.add_argument("--resample", action="store_true", help="resample an input at another rate to the model's")
+    encode.add_argument("--device", default="cpu", help="cpu | cuda")
+    encode.set_defaults(func=_encode)
+
+    decode = commands.add_parser("decode", help="a codes file back to a signal file (.wav, .png, .npy, .gif)")
+    decode.add_argument("model", metavar="MODEL", help=f"{model_help}: the one that encoded the codes")
+    decode.add_argument("codes", metavar="CODES", help="the codes file of `fsq encode` (.npz)")
+    decode.add_argument("--out", required=True, help="the file to write: its extension picks the format")
+    decode.add_argument("--device", default="cpu", help="cpu | cuda")
+    decode.set_defaults(func=_decode)
 
     data = commands.add_parser("data", help="offline data sources: list | prepare [NAME...|all]")
     data.add_argument("action", choices=["list", "prepare"])

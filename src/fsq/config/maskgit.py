@@ -59,6 +59,9 @@ class MaskingConfig:
     label_drop: Fraction = 0.1  # fraction of class labels replaced by MASK (classifier-free guidance)
     label_smoothing: Fraction = 0.1
     class_conditional: bool = True
+    # frame prediction (MAGVIT's task): the first N latent frames of video token grids (t, h, w) are given, never
+    # masked in training nor scored by the loss; sampling keeps them fixed and predicts the rest (0: off)
+    condition_frames: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)

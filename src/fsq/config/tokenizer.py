@@ -26,7 +26,9 @@ class DataConfig:
     # brace pattern or remote URLs: https://, s3://, pipe:; {split} is replaced by the split), hf:DIR (a local
     # Hugging Face dataset: saved, imagefolder or parquet)
     # | signals: tones (audio) | blobs (video) (generated), speech (synthetic speech: `fsq data prepare speech`),
-    # audio:DIR (.wav/.flac/.ogg/.npy files), video:DIR (.npy files)
+    # videos (real: opencv-doc clips), audio:DIR (.wav/.flac/.ogg/.npy files), video:DIR (.npy and video files:
+    # .mp4 .avi .mkv .webm .mov .gif), audio:wds:SHARDS, video:wds:SHARDS
+    # | frames:blobs: every frame of a generated video source's clips, as images (a per-frame image tokenizer)
     source: str = "mnist"
     image_size: PositiveInt = 28
     train_split: str = "train"
@@ -53,12 +55,12 @@ class DataConfig:
 
         if self.workers < 0:
             raise ConfigError(f"data.workers must be 0 or more, got {self.workers}")
-        for prefix in ("wds:", "hf:", "audio:", "video:"):
+        for prefix in ("wds:", "hf:", "audio:", "video:", "frames:"):
             if self.source.startswith(prefix) and not self.source[len(prefix) :].strip():
                 raise ConfigError(f"data.source={self.source!r} names no path after {prefix!r}")
         scheme = self.source.split(":", 1)[0]
         remote = self.source.startswith((f"{scheme}://", "pipe:"))  # WebDataset shards at URLs
-        known = ("wds", "hf", "audio", "video")
+        known = ("wds", "hf", "audio", "video", "frames")
         if ":" in self.source and scheme.isalnum() and len(scheme) > 1 and scheme not in known and not remote:
             raise ConfigError(
                 f"data.source={self.source!r}: unknown prefix {scheme + ':'!r}; use wds:SHARDS, hf:DIR, a folder path, "

@@ -76,8 +76,10 @@ class StepItems(Dataset):
         n, skipped = len(self.items), []
         for attempt in range(n):
             i = (index + attempt) % n
+            generator = item_generator(self.seed, step, position) if self.transform.random else None
             try:
-                image = self.items.read(i)
+                read_crop = getattr(self.items, "read_crop", None)  # video files: decode only the crop
+                image = read_crop(i, self.transform, generator) if read_crop else self.items.read(i)
             except UnreadableItem as error:
                 if self.on_error == "raise":
                     raise
@@ -94,8 +96,9 @@ class StepItems(Dataset):
                         json.dumps(skipped),
                     )
                 continue
-            generator = item_generator(self.seed, step, position) if self.transform.random else None
-            return self.transform(image, generator), self.items.label(i), True, json.dumps(skipped)
+            if read_crop is None:
+                image = self.transform(image, generator)
+            return image, self.items.label(i), True, json.dumps(skipped)
         raise ValueError(f"no decodable image in {self.items.source!r} (all {n} items failed)")
 
 

@@ -235,6 +235,10 @@ class TarShardItems(ImageItems):
         return len(self.keys)
 
     def read(self, index: int) -> torch.Tensor:
+        return self.decode(self.member(index), index)
+
+    def member(self, index: int) -> bytes:
+        """The bytes of sample ``index``'s member; raises :class:`UnreadableItem` when the shard changed."""
         shard = int(self.shard_ids[index])
         try:
             if self._pid != os.getpid():  # a forked worker: the parent's handles share its file offsets
@@ -248,7 +252,7 @@ class TarShardItems(ImageItems):
             raise UnreadableItem(self.keys[index], f"cannot read shard: {error.strerror or error}") from error
         if len(data) < int(self.sizes[index]):
             raise UnreadableItem(self.keys[index], "the shard is shorter than when it was indexed (it changed)")
-        return self.decode(data, index)
+        return data
 
     def decode(self, data: bytes, index: int) -> torch.Tensor:
         """The image in member bytes ``data`` of sample ``index``; raises :class:`UnreadableItem`."""

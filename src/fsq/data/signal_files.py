@@ -1,5 +1,5 @@
-"""Folders and WebDataset shards of signal files: audio (``.wav``, ``.flac``, ``.ogg``, ``.npy``) and video (``.npy``)
-clips, read one by one when asked.
+"""Folders and WebDataset shards of signal files: audio (``.wav``, ``.flac``, ``.ogg``, ``.npy``) and video (``.npy``,
+and video files: ``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``, ``.gif``) clips, read one by one when asked.
 
 ``data.source: audio:DIR`` or ``video:DIR`` names such a folder (``split`` is a sub-folder such as ``train``, or
 ``all``; class sub-folders give labels, as image folders do); ``audio:wds:SHARDS`` / ``video:wds:SHARDS`` names
@@ -11,7 +11,17 @@ decoded in the loader's workers:
   through Python's ``wave`` module; channels downmixed to a mono config; ``soxr`` resampling), to float32
   ``(C, T)`` in ``[0, 1]`` (``0.5`` is silence); its sample rate is the file's;
 - ``.npy``: an array ``(C, T)`` (audio) or ``(C, T, H, W)`` (video), uint8, or floating point in ``[0, 1]``
-  (never unpickled); it has no rate of its own.
+  (never unpickled); it has no rate of its own;
+- video files (PyAV, the ``video`` extra; :mod:`fsq.data.video_files`): only the frames of the crop are decoded
+  (from the keyframe before it), each frame's shorter side scaled to ``data.image_size`` (area averaging), then the
+  random (training) or centred crop of ``data.image_size`` squared as for ``.npy`` clips. RGB unless
+  ``data.channels=1``; alpha composited on white. Their rate is the file's: ``data.sample_rate`` with
+  ``data.resample`` retimes every file to it (and is the only way to read a variable-rate file).
+
+A problem with a video file (it cannot be decoded, is cut short, has no frames, fewer frames than ``data.length``,
+frames smaller than the crop, a variable or a different rate) raises :class:`~fsq.data.items.UnreadableItem`
+naming the file and what to change: skipped and listed in the run dir's ``skipped_files.json``, or raised, as
+``data.on_error`` says.
 
 Bad input is a clear error naming the file: an array of the wrong rank (a 2-D signal where video is expected), a
 channel count the config cannot take, a rate other than ``data.sample_rate`` (unless ``data.resample``: then
@@ -36,10 +46,12 @@ from fsq.data.images import _classes
 from fsq.data.items import FolderFiles, UnreadableItem
 from fsq.data.scan import scan_folder
 from fsq.data.shards import TarShardItems
-from fsq.data.signals import SignalKind, check_rate, resample_time
+from fsq.data.signals import SignalKind, SignalTransform, check_rate, resample_time
+from fsq.data.video_files import VIDEO_EXTENSIONS, VideoError, probe, read_window
 
-EXTENSIONS = {"audio": (*AUDIO_EXTENSIONS, ".npy"), "video": (".npy",)}
+EXTENSIONS = {"audio": (*AUDIO_EXTENSIONS, ".npy"), "video": (".npy", *VIDEO_EXTENSIONS)}
 NPY_MAGIC = b"\x93NUMPY"
+VIDEO_MAGIC = (b"RIFF", b"\x1aE\xdf\xa3", b"GIF8")  # AVI (RIFF, not WAVE), Matroska/WebM, GIF; MP4/MOV: "ftyp"
 
 
 def read_wav(source: Path | BinaryIO) -> tuple[torch.Tensor, float]:
@@ -110,6 +122,55 @@ def check_clip(
     return clip
 
 
+def is_video_bytes(data: bytes) -> bool:
+    """Whether member bytes hold a video file (by its magic number) rather than a ``.wav`` or ``.npy``."""
+    if data[:4] == b"RIFF":
+        return data[8:12] == b"AVI "
+    return data[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") or data[:4] in VIDEO_MAGIC[1:]
+
+
+def video_crop(
+    name: str,
+    source: Path | bytes,
+    transform: SignalTransform,
+    generator: torch.Generator | None,
+    *,
+    rate: float | None,
+    resample: bool,
+    channels: int,
+) -> torch.Tensor:
+    """The transform's crop of a video file (a path or its bytes), decoding only its frames; every problem is an
+    :class:`~fsq.data.items.UnreadableItem` naming ``name`` and what to change."""
+    if transform.length is None or transform.size is None:
+        raise ValueError(f"{name}: video files are read as crops: set data.length and data.image_size")
+    try:
+        info = probe(source)
+        if rate is not None and not resample and not info.variable and abs(info.rate - rate) > 1e-3 * rate:
+            raise VideoError(
+                f"{info.rate:g} fps where data.sample_rate={rate:g} is configured: set data.resample=true to retime "
+                f"it, or data.sample_rate={info.rate:g}"
+            )
+        timeline = info.timeline(rate if resample else None)
+        frames = int(timeline.shape[0])
+        if frames < transform.length:
+            raise VideoError(
+                f"{frames} frames" + (f" at {rate:g} fps" if rate and resample else "") + ", shorter than data.length="
+                f"{transform.length}: lower data.length or remove the file"
+            )
+        start = transform.window(frames, generator)
+        clip = read_window(
+            source,
+            start,
+            transform.length,
+            rate=rate if resample else None,
+            short_side=transform.size,
+            channels=channels,
+        )
+    except VideoError as error:
+        raise UnreadableItem(name, str(error)) from error
+    return transform.finish(clip, generator)
+
+
 class SignalFolderItems(FolderFiles):
     """Audio or video files under a folder (or its ``split`` sub-folder), decoded one by one when read.
 
@@ -160,9 +221,20 @@ class SignalFolderItems(FolderFiles):
         self.source, self.split, self.kind = os.fspath(root), split, kind
         self.rate, self.min_length, self.wanted_channels = rate, min_length, channels
         self.resample = resample
-        self.channels = channels or 1
+        videos = any(p.suffix.lower() in VIDEO_EXTENSIONS for p in files)
+        self.channels = channels or (3 if videos else 1)  # video files decode to RGB unless data.channels=1
         other = [(p.relative_to(folder).as_posix(), f"not a {kind.name} file ({p.suffix or 'none'})") for p in others]
         self.skipped = other + scan.duplicates + scan.unreadable
+
+    def read_crop(self, index: int, transform: SignalTransform, generator: torch.Generator | None) -> torch.Tensor:
+        """The transformed clip ``index``: of a video file, only the crop's frames decoded (:func:`video_crop`)."""
+        name = self.relative[index]
+        path = self.root / name
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            return transform(self.read(index), generator)
+        return video_crop(
+            name, path, transform, generator, rate=self.rate, resample=self.resample, channels=self.channels
+        )
 
     def read(self, index: int) -> torch.Tensor:
         """The clip ``(C, *axes)``; a ValueError naming the file when its rank, channels or rate is wrong, an
@@ -223,7 +295,16 @@ class SignalShardItems(TarShardItems):
         self.member_extensions = tuple(ext.lstrip(".") for ext in EXTENSIONS[kind.name])
         self.kind, self.rate, self.min_length, self.wanted_channels = kind, rate, min_length, channels
         self.resample = resample
-        super().__init__(path, split, channels=channels or 1, limit=limit)
+        super().__init__(path, split, channels=channels or (3 if kind.name == "video" else 1), limit=limit)
+
+    def read_crop(self, index: int, transform: SignalTransform, generator: torch.Generator | None) -> torch.Tensor:
+        """The transformed clip ``index``: of a video file member, only the crop's frames decoded."""
+        data = self.member(index)
+        if not is_video_bytes(data):
+            return transform(self.decode(data, index), generator)
+        channels = self.channels
+        key = self.keys[index]
+        return video_crop(key, data, transform, generator, rate=self.rate, resample=self.resample, channels=channels)
 
     def decode(self, data: bytes, index: int) -> torch.Tensor:
         """The clip in member bytes ``data`` (``.npy`` by its magic bytes, else an audio file), checked."""

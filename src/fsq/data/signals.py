@@ -196,14 +196,27 @@ class SignalTransform:
         self.check("a clip", shape)
         out = clip
         if self.length is not None:
-            room = shape[0] - self.length
-            if self.random:
-                if generator is None:
-                    raise ValueError("the random transform needs a generator (item_generator(seed, step, position))")
-                start = int(torch.randint(room + 1, (1,), generator=generator))
-            else:
-                start = room // 2
+            start = self.window(shape[0], generator)
             out = out[:, start : start + self.length]
+        return self.finish(out, generator)
+
+    def window(self, frames: int, generator: torch.Generator | None = None) -> int:
+        """The first frame (sample) of the time crop of a clip ``frames`` long: random in training, centred
+        otherwise (the first draw from ``generator``). Readers that decode only the crop (video files) call this,
+        then :meth:`finish` on the frames they decoded: the same clip as calling the transform on the whole."""
+        if self.length is None:
+            return 0
+        room = frames - self.length
+        if room < 0:
+            raise ValueError(f"a time crop of {self.length} is longer than a clip of {frames}")
+        if not self.random:
+            return room // 2
+        if generator is None:
+            raise ValueError("the random transform needs a generator (item_generator(seed, step, position))")
+        return int(torch.randint(room + 1, (1,), generator=generator))
+
+    def finish(self, out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """What follows the time crop: the spatial crop and the random flip of video."""
         if self.size is not None and tuple(out.shape[2:]) != (self.size, self.size):
             out = self._crop_space(out, generator)
         if self.random and self.flip and self.kind.dims == 3 and generator is not None:

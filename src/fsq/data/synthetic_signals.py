@@ -8,7 +8,8 @@
 
 Clip ``i`` of a split depends on ``(seed, i)`` alone, so a longer split starts with the clips of a shorter one.
 They exist so that 1-D and 3-D tokenizers and MaskGITs can be trained and tested without any download; they are
-not real audio or video, and reports say so.
+not real audio or video, and reports say so. ``moving_mnist`` (real MNIST digits bouncing in a square, labelled
+by the class of the first digit) is served through :func:`generated_items` too; see :mod:`fsq.data.moving_mnist`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import math
 import numpy as np
 import torch
 
+from fsq.data import moving_mnist
 from fsq.data.signals import AUDIO, VIDEO, SignalItems
 
 TONES_RATE = 8000.0
 TONES_LENGTH = 1024  # samples per clip (0.128 s)
 BLOBS_RATE = 10.0
 BLOBS_FRAMES = 17  # frames per clip (1 + 16: causal video tokenizers take 1 + 4k frames)
-SOURCES = {"tones": AUDIO, "blobs": VIDEO}
-RATES = {"tones": TONES_RATE, "blobs": BLOBS_RATE}
-CLIP_LENGTHS = {"tones": TONES_LENGTH, "blobs": BLOBS_FRAMES}  # samples or frames per clip
+SOURCES = {"tones": AUDIO, "blobs": VIDEO, "moving_mnist": VIDEO}
+RATES = {"tones": TONES_RATE, "blobs": BLOBS_RATE, "moving_mnist": moving_mnist.RATE}
+CLIP_LENGTHS = {"tones": TONES_LENGTH, "blobs": BLOBS_FRAMES, "moving_mnist": moving_mnist.FRAMES}  # per clip
 DEFAULT_COUNTS = {"train": 1024}  # any other split: 128 clips
 
 
@@ -76,15 +78,40 @@ def blob_clip(seed: int, index: int, frames: int = BLOBS_FRAMES, size: int = 16,
     return clip.permute(1, 0, 2, 3).contiguous()  # (C, T, H, W)
 
 
+def clip_length(source: str, length: int | None = None) -> int:
+    """Samples or frames per clip of a generated source; ``moving_mnist`` makes clips as long as a longer time
+    crop ``length`` asks (its default 20 frames otherwise)."""
+    if source == "moving_mnist" and length is not None:
+        return max(length, CLIP_LENGTHS[source])
+    return CLIP_LENGTHS[source]
+
+
 def generated_items(
-    source: str, split: str, *, seed: int, count: int | None = None, image_size: int = 16, channels: int | None = None
+    source: str,
+    split: str,
+    *,
+    seed: int,
+    count: int | None = None,
+    image_size: int = 16,
+    channels: int | None = None,
+    length: int | None = None,
+    cache_dir: str | None = None,
 ) -> SignalItems:
     """The clips of a generated source's split (``count`` of them: default 1024 for ``train``, 128 otherwise).
 
-    Splits draw from different seeds (``train``: ``seed``, any other: ``seed + 1 + hash of its name``)."""
+    Splits draw from different seeds (``train``: ``seed``, any other: ``seed + 1 + hash of its name``);
+    ``moving_mnist`` clips are ``clip_length(source, length)`` frames of ``image_size`` px, with digits read from
+    the MNIST cache (``cache_dir``; default ``~/.cache/fsq``) of the same split."""
     if source not in SOURCES:
         raise ValueError(f"unknown generated signal source {source!r}: choose one of {', '.join(SOURCES)}")
     count = count or DEFAULT_COUNTS.get(split, 128)
+    if source == "moving_mnist":
+        if channels not in (None, 1):
+            raise ValueError(f"moving_mnist is grey (1 channel), got channels={channels}")
+        frames = clip_length(source, length)
+        return moving_mnist.moving_mnist_items(
+            split, seed=seed, count=count, image_size=image_size, frames=frames, cache_dir=cache_dir
+        )
     split_seed = seed if split == "train" else seed + 1 + sum(split.encode()) * 7919
     if source == "tones":
         if channels not in (None, 1):

@@ -40,6 +40,7 @@ import torch
 from fsq import distributed, rundir
 from fsq.config import MaskGITExperiment, read_run_config
 from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
+from fsq.evaluation.frame_prediction import prediction_samples
 from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.generation import compression_bits, power_schedule, qlds_order
@@ -195,7 +196,11 @@ def _evaluate(
         "protocol": protocol(cfg, tok_cfg),
     }
     if tokenizer.spec.dims != 2:  # audio, video: samples and their code usage (no image metrics)
-        results.update(signal_samples(model, tokenizer, cfg, device))
+        if cfg.masking.condition_frames:  # frame prediction: predicted frames against the real ones
+            stem = rundir.eval_path(run_dir, step, f"{suffix}_prediction")
+            results.update(prediction_samples(model, tokenizer, cfg, tok_cfg, device, stem))
+        else:
+            results.update(signal_samples(model, tokenizer, cfg, device))
         results["seconds"] = time.perf_counter() - start
         (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
         write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))

@@ -2,13 +2,20 @@
 
 - audio: SNR in dB of each clip (signal power around silence, ``0.5``, over the reconstruction error's power),
   and the mean absolute error (L1, in ``[0, 1]`` units);
-- video: PSNR of each frame (``[0, 1]`` range), averaged over frames and clips, and per frame index (the first
-  frame of a causal tokenizer is encoded on its own: its PSNR is listed first), and L1;
+- video (:mod:`fsq.metrics.video`): PSNR and SSIM of each frame (``[0, 1]`` range), averaged over frames and clips,
+  and per frame index (``psnr_per_frame``, ``ssim_per_frame``: the first frame of a causal tokenizer is encoded on
+  its own and listed first); temporal consistency, the error of frame differences (``temporal_l1``: mean
+  ``|(x[t+1] - x[t]) - (y[t+1] - y[t])|``; ``temporal_psnr``: its PSNR form, peak 1); L1; reconstruction FID over
+  frames (``rfid``, the first ``eval.fid_samples`` held-out frames, clip by clip, against their originals, with
+  the bundled Inception-v3 FID network; grey frames repeated to RGB as for images; 0 samples: not computed); FVD is
+  not computed (``fvd: null`` and ``fvd_status`` say why: its I3D weights do not install offline); the tokenizer's
+  bits per clip and, on the same clips at those bits, the naive codec of :mod:`fsq.models.baselines` (every frame
+  area-downsampled to the token grid's h x w, quantized uniformly, upsampled bilinearly: ``naive``);
 - both: codebook usage, perplexity and entropy, as for images.
 
-FID, SSIM and perceptual features are image metrics (Inception-v3 / EfficientNet features of RGB images): they are
-not computed for audio or video, and ``image_metrics`` in the results says so. Every held-out clip is evaluated
-once across ranks; sums and code counts are all-reduced. Writes ``eval/step_N.json`` and
+Perceptual features (EfficientNet / LPIPS) are image-network metrics: not computed for audio or video, and
+``image_metrics`` in the results says so (for audio also SSIM and FID). Every held-out clip is evaluated once
+across ranks; sums and code counts are all-reduced, Inception features gathered. Writes ``eval/step_N.json`` and
 ``eval/step_N_grid.png`` (the first clips' frames, or their waveforms: originals over reconstructions).
 """
 
@@ -24,8 +31,10 @@ from fsq import distributed, rundir
 from fsq.config import TokenizerExperiment
 from fsq.data.loader import iterate_batches
 from fsq.data.signals import kind_of_dims, to_unit
+from fsq.evaluation.video import VideoEvaluation
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
+from fsq.metrics.video import frame_psnr
 from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.signal_data import signal_kind
@@ -37,12 +46,6 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor, centre: float = 0.5)
     signal = (reference.double() - centre).square().flatten(1).sum(1)
     noise = (reference.double() - estimate.double()).square().flatten(1).sum(1)
     return (10 * torch.log10(signal.clamp_min(1e-20) / noise.clamp_min(1e-20))).clamp(max=100.0)
-
-
-def frame_psnr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of each frame of video batches (B, C, T, H, W) in ``[0, 1]``: (B, T), capped at 100 dB."""
-    mse = (reference.double() - estimate.double()).square().mean(dim=(1, 3, 4))
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp(max=100.0)
 
 
 def waveform_image(clip: torch.Tensor, height: int = 64) -> torch.Tensor:
@@ -84,8 +87,9 @@ def evaluate_signals(
     frames = model.spec.input_shape[0]
     sums = torch.zeros(3 + frames, dtype=torch.float64, device=device)  # main metric, L1, count, per frame
     grid: list[torch.Tensor] = []
+    video = VideoEvaluation(model, cfg.eval.fid_samples, device) if kind.dims == 3 else None
     batches = iterate_batches(held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers)
-    for _, clips, _, valid in batches:
+    for chunk, clips, _, valid in batches:
         x = to_unit(clips[valid].to(device))
         if not len(x):
             continue
@@ -98,6 +102,8 @@ def evaluate_signals(
             per_frame = frame_psnr(x, reconstruction)
             sums[0] += per_frame.mean(1).sum()
             sums[3:] += per_frame.sum(0)
+        if video is not None:
+            video.update(chunk[valid], x, reconstruction)
         if info.is_main and sum(len(g) for g in grid) < 2:
             grid.append(torch.stack([x[:2], reconstruction[:2]], 1).cpu())  # (b, 2, C, *axes)
         sums[1] += (x - reconstruction).abs().flatten(1).mean(1).double().sum()
@@ -118,6 +124,9 @@ def evaluate_signals(
         "token_grid": list(model.spec.grid_shape),
         "image_metrics": f"not computed: FID, SSIM and perceptual features are image metrics, not {kind.name} ones",
     }
+    if video is not None:  # per-frame SSIM and rFID, temporal consistency, bits, the naive codec, FVD's status
+        results.update(video.results())
+        results["image_metrics"] = "not computed: perceptual features (EfficientNet, LPIPS) judge images, not video"
     if kind.dims == 1:
         results["snr_db"] = sums[0].item() / count
     else:

@@ -27,7 +27,9 @@ import torch
 from fsq import hub, rundir, storage
 from fsq.bundles import build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
+from fsq.clips import save_clips
 from fsq.generation import sample
+from fsq.generation.conditioning import conditioned_initial, given_positions
 from fsq.grids import save_grid
 from fsq.io import read_json
 from fsq.models.autoencoder import Tokenizer
@@ -50,11 +52,23 @@ def generate(
     batch_size: int = 250,
     device: torch.device | str = "cpu",
     show_progress: bool | None = False,
+    condition: torch.Tensor | None = None,
+    condition_frames: int = 0,
 ) -> torch.Tensor:
     """``num`` token grids (num, h, w); batch ``b`` draws from a generator seeded by ``(seed, b)``;
-    ``show_progress``: a progress bar over the batches (rank 0; None: on a terminal)."""
+    ``show_progress``: a progress bar over the batches (rank 0; None: on a terminal).
+
+    Frame prediction: ``condition`` (num, t, h, w) token grids whose first ``condition_frames`` latent frames are
+    given; the sampler keeps them and fills in the rest."""
     model = model.to(device).eval()
     spec = model.spec
+    given = given_positions(spec.grid_shape, condition_frames)
+    if given and (condition is None or tuple(condition.shape) != (num, *spec.grid_shape)):
+        shape = None if condition is None else tuple(condition.shape)
+        raise ValueError(
+            f"condition_frames={condition_frames} needs condition token grids of shape {(num, *spec.grid_shape)}, "
+            f"got {shape}"
+        )
     out = []
     starts = range(0, num, batch_size)
     for b, start in enumerate(
@@ -62,7 +76,10 @@ def generate(
     ):
         n = min(batch_size, num - start)
         batch_labels = labels[start : start + n].to(device) if labels is not None else None
-        initial = torch.full((n, spec.num_tokens), model.mask_id, dtype=torch.long, device=device)
+        if given and condition is not None:
+            initial = conditioned_initial(condition[start : start + n], given, model.mask_id).to(device)
+        else:
+            initial = torch.full((n, spec.num_tokens), model.mask_id, dtype=torch.long, device=device)
         result = sample(
             model.tokens_to_logits(batch_labels),
             initial,
@@ -109,6 +126,7 @@ class SamplingDefaults:
     temperature: float = 1.0
     guidance: float = 0.0
     batch_size: int = 250
+    condition_frames: int = 0  # frame prediction: the leading latent frames given (``masking.condition_frames``)
 
 
 def checked_sampling(settings: dict[str, Any]) -> SamplingDefaults:
@@ -117,6 +135,8 @@ def checked_sampling(settings: dict[str, Any]) -> SamplingDefaults:
     for key in ("steps", "batch_size"):
         if getattr(sampling, key) < 1:
             raise ValueError(f"{key} is {getattr(sampling, key)}, must be >= 1")
+    if sampling.condition_frames < 0:
+        raise ValueError(f"condition_frames is {sampling.condition_frames}, must be >= 0")
     for key in ("choice_temperature", "temperature", "guidance"):
         if getattr(sampling, key) < 0:
             raise ValueError(f"{key} is {getattr(sampling, key)}, must be >= 0")
@@ -172,16 +192,19 @@ class MaskGITPipeline:
         model, step, cfg = maskgit.load_run(run_dir)
         tokenizer, tokenizer_step, _, tokenizer_run = maskgit.run_tokenizer(run_dir, cfg)
         e = cfg.eval
-        sampling = SamplingDefaults(e.steps, e.choice_temperature, e.temperature, 0.0, e.batch_size)
+        condition = cfg.masking.condition_frames
+        sampling = SamplingDefaults(e.steps, e.choice_temperature, e.temperature, 0.0, e.batch_size, condition)
         folder = Path(cfg.data.tokens) if cfg.data.tokens else Path(run_dir) / "tokens" / cfg.data.train_split
-        names = None
+        manifest = {}
         if (folder / "manifest.json").is_file():
-            names = read_json(folder / "manifest.json", "the token manifest").get("class_names")
+            manifest = read_json(folder / "manifest.json", "the token manifest")
         metadata = {
             **run_metadata(cfg, step, run_dir),
             "tokenizer_run": tokenizer_run,
             "tokenizer_step": tokenizer_step,
+            **({"rate": manifest["rate"]} if manifest.get("rate") else {}),  # audio, video: samples or frames a second
         }
+        names = manifest.get("class_names")
         return cls(model, tokenizer, sampling, names, metadata)
 
     @classmethod
@@ -220,7 +243,8 @@ class MaskGITPipeline:
             "format": "fsq-maskgit",
             "version": 1,
             "spec": self.model.spec.to_dict(),
-            "sampling": asdict(self.sampling),
+            # condition_frames only where set: bundles of other MaskGITs stay as older fsq versions read them
+            "sampling": {k: v for k, v in asdict(self.sampling).items() if k != "condition_frames" or v},
             "class_names": self.class_names,
             "metadata": self.metadata,
         }
@@ -294,7 +318,9 @@ def write_samples(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> Path:
-    """``num`` samples per class of a MaskGIT: ``class_{c}.png`` grids and ``samples.npz`` (images, tokens, labels).
+    """``num`` samples per class of a MaskGIT: ``class_{c}.png`` grids and ``samples.npz`` (images, tokens, labels);
+    for video, ``class_{c}.png`` strips (a row per clip), ``class_{c}.gif`` and, with PyAV, ``class_{c}.mp4``
+    (``samples.*`` for an unconditional model), at the frame rate of the tokenizer's data (10 fps if unknown).
 
     ``source``: a run dir, a bundle folder, a shipped name or a hub repo id (:meth:`MaskGITPipeline.from_pretrained`).
     Unset ``steps`` / ``choice_temperature`` take its sampling defaults (a run's ``eval`` settings). Returns the
@@ -323,11 +349,15 @@ def write_samples(
     out_dir.mkdir(parents=True, exist_ok=True)
     per_row = min(num, 10)
     groups: list[int | None] = list(classes) if classes else [None]
-    for c in groups if images.ndim == 4 else []:  # PNG grids of images (audio and video: the .npz alone)
+    for c in groups if images.ndim == 4 else []:  # PNG grids of images (audio: the .npz alone)
         chosen = images if c is None else images[labels == c]
         rows = [chosen[i : i + per_row] for i in range(0, chosen.shape[0], per_row)]
         grid_labels = torch.arange(len(rows)).repeat_interleave(per_row)[: chosen.shape[0]]
         save_class_grid(chosen, grid_labels, per_row, out_dir / (f"class_{c}.png" if c is not None else "samples.png"))
+    for c in groups if images.ndim == 5 else []:  # video: a PNG strip (a row per clip), a GIF and an MP4 per class
+        chosen = images if c is None else images[labels == c]
+        stem = out_dir / (f"class_{c}" if c is not None else "samples")
+        save_clips(chosen, stem, fps=float(pipeline.metadata.get("rate") or 10.0), columns=per_row)
     path = out_dir / "samples.npz"
     arrays: dict[str, Any] = {"tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
     if images.ndim == 4:

@@ -12,6 +12,7 @@ The same spec builds 1-D (audio), 2-D (images) and 3-D (video) models (``dims``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -90,9 +91,10 @@ class TokenizerSpec:
             return [(2,) * self.dims] * (len(self.channel_multipliers) - 1)
         return [tuple(int(f) for f in factors) for factors in self.downsample]
 
-    def stage_shapes(self) -> list[tuple[int, ...]]:
-        """Feature-map sizes per stage, input first (28, [1,2,2] -> [(28, 28), (14, 14), (7, 7)])."""
-        shapes = [self.input_shape]
+    def stage_shapes(self, frames: int | None = None) -> list[tuple[int, ...]]:
+        """Feature-map sizes per stage, input first (28, [1,2,2] -> [(28, 28), (14, 14), (7, 7)]); ``frames``: those
+        of a clip of that many frames instead of ``input_shape``'s (causal models, see :meth:`accepts_frames`)."""
+        shapes = [self.input_shape if frames is None else (int(frames), *self.input_shape[1:])]
         for factors in self.stage_factors():
             shapes.append(
                 tuple(
@@ -100,6 +102,20 @@ class TokenizerSpec:
                 )
             )
         return shapes
+
+    @property
+    def time_factor(self) -> int:
+        """The product of the time (first-axis) downsampling factors: a causal model maps ``1 + f*k`` frames to
+        ``1 + k`` latent frames."""
+        return math.prod(factors[0] for factors in self.stage_factors())
+
+    def accepts_frames(self, frames: int) -> bool:
+        """Whether a clip of ``frames`` frames can be encoded and decoded back to as many: the configured length,
+        and for a causal model any ``1 + time_factor * k`` (``k = 0``: one frame, an image as a one-frame video,
+        as the joint image-video training of MAGVIT-v2)."""
+        if frames == self.input_shape[0]:
+            return True
+        return self.causal and frames >= 1 and (frames - 1) % self.time_factor == 0
 
     def spatial_sizes(self) -> list[int]:
         """Feature-map side per stage of a square 2-D model, input first (28, [1,2,2] -> [28, 14, 7])."""
@@ -149,6 +165,7 @@ class Decoder(nn.Module):
         d, causal = spec.dims, spec.causal
         widths = [spec.filters * m for m in spec.channel_multipliers]
         self.shapes = spec.stage_shapes()
+        self._spec = spec
         channels = widths[-1]
         self.stem = conv(d, spec.latent_channels, channels, 3, causal=causal)
         self.mid = nn.Sequential(
@@ -167,11 +184,14 @@ class Decoder(nn.Module):
         self.head = conv(d, channels, spec.in_channels, 3, causal=causal)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        shapes = self.shapes
+        if self._spec.causal and z.shape[2] != shapes[-1][0]:  # 1 + k latent frames -> 1 + f*k frames
+            shapes = self._spec.stage_shapes(frames=1 + self._spec.time_factor * (z.shape[2] - 1))
         h = self.mid(self.stem(z))
         for i, (stage, upsample) in enumerate(zip(self.stages, self.upsamples)):
             h = stage(h)
             if isinstance(upsample, Upsample):
-                h = upsample(h, size=self.shapes[len(self.shapes) - 2 - i])
+                h = upsample(h, size=shapes[len(shapes) - 2 - i])
         return self.head(F.silu(self.norm(h)))
 
 
@@ -198,12 +218,16 @@ class Tokenizer(nn.Module):
         """A ValueError naming both shapes unless ``x`` is (B, in_channels, *input_shape)."""
         s = self.spec
         expected = (s.in_channels, *s.input_shape)
-        if x.ndim != 2 + s.dims or tuple(x.shape[1:]) != expected:
+        shape = tuple(x.shape[1:])
+        if s.causal and x.ndim == 2 + s.dims and s.accepts_frames(shape[1]):  # another length in time
+            shape = (shape[0], s.input_shape[0], *shape[2:])
+        if x.ndim != 2 + s.dims or shape != expected:
             what = "images" if s.dims == 2 else "signals"
             kind = {1: "1-D (B, C, T)", 2: "2-D (B, C, H, W)", 3: "3-D (B, C, T, H, W)"}[s.dims]
+            lengths = f" (causal in time: any 1 + {s.time_factor}k frames, 1 for an image)" if s.causal else ""
             raise ValueError(
-                f"expected {what} of shape (B, {', '.join(map(str, expected))}) for this {kind} tokenizer, "
-                f"got {tuple(x.shape)}"
+                f"expected {what} of shape (B, {', '.join(map(str, expected))}) for this {kind} tokenizer"
+                f"{lengths}, got {tuple(x.shape)}"
             )
 
     def encode(self, images: torch.Tensor) -> QuantizerOutput:

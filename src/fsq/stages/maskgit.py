@@ -30,7 +30,8 @@ from fsq.data.loader import StepLoader
 from fsq.data.tensors import TensorItems
 from fsq.data.transforms import ItemTransform
 from fsq.distributed import DistInfo
-from fsq.generation.mask_schedule import random_mask, training_mask_count
+from fsq.generation.conditioning import conditioned_training_mask, given_positions
+from fsq.generation.mask_schedule import training_mask_count
 from fsq.hub import read_bundle_config
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
@@ -165,6 +166,15 @@ def check_tokens_match_tokenizer(run_dir: Path, folder: Path, manifest: dict) ->
         )
 
 
+def condition_positions(cfg: MaskGITExperiment, grid: list[int] | tuple[int, ...]) -> int:
+    """The leading token positions ``masking.condition_frames`` gives (0: none); a ValueError naming the setting
+    and the grid when the grid is not a video's or has no latent frame left to predict."""
+    try:
+        return given_positions(grid, cfg.masking.condition_frames)
+    except ValueError as error:
+        raise ValueError(f"masking.{error}") from None
+
+
 def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, MaskGITExperiment]:
     """The newest checkpoint's MaskGIT (EMA weights when present), its step and the run's config."""
     cfg = read_run_config(run_dir)
@@ -200,6 +210,7 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase)
     device = dist.device
     tokens, labels, manifest = training_tokens(cfg, run_dir, dist)
     num_tokens = math.prod(tokens.shape[1:])
+    given = condition_positions(cfg, manifest["token_grid"])  # frame prediction: leading latent frames, never masked
     spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
     torch.manual_seed(cfg.train.seed)
     model = MaskGIT(spec).to(device)
@@ -220,15 +231,15 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase)
         batch from ``(seed, step)`` (the same stream on every rank), this rank's rows taken by the seam."""
         grids, grid_labels = loader.batch(step)
         shared = _step_generator(cfg.train.seed, step)
-        count = training_mask_count(num_tokens, min_ratio=m.min_ratio, method=m.schedule, generator=shared)
-        mask = dist.rows(random_mask(cfg.train.batch_size, num_tokens, count, generator=shared))
+        count = training_mask_count(num_tokens - given, min_ratio=m.min_ratio, method=m.schedule, generator=shared)
+        mask = dist.rows(conditioned_training_mask(cfg.train.batch_size, num_tokens, given, count, generator=shared))
         drop = dist.rows(torch.rand(cfg.train.batch_size, generator=shared)) < m.label_drop
         return {
             "tokens": grids.flatten(1),
             "labels": grid_labels if spec.num_classes else None,
             "mask": mask,
             "drop": drop,
-            "mask_ratio": count / num_tokens,
+            "mask_ratio": count / (num_tokens - given),
         }
 
     def step_fn(network: nn.Module, micro: dict[str, Any], step: int) -> StepOutput:

@@ -1,10 +1,11 @@
 """The tokenizer stage's signals: which kind of signal a config's data is, its shape, its splits and transforms.
 
 Images (``mnist``, ``fashion``, ``photos``, folders, shards, Hugging Face datasets) keep the image path of
-:mod:`fsq.stages.tokenizer`; the generated signals (``tones``: audio, ``blobs``: video;
-:mod:`fsq.data.synthetic_signals`) and folders or WebDataset shards of audio or video files (``audio:DIR``,
-``video:DIR``, ``audio:wds:SHARDS``; :mod:`fsq.data.signal_files`) and the ``speech`` source (synthetic speech,
-prepared into the cache; :mod:`fsq.data.speech_items`) come through here. The checks: the model's
+:mod:`fsq.stages.tokenizer`; the generated signals (``tones``: audio, ``blobs`` and ``moving_mnist``: video;
+:mod:`fsq.data.synthetic_signals`), the real ``videos`` source (:mod:`fsq.data.videos`), the ``speech`` source
+(synthetic speech, prepared into the cache; :mod:`fsq.data.speech_items`) and folders or WebDataset shards of
+audio or video files (``audio:DIR``, ``video:DIR``, ``audio:wds:SHARDS``; :mod:`fsq.data.signal_files`) come
+through here. The checks: the model's
 ``dims`` against the data's axes, the time crop against the clip length, the configured rate against the
 source's (or resampled to it with ``data.resample``), and the image-only losses (perceptual features) against a
 non-image signal; generated sources are checked before anything trains, files when they are read.
@@ -27,7 +28,10 @@ from fsq.data.signals import (
     resample_time,
 )
 from fsq.data.speech_items import SpeechItems
-from fsq.data.synthetic_signals import CLIP_LENGTHS, RATES, SOURCES, generated_items
+from fsq.data.synthetic_signals import RATES, SOURCES, clip_length, generated_items
+from fsq.data.videos import LENGTH as VIDEOS_LENGTH
+from fsq.data.videos import NAME as VIDEOS
+from fsq.data.videos import VideoClips, open_videos
 
 FOLDER_PREFIXES = {"audio:": AUDIO, "video:": VIDEO}
 CACHED = {"speech": AUDIO}  # prepared into the cache, clips of any length (data.length crops them)
@@ -43,13 +47,15 @@ def _folder(source: str) -> tuple[SignalKind, str] | None:
 
 def is_signal_source(source: str) -> bool:
     """Whether ``data.source`` names audio or video: a generated source or an ``audio:``/``video:`` folder."""
-    return source in SOURCES or source in CACHED or _folder(source) is not None
+    return source in SOURCES or source in CACHED or source == VIDEOS or _folder(source) is not None
 
 
 def signal_kind(cfg: TokenizerExperiment) -> SignalKind:
     """The kind of signal the config's data source gives (every source but the generated ones and the audio and
     video folders gives images)."""
     folder = _folder(cfg.data.source)
+    if cfg.data.source == VIDEOS:
+        return VIDEO
     return folder[0] if folder else CACHED.get(cfg.data.source) or SOURCES.get(cfg.data.source, IMAGE)
 
 
@@ -79,6 +85,8 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
             f"loss.perceptual_weight={cfg.loss.perceptual_weight}: the perceptual loss uses image features "
             f"(EfficientNet on RGB images) and cannot judge {kind.name}; set it to 0"
         )
+    if d.source == VIDEOS:  # real videos, cropped to data.length frames (default 17)
+        return [d.length or VIDEOS_LENGTH, d.image_size, d.image_size]
     if _folder(d.source) or d.source in CACHED:  # clips of any length: the crop says the model's
         if d.length is None:
             clips = "its clips differ" if d.source in CACHED else "clips in a folder may differ"
@@ -87,7 +95,7 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
                 f"in {'samples' if kind.dims == 1 else 'frames'})"
             )
         return [d.length] if kind.dims == 1 else [d.length, d.image_size, d.image_size]
-    clip = CLIP_LENGTHS[d.source]
+    clip = clip_length(d.source, d.length)
     if d.resample and d.sample_rate is not None:  # the clips after resampling
         clip = max(1, round(clip * d.sample_rate / RATES[d.source]))
     length = d.length or clip
@@ -101,11 +109,12 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
 
 def open_signal_split(
     cfg: TokenizerExperiment, split: str, limit: int | None
-) -> SignalItems | SignalFolderItems | SignalShardItems | SpeechItems:
+) -> SignalItems | SignalFolderItems | SignalShardItems | SpeechItems | VideoClips:
     """The clips of one split: of a generated source (``limit`` of them; default 1024 train, 128 otherwise), its
     rate checked against ``data.sample_rate`` and its clip length against ``data.length``; of an audio or video
-    folder (:class:`~fsq.data.signal_files.SignalFolderItems`: each file checked when read); or of the prepared
-    ``speech`` source (:class:`~fsq.data.speech_items.SpeechItems`)."""
+    folder (:class:`~fsq.data.signal_files.SignalFolderItems`: each file checked when read); of the prepared
+    ``speech`` source (:class:`~fsq.data.speech_items.SpeechItems`); or of the ``videos`` source (``limit`` clips of
+    its split's videos, retimed to ``data.sample_rate``, default 10 fps)."""
     d = cfg.data
     if d.source == "speech":
         return SpeechItems(
@@ -117,6 +126,17 @@ def open_signal_split(
             on_error=d.on_error,
             limit=limit,
             resample=d.resample,
+        )
+    if d.source == VIDEOS:
+        return open_videos(
+            split,
+            image_size=d.image_size,
+            length=d.length or VIDEOS_LENGTH,
+            rate=d.sample_rate,
+            channels=d.channels,
+            count=limit,
+            cache_dir=d.cache_dir,
+            seed=cfg.train.seed,
         )
     folder = _folder(d.source)
     if folder is not None:
@@ -143,7 +163,14 @@ def open_signal_split(
             resample=d.resample,
         )
     items = generated_items(
-        d.source, split, seed=cfg.train.seed, count=limit, image_size=d.image_size, channels=d.channels
+        d.source,
+        split,
+        seed=cfg.train.seed,
+        count=limit,
+        image_size=d.image_size,
+        channels=d.channels,
+        length=d.length,
+        cache_dir=d.cache_dir,
     )
     if d.resample and d.sample_rate is not None and items.rate != d.sample_rate:
         assert items.rate is not None
@@ -156,9 +183,12 @@ def open_signal_split(
 
 
 def signal_transform(
-    cfg: TokenizerExperiment, items: SignalItems | SignalFolderItems | SignalShardItems | SpeechItems, train: bool
+    cfg: TokenizerExperiment,
+    items: SignalItems | SignalFolderItems | SignalShardItems | SpeechItems | VideoClips,
+    train: bool,
 ) -> SignalTransform:
     """Training: a random time crop of ``data.length`` (video: a random ``data.image_size`` square in space and a
-    random horizontal flip); evaluation and token export: the centred crops."""
+    random horizontal flip); evaluation and token export: the centred crops (``videos``: its fixed clips)."""
     size = cfg.data.image_size if items.kind.dims == 3 else None
-    return SignalTransform("random" if train else "center", items.kind, cfg.data.length, size=size)
+    length = cfg.data.length or (VIDEOS_LENGTH if cfg.data.source == VIDEOS else None)
+    return SignalTransform("random" if train else "center", items.kind, length, size=size)

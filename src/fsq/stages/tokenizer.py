@@ -22,11 +22,13 @@ from fsq import checkpoint as ckpt
 from fsq.config import ConfigError, TokenizerExperiment, read_run_config, resume_hash, spec_from, to_dict
 from fsq.data import ImageSet, cache_dir, load_images
 from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
+from fsq.data.frames import frame_images, is_frames_source
 from fsq.data.loader import StepLoader, iterate_batches
 from fsq.data.signal_files import SignalFolderItems, SignalShardItems
 from fsq.data.signals import SignalItems, to_unit
 from fsq.data.speech_items import SpeechItems
 from fsq.data.transforms import ItemTransform, TransformMode
+from fsq.data.videos import VideoClips
 from fsq.distributed import DistInfo
 from fsq.grids import grid_array
 from fsq.io import write_json_atomic
@@ -68,6 +70,10 @@ def load_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     """
     seed = cfg.train.seed + (0 if split == cfg.data.train_split else 1)
     d = cfg.data
+    if is_frames_source(d.source):  # the frames of a generated video source's clips, seeded as the video source
+        return frame_images(
+            d.source, split, seed=cfg.train.seed, count=limit, image_size=d.image_size, channels=d.channels
+        )
     num_crops = None
     if d.source == "photos":  # crops are generated: make no more than will be kept
         num_crops = d.num_crops if limit is None else min(d.num_crops or limit, limit)
@@ -91,7 +97,7 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
     if is_signal_source(d.source):
         return open_signal_split(cfg, split, limit)
     kind, path = source_kind(d.source)
-    if kind == "builtin":
+    if kind == "builtin" or is_frames_source(d.source):
         return MemoryItems(load_split(cfg, split, limit))
     if kind == "folder" and split != "all" and Path(path).is_dir() and not (Path(path) / split).is_dir():
         key = "data.train_split" if split == d.train_split else "data.eval_split"
@@ -118,7 +124,7 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
-    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems, SpeechItems)):
+    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems, SpeechItems, VideoClips)):
         return signal_transform(cfg, items, train)  # type: ignore[return-value]  # the same interface
     mode: TransformMode
     wanted = cfg.data.train_transform if train else "center"
@@ -299,7 +305,8 @@ def write_skipped(run_dir: Path, split: str, listed: list[tuple[str, str]], deco
 
 @torch.no_grad()
 def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTokenizer | None) -> dict[str, Any]:
-    """The level (0 .. L_i - 1) each token of the first 1000 held-out images takes on each code channel
+    """The level (0 .. L_i - 1) each token of the first 1000 held-out images (signals: ``data.eval_limit`` clips at
+    most, ``eval.batch_size`` at a time) takes on each code channel
     (``levels/channel_i``), published beside the final evaluation; empty for a quantizer without per-channel
     levels (VQ). ``trained``: the model training left (None: the run's newest checkpoint)."""
     model = trained.model if trained is not None else load_run(run_dir)[0]
@@ -307,9 +314,13 @@ def level_histograms(cfg: TokenizerExperiment, run_dir: Path, trained: TrainedTo
     level_digits = family_of(quantizer).level_digits
     if level_digits is None:
         return {}
-    items = open_split(cfg, cfg.data.eval_split, 1000)  # streamed sources too (centre crops, as evaluation)
+    count, batch = 1000, 250
+    if is_signal_source(cfg.data.source):  # clips (generated in memory) go as evaluation takes them: 1000 clips
+        count = min(count, cfg.data.eval_limit or count)  # of 17 x 256 x 256 px would take 3.3 GB and minutes,
+        batch = cfg.eval.batch_size  # and 250 of them at once all of a GPU's memory
+    items = open_split(cfg, cfg.data.eval_split, count)  # streamed sources too (centre crops, as evaluation)
     device = next(model.parameters()).device
-    batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), 250, workers=0)
+    batches = iterate_batches(items, item_transform(cfg, items, train=False), range(len(items)), batch, workers=0)
     parts = [model.tokenize(to_unit(images[valid].to(device))) for _, images, _, valid in batches]
     if not parts:
         return {}
