@@ -326,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
     )
     sample.add_argument("--classes", type=int, nargs="+", help="class ids (default: all classes)")
-    sample.add_argument("--num", type=count_arg(), default=16, help="samples per class (default 16)")
+    sample.add_argument(
+        "--num", type=count_arg(), default=16, help="samples per class; frame prediction: held-out clips (default 16)"
+    )
     sample.add_argument(
         "--steps", type=count_arg(), default=None, help="decoding steps T (default: the run's eval.steps)"
     )

@@ -186,7 +186,8 @@ def write_predictions(
     if not is_run_dir(source):
         raise ValueError(
             f"{source}: frame prediction conditions on held-out clips of the tokenizer's data, which only a MaskGIT "
-            "run dir records (its tokenizer's config.yaml); sample from the run dir"
+            "run dir records (its tokenizer's config.yaml); sample from the run dir, or predict your own clips with "
+            "fsq.inference.frame_prediction.predict_frames"
         )
     cfg = read_run_config(source)
     if not isinstance(cfg, MaskGITExperiment) or cfg.masking.condition_frames < 1:
