@@ -8,7 +8,9 @@ Tokens come from a ``fsq tokenize`` folder or are exported once into ``run_dir/t
 into ``run_dir/tokenizer`` at the start (the run dir stays usable when moved). Masks and label drops
 are drawn for the global batch from a (seed, step) generator and each rank takes its rows
 (:meth:`fsq.distributed.DistInfo.rows`), so N ranks train as one process would and a resumed run continues
-exactly.
+exactly. Frame prediction (``masking.condition_frames``, video token grids): the leading latent frames are never
+masked, so the model always sees them and the loss never scores them (:mod:`fsq.generation.conditioning`); the
+masking ratio is drawn over the other positions.
 """
 
 from __future__ import annotations
