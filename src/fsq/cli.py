@@ -152,7 +152,8 @@ def _sample(args: argparse.Namespace) -> int:
         print(
             f"predicted frames {report['given_frames']}..{report['frames'] - 1} of {report['clips']} held-out clips: "
             f"PSNR {report['psnr']:.2f} dB (repeating the last given frame: {report['repeat_psnr']:.2f} dB; "
-            f"the real clips' tokens decoded: {report['tokenizer_psnr']:.2f} dB)"
+            f"the real clips' tokens decoded: {report['tokenizer_psnr']:.2f} dB); predicted tokens equal to the real "
+            f"ones: {report['token_accuracy']:.1%}"
         )
         print(f"wrote {path} and beside it " + ", ".join(sorted(p.name for p in path.parent.glob("prediction.*"))))
         return 0

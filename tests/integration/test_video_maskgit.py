@@ -75,7 +75,9 @@ def test_frame_prediction_trains_evaluates_and_samples(mm_tokenizer, tmp_path, c
         tokens, predicted, real = (torch.from_numpy(samples[k]) for k in ("tokens", "signals", "real"))
     assert tokens.shape == (3, *GRID) and predicted.shape == real.shape == (3, *CLIP)
     tokenizer = Tokenizer.from_pretrained(run / "tokenizer")
-    assert torch.equal(tokens[:, 0], tokenizer.tokenize(real)[:, 0])  # the given latent frame, unchanged
+    real_tokens = tokenizer.tokenize(real)
+    assert torch.equal(tokens[:, 0], real_tokens[:, 0])  # the given latent frame, unchanged
+    assert report["token_accuracy"] == pytest.approx((tokens[:, 1:] == real_tokens[:, 1:]).double().mean().item())
     # the reported numbers are those of the written clips: predicted frames 1..8 against the real ones
     assert report["psnr"] == pytest.approx(frame_psnr(real[:, :, 1:], predicted[:, :, 1:]).mean().item(), abs=1e-4)
     repeat = real[:, :, :1].expand_as(real[:, :, 1:])

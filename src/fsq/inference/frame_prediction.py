@@ -9,6 +9,9 @@ PSNR against the real frames, beside two references on the same frames:
   causal tokenizer) -- a predictor that has learnt no motion;
 - ``tokenizer_psnr``: the real clip's own tokens decoded, the ceiling any sampler of these tokens can reach.
 
+``token_accuracy`` is the share of predicted tokens (after the given latent frames) equal to the real clip's: a
+score of Stage II alone (a weak decoder that maps many codes to one blur makes PSNR blind to wrong tokens).
+
 PSNR is per frame in the ``[0, 1]`` range, capped at 100 dB, averaged over frames and clips (``*_per_frame``: the
 mean at each predicted frame position).
 
@@ -154,6 +157,10 @@ def predict_frames(
     given = given_pixel_frames(spec.input_shape[0], spec.grid_shape[0], condition_frames, spec.causal)
     metrics = prediction_metrics(clips.float(), predicted, reconstructed, given)
     metrics["condition_frames"] = condition_frames
+    # Stage II's own score, blind to the decoder: the share of predicted tokens equal to the real clip's
+    metrics["token_accuracy"] = (
+        (tokens[:, condition_frames:] == real_tokens[:, condition_frames:]).double().mean().item()
+    )
     return FramePrediction(clips, predicted, reconstructed, tokens, metrics)
 
 
