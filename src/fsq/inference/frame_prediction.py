@@ -17,7 +17,8 @@ mean at each predicted frame position).
 
 ``write_predictions`` is ``fsq sample`` for such a run: ``prediction.json`` (the metrics), ``prediction.png`` (a
 strip per clip, the real clip above its prediction), ``prediction.gif`` / ``.mp4`` (real and predicted side by
-side) and ``samples.npz`` (predicted and real clips, sampled tokens, labels).
+side), all three of the first ``SHOWN_CLIPS`` clips, and ``samples.npz`` (every predicted and real clip, the
+sampled tokens, labels).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT
 from fsq.stages.maskgit import run_tokenizer
 from fsq.stages.tokenizer import item_transform, open_split
+
+SHOWN_CLIPS = 16  # clips in the strip, GIF and MP4 of `fsq sample` (a strip of 100 clips is 200 rows)
 
 
 def held_out_clips(tok_cfg: TokenizerExperiment, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -222,7 +225,8 @@ def write_predictions(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"run": str(Path(source).resolve()), "split": split, "seed": seed, **result.metrics}
     write_json_atomic(report, out_dir / "prediction.json")
-    pairs = torch.stack([result.real, result.predicted], 1).flatten(0, 1)  # real above (GIF: beside) its prediction
+    shown = slice(0, SHOWN_CLIPS)  # real above (GIF: beside) its prediction, the first clips (the .npz has all)
+    pairs = torch.stack([result.real[shown], result.predicted[shown]], 1).flatten(0, 1)
     save_clips(pairs, out_dir / "prediction", fps=float(pipeline.metadata.get("rate") or 10.0), columns=2)
     arrays: dict[str, Any] = {
         "tokens": result.tokens.numpy(),
