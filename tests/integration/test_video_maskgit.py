@@ -19,6 +19,7 @@ from fsq.cli import main
 from fsq.clips import mp4_available
 from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config, read_run_config
 from fsq.inference.frame_prediction import frame_psnr
+from fsq.inference.sampling import MaskGITPipeline
 from fsq.models import Tokenizer
 from fsq.stages.tokenizer import open_split
 from fsq.stages.tokens import load_tokens
@@ -91,6 +92,12 @@ def test_frame_prediction_trains_evaluates_and_samples(mm_tokenizer, tmp_path, c
 
         with av.open(str(out / "prediction.mp4")) as container:
             assert sum(1 for _ in container.decode(video=0)) == 9
+
+    pipeline = MaskGITPipeline.from_run(run)  # unconditional samples of a frame predictor: refused, not made up
+    with pytest.raises(ValueError, match=r"predicts frames \(condition_frames=1\): give the token grids"):
+        pipeline.generate(None, 2)
+    kept = pipeline.generate(None, 3, steps=2, condition=real_tokens)
+    assert torch.equal(kept[:, 0], real_tokens[:, 0])
 
     # a bundle records that it predicts frames but not the tokenizer's data: a clear error, not unconditional samples
     assert main(["export", str(run), str(tmp_path / "bundle")]) == 0
