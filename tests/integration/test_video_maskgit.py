@@ -102,6 +102,10 @@ def test_frame_prediction_trains_evaluates_and_samples(mm_tokenizer, tmp_path, c
     # a bundle records that it predicts frames but not the tokenizer's data: a clear error, not unconditional samples
     assert main(["export", str(run), str(tmp_path / "bundle")]) == 0
     assert json.loads((tmp_path / "bundle" / "config.json").read_text())["sampling"]["condition_frames"] == 1
+    assert (
+        "A frame-prediction MaskGIT (the first 1 latent frame(s) given)"
+        in (tmp_path / "bundle" / "README.md").read_text()
+    )
     assert main(["sample", str(tmp_path / "bundle"), "--out", str(tmp_path / "nope")]) == 2
     assert "frame prediction conditions on held-out clips" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()

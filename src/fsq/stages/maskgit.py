@@ -295,8 +295,11 @@ def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
 
 def describe(cfg: MaskGITExperiment, metadata: dict[str, Any]) -> str:
     """The model card's first paragraph: what the MaskGIT is and the tokenizer it embeds."""
+    what = "A class-conditional MaskGIT"
+    if cfg.masking.condition_frames:  # MAGVIT's frame prediction
+        what = f"A frame-prediction MaskGIT (the first {cfg.masking.condition_frames} latent frame(s) given)"
     return (
-        f"A class-conditional MaskGIT (Stage II: a bidirectional transformer over token grids) with the tokenizer "
+        f"{what} (Stage II: a bidirectional transformer over token grids) with the tokenizer "
         f"it was trained on (from the run `{Path(str(metadata.get('tokenizer_run', '?'))).name}`, step "
         f"{metadata.get('tokenizer_step', '?')}) embedded in `tokenizer/`."
     )
