@@ -151,7 +151,8 @@ def _sample(args: argparse.Namespace) -> int:
         print(
             f"predicted frames {report['given_frames']}..{report['frames'] - 1} of {report['clips']} held-out clips: "
             f"PSNR {report['psnr']:.2f} dB (repeating the last given frame: {report['repeat_psnr']:.2f} dB; "
-            f"the real clips' tokens decoded: {report['tokenizer_psnr']:.2f} dB)"
+            f"the real clips' tokens decoded: {report['tokenizer_psnr']:.2f} dB); predicted tokens equal to the real "
+            f"ones: {report['token_accuracy']:.1%}"
         )
         print(f"wrote {path} and beside it " + ", ".join(sorted(p.name for p in path.parent.glob("prediction.*"))))
         return 0
@@ -373,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", metavar="MODEL", help="a MaskGIT run dir, a bundle, a shipped name (mnist-maskgit-fsq) or a hub id"
     )
     sample.add_argument("--classes", type=int, nargs="+", help="class ids (default: all classes)")
-    sample.add_argument("--num", type=count_arg(), default=16, help="samples per class (default 16)")
+    sample.add_argument(
+        "--num", type=count_arg(), default=16, help="samples per class; frame prediction: held-out clips (default 16)"
+    )
     sample.add_argument(
         "--steps", type=count_arg(), default=None, help="decoding steps T (default: the run's eval.steps)"
     )

@@ -81,3 +81,18 @@ def test_the_sampler_never_changes_the_given_tokens():
     out = sample(spy, initial, mask_id=model.mask_id, steps=4, generator=torch.Generator().manual_seed(2))
     assert torch.equal(out.tokens[:, :4], real.flatten(1)[:, :4]) and not (out.tokens == model.mask_id).any()
     assert all(torch.equal(t[:, :4], real.flatten(1)[:, :4]) for t in seen)  # at every step, not just the end
+
+
+def test_generate_keeps_the_condition_and_names_a_wrong_one():
+    from fsq.inference.sampling import generate
+
+    torch.manual_seed(0)
+    model = tiny_model()
+    real = torch.randint(0, K, (5, *GRID))
+    out = generate(model, None, num=5, steps=3, batch_size=2, condition=real, condition_frames=1)
+    assert out.shape == (5, *GRID) and torch.equal(out[:, 0], real[:, 0])  # batches of 2, 2, 1: every row kept
+    assert not torch.equal(out[:, 1:], real[:, 1:])  # the rest is sampled
+    with pytest.raises(ValueError, match=r"condition_frames=1 needs condition token grids of shape \(4, 3, 2, 2\)"):
+        generate(model, None, num=4, steps=3, condition=real, condition_frames=1)
+    with pytest.raises(ValueError, match="leaves nothing to predict"):
+        generate(model, None, num=5, steps=3, condition=real, condition_frames=3)

@@ -19,6 +19,7 @@ from fsq.cli import main
 from fsq.clips import mp4_available
 from fsq.config import MaskGITExperiment, TokenizerExperiment, load_config, read_run_config
 from fsq.inference.frame_prediction import frame_psnr
+from fsq.inference.sampling import MaskGITPipeline
 from fsq.models import Tokenizer
 from fsq.stages.tokenizer import open_split
 from fsq.stages.tokens import load_tokens
@@ -75,7 +76,9 @@ def test_frame_prediction_trains_evaluates_and_samples(mm_tokenizer, tmp_path, c
         tokens, predicted, real = (torch.from_numpy(samples[k]) for k in ("tokens", "signals", "real"))
     assert tokens.shape == (3, *GRID) and predicted.shape == real.shape == (3, *CLIP)
     tokenizer = Tokenizer.from_pretrained(run / "tokenizer")
-    assert torch.equal(tokens[:, 0], tokenizer.tokenize(real)[:, 0])  # the given latent frame, unchanged
+    real_tokens = tokenizer.tokenize(real)
+    assert torch.equal(tokens[:, 0], real_tokens[:, 0])  # the given latent frame, unchanged
+    assert report["token_accuracy"] == pytest.approx((tokens[:, 1:] == real_tokens[:, 1:]).double().mean().item())
     # the reported numbers are those of the written clips: predicted frames 1..8 against the real ones
     assert report["psnr"] == pytest.approx(frame_psnr(real[:, :, 1:], predicted[:, :, 1:]).mean().item(), abs=1e-4)
     repeat = real[:, :, :1].expand_as(real[:, :, 1:])
@@ -90,9 +93,19 @@ def test_frame_prediction_trains_evaluates_and_samples(mm_tokenizer, tmp_path, c
         with av.open(str(out / "prediction.mp4")) as container:
             assert sum(1 for _ in container.decode(video=0)) == 9
 
+    pipeline = MaskGITPipeline.from_run(run)  # unconditional samples of a frame predictor: refused, not made up
+    with pytest.raises(ValueError, match=r"predicts frames \(condition_frames=1\): give the token grids"):
+        pipeline.generate(None, 2)
+    kept = pipeline.generate(None, 3, steps=2, condition=real_tokens)
+    assert torch.equal(kept[:, 0], real_tokens[:, 0])
+
     # a bundle records that it predicts frames but not the tokenizer's data: a clear error, not unconditional samples
     assert main(["export", str(run), str(tmp_path / "bundle")]) == 0
     assert json.loads((tmp_path / "bundle" / "config.json").read_text())["sampling"]["condition_frames"] == 1
+    assert (
+        "A frame-prediction MaskGIT (the first 1 latent frame(s) given)"
+        in (tmp_path / "bundle" / "README.md").read_text()
+    )
     assert main(["sample", str(tmp_path / "bundle"), "--out", str(tmp_path / "nope")]) == 2
     assert "frame prediction conditions on held-out clips" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()

@@ -9,12 +9,16 @@ PSNR against the real frames, beside two references on the same frames:
   causal tokenizer) -- a predictor that has learnt no motion;
 - ``tokenizer_psnr``: the real clip's own tokens decoded, the ceiling any sampler of these tokens can reach.
 
+``token_accuracy`` is the share of predicted tokens (after the given latent frames) equal to the real clip's: a
+score of Stage II alone (a weak decoder that maps many codes to one blur makes PSNR blind to wrong tokens).
+
 PSNR is per frame in the ``[0, 1]`` range, capped at 100 dB, averaged over frames and clips (``*_per_frame``: the
 mean at each predicted frame position).
 
 ``write_predictions`` is ``fsq sample`` for such a run: ``prediction.json`` (the metrics), ``prediction.png`` (a
 strip per clip, the real clip above its prediction), ``prediction.gif`` / ``.mp4`` (real and predicted side by
-side) and ``samples.npz`` (predicted and real clips, sampled tokens, labels).
+side), all three of the first ``SHOWN_CLIPS`` clips, and ``samples.npz`` (every predicted and real clip, the
+sampled tokens, labels).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from fsq.models.autoencoder import Tokenizer
 from fsq.models.maskgit import MaskGIT
 from fsq.stages.maskgit import run_tokenizer
 from fsq.stages.tokenizer import item_transform, open_split
+
+SHOWN_CLIPS = 16  # clips in the strip, GIF and MP4 of `fsq sample` (a strip of 100 clips is 200 rows)
 
 
 def held_out_clips(tok_cfg: TokenizerExperiment, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -154,6 +160,10 @@ def predict_frames(
     given = given_pixel_frames(spec.input_shape[0], spec.grid_shape[0], condition_frames, spec.causal)
     metrics = prediction_metrics(clips.float(), predicted, reconstructed, given)
     metrics["condition_frames"] = condition_frames
+    # Stage II's own score, blind to the decoder: the share of predicted tokens equal to the real clip's
+    metrics["token_accuracy"] = (
+        (tokens[:, condition_frames:] == real_tokens[:, condition_frames:]).double().mean().item()
+    )
     return FramePrediction(clips, predicted, reconstructed, tokens, metrics)
 
 
@@ -186,7 +196,8 @@ def write_predictions(
     if not is_run_dir(source):
         raise ValueError(
             f"{source}: frame prediction conditions on held-out clips of the tokenizer's data, which only a MaskGIT "
-            "run dir records (its tokenizer's config.yaml); sample from the run dir"
+            "run dir records (its tokenizer's config.yaml); sample from the run dir, or predict your own clips with "
+            "fsq.inference.frame_prediction.predict_frames"
         )
     cfg = read_run_config(source)
     if not isinstance(cfg, MaskGITExperiment) or cfg.masking.condition_frames < 1:
@@ -214,7 +225,8 @@ def write_predictions(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"run": str(Path(source).resolve()), "split": split, "seed": seed, **result.metrics}
     write_json_atomic(report, out_dir / "prediction.json")
-    pairs = torch.stack([result.real, result.predicted], 1).flatten(0, 1)  # real above (GIF: beside) its prediction
+    shown = slice(0, SHOWN_CLIPS)  # real above (GIF: beside) its prediction, the first clips (the .npz has all)
+    pairs = torch.stack([result.real[shown], result.predicted[shown]], 1).flatten(0, 1)
     save_clips(pairs, out_dir / "prediction", fps=float(pipeline.metadata.get("rate") or 10.0), columns=2)
     arrays: dict[str, Any] = {
         "tokens": result.tokens.numpy(),

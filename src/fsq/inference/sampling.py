@@ -274,10 +274,18 @@ class MaskGITPipeline:
         seed: int = 0,
         device: torch.device | str = "cpu",
         show_progress: bool | None = False,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Token grids (num, h, w), one per label (``labels=None``: ``num`` unconditional ones); unset settings
-        take the pipeline's sampling defaults; ``show_progress``: a bar over the batches."""
+        take the pipeline's sampling defaults; ``show_progress``: a bar over the batches. A frame-prediction model
+        (``sampling.condition_frames``) needs ``condition``: token grids (num, t, h, w) whose leading latent frames
+        it keeps (:func:`fsq.inference.frame_prediction.predict_frames` does this from clips)."""
         d = self.sampling
+        if d.condition_frames and condition is None:
+            raise ValueError(
+                f"this MaskGIT predicts frames (condition_frames={d.condition_frames}): give the token grids whose "
+                "leading latent frames it continues (condition=...), or use fsq.inference.frame_prediction"
+            )
         if labels is not None and (labels.ndim != 1 or ((labels < 0) | (labels >= self.num_classes)).any()):
             raise ValueError(f"labels must be a 1-D tensor of class ids in [0, {self.num_classes - 1}]")
         return generate(
@@ -292,6 +300,8 @@ class MaskGITPipeline:
             batch_size=d.batch_size,
             device=device,
             show_progress=show_progress,
+            condition=condition,
+            condition_frames=d.condition_frames,
         )
 
     def decode(self, tokens: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -8,7 +8,9 @@ Tokens come from a ``fsq tokenize`` folder or are exported once into ``run_dir/t
 into ``run_dir/tokenizer`` at the start (the run dir stays usable when moved). Masks and label drops
 are drawn for the global batch from a (seed, step) generator and each rank takes its rows
 (:meth:`fsq.distributed.DistInfo.rows`), so N ranks train as one process would and a resumed run continues
-exactly.
+exactly. Frame prediction (``masking.condition_frames``, video token grids): the leading latent frames are never
+masked, so the model always sees them and the loss never scores them (:mod:`fsq.generation.conditioning`); the
+masking ratio is drawn over the other positions.
 """
 
 from __future__ import annotations
@@ -293,8 +295,11 @@ def loaded_run(run_dir: Path, use_ema: bool = True) -> LoadedRun:
 
 def describe(cfg: MaskGITExperiment, metadata: dict[str, Any]) -> str:
     """The model card's first paragraph: what the MaskGIT is and the tokenizer it embeds."""
+    what = "A class-conditional MaskGIT"
+    if cfg.masking.condition_frames:  # MAGVIT's frame prediction
+        what = f"A frame-prediction MaskGIT (the first {cfg.masking.condition_frames} latent frame(s) given)"
     return (
-        f"A class-conditional MaskGIT (Stage II: a bidirectional transformer over token grids) with the tokenizer "
+        f"{what} (Stage II: a bidirectional transformer over token grids) with the tokenizer "
         f"it was trained on (from the run `{Path(str(metadata.get('tokenizer_run', '?'))).name}`, step "
         f"{metadata.get('tokenizer_step', '?')}) embedded in `tokenizer/`."
     )
