@@ -195,8 +195,10 @@ class AnchorScores:
                 "codec": a.codec,
                 "mode": a.mode,
                 "nominal_bits_per_second": a.nominal_bps,
-                "bits_per_second": self.bits[i, 0].item() / count,
-                "payload_bits_per_second": self.bits[i, 1].item() / count,
+                # the codec's frames / packets over the duration they code (the clip and the silence padded after
+                # it), and the whole encoded file over the clip (Opus's Ogg container; the padding, on short clips)
+                "bits_per_second": self.bits[i, 1].item() / count,
+                "file_bits_per_second": self.bits[i, 0].item() / count,
                 **self.scores[a.name].summary(),
             }
         return out

@@ -6,10 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from fsq.studies import codebook, maskgit, uvim
+from fsq.studies import codebook, codec, maskgit, uvim
 from fsq.studies.common import read_study
 
-KINDS: dict[str, ModuleType] = {"codebook-size": codebook, "levels": codebook, "maskgit": maskgit, "uvim": uvim}
+KINDS: dict[str, ModuleType] = {
+    "codebook-size": codebook,
+    "levels": codebook,
+    "maskgit": maskgit,
+    "uvim": uvim,
+    "codec": codec,
+}
 
 
 def write_report(study_dir: str | Path) -> Path:
