@@ -151,7 +151,14 @@ class AnchorScores:
     """The audio metrics of classical codecs (``fsq.anchors.audio`` names) run on the same clips: per anchor,
     an :class:`AudioScores` and its mean bits per second (file and codec payload)."""
 
-    def __init__(self, names: Sequence[str], rate: float | None, clip_samples: int, speech_quality: bool = True):
+    def __init__(
+        self,
+        names: Sequence[str],
+        rate: float | None,
+        clip_samples: int,
+        speech_quality: bool = True,
+        device: Any = "cpu",
+    ):
         from fsq.anchors.audio import anchor, missing
 
         if names and rate is None:
@@ -162,8 +169,9 @@ class AnchorScores:
             if reason:
                 raise RuntimeError(f"eval.audio_anchors names {a.name}, which cannot run here: {reason}")
         self.rate = int(rate) if rate is not None else 0
-        self.scores = {a.name: AudioScores(rate, clip_samples, speech_quality) for a in self.anchors}
-        self.bits = torch.zeros(len(self.anchors), 3, dtype=torch.float64)  # file bits/s, payload bits/s, clips
+        self.scores = {a.name: AudioScores(rate, clip_samples, speech_quality, device) for a in self.anchors}
+        # per anchor: file bits/s, codec payload bits/s, clips (on the device: all-reduced with the other sums)
+        self.bits = torch.zeros(len(self.anchors), 3, dtype=torch.float64, device=device)
 
     def update(self, reference: torch.Tensor) -> None:
         """Run every anchor on every clip and channel of ``reference`` ``(B, C, T)`` in ``[0, 1]``."""
@@ -178,7 +186,7 @@ class AnchorScores:
                     decoded[b, c] = result.decoded
                     self.bits[i] += torch.tensor(
                         [result.bits_per_second, result.payload_bits_per_second, 1.0], dtype=torch.float64
-                    )
+                    ).to(self.bits.device)
             estimate = torch.from_numpy(np.clip((decoded + 1) / 2, 0.0, 1.0))
             self.scores[a.name].update(reference.double().cpu(), estimate)
 

@@ -102,7 +102,7 @@ def evaluate_signals(
     if kind.dims == 1:
         samples = model.spec.input_shape[0]
         audio = AudioScores(rate, samples, cfg.eval.speech_quality, device)
-        anchors = AnchorScores(cfg.eval.audio_anchors, rate, samples, cfg.eval.speech_quality)
+        anchors = AnchorScores(cfg.eval.audio_anchors, rate, samples, cfg.eval.speech_quality, device)
     elif cfg.eval.audio_anchors:
         raise ValueError(f"eval.audio_anchors is for audio; this tokenizer's signals are {kind.name}s")
     tokens_per_clip = 0
