@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fsq.anchors.alignment import best_lag, calibration_signal, measure_delay
-from fsq.anchors.audio import CODEC2_MODES, anchor, missing, run_anchor
+from fsq.anchors.audio import CODEC2_MODES, aligned, anchor, missing, run_anchor
 from fsq.anchors.ogg import opus_payload_bytes
 from fsq.metrics.spectral import multi_resolution_stft_distance
 
@@ -68,6 +68,13 @@ def test_the_delay_measure_finds_a_known_shift():
     x = calibration_signal(RATE, seconds=1.5, seed=3)
     assert measure_delay(x, np.concatenate([np.zeros(123), x]), RATE) == 123
     assert measure_delay(np.concatenate([np.zeros(40), x]), x, RATE) == -40
+
+
+def test_alignment_shifts_either_way_and_pads_with_silence():
+    decoded = np.arange(1.0, 11.0)
+    assert aligned(decoded, 3, 5).tolist() == [4, 5, 6, 7, 8]
+    assert aligned(decoded, -2, 5).tolist() == [0, 0, 1, 2, 3]
+    assert aligned(decoded, 8, 5).tolist() == [9, 10, 0, 0, 0]
 
 
 def test_ogg_payload_counts_packets_after_the_two_headers():

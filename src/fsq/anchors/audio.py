@@ -106,12 +106,20 @@ def run_anchor(a: Anchor | str, clip: np.ndarray, rate: int = 16000) -> AnchorRe
     delay = anchor_delay(a, rate)
     padded = np.concatenate([clip, np.zeros(delay + rate // 10)])  # room for the delay and the last frame
     decoded, file_bytes, payload_bytes = _through(a, padded, rate)
-    out = np.zeros(len(clip))
-    piece = decoded[delay : delay + len(clip)]
-    out[: len(piece)] = piece
+    out = aligned(decoded, delay, len(clip))
     seconds = len(clip) / rate
     encoded_seconds = len(decoded) / rate  # the frames coded (Codec2 drops a last partial frame; opusdec trims)
     return AnchorResult(out, 8 * file_bytes, 8 * file_bytes / seconds, 8 * payload_bytes / encoded_seconds, delay)
+
+
+def aligned(decoded: np.ndarray, delay: int, length: int) -> np.ndarray:
+    """``length`` samples of ``decoded`` from sample ``delay`` on (a negative delay: silence first), silence past
+    its end: the output lined up with its input."""
+    out = np.zeros(length)
+    start = max(delay, 0)
+    piece = decoded[start : start + length - max(-delay, 0)]
+    out[max(-delay, 0) : max(-delay, 0) + len(piece)] = piece
+    return out
 
 
 @functools.cache
