@@ -52,22 +52,25 @@ def test_claims_state_their_test_and_pick_the_equal_bitrate_anchor():
         _anchor("codec2-2400", 2400, mel_distance=0.9, stoi=0.95),
     ]
     lines = claims(rows)
+    # SI-SNR 2 and -1 dB: mean 0.5, standard error 1.5: inside twice its standard error of 0 dB
     coherent = next(line for line in lines if "coherent" in line)
-    assert ": no (" in coherent and "one-sided, every seed above 0 dB; seeds 0,1" in coherent  # seed 1 is -1 dB
+    assert "**not resolved**" in coherent and "test: one-sided" in coherent and "seeds 0,1" in coherent
     mel = next(line for line in lines if "mel distance" in line)
-    assert "beats codec2-1200" in mel and ": no (" in mel  # seed 1 (1.1) is not below 1.05
-    assert "one-sided, every seed below the anchor's value by more than 0; seeds 0,1" in mel
-    stoi = next(line for line in lines if "STOI" in line)
-    assert "beats codec2-1200" in stoi and ": yes (" in stoi  # 0.8 and 0.7 both above 0.6
+    assert "beats codec2-1200" in mel and "**not resolved**" in mel  # mean 1.05 = the anchor's 1.05
+    assert "test: one-sided" in mel and "2/1 seeds" in mel and "deterministic" in mel
+    stoi = next(line for line in lines if "STOI" in line)  # mean 0.75, standard error 0.05, vs 0.6: 0.15 > 0.1
+    assert "beats codec2-1200" in stoi and "**yes**" in stoi
     assert not any("PESQ" in line for line in lines)  # not measured: no claim
     table = markdown_table(rows)
     assert table.index("codec2-700C") < table.index("FSQ a") < table.index("codec2-1200")  # sorted by bits/s
     assert "0,1" in table and "0.750 ± 0.071" in table  # STOI mean ± std over the two seeds
 
 
-def test_a_run_above_every_anchor_says_so():
+def test_a_run_above_every_anchor_says_so_and_one_seed_is_marked():
     lines = claims([_tok("FSQ big", 0, 9000.0, mel_distance=1.0), _anchor("opus-6k", 6000, mel_distance=1.0)])
     assert any("no anchor at or above its bitrate" in line for line in lines)
+    lines = claims([_tok("FSQ", 0, 900.0, stoi=0.7, si_snr_db=3.0), _anchor("codec2-1200", 1200, stoi=0.6)])
+    assert "**yes (single seed)**" in lines[0] and "**yes (single seed)**" in lines[1]
 
 
 def test_the_report_imports_no_torch():
@@ -100,7 +103,7 @@ def test_codec_study_smoke_on_tones(tmp_path):
     assert main(["study", "codec", *small, "--out", str(out), "--levels", "4,4", "--seeds", "0"]) == 0
     report = (out / "report.md").read_text()
     assert "FSQ 4x4" in report and "codec2-700C" in report and "opus-6k" in report
-    assert "one-sided" in report and "seeds 0" in report
+    assert "test: one-sided" in report and "seeds 0" in report
     rows = json.loads((out / "results.json").read_text())["results"]
     fsq = next(r for r in rows if r["kind"] == "tokenizer")
     assert fsq["bits_per_second"] == pytest.approx(1000 * 4.0)  # 8 kHz, 8 samples a token, 16 codes: 4 bits

@@ -6,26 +6,30 @@ second, SI-SNR, mel and STFT distances, PESQ / STOI where measured, codes used) 
 (``anchors`` of the evaluation that ran them; their bits per second are measured from the encoded files). Runs are
 joined over seeds (mean ``± std``). Anchors are deterministic: one value per clip set, no seeds.
 
-Every claim states its test: the comparison, one- or two-sided, the margin, and the seeds it holds over. A
-tokenizer "beats" an anchor in a metric when **every** seed is better than the anchor's value by more than the
-margin (one-sided; the anchor's value is fixed on these clips), and it is compared with the anchor of the lowest
-nominal bitrate at or above its own (equal or higher bitrate: the anchor is never handicapped).
+Every claim states its test (:mod:`fsq.studies.verdicts`, as every study): one-sided, the difference of the
+tokenizer's mean over seeds from the anchor's value decided against twice its standard error (the seeds' spread;
+the anchor is deterministic, one value on these clips), a single seed marked as such; and the seeds. A tokenizer is
+compared with the anchor of the lowest nominal bitrate at or above its own (equal or higher bitrate: the anchor is
+never handicapped).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
 from fsq.studies.common import fmt, over_seeds, pm
+from fsq.studies.verdicts import Verdict, positive
 
 METRICS = ("si_snr_db", "mel_distance", "stft_distance", "pesq_wb", "stoi")
-# metric -> (label, lower is better, margin of a claim)
-CLAIM_METRICS: dict[str, tuple[str, bool, float]] = {
-    "mel_distance": ("mel distance", True, 0.0),
-    "stoi": ("STOI", False, 0.0),
-    "pesq_wb": ("PESQ-wb", False, 0.0),
+# metric -> (label, lower is better)
+CLAIM_METRICS: dict[str, tuple[str, bool]] = {
+    "mel_distance": ("mel distance", True),
+    "stoi": ("STOI", False),
+    "pesq_wb": ("PESQ-wb", False),
 }
-COHERENCE_MARGIN_DB = 0.0  # SI-SNR above 0 dB: the waveform is coherent, not only its spectrum
+COHERENCE_DB = 0.0  # SI-SNR above 0 dB: the waveform is coherent, not only its spectrum
 
 
 def run_row(run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -112,43 +116,49 @@ def _equal_rate_anchor(run: dict[str, Any], anchors: list[dict[str, Any]]) -> di
     return min(eligible, key=lambda a: a["nominal_bits_per_second"]) if eligible else None
 
 
-def _better(value: float, anchor: float, lower: bool, margin: float) -> bool:
-    return value < anchor - margin if lower else value > anchor + margin
+def _against_fixed(run: dict[str, Any], key: str, fixed: float, lower_is_better: bool) -> Verdict:
+    """One-sided: is the run's mean over seeds better than ``fixed`` (a deterministic value: an anchor on these
+    clips, or a threshold)? Its standard error is the seeds' alone (``std / sqrt(n)``; none for one seed)."""
+    values = [v for v in run["per_seed"][key] if v is not None]
+    mean = sum(values) / len(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    value = fixed - mean if lower_is_better else mean - fixed
+    return positive(value, se, (len(values), 1), difference=mean - fixed)
 
 
 def claims(rows: list[dict[str, Any]]) -> list[str]:
-    """The study's claims as measured, each with its test."""
+    """The study's claims as measured, each with its test (:mod:`fsq.studies.verdicts`: one-sided, decided
+    against twice the standard error of the seeds' mean; an anchor or a threshold is one fixed value)."""
     summary = summarize(rows)
     anchors = [s for s in summary if s["kind"] == "anchor"]
     out = []
     for run in (s for s in summary if s["kind"] == "tokenizer"):
         seeds = ",".join(map(str, run["seeds"]))
-        values = [v for v in run["per_seed"]["si_snr_db"] if v is not None]
-        if values:
-            holds = all(v > COHERENCE_MARGIN_DB for v in values)
+        bits = fmt(run["bits_per_second"], 0)
+        if any(v is not None for v in run["per_seed"]["si_snr_db"]):
+            v = _against_fixed(run, "si_snr_db", COHERENCE_DB, lower_is_better=False)
             out.append(
-                f"{run['label']} ({fmt(run['bits_per_second'], 0)} bits/s) reconstructs a coherent waveform, SI-SNR "
-                f"above 0 dB: {'yes' if holds else 'no'} (SI-SNR {pm(run['si_snr_db'], run.get('si_snr_db_std'), 2)} "
-                f"dB; test: one-sided, every seed above {COHERENCE_MARGIN_DB:g} dB; seeds {seeds})"
+                f"{run['label']} ({bits} bits/s) reconstructs a coherent waveform, SI-SNR above "
+                f"{COHERENCE_DB:g} dB: {v.bold()} (SI-SNR {pm(run['si_snr_db'], run.get('si_snr_db_std'), 2)} dB; "
+                f"{v.test()}; seeds {seeds})"
             )
         anchor = _equal_rate_anchor(run, anchors)
         if anchor is None:
             out.append(
-                f"{run['label']} ({fmt(run['bits_per_second'], 0)} bits/s): no anchor at or above its bitrate on "
-                "these clips, so no equal-bitrate comparison"
+                f"{run['label']} ({bits} bits/s): no anchor at or above its bitrate on these clips, so no "
+                "equal-bitrate comparison"
             )
             continue
-        for key, (label, lower, margin) in CLAIM_METRICS.items():
-            mine = [v for v in run["per_seed"][key] if v is not None]
+        for key, (label, lower_is_better) in CLAIM_METRICS.items():
             theirs = anchor.get(key)
-            if not mine or theirs is None:
+            if theirs is None or not any(v is not None for v in run["per_seed"][key]):
                 continue
-            holds = all(_better(v, theirs, lower, margin) for v in mine)
+            v = _against_fixed(run, key, theirs, lower_is_better)
             out.append(
-                f"{run['label']} ({fmt(run['bits_per_second'], 0)} bits/s) beats {anchor['label']} "
-                f"({fmt(anchor['nominal_bits_per_second'], 0)} bits/s nominal) in {label}: "
-                f"{'yes' if holds else 'no'} ({pm(run[key], run.get(f'{key}_std'), 3)} vs {fmt(theirs, 3)}; test: "
-                f"one-sided, every seed {'below' if lower else 'above'} the anchor's value by more than {margin:g}; "
-                f"seeds {seeds})"
+                f"{run['label']} ({bits} bits/s) beats {anchor['label']} "
+                f"({fmt(anchor['nominal_bits_per_second'], 0)} bits/s nominal) in {label} "
+                f"({'lower' if lower_is_better else 'higher'} is better): {v.bold()} "
+                f"({pm(run[key], run.get(f'{key}_std'), 3)} vs {fmt(theirs, 3)}; {v.test()}; the anchor is one "
+                f"deterministic value on the same clips; seeds {seeds})"
             )
     return out
