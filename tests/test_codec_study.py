@@ -30,14 +30,15 @@ def _tok(label: str, seed: int, bits: float, **metrics: float) -> dict:
 
 
 def _anchor(name: str, nominal: float, **metrics: float) -> dict:
+    bits = 800.0 if name == "codec2-700C" else nominal  # 700C's 28-bit frames fill 4 bytes
     return {
         "kind": "anchor",
         "name": name,
         "label": name,
         "seed": None,
         "clips": "c",
-        "bits_per_second": nominal,
-        "file_bits_per_second": nominal + 100,
+        "bits_per_second": bits,
+        "file_bits_per_second": bits + 100,
         "nominal_bits_per_second": nominal,
         **metrics,
     }
@@ -47,7 +48,7 @@ def test_claims_state_their_test_and_pick_the_equal_bitrate_anchor():
     rows = [
         _tok("FSQ a", 0, 1000.0, mel_distance=1.0, stoi=0.8, si_snr_db=2.0),
         _tok("FSQ a", 1, 1000.0, mel_distance=1.1, stoi=0.7, si_snr_db=-1.0),
-        _anchor("codec2-700C", 700, mel_distance=0.5, stoi=0.9),  # below 1000 bits/s: never the comparison
+        _anchor("codec2-700C", 700, mel_distance=0.5, stoi=0.9),  # 800 bits/s, below 1000: never the comparison
         _anchor("codec2-1200", 1200, mel_distance=1.05, stoi=0.6),
         _anchor("codec2-2400", 2400, mel_distance=0.9, stoi=0.95),
     ]
@@ -69,6 +70,9 @@ def test_claims_state_their_test_and_pick_the_equal_bitrate_anchor():
 def test_a_run_above_every_anchor_says_so_and_one_seed_is_marked():
     lines = claims([_tok("FSQ big", 0, 9000.0, mel_distance=1.0), _anchor("opus-6k", 6000, mel_distance=1.0)])
     assert any("no anchor at or above its bitrate" in line for line in lines)
+    # 750 bits/s: above 700C's name but below the 800 bits/s it spends, so 700C is the equal-rate anchor
+    lines = claims([_tok("FSQ", 0, 750.0, stoi=0.5), _anchor("codec2-700C", 700, stoi=0.6)])
+    assert "beats codec2-700C (800 bits/s)" in lines[0] and "**no (single seed)**" in lines[0]
     lines = claims([_tok("FSQ", 0, 900.0, stoi=0.7, si_snr_db=3.0), _anchor("codec2-1200", 1200, stoi=0.6)])
     assert "**yes (single seed)**" in lines[0] and "**yes (single seed)**" in lines[1]
 
