@@ -249,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
     study.add_argument(
-        "--seeds", nargs="+", type=int, help="uvim, codebook-size, levels: training seeds, one run each (default 0)"
+        "--seeds",
+        nargs="+",
+        type=int,
+        help="uvim, codebook-size, levels, codec: training seeds, one run each (default 0)",
     )
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder")
     study.add_argument(
