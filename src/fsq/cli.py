@@ -33,7 +33,8 @@ def _report_head(report: Path, seconds: float) -> None:
 def _study(args: argparse.Namespace) -> int:
     from fsq.studies import KINDS
 
-    options = {k: getattr(args, k, None) for k in ("data", "preset", "sizes", "levels", "tasks", "jobs", "seeds")}
+    keys = ("data", "preset", "sizes", "levels", "tasks", "jobs", "seeds", "runs")
+    options = {k: getattr(args, k, None) for k in keys}
     start = time.perf_counter()
     report = KINDS[args.kind].run(args.kind, args.out, overrides=args.overrides, options=options)
     _report_head(report, time.perf_counter() - start)
@@ -307,15 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     study = commands.add_parser(
         "study",
         help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2) | "
-        "video (FSQ vs VQ vs LFQ video tokenizers)",
+        "video (FSQ vs VQ vs LFQ video tokenizers) | codec (audio tokenizers' bitrate curve beside Codec2 and Opus)",
     )
-    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim", "video"])
+    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim", "video", "codec"])
+    study.add_argument(
+        "--runs", nargs="+", help="codec: tokenizer run dirs trained elsewhere, measured beside the anchors"
+    )
     study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
     study.add_argument(
         "--seeds",
         nargs="+",
         type=int,
-        help="uvim, codebook-size, levels, video: training seeds, one run each (default 0; video: 0 1 2, quick 0)",
+        help="uvim, codebook-size, levels, video, codec: training seeds, one run each (default 0; video: 0 1 2, "
+        "quick 0)",
     )
     study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder; video: blobs")
     study.add_argument(
@@ -323,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="codebook sizes (codebook-size: default 64 256 1024 4096; levels: 256 1024 4096 16384 65536)",
     )
-    study.add_argument("--levels", nargs="+", help="level sets for the levels study, e.g. 8,5,5,5 4,4,4,4,4")
+    study.add_argument(
+        "--levels", nargs="+", help="level sets for the levels and codec studies, e.g. 8,5,5,5 4,4,4,4,4"
+    )
     study.add_argument(
         "--preset", default="cpu", choices=["cpu", "gpu", "quick"], help="run size (default cpu; quick: video only)"
     )

@@ -1,7 +1,10 @@
 """Evaluate a tokenizer of audio (1-D) or video (3-D) signals on its held-out split, with metrics of its kind.
 
 - audio: SNR in dB of each clip (signal power around silence, ``0.5``, over the reconstruction error's power),
-  and the mean absolute error (L1, in ``[0, 1]`` units);
+  and the mean absolute error (L1, in ``[0, 1]`` units); SI-SNR, multi-resolution STFT and multi-scale mel
+  distances, wideband PESQ and STOI where they can run (:mod:`fsq.evaluation.audio_scores`: skipped with the
+  reason otherwise), the bitrate (bits/s of the token grid, every index counted at ``log2`` of the codebook size),
+  and, with ``eval.audio_anchors``, the same metrics for Codec2 / Opus run on the same clips;
 - video (:mod:`fsq.metrics.video`): PSNR and SSIM of each frame (``[0, 1]`` range), averaged over frames and clips,
   and per frame index (``psnr_per_frame``, ``ssim_per_frame``: the first frame of a causal tokenizer is encoded on
   its own and listed first); temporal consistency, the error of frame differences (``temporal_l1``: mean
@@ -31,9 +34,11 @@ from fsq import distributed, rundir
 from fsq.config import TokenizerExperiment
 from fsq.data.loader import iterate_batches
 from fsq.data.signals import kind_of_dims, to_unit
+from fsq.evaluation.audio_scores import AnchorScores, AudioScores
 from fsq.evaluation.video import VideoEvaluation
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
+from fsq.metrics.bitrate import clip_bits_per_second
 from fsq.metrics.video import frame_psnr
 from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.stats import CodebookUsage
@@ -46,6 +51,15 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor, centre: float = 0.5)
     signal = (reference.double() - centre).square().flatten(1).sum(1)
     noise = (reference.double() - estimate.double()).square().flatten(1).sum(1)
     return (10 * torch.log10(signal.clamp_min(1e-20) / noise.clamp_min(1e-20))).clamp(max=100.0)
+
+
+def bitrate_fields(tokens_per_clip: int, codebook_size: int, samples: int, rate: float | None) -> dict[str, Any]:
+    """The bitrate of a 1-D tokenizer: tokens per second and bits per second (fixed-length codes, ``log2`` of the
+    codebook size per index); None without a sample rate."""
+    if rate is None or tokens_per_clip < 1:
+        return {"tokens_per_second": None, "bits_per_second": None}
+    bits = clip_bits_per_second(tokens_per_clip, codebook_size, samples, rate)
+    return {"tokens_per_second": tokens_per_clip * rate / samples, "bits_per_second": bits}
 
 
 def waveform_image(clip: torch.Tensor, height: int = 64) -> torch.Tensor:
@@ -86,6 +100,15 @@ def evaluate_signals(
     usage = CodebookUsage(model.codebook_size, device=device)
     frames = model.spec.input_shape[0]
     sums = torch.zeros(3 + frames, dtype=torch.float64, device=device)  # main metric, L1, count, per frame
+    rate = getattr(held_out, "rate", None)
+    audio = anchors = None
+    if kind.dims == 1:
+        samples = model.spec.input_shape[0]
+        audio = AudioScores(rate, samples, cfg.eval.speech_quality, device)
+        anchors = AnchorScores(cfg.eval.audio_anchors, rate, samples, cfg.eval.speech_quality, device)
+    elif cfg.eval.audio_anchors:
+        raise ValueError(f"eval.audio_anchors is for audio; this tokenizer's signals are {kind.name}s")
+    tokens_per_clip = 0
     grid: list[torch.Tensor] = []
     video = VideoEvaluation(model, cfg.eval.fid_samples, device) if kind.dims == 3 else None
     batches = iterate_batches(held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers)
@@ -96,8 +119,11 @@ def evaluate_signals(
         reconstruction, out = model(x)
         reconstruction = reconstruction.float().clamp(0, 1)
         usage.update(out.indices)
-        if kind.dims == 1:
+        tokens_per_clip = out.indices[0].numel()  # every position (and residual stage) of one clip
+        if audio is not None and anchors is not None:
             sums[0] += snr_db(x, reconstruction).sum()
+            audio.update(x, reconstruction)
+            anchors.update(x)
         else:
             per_frame = frame_psnr(x, reconstruction)
             sums[0] += per_frame.mean(1).sum()
@@ -110,6 +136,9 @@ def evaluate_signals(
         sums[2] += x.shape[0]
     distributed.all_reduce_sum(sums)
     usage.all_reduce()
+    if audio is not None and anchors is not None:
+        audio.all_reduce()
+        anchors.all_reduce()
     summary = usage.summary()
     count = max(sums[2].item(), 1.0)
     results: dict[str, Any] = {
@@ -117,7 +146,7 @@ def evaluate_signals(
         "split": cfg.data.eval_split,
         "source": cfg.data.source,
         "signal": kind.name,
-        "rate": getattr(held_out, "rate", None),
+        "rate": rate,
         "num_samples": int(sums[2].item()),
         "l1": sums[1].item() / count,
         **codebook_report(model, summary),
@@ -127,8 +156,12 @@ def evaluate_signals(
     if video is not None:  # per-frame SSIM and rFID, temporal consistency, bits, the naive codec, FVD's status
         results.update(video.results())
         results["image_metrics"] = "not computed: perceptual features (EfficientNet, LPIPS) judge images, not video"
-    if kind.dims == 1:
+    if audio is not None and anchors is not None:
         results["snr_db"] = sums[0].item() / count
+        results.update(audio.summary())
+        results.update(bitrate_fields(tokens_per_clip, model.codebook_size, model.spec.input_shape[0], rate))
+        if cfg.eval.audio_anchors:
+            results["anchors"] = anchors.summary()
     else:
         results["psnr"] = sums[0].item() / count  # per-frame PSNR, averaged over frames and clips
         results["psnr_per_frame"] = [v / count for v in sums[3:].tolist()]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from fsq.studies import codebook, maskgit, uvim, video
+from fsq.studies import codebook, codec, maskgit, uvim, video
 from fsq.studies.common import read_study
 
 KINDS: dict[str, ModuleType] = {
@@ -15,6 +15,7 @@ KINDS: dict[str, ModuleType] = {
     "maskgit": maskgit,
     "uvim": uvim,
     "video": video,
+    "codec": codec,
 }
 
 

@@ -1,0 +1,166 @@
+"""The codec study's rows, bitrate-curve table and claims (torch-free): tokenizer runs beside Codec2 and Opus on
+the same held-out clips.
+
+Rows come from each run's newest evaluation (``eval/step_N.json``): one row per tokenizer run (its bits per
+second, SI-SNR, mel and STFT distances, PESQ / STOI where measured, codes used) and one per classical anchor
+(``anchors`` of the evaluation that ran them; their bits per second are measured from the encoded files). Runs are
+joined over seeds (mean ``± std``). Anchors are deterministic: one value per clip set, no seeds.
+
+Every claim states its test (:mod:`fsq.studies.verdicts`, as every study): one-sided, the difference of the
+tokenizer's mean over seeds from the anchor's value decided against twice its standard error (the seeds' spread;
+the anchor is deterministic, one value on these clips), a single seed marked as such; and the seeds. A tokenizer is
+compared with the anchor of the lowest measured bitrate (codec frames or packets) at or above its own (equal or
+higher bitrate: the anchor is never handicapped).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from fsq.studies.common import fmt, over_seeds, pm
+from fsq.studies.verdicts import Verdict, positive
+
+METRICS = ("si_snr_db", "mel_distance", "stft_distance", "pesq_wb", "stoi")
+# metric -> (label, lower is better)
+CLAIM_METRICS: dict[str, tuple[str, bool]] = {
+    "mel_distance": ("mel distance", True),
+    "stoi": ("STOI", False),
+    "pesq_wb": ("PESQ-wb", False),
+}
+COHERENCE_DB = 0.0  # SI-SNR above 0 dB: the waveform is coherent, not only its spectrum
+
+
+def run_row(run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """A tokenizer run's row from its evaluation (the same keys as an anchor's row, for one CSV)."""
+    return {
+        "kind": "tokenizer",
+        "name": run["name"],
+        "label": run["label"],
+        "seed": run.get("seed", 0),
+        "clips": run.get("clips", "-"),
+        "bits_per_second": result.get("bits_per_second"),
+        "file_bits_per_second": None,
+        "nominal_bits_per_second": None,
+        **{key: result.get(key) for key in METRICS},
+        "codes_used": result.get("codes_used"),
+        "codebook_size": result.get("codebook_size"),
+        "num_samples": result.get("num_samples"),
+        "step": result.get("step"),
+    }
+
+
+def anchor_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The anchors' rows of an evaluation that ran them (none otherwise)."""
+    rows = []
+    for name, values in (result.get("anchors") or {}).items():
+        rows.append(
+            {
+                "kind": "anchor",
+                "name": name,
+                "label": name,
+                "seed": None,
+                "clips": run.get("clips", "-"),
+                "bits_per_second": values.get("bits_per_second"),
+                "file_bits_per_second": values.get("file_bits_per_second"),
+                "nominal_bits_per_second": values.get("nominal_bits_per_second"),
+                **{key: values.get(key) for key in METRICS},
+                "codes_used": None,
+                "codebook_size": None,
+                "num_samples": result.get("num_samples"),
+                "step": result.get("step"),
+            }
+        )
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tokenizer rows joined over seeds (per label and clip set) and the anchors, sorted by bits per second."""
+    runs = over_seeds([r for r in rows if r["kind"] == "tokenizer"], ("label", "clips"), (*METRICS, "codes_used"))
+    for joined in runs:
+        joined["per_seed"] = {
+            key: [r.get(key) for r in rows if r["kind"] == "tokenizer" and r["label"] == joined["label"]]
+            for key in METRICS
+        }
+    anchors = [r for r in rows if r["kind"] == "anchor"]
+    return sorted([*runs, *anchors], key=lambda r: (r["clips"], r.get("bits_per_second") or 0.0))
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The bitrate curve: every tokenizer (mean ± std over seeds) and anchor, by bits per second."""
+    header = "| codec | bits/s | seeds | SI-SNR (dB) | mel dist. | STFT dist. | PESQ-wb | STOI | codes used | clips |"
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for s in summarize(rows):
+        seeds = ",".join(map(str, s.get("seeds", []))) if s["kind"] == "tokenizer" else "-"
+        bits = fmt(s.get("bits_per_second"), 0)
+        if s["kind"] == "anchor":
+            bits += f" (file {fmt(s.get('file_bits_per_second'), 0)})"
+        cells = [
+            s["label"],
+            bits,
+            seeds,
+            *(pm(s.get(k), s.get(f"{k}_std"), 3 if k in ("stoi", "stft_distance") else 2) for k in METRICS),
+            fmt(s.get("codes_used"), 0) + (f" / {s['codebook_size']}" if s.get("codebook_size") else ""),
+            s["clips"],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _equal_rate_anchor(run: dict[str, Any], anchors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The anchor of the lowest measured bitrate at or above the run's, on the same clips (Codec2 700C spends
+    800 bits/s: its 28-bit frames fill 4 bytes)."""
+    bits = run.get("bits_per_second")
+    if bits is None:
+        return None
+    eligible = [a for a in anchors if a["clips"] == run["clips"] and (a.get("bits_per_second") or 0) >= bits]
+    return min(eligible, key=lambda a: a["bits_per_second"]) if eligible else None
+
+
+def _against_fixed(run: dict[str, Any], key: str, fixed: float, lower_is_better: bool) -> Verdict:
+    """One-sided: is the run's mean over seeds better than ``fixed`` (a deterministic value: an anchor on these
+    clips, or a threshold)? Its standard error is the seeds' alone (``std / sqrt(n)``; none for one seed)."""
+    values = [v for v in run["per_seed"][key] if v is not None]
+    mean = sum(values) / len(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    value = fixed - mean if lower_is_better else mean - fixed
+    return positive(value, se, (len(values), 1), difference=mean - fixed)
+
+
+def claims(rows: list[dict[str, Any]]) -> list[str]:
+    """The study's claims as measured, each with its test (:mod:`fsq.studies.verdicts`: one-sided, decided
+    against twice the standard error of the seeds' mean; an anchor or a threshold is one fixed value)."""
+    summary = summarize(rows)
+    anchors = [s for s in summary if s["kind"] == "anchor"]
+    out = []
+    for run in (s for s in summary if s["kind"] == "tokenizer"):
+        seeds = ",".join(map(str, run["seeds"]))
+        bits = fmt(run["bits_per_second"], 0)
+        if any(v is not None for v in run["per_seed"]["si_snr_db"]):
+            v = _against_fixed(run, "si_snr_db", COHERENCE_DB, lower_is_better=False)
+            out.append(
+                f"{run['label']} ({bits} bits/s) reconstructs a coherent waveform, SI-SNR above "
+                f"{COHERENCE_DB:g} dB: {v.bold()} (SI-SNR {pm(run['si_snr_db'], run.get('si_snr_db_std'), 2)} dB; "
+                f"{v.test()}; seeds {seeds})"
+            )
+        anchor = _equal_rate_anchor(run, anchors)
+        if anchor is None:
+            out.append(
+                f"{run['label']} ({bits} bits/s): no anchor at or above its bitrate on these clips, so no "
+                "equal-bitrate comparison"
+            )
+            continue
+        for key, (label, lower_is_better) in CLAIM_METRICS.items():
+            theirs = anchor.get(key)
+            if theirs is None or not any(v is not None for v in run["per_seed"][key]):
+                continue
+            v = _against_fixed(run, key, theirs, lower_is_better)
+            out.append(
+                f"{run['label']} ({bits} bits/s) beats {anchor['label']} "
+                f"({fmt(anchor['bits_per_second'], 0)} bits/s) in {label} "
+                f"({'lower' if lower_is_better else 'higher'} is better): {v.bold()} "
+                f"({pm(run[key], run.get(f'{key}_std'), 3)} vs {fmt(theirs, 3)}; {v.test()}; the anchor is one "
+                f"deterministic value on the same clips; seeds {seeds})"
+            )
+    return out

@@ -1,0 +1,120 @@
+"""The codec study: its claims on hand-made rows (each states its test; equal-bitrate anchor choice), its report
+without torch, and a smoke run that trains a tiny 1-D tokenizer on tones and measures it beside Codec2 and Opus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fsq.studies.codec_report import claims, markdown_table
+
+ROOT = Path(__file__).parents[1]
+
+
+def _tok(label: str, seed: int, bits: float, **metrics: float) -> dict:
+    return {
+        "kind": "tokenizer",
+        "name": f"{label}_s{seed}",
+        "label": label,
+        "seed": seed,
+        "clips": "c",
+        "bits_per_second": bits,
+        "codes_used": 10,
+        "codebook_size": 16,
+        **metrics,
+    }
+
+
+def _anchor(name: str, nominal: float, **metrics: float) -> dict:
+    bits = 800.0 if name == "codec2-700C" else nominal  # 700C's 28-bit frames fill 4 bytes
+    return {
+        "kind": "anchor",
+        "name": name,
+        "label": name,
+        "seed": None,
+        "clips": "c",
+        "bits_per_second": bits,
+        "file_bits_per_second": bits + 100,
+        "nominal_bits_per_second": nominal,
+        **metrics,
+    }
+
+
+def test_claims_state_their_test_and_pick_the_equal_bitrate_anchor():
+    rows = [
+        _tok("FSQ a", 0, 1000.0, mel_distance=1.0, stoi=0.8, si_snr_db=2.0),
+        _tok("FSQ a", 1, 1000.0, mel_distance=1.1, stoi=0.7, si_snr_db=-1.0),
+        _anchor("codec2-700C", 700, mel_distance=0.5, stoi=0.9),  # 800 bits/s, below 1000: never the comparison
+        _anchor("codec2-1200", 1200, mel_distance=1.05, stoi=0.6),
+        _anchor("codec2-2400", 2400, mel_distance=0.9, stoi=0.95),
+    ]
+    lines = claims(rows)
+    # SI-SNR 2 and -1 dB: mean 0.5, standard error 1.5: inside twice its standard error of 0 dB
+    coherent = next(line for line in lines if "coherent" in line)
+    assert "**not resolved**" in coherent and "test: one-sided" in coherent and "seeds 0,1" in coherent
+    mel = next(line for line in lines if "mel distance" in line)
+    assert "beats codec2-1200" in mel and "**not resolved**" in mel  # mean 1.05 = the anchor's 1.05
+    assert "test: one-sided" in mel and "2/1 seeds" in mel and "deterministic" in mel
+    stoi = next(line for line in lines if "STOI" in line)  # mean 0.75, standard error 0.05, vs 0.6: 0.15 > 0.1
+    assert "beats codec2-1200" in stoi and "**yes**" in stoi
+    assert not any("PESQ" in line for line in lines)  # not measured: no claim
+    table = markdown_table(rows)
+    assert table.index("codec2-700C") < table.index("FSQ a") < table.index("codec2-1200")  # sorted by bits/s
+    assert "0,1" in table and "0.750 ± 0.071" in table  # STOI mean ± std over the two seeds
+
+
+def test_a_run_above_every_anchor_says_so_and_one_seed_is_marked():
+    lines = claims([_tok("FSQ big", 0, 9000.0, mel_distance=1.0), _anchor("opus-6k", 6000, mel_distance=1.0)])
+    assert any("no anchor at or above its bitrate" in line for line in lines)
+    # 750 bits/s: above 700C's name but below the 800 bits/s it spends, so 700C is the equal-rate anchor
+    lines = claims([_tok("FSQ", 0, 750.0, stoi=0.5), _anchor("codec2-700C", 700, stoi=0.6)])
+    assert "beats codec2-700C (800 bits/s)" in lines[0] and "**no (single seed)**" in lines[0]
+    lines = claims([_tok("FSQ", 0, 900.0, stoi=0.7, si_snr_db=3.0), _anchor("codec2-1200", 1200, stoi=0.6)])
+    assert "**yes (single seed)**" in lines[0] and "**yes (single seed)**" in lines[1]
+
+
+def test_the_report_imports_no_torch():
+    code = "import sys; sys.modules['torch'] = None\nimport fsq.studies.codec, fsq.studies.codec_report\n"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.integration
+def test_codec_study_smoke_on_tones(tmp_path):
+    from fsq.anchors.audio import anchor, missing
+    from fsq.cli import main
+
+    names = ["codec2-700C", "opus-6k"]
+    for name in names:
+        if missing(anchor(name)):
+            pytest.skip(missing(anchor(name)))
+    small = [
+        "train.steps=2",
+        "train.batch_size=8",
+        "train.threads=1",
+        "train.checkpoint_every=2",
+        "train.log_every=1",
+        "data.train_limit=64",
+        "data.eval_limit=4",
+        "model.filters=8",
+        "model.num_groups=4",
+        f"study.anchors=[{','.join(names)}]",
+    ]
+    out = tmp_path / "study"
+    assert main(["study", "codec", *small, "--out", str(out), "--levels", "4,4", "--seeds", "0"]) == 0
+    report = (out / "report.md").read_text()
+    assert "FSQ 4x4" in report and "codec2-700C" in report and "opus-6k" in report
+    assert "test: one-sided" in report and "seeds 0" in report
+    rows = json.loads((out / "results.json").read_text())["results"]
+    fsq = next(r for r in rows if r["kind"] == "tokenizer")
+    assert fsq["bits_per_second"] == pytest.approx(1000 * 4.0)  # 8 kHz, 8 samples a token, 16 codes: 4 bits
+    assert {r["name"] for r in rows if r["kind"] == "anchor"} == set(names)
+    # the same run, given as trained elsewhere: measured again into another study, anchors included
+    again = tmp_path / "again"
+    run_dir = out / "runs" / "fsq_4-4_s0"
+    assert main(["study", "codec", f"study.anchors=[{names[0]}]", "--out", str(again), "--runs", str(run_dir)]) == 0
+    rows = json.loads((again / "results.json").read_text())["results"]
+    assert [r["name"] for r in rows] == ["fsq_4-4_s0", "codec2-700C"]
