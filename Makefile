@@ -41,8 +41,10 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src tests benchmarks examples
 	$(PY) -m mypy
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (2: this machine's cores); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: lint data
-	$(PY) -m pytest -q -m "not gpu" tests
+	$(PY) -m pytest -q -m "not gpu" -n $(TEST_WORKERS) tests
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not gpu" tests
