@@ -77,7 +77,7 @@ def test_plan_names_runs_and_rejects_bad_input():
     assert cfgs["video_vq_s1"].quantizer.kind == "vq" and cfgs["video_vq_s1"].train.seed == 1
     assert cfgs["video_lfq_s0"].quantizer.setting("dim") == 10 and cfgs["frames_fsq_s0"].train.steps == 3
     assert cfgs["video_fsq_s0"].train.steps == 2  # frames.* overrides reach the per-frame tokenizer only
-    with pytest.raises(ValueError, match="runs on \\['blobs'\\], not 'mnist'"):
+    with pytest.raises(ValueError, match="runs on \\['blobs', 'moving_mnist'\\], not 'mnist'"):
         plan("mnist", "quick", [0], [])
     with pytest.raises(ValueError, match="unknown preset 'gpu'"):
         plan("blobs", "gpu", [0], [])

@@ -21,6 +21,7 @@ from fsq.io import read_json
 from fsq.studies.common import latest_eval, mean_std, over_seeds, pm, run_path
 
 CLIPS_SUFFIX = "_clips"  # the per-frame image tokenizer's evaluation on the video clips: eval/step_N_clips.json
+JUDGED_SUFFIX = "_judged"  # a video MaskGIT's samples judged frame by frame: eval/step_N_judged.json
 NUMERIC = (
     "bits_per_clip",
     "psnr",
@@ -32,7 +33,11 @@ NUMERIC = (
     "codes_used",
     "code_cap",
     "usage_of_cap",
+    "sample_agreement",
+    "real_agreement",
+    "judge_fd",
 )
+STAGE2_KEYS = {"agreement": "sample_agreement", "real_agreement": "real_agreement", "judge_fd": "judge_fd"}
 VIDEO_METHODS = ("FSQ", "VQ", "LFQ", "BSQ")
 
 
@@ -65,9 +70,15 @@ def _row(run: dict[str, Any], method: str, e: dict[str, Any], scores: dict[str, 
 
 def collect(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per evaluated run (and per FSQ run one for the naive codec), in the plan's order."""
-    rows = []
+    rows: list[dict[str, Any]] = []
+    judged: dict[tuple[str, int], dict[str, Any]] = {}
     for run in study["runs"]:
         run_dir = run_path(study_dir, run)
+        if run["role"] == "stage2":
+            found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{JUDGED_SUFFIX}.json"))
+            if found:
+                judged[(run["label"], run.get("seed", 0))] = read_json(found[-1], "judged video samples")
+            continue
         if run["role"] == "frames":
             found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{CLIPS_SUFFIX}.json"))
             if found:
@@ -81,6 +92,10 @@ def collect(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]
         if run["label"] == "FSQ" and e.get("naive", {}).get("psnr") is not None:
             naive = dict(e["naive"])
             rows.append(_row({**run, "name": f"naive_s{run.get('seed', 0)}"}, "naive", e, naive))
+    for row in rows:  # Stage II: the judged samples of the MaskGIT on each video tokenizer, beside its row
+        j = judged.get((row["method"], row["seed"]))
+        for source, key in STAGE2_KEYS.items():
+            row[key] = j.get(source) if j else None
     return rows
 
 
@@ -146,6 +161,10 @@ CLAIMS = [
     ("FSQ", "per-frame FSQ", "temporal_l1", "temporal error (L1 of frame differences)", False, 0.0, False, ""),
     ("FSQ", "VQ", "usage_of_cap", "share of countable codes used", True, 0.0, False, ""),
     ("FSQ", "LFQ", "usage_of_cap", "share of countable codes used", True, 0.0, True, ""),
+    ("FSQ", "VQ", "judge_fd", "Stage II judge Frechet distance of sampled frames", False, 0.0, True, ""),
+    ("FSQ", "LFQ", "judge_fd", "Stage II judge Frechet distance of sampled frames", False, 0.0, True, ""),
+    ("FSQ", "VQ", "sample_agreement", "Stage II judge agreement with the conditioning class", True, 0.0, True, ""),
+    ("FSQ", "LFQ", "sample_agreement", "Stage II judge agreement with the conditioning class", True, 0.0, True, ""),
 ]
 
 
@@ -166,7 +185,7 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
             else f"one-sided (A {'>' if higher else '<'} B), margin {margin:g}"
         )
         word = word.replace("A better", f"{a} better").replace("B better", f"{b} better")
-        digits = {"ssim": 3, "temporal_l1": 4, "usage_of_cap": 3}.get(key, 2)
+        digits = {"ssim": 3, "temporal_l1": 4, "usage_of_cap": 3, "sample_agreement": 3}.get(key, 2)
         out.append(
             f"{words}, {a} (A) vs {b} (B) [{test}; {'higher' if higher else 'lower'} is better]: "
             f"{pm(ga[key], ga.get(f'{key}_std'), digits, unit=unit)} vs "
@@ -178,9 +197,11 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Mean ± sample std over seeds per method (a single seed shows no ±)."""
+    stage2 = any(r.get("judge_fd") is not None for r in rows)
     header = (
         "| method | bits/clip | seeds | PSNR dB | SSIM | temporal L1 | temporal PSNR dB | first frame PSNR | "
         "later frames PSNR | codes used (of countable) |"
+        + (" Stage II agreement (real clips) | Stage II judge FD |" if stage2 else "")
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for g in summarize(rows):
@@ -200,6 +221,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             pm(g["later_frames_psnr"], None, 2),
             codes,
         ]
+        if stage2:
+            agreement = pm(g["sample_agreement"], g["sample_agreement_std"], 1, 100, "%")
+            real = pm(g["real_agreement"], None, 1, 100, "%")
+            cells += [f"{agreement} ({real})" if g["sample_agreement"] is not None else "-"]
+            cells += [pm(g["judge_fd"], g["judge_fd_std"], 1)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
