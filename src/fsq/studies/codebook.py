@@ -119,6 +119,7 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
             "speed_batch": 50,
             "compression_samples": 500,
             "grid_per_class": 10,
+            "reference_split": "test",  # judge distances against held-out images, never the grids' training split
         },
     },
     "gpu": {
@@ -142,6 +143,7 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
             "speed_steps": [12],
             "speed_batch": 250,
             "compression_samples": 2000,
+            "reference_split": "test",
         },
     },
 }
@@ -512,6 +514,7 @@ def stage2_columns(result: dict[str, Any] | None) -> dict[str, Any]:
         "bits_per_token": compression.get("bits_per_token"),
         "compression_grids": compression.get("grids"),
         "judge_accuracy": ((result or {}).get("classifier") or {}).get("test_accuracy"),
+        "reference_split": (result or {}).get("reference_split"),
         "stage2_params": (result or {}).get("parameters"),
         "stage2_step": (result or {}).get("step"),
     }

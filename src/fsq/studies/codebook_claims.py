@@ -11,13 +11,17 @@ beside it. Sampling quality is the sampling FID (Inception) when the rows have i
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
+from fsq.studies import verdicts
 from fsq.studies.common import fmt, over_seeds, pm
+from fsq.studies.verdicts import Side
 
 PSNR_TOLERANCE_DB = 0.1  # single-seed runs: PSNR steps smaller than this count as flat
 SATURATION = 0.10  # relative change of sampling quality below which a curve counts as saturated
 REPRODUCED, NOT_REPRODUCED, UNTESTABLE = "reproduced", "not reproduced", "not testable at this scale"
+UNRESOLVED = "not resolved"  # a tested difference inside the seeds' spread
 
 
 # the numbers averaged over a configuration's seeds (each gets a ``<key>_std`` beside it)
@@ -50,7 +54,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
         lines.append(
             f"| {r['quantizer']} | {r['codebook_size']} | {r['levels'] or '-'} | {len(r['seeds'])} | {c('psnr', 2)} | "
-            f"{c('ssim', 3)} | {c('rfid', 1)} | {c('usage', 1, 100, '%')} | {c('codes_used', 0)} | "
+            f"{c('ssim', 3)} | {c('rfid', 1)} | {c('usage', 1, 100, '%')}{_cap_note(r)} | {c('codes_used', 0)} | "
             f"{c('class_accuracy', 1, 100, '%')} | {c('judge_fd', 1)} | {c('fid', 1)} | "
             f"{c('sampled_usage', 1, 100, '%')} | {c('bits_per_token', 2)} | {fmt(math.log2(r['codebook_size']), 2)} |"
         )
@@ -108,8 +112,40 @@ def spearman(x: list[float], y: list[float]) -> float:
     return cov / norm if norm else float("nan")
 
 
-def _line(verdict: str, claim: str, evidence: str) -> str:
-    return f"**{verdict}**: {claim} Measured: {evidence}"
+def _cap_note(r: dict[str, Any]) -> str:
+    """`` (cap N%)`` when the tokens counted cannot show every code of the codebook, else nothing."""
+    if not r.get("tokens"):
+        return ""
+    cap = verdicts.usage_cap(r["codebook_size"], r["tokens"])
+    return f" (cap {100 * cap:.0f}%)" if cap < 1 else ""
+
+
+def _seeds(rows: list[dict[str, Any]]) -> int:
+    """The fewest seeds any of the rows was measured over (1 for a row without ``seeds``)."""
+    return min((len(r.get("seeds") or [0]) for r in rows), default=1)
+
+
+def _line(verdict: str, claim: str, evidence: str, test: str = "", rows: list[dict[str, Any]] | None = None) -> str:
+    """A claim line: the verdict (marked single seed when a row it rests on has one seed), the claim, the numbers
+    and the test that decided it."""
+    seeds = _seeds(rows or [])
+    single = " (single seed)" if rows and seeds == 1 and verdict != UNTESTABLE else ""
+    count = "" if re.search(r"\d+/\d+ seed", test) else f"; {seeds} seed{'s' if seeds > 1 else ''}"
+    how = f" (test: {test}{count})" if test and rows else ""
+    return f"**{verdict}{single}**: {claim} Measured: {evidence}{how}"
+
+
+def _tested(*tests: verdicts.Verdict) -> tuple[str, str]:
+    """One-sided tests that must all hold: (verdict word, the test in words)."""
+    words = {t.word for t in tests}
+    word = NOT_REPRODUCED if verdicts.NO in words else UNRESOLVED if verdicts.UNRESOLVED in words else REPRODUCED
+    if len(tests) == 1:
+        return word, tests[0].test().removeprefix("test: ")
+    return word, f"{ONE_SIDED}, for each of the {len(tests)} pairs"
+
+
+ONE_SIDED = "one-sided, a difference of means beyond twice its standard error over seeds (a point comparison for one)"
+POINTWISE = "point comparisons of the means"
 
 
 def _reconstruction(s: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -128,6 +164,8 @@ def _reconstruction(s: dict[str, list[dict[str, Any]]]) -> list[str]:
                 "(a) FSQ's reconstruction improves monotonically with the codebook size (paper: rFID; here PSNR, "
                 f"steps down smaller than {PSNR_TOLERANCE_DB} dB tolerated).",
                 f"FSQ PSNR {_arrow(fsq, 'psnr')} dB over K = {_sizes(fsq)}.",
+                f"{POINTWISE}, each step at least -{PSNR_TOLERANCE_DB} dB",
+                fsq,
             )
         )
     if len(vq) >= 3 and _has(vq, "usage"):
@@ -145,15 +183,20 @@ def _reconstruction(s: dict[str, list[dict[str, Any]]]) -> list[str]:
                 f"VQ PSNR {_arrow(vq, 'psnr')} dB (best at K = {vq[best]['codebook_size']}), usage "
                 f"{_arrow(vq, 'usage', 1, 100, '%')} (first under 50%: "
                 f"{'none' if drop is None else 'K = ' + str(vq[drop]['codebook_size'])}).",
+                f"{POINTWISE}, {PSNR_TOLERANCE_DB} dB tolerance",
+                vq,
             )
         )
     if fsq and vq:
         f, v = _matched(fsq, vq)[0]
+        word, test = _tested(verdicts.higher(Side.of(v, "psnr"), Side.of(f, "psnr")))
         lines.append(
             _line(
-                REPRODUCED if v["psnr"] > f["psnr"] else NOT_REPRODUCED,
+                word,
                 "(a) For the smallest codebooks VQ reconstructs marginally better than FSQ.",
                 f"PSNR at K ~ {v['codebook_size']}: VQ {v['psnr']:.2f} dB, FSQ {f['psnr']:.2f} dB.",
+                test,
+                [f, v],
             )
         )
     return lines
@@ -166,24 +209,30 @@ def _sampling(s: dict[str, list[dict[str, Any]]], key: str, name: str) -> list[s
     lines = []
     large = [(f, v) for f, v in _matched(fsq, vq) if f["codebook_size"] > 2**10 and v["codebook_size"] > 2**10]
     evidence = "; ".join(f"K ~ {v['codebook_size']}: FSQ {f[key]:.1f}, VQ {v[key]:.1f}" for f, v in large)
+    word, test = _tested(*(verdicts.lower(Side.of(f, key), Side.of(v, key)) for f, v in large)) if large else ("", "")
     lines.append(
         _line(
-            (REPRODUCED if all(f[key] < v[key] for f, v in large) else NOT_REPRODUCED) if large else UNTESTABLE,
+            word or UNTESTABLE,
             f"(b) FSQ samples better than VQ for codebooks above 2^10 (lower {name}).",
             (evidence or "no matched sizes above 2^10") + f" ({name}, all sizes: FSQ {_arrow(fsq, key, 1)}, "
             f"VQ {_arrow(vq, key, 1)} over K = {_sizes(vq)}).",
+            test,
+            [r for pair in large for r in pair],
         )
     )
     small = [r for r in vq if r["codebook_size"] <= 2**10]
     if small and vq[-1]["codebook_size"] > 2**10:
         best = min(small, key=lambda r: r[key])
+        word, test = _tested(verdicts.higher(Side.of(vq[-1], key), Side.of(best, key)))
         lines.append(
             _line(
-                REPRODUCED if vq[-1][key] > best[key] else NOT_REPRODUCED,
+                word,
                 f"(b) VQ's sampling quality deteriorates beyond 2^10 ({name} at the largest size above the best "
                 "at 2^10 or below).",
-                f"VQ {name} {best[key]:.1f} at K = {best['codebook_size']}, {vq[-1][key]:.1f} at K = "
-                f"{vq[-1]['codebook_size']}.",
+                f"VQ {name} {pm(best[key], best.get(f'{key}_std'), 1)} at K = {best['codebook_size']}, "
+                f"{pm(vq[-1][key], vq[-1].get(f'{key}_std'), 1)} at K = {vq[-1]['codebook_size']}.",
+                test,
+                [best, vq[-1]],
             )
         )
     else:
@@ -203,6 +252,8 @@ def _sampling(s: dict[str, list[dict[str, Any]]], key: str, name: str) -> list[s
                 f"FSQ {name} {fsq[0][key]:.1f} at K = {fsq[0]['codebook_size']}, {top[0][key]:.1f} at K = "
                 f"{top[0]['codebook_size']}, {top[-1][key]:.1f} at K = {top[-1]['codebook_size']} (change "
                 f"{100 * early:.0f}% before, {100 * late:.0f}% beyond).",
+                f"{POINTWISE}, relative changes against {100 * SATURATION:.0f}%",
+                [fsq[0], *top],
             )
         )
     else:
@@ -218,6 +269,16 @@ def _sampling(s: dict[str, list[dict[str, Any]]], key: str, name: str) -> list[s
     return lines
 
 
+def _caps(values: list[dict[str, Any]]) -> str:
+    """The usage countable from the tokens counted, where it is below 100%: ``; countable at most ...``."""
+    capped = [(r["codebook_size"], _cap_note(r)) for r in values if _cap_note(r)]
+    if not capped:
+        return ""
+    return "; countable at most: " + ", ".join(
+        f"{note.strip(' ()').removeprefix('cap ')} at K = {k}" for k, note in capped
+    )
+
+
 def _usage(s: dict[str, list[dict[str, Any]]]) -> list[str]:
     fsq, vq = s.get("FSQ", []), s.get("VQ", [])
     lines = []
@@ -228,7 +289,9 @@ def _usage(s: dict[str, list[dict[str, Any]]]) -> list[str]:
                 REPRODUCED if all(r["usage"] >= 0.9 for r in kept) else NOT_REPRODUCED,
                 "(c) FSQ's tokenizer uses almost all codes (here: at least 90%) up to 2^14.",
                 f"FSQ tokenizer usage {_arrow(fsq, 'usage', 1, 100, '%')} ({_arrow(fsq, 'codes_used', 0)} codes) "
-                f"over K = {_sizes(fsq)}, on {fsq[0]['tokens']:,} held-out tokens.",
+                f"over K = {_sizes(fsq)}, on {fsq[0]['tokens']:,} held-out tokens{_caps(fsq)}.",
+                f"{POINTWISE} against 90%",
+                kept or fsq,
             )
         )
     big = [r for r in vq if r["codebook_size"] > 2**11]
@@ -237,7 +300,9 @@ def _usage(s: dict[str, list[dict[str, Any]]]) -> list[str]:
             _line(
                 (REPRODUCED if all(r["usage"] < 0.5 for r in big) else NOT_REPRODUCED) if big else UNTESTABLE,
                 "(c) VQ's tokenizer usage drops below 50% for codebooks above 2^11.",
-                f"VQ tokenizer usage {_arrow(vq, 'usage', 1, 100, '%')} over K = {_sizes(vq)}.",
+                f"VQ tokenizer usage {_arrow(vq, 'usage', 1, 100, '%')} over K = {_sizes(vq)}{_caps(vq)}.",
+                f"{POINTWISE} against 50%",
+                big or vq,
             )
         )
         most = max(vq, key=lambda r: r["codes_used"])
@@ -247,6 +312,8 @@ def _usage(s: dict[str, list[dict[str, Any]]]) -> list[str]:
                 "(c) VQ never uses more than 2^10 codes, whatever the codebook size.",
                 f"VQ codes used {_arrow(vq, 'codes_used', 0)} (most: {most['codes_used']} at K = "
                 f"{most['codebook_size']}).",
+                f"{POINTWISE} against 2^10 codes",
+                vq,
             )
         )
     for label, values in s.items():
@@ -272,18 +339,25 @@ def _compression(s: dict[str, list[dict[str, Any]]], key: str, name: str) -> lis
             "increasing with the codebook size (FSQ).",
             f"FSQ {_arrow(fsq, 'bits_per_token')} bits/token over K = {_sizes(fsq)} (uniform: "
             f"{', '.join(f'{math.log2(k):.2f}' for k in (r['codebook_size'] for r in fsq))}).",
+            f"{POINTWISE}, each step up",
+            fsq,
         )
     )
     pairs = _matched(fsq, vq)
+    word, test = _tested(
+        *(verdicts.higher(Side.of(f, "bits_per_token"), Side.of(v, "bits_per_token")) for f, v in pairs)
+    )
     lines.append(
         _line(
-            REPRODUCED if all(f["bits_per_token"] > v["bits_per_token"] for f, v in pairs) else NOT_REPRODUCED,
+            word,
             "(d) FSQ's codes are (slightly) harder to model than VQ's with the same transformer.",
             "; ".join(
                 f"K ~ {v['codebook_size']}: FSQ {f['bits_per_token']:.2f}, VQ {v['bits_per_token']:.2f}"
                 for f, v in pairs
             )
             + " bits/token.",
+            test,
+            [r for pair in pairs for r in pair],
         )
     )
     moves = [(b["codes_used"] - a["codes_used"], b["bits_per_token"] - a["bits_per_token"]) for a, b in zip(vq, vq[1:])]
@@ -294,6 +368,8 @@ def _compression(s: dict[str, list[dict[str, Any]]], key: str, name: str) -> lis
             "(d) VQ's compression cost tracks its usage: it drops where the codes used drop.",
             f"VQ bits/token {_arrow(vq, 'bits_per_token')}, codes used {_arrow(vq, 'codes_used', 0)} over "
             f"K = {_sizes(vq)}" + ("" if falls else " (the codes used never drop)") + ".",
+            f"{POINTWISE}, bits/token down at every drop of the codes used",
+            vq,
         )
     )
     if _has(fsq, key) and _has(vq, key) and len(fsq) >= 3 and len(vq) >= 3:
@@ -307,6 +383,8 @@ def _compression(s: dict[str, list[dict[str, Any]]], key: str, name: str) -> lis
                 f"(d) Within a quantizer, the compression cost is anti-correlated with {name}.",
                 f"Spearman rank correlation of bits/token and {name} over the sizes: FSQ {rho['FSQ']:+.2f}, "
                 f"VQ {rho['VQ']:+.2f}.",
+                "the sign of Spearman's rank correlation of the means over the sizes",
+                fsq + vq,
             )
         )
     return lines
@@ -343,10 +421,17 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
         if key == "judge_fd":
             lines.append(
                 "Sampling quality is the judge Frechet distance (the class judge's penultimate features of the "
-                "samples against as many training images; comparable only between runs at the same sample count), "
-                "not FID; Inception sampling FID needs `maskgit.eval.fid_samples > 0` (the GPU preset)."
+                f"samples against as many {_reference(rows)} images; comparable only between runs at the same sample "
+                "count), not FID; Inception sampling FID needs `maskgit.eval.fid_samples > 0` (the GPU preset)."
             )
     return lines
+
+
+def _reference(rows: list[dict[str, Any]]) -> str:
+    """Which images the judge distances compare with, in words (rows from before it was recorded: training)."""
+    splits = sorted({r.get("reference_split") or "train" for r in rows})
+    words = {"train": "training (the split the Stage II grids come from)", "test": "held-out `test`"}
+    return " and ".join(words.get(s, f"`{s}`") for s in splits)
 
 
 def _by_size(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
@@ -409,7 +494,7 @@ def level_claims(rows: list[dict[str, Any]]) -> list[str]:
     if total == 0:
         lines.append(_line(UNTESTABLE, claim, "no size has Stage II results for both families."))
     else:
-        verdict = REPRODUCED if wins == total else NOT_REPRODUCED if losses else UNTESTABLE
+        verdict = REPRODUCED if wins == total else NOT_REPRODUCED if losses else UNRESOLVED
         lines.append(
             _line(
                 verdict,
@@ -418,6 +503,9 @@ def level_claims(rows: list[dict[str, Any]]) -> list[str]:
                 f"sizes ({name}, lower is better; seeds per set: {', '.join(map(str, seeds))}): "
                 + "; ".join(evidence)
                 + ".",
+                "per size, the best set with every L >= 5 against the best with some L < 5; a difference counts when "
+                "it exceeds the larger of their seed standard deviations (every difference with one seed)",
+                rows,
             )
         )
     for key2, text, lower in (("class_accuracy", "Class accuracy of the samples (judge)", False),):

@@ -30,7 +30,11 @@ MEAN_KEYS = (
     "tokenizer_codes_used",
     "bits_per_token",
     "val_bits_per_token",
+    "tokenizer_psnr",
+    "tokenizer_ssim",
+    "tokenizer_rfid",
 )
+STAGE1_KEYS = ("psnr", "ssim", "rfid")  # the Stage I tokenizer's reconstruction, copied as tokenizer_*
 
 
 def tune_eval(run_dir: Path, step: int) -> dict[str, Any] | None:
@@ -99,8 +103,25 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
         report = rundir.latest_eval(run_dir)
         if report is None or "guidance" not in report:
             continue
-        rows += eval_rows(run, report, tune_eval(run_dir, report["step"]))
+        stage1 = stage1_columns(study_dir, run)
+        rows += [{**row, **stage1} for row in eval_rows(run, report, tune_eval(run_dir, report["step"]))]
     return rows
+
+
+def stage1_columns(study_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """The reconstruction of the tokenizer a MaskGIT run was trained on (its newest evaluation: held-out PSNR, SSIM
+    and rFID as ``tokenizer_*``), so that Stage I and Stage II quality are read apart; ``None`` where it has none.
+
+    The tokenizer dir is the run entry's ``tokenizer``: absolute, or relative to the study folder or the working
+    directory the study ran from."""
+    found = None
+    if run.get("tokenizer"):
+        path = Path(run["tokenizer"])
+        for candidate in [path] if path.is_absolute() else [study_dir / path, path]:
+            if candidate.is_dir():
+                found = rundir.latest_eval(candidate)
+                break
+    return {f"tokenizer_{k}": (found or {}).get(k) for k in STAGE1_KEYS}
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,15 +3,13 @@
 ``fsq study uvim --seeds 0 1 2`` trains each row of :data:`UVIM_PLAN` once per seed (``train.seed``; the data
 are fixed by ``data.seed``) and reports, per (task, variant), the mean ± sample std over the seeds of the task
 metric of the full model, of the oracle (Stage I upper bound) and of the trivial baseline, the oracle's codebook
-usage, the language model's, and the codebook splits the oracle made. The claims checked: FSQ within 10% of VQ
-on each task; splitting acts; VQ without codebook splitting uses fewer codes and predicts worse; without the
-image context FSQ degrades less than VQ. Each difference is compared with twice its standard error over the
-seeds, and a claim the seeds cannot decide says so. The report half is torch-free.
+usage, the language model's, and the codebook splits the oracle made. The claims and their tests (two-sided
+parity with a margin, one-sided directions, each against the seeds' spread) are in
+:mod:`fsq.studies.uvim_claims`. The report half is torch-free.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,16 +21,16 @@ from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
-    fmt,
     latest_eval,
-    over_seeds,
-    pm,
     read_study,
     run_path,
     timing_line,
     write_results,
     write_study,
 )
+from fsq.studies.uvim_claims import claims, group, markdown_table
+
+__all__ = ["UVIM_PLAN", "claims", "group", "markdown_table", "run", "run_uvim_study", "uvim_rows", "write_report"]
 
 # The UViM study (paper Table 2): (task, label, config file, overrides, seeded). Each task FSQ vs VQ (UViM recipe,
 # with splitting), plus the ablations: VQ without splitting on depth, and both quantizers without context on
@@ -215,159 +213,19 @@ def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, An
                 "predicted_usage": result.get("predicted_usage"),
                 "splits": result.get("oracle_splits"),
                 "code_accuracy": result["code_accuracy"],
+                "tokens": result["num_samples"] * result["code_grid"] ** 2,  # the held-out codes usage counts
                 "seconds": run.get("seconds"),
             }
         )
     return rows
 
 
-def group(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The seeds of each (task, variant) together, in the rows' order: mean and std of every number."""
-    keys = ("prediction", "oracle", "baseline", "usage", "predicted_usage", "splits", "code_accuracy", "seconds")
-    return over_seeds(rows, ("task", "variant"), keys)
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Mean ± sample std over the seeds of each (task, variant); a single seed shows no ±."""
-    header = (
-        "| task | variant | metric | seeds | UViM | oracle | trivial baseline | K | oracle usage | predicted usage "
-        "| codebook splits | codes exact | min/run |"
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for g in group(rows):
-        lines.append(
-            f"| {g['task']} | {g['variant']} | {g['metric']} | {len(g['seeds'])} | "
-            f"{pm(g['prediction'], g['prediction_std'], 3)} | {pm(g['oracle'], g['oracle_std'], 3)} | "
-            f"{fmt(g['baseline'], 3)} | {g['codebook_size']} | {pm(g['usage'], g['usage_std'], 2, 100, '%')} | "
-            f"{pm(g['predicted_usage'], None, 2, 100, '%')} | {pm(g['splits'], None, 0)} | "
-            f"{pm(g['code_accuracy'], None, 1, 100, '%')} | {pm(g['seconds'], None, 1, 1 / 60)} |"
-        )
-    return "\n".join(lines)
-
-
-def _find(groups: list[dict[str, Any]], task: str, variant: str) -> dict[str, Any] | None:
-    return next((g for g in groups if g["task"] == task and g["variant"] == variant), None)
-
-
-def _spread(*parts: dict[str, Any]) -> float | None:
-    """Standard error of a sum or difference of the parts' mean predictions (``None`` when a part has one seed)."""
-    if any(p["prediction_std"] is None for p in parts):
-        return None
-    return math.sqrt(sum(p["prediction_std"] ** 2 / len(p["seeds"]) for p in parts))
-
-
-def _resolved(difference: float, spread: float | None) -> str:
-    """Whether a difference of means stands out of the run-to-run spread (more than 2 standard errors)."""
-    if spread is None:
-        return "one seed: the run-to-run spread is not measured"
-    word = "larger" if abs(difference) > 2 * spread else "not larger"
-    return f"{word} than twice its standard error over seeds ({spread:.3f})"
-
-
-def _verdict(holds: bool, difference: float, spread: float | None) -> str:
-    """yes / no for a claimed direction of a difference, or "within the spread" when seeds cannot tell."""
-    if spread is not None and abs(difference) <= 2 * spread:
-        return "within the run-to-run spread"
-    return "yes" if holds else "no"
-
-
-def claims(rows: list[dict[str, Any]]) -> list[str]:
-    """The paper's Table 2 claims, checked on the mean over seeds, each difference compared with its spread."""
-    groups = group(rows)
-    out = []
-    for task in TASK_METRICS:
-        f, v = _find(groups, task, "FSQ"), _find(groups, task, "VQ")
-        label = (f or v or {}).get("metric", "")
-        lower = label in ("RMSE (m)", "FID")
-        if f and v and f["prediction"] is not None and v["prediction"] is not None:
-            diff = f["prediction"] - v["prediction"]
-            gap = diff / abs(v["prediction"]) * (1 if lower else -1)
-            verdict = "yes" if gap <= 0.10 else "no"
-            out.append(
-                f"{task}: FSQ within 10% of VQ ({label} {pm(f['prediction'], f['prediction_std'], 3)} vs "
-                f"{pm(v['prediction'], v['prediction_std'], 3)}: FSQ {100 * abs(gap):.1f}% "
-                f"{'worse' if gap > 0 else 'better'}; the difference "
-                f"{diff:+.3f} is {_resolved(diff, _spread(f, v))}) -> **{verdict}**."
-            )
-        if f and v and f["oracle"] is not None and v["oracle"] is not None:
-            diff = f["oracle"] - v["oracle"]
-            worse = diff > 0 if lower else diff < 0
-            spread = _spread({**f, "prediction_std": f["oracle_std"]}, {**v, "prediction_std": v["oracle_std"]})
-            out.append(
-                f"{task}: Stage I alone (the oracle, no language model), FSQ vs VQ: {label} "
-                f"{pm(f['oracle'], f['oracle_std'], 3)} vs {pm(v['oracle'], v['oracle_std'], 3)}; FSQ "
-                f"{'worse' if worse else 'better or equal'} by {abs(diff):.3f}, {_resolved(diff, spread)}."
-            )
-        for r in (f, v):
-            if r and r["prediction"] is not None and r["baseline"] is not None:
-                better = r["prediction"] < r["baseline"] if lower else r["prediction"] > r["baseline"]
-                out.append(
-                    f"{task} ({r['variant']}): beats the trivial baseline ({r['prediction']:.3f} vs "
-                    f"{r['baseline']:.3f}) -> **{'yes' if better else 'no'}**."
-                )
-        for r in (f, v):
-            if r and r["predicted_usage"] is not None and r["usage"]:
-                ratio = r["predicted_usage"] / r["usage"]
-                out.append(
-                    f"{task} ({r['variant']}), not a paper claim: the language model's greedy codes use "
-                    f"{100 * r['predicted_usage']:.2f}% of the codebook, {100 * ratio:.0f}% of what the oracle uses "
-                    f"on the same targets"
-                    + (
-                        ": Stage II collapsed to a few code sequences at this budget, so its predictions say little "
-                        "about the quantizer; the oracle's numbers do."
-                        if ratio < 0.1
-                        else "."
-                    )
-                )
-    split, nosplit = _find(groups, "depth", "VQ"), _find(groups, "depth", "VQ, no splitting")
-    if split and nosplit:
-        acts = split["splits"] is not None and split["splits"] > 0
-        out.append(
-            f"depth: codebook splitting acts within the oracle's training ({pm(split['splits'], None, 0)} splits "
-            f"per run on average) -> **{'yes' if acts else 'no'}**."
-        )
-        verdict = "yes" if nosplit["usage"] < split["usage"] else "no"
-        out.append(
-            f"depth: VQ without codebook splitting uses fewer codes (paper: 0.78% vs 99%): "
-            f"{pm(nosplit['usage'], nosplit['usage_std'], 2, 100, '%')} vs "
-            f"{pm(split['usage'], split['usage_std'], 2, 100, '%')} -> **{verdict}**."
-        )
-        diff = nosplit["prediction"] - split["prediction"]
-        out.append(
-            f"depth: VQ without splitting predicts worse (paper: RMSE 0.490 vs 0.468): RMSE "
-            f"{pm(nosplit['prediction'], nosplit['prediction_std'], 3)} vs "
-            f"{pm(split['prediction'], split['prediction_std'], 3)}; the difference {diff:+.3f} is "
-            f"{_resolved(diff, _spread(nosplit, split))} -> **{_verdict(diff > 0, diff, _spread(nosplit, split))}**."
-        )
-        if split["oracle"] is not None and nosplit["oracle"] is not None:
-            diff = nosplit["oracle"] - split["oracle"]
-            spread = _spread(
-                {**nosplit, "prediction_std": nosplit["oracle_std"]}, {**split, "prediction_std": split["oracle_std"]}
-            )
-            out.append(
-                f"depth: Stage I alone (the oracle), without vs with splitting: RMSE "
-                f"{pm(nosplit['oracle'], nosplit['oracle_std'], 3)} vs "
-                f"{pm(split['oracle'], split['oracle_std'], 3)}; "
-                f"the difference {diff:+.3f} is {_resolved(diff, spread)}."
-            )
-    f, fn = _find(groups, "panoptic", "FSQ"), _find(groups, "panoptic", "FSQ, no context")
-    v, vn = _find(groups, "panoptic", "VQ"), _find(groups, "panoptic", "VQ, no context")
-    if f and fn and v and vn:
-        drop_f, drop_v = f["prediction"] - fn["prediction"], v["prediction"] - vn["prediction"]
-        verdict = _verdict(drop_f <= drop_v, drop_f - drop_v, _spread(f, fn, v, vn))
-        out.append(
-            f"panoptic: without the image context FSQ degrades less than VQ (paper: 40.2 vs 39.0 PQ): PQ drops by "
-            f"{drop_f:.3f} (FSQ) vs {drop_v:.3f} (VQ); the difference of the drops {drop_f - drop_v:+.3f} is "
-            f"{_resolved(drop_f - drop_v, _spread(f, fn, v, vn))} -> **{verdict}**."
-        )
-    return out
-
-
 TABLE_NOTE = (
     "Mean ± sample standard deviation over the seeds. UViM: the language model's greedy codes decoded by the oracle "
     "with the image as context. Oracle: the oracle decoding its own codes of the true target (Stage I's upper "
-    "bound). Oracle usage: share of the K codes the oracle gives the held-out targets (16 codes x the held-out "
-    "pairs: with 500 pairs, 8000 codes can use at most 86% of 4096 codes even if spread uniformly). Predicted "
+    "bound). Shares: the oracle's gain over the trivial baseline as a share of a perfect prediction's, and the full "
+    "model's gain as a share of the oracle's (per seed, then averaged). Oracle usage: share of the K codes the "
+    "oracle gives the held-out targets; in brackets the most that can be counted from that many codes. Predicted "
     "usage: share of the K codes in the language model's greedy predictions (seed mean). Min/run: measured "
     "wall minutes per run (both stages and the evaluation, seed mean) on the shared machine. Codebook "
     "splits: per run, summed over the oracle's training (VQ, EMA codebook). Codes exact: share of code positions "
