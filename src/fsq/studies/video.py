@@ -340,8 +340,9 @@ def write_report(study_dir: str | Path) -> Path:
         "",
         "## Claims, measured here",
         "",
-        "Each line: the test (A vs B, one- or two-sided, margin), the seed means, the gap and the seed spread (sum of "
-        "the two sample standard deviations); a gap inside the spread is not resolved.",
+        "Each line: the claim (one-sided: A better than B; two-sided: A matches B within a margin), the seed means "
+        "(± sample std), the test (the difference against twice its standard error over seeds) and the verdict; a "
+        "difference inside that band is not resolved, and a single seed is marked so.",
         "",
         *[f"- {line}" for line in claims(rows)],
         "",
