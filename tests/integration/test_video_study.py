@@ -43,7 +43,8 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path, monkeypatch):
     judged = json.loads((out / "runs/maskgit_fsq_s0/eval/step_000002_judged.json").read_text())
     assert judged["num_samples"] == judged["num_real"] == 10 and len(judged["agreement_per_frame"]) == 9
     report = (out / "report.md").read_text()
-    assert "| per-frame FSQ |" in report and "(single seed: not a test)" in report and "Stage II" in report
+    assert "| per-frame FSQ |" in report and "(single seed)**" in report and "Stage II" in report
+    assert "not finished" not in report
     assert (out / "plots" / "frames.png").is_file()
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0 and (out / "report.md").read_text() == report

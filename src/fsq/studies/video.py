@@ -324,7 +324,12 @@ def write_report(study_dir: str | Path) -> Path:
     plots = plot_curves(rows, study_dir / "plots")
     naive = next((r for r in rows if r["method"] == "naive"), None)
     done = {r["name"] for r in rows}
-    missing = [run["name"] for run in study["runs"] if run["name"] not in done]
+    judged = {  # Stage II runs add numbers to their tokenizer's row: finished once their samples are judged
+        run["name"]
+        for run in study["runs"]
+        if run["role"] == "stage2" and list((run_path(study_dir, run) / rundir.EVAL).glob(f"*{JUDGED_SUFFIX}.json"))
+    }
+    missing = [run["name"] for run in study["runs"] if run["name"] not in done | judged]
     lines = [
         f"# {study['title']}",
         "",
