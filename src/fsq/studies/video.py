@@ -1,9 +1,9 @@
 """The video study: FSQ vs VQ vs LFQ video tokenizers at equal bits per token, against the naive codec and the
 per-frame image tokenizer at (nearly) equal bits per clip; plan, run and report.
 
-``fsq study video --out DIR [--data blobs] [--preset cpu|quick] [--seeds 0 1 2] [key=value...]`` trains, per seed
-(``train.seed``, which also draws the generated clips), one causal 3-D tokenizer per quantizer from the data's video
-config (:data:`SOURCES`), the quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits per token; VQ 1024
+``fsq study video --out DIR [--data moving_mnist|blobs] [--preset cpu|quick] [--seeds 0 1 2] [key=value...]``
+trains, per seed (``train.seed``, which also draws the generated clips), one causal 3-D tokenizer per quantizer
+from the data's video config (:data:`SOURCES`), the quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits per token; VQ 1024
 codes and LFQ 2^10 codes: 10 bits), and the per-frame image tokenizer of the data's frames config. Every video
 tokenizer's evaluation holds the naive codec at its bits per clip on the same held-out clips
 (:mod:`fsq.evaluation.video`); the per-frame tokenizer is evaluated here on those same clips
@@ -47,7 +47,7 @@ SOURCES = {
 }
 # data source -> the class-conditional video MaskGIT config of Stage II (sources with class labels only)
 STAGE2 = {"moving_mnist": "configs/maskgit/fsq_moving_mnist.yaml"}
-DEFAULT_SOURCE = "blobs"
+DEFAULT_SOURCE = "moving_mnist"
 FRAMES_PREFIX, STAGE2_PREFIX = "frames.", "stage2."
 # label -> quantizer at (nearly) equal bits per token: 9.97 (FSQ) and 10 (VQ, LFQ). VQ: the MaskGIT recipe with a
 # 32-wide code (the CPU MaskGIT study's), LFQ: its defaults.
@@ -57,13 +57,14 @@ QUANTIZERS: dict[str, dict[str, Any]] = {
     "LFQ": {"kind": "lfq", "dim": 10},
 }
 # Presets: overrides of both configs. "cpu": the configs as they are (their headers give the measured cost), one
-# torch thread per run and no progress bars. "quick": a smoke run in seconds (numbers meaningless), for tests.
+# torch thread per run and no progress bars. "quick": a smoke run in seconds at 16 px (numbers meaningless), for tests.
 PRESETS: dict[str, dict[str, list[str]]] = {
     "cpu": {"video": ["train.progress=false"], "frames": ["train.progress=false"]},
     "quick": {
         "video": [
             "data.train_limit=4",
             "data.eval_limit=2",
+            "data.image_size=16",
             "model.filters=8",
             "model.num_groups=4",
             "train.steps=2",
@@ -77,6 +78,7 @@ PRESETS: dict[str, dict[str, list[str]]] = {
         "frames": [
             "data.train_limit=18",
             "data.eval_limit=9",
+            "data.image_size=16",
             "model.filters=8",
             "model.num_groups=4",
             "train.steps=2",
@@ -365,7 +367,8 @@ def write_report(study_dir: str | Path) -> Path:
 
 
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
-    """``fsq study video [--data blobs] [--preset cpu|quick] [--seeds ...] [key=value ...]``."""
+    """``fsq study video [--data moving_mnist|blobs] [--preset cpu|quick] [--seeds ...] [key=value ...]``
+    (``--data mnist``, the CLI's default, means ``moving_mnist``)."""
     data = options.get("data")
     preset = options.get("preset") or "cpu"
     return run_video_study(
