@@ -3,9 +3,9 @@ per-frame image tokenizer at (nearly) equal bits per clip; plan, run and report.
 
 ``fsq study video --out DIR [--data moving_mnist|blobs] [--preset cpu|quick] [--seeds 0 1 2] [key=value...]``
 trains, per seed (``train.seed``, which also draws the generated clips), one causal 3-D tokenizer per quantizer
-from the data's video config (:data:`SOURCES`), the quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits per token; VQ 1024
-codes and LFQ 2^10 codes: 10 bits), and the per-frame image tokenizer of the data's frames config. Every video
-tokenizer's evaluation holds the naive codec at its bits per clip on the same held-out clips
+from the data's video config (:data:`SOURCES`), the quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits
+per token; VQ 1024 codes and LFQ 2^10 codes: 10 bits), and the per-frame image tokenizer of the data's frames
+config. Every video tokenizer's evaluation holds the naive codec at its bits per clip on the same held-out clips
 (:mod:`fsq.evaluation.video`); the per-frame tokenizer is evaluated here on those same clips
 (``eval/step_N_clips.json`` in its run dir). Finished runs are reused, interrupted ones resume. ``key=value``
 overrides go to the video tokenizers; ``frames.key=value`` to the per-frame tokenizer.
