@@ -42,7 +42,7 @@ import torch
 
 from fsq.data.items import ImageItems
 from fsq.data.signals import VIDEO, SignalTransform
-from fsq.data.source_errors import SourceCorrupt, SourceUnavailable
+from fsq.data.source_cache import SourceCorrupt, SourceUnavailable, sha256_file
 from fsq.io import JSONFileError, read_json, write_json_atomic
 
 NAME = "videos"
@@ -75,14 +75,6 @@ HOW_TO_GET = (
     "runs `apt-get download opencv-doc` (no root needed; or put an opencv-doc_*.deb in the cache's videos folder)"
 )
 DESCRIPTION = "real video: Debian opencv-doc's 6 sample videos as random clips (test: cup.mp4, held out)"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def split_of(name: str) -> str:
@@ -231,7 +223,7 @@ def verify(folder: Path) -> list[dict]:
         file = folder / entry["name"]
         if not file.is_file():
             raise _corrupt(folder, f"{entry['name']} is missing")
-        if file.stat().st_size != entry["size"] or _sha256(file) != FILES[entry["name"]][1]:
+        if file.stat().st_size != entry["size"] or sha256_file(file) != FILES[entry["name"]][1]:
             raise _corrupt(folder, f"{entry['name']} does not match its sha256 {FILES[entry['name']][1]}")
     return entries
 
