@@ -41,7 +41,7 @@ def test_moving_mnist_tokenizer_trains_with_the_3d_gan_and_exports_labelled_toke
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("d_loss" in r and "g_adv_loss" in r for r in records)  # the 3-D discriminator trained
     grid = result["eval"]["token_grid"]
-    assert grid == [3, 4, 4] and result["eval"]["num_samples"] == 8 and len(result["eval"]["psnr_per_frame"]) == 9
+    assert grid == [5, 8, 8] and result["eval"]["num_samples"] == 8 and len(result["eval"]["psnr_per_frame"]) == 9
     assert main(["tokenize", str(run), "--split", "test", "--out", str(tmp_path / "tokens")]) == 0
     tokens, labels, manifest = load_tokens(tmp_path / "tokens")
     assert tokens.shape == (128, *grid) and manifest["signal"] == "video"
