@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fsq.studies.bench_tables import video_data_table
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -166,20 +168,6 @@ def main(argv: list[str] | None = None) -> int:
                 cell = json.loads(run.stdout.strip().splitlines()[-1])
                 rows.append({"videos": count, "workers": workers, "folder_mb": size_mb, "write_s": made, **cell})
     model = model_rate(args.config, args.batch, args.repeats)
-    header = "| videos | folder MB | workers | clips/s | first batch s | peak RSS MiB | worker peak RSS MiB |"
-    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        worker = f"{r['worker_peak_rss_mib']:.0f}" if r["worker_peak_rss_mib"] else "-"
-        lines.append(
-            f"| {r['videos']} | {r['folder_mb']:.1f} | {r['workers']} | {r['clips_per_s']:.1f} | "
-            f"{r['first_batch_s']:.2f} | {r['peak_rss_mib']:.0f} | {worker} |"
-        )
-    shape = "x".join(map(str, model["shape"]))
-    lines.append(
-        f"\nmodel ({Path(args.config).stem}, clips {shape}, batch {args.batch}): {model['step_s']:.2f} s/step = "
-        f"{model['steps_per_s']:.3f} steps/s = {model['clips_per_s']:.1f} clips/s"
-    )
-    print("\n".join(lines))
     result = {
         "benchmark": {
             "kind": "video_data",
@@ -201,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+    print(video_data_table(result))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -68,7 +68,9 @@ def test_readme_block_renders_a_benchmark_file(tmp_path):
         update(page)
 
 
-@pytest.mark.parametrize("name", ["data.json", "data_scaling.json", "audio_data.json", "audio_anchors.json"])
+@pytest.mark.parametrize(
+    "name", ["data.json", "data_scaling.json", "audio_data.json", "audio_anchors.json", "video_data.json"]
+)
 def test_published_benchmark_results_render(name):
     path = ROOT / "benchmarks" / "results" / name
     if not path.is_file():

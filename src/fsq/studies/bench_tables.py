@@ -210,12 +210,37 @@ def audio_anchors_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def video_data_table(data: dict[str, Any]) -> str:
+    """The video-file loader (``benchmarks/video_data.py``): clips/s and peak memory for folders of few and many
+    videos, beside the tokenizer's own clips/s."""
+    meta, rows, model = data["benchmark"], data["loader"], data["model"]
+    header = "| videos | folder MB | workers | clips/s | first batch s | peak RSS MiB | worker peak RSS MiB |"
+    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        worker = f"{r['worker_peak_rss_mib']:.0f}" if r["worker_peak_rss_mib"] else "-"
+        lines.append(
+            f"| {r['videos']} | {r['folder_mb']:.1f} | {r['workers']} | {r['clips_per_s']:.1f} | "
+            f"{r['first_batch_s']:.2f} | {r['peak_rss_mib']:.0f} | {worker} |"
+        )
+    config = meta.get("args", {}).get("config", "?").rsplit("/", 1)[-1].removesuffix(".yaml")
+    shape = "x".join(map(str, model["shape"]))
+    load = meta["loadavg_1_5_15min"]
+    lines.append(
+        f"\nThe tokenizer ({config}, clips {shape}, batch {meta.get('args', {}).get('batch', '?')}): "
+        f"{model['step_s']:.2f} s/step = {model['clips_per_s']:.1f} clips/s. {meta.get('what', '')}\n"
+        f"_{meta['date']}, {meta['cpu_count']} cores; {meta['machine_note']}: 1-min load average "
+        f"{load['start'][0]:.1f} at start, {load['end'][0]:.1f} at end._"
+    )
+    return "\n".join(lines)
+
+
 TABLES = {
     "data": data_table,
     "data_scaling": scaling_table,
     "fsq_gpu": gpu_table,
     "audio_data": audio_data_table,
     "audio_anchors": audio_anchors_table,
+    "video_data": video_data_table,
 }
 
 
