@@ -25,12 +25,12 @@ from typing import Any
 
 from fsq import rundir
 from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, load_config
-from fsq.io import write_text_atomic
 from fsq.studies.codebook_claims import claims, level_claims, markdown_table
 from fsq.studies.codebook_plots import plot, plot_levels
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
+    finish_report,
     latest_eval,
     read_study,
     run_path,
@@ -555,12 +555,7 @@ def write_report(study_dir: str | Path) -> Path:
         *[f"![{p.stem}](plots/{p.name})" for p in plots],
         "",
     ]
-    if missing:
-        lines += [f"Runs not finished yet (rerun the study to resume them): {', '.join(missing)}", ""]
-    lines += ["Every number is also in `results.json` and `results.csv`; each run dir is under `runs/`.", ""]
-    path = study_dir / "report.md"
-    write_text_atomic("\n".join(lines), path)
-    return path
+    return finish_report(study_dir, lines, missing)
 
 
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:

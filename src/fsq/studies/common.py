@@ -153,3 +153,14 @@ def timing_line(timing: dict[str, Any]) -> str:
         + f" and {after[0]:.2f} after"
         + (" the last." if calls > 1 else ".")
     )
+
+
+def finish_report(study_dir: Path, lines: list[str], missing: Sequence[str]) -> Path:
+    """Write a study's ``report.md``: ``lines``, then the runs not finished yet (``missing``) and where every number
+    is; returns its path."""
+    if missing:
+        lines = [*lines, f"Runs not finished yet (rerun the study to resume them): {', '.join(missing)}", ""]
+    lines = [*lines, "Every number is also in `results.json` and `results.csv`; each run dir is under `runs/`.", ""]
+    path = study_dir / "report.md"
+    write_text_atomic("\n".join(lines), path)
+    return path

@@ -27,11 +27,12 @@ from typing import Any
 
 from fsq import rundir
 from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, config_path, load_config
-from fsq.io import read_json, write_text_atomic
+from fsq.io import read_json
 from fsq.studies import codebook
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
+    finish_report,
     read_study,
     run_path,
     timing_line,
@@ -398,12 +399,7 @@ def write_report(study_dir: str | Path) -> Path:
         "",
         *[f"**{label}**\n\n![{label}](samples/{path.name})\n" for label, path in images],
     ]
-    if missing:
-        lines += [f"Runs not finished yet (rerun the study to resume them): {', '.join(missing)}", ""]
-    lines += ["Every number is also in `results.json` and `results.csv`; each run dir is under `runs/`.", ""]
-    path = study_dir / "report.md"
-    write_text_atomic("\n".join(lines), path)
-    return path
+    return finish_report(study_dir, lines, missing)
 
 
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:

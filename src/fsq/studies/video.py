@@ -26,10 +26,10 @@ from typing import Any
 
 from fsq import rundir
 from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, config_path, load_config
-from fsq.io import write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
+    finish_report,
     read_study,
     run_path,
     timing_line,
@@ -358,12 +358,7 @@ def write_report(study_dir: str | Path) -> Path:
         *[f"![{p.stem}](plots/{p.name})" for p in plots],
         "",
     ]
-    if missing:
-        lines += [f"Runs not finished yet (rerun the study to resume them): {', '.join(missing)}", ""]
-    lines += ["Every number is also in `results.json` and `results.csv`; each run dir is under `runs/`.", ""]
-    path = study_dir / "report.md"
-    write_text_atomic("\n".join(lines), path)
-    return path
+    return finish_report(study_dir, lines, missing)
 
 
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
