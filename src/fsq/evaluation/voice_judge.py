@@ -20,6 +20,11 @@ accuracy, then chance (one over the number of voices).
 - ``load_or_train_voice_judge``: train on the ``train`` split of the ``speech`` source in a data cache, measure on
   centre crops of the ``heldout`` split, cache the weights (safetensors) and a JSON record under
   ``<cache>/classifiers/``, keyed by the settings and the source's checksum; a second call loads.
+
+Measured on the full source (28 training voices, 1,400 training clips): the defaults (width 64, 400 steps of batch
+64) on 1 s crops judge 89.6% of the 280 ``heldout`` clips right (chance 3.6%), in 756 s of wall time on the 2-core
+CPU shared with other jobs (load ~10; about 4 CPU-minutes). On the small test source, 50 steps on two clips each of
+four voices tell all their held-out clips apart.
 """
 
 from __future__ import annotations
