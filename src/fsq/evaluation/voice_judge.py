@@ -22,9 +22,9 @@ accuracy, then chance (one over the number of voices).
   ``<cache>/classifiers/``, keyed by the settings and the source's checksum; a second call loads.
 
 Measured on the full source (28 training voices, 1,400 training clips): the defaults (width 64, 400 steps of batch
-64) on 1 s crops judge 89.6% of the 280 ``heldout`` clips right (chance 3.6%), in 756 s of wall time on the 2-core
-CPU shared with other jobs (load ~10; about 4 CPU-minutes). On the small test source, 50 steps on two clips each of
-four voices tell all their held-out clips apart.
+64) on 1 s crops judge 89.6% of the 280 ``heldout`` clips right (chance 3.6%), on 0.5 s crops 88.2%, each in about
+760 s of wall time on the 2-core CPU shared with other jobs (load ~10; about 4 CPU-minutes). On the small test
+source, 50 steps on two clips each of four voices tell all their held-out clips apart.
 """
 
 from __future__ import annotations
