@@ -57,7 +57,7 @@ def test_ambiguous_and_unknown_names_list_the_candidates():
     with pytest.raises(
         ConfigError,
         match=r"valid names: \['fsq_blobs_3d', 'fsq_mnist', 'fsq_moving_mnist', 'fsq_moving_mnist_predict', "
-        r"'fsq_tones_1d', 'smoke_maskgit', 'vq_mnist'\]",
+        r"'fsq_speech_voices', 'fsq_tones_1d', 'smoke_maskgit', 'vq_mnist'\]",
     ):
         resolve_config("nope", "maskgit")
     with pytest.raises(ConfigError, match="config file not found: configs/tokenizer/nope.yaml"):

@@ -101,6 +101,8 @@ def test_maskgit_trains_and_samples_over_the_token_grid(name, tmp_path):
     assert main(["sample", str(run), "--num", "3", "--out", str(tmp_path / "samples")]) == 0
     with np.load(tmp_path / "samples" / "samples.npz") as samples:
         assert samples["tokens"].shape == (3, *kind["grid"]) and samples["signals"].shape == (3, *kind["clip"])
+    wavs = sorted(p.name for p in (tmp_path / "samples").glob("*.wav"))  # audio: a wav per unconditional clip
+    assert wavs == ([f"sample_{k:03d}.wav" for k in range(3)] if len(kind["clip"]) == 2 else [])
 
 
 def test_bad_signal_input_is_a_clear_error(tmp_path):

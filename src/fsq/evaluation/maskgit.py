@@ -17,6 +17,9 @@ Once per run: the tokenizer's codebook usage on ``eval.num_samples`` held-out im
 many tokens as the samples have: the two usages compare at equal counts), the compression cost (bits per token of
 held-out token grids under the M2T deterministic schedule, conditioned on their labels), and sampling speed in
 images/s (tokens and decoding) for each ``eval.speed_steps``.
+Audio and video token grids get their own evaluation: frame prediction (:mod:`fsq.evaluation.frame_prediction`),
+voice-conditioned speech judged by a voice classifier (:mod:`fsq.evaluation.voice_samples`), else samples and
+their code usage (:func:`fsq.evaluation.signals.signal_samples`).
 Writes ``eval/step_N{suffix}.json`` and ``eval/step_N{suffix}_samples_g{alpha}.png`` (one row per class; the
 suffix is empty unless the caller gives one, e.g. ``_val`` for a second evaluation on another split, which
 :func:`fsq.rundir.latest_eval` then ignores). Runs on rank 0; the other ranks wait.
@@ -43,6 +46,7 @@ from fsq.evaluation.classifier import load_or_train_classifier, penultimate_feat
 from fsq.evaluation.frame_prediction import prediction_samples
 from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
+from fsq.evaluation.voice_samples import is_voice_conditioned, voice_samples
 from fsq.generation import compression_bits, power_schedule, qlds_order
 from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
 from fsq.io import read_json, write_json_atomic
@@ -199,6 +203,9 @@ def _evaluate(
         if cfg.masking.condition_frames:  # frame prediction: predicted frames against the real ones
             stem = rundir.eval_path(run_dir, step, f"{suffix}_prediction")
             results.update(prediction_samples(model, tokenizer, cfg, tok_cfg, device, stem))
+        elif is_voice_conditioned(tok_cfg, tokenizer, spec.num_classes):  # speech: samples judged by voice
+            stem = rundir.eval_path(run_dir, step, suffix)
+            results.update(voice_samples(model, tokenizer, cfg, tok_cfg, device, stem))
         else:
             results.update(signal_samples(model, tokenizer, cfg, device))
         results["seconds"] = time.perf_counter() - start

@@ -28,6 +28,7 @@ from fsq import hub, rundir, storage
 from fsq.bundles import build_section, load_into
 from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.clips import save_clips
+from fsq.data.signal_files import write_wav
 from fsq.generation import sample
 from fsq.generation.conditioning import conditioned_initial, given_positions
 from fsq.grids import save_grid
@@ -330,7 +331,9 @@ def write_samples(
 ) -> Path:
     """``num`` samples per class of a MaskGIT: ``class_{c}.png`` grids and ``samples.npz`` (images, tokens, labels);
     for video, ``class_{c}.png`` strips (a row per clip), ``class_{c}.gif`` and, with PyAV, ``class_{c}.mp4``
-    (``samples.*`` for an unconditional model), at the frame rate of the tokenizer's data (10 fps if unknown).
+    (``samples.*`` for an unconditional model), at the frame rate of the tokenizer's data (10 fps if unknown); for
+    audio with a known sample rate, ``class_{c}_{k}.wav`` per clip (16-bit PCM; ``sample_{k}.wav`` unconditional):
+    for speech, ``c`` is the voice id.
 
     ``source``: a run dir, a bundle folder, a shipped name or a hub repo id (:meth:`MaskGITPipeline.from_pretrained`).
     Unset ``steps`` / ``choice_temperature`` take its sampling defaults (a run's ``eval`` settings). Returns the
@@ -368,6 +371,12 @@ def write_samples(
         chosen = images if c is None else images[labels == c]
         stem = out_dir / (f"class_{c}" if c is not None else "samples")
         save_clips(chosen, stem, fps=float(pipeline.metadata.get("rate") or 10.0), columns=per_row)
+    rate = float(pipeline.metadata.get("rate") or 0)  # samples a second of the tokenizer's audio (0: unknown)
+    for c in groups if images.ndim == 3 and rate > 0 else []:  # audio: a .wav per clip, named by its class (voice)
+        chosen = images if c is None else images[labels == c]
+        for k, clip in enumerate(chosen):
+            name = f"class_{c}_{k:03d}.wav" if c is not None else f"sample_{k:03d}.wav"
+            write_wav(out_dir / name, clip, round(rate))
     path = out_dir / "samples.npz"
     arrays: dict[str, Any] = {"tokens": tokens.numpy()}  # Any: savez_compressed has typed kwargs
     if images.ndim == 4:
