@@ -121,8 +121,10 @@ def main() -> None:
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     clips = test_clips(args.clips, args.seconds)
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": {"kind": "audio_anchors", "date": date},  # rendered by fsq.studies.bench_tables
+        "date": date,
         "clips": len(clips),
         "seconds_per_clip": [round(len(c) / RATE, 2) for c in clips],
         "source": "synthetic speech (espeak-ng), test voices, 16 kHz",

@@ -47,6 +47,7 @@ from data import cpu_model  # noqa: E402  (benchmarks/data.py)
 from fsq.data.loader import StepLoader  # noqa: E402
 from fsq.data.signal_files import SignalFolderItems  # noqa: E402
 from fsq.data.signals import AUDIO, SignalTransform  # noqa: E402
+from fsq.studies.bench_tables import audio_data_table  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 FILE_RATE, RATE = 22050, 16000
@@ -129,31 +130,6 @@ def run_memory(folder: Path, run_dir: Path, threads: int) -> float:
     return usage.ru_maxrss / 1024
 
 
-def table(data: dict) -> str:
-    meta, rows = data["benchmark"], data["results"]
-    loader = [r for r in rows if r["what"] == "loader"]
-    lines = ["| files | workers | x real time | x real time per worker | first batch s |", "|---|---|---|---|---|"]
-    for r in loader:
-        lines.append(
-            f"| {r['format']} | {r['workers']} | {r['realtime']:.0f} | {r['realtime_per_worker']:.0f} "
-            f"| {r['first_batch_s']:.2f} |"
-        )
-    memory = [r for r in rows if r["what"] == "memory"]
-    if memory:
-        lines += ["", "| clips in audio:DIR | peak RSS MiB (median) | runs |", "|---|---|---|"]
-        lines += [f"| {r['clips']} | {r['peak_rss_mib']:.0f} | {len(r['samples'])} |" for r in memory]
-        low, high = memory[0]["peak_rss_mib"], memory[-1]["peak_rss_mib"]
-        lines.append(f"\nPeak memory {memory[-1]['clips']} vs {memory[0]['clips']} clips: x{high / low:.3f}.")
-    load = meta["loadavg_1_5_15min"]
-    lines.append(
-        f"\n_{meta['date']}, {meta['cpu_model']} ({meta['cpu_count']} cores, {meta['torch_threads']} torch threads), "
-        f"{meta['clip_seconds']} s clips at {FILE_RATE} Hz resampled to {RATE} Hz, batch {meta['batch']}, median of "
-        f"{meta['repeats']} repeats; {meta['machine_note']}: 1-min load average {load['start'][0]:.1f} at start, "
-        f"{load['end'][0]:.1f} at end._"
-    )
-    return "\n".join(lines)
-
-
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=200, help="clips per format for the loader cells")
@@ -231,6 +207,8 @@ def main() -> None:
         "repeats": args.repeats,
         "batch": args.batch,
         "clip_seconds": args.seconds,
+        "file_rate": FILE_RATE,
+        "rate": RATE,
         "args": vars(args),
         "command": "python -m fsq train tokenizer fsq_tones_1d data.source=audio:DIR " + " ".join(TRAIN),
     }
@@ -238,7 +216,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1) + "\n")
-    print(table(data))
+    print(audio_data_table(data))
     print(f"wrote {out}")
 
 

@@ -68,7 +68,7 @@ def test_readme_block_renders_a_benchmark_file(tmp_path):
         update(page)
 
 
-@pytest.mark.parametrize("name", ["data.json", "data_scaling.json"])
+@pytest.mark.parametrize("name", ["data.json", "data_scaling.json", "audio_data.json", "audio_anchors.json"])
 def test_published_benchmark_results_render(name):
     path = ROOT / "benchmarks" / "results" / name
     if not path.is_file():
@@ -111,3 +111,49 @@ def test_gpu_table_checks_both_targets():
     assert "| 0.750 | 3.000 | 0.500 | 0.67 | 1.33 | 0.40 | 4.00 | 3.00 | 1.50 |" in graphed
     assert "GPU time (CUDA graph): fused over vector-quantize-pytorch eager at N >= 2^16: at least x4.00" in graphed
     assert "target >= 3x: met" in graphed and "at least x2.00" in markdown_table(_gpu(1.5, vqp_gpu_ms=1.5))
+
+
+def test_audio_tables_show_the_measured_numbers():
+    anchors = {
+        "benchmark": {"kind": "audio_anchors", "date": "d"},
+        "clips": 2,
+        "seconds_per_clip": [1.0, 2.5],
+        "source": "synthetic speech",
+        "anchors": {
+            "codec2-2400": {
+                "bits_per_second": 2400.0,
+                "file_bits_per_second": 2603.7,
+                "pesq_wb": 1.625,
+                "stoi": 0.8148,
+                "mel_distance": 7.878,
+                "stft_distance": 3.12,
+                "si_snr_db": -27.04,
+                "delay_ms": 24.0,
+            }
+        },
+        "load_average_before": [1.0],
+        "load_average_after": [2.0],
+    }
+    text = markdown_table(anchors)
+    assert "| codec2-2400 | 2400 | 2604 | 1.62 | 0.815 | 7.88 | 3.12 | -27.0 | 24 |" in text
+    assert "2 clips of synthetic speech (up to 2.5 s)" in text
+    meta = {
+        "kind": "audio_data",
+        "date": "d",
+        "cpu_model": "cpu",
+        "cpu_count": 2,
+        "torch_threads": 1,
+        "clip_seconds": 2.0,
+        "batch": 16,
+        "repeats": 3,
+        "machine_note": "idle",
+        "loadavg_1_5_15min": {"start": [0.5, 0, 0], "end": [0.7, 0, 0]},
+    }
+    rows = [
+        {"what": "loader", "format": ".wav", "workers": 2, "realtime": 390.6, "realtime_per_worker": 195.3,
+         "first_batch_s": 0.48},
+        {"what": "memory", "clips": 100, "peak_rss_mib": 500.0, "samples": [1, 2, 3]},
+        {"what": "memory", "clips": 10000, "peak_rss_mib": 510.0, "samples": [1, 2, 3]},
+    ]  # fmt: skip
+    text = markdown_table({"benchmark": meta, "results": rows})
+    assert "| .wav | 2 | 391 | 195 | 0.48 |" in text and "Peak memory 10000 vs 100 clips: x1.020." in text

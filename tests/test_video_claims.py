@@ -1,33 +1,13 @@
-"""The video study's verdicts and claims on hand-made numbers (torch-free): each verdict follows from the gap of the
-seed means against the seed spread (sum of the sample stds); a gap inside the spread is not resolved; one seed
-is marked as such."""
+"""The video study's claims on hand-made numbers (torch-free): each verdict follows from the difference of the seed
+means against twice its standard error (the shared tests of fsq.studies.verdicts); a difference inside that band
+is not resolved; one seed is marked as such. And the study's plan and its configs at equal bits."""
 
 from __future__ import annotations
 
 import pytest
 
 from fsq.studies.video import plan
-from fsq.studies.video_claims import claims, markdown_table, verdict
-
-
-def test_one_sided_verdicts_from_gap_and_spread():
-    # means 22 vs 20: gap 2; stds 1 and 1 (values +-1): spread 2
-    a, b = [21.0, 22.0, 23.0], [19.0, 20.0, 21.0]
-    assert verdict(a, b, higher=True, margin=0.0, two_sided=False)[0] == "not resolved"  # gap 2 = spread 2
-    assert verdict(a, b, higher=True, margin=-0.5, two_sided=False)[0] == "holds"  # 2.5 > 2
-    assert verdict(b, a, higher=True, margin=0.5, two_sided=False)[0] == "fails"  # -2.5 < -2
-    word, evidence = verdict([21.9, 22.0, 22.1], b, higher=True, margin=0.0, two_sided=False)
-    assert word == "holds" and "gap +2 " in evidence and "seed spread 1.1" in evidence  # 0.1 + 1.0
-    # lower is better (temporal error): A lower by 0.2 with spread 0.02 -> holds
-    assert verdict([0.10, 0.11, 0.12], [0.30, 0.31, 0.32], higher=False, margin=0.0, two_sided=False)[0] == "holds"
-
-
-def test_two_sided_and_single_seed_verdicts():
-    assert verdict([1.0, 1.2], [2.0, 2.2], higher=True, margin=0.0, two_sided=True)[0] == "B better"  # 1 > 0.28
-    assert verdict([1.0, 1.6], [1.2, 1.8], higher=True, margin=0.0, two_sided=True)[0] == "not resolved"
-    word, evidence = verdict([22.0], [21.0], higher=True, margin=0.0, two_sided=True)
-    assert word == "A better (single seed: not a test)" and "seed spread not measured" in evidence
-    assert verdict([20.0], [21.0], higher=True, margin=0.0, two_sided=False)[0] == "fails (single seed: not a test)"
+from fsq.studies.video_claims import claims, markdown_table
 
 
 def _row(method, seed, psnr, temporal, codes=None):
@@ -55,16 +35,24 @@ def test_claims_print_the_numbers_their_verdicts_follow_from():
         *[_row("FSQ", s, p, 0.02, 500) for s, p in enumerate([22.0, 22.2, 22.4])],
         *[_row("VQ", s, p, 0.03, 200) for s, p in enumerate([21.9, 22.3, 22.5])],
         *[_row("naive", s, 19.0, 0.05) for s in range(3)],
+        *[_row("per-frame FSQ", s, p, 0.01) for s, p in enumerate([22.1, 22.5, 21.8])],
     ]
     lines = claims(rows)
-    fsq_vq = next(line for line in lines if line.startswith("PSNR, FSQ (A) vs VQ (B)"))
-    assert "22.20 ± 0.20 dB vs 22.23 ± 0.31 dB" in fsq_vq and "two-sided, margin 0" in fsq_vq
-    assert fsq_vq.endswith("**not resolved**.")
-    naive = next(line for line in lines if line.startswith("PSNR, FSQ (A) vs naive (B)"))
-    assert "one-sided (A > B), margin 0" in naive and naive.endswith("**holds**.")
-    usage = next(line for line in lines if "countable codes used, FSQ (A) vs VQ (B)" in line)
-    assert usage.endswith("**holds**.")
+    # difference -0.033 dB, standard error sqrt(0.2^2/3 + 0.306^2/3) = 0.211: the band +-0.42 lies inside +-0.5 dB
+    fsq_vq = next(line for line in lines if line.startswith("PSNR (higher is better), FSQ matches VQ within ±0.5 dB"))
+    assert "22.20 ± 0.20 dB vs 22.23 ± 0.31 dB" in fsq_vq and "two-sided, margin ±0.5" in fsq_vq
+    assert "standard error 0.211" in fsq_vq and fsq_vq.endswith("-> **yes**.")
+    naive = next(line for line in lines if line.startswith("PSNR (higher is better), FSQ better than naive"))
+    assert "one-sided" in naive and naive.endswith("-> **yes**.")  # +3.2 dB, band 2 x 0.115
+    per_frame = next(line for line in lines if line.startswith("PSNR (higher is better), FSQ better than per-frame"))
+    assert per_frame.endswith("-> **not resolved**.")  # +0.067 dB inside 2 x 0.23
+    temporal = next(line for line in lines if line.startswith("temporal error"))
+    assert "lower is better" in temporal and temporal.endswith("-> **no**.")  # 0.02 vs 0.01: per-frame steadier
+    usage = next(line for line in lines if "countable codes used (higher is better), FSQ better than VQ" in line)
+    assert usage.endswith("-> **yes**.")
     assert not any("LFQ" in line for line in lines)  # no LFQ runs: no LFQ claims
+    single = claims([_row("FSQ", 0, 22.0, 0.02), _row("naive", 0, 19.0, 0.05)])
+    assert single[0].endswith("-> **yes (single seed)**.") and "single seed" in single[0]
     table = markdown_table(rows)
     assert "| FSQ | 478.4 | 3 | 22.20 ± 0.20 |" in table and "| naive | 478.4 | 3 | 19.00 ± 0.00 |" in table
 
@@ -77,7 +65,7 @@ def test_plan_names_runs_and_rejects_bad_input():
     assert cfgs["video_vq_s1"].quantizer.kind == "vq" and cfgs["video_vq_s1"].train.seed == 1
     assert cfgs["video_lfq_s0"].quantizer.setting("dim") == 10 and cfgs["frames_fsq_s0"].train.steps == 3
     assert cfgs["video_fsq_s0"].train.steps == 2  # frames.* overrides reach the per-frame tokenizer only
-    with pytest.raises(ValueError, match="runs on \\['blobs'\\], not 'mnist'"):
+    with pytest.raises(ValueError, match="runs on \\['blobs', 'moving_mnist'\\], not 'mnist'"):
         plan("mnist", "quick", [0], [])
     with pytest.raises(ValueError, match="unknown preset 'gpu'"):
         plan("blobs", "gpu", [0], [])

@@ -323,7 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvim, codebook-size, levels, video, codec: training seeds, one run each (default 0; video: 0 1 2, "
         "quick 0)",
     )
-    study.add_argument("--data", default="mnist", help="mnist | fashion | photos | an image folder; video: blobs")
+    study.add_argument(
+        "--data",
+        default="mnist",
+        help="mnist | fashion | photos | an image folder; video: moving_mnist (mnist) | blobs",
+    )
     study.add_argument(
         "--sizes",
         nargs="+",

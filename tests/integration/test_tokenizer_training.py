@@ -13,7 +13,7 @@ import torch
 from fsq import app
 from fsq.checkpoint import CheckpointError, load_safetensors
 from fsq.config import ConfigError, TokenizerExperiment, load_config
-from fsq.data import SourceUnavailable, load_images
+from fsq.data import SourceUnavailable, cache_dir, load_images, videos
 from fsq.data.synthetic_signals import SOURCES as SIGNAL_SOURCES
 from fsq.rundir import read_metrics
 from fsq.stages import NonFiniteLossError
@@ -32,6 +32,13 @@ SMOKE = ROOT / "configs" / "presets" / "smoke.yaml"
 
 def _need(source: str) -> None:
     if source in SIGNAL_SOURCES or source.startswith("frames:"):  # generated: always there
+        return
+    if source == "videos":  # real video: the prepared opencv-doc files, decoded with PyAV
+        pytest.importorskip("av", reason="the videos source needs PyAV: pip install av (the video extra)")
+        try:
+            videos.verify(cache_dir() / "videos")
+        except SourceUnavailable as error:
+            pytest.skip(str(error))
         return
     try:
         load_images(source, "test", limit=1)

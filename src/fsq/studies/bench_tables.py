@@ -161,7 +161,62 @@ def gpu_table(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + " ".join(verdicts) + "\n" + machine
 
 
-TABLES = {"data": data_table, "data_scaling": scaling_table, "fsq_gpu": gpu_table}
+def audio_data_table(data: dict[str, Any]) -> str:
+    """The audio loader (``benchmarks/audio_data.py``): times real time per format and worker count, and the peak
+    memory of a short training run over folders of more and more clips."""
+    meta, rows = data["benchmark"], data["results"]
+    lines = ["| files | workers | x real time | x real time per worker | first batch s |", "|---|---|---|---|---|"]
+    for r in (r for r in rows if r["what"] == "loader"):
+        lines.append(
+            f"| {r['format']} | {r['workers']} | {r['realtime']:.0f} | {r['realtime_per_worker']:.0f} "
+            f"| {r['first_batch_s']:.2f} |"
+        )
+    memory = [r for r in rows if r["what"] == "memory"]
+    if memory:
+        lines += ["", "| clips in audio:DIR | peak RSS MiB (median) | runs |", "|---|---|---|"]
+        lines += [f"| {r['clips']} | {r['peak_rss_mib']:.0f} | {len(r['samples'])} |" for r in memory]
+        low, high = memory[0]["peak_rss_mib"], memory[-1]["peak_rss_mib"]
+        lines.append(f"\nPeak memory {memory[-1]['clips']} vs {memory[0]['clips']} clips: x{high / low:.3f}.")
+    load = meta["loadavg_1_5_15min"]
+    rates = f" at {meta['file_rate']} Hz resampled to {meta['rate']} Hz" if "file_rate" in meta else ""
+    lines.append(
+        f"\n_{meta['date']}, {meta['cpu_model']} ({meta['cpu_count']} cores, {meta['torch_threads']} torch threads), "
+        f"{meta['clip_seconds']} s clips{rates}, batch {meta['batch']}, median of {meta['repeats']} repeats; "
+        f"{meta['machine_note']}: 1-min load average {load['start'][0]:.1f} at start, {load['end'][0]:.1f} at end._"
+    )
+    return "\n".join(lines)
+
+
+def audio_anchors_table(data: dict[str, Any]) -> str:
+    """The classical codecs on synthetic speech (``benchmarks/audio_anchors.py``): means over the clips."""
+    meta = data["benchmark"]
+    head = (
+        "| codec | bits/s (frames) | bits/s (file) | PESQ-wb | STOI | mel distance | STFT distance | SI-SNR dB "
+        "| delay ms |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, a in data["anchors"].items():
+        lines.append(
+            f"| {name} | {a['bits_per_second']:.0f} | {a['file_bits_per_second']:.0f} | {a['pesq_wb']:.2f} | "
+            f"{a['stoi']:.3f} | {a['mel_distance']:.2f} | {a['stft_distance']:.2f} | {a['si_snr_db']:.1f} | "
+            f"{a['delay_ms']:.0f} |"
+        )
+    before, after = data.get("load_average_before", [float("nan")]), data.get("load_average_after", [float("nan")])
+    lines.append(
+        f"\n_{meta['date']}: {data['clips']} clips of {data['source']} (up to "
+        f"{max(data['seconds_per_clip']):.1f} s), means over clips; 1-min load average {before[0]:.1f} before, "
+        f"{after[0]:.1f} after._"
+    )
+    return "\n".join(lines)
+
+
+TABLES = {
+    "data": data_table,
+    "data_scaling": scaling_table,
+    "fsq_gpu": gpu_table,
+    "audio_data": audio_data_table,
+    "audio_anchors": audio_anchors_table,
+}
 
 
 def markdown_table(data: dict[str, Any]) -> str:

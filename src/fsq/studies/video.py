@@ -1,16 +1,19 @@
 """The video study: FSQ vs VQ vs LFQ video tokenizers at equal bits per token, against the naive codec and the
 per-frame image tokenizer at (nearly) equal bits per clip; plan, run and report.
 
-``fsq study video --out DIR [--data blobs] [--preset cpu|quick] [--seeds 0 1 2] [key=value...]`` trains, per seed
-(``train.seed``, which also draws the generated clips), one causal 3-D tokenizer per quantizer from the data's video
-config (:data:`SOURCES`), the quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits per token; VQ 1024
-codes and LFQ 2^10 codes: 10 bits), and the per-frame image tokenizer of the data's frames config. Every video
-tokenizer's evaluation holds the naive codec at its bits per clip on the same held-out clips
+``fsq study video --out DIR [--data moving_mnist|blobs] [--preset cpu|quick] [--seeds 0 1 2] [key=value...]``
+trains, per seed (``train.seed``, which also draws the generated clips), one causal 3-D tokenizer per quantizer
+from the data's video config (:data:`SOURCES`), the quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits
+per token; VQ 1024 codes and LFQ 2^10 codes: 10 bits), and the per-frame image tokenizer of the data's frames
+config. Every video tokenizer's evaluation holds the naive codec at its bits per clip on the same held-out clips
 (:mod:`fsq.evaluation.video`); the per-frame tokenizer is evaluated here on those same clips
 (``eval/step_N_clips.json`` in its run dir). Finished runs are reused, interrupted ones resume. ``key=value``
 overrides go to the video tokenizers; ``frames.key=value`` to the per-frame tokenizer.
 
-Stage II (a video MaskGIT judged per frame by the MNIST judge) is not part of this study yet. The report
+Stage II, on sources whose clips have class labels (``moving_mnist``: the first digit's class; :data:`STAGE2`):
+per video tokenizer a class-conditional video MaskGIT from the source's MaskGIT config (``stage2.key=value``
+overrides it), whose samples are judged frame by frame by the MNIST class judge beside real held-out clips
+(:mod:`fsq.evaluation.video_samples`; ``eval/step_N_judged.json`` in the MaskGIT run dir). The report
 (:mod:`fsq.studies.video_claims`) is a pure function of the study folder and imports no torch.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
-from fsq.config import QuantizerConfig, TokenizerExperiment, config_path, load_config
+from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, config_path, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
@@ -33,7 +36,7 @@ from fsq.studies.common import (
     write_results,
     write_study,
 )
-from fsq.studies.video_claims import CLIPS_SUFFIX, claims, collect, markdown_table, plot_curves
+from fsq.studies.video_claims import CLIPS_SUFFIX, JUDGED_SUFFIX, claims, collect, markdown_table, plot_curves
 
 __all__ = ["claims", "markdown_table", "run_video_study", "write_report"]
 
@@ -42,8 +45,10 @@ SOURCES = {
     "blobs": ("configs/tokenizer/fsq_blobs_3d.yaml", "configs/tokenizer/fsq_blobs_frames.yaml"),
     "moving_mnist": ("configs/tokenizer/fsq_moving_mnist.yaml", "configs/tokenizer/fsq_moving_mnist_frames.yaml"),
 }
-DEFAULT_SOURCE = "blobs"
-FRAMES_PREFIX = "frames."
+# data source -> the class-conditional video MaskGIT config of Stage II (sources with class labels only)
+STAGE2 = {"moving_mnist": "configs/maskgit/fsq_moving_mnist.yaml"}
+DEFAULT_SOURCE = "moving_mnist"
+FRAMES_PREFIX, STAGE2_PREFIX = "frames.", "stage2."
 # label -> quantizer at (nearly) equal bits per token: 9.97 (FSQ) and 10 (VQ, LFQ). VQ: the MaskGIT recipe with a
 # 32-wide code (the CPU MaskGIT study's), LFQ: its defaults.
 QUANTIZERS: dict[str, dict[str, Any]] = {
@@ -52,13 +57,14 @@ QUANTIZERS: dict[str, dict[str, Any]] = {
     "LFQ": {"kind": "lfq", "dim": 10},
 }
 # Presets: overrides of both configs. "cpu": the configs as they are (their headers give the measured cost), one
-# torch thread per run and no progress bars. "quick": a smoke run in seconds (numbers meaningless), for tests.
+# torch thread per run and no progress bars. "quick": a smoke run in seconds at 16 px (numbers meaningless), for tests.
 PRESETS: dict[str, dict[str, list[str]]] = {
     "cpu": {"video": ["train.progress=false"], "frames": ["train.progress=false"]},
     "quick": {
         "video": [
             "data.train_limit=4",
             "data.eval_limit=2",
+            "data.image_size=16",
             "model.filters=8",
             "model.num_groups=4",
             "train.steps=2",
@@ -72,6 +78,7 @@ PRESETS: dict[str, dict[str, list[str]]] = {
         "frames": [
             "data.train_limit=18",
             "data.eval_limit=9",
+            "data.image_size=16",
             "model.filters=8",
             "model.num_groups=4",
             "train.steps=2",
@@ -85,13 +92,35 @@ PRESETS: dict[str, dict[str, list[str]]] = {
     },
 }
 DEFAULT_SEEDS = {"cpu": [0, 1, 2], "quick": [0]}
+STAGE2_PRESETS: dict[str, list[str]] = {
+    "cpu": ["train.progress=false"],
+    "quick": [
+        "model.preset=null",
+        "model.width=32",
+        "model.depth=1",
+        "model.heads=2",
+        "model.mlp_dim=64",
+        "data.train_limit=8",
+        "train.steps=2",
+        "train.batch_size=4",
+        "train.log_every=1",
+        "train.checkpoint_every=2",
+        "train.threads=1",
+        "train.progress=false",
+        "eval.num_samples=10",
+        "eval.guidance=[0.0]",
+        "eval.batch_size=10",
+        "eval.steps=2",
+    ],
+}
+JUDGED_SAMPLES = {"cpu": 100, "quick": 10}  # sampled clips judged per MaskGIT (classes in equal shares)
 
 
 def plan(
-    data: str, preset: str, seeds: Sequence[int], overrides: Sequence[str]
-) -> list[tuple[dict[str, Any], TokenizerExperiment]]:
+    data: str, preset: str, seeds: Sequence[int], overrides: Sequence[str], out_dir: Path = Path(".")
+) -> list[tuple[dict[str, Any], Any]]:
     """(study.json entry, config) of every run: per seed the video tokenizer of each quantizer, then the per-frame
-    image tokenizer."""
+    image tokenizer, then (sources in :data:`STAGE2`) a class-conditional video MaskGIT per video tokenizer."""
     if data not in SOURCES:
         raise ValueError(f"the video study runs on {sorted(SOURCES)}, not {data!r} (--data)")
     if preset not in PRESETS:
@@ -99,9 +128,10 @@ def plan(
     if not seeds or len(set(seeds)) != len(seeds) or any(int(s) != s or s < 0 for s in seeds):
         raise ValueError(f"seeds must be distinct integers >= 0, got {list(seeds)}")
     video_path, frames_path = (config_path(p, TokenizerExperiment.stage) for p in SOURCES[data])
-    video_over = [o for o in overrides if not o.startswith(FRAMES_PREFIX)]
+    video_over = [o for o in overrides if not o.startswith((FRAMES_PREFIX, STAGE2_PREFIX))]
     frames_over = [o[len(FRAMES_PREFIX) :] for o in overrides if o.startswith(FRAMES_PREFIX)]
-    out = []
+    stage2_over = [o[len(STAGE2_PREFIX) :] for o in overrides if o.startswith(STAGE2_PREFIX)]
+    out: list[tuple[dict[str, Any], Any]] = []
     for seed in seeds:
         for label, quantizer in QUANTIZERS.items():
             name = f"video_{label.lower()}_s{seed}"
@@ -120,10 +150,28 @@ def plan(
         )
         entry = {"name": name, "label": "per-frame FSQ", "role": "frames", "seed": seed, "run_dir": f"runs/{name}"}
         out.append((entry, cfg))
+        if data in STAGE2:
+            stage2_path = config_path(STAGE2[data], MaskGITExperiment.stage)
+            for label in QUANTIZERS:
+                name, tokenizer = f"maskgit_{label.lower()}_s{seed}", f"runs/video_{label.lower()}_s{seed}"
+                stage2_cfg = load_config(
+                    MaskGITExperiment,
+                    [stage2_path],
+                    [
+                        *STAGE2_PRESETS[preset],
+                        *stage2_over,
+                        f"data.tokenizer={out_dir / tokenizer}",
+                        "data.tokenizer_config=null",
+                        f"train.seed={seed}",
+                        f"name={name}",
+                    ],
+                )
+                entry = {"name": name, "label": label, "role": "stage2", "seed": seed, "run_dir": f"runs/{name}"}
+                out.append(({**entry, "tokenizer": tokenizer}, stage2_cfg))
     return out
 
 
-def _budget(runs: list[tuple[dict[str, Any], TokenizerExperiment]], data: str) -> str:
+def _budget(runs: list[tuple[dict[str, Any], Any]], data: str) -> str:
     video = next(c for r, c in runs if r["role"] == "video")
     frames = next(c for r, c in runs if r["role"] == "frames")
     seeds = sorted({r["seed"] for r, _ in runs})
@@ -135,6 +183,12 @@ def _budget(runs: list[tuple[dict[str, Any], TokenizerExperiment]], data: str) -
         f"{frames.train.batch_size} frames. "
         f"Seeds: {', '.join(map(str, seeds))}."
     )
+
+
+def _stage2_text(runs: list[tuple[dict[str, Any], Any]]) -> str:
+    cfg = next(c for e, c in runs if e["role"] == "stage2")
+    m, t = cfg.model, cfg.train
+    return f"{m.depth} layers of width {m.width}, {t.steps} steps x batch {t.batch_size}"
 
 
 def evaluate_frames_on_clips(run_dir: Path, frames_cfg: TokenizerExperiment, video_cfg: TokenizerExperiment) -> None:
@@ -196,7 +250,7 @@ def run_video_study(
     clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(DEFAULT_SEEDS[preset] if seeds is None and preset in DEFAULT_SEEDS else seeds or [0])
-    runs = plan(data, preset, seeds, overrides)
+    runs = plan(data, preset, seeds, overrides, out_dir)
     previous = read_study(out_dir).get("timing") if (out_dir / "study.json").is_file() else None
     study: dict[str, Any] = {
         "kind": "video",
@@ -220,6 +274,13 @@ def run_video_study(
     write_study(out_dir, study)
     trained = 0
     video_cfgs = {(e["seed"], e["label"]): c for e, c in runs if e["role"] == "video"}
+    if any(e["role"] == "stage2" for e, _ in runs):
+        study["stage2"] = (
+            f"Stage II: per video tokenizer a class-conditional MaskGIT ({_stage2_text(runs)}); "
+            f"{JUDGED_SAMPLES[preset]} sampled clips per run (no guidance), every frame judged by the MNIST class "
+            "judge beside as many real held-out clips."
+        )
+        write_study(out_dir, study)
     for index, (entry, cfg) in enumerate(runs, 1):
         run_dir = run_path(out_dir, entry)
         step = cfg.train.steps
@@ -230,6 +291,15 @@ def run_video_study(
         if entry["role"] == "frames" and not rundir.eval_path(run_dir, step, f"{CLIPS_SUFFIX}.json").is_file():
             log(f"[{index}/{len(runs)}] {entry['name']}: evaluating frame by frame on the video clips ...")
             evaluate_frames_on_clips(run_dir, cfg, video_cfgs[(entry["seed"], "FSQ")])
+        judged = rundir.eval_path(run_dir, step, f"{JUDGED_SUFFIX}.json")
+        if entry["role"] == "stage2" and not judged.is_file():
+            log(f"[{index}/{len(runs)}] {entry['name']}: sampling and judging clips frame by frame ...")
+            from fsq.evaluation.video_samples import evaluate_video_samples
+            from fsq.io import write_json_atomic
+
+            write_json_atomic(
+                evaluate_video_samples(run_dir, num_samples=JUDGED_SAMPLES[preset], seed=entry["seed"]), judged
+            )
         study["timing"] = combine_timing(previous, clock.record(trained))  # a study cut short keeps its time
         write_study(out_dir, study)
     return write_report(out_dir)
@@ -256,13 +326,18 @@ def write_report(study_dir: str | Path) -> Path:
     plots = plot_curves(rows, study_dir / "plots")
     naive = next((r for r in rows if r["method"] == "naive"), None)
     done = {r["name"] for r in rows}
-    missing = [run["name"] for run in study["runs"] if run["name"] not in done]
+    judged = {  # Stage II runs add numbers to their tokenizer's row: finished once their samples are judged
+        run["name"]
+        for run in study["runs"]
+        if run["role"] == "stage2" and list((run_path(study_dir, run) / rundir.EVAL).glob(f"*{JUDGED_SUFFIX}.json"))
+    }
+    missing = [run["name"] for run in study["runs"] if run["name"] not in done | judged]
     lines = [
         f"# {study['title']}",
         "",
         study.get("description", ""),
         "",
-        study.get("budget", ""),
+        study.get("budget", "") + (f" {study['stage2']}" if study.get("stage2") else ""),
         "",
         *([timing_line(study["timing"]), ""] if study.get("timing") else []),
         markdown_table(rows),
@@ -272,8 +347,9 @@ def write_report(study_dir: str | Path) -> Path:
         "",
         "## Claims, measured here",
         "",
-        "Each line: the test (A vs B, one- or two-sided, margin), the seed means, the gap and the seed spread (sum of "
-        "the two sample standard deviations); a gap inside the spread is not resolved.",
+        "Each line: the claim (one-sided: A better than B; two-sided: A matches B within a margin), the seed means "
+        "(± sample std), the test (the difference against twice its standard error over seeds) and the verdict; a "
+        "difference inside that band is not resolved, and a single seed is marked so.",
         "",
         *[f"- {line}" for line in claims(rows)],
         "",
@@ -291,7 +367,8 @@ def write_report(study_dir: str | Path) -> Path:
 
 
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
-    """``fsq study video [--data blobs] [--preset cpu|quick] [--seeds ...] [key=value ...]``."""
+    """``fsq study video [--data moving_mnist|blobs] [--preset cpu|quick] [--seeds ...] [key=value ...]``
+    (``--data mnist``, the CLI's default, means ``moving_mnist``)."""
     data = options.get("data")
     preset = options.get("preset") or "cpu"
     return run_video_study(

@@ -4,11 +4,12 @@ Rows: one per (method, seed): the video tokenizers (FSQ, VQ, LFQ at equal bits p
 tokenizer, and the naive codec (from each FSQ run's evaluation: the same held-out clips at the FSQ tokenizer's
 bits per clip). Every number is measured on the video tokenizers' held-out clips.
 
-Each claim names its test and its verdict follows from the numbers printed beside it: the gap of the seed means,
-against the seed spread (the sum of the two sample standard deviations over seeds). One-sided "A better than B by
-more than m": **holds** when gap - m exceeds the spread, **fails** when it is below minus the spread, else **not
-resolved**. Two-sided "A and B differ": **A better** / **B better** when |gap| exceeds m plus the spread, else
-**not resolved**. With one seed there is no spread: the verdict is the sign of the gap, marked "single seed".
+Each claim names its test and its verdict follows from the numbers printed beside it (the project's shared tests,
+:mod:`fsq.studies.verdicts`: the difference of the seed means against twice its standard error over seeds).
+One-sided "A better than B": **yes** / **no** / **not resolved** when the difference lies inside the band;
+two-sided parity "A matches B within ±m": **yes** when the whole band lies inside ``[-m, m]``, **no** when wholly
+outside, else **not resolved**. With one seed the spread is unknown: the verdict is the point comparison,
+marked "single seed".
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from typing import Any
 
 from fsq import rundir
 from fsq.io import read_json
+from fsq.studies import verdicts
 from fsq.studies.common import latest_eval, mean_std, over_seeds, pm, run_path
+from fsq.studies.verdicts import Side
 
 CLIPS_SUFFIX = "_clips"  # the per-frame image tokenizer's evaluation on the video clips: eval/step_N_clips.json
+JUDGED_SUFFIX = "_judged"  # a video MaskGIT's samples judged frame by frame: eval/step_N_judged.json
 NUMERIC = (
     "bits_per_clip",
     "psnr",
@@ -32,13 +36,17 @@ NUMERIC = (
     "codes_used",
     "code_cap",
     "usage_of_cap",
+    "sample_agreement",
+    "real_agreement",
+    "judge_fd",
 )
+STAGE2_KEYS = {"agreement": "sample_agreement", "real_agreement": "real_agreement", "judge_fd": "judge_fd"}
 VIDEO_METHODS = ("FSQ", "VQ", "LFQ", "BSQ")
 
 
 def _row(run: dict[str, Any], method: str, e: dict[str, Any], scores: dict[str, Any]) -> dict[str, Any]:
     curve = scores.get("psnr_per_frame") or []
-    cap = min(e["codebook_size"], e["tokens"]) if e.get("tokens") else None
+    cap = round(verdicts.usage_cap(e["codebook_size"], e["tokens"]) * e["codebook_size"]) if e.get("tokens") else None
     row = {
         "name": run["name"],
         "method": method,
@@ -65,9 +73,15 @@ def _row(run: dict[str, Any], method: str, e: dict[str, Any], scores: dict[str, 
 
 def collect(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per evaluated run (and per FSQ run one for the naive codec), in the plan's order."""
-    rows = []
+    rows: list[dict[str, Any]] = []
+    judged: dict[tuple[str, int], dict[str, Any]] = {}
     for run in study["runs"]:
         run_dir = run_path(study_dir, run)
+        if run["role"] == "stage2":
+            found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{JUDGED_SUFFIX}.json"))
+            if found:
+                judged[(run["label"], run.get("seed", 0))] = read_json(found[-1], "judged video samples")
+            continue
         if run["role"] == "frames":
             found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{CLIPS_SUFFIX}.json"))
             if found:
@@ -81,6 +95,10 @@ def collect(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]
         if run["label"] == "FSQ" and e.get("naive", {}).get("psnr") is not None:
             naive = dict(e["naive"])
             rows.append(_row({**run, "name": f"naive_s{run.get('seed', 0)}"}, "naive", e, naive))
+    for row in rows:  # Stage II: the judged samples of the MaskGIT on each video tokenizer, beside its row
+        j = judged.get((row["method"], row["seed"]))
+        for source, key in STAGE2_KEYS.items():
+            row[key] = j.get(source) if j else None
     return rows
 
 
@@ -95,92 +113,72 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return groups
 
 
-def _find(groups: list[dict[str, Any]], method: str) -> dict[str, Any] | None:
-    return next((g for g in groups if g["method"] == method), None)
-
-
 def _values(rows: list[dict[str, Any]], method: str, key: str) -> list[float]:
     return [r[key] for r in rows if r["method"] == method and r.get(key) is not None]
 
 
-def verdict(a: list[float], b: list[float], *, higher: bool, margin: float, two_sided: bool) -> tuple[str, str]:
-    """(verdict, evidence) of "A better than B" (one-sided, by more than ``margin``) or "A and B differ" (two-sided)
-    from the per-seed values of each; ``higher``: larger is better. See the module docstring."""
-    ma, sa = mean_std(a)
-    mb, sb = mean_std(b)
-    if ma is None or mb is None:
-        return "not measured", "no runs"
-    gap = (ma - mb) if higher else (mb - ma)  # positive: A better
-    seeds = f"{len(a)} vs {len(b)} seed(s)"
-    if sa is None or sb is None:  # one seed on a side: no spread, the sign of the gap only
-        evidence = f"gap {gap:+.4g} in A's favour, seed spread not measured, {seeds}"
-        if two_sided:
-            word = "A better" if gap > margin else ("B better" if gap < -margin else "no difference")
-        else:
-            word = "holds" if gap > margin else "fails"
-        return f"{word} (single seed: not a test)", evidence
-    spread = sa + sb
-    evidence = f"gap {gap:+.4g} in A's favour, seed spread {spread:.4g}, {seeds}"
-    if two_sided:
-        if abs(gap) > margin + spread:
-            return ("A better" if gap > 0 else "B better"), evidence
-        return "not resolved", evidence
-    if gap - margin > spread:
-        return "holds", evidence
-    if gap - margin < -spread:
-        return "fails", evidence
-    return "not resolved", evidence
+def _side(rows: list[dict[str, Any]], method: str, key: str) -> Side | None:
+    """The seed mean, sample std and seed count of ``key`` for ``method`` (None without values)."""
+    values = _values(rows, method, key)
+    mean, std = mean_std(values)
+    return None if mean is None else Side(mean, std, len(values))
 
 
-# (A, B, metric key, metric words, larger is better, margin, two-sided, unit)
-CLAIMS = [
-    ("FSQ", "VQ", "psnr", "PSNR", True, 0.0, True, " dB"),
-    ("FSQ", "LFQ", "psnr", "PSNR", True, 0.0, True, " dB"),
-    ("FSQ", "VQ", "ssim", "SSIM", True, 0.0, True, ""),
-    ("FSQ", "LFQ", "ssim", "SSIM", True, 0.0, True, ""),
-    ("FSQ", "VQ", "temporal_l1", "temporal error (L1 of frame differences)", False, 0.0, True, ""),
-    ("FSQ", "naive", "psnr", "PSNR", True, 0.0, False, " dB"),
-    ("VQ", "naive", "psnr", "PSNR", True, 0.0, False, " dB"),
-    ("LFQ", "naive", "psnr", "PSNR", True, 0.0, False, " dB"),
-    ("FSQ", "per-frame FSQ", "psnr", "PSNR", True, 0.0, False, " dB"),
-    ("FSQ", "per-frame FSQ", "temporal_l1", "temporal error (L1 of frame differences)", False, 0.0, False, ""),
-    ("FSQ", "VQ", "usage_of_cap", "share of countable codes used", True, 0.0, False, ""),
-    ("FSQ", "LFQ", "usage_of_cap", "share of countable codes used", True, 0.0, True, ""),
+def decide(a: Side, b: Side, *, lower_is_better: bool, parity: float | None) -> verdicts.Verdict:
+    """One-sided "A better than B" (``parity`` None) or two-sided "A matches B within ± parity"."""
+    if parity is None:
+        return verdicts.better(a, b, lower_is_better)
+    return verdicts.matches(a, b, parity)
+
+
+# (A, B, metric key, metric words, lower is better, parity margin (None: one-sided "A better"), relative margin,
+# unit). Parity margins: 0.5 dB PSNR, 0.02 SSIM, 0.05 of the countable codes, 5 points of judge agreement, and 10% of
+# B's judge Frechet distance (the MaskGIT study's parity).
+CLAIMS: list[tuple[str, str, str, str, bool, float | None, bool, str]] = [
+    ("FSQ", "VQ", "psnr", "PSNR", False, 0.5, False, " dB"),
+    ("FSQ", "LFQ", "psnr", "PSNR", False, 0.5, False, " dB"),
+    ("FSQ", "VQ", "ssim", "SSIM", False, 0.02, False, ""),
+    ("FSQ", "LFQ", "ssim", "SSIM", False, 0.02, False, ""),
+    ("FSQ", "naive", "psnr", "PSNR", False, None, False, " dB"),
+    ("VQ", "naive", "psnr", "PSNR", False, None, False, " dB"),
+    ("LFQ", "naive", "psnr", "PSNR", False, None, False, " dB"),
+    ("FSQ", "per-frame FSQ", "psnr", "PSNR", False, None, False, " dB"),
+    ("FSQ", "per-frame FSQ", "temporal_l1", "temporal error (L1 of frame differences)", True, None, False, ""),
+    ("FSQ", "VQ", "usage_of_cap", "share of countable codes used", False, None, False, ""),
+    ("FSQ", "LFQ", "usage_of_cap", "share of countable codes used", False, 0.05, False, ""),
+    ("FSQ", "VQ", "judge_fd", "Stage II judge Frechet distance of sampled frames", True, 0.10, True, ""),
+    ("FSQ", "LFQ", "judge_fd", "Stage II judge Frechet distance of sampled frames", True, 0.10, True, ""),
+    ("FSQ", "VQ", "sample_agreement", "Stage II judge agreement with the conditioning class", False, 0.05, False, ""),
+    ("FSQ", "LFQ", "sample_agreement", "Stage II judge agreement with the conditioning class", False, 0.05, False, ""),
 ]
 
 
 def claims(rows: list[dict[str, Any]]) -> list[str]:
     """Each claim with its test, the numbers and the verdict that follows from them."""
-    groups = summarize(rows)
     out = []
-    for a, b, key, words, higher, margin, two_sided, unit in CLAIMS:
-        ga, gb = _find(groups, a), _find(groups, b)
-        if ga is None or gb is None or ga.get(key) is None or gb.get(key) is None:
+    for a, b, key, words, lower_is_better, parity, relative, unit in CLAIMS:
+        side_a, side_b = _side(rows, a, key), _side(rows, b, key)
+        if side_a is None or side_b is None:
             continue
-        word, evidence = verdict(
-            _values(rows, a, key), _values(rows, b, key), higher=higher, margin=margin, two_sided=two_sided
-        )
-        test = (
-            f"two-sided, margin {margin:g}"
-            if two_sided
-            else f"one-sided (A {'>' if higher else '<'} B), margin {margin:g}"
-        )
-        word = word.replace("A better", f"{a} better").replace("B better", f"{b} better")
-        digits = {"ssim": 3, "temporal_l1": 4, "usage_of_cap": 3}.get(key, 2)
+        margin = parity * abs(side_b.mean) if parity is not None and relative else parity
+        v = decide(side_a, side_b, lower_is_better=lower_is_better, parity=margin)
+        digits = {"ssim": 3, "temporal_l1": 4, "usage_of_cap": 3, "sample_agreement": 3}.get(key, 2)
+        claim = f"{a} better than {b}" if parity is None else f"{a} matches {b} within ±{margin:.3g}{unit}"
         out.append(
-            f"{words}, {a} (A) vs {b} (B) [{test}; {'higher' if higher else 'lower'} is better]: "
-            f"{pm(ga[key], ga.get(f'{key}_std'), digits, unit=unit)} vs "
-            f"{pm(gb[key], gb.get(f'{key}_std'), digits, unit=unit)}"
-            f" ({evidence}) -> **{word}**."
+            f"{words} ({'lower' if lower_is_better else 'higher'} is better), {claim}: "
+            f"{pm(side_a.mean, side_a.std, digits, unit=unit)} vs {pm(side_b.mean, side_b.std, digits, unit=unit)} "
+            f"({v.test()}) -> {v.bold()}."
         )
     return out
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Mean ± sample std over seeds per method (a single seed shows no ±)."""
+    stage2 = any(r.get("judge_fd") is not None for r in rows)
     header = (
         "| method | bits/clip | seeds | PSNR dB | SSIM | temporal L1 | temporal PSNR dB | first frame PSNR | "
         "later frames PSNR | codes used (of countable) |"
+        + (" Stage II agreement (real clips) | Stage II judge FD |" if stage2 else "")
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for g in summarize(rows):
@@ -200,6 +198,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             pm(g["later_frames_psnr"], None, 2),
             codes,
         ]
+        if stage2:
+            agreement = pm(g["sample_agreement"], g["sample_agreement_std"], 1, 100, "%")
+            real = pm(g["real_agreement"], None, 1, 100, "%")
+            cells += [f"{agreement} ({real})" if g["sample_agreement"] is not None else "-"]
+            cells += [pm(g["judge_fd"], g["judge_fd_std"], 1)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
