@@ -337,7 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--levels", nargs="+", help="level sets for the levels and codec studies, e.g. 8,5,5,5 4,4,4,4,4"
     )
     study.add_argument(
-        "--preset", default="cpu", choices=["cpu", "gpu", "quick"], help="run size (default cpu; quick: video only)"
+        "--preset",
+        default="cpu",
+        choices=["cpu", "gpu", "quick"],
+        help="run size (default cpu; quick: video and photos only)",
     )
     study.add_argument(
         "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
