@@ -308,9 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     study = commands.add_parser(
         "study",
         help="the paper's studies: codebook-size (Fig. 3) | levels (Fig. 10) | maskgit (Fig. 4) | uvim (Tab. 2) | "
-        "video (FSQ vs VQ vs LFQ video tokenizers) | codec (audio tokenizers' bitrate curve beside Codec2 and Opus)",
+        "video (FSQ vs VQ vs LFQ video tokenizers) | codec (audio tokenizers' bitrate curve beside Codec2 and Opus) | "
+        "photos (FSQ vs VQ vs LFQ vs BSQ photo tokenizers beside the naive codec, JPEG and WebP)",
     )
-    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim", "video", "codec"])
+    study.add_argument("kind", choices=["codebook-size", "levels", "maskgit", "uvim", "video", "codec", "photos"])
     study.add_argument(
         "--runs", nargs="+", help="codec: tokenizer run dirs trained elsewhere, measured beside the anchors"
     )
@@ -336,7 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--levels", nargs="+", help="level sets for the levels and codec studies, e.g. 8,5,5,5 4,4,4,4,4"
     )
     study.add_argument(
-        "--preset", default="cpu", choices=["cpu", "gpu", "quick"], help="run size (default cpu; quick: video only)"
+        "--preset",
+        default="cpu",
+        choices=["cpu", "gpu", "quick"],
+        help="run size (default cpu; quick: video and photos only)",
     )
     study.add_argument(
         "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"

@@ -115,6 +115,9 @@ class EvalConfig:
     speech_quality: bool = True  # audio: wideband PESQ and STOI where their packages and the sample rate allow
     audio_anchors: list[str] = field(default_factory=list)  # audio: classical codecs on the same clips, e.g.
     # [codec2-700C, codec2-2400, opus-6k] (Codec2 and Opus command-line tools; their metrics and bits/s beside ours)
+    # images: classical codecs on the same held-out images at the tokenizer's bits per image, any of naive, jpeg,
+    # webp, jpeg-payload, webp-payload (fsq.anchors.images; their PSNR, SSIM and real bits beside ours)
+    image_anchors: list[Literal["naive", "jpeg", "webp", "jpeg-payload", "webp-payload"]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

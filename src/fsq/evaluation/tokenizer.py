@@ -26,6 +26,7 @@ from fsq import distributed, rundir, storage
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data import cache_dir
 from fsq.data.loader import iterate_batches
+from fsq.evaluation.image_anchors import ImageAnchorScores
 from fsq.evaluation.signals import codebook_report, evaluate_signals
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
@@ -62,6 +63,8 @@ def evaluate_tokenizer(
     model: Tokenizer
     model, step = (trained.model, trained.step) if trained is not None else load_run(run_dir)
     model = model.to(device).eval()
+    if model.spec.dims != 2 and cfg.eval.image_anchors:
+        raise ValueError(f"eval.image_anchors is for image tokenizers; this one has model.dims={model.spec.dims}")
     if model.spec.dims != 2:  # audio and video: metrics of their kind (no FID, SSIM)
         return evaluate_signals(run_dir, cfg, model, step, device)
     start = time.perf_counter()
@@ -76,6 +79,7 @@ def evaluate_tokenizer(
     grid: list[torch.Tensor] = []
     lpips = LPIPS(cfg.loss.vgg16_weights, reduction="none").to(device) if cfg.eval.lpips else None
     lpips_sum = torch.zeros(1, dtype=torch.float64, device=device)
+    anchors = ImageAnchorScores(cfg.eval.image_anchors, model, device) if cfg.eval.image_anchors else None
     batches = iterate_batches(
         held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers, on_error=cfg.data.on_error
     )
@@ -96,6 +100,8 @@ def evaluate_tokenizer(
         sums[2] += x.shape[0]
         if lpips is not None:
             lpips_sum += lpips(reconstruction, x).double().sum()
+        if anchors is not None:
+            anchors.update(x)
         in_fid = (chunk < fid_n).to(x.device)
         if in_fid.any():
             fid_real.append(x[in_fid].cpu())
@@ -104,6 +110,8 @@ def evaluate_tokenizer(
     if lpips is not None:
         distributed.all_reduce_sum(lpips_sum)
     usage.all_reduce()
+    if anchors is not None:
+        anchors.all_reduce()
     summary = usage.summary()
     results: dict[str, Any] = {
         "step": step,
@@ -116,6 +124,8 @@ def evaluate_tokenizer(
         **codebook_report(model, summary),
         "token_grid": model.spec.token_grid,
     }
+    if anchors is not None:
+        results["anchors"] = anchors.summary()
     if fid_n > 1:
         cache = cache_dir(cfg.data.cache_dir) / "fid_features" / f"{held_out.fingerprint(fid_n)}.npy"
         if not held_out.in_memory:  # the key of streamed images also covers how they were cropped

@@ -75,15 +75,20 @@ def quantize_uniform(x: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * steps) / steps
 
 
-def naive_codec(clips: torch.Tensor, grid: Sequence[int], levels: Sequence[int]) -> torch.Tensor:
+def naive_codec(
+    clips: torch.Tensor, grid: Sequence[int], levels: Sequence[int], upsampling: str = UPSAMPLING
+) -> torch.Tensor:
     """Area-downsample each frame of (B, C, T, H, W) clips in ``[0, 1]`` to ``grid`` ``(h, w)``, quantize each
-    position to ``levels`` per channel (:func:`quantize_uniform`), upsample bilinearly to (H, W), clamp to
-    ``[0, 1]``. A (B, C, H, W) image batch works the same (one frame)."""
+    position to ``levels`` per channel (:func:`quantize_uniform`), upsample to (H, W) (``upsampling``: bilinear
+    by default, or bicubic, both ``align_corners=False``), clamp to ``[0, 1]``. A (B, C, H, W) image batch works
+    the same (one frame)."""
     if clips.ndim not in (4, 5) or len(grid) != 2:
         raise ValueError(
             f"naive_codec takes (B, C, T, H, W) clips or (B, C, H, W) images and an (h, w) grid, got "
             f"shape {tuple(clips.shape)} and grid {list(grid)}"
         )
+    if upsampling not in ("bilinear", "bicubic"):
+        raise ValueError(f"naive_codec upsampling must be 'bilinear' or 'bicubic', got {upsampling!r}")
     video = clips.ndim == 5
     frames = clips.transpose(1, 2).flatten(0, 1) if video else clips  # (B T, C, H, W)
     h, w = frames.shape[-2:]
@@ -91,7 +96,7 @@ def naive_codec(clips: torch.Tensor, grid: Sequence[int], levels: Sequence[int])
         raise ValueError(f"the grid {list(grid)} must fit the frames ({h} x {w})")
     small = F.interpolate(frames.float(), size=tuple(grid), mode="area")
     coded = quantize_uniform(small, levels)
-    out = F.interpolate(coded, size=(h, w), mode=UPSAMPLING, align_corners=False).clamp(0, 1)
+    out = F.interpolate(coded, size=(h, w), mode=upsampling, align_corners=False).clamp(0, 1)
     if not video:
         return out
     b, t = clips.shape[0], clips.shape[2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from fsq.studies import codebook, codec, maskgit, uvim, video
+from fsq.studies import codebook, codec, maskgit, photos, uvim, video
 from fsq.studies.common import read_study
 
 KINDS: dict[str, ModuleType] = {
@@ -16,6 +16,7 @@ KINDS: dict[str, ModuleType] = {
     "uvim": uvim,
     "video": video,
     "codec": codec,
+    "photos": photos,
 }
 
 

@@ -1,0 +1,73 @@
+"""The photos study: its quick preset trains the four quantizers and reports them beside the anchors; the report
+(torch-free) decides each claim by the shared verdicts from the seed means and spreads it prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fsq import rundir
+from fsq.studies import KINDS, photos
+from fsq.studies.common import write_study
+
+
+def _fake_study(tmp_path: Path, fsq_psnr: list[float], naive_psnr: list[float]) -> Path:
+    """A study folder whose FSQ runs' evaluations hold the given PSNRs (and the naive anchor's), one per seed."""
+    runs = []
+    for seed, (ours, naive) in enumerate(zip(fsq_psnr, naive_psnr, strict=True)):
+        entry = {"name": f"photos_fsq_s{seed}", "label": "FSQ", "seed": seed, "run_dir": f"runs/photos_fsq_s{seed}"}
+        runs.append(entry)
+        anchor = {"psnr": naive, "ssim": 0.5, "bits_per_image": 2560, "payload_bits_per_image": 2560, "num_samples": 4}
+        e = {
+            "step": 10,
+            "psnr": ours,
+            "ssim": 0.6,
+            "codes_used": 900,
+            "num_samples": 4,
+            "anchors": {"tokenizer": {"bits_per_image": 2551.5}, "naive": anchor},
+        }
+        (tmp_path / entry["run_dir"] / rundir.EVAL).mkdir(parents=True)
+        rundir.eval_path(tmp_path / entry["run_dir"], 10).write_text(json.dumps(e))
+    study = {"kind": "photos", "title": "t", "description": "d", "overrides": [], "runs": runs}
+    write_study(tmp_path, study)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("fsq_psnr", "naive_psnr", "word"),
+    [
+        ([26.0, 26.2, 26.1], [24.0, 24.1, 24.05], "**yes**"),  # 2.05 dB ahead, spread ~0.1: beats naive + 1 dB
+        ([24.5, 24.6, 24.55], [24.0, 24.1, 24.05], "**no**"),  # 0.5 dB ahead: below naive + 1 dB, outside the band
+        ([25.0, 26.5, 24.0], [24.0, 24.1, 24.05], "**not resolved**"),  # the gap hides in the seed spread
+        ([27.0], [24.0], "**yes (single seed)**"),
+    ],
+)
+def test_claims_follow_the_numbers_beside_them(tmp_path, fsq_psnr, naive_psnr, word):
+    report = photos.write_report(_fake_study(tmp_path, fsq_psnr, naive_psnr)).read_text()
+    line = next(x for x in report.splitlines() if x.startswith("- FSQ beats the naive codec by >= 1 dB"))
+    assert word in line and "test: one-sided" in line, line
+    assert f"naive {sum(naive_psnr) / len(naive_psnr):.2f} dB" in line
+    assert "Runs not finished" not in report
+
+
+def test_bad_plans_are_errors():
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        photos.plan("huge", [0], [])
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        photos.plan("quick", [0, 0], [])
+
+
+def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
+    assert KINDS["photos"] is photos
+    report = photos.run_photos_study(tmp_path, preset="quick", seeds=[0], log=lambda *_: None).read_text()
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    methods = [r["method"] for r in results]
+    assert methods == ["FSQ", "naive codec", "JPEG", "JPEG (payload)", "WebP", "VQ", "LFQ", "BSQ"]
+    by = {r["method"]: r for r in results}
+    assert by["naive codec"]["bits_per_image"] == 160 and by["FSQ"]["num_samples"] == 8  # 4 x 4 tokens, 10 bits
+    assert by["VQ"]["bits_per_image"] == pytest.approx(160.0)
+    for label in photos.QUANTIZERS:
+        assert f"- {label} beats the naive codec by >= 1 dB PSNR: **" in report
+    assert "(single seed)" in report and "Runs not finished" not in report
