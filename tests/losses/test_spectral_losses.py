@@ -1,4 +1,5 @@
-"""Multi-resolution STFT and multi-scale mel losses: hand-checkable values, agreement with auraloss, gradients."""
+"""Multi-resolution STFT and multi-scale mel losses (over the shared fsq.metrics.spectral distances): hand-checkable
+values, agreement with auraloss on one clip, the phase-aware term, gradients."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from fsq.losses.spectral import MultiResolutionSTFTLoss, MultiScaleMelLoss, mel_filterbank
+from fsq.losses.spectral import MultiResolutionSTFTLoss, MultiScaleMelLoss
 
 
 def signals(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,9 +34,9 @@ def test_a_doubled_signal_costs_log_two_and_full_convergence() -> None:
     assert float(MultiResolutionSTFTLoss((256,), complex_weight=0.5)(2 * y, y)) == pytest.approx(expected, rel=1e-4)
 
 
-def test_a_tenfold_signal_costs_one_decade_of_mel() -> None:
+def test_a_tenfold_signal_costs_two_decades_of_squared_mel_per_window() -> None:
     _, y = signals()
-    assert float(MultiScaleMelLoss(16000, (256, 512))(10 * y, y)) == pytest.approx(1.0, rel=1e-3)
+    assert float(MultiScaleMelLoss(16000, (256, 512))(10 * y, y)) == pytest.approx(2 * 2.0, rel=1e-3)
 
 
 def test_the_complex_term_sees_a_phase_shift_that_magnitudes_barely_see() -> None:
@@ -53,12 +54,13 @@ def test_the_complex_term_sees_a_phase_shift_that_magnitudes_barely_see() -> Non
     assert phase_cost == pytest.approx(expected, rel=0.05)
 
 
-def test_agrees_with_auraloss() -> None:
+def test_agrees_with_auraloss_on_one_clip() -> None:
+    """auraloss takes the spectral convergence of a whole batch at once; per clip (a batch of one) they agree."""
     auraloss = pytest.importorskip("auraloss", reason="auraloss is in the bench extra")
     x, y = signals()
     windows = [128, 256, 512]
     theirs = auraloss.freq.MultiResolutionSTFTLoss(windows, [w // 4 for w in windows], windows)
-    assert float(MultiResolutionSTFTLoss(windows)(x, y)) == pytest.approx(float(theirs(x, y)), rel=1e-5)
+    assert float(MultiResolutionSTFTLoss(windows)(x[:1], y[:1])) == pytest.approx(float(theirs(x[:1], y[:1])), rel=1e-5)
 
 
 @pytest.mark.parametrize("loss", [MultiResolutionSTFTLoss((128, 512), complex_weight=1.0), MultiScaleMelLoss(8000)])
@@ -70,21 +72,11 @@ def test_gradients_are_finite_even_on_silence(loss: torch.nn.Module) -> None:
         assert recon.grad is not None and torch.isfinite(recon.grad).all() and recon.grad.abs().sum() > 0
 
 
-def test_mel_filterbank_is_triangles_on_the_mel_scale() -> None:
-    bank = mel_filterbank(512, 20, 16000)
-    assert bank.shape == (20, 257) and bank.min() >= 0
-    assert torch.allclose(bank.max(1).values, torch.ones(20), atol=0.15)  # peaks near 1 (bins fall between)
-    peaks = bank.argmax(1)
-    assert (peaks[1:] > peaks[:-1]).all()  # ordered, and widening with frequency
-    widths = (bank > 0).sum(1)
-    assert widths[-1] > widths[0]
-
-
 def test_bad_inputs_are_named() -> None:
     loss = MultiResolutionSTFTLoss((512,))
     with pytest.raises(ValueError, match="same shape"):
         loss(torch.zeros(1, 1, 600), torch.zeros(1, 1, 601))
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(ValueError, match="longer than 256 samples"):
         loss(torch.zeros(1, 1, 200), torch.zeros(1, 1, 200))
     with pytest.raises(ValueError, match="hops"):
         MultiResolutionSTFTLoss((512,), hops=(1, 2))
