@@ -108,7 +108,7 @@ def test_resize_limit_and_channels_on_mnist():
 
 def test_list_sources_reports_the_default_cache():
     statuses = {s.name: s for s in list_sources()}
-    assert set(statuses) == {"mnist", "fashion", "photos"}
+    assert set(statuses) == {"mnist", "fashion", "photos", "speech"}
     for status in statuses.values():
         assert status.location == cache_dir() / status.name and status.how_to_get and status.description
 

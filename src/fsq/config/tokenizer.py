@@ -25,7 +25,8 @@ class DataConfig:
     # mnist | fashion | photos (in memory) | streamed: an image folder path, wds:SHARDS (.tar file, folder, glob,
     # brace pattern or remote URLs: https://, s3://, pipe:; {split} is replaced by the split), hf:DIR (a local
     # Hugging Face dataset: saved, imagefolder or parquet)
-    # | signals: tones (audio) | blobs (video) (generated), audio:DIR (.wav/.npy files), video:DIR (.npy files)
+    # | signals: tones (audio) | blobs (video) (generated), speech (synthetic speech: `fsq data prepare speech`),
+    # audio:DIR (.wav/.flac/.ogg/.npy files), video:DIR (.npy files)
     source: str = "mnist"
     image_size: PositiveInt = 28
     train_split: str = "train"

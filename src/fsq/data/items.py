@@ -18,10 +18,11 @@ import torch
 
 
 class UnreadableItem(ValueError):
-    """An item that cannot be decoded; ``name`` says which (a path relative to the source, or a shard member)."""
+    """An item that cannot be decoded; ``name`` says which (a path relative to the source, or a shard member),
+    ``what`` what it is (an image, an audio file)."""
 
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"cannot decode image {name}: {reason}")
+    def __init__(self, name: str, reason: str, what: str = "image") -> None:
+        super().__init__(f"cannot decode {what} {name}: {reason}")
         self.name, self.reason = name, reason
 
 

@@ -18,6 +18,10 @@ False), and each skipped file is kept in ``skipped`` and logged once per process
 many loaders (training, evaluation, histograms) meet it. Names travel from the workers as JSON, so any file name
 (tabs, newlines) comes back whole.
 
+A data error raised in a worker (a ``ValueError`` such as a file's wrong sample rate, or an unreadable file under
+``on_error="raise"``) comes back as a ``ValueError`` with the worker's message alone: torch wraps it in the
+worker's traceback text, which the command line would otherwise print.
+
 Workers die with the process that started them: on Linux each asks the kernel for SIGKILL when its parent dies
 (``PR_SET_PDEATHSIG``), and every worker also exits when it finds its parent gone, so a ``kill -9`` of a trainer
 leaves no orphan decoding (or holding the run dir's open files).
@@ -149,6 +153,44 @@ def _data_loader(dataset: StepItems, keys: Any, workers: int, pin_memory: bool) 
     )
 
 
+def _value_error_names() -> set[str]:
+    names, stack = set(), [ValueError]
+    while stack:
+        cls = stack.pop()
+        names.add(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    return names
+
+
+def worker_error_message(error: BaseException) -> str | None:
+    """The message of the ``ValueError`` (or subclass) a DataLoader worker raised, from torch's wrapped error
+    (``Caught ValueError in DataLoader worker process 0. Original Traceback ...``); None for any other error."""
+    text = str(error)
+    if not text.startswith("Caught ") or "DataLoader worker" not in text.split("\n", 1)[0]:
+        return None
+    last = text[text.rfind("Traceback (most recent call last):") :].splitlines()[1:]
+    start = next((i for i, line in enumerate(last) if line and not line.startswith(" ")), None)
+    if start is None:
+        return None
+    kind, _, message = "\n".join(last[start:]).partition(": ")
+    return message.strip() if kind.rsplit(".", 1)[-1] in _value_error_names() else None
+
+
+def _worker_errors(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches``, with a worker's data error re-raised as a plain ``ValueError`` (see the module docstring)."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (ValueError, RuntimeError) as error:
+            message = worker_error_message(error)
+            if message is None:
+                raise
+            raise ValueError(message) from None
+        yield batch
+
+
 class _StepKeys:
     """The batch sampler of a training pipeline: the keys of steps ``start, start + 1, ..., stop - 1``."""
 
@@ -236,7 +278,7 @@ class StepLoader:
         if self._iterator is None or step != self._next:
             self.close()
             keys = _StepKeys(self, step, max(self.stop, step + 1))
-            self._iterator = iter(_data_loader(self.dataset, keys, self.workers, self.pin_memory))
+            self._iterator = _worker_errors(iter(_data_loader(self.dataset, keys, self.workers, self.pin_memory)))
         images, labels, _, skipped = next(self._iterator)
         self._next = step + 1
         self.log.note(skipped)
@@ -275,6 +317,7 @@ def iterate_batches(
     log = log or SkipLog(items.source)
     keys = [[(int(i), 0, int(i)) for i in chunk.tolist()] for chunk in chunks]
     dataset = StepItems(items, transform, 0, on_error=on_error, fallback=False)
-    for chunk, (images, labels, valid, skipped) in zip(chunks, _data_loader(dataset, keys, workers, False)):
+    batches = _worker_errors(iter(_data_loader(dataset, keys, workers, False)))
+    for chunk, (images, labels, valid, skipped) in zip(chunks, batches):
         log.note(skipped)
         yield chunk, images, labels, valid

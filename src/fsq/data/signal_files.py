@@ -1,5 +1,5 @@
-"""Folders and WebDataset shards of signal files: audio (``.wav``, ``.npy``) and video (``.npy``) clips, read one
-by one when asked.
+"""Folders and WebDataset shards of signal files: audio (``.wav``, ``.flac``, ``.ogg``, ``.npy``) and video (``.npy``)
+clips, read one by one when asked.
 
 ``data.source: audio:DIR`` or ``video:DIR`` names such a folder (``split`` is a sub-folder such as ``train``, or
 ``all``; class sub-folders give labels, as image folders do); ``audio:wds:SHARDS`` / ``video:wds:SHARDS`` names
@@ -7,15 +7,17 @@ WebDataset shards whose samples hold such a member (the shard rules of :mod:`fsq
 listed once at start (:func:`fsq.data.scan.scan_folder`: links followed once, hidden names ignored); every clip is
 decoded in the loader's workers:
 
-- ``.wav``: PCM 8, 16 or 32 bit (Python's ``wave`` module: no extra dependency), to float32 ``(C, T)`` in
-  ``[0, 1]`` (``0.5`` is silence); its sample rate is the file's;
+- ``.wav``, ``.flac``, ``.ogg``: :mod:`fsq.data.audio_decode` (``soundfile`` when installed, else PCM ``.wav``
+  through Python's ``wave`` module; channels downmixed to a mono config; ``soxr`` resampling), to float32
+  ``(C, T)`` in ``[0, 1]`` (``0.5`` is silence); its sample rate is the file's;
 - ``.npy``: an array ``(C, T)`` (audio) or ``(C, T, H, W)`` (video), uint8, or floating point in ``[0, 1]``
   (never unpickled); it has no rate of its own.
 
 Bad input is a clear error naming the file: an array of the wrong rank (a 2-D signal where video is expected), a
-rate other than ``data.sample_rate`` (unless ``data.resample``: then brought to it), a clip shorter than the time
-crop. A file that cannot be decoded at all
-raises :class:`~fsq.data.items.UnreadableItem` (skipped and reported, or raised, as ``data.on_error`` says).
+channel count the config cannot take, a rate other than ``data.sample_rate`` (unless ``data.resample``: then
+brought to it). A file that cannot be used (not decodable, empty, cut short, NaN or infinite samples, shorter
+than the time crop) raises :class:`~fsq.data.items.UnreadableItem` (skipped and reported, or raised, as
+``data.on_error`` says).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from fsq.data.audio_decode import AUDIO_EXTENSIONS, audio_clip
 from fsq.data.images import _classes
 from fsq.data.items import FolderFiles, UnreadableItem
 from fsq.data.scan import scan_folder
 from fsq.data.shards import TarShardItems
 from fsq.data.signals import SignalKind, check_rate, resample_time
 
-EXTENSIONS = {"audio": (".wav", ".npy"), "video": (".npy",)}
+EXTENSIONS = {"audio": (*AUDIO_EXTENSIONS, ".npy"), "video": (".npy",)}
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def read_wav(source: Path | BinaryIO) -> tuple[torch.Tensor, float]:
@@ -73,14 +77,23 @@ def check_clip(
     min_length: int | None,
     channels: int | None,
     resample: bool = False,
+    item: str | None = None,
 ) -> torch.Tensor:
-    """``clip`` itself (``resample``: brought from its file's rate to ``rate``), or a ValueError naming ``name``
-    when its rank, channels, rate or length is wrong."""
+    """``clip`` itself (``resample``: brought from its file's rate to ``rate``; audio with more channels than a mono
+    config: downmixed), or a ValueError naming ``name`` when its rank, channels or rate is wrong; an
+    :class:`UnreadableItem` (listed as ``item``, default ``name``) when it holds NaN or infinite values or is
+    shorter than ``min_length``."""
     if clip.ndim != 1 + kind.dims:
         raise ValueError(
             f"{name}: a {clip.ndim - 1}-D signal of shape {tuple(clip.shape)} where {kind.name} {kind.layout()} "
             f"({1 + kind.dims} axes) is expected"
         )
+    if clip.is_floating_point() and not bool(torch.isfinite(clip).all()):
+        bad = int((~torch.isfinite(clip)).sum())
+        raise UnreadableItem(item or name, f"{bad} NaN or infinite values", what=f"{kind.name} file")
+    if kind.dims == 1 and clip.shape[0] > 1 and channels in (None, 1):  # audio: downmixed to mono
+        mono = clip.float().mean(0, keepdim=True)
+        clip = mono.round().to(torch.uint8) if clip.dtype == torch.uint8 else mono
     if channels is not None and clip.shape[0] != channels:
         raise ValueError(f"{name}: {clip.shape[0]} channels (shape {tuple(clip.shape)}), data.channels asks {channels}")
     if resample and file_rate is not None and rate is not None and file_rate != rate:
@@ -88,9 +101,11 @@ def check_clip(
     else:
         check_rate(name, kind, file_rate, rate if file_rate is not None else None)
     if min_length is not None and clip.shape[1] < min_length:
-        raise ValueError(
-            f"{name}: a time crop of {min_length} is longer than the clip (shape {tuple(clip.shape)}, "
-            f"T={clip.shape[1]}); lower data.length or remove the file"
+        raise UnreadableItem(
+            item or name,
+            f"a time crop of {min_length} is longer than the clip (shape {tuple(clip.shape)}, T={clip.shape[1]}); "
+            "lower data.length or remove the file",
+            what=f"{kind.name} file",
         )
     return clip
 
@@ -150,19 +165,40 @@ class SignalFolderItems(FolderFiles):
         self.skipped = other + scan.duplicates + scan.unreadable
 
     def read(self, index: int) -> torch.Tensor:
-        """The clip ``(C, *axes)``; a ValueError naming the file when its rank, rate or length is wrong."""
+        """The clip ``(C, *axes)``; a ValueError naming the file when its rank, channels or rate is wrong, an
+        :class:`UnreadableItem` when it cannot be used (see the module docstring)."""
         name = self.relative[index]
         path = self.root / name
-        file_rate: float | None = None
+        what = f"{self.kind.name} file"
         try:
-            if path.suffix.lower() == ".wav":
-                clip, file_rate = read_wav(path)
-            else:
-                clip = read_npy(path)
-        except (OSError, ValueError, EOFError, wave.Error) as error:
-            raise UnreadableItem(name, str(error)) from error
+            data = path.read_bytes() if path.suffix.lower() in AUDIO_EXTENSIONS else None
+            clip = read_npy(path) if data is None else None
+        except OSError as error:
+            raise UnreadableItem(name, error.strerror or str(error), what=what) from error
+        except (ValueError, EOFError) as error:
+            raise UnreadableItem(name, str(error), what=what) from error
+        if clip is None:
+            assert data is not None
+            return audio_clip(
+                name,
+                os.fspath(path),
+                data,
+                path.suffix.lower(),
+                rate=self.rate,
+                min_length=self.min_length,
+                channels=self.wanted_channels,
+                resample=self.resample,
+            )
         return check_clip(
-            os.fspath(path), clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample
+            os.fspath(path),
+            clip,
+            None,
+            self.kind,
+            self.rate,
+            self.min_length,
+            self.wanted_channels,
+            self.resample,
+            item=name,
         )
 
 
@@ -190,19 +226,26 @@ class SignalShardItems(TarShardItems):
         super().__init__(path, split, channels=channels or 1, limit=limit)
 
     def decode(self, data: bytes, index: int) -> torch.Tensor:
-        """The clip in member bytes ``data`` (a ``.wav`` by its RIFF header, else ``.npy``), checked."""
-        file_rate: float | None = None
+        """The clip in member bytes ``data`` (``.npy`` by its magic bytes, else an audio file), checked."""
+        key = self.keys[index]
+        name = f"{self.source} ({key})"
+        if data[:6] != NPY_MAGIC and self.kind.dims == 1:
+            suffix = "." + key.rsplit(".", 1)[-1] if "." in key else ""
+            return audio_clip(
+                name,
+                name,
+                data,
+                suffix,
+                rate=self.rate,
+                min_length=self.min_length,
+                channels=self.wanted_channels,
+                resample=self.resample,
+            )
         try:
-            if data[:4] == b"RIFF":
-                clip, file_rate = read_wav(io.BytesIO(data))
-            else:
-                clip = read_npy(io.BytesIO(data))
-        except (OSError, ValueError, EOFError, wave.Error) as error:
-            raise UnreadableItem(self.keys[index], str(error)) from error
-        name = f"{self.source} ({self.keys[index]})"
-        return check_clip(
-            name, clip, file_rate, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample
-        )
+            clip = read_npy(io.BytesIO(data))
+        except (OSError, ValueError, EOFError) as error:
+            raise UnreadableItem(key, str(error), what=f"{self.kind.name} member") from error
+        return check_clip(name, clip, None, self.kind, self.rate, self.min_length, self.wanted_channels, self.resample)
 
 
 def write_wav(path: str | os.PathLike, audio: torch.Tensor, rate: int) -> None:

@@ -3,7 +3,8 @@
 Images (``mnist``, ``fashion``, ``photos``, folders, shards, Hugging Face datasets) keep the image path of
 :mod:`fsq.stages.tokenizer`; the generated signals (``tones``: audio, ``blobs``: video;
 :mod:`fsq.data.synthetic_signals`) and folders or WebDataset shards of audio or video files (``audio:DIR``,
-``video:DIR``, ``audio:wds:SHARDS``; :mod:`fsq.data.signal_files`) come through here. The checks: the model's
+``video:DIR``, ``audio:wds:SHARDS``; :mod:`fsq.data.signal_files`) and the ``speech`` source (synthetic speech,
+prepared into the cache; :mod:`fsq.data.speech_items`) come through here. The checks: the model's
 ``dims`` against the data's axes, the time crop against the clip length, the configured rate against the
 source's (or resampled to it with ``data.resample``), and the image-only losses (perceptual features) against a
 non-image signal; generated sources are checked before anything trains, files when they are read.
@@ -25,9 +26,11 @@ from fsq.data.signals import (
     check_rate,
     resample_time,
 )
+from fsq.data.speech_items import SpeechItems
 from fsq.data.synthetic_signals import CLIP_LENGTHS, RATES, SOURCES, generated_items
 
 FOLDER_PREFIXES = {"audio:": AUDIO, "video:": VIDEO}
+CACHED = {"speech": AUDIO}  # prepared into the cache, clips of any length (data.length crops them)
 
 
 def _folder(source: str) -> tuple[SignalKind, str] | None:
@@ -40,14 +43,14 @@ def _folder(source: str) -> tuple[SignalKind, str] | None:
 
 def is_signal_source(source: str) -> bool:
     """Whether ``data.source`` names audio or video: a generated source or an ``audio:``/``video:`` folder."""
-    return source in SOURCES or _folder(source) is not None
+    return source in SOURCES or source in CACHED or _folder(source) is not None
 
 
 def signal_kind(cfg: TokenizerExperiment) -> SignalKind:
     """The kind of signal the config's data source gives (every source but the generated ones and the audio and
     video folders gives images)."""
     folder = _folder(cfg.data.source)
-    return folder[0] if folder else SOURCES.get(cfg.data.source, IMAGE)
+    return folder[0] if folder else CACHED.get(cfg.data.source) or SOURCES.get(cfg.data.source, IMAGE)
 
 
 def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
@@ -76,10 +79,11 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
             f"loss.perceptual_weight={cfg.loss.perceptual_weight}: the perceptual loss uses image features "
             f"(EfficientNet on RGB images) and cannot judge {kind.name}; set it to 0"
         )
-    if _folder(d.source):  # clips of any length: the crop says the model's
+    if _folder(d.source) or d.source in CACHED:  # clips of any length: the crop says the model's
         if d.length is None:
+            clips = "its clips differ" if d.source in CACHED else "clips in a folder may differ"
             raise ConfigError(
-                f"data.source={d.source!r}: clips in a folder may differ in length; set data.length (the time crop "
+                f"data.source={d.source!r}: {clips} in length; set data.length (the time crop "
                 f"in {'samples' if kind.dims == 1 else 'frames'})"
             )
         return [d.length] if kind.dims == 1 else [d.length, d.image_size, d.image_size]
@@ -97,11 +101,23 @@ def signal_shape(cfg: TokenizerExperiment) -> list[int] | None:
 
 def open_signal_split(
     cfg: TokenizerExperiment, split: str, limit: int | None
-) -> SignalItems | SignalFolderItems | SignalShardItems:
+) -> SignalItems | SignalFolderItems | SignalShardItems | SpeechItems:
     """The clips of one split: of a generated source (``limit`` of them; default 1024 train, 128 otherwise), its
-    rate checked against ``data.sample_rate`` and its clip length against ``data.length``; or of an audio or video
-    folder (:class:`~fsq.data.signal_files.SignalFolderItems`: each file checked when read)."""
+    rate checked against ``data.sample_rate`` and its clip length against ``data.length``; of an audio or video
+    folder (:class:`~fsq.data.signal_files.SignalFolderItems`: each file checked when read); or of the prepared
+    ``speech`` source (:class:`~fsq.data.speech_items.SpeechItems`)."""
     d = cfg.data
+    if d.source == "speech":
+        return SpeechItems(
+            split,
+            cache_dir=d.cache_dir,
+            rate=d.sample_rate,
+            min_length=d.length,
+            channels=d.channels,
+            on_error=d.on_error,
+            limit=limit,
+            resample=d.resample,
+        )
     folder = _folder(d.source)
     if folder is not None:
         kind, path = folder
@@ -140,7 +156,7 @@ def open_signal_split(
 
 
 def signal_transform(
-    cfg: TokenizerExperiment, items: SignalItems | SignalFolderItems | SignalShardItems, train: bool
+    cfg: TokenizerExperiment, items: SignalItems | SignalFolderItems | SignalShardItems | SpeechItems, train: bool
 ) -> SignalTransform:
     """Training: a random time crop of ``data.length`` (video: a random ``data.image_size`` square in space and a
     random horizontal flip); evaluation and token export: the centred crops."""

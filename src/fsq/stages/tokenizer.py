@@ -25,6 +25,7 @@ from fsq.data.datasets import ImageItems, MemoryItems, open_items, source_kind
 from fsq.data.loader import StepLoader, iterate_batches
 from fsq.data.signal_files import SignalFolderItems, SignalShardItems
 from fsq.data.signals import SignalItems, to_unit
+from fsq.data.speech_items import SpeechItems
 from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.distributed import DistInfo
 from fsq.grids import grid_array
@@ -118,7 +119,7 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
-    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems)):
+    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems, SpeechItems)):
         return signal_transform(cfg, items, train)  # type: ignore[return-value]  # the same interface
     mode: TransformMode
     wanted = cfg.data.train_transform if train else "center"
