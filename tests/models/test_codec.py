@@ -135,3 +135,21 @@ def test_residual_codecs_decode_every_depth(quantizer: dict[str, object]) -> Non
     assert tokens.shape == (2, 20, stages)
     for depth in range(1, stages + 1):
         assert model.decode_indices(tokens[..., :depth]).shape == x.shape
+
+
+def test_quiet_speech_gets_varied_codes_at_initialisation() -> None:
+    """Regression: with PyTorch's default conv biases the encoder's output at speech's RMS (~0.07) was nearly one
+    vector at every frame and FSQ gave one or two codes, which training on synthetic speech never left; zero biases
+    (and the channel norm before the head) give frames their own codes from the start."""
+    torch.manual_seed(0)
+    spec = TokenizerSpec(
+        dims=1,
+        shape=[4000],
+        filters=8,
+        channel_multipliers=[1, 2, 4, 8, 16],
+        downsample=[[2], [4], [5], [8]],
+        architecture="seanet",
+        quantizer={"kind": "fsq", "levels": [8, 5, 5, 5]},
+    )
+    tokens = Tokenizer(spec).tokenize(0.5 + 0.07 * torch.randn(4, 1, 4000))
+    assert tokens.shape == (4, 13) and len(torch.unique(tokens)) >= 30  # 10 of 52 with the default biases

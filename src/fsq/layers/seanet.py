@@ -83,6 +83,13 @@ def _units(channels: int, dilations: Sequence[int], act: str, causal: bool) -> l
     return [ResidualUnit(channels, int(d), act, causal) for d in dilations]
 
 
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each time step of (B, C, T): no statistic crosses time (causal-safe)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 class StridedConv1d(nn.Conv1d):
     """Downsampling by ``stride`` (kernel ``2 * stride``): ``T -> ceil(T / stride)`` frames, zeros padded around the
     input (``stride // 2`` on the left, the rest on the right; ``causal``: ``stride`` on the left)."""
@@ -117,6 +124,17 @@ class StridedTransposeConv1d(nn.ConvTranspose1d):
         return y[..., left : left + length]
 
 
+def zero_biases(module: nn.Module) -> None:
+    """Zero every convolution bias (DAC's init): at the start a network's activations come from the signal alone.
+
+    PyTorch's default bias init (``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``) is large beside speech at an RMS of ~0.07:
+    the encoder's output was then nearly the same vector at every frame (its normalised bias pattern), so FSQ gave
+    one or two codes and training did not leave them (measured on synthetic speech)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
 def _check(widths: Sequence[int], strides: Sequence[int], dilations: Sequence[int], act: str) -> None:
     if len(widths) != len(strides) + 1:
         raise ValueError(f"{len(strides)} strides need {len(strides) + 1} widths, got {list(widths)}")
@@ -147,11 +165,13 @@ class SEANetEncoder(nn.Module):
             blocks += _units(widths[i], dilations, act, causal)
             blocks += [activation(act, widths[i]), StridedConv1d(widths[i], widths[i + 1], int(stride), causal)]
         self.blocks = nn.Sequential(*blocks)
+        self.norm = ChannelNorm(widths[-1])
         self.act = activation(act, widths[-1])
         self.head = PaddedConv1d(widths[-1], code_channels, 3, causal=causal)
+        zero_biases(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.act(self.blocks(self.stem(x))))
+        return self.head(self.act(self.norm(self.blocks(self.stem(x)))))
 
 
 class DecoderStage(nn.Module):
@@ -193,6 +213,7 @@ class SEANetDecoder(nn.Module):
         )
         self.act = activation(act, widths[0])
         self.head = PaddedConv1d(widths[0], out_channels, 7, causal=causal)
+        zero_biases(self)
 
     def forward(self, z: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
         h = self.stem(z)
