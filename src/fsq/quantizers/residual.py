@@ -18,8 +18,10 @@ Quantize dropout (SoundStream, EnCodec, DAC: one model serving several bitrates)
 batch (the first axis) is, with probability ``quantize_dropout``, given a depth ``k`` drawn uniformly from
 ``1 .. num_stages`` and its output is the sum of its first ``k`` stages' codes only, so the decoder learns to decode
 every prefix ``indices[..., :k]``. The draw uses the global torch generator (seeded and checkpointed by the
-training loop). Indices always hold every stage (their layout does not change); in evaluation mode nothing is
-dropped, and a depth is chosen by decoding a prefix of the indices.
+training loop), per process and per micro-batch: under DDP each rank draws for its own rows, so a 2-rank run with
+quantize dropout matches one process in distribution, not bit for bit. Indices always hold every stage (their
+layout does not change); in evaluation mode nothing is dropped, and a depth is chosen by decoding a prefix of the
+indices.
 """
 
 from __future__ import annotations
