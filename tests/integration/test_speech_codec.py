@@ -26,12 +26,12 @@ def test_fsq_speech_trains_and_decodes_every_depth(speech_cache, tmp_path):
     cfg = load_config(TokenizerExperiment, [CONFIG], small)
     app.train(cfg, tmp_path)
     results = json.loads((tmp_path / "eval" / "step_000003.json").read_text())
-    assert results["num_samples"] == 4 and results["token_grid"] == [13]  # 4000 samples, hop 320
+    assert results["num_samples"] == 4 and results["token_grid"] == [25]  # 4000 samples, hop 160
     model, _ = load_run(tmp_path)
     items = open_split(cfg, cfg.data.eval_split, 2)
     x = torch.stack([items.read(i)[:, :4000] for i in range(2)])
     tokens = model.tokenize(x)
-    assert tokens.shape == (2, 13, cfg.quantizer.num_stages)
+    assert tokens.shape == (2, 25, cfg.quantizer.num_stages)
     for depth in range(1, cfg.quantizer.num_stages + 1):
         decoded = model.decode_indices(tokens[..., :depth])
         assert decoded.shape == x.shape and torch.isfinite(si_snr(x[:, 0], decoded[:, 0])).all()
