@@ -60,7 +60,10 @@ CONFIG_ROWS = [  # (override, the error's words): every value is checked at load
     ("model.num_groups=7", "model.num_groups=7 must divide every width"),
     ("quantizer.levels=[1,5]", "quantizer.levels\\[0\\]: 1 is outside"),
     ("quantizer.levels=[]", "quantizer.levels: needs at least 1"),
-    ("quantizer.kind=pq", "quantizer.kind: 'pq' is not one of \\['fsq', 'residual_fsq', 'vq', 'lfq', 'bsq'\\]"),
+    (
+        "quantizer.kind=pq",
+        "quantizer.kind: 'pq' is not one of \\['fsq', 'residual_fsq', 'vq', 'residual_vq', 'lfq', 'bsq'\\]",
+    ),
     ("quantizer.num_stages=2", "unknown key\\(s\\) \\['quantizer.num_stages'\\]; valid keys under 'quantizer': "),
     ("optim.beta2=1.0", "optim.beta2: 1.0 is outside \\[0, 1\\)"),
     ("optim.lr=nan", "optim.lr: nan is outside"),

@@ -14,7 +14,7 @@ from fsq.config import ConfigError, TokenizerExperiment, UViMExperiment, load_co
 from fsq.config.schema_doc import format_schema
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.quantizer import QuantizerSpec
-from fsq.quantizers import BSQ, FSQ, LFQ, VQ, QuantizerOutput, ResidualFSQ
+from fsq.quantizers import BSQ, FSQ, LFQ, VQ, QuantizerOutput, ResidualFSQ, ResidualVQ
 from fsq.quantizers.registry import (
     Bounds,
     Family,
@@ -30,6 +30,7 @@ BUILT_IN = {
     "fsq": ({"levels": [4, 3]}, FSQ, 2, 12),
     "residual_fsq": ({"levels": [4, 3], "num_stages": 3}, ResidualFSQ, 2, 12),
     "vq": ({"codebook_size": 16, "dim": 5}, VQ, 5, 16),
+    "residual_vq": ({"codebook_size": 16, "dim": 5, "num_stages": 2}, ResidualVQ, 5, 16),
     "lfq": ({"dim": 6}, LFQ, 6, 64),
     "bsq": ({"dim": 7}, BSQ, 7, 128),
 }

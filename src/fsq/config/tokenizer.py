@@ -80,6 +80,11 @@ class ModelConfig:
     # video (time, height, width); None: 2 on every axis
     downsample: list[Annotated[list[PositiveInt], Length(min=1)]] | None = None  # per stage, per axis; None: 2s
     causal: bool = False  # the first axis is time: causal padding, the first frame or sample encoded on its own
+    # vqgan: MaskGIT's ResBlocks + GroupNorm + average pooling (any dims); seanet: a 1-D audio codec (SoundStream /
+    # EnCodec / DAC): per downsampling, residual units of `dilations` then a strided conv (kernel 2 x factor)
+    architecture: Literal["vqgan", "seanet"] = "vqgan"
+    activation: Literal["elu", "snake"] = "elu"  # seanet: elu (SEANet, EnCodec) or snake (DAC; ~2.7x slower on CPU)
+    dilations: Annotated[list[PositiveInt], Length(min=1)] = field(default_factory=lambda: [1, 3, 9])  # seanet
 
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -90,6 +95,23 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "gpu-base": {"filters": 64, "channel_multipliers": [1, 2, 2, 4], "num_res_blocks": 2, "num_groups": 32},
     # the paper's MaskGIT VQGAN (vqgan_config.py): 256 px -> 16x16 tokens
     "paper": {"filters": 128, "channel_multipliers": [1, 1, 2, 2, 4], "num_res_blocks": 2, "num_groups": 32},
+    # 1-D audio codecs (16 kHz): hop 2*4*5*8 = 320 samples -> 50 tokens/s; hop 2*4*8*10 = 640 -> 25 tokens/s
+    "codec-50hz": {
+        "architecture": "seanet",
+        "dims": 1,
+        "filters": 16,
+        "channel_multipliers": [1, 2, 4, 8, 16],
+        "downsample": [[2], [4], [5], [8]],
+        "num_groups": 8,
+    },
+    "codec-25hz": {
+        "architecture": "seanet",
+        "dims": 1,
+        "filters": 16,
+        "channel_multipliers": [1, 2, 4, 8, 16],
+        "downsample": [[2], [4], [8], [10]],
+        "num_groups": 8,
+    },
 }
 
 
@@ -104,6 +126,20 @@ class LossConfig:
     adversarial_start: NonNegativeInt = 0  # generator adversarial loss and discriminator training start here
     r1_weight: NonNegativeFloat = 10.0
     discriminator_channels: PositiveInt = 64
+    l2_weight: NonNegativeFloat = 1.0  # the mean squared error of [0, 1] signals (MaskGIT's L2): `rec_loss`
+    # audio (model.dims 1): terms on the waveform in [-1, 1]
+    l1_weight: NonNegativeFloat = 0.0  # waveform L1
+    stft_weight: NonNegativeFloat = 0.0  # multi-resolution STFT: spectral convergence + log-magnitude L1
+    complex_stft_weight: NonNegativeFloat = 0.0  # inside the STFT loss: its phase-aware complex-STFT L1 term
+    stft_windows: Annotated[list[PositiveInt], Length(min=1)] = field(default_factory=lambda: [512, 1024, 2048])
+    mel_weight: NonNegativeFloat = 0.0  # multi-scale log-mel L1 (DAC's), bands placed by the data's sample rate
+    mel_windows: Annotated[list[PositiveInt], Length(min=1)] = field(default_factory=lambda: [64, 256, 1024])
+    # stylegan: MaskGIT's image discriminator (non-saturating + R1); audio: multi-period (HiFi-GAN) and multi-
+    # resolution complex-STFT (EnCodec) discriminators, least-squares loss, no R1, plus feature matching
+    discriminator: Literal["stylegan", "audio"] = "stylegan"
+    discriminator_periods: list[PositiveInt] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # audio
+    discriminator_windows: list[PositiveInt] = field(default_factory=lambda: [256, 512, 1024])  # audio
+    feature_matching_weight: NonNegativeFloat = 0.0  # audio: L1 of the discriminator's features, fakes to reals
 
 
 @dataclass(frozen=True)
@@ -145,10 +181,35 @@ class TokenizerExperiment:
         m = self.model
         widths = [m.filters * k for k in m.channel_multipliers]
         require(
-            all(w % m.num_groups == 0 for w in widths),
+            m.architecture == "seanet" or all(w % m.num_groups == 0 for w in widths),  # seanet has no GroupNorm
             f"model.num_groups={m.num_groups} must divide every width {widths} (filters x channel_multipliers)",
         )
         require(self.data.channels in (None, 1, 3), f"data.channels must be 1, 3 or null, got {self.data.channels}")
+        lw = self.loss
+        audio_terms = {
+            "loss.stft_weight": lw.stft_weight,
+            "loss.complex_stft_weight": lw.complex_stft_weight,
+            "loss.mel_weight": lw.mel_weight,
+            "loss.feature_matching_weight": lw.feature_matching_weight,
+        }
+        for key, value in audio_terms.items():
+            require(value == 0 or m.dims == 1, f"{key}={value} is an audio loss: it needs model.dims=1, got {m.dims}")
+        require(
+            lw.complex_stft_weight == 0 or lw.stft_weight > 0,
+            "loss.complex_stft_weight weighs a term inside the STFT loss: set loss.stft_weight > 0 too",
+        )
+        require(
+            lw.discriminator == "stylegan" or m.dims == 1,
+            f"loss.discriminator=audio judges 1-D waveforms: it needs model.dims=1, got {m.dims}",
+        )
+        require(
+            lw.feature_matching_weight == 0 or (lw.discriminator == "audio" and lw.adversarial_weight > 0),
+            "loss.feature_matching_weight needs loss.discriminator=audio and loss.adversarial_weight > 0",
+        )
+        require(
+            m.architecture == "vqgan" or m.dims == 1,
+            f"model.architecture=seanet is a 1-D audio codec: it needs model.dims=1, got {m.dims}",
+        )
         if m.downsample is not None:
             stages = len(m.channel_multipliers) - 1
             require(

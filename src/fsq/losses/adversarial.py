@@ -8,6 +8,8 @@ discriminator outputs of shape ``(N,)`` (any shape works: losses average over ev
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.nn import functional as F
 
@@ -49,3 +51,46 @@ def adversarial_weight_at(step: int, start_step: int, weight: float) -> float:
     if start_step < 0:
         raise ValueError(f"start_step must be >= 0, got {start_step}")
     return float(weight) if step >= start_step else 0.0
+
+
+# ----------------------------------------------------------------------- audio codecs: least squares + feature matching
+# A discriminator of audio codecs gives one (logits, features) pair per sub-discriminator
+# (:class:`fsq.models.audio_discriminator.AudioDiscriminator`). HiFi-GAN, EnCodec and DAC train them with the least
+# squares GAN loss (Mao et al., 2017) and add feature matching (Larsen et al., 2016; HiFi-GAN sec. 2.3) to the
+# generator's loss.
+
+
+def discriminator_loss_least_squares(real: list[tuple[Any, Any]], fake: list[tuple[Any, Any]]) -> torch.Tensor:
+    """``sum_k mean((D_k(real) - 1)^2) + mean(D_k(fake)^2)`` over the sub-discriminators ``k`` (HiFi-GAN's
+    discriminator loss); pass judgements of detached fakes."""
+    _check_judgements(real, fake)
+    total = torch.zeros((), device=real[0][0].device)
+    for (r, _), (f, _) in zip(real, fake):
+        total = total + (r.float() - 1).square().mean() + f.float().square().mean()
+    return total
+
+
+def generator_loss_least_squares(fake: list[tuple[Any, Any]]) -> torch.Tensor:
+    """``sum_k mean((D_k(fake) - 1)^2)``: the generator wants every sub-discriminator to call its output real."""
+    if not fake:
+        raise ValueError("no sub-discriminator judgements given")
+    return sum(((f.float() - 1).square().mean() for f, _ in fake), torch.zeros((), device=fake[0][0].device))
+
+
+def feature_matching_loss(real: list[tuple[Any, Any]], fake: list[tuple[Any, Any]]) -> torch.Tensor:
+    """``mean |F(fake) - F(real)|`` averaged over every layer of every sub-discriminator, the real features
+    detached (HiFi-GAN sums the layers' means: its weight 2 on that sum is ``2 x layers`` here)."""
+    _check_judgements(real, fake)
+    terms = [
+        (ff.float() - fr.detach().float()).abs().mean()
+        for (_, fr_all), (_, ff_all) in zip(real, fake)
+        for fr, ff in zip(fr_all, ff_all, strict=True)
+    ]
+    return torch.stack(terms).mean()
+
+
+def _check_judgements(real: list[tuple[Any, Any]], fake: list[tuple[Any, Any]]) -> None:
+    if not real or len(real) != len(fake):
+        raise ValueError(
+            f"real and fake need the same, non-zero number of sub-discriminators: {len(real)}, {len(fake)}"
+        )

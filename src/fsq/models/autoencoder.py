@@ -8,6 +8,8 @@ code width (256 in the paper). Signals are float in ``[0, 1]`` at the API, mappe
 
 The same spec builds 1-D (audio), 2-D (images) and 3-D (video) models (``dims``, per-axis ``downsample`` factors,
 ``causal`` time): see :class:`TokenizerSpec`. The default 2-D spec builds exactly the modules of the image tokenizer.
+``architecture="seanet"`` builds a 1-D audio codec instead (strided convolutions and dilated residual units,
+SoundStream / EnCodec / DAC style: :mod:`fsq.layers.seanet`), with the same quantizer and the same API.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsq.layers.resnet import Downsample, ResBlock, Upsample, check_dims, conv, downsampled, group_norm
+from fsq.layers.seanet import ACTIVATIONS, SEANetDecoder, SEANetEncoder
 from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
 from fsq.quantizers import Quantizer, QuantizerOutput
+
+ARCHITECTURES = ("vqgan", "seanet")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,11 @@ class TokenizerSpec:
     downsampling (``len(channel_multipliers) - 1`` of them), a factor per axis (None: 2 on every axis).
     ``causal`` makes the first axis time: causal padding and the first frame or sample encoded on its own
     (:mod:`fsq.layers.resnet`), so ``1 + f*k`` frames give ``1 + k`` latent frames.
+
+    ``architecture``: ``vqgan`` (MaskGIT's ResBlocks, GroupNorm, average pooling; any ``dims``) or ``seanet`` (a 1-D
+    audio codec: per downsampling, residual units with ``dilations`` then a strided convolution of kernel ``2 f``;
+    ``activation`` ``snake`` or ``elu``; ``num_res_blocks`` and ``num_groups`` unused; ``causal`` pads on the left
+    and ``T`` samples give ``ceil(T / hop)`` frames).
     """
 
     image_size: int = 28
@@ -49,10 +59,21 @@ class TokenizerSpec:
     shape: list[int] | None = None
     downsample: list[list[int]] | None = None
     causal: bool = False
+    architecture: str = "vqgan"
+    activation: str = "elu"
+    dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizer", as_quantizer_spec(self.quantizer))
         check_dims(self.dims)
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.architecture == "seanet" and self.dims != 1:
+            raise ValueError(f"architecture 'seanet' is a 1-D audio codec (dims=1), got dims={self.dims}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not self.dilations or any(int(d) < 1 for d in self.dilations):
+            raise ValueError(f"dilations must be one or more positive integers, got {self.dilations!r}")
         if self.shape is not None and (len(self.shape) != self.dims or any(int(n) < 1 for n in self.shape)):
             raise ValueError(f"shape must be {self.dims} positive sizes (one per axis), got {self.shape!r}")
         stages = len(self.channel_multipliers) - 1
@@ -98,7 +119,8 @@ class TokenizerSpec:
         for factors in self.stage_factors():
             shapes.append(
                 tuple(
-                    downsampled(n, f, self.causal and axis == 0) for axis, (n, f) in enumerate(zip(shapes[-1], factors))
+                    downsampled(n, f, self.causal and axis == 0 and self.architecture == "vqgan")
+                    for axis, (n, f) in enumerate(zip(shapes[-1], factors))
                 )
             )
         return shapes
@@ -195,6 +217,36 @@ class Decoder(nn.Module):
         return self.head(F.silu(self.norm(h)))
 
 
+class CodecEncoder(SEANetEncoder):
+    """The ``seanet`` encoder of a spec: widths ``filters * channel_multipliers``, strides from ``downsample``."""
+
+    def __init__(self, spec: TokenizerSpec) -> None:
+        widths = [spec.filters * m for m in spec.channel_multipliers]
+        strides = [f[0] for f in spec.stage_factors()]
+        super().__init__(
+            spec.in_channels, spec.latent_channels, widths, strides, spec.dilations, spec.activation, spec.causal
+        )
+
+
+class CodecDecoder(SEANetDecoder):
+    """The ``seanet`` decoder of a spec; latents of the spec's grid decode to exactly its input length."""
+
+    def __init__(self, spec: TokenizerSpec) -> None:
+        widths = [spec.filters * m for m in spec.channel_multipliers]
+        strides = [f[0] for f in spec.stage_factors()]
+        super().__init__(
+            spec.in_channels, spec.latent_channels, widths, strides, spec.dilations, spec.activation, spec.causal
+        )
+        shapes = spec.stage_shapes()
+        self.lengths = [shape[0] for shape in shapes[:-1]]
+        self.frames = shapes[-1][0]
+
+    def forward(self, z: torch.Tensor, lengths: Any = None) -> torch.Tensor:
+        if lengths is None and z.shape[-1] == self.frames:
+            lengths = self.lengths
+        return super().forward(z, lengths)
+
+
 class Tokenizer(nn.Module):
     """Encoder -> quantizer -> decoder. Signals: float (B, C, *axes) in ``[0, 1]`` with the spec's ``dims`` axes
     (images (B, C, H, W)); tokens: int64 (B, *grid_shape), e.g. (B, h, w)."""
@@ -206,9 +258,10 @@ class Tokenizer(nn.Module):
         if len(spec.channel_multipliers) < 1:
             raise ValueError("channel_multipliers needs at least one entry")
         self.spec = spec
-        self.encoder = Encoder(spec)
+        seanet = spec.architecture == "seanet"
+        self.encoder = CodecEncoder(spec) if seanet else Encoder(spec)
         self.quantizer = spec.quantizer.build(channel_axis=1)
-        self.decoder = Decoder(spec)
+        self.decoder = CodecDecoder(spec) if seanet else Decoder(spec)
 
     @property
     def codebook_size(self) -> int:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fsq.quantizers.levels import PAPER_LEVELS, levels_for_codebook_size
     from fsq.quantizers.lfq import LFQ
     from fsq.quantizers.residual import ResidualFSQ
+    from fsq.quantizers.residual_vq import ResidualVQ
     from fsq.quantizers.stats import CodebookUsage, UsageSummary
     from fsq.quantizers.vq import VQ, VQ_RECIPES, VQLosses, VQRecipe
 
@@ -33,6 +34,7 @@ _PUBLIC = {
     "Quantizer": "fsq.quantizers.base",
     "QuantizerOutput": "fsq.quantizers.base",
     "ResidualFSQ": "fsq.quantizers.residual",
+    "ResidualVQ": "fsq.quantizers.residual_vq",
     "UsageSummary": "fsq.quantizers.stats",
     "VQLosses": "fsq.quantizers.vq",
     "VQRecipe": "fsq.quantizers.vq",
@@ -52,6 +54,7 @@ __all__ = [
     "Quantizer",
     "QuantizerOutput",
     "ResidualFSQ",
+    "ResidualVQ",
     "UsageSummary",
     "VARIANTS",
     "VQ",

@@ -96,7 +96,7 @@ class QuantizerSection(metaclass=_SectionType):
 
     variant_key: ClassVar[str] = "kind"  # the config engine picks the section class by this key
 
-    kind: str = DEFAULT_KIND  # fsq | residual_fsq | vq | lfq | bsq (or a family registered by name)
+    kind: str = DEFAULT_KIND  # fsq | residual_fsq | vq | residual_vq | lfq | bsq (or a family registered by name)
 
     def __post_init__(self) -> None:
         expected = family(self.kind).section
@@ -166,6 +166,9 @@ class FSQSection(QuantizerSection):
 class ResidualFSQSection(FSQSection):
     kind: str = "residual_fsq"
     num_stages: PositiveInt = 2  # FSQ stages, each quantizing the previous ones' residual (indices: one per stage)
+    # training: the probability that a sample keeps only its first k stages (k uniform in 1..num_stages), so one
+    # model decodes every depth (SoundStream / EnCodec / DAC quantizer dropout); 0 disables it
+    quantize_dropout: Annotated[float, Bounds(min=0, max=1)] = 0.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,16 @@ class VQSection(QuantizerSection):
     @property
     def code_width(self) -> int:
         return self.dim
+
+
+@dataclass(frozen=True)
+class ResidualVQSection(VQSection):
+    kind: str = "residual_vq"
+    # no entropy term by default: MaskGIT's (temperature 0.01) spreads the later stages' codes over residuals far
+    # smaller than the codebook's scale, and a third stage then made the reconstruction worse (measured in tests)
+    recipe: Literal["maskgit", "maskgit_noentropy", "uvim", "uvim_nosplit", "uvim_short"] = "maskgit_noentropy"
+    num_stages: PositiveInt = 2  # VQ stages, each quantizing the previous ones' residual (indices: one per stage)
+    quantize_dropout: Annotated[float, Bounds(min=0, max=1)] = 0.0  # as residual_fsq's
 
 
 @dataclass(frozen=True)
@@ -346,13 +359,28 @@ def _build_fsq(s: Any, channel_axis: int) -> Any:
 def _build_residual_fsq(s: Any, channel_axis: int) -> Any:
     from fsq.quantizers.residual import ResidualFSQ
 
-    return ResidualFSQ(s.levels, s.num_stages, variant=s.variant, channel_axis=channel_axis)
+    return ResidualFSQ(
+        s.levels, s.num_stages, variant=s.variant, channel_axis=channel_axis, quantize_dropout=s.quantize_dropout
+    )
 
 
 def _build_vq(s: Any, channel_axis: int) -> Any:
     from fsq.quantizers.vq import VQ
 
     return VQ(s.codebook_size, s.dim, recipe=s.recipe, channel_axis=channel_axis)
+
+
+def _build_residual_vq(s: Any, channel_axis: int) -> Any:
+    from fsq.quantizers.residual_vq import ResidualVQ
+
+    return ResidualVQ(
+        s.codebook_size,
+        s.dim,
+        s.num_stages,
+        recipe=s.recipe,
+        channel_axis=channel_axis,
+        quantize_dropout=s.quantize_dropout,
+    )
 
 
 def _binary_settings(s: Any) -> dict[str, Any]:
@@ -413,6 +441,16 @@ register(
         "fsq.quantizers.vq:VQ",
         describe=lambda s: f"VQ, {s.codebook_size} codes of width {s.dim}",
         step_metrics=_vq_splits,
+    )
+)
+register(
+    Family(
+        "residual_vq",
+        ResidualVQSection,
+        _build_residual_vq,
+        "fsq.quantizers.residual_vq:ResidualVQ",
+        describe=lambda s: f"residual VQ, {s.num_stages} stages of {s.codebook_size} codes of width {s.dim}",
+        indices_per_token=lambda q: int(q.num_stages),
     )
 )
 register(

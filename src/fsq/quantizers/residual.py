@@ -13,6 +13,15 @@ The output is ``c_0 + sum_i code_i`` with the straight-through gradient of stage
 Indices have one layout everywhere: the input's shape without the channel axis, plus a trailing stage axis of
 size ``num_stages`` (also for channel-first input). ``indices_to_codes`` decodes any leading number of stages
 (``indices[..., :k]``), giving the coarser reconstruction of the first ``k`` stages.
+
+Quantize dropout (SoundStream, EnCodec, DAC: one model serving several bitrates): in training, each sample of the
+batch (the first axis) is, with probability ``quantize_dropout``, given a depth ``k`` drawn uniformly from
+``1 .. num_stages`` and its output is the sum of its first ``k`` stages' codes only, so the decoder learns to decode
+every prefix ``indices[..., :k]``. The draw uses the global torch generator (seeded and checkpointed by the
+training loop), per process and per micro-batch: under DDP each rank draws for its own rows, so a 2-rank run with
+quantize dropout matches one process in distribution, not bit for bit. Indices always hold every stage (their
+layout does not change); in evaluation mode nothing is dropped, and a depth is chosen by decoding a prefix of the
+indices.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ class ResidualFSQ(nn.Module):
         check_finite: raise on NaN/Inf input (as :class:`fsq.FSQ`: at the call on CPU, deferred on CUDA).
         kernel: stage 0's implementation, ``"auto"``, ``"triton"`` or ``"eager"`` (as :class:`fsq.FSQ`); the
             residual stages are small torch ops.
+        quantize_dropout: in training, the probability that a sample keeps only a random number of stages
+            (see the module docstring); 0 disables it.
     """
 
     # buffers registered in __init__ (declared here for the type checker)
@@ -55,11 +66,15 @@ class ResidualFSQ(nn.Module):
         check_finite: bool | str = True,
         projection_bias: bool = True,
         kernel: str = "auto",
+        quantize_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if int(num_stages) != num_stages or num_stages < 1:
             raise ValueError(f"num_stages must be a positive integer, got {num_stages!r}")
+        if not 0.0 <= float(quantize_dropout) <= 1.0:
+            raise ValueError(f"quantize_dropout must be a probability in [0, 1], got {quantize_dropout!r}")
         self.num_stages = int(num_stages)
+        self.quantize_dropout = float(quantize_dropout)
         # channels last, no projection
         self.stage0 = FSQ(levels, variant=variant, check_finite=check_finite, kernel=kernel)
         self.levels = self.stage0.levels
@@ -81,7 +96,8 @@ class ResidualFSQ(nn.Module):
         self.register_buffer("_levels_f", levels_f.float(), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"num_stages={self.num_stages}, dim={self.dim}, channel_axis={self.channel_axis}"
+        dropout = f", quantize_dropout={self.quantize_dropout}" if self.quantize_dropout else ""
+        return f"num_stages={self.num_stages}, dim={self.dim}, channel_axis={self.channel_axis}{dropout}"
 
     def _move(self, x: torch.Tensor, width: int, what: str, to_last: bool) -> torch.Tensor:
         axis = self.channel_axis if self.channel_axis >= 0 else x.ndim + self.channel_axis
@@ -109,11 +125,14 @@ class ResidualFSQ(nn.Module):
             with torch.no_grad():
                 residual = self.stage0.continuous_codes(z) - first.quantized
                 refinement = torch.zeros_like(residual)
-                for half_width in self.stage_half_widths:
+                depth = self.dropout_depths(z)
+                for stage, half_width in enumerate(self.stage_half_widths, start=1):
                     digits = self._residual_digits(residual, half_width)
                     stage_codes = self._residual_codes(digits, half_width)
-                    refinement += stage_codes
                     residual = residual - stage_codes
+                    if depth is not None:  # samples whose depth is <= this stage leave its code out
+                        stage_codes = stage_codes * (depth > stage).to(stage_codes.dtype)
+                    refinement += stage_codes
                     indices.append(self.stage0._digits_to_indices(digits))  # in range by construction
             codes = codes + refinement
             if self.project_out is not None:
@@ -121,6 +140,17 @@ class ResidualFSQ(nn.Module):
         quantized = self._move(codes.to(in_dtype), self.dim, "", to_last=False)
         aux_loss = torch.zeros((), device=quantized.device, dtype=torch.float32)
         return QuantizerOutput(quantized, torch.stack(indices, dim=-1), aux_loss)
+
+    def dropout_depths(self, z: torch.Tensor) -> torch.Tensor | None:
+        """Per sample of ``z`` (channels last, samples on axis 0) the number of stages it keeps, shaped to broadcast
+        over ``z`` (None: every stage, outside training or without quantize dropout)."""
+        if not (self.training and self.quantize_dropout > 0 and self.num_stages > 1 and z.ndim > 1):
+            return None
+        n = z.shape[0]
+        dropped = torch.rand(n, device=z.device) < self.quantize_dropout
+        drawn = torch.randint(1, self.num_stages + 1, (n,), device=z.device)
+        depth = torch.where(dropped, drawn, torch.full_like(drawn, self.num_stages))
+        return depth.view(n, *([1] * (z.ndim - 1)))
 
     def _residual_digits(self, residual: torch.Tensor, half_width: torch.Tensor) -> torch.Tensor:
         steps = self._levels_f - 1

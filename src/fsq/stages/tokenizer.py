@@ -45,6 +45,7 @@ from fsq.models.quantizer import QuantizerSpec
 from fsq.optim import ModelEMA
 from fsq.quantizers.registry import family_of
 from fsq.quantizers.stats import CodebookUsage
+from fsq.stages import audio_losses
 from fsq.stages.base import Critic, LoadedRun, NonFiniteLossError, Phase, RunPhase, Stage, StepOutput
 from fsq.stages.signal_data import is_signal_source, open_signal_split, signal_shape, signal_transform
 
@@ -189,8 +190,22 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
     ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     o, lw = cfg.optim, cfg.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
-    discriminator = critic = perceptual = None
-    if lw.adversarial_weight > 0:
+    discriminator: nn.Module | None = None
+    critic = perceptual = None
+    audio = audio_losses.AudioLosses(cfg, getattr(items, "rate", None) or cfg.data.sample_rate).to(device)
+    if lw.adversarial_weight > 0 and lw.discriminator == "audio":
+        discriminator = audio_losses.audio_discriminator(cfg).to(device)
+        disc_lr = o.discriminator_lr or o.lr
+        critic = Critic(
+            name="discriminator",
+            model=discriminator,
+            optimizer=torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2)),
+            optimizer_name="disc_optimizer",
+            loss=audio_losses.discriminator_step,
+            lr=disc_lr,
+            start=lw.adversarial_start,
+        )
+    elif lw.adversarial_weight > 0:
         shaped: dict[str, Any] = {} if spec.dims == 2 else {"dims": spec.dims, "shape": spec.input_shape}
         discriminator = StyleGANDiscriminator(
             in_channels=spec.in_channels, image_size=spec.image_size, base_channels=lw.discriminator_channels, **shaped
@@ -223,18 +238,25 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
             ) from error
         reconstruction = reconstruction.float()
         rec_loss = F.mse_loss(reconstruction, x)
-        loss = rec_loss + out.aux_loss
+        loss = (rec_loss if lw.l2_weight == 1 else lw.l2_weight * rec_loss) + out.aux_loss
         values: dict[str, Any] = {"rec_loss": rec_loss.detach(), "aux_loss": out.aux_loss.detach()}
+        if audio.active:
+            audio_loss, audio_values = audio(reconstruction, x)
+            loss, values = loss + audio_loss, {**values, **audio_values}
         if perceptual is not None:
             perceptual_loss = perceptual(reconstruction, x)
             loss = loss + lw.perceptual_weight * perceptual_loss
             values["perceptual_loss"] = perceptual_loss.detach()
         if discriminator is not None and step >= lw.adversarial_start:
             discriminator.requires_grad_(False)  # a fixed judge here: the discriminator trains in its own step
-            g_adv = generator_loss_nonsaturating(discriminator(reconstruction))
+            if lw.discriminator == "audio":
+                adversarial, adversarial_values = audio_losses.generator_terms(discriminator, reconstruction, x, cfg)
+                loss, values = loss + adversarial, {**values, **adversarial_values}
+            else:
+                g_adv = generator_loss_nonsaturating(discriminator(reconstruction))
+                loss = loss + lw.adversarial_weight * g_adv
+                values["g_adv_loss"] = g_adv.detach()
             discriminator.requires_grad_(True)
-            loss = loss + lw.adversarial_weight * g_adv
-            values["g_adv_loss"] = g_adv.detach()
         passed = {"real": x, "fake": reconstruction.detach()}  # the discriminator's batch, and TensorBoard's images
         usage.update(out.indices.detach())
         mse = (reconstruction.detach().clamp(0, 1) - x).square().flatten(1).mean(1)

@@ -1,0 +1,80 @@
+"""The quick speech codec config (``fsq_speech``) trains a few steps on a small speech source with its own model and
+recipe, evaluates on the held-out voices, and its residual tokens decode at every depth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fsq import app
+from fsq.checkpoint import load_safetensors
+from fsq.config import TokenizerExperiment, load_config
+from fsq.metrics.si_snr import si_snr
+from fsq.stages.tokenizer import load_run, open_split
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+CONFIG = ROOT / "configs" / "tokenizer" / "fsq_speech.yaml"
+
+
+def test_fsq_speech_trains_and_decodes_every_depth(speech_cache, tmp_path):
+    small = ["train.steps=3", "train.checkpoint_every=3", "train.log_every=1", "train.threads=1", "train.batch_size=4"]
+    small += [f"data.cache_dir={speech_cache}", "data.eval_limit=4", "eval.batch_size=4"]
+    cfg = load_config(TokenizerExperiment, [CONFIG], small)
+    app.train(cfg, tmp_path)
+    results = json.loads((tmp_path / "eval" / "step_000003.json").read_text())
+    assert results["num_samples"] == 4 and results["token_grid"] == [25]  # 4000 samples, hop 160
+    model, _ = load_run(tmp_path)
+    items = open_split(cfg, cfg.data.eval_split, 2)
+    x = torch.stack([items.read(i)[:, :4000] for i in range(2)])
+    tokens = model.tokenize(x)
+    assert tokens.shape == (2, 25, cfg.quantizer.num_stages)
+    for depth in range(1, cfg.quantizer.num_stages + 1):
+        decoded = model.decode_indices(tokens[..., :depth])
+        assert decoded.shape == x.shape and torch.isfinite(si_snr(x[:, 0], decoded[:, 0])).all()
+
+
+TONES = ROOT / "configs" / "tokenizer" / "fsq_tones_1d.yaml"
+AUDIO_GAN = [  # a tiny codec on tones with every audio loss and the audio GAN (discriminator as the critic)
+    "data.length=512",
+    "data.train_limit=32",
+    "model.architecture=seanet",
+    "model.filters=4",
+    "model.channel_multipliers=[1,2,4]",
+    "model.downsample=[[4],[4]]",
+    "loss.l2_weight=100",
+    "loss.stft_weight=0.1",
+    "loss.stft_windows=[64,128]",
+    "loss.mel_weight=0.1",
+    "loss.mel_windows=[64,128]",
+    "loss.adversarial_weight=1",
+    "loss.adversarial_start=1",
+    "loss.discriminator=audio",
+    "loss.discriminator_channels=4",
+    "loss.discriminator_periods=[2,3]",
+    "loss.discriminator_windows=[64,128]",
+    "loss.feature_matching_weight=2",
+    "train.steps=3",
+    "train.checkpoint_every=3",
+    "train.batch_size=8",
+    "train.threads=1",
+    "train.eval_at_end=false",
+]
+
+
+def test_two_process_gloo_audio_gan_matches_one_process(tmp_path, run_fsq):
+    """The audio discriminator trains as the phase's critic under DDP: 2 ranks x 4 == one process x 8 (generator,
+    its EMA and the discriminator; no quantize dropout, whose draws are per rank)."""
+    runs = {}
+    for name, nproc in (("single", 1), ("double", 2)):
+        run = run_fsq(["train", "tokenizer", str(TONES), *AUDIO_GAN, "--run-dir", str(tmp_path / name)], nproc=nproc)
+        assert run.returncode == 0, run.stderr[-3000:]
+        folder = tmp_path / name / "checkpoints" / "step_000003"
+        runs[name] = {p: load_safetensors(folder / f"{p}.safetensors") for p in ("model", "ema", "discriminator")}
+    for part, tensors in runs["single"].items():
+        assert any(k.startswith("periods.") for k in runs["single"]["discriminator"])
+        for key, value in tensors.items():
+            torch.testing.assert_close(value, runs["double"][part][key], rtol=1e-4, atol=1e-5, msg=f"{part}: {key}")
