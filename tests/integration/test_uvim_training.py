@@ -289,7 +289,8 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     assert "| colorization |" not in report and "| panoptic |" not in report
     # the description names the VQ runs' codebook (not the unused VQ fields of the first, FSQ, config)
     assert "FSQ [7, 5, 5, 5, 5] vs VQ 4096 codes" in report
-    assert "depth: FSQ within 10% of VQ" in report and "VQ without codebook splitting" in report
+    assert "depth: UViM on FSQ matches UViM on VQ" in report and "test: two-sided, margin" in report
+    assert "VQ without codebook splitting" in report
     assert "Runs not finished" not in report
     results = json.loads((out / "results.json").read_text())["results"]
     assert [(r["task"], r["variant"], r["seed"]) for r in results] == [
