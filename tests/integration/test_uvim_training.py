@@ -289,7 +289,9 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     assert "| colorization |" not in report and "| panoptic |" not in report
     # the description names the VQ runs' codebook (not the unused VQ fields of the first, FSQ, config)
     assert "FSQ [7, 5, 5, 5, 5] vs VQ 4096 codes" in report
-    assert "depth: UViM on FSQ matches UViM on VQ" in report and "test: two-sided, margin" in report
+    parity = next(line for line in report.splitlines() if "depth: UViM on FSQ matches UViM on VQ" in line)
+    # a smoke run's VQ may not beat the trivial baseline: then parity is untestable, and the line says so
+    assert "test: two-sided, margin" in parity or "Not testable: VQ does not beat the trivial baseline" in parity
     assert "VQ without codebook splitting" in report
     assert "Runs not finished" not in report
     results = json.loads((out / "results.json").read_text())["results"]
