@@ -48,7 +48,7 @@ from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.evaluation.voice_samples import is_voice_conditioned, voice_samples
 from fsq.generation import compression_bits, power_schedule, qlds_order
-from fsq.inference.sampling import class_labels, decode, generate, save_class_grid
+from fsq.inference.sampling import class_labels, decode, generate, generate_for_eval, save_class_grid
 from fsq.io import read_json, write_json_atomic
 from fsq.metrics.image import fid_from_features, manifold_precision_recall
 from fsq.metrics.inception import InceptionFeatures
@@ -286,19 +286,7 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, net
     e = cfg.eval
     judge, judge_real = judges
     tick = time.perf_counter()
-    tokens = generate(
-        model,
-        labels,
-        num=e.num_samples,
-        steps=e.steps,
-        choice_temperature=e.choice_temperature,
-        temperature=e.temperature,
-        guidance=alpha,
-        seed=e.seed,
-        batch_size=e.batch_size,
-        device=device,
-        show_progress=cfg.train.progress,
-    )
+    tokens = generate_for_eval(model, labels, e, alpha, device, show_progress=cfg.train.progress)
     images = decode(tokenizer, tokens, e.batch_size, device)
     row: dict[str, Any] = {"guidance": alpha, "num_samples": e.num_samples, "seconds": time.perf_counter() - tick}
     if judge is not None:

@@ -182,25 +182,14 @@ def evaluate_signals(
 def signal_samples(model, tokenizer: Tokenizer, cfg, device: torch.device) -> dict[str, Any]:
     """A MaskGIT over audio or video token grids: for each guidance weight of ``cfg.eval``, ``num_samples`` samples
     drawn, decoded, and their code usage (the image metrics, class judge, FID and compression, are not computed)."""
-    from fsq.inference.sampling import class_labels, decode, generate
+    from fsq.inference.sampling import class_labels, decode, generate_for_eval
 
     e = cfg.eval
     labels = class_labels(e.num_samples, model.spec.num_classes)
     rows = []
     for alpha in e.guidance:
         tick = time.perf_counter()
-        tokens = generate(
-            model,
-            labels,
-            num=e.num_samples,
-            steps=e.steps,
-            choice_temperature=e.choice_temperature,
-            temperature=e.temperature,
-            guidance=alpha,
-            seed=e.seed,
-            batch_size=e.batch_size,
-            device=device,
-        )
+        tokens = generate_for_eval(model, labels, e, alpha, device)
         decoded = decode(tokenizer, tokens, e.batch_size, device)
         usage = CodebookUsage(model.spec.codebook_size)
         usage.update(tokens)

@@ -57,7 +57,7 @@ def heldout_clips(tok_cfg: Any, rate: float, length: int) -> tuple[torch.Tensor,
 def voice_samples(model, tokenizer, cfg, tok_cfg, device: torch.device, stem: Path) -> dict[str, Any]:
     """Sample, decode and judge clips for each guidance weight (see the module docstring); ``stem``: the eval
     file's path without suffix (``eval/step_N{suffix}``), beside which the wav folders go."""
-    from fsq.inference.sampling import decode, generate
+    from fsq.inference.sampling import decode, generate_for_eval
 
     e = cfg.eval
     rate = float(tok_cfg.data.sample_rate or 16000)
@@ -75,18 +75,7 @@ def voice_samples(model, tokenizer, cfg, tok_cfg, device: torch.device, stem: Pa
     rows = []
     for alpha in e.guidance:
         tick = time.perf_counter()
-        tokens = generate(
-            model,
-            labels,
-            num=e.num_samples,
-            steps=e.steps,
-            choice_temperature=e.choice_temperature,
-            temperature=e.temperature,
-            guidance=alpha,
-            seed=e.seed,
-            batch_size=e.batch_size,
-            device=device,
-        )
+        tokens = generate_for_eval(model, labels, e, alpha, device)
         clips = decode(tokenizer, tokens, e.batch_size, device)
         heard = predict_voices(judge, clips)
         usage = CodebookUsage(model.spec.codebook_size)

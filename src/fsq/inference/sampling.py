@@ -40,6 +40,31 @@ from fsq.stages import maskgit
 
 
 @torch.no_grad()
+def generate_for_eval(
+    model: MaskGIT,
+    labels: torch.Tensor | None,
+    settings: Any,
+    guidance: float,
+    device: torch.device | str,
+    show_progress: bool | None = False,
+) -> torch.Tensor:
+    """The token grids an evaluation samples at one guidance weight: :func:`generate` with the sample count,
+    decoding steps, temperatures, seed and batch size of ``settings`` (a MaskGIT config's ``eval`` section)."""
+    return generate(
+        model,
+        labels,
+        num=settings.num_samples,
+        steps=settings.steps,
+        choice_temperature=settings.choice_temperature,
+        temperature=settings.temperature,
+        guidance=guidance,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        device=device,
+        show_progress=show_progress,
+    )
+
+
 def generate(
     model: MaskGIT,
     labels: torch.Tensor | None,
