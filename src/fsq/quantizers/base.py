@@ -73,6 +73,28 @@ def as_float_tensor(x: Any, what: str, device: torch.device) -> torch.Tensor:
     return x if x.is_floating_point() else x.float()
 
 
+def resolve_axis(channel_axis: int, ndim: int) -> int:
+    """``channel_axis`` of a ``ndim``-d tensor as a non-negative axis; ``ValueError`` when it is out of range."""
+    axis = channel_axis if channel_axis >= 0 else ndim + channel_axis
+    if not 0 <= axis < ndim:
+        raise ValueError(f"channel_axis={channel_axis} is out of range for a {ndim}-d tensor")
+    return axis
+
+
+def checked_input_axis(z: Any, name: str, dim: int, channel_axis: int) -> int:
+    """The channel axis of a quantizer's input ``z`` after checking it: a floating-point tensor (``TypeError``
+    else), the axis in range and ``dim`` channels on it (``ValueError`` naming both else). ``name``: the quantizer."""
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+        raise TypeError(f"{name} input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}")
+    axis = resolve_axis(channel_axis, z.ndim)
+    if z.shape[axis] != dim:
+        raise ValueError(
+            f"{name} input has {z.shape[axis]} channels on axis {channel_axis} (shape {tuple(z.shape)}), "
+            f"expected dim={dim}"
+        )
+    return axis
+
+
 def host_checks(x: torch.Tensor) -> bool:
     """Whether checks that read ``x``'s values on the host can run: not while compiling, not on the meta device
     (shapes only, no values)."""

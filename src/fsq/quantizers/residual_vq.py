@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fsq.quantizers.base import QuantizerOutput, as_index_tensor, autocast_off
+from fsq.quantizers.base import QuantizerOutput, as_index_tensor, autocast_off, checked_input_axis, resolve_axis
 from fsq.quantizers.vq import VQ
 
 
@@ -62,21 +62,11 @@ class ResidualVQ(nn.Module):
         )
 
     def _axis(self, ndim: int) -> int:
-        axis = self.channel_axis if self.channel_axis >= 0 else ndim + self.channel_axis
-        if not 0 <= axis < ndim:
-            raise ValueError(f"channel_axis={self.channel_axis} is out of range for a {ndim}-d tensor")
-        return axis
+        return resolve_axis(self.channel_axis, ndim)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantize ``z``: ``quantized`` like ``z``; ``indices`` int64 (..., num_stages); ``aux_loss`` summed."""
-        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-            raise TypeError(f"ResidualVQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z))}")
-        axis = self._axis(z.ndim)
-        if z.shape[axis] != self.dim:
-            raise ValueError(
-                f"ResidualVQ input has {z.shape[axis]} channels on axis {self.channel_axis} (shape {tuple(z.shape)}), "
-                f"expected dim={self.dim}"
-            )
+        axis = checked_input_axis(z, "ResidualVQ", self.dim, self.channel_axis)
         with autocast_off(z.device.type):
             x = z.float().movedim(axis, -1)
             depth = self.dropout_depths(x)

@@ -35,7 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsq.quantizers.base import QuantizerOutput, as_index_tensor, autocast_off, host_checks
+from fsq.quantizers.base import (
+    QuantizerOutput,
+    as_index_tensor,
+    autocast_off,
+    checked_input_axis,
+    host_checks,
+    resolve_axis,
+)
 
 DISTANCE_CHUNK_ELEMENTS = 2**26  # nearest-neighbour search works on row blocks of at most this many distances
 STANDARDIZE_EPS = 1e-5  # jax.nn.standardize's default, as big_vision calls it
@@ -266,21 +273,11 @@ class VQ(nn.Module):
 
     # ------------------------------------------------------------------------------------------------- forward
     def _axis(self, ndim: int) -> int:
-        axis = self.channel_axis if self.channel_axis >= 0 else ndim + self.channel_axis
-        if not 0 <= axis < ndim:
-            raise ValueError(f"channel_axis={self.channel_axis} is out of range for a {ndim}-d tensor")
-        return axis
+        return resolve_axis(self.channel_axis, ndim)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantize ``z``; see the class docstring for shapes."""
-        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-            raise TypeError(f"VQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}")
-        axis = self._axis(z.ndim)
-        if z.shape[axis] != self.dim:
-            raise ValueError(
-                f"VQ input has {z.shape[axis]} channels on axis {self.channel_axis} (shape {tuple(z.shape)}), "
-                f"expected dim={self.dim}"
-            )
+        axis = checked_input_axis(z, "VQ", self.dim, self.channel_axis)
         with autocast_off(z.device.type):
             moved = z.float().movedim(axis, -1)
             x = moved.reshape(-1, self.dim)
