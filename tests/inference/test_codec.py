@@ -177,3 +177,55 @@ def test_video_files_are_read_whole_and_written_as_mp4(bundles, tmp_path):
         fsq.encode(model, tmp_path / "vfr.mkv")
     retimed = fsq.encode(model, tmp_path / "vfr.mkv", rate=10.0).codes.header
     assert retimed["rate"] == 10.0 and retimed["signal_shape"][1] == probe(tmp_path / "vfr.mkv").timeline(10.0).shape[0]
+
+
+def test_a_causal_video_model_encodes_an_image_file_as_a_one_frame_video(bundles, tmp_path, capsys):
+    """MAGVIT-v2's joint image-video tokenizer through the CLI: an image is one chunk of one frame (no padding to
+    the model's 5 frames), its codes are the first latent frame of any clip that starts with it, and it decodes
+    to a .png (to .npy as a one-frame video)."""
+    from PIL import Image
+
+    bundle = str(bundles["video"])
+    frame = torch.randint(0, 256, (8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    Image.fromarray(frame.numpy()).save(tmp_path / "in.png")
+    assert main(["encode", bundle, str(tmp_path / "in.png"), "--out", str(tmp_path / "c.npz")]) == 0
+    codes = read_codes(tmp_path / "c.npz")
+    h = codes.header
+    assert h["chunks"] == 1 and h["chunk_shape"] == [1, 8, 8] and h["grid_shape"] == [1, 4, 4]
+    assert h["signal_shape"] == [1, 1, 8, 8] and codes.codes.shape == (1, 1, 4, 4)
+    assert h["bits"] == pytest.approx(16 * math.log2(1000))  # one latent frame, not the clip's two
+    model = Tokenizer.from_pretrained(bundle)
+    rest = torch.randint(0, 256, (1, 4, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    clip = torch.cat([frame[None, None], rest], dim=1)  # (C, 5, H, W) starting with the image
+    with torch.no_grad():
+        assert torch.equal(
+            torch.from_numpy(codes.codes.astype(np.int64)), model.tokenize(to_unit(frame[None, None, None]))
+        )
+        assert torch.equal(model.tokenize(to_unit(clip[None]))[:, :1], torch.from_numpy(codes.codes.astype(np.int64)))
+    assert main(["decode", bundle, str(tmp_path / "c.npz"), "--out", str(tmp_path / "out.png")]) == 0
+    expected = _reference(model, frame[None, None, None])[0, :, 0]  # (1, 8, 8)
+    written = torch.from_numpy(np.array(Image.open(tmp_path / "out.png")))
+    assert torch.equal(written, expected[0].clamp(0, 1).mul(255).round().to(torch.uint8))
+    decoded = fsq.decode(bundle, tmp_path / "c.npz", out=tmp_path / "out.npy")
+    assert decoded.signal.shape == (1, 1, 8, 8)
+    # a clip of several frames decodes to a video file, not an image; a clip the model cannot take whole is padded
+    clip3 = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    fsq.encode(bundle, clip3.numpy(), out=tmp_path / "c3.npz")
+    assert read_codes(tmp_path / "c3.npz").header["chunk_shape"] == [5, 8, 8]
+    capsys.readouterr()
+    assert main(["decode", bundle, str(tmp_path / "c3.npz"), "--out", str(tmp_path / "bad.png")]) == 2
+    assert "an image file holds one frame" in capsys.readouterr().err and not (tmp_path / "bad.png").exists()
+
+
+def test_a_non_causal_model_does_not_take_shorter_chunks(tmp_path):
+    """Only causal video models take a shorter clip whole: codes claiming another chunk shape are refused."""
+    from fsq.inference.codec import chunk_length
+
+    torch.manual_seed(0)
+    spec = TokenizerSpec(dims=3, shape=[4, 8, 8], downsample=[[2, 2, 2]], **SMALL)
+    path = tmp_path / "plain"
+    Tokenizer(spec).eval().save_pretrained(
+        path, metadata={"config": {"stage": "tokenizer", "data": {"source": "blobs"}}}
+    )
+    model = open_model(path)
+    assert chunk_length(model, 1) == 4 and chunk_length(model, 3) == 4

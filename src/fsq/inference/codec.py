@@ -12,7 +12,11 @@ A tokenizer takes signals of exactly its input shape (:attr:`~fsq.models.autoenc
   video: frames, ``1 + 4k`` for a causal 4x temporal model such as 17), each encoded on its own, as the model was
   trained: a causal video model encodes the first frame of every chunk as an image, then the rest. The last chunk
   is padded (audio with silence, ``0.5``; video by repeating its last frame) and the decoder drops the padding.
-  Video frames must have the model's height and width (refused otherwise, naming them).
+  Video frames must have the model's height and width (refused otherwise, naming them). A **causal** video model
+  also encodes, as one chunk of exactly its own length, a signal of ``1 + f*k`` frames up to the model's length
+  (``f`` its time factor): one frame is an image, a one-frame video, whose codes are the first frame's of a clip
+  (MAGVIT-v2's joint image-video tokenizer); :func:`encode_file` reads an image file for such a model as that,
+  and :func:`decode_file` writes a one-frame decode to an image file (``.png``) when asked.
 
 Chunks go through the model ``batch_size`` at a time (encode and decode alike; default :func:`batch_size_of`:
 as many as hold 4M signal values, 1 to 64): a convolution's floating-point result can depend on the batch it runs
@@ -38,8 +42,8 @@ import torch
 
 from fsq import hub, rundir
 from fsq.config import TokenizerExperiment, read_run_config
-from fsq.data.media import check_output, read_signal, write_signal
-from fsq.data.signals import SignalKind, kind_of_dims, resample_time, to_unit
+from fsq.data.media import IMAGE_FILES, WRITES, check_output, read_signal, write_signal
+from fsq.data.signals import IMAGE, SignalKind, kind_of_dims, resample_time, to_unit
 from fsq.data.synthetic_signals import RATES
 from fsq.inference.codes import (
     FORMAT,
@@ -200,6 +204,22 @@ def chunks_of(signal: torch.Tensor, kind: SignalKind, length: int) -> torch.Tens
     return signal.reshape(signal.shape[0], n, length, *signal.shape[2:]).transpose(0, 1).contiguous()
 
 
+def chunk_length(model: CodecModel, frames: int) -> int:
+    """The frames (samples) per chunk for a timed signal of ``frames``: the model's length, or for a causal video
+    model a shorter signal's own length when the model takes it (``1 + f*k`` frames; 1: an image)."""
+    spec = model.tokenizer.spec
+    length = model.input_shape[0]
+    if model.kind.dims == 3 and spec.causal and frames < length and spec.accepts_frames(frames):
+        return frames
+    return length
+
+
+def chunk_grid(model: CodecModel, length: int) -> tuple[int, ...]:
+    """The token grid of one chunk of ``length`` frames (samples); the model's grid at its own length."""
+    spec = model.tokenizer.spec
+    return tuple(spec.grid_shape) if length == model.input_shape[0] else tuple(spec.stage_shapes(length)[-1])
+
+
 def _rate_for(
     model: CodecModel, name: str, file_rate: float | None, rate: float | None, resample: bool
 ) -> tuple[float | None, float | None]:
@@ -241,7 +261,8 @@ def encode(
     _check_signal(model, signal, name)
     batch_size = batch_size or batch_size_of(model)
     kind, spec, tokenizer = model.kind, model.tokenizer.spec, model.tokenizer
-    chunks = chunks_of(signal, kind, model.input_shape[0]) if kind.timed else signal[None]
+    length = chunk_length(model, int(signal.shape[1])) if kind.timed else None
+    chunks = chunks_of(signal, kind, length) if length is not None else signal[None]
     start = time.perf_counter()
     parts = []
     with torch.inference_mode():
@@ -255,9 +276,10 @@ def encode(
     quantizer = tokenizer.quantizer
     per_token = family_of(quantizer).indices_per_token(quantizer)
     sizes = [int(tokenizer.codebook_size)] * per_token
-    grid = list(spec.grid_shape)
+    grid = list(chunk_grid(model, length)) if length is not None else list(spec.grid_shape)
     positions = math.prod(grid)
     bits = bits_per_token(sizes)
+    chunk_shape = [length, *model.input_shape[1:]] if length is not None else list(model.input_shape)
     length = int(signal.shape[1]) if kind.timed else None
     header: dict[str, Any] = {
         "format": FORMAT,
@@ -268,7 +290,7 @@ def encode(
         "rate": have,
         "rate_unit": kind.rate_unit,
         "duration_s": length / have if length is not None and have else None,
-        "chunk_shape": list(model.input_shape),
+        "chunk_shape": chunk_shape,
         "chunks": int(chunks.shape[0]),
         "grid_shape": grid,
         "quantizer": {
@@ -283,7 +305,7 @@ def encode(
         "origin": model.origin,
     }
     if kind.timed and have:
-        header["tokens_per_second"] = positions * have / model.input_shape[0]
+        header["tokens_per_second"] = positions * have / chunk_shape[0]
         header["bitrate"], header["bitrate_unit"] = header["tokens_per_second"] * bits, "bits/s"
     else:
         header["bitrate"], header["bitrate_unit"] = positions * bits, "bits/image" if not kind.timed else "bits/chunk"
@@ -319,10 +341,22 @@ def check_model(model: CodecModel, codes: Codes, name: str) -> None:
         )
     quantizer = model.tokenizer.quantizer
     per_token = family_of(quantizer).indices_per_token(quantizer)
+    chunk = h.get("chunk_shape")
+    own = list(model.input_shape)
+    if not (
+        model.kind.timed
+        and isinstance(chunk, list)
+        and len(chunk) == len(own)
+        and isinstance(chunk[0], int)
+        and chunk[1:] == own[1:]
+        and chunk_length(model, chunk[0]) == chunk[0]
+    ):
+        chunk = own  # the only chunk shape the model takes
+    grid = chunk_grid(model, chunk[0]) if model.kind.timed else model.tokenizer.spec.grid_shape
     expected = {
         "kind": model.kind.name,
-        "chunk_shape": list(model.input_shape),
-        "grid_shape": list(model.tokenizer.spec.grid_shape),
+        "chunk_shape": chunk,
+        "grid_shape": list(grid),
         "codebook_sizes": [int(model.tokenizer.codebook_size)] * per_token,
     }
     found = {
@@ -333,10 +367,8 @@ def check_model(model: CodecModel, codes: Codes, name: str) -> None:
     if wrong:
         raise ValueError(f"{name}: its header disagrees with the model whose fingerprint it bears: {'; '.join(wrong)}")
     shape = h["signal_shape"]
-    if len(shape) != 1 + model.kind.dims or (
-        model.kind.timed and not 0 < shape[1] <= h["chunks"] * model.input_shape[0]
-    ):
-        raise ValueError(f"{name}: signal_shape {shape} does not fit {h['chunks']} chunk(s) of {model.input_shape}")
+    if len(shape) != 1 + model.kind.dims or (model.kind.timed and not 0 < shape[1] <= h["chunks"] * chunk[0]):
+        raise ValueError(f"{name}: signal_shape {shape} does not fit {h['chunks']} chunk(s) of {tuple(chunk)}")
 
 
 def decode(model: CodecModel, codes: Codes, *, name: str = "the codes", batch_size: int | None = None) -> Decoded:
@@ -377,7 +409,12 @@ def encode_file(
     if out is not None:
         check_codes_path(out)
     retime = rate if model.kind.name == "video" else None  # a variable-rate video file: retimed to it
-    signal, file_rate = read_signal(path, model.kind, model.tokenizer.spec.in_channels, retime=retime)
+    channels = model.tokenizer.spec.in_channels
+    if takes_images(model) and Path(path).suffix.lower() in IMAGE_FILES:  # an image: a one-frame video
+        image, file_rate = read_signal(path, IMAGE, channels)
+        signal = image[:, None]
+    else:
+        signal, file_rate = read_signal(path, model.kind, channels, retime=retime)
     have, _ = _rate_for(model, str(path), file_rate, rate, resample)
     encoded = encode(model, signal, rate=have, name=str(path), resample=resample, batch_size=batch_size)
     if out is not None:
@@ -385,14 +422,37 @@ def encode_file(
     return encoded
 
 
+def takes_images(model: CodecModel) -> bool:
+    """Whether ``model`` is a causal video model, which encodes an image as a one-frame video."""
+    spec = model.tokenizer.spec
+    return model.kind.dims == 3 and spec.causal and spec.accepts_frames(1)
+
+
 def decode_file(
     model: CodecModel, path: str | Path, out: str | Path | None = None, *, batch_size: int | None = None
 ) -> Decoded:
-    """Decode the codes file ``path`` and write the signal to ``out`` when given (its extension picks the format)."""
+    """Decode the codes file ``path`` and write the signal to ``out`` when given (its extension picks the format;
+    a one-frame video decoded by a causal video model may be written as an image, ``.png``)."""
     codes = read_codes(path)
-    if out is not None:  # a wrong output format is refused before the work
+    shape = codes.header.get("signal_shape")
+    as_image = (
+        out is not None
+        and takes_images(model)
+        and Path(out).suffix.lower() in WRITES["image"]
+        and Path(out).suffix.lower() not in WRITES["video"]
+    )
+    if as_image and not (isinstance(shape, list) and len(shape) == 4 and shape[1] == 1):
+        frames = shape[1] if isinstance(shape, list) and len(shape) > 1 else "?"
+        raise ValueError(
+            f"{out}: an image file holds one frame, but {path} holds {frames} frames: write "
+            f"{', '.join(WRITES['video'])}"
+        )
+    if out is not None and not as_image:  # a wrong output format is refused before the work
         check_output(out, model.kind)
     decoded = decode(model, codes, name=str(path), batch_size=batch_size)
     if out is not None:
-        write_signal(out, decoded.signal, decoded.kind, decoded.rate)
+        if as_image:
+            write_signal(out, decoded.signal[:, 0], IMAGE, None)
+        else:
+            write_signal(out, decoded.signal, decoded.kind, decoded.rate)
     return decoded
