@@ -85,6 +85,33 @@ def test_configs_list_shows_every_shipped_file(capsys):
     assert "tokenizer/" not in capsys.readouterr().out
 
 
+def test_a_summary_is_a_whole_block_never_a_wrapped_fragment(tmp_path):
+    from fsq.config.names import _summary
+
+    wrapped = tmp_path / "wrapped.yaml"
+    wrapped.write_text(
+        "# Command: fsq train tokenizer wrapped\n"
+        "# Expected: a 1-D codec of synthetic speech (espeak-ng\n"
+        "# voices, 16 kHz), hop 160.\n"
+        "# Measured (shared CPU): 10 min.\n"
+        "stage: tokenizer\n"
+    )
+    assert _summary(wrapped) == "A 1-D codec of synthetic speech (espeak-ng voices, 16 kHz), hop 160."
+    measured = tmp_path / "measured.yaml"
+    measured.write_text(
+        "# Command: fsq train tokenizer measured\n"
+        "# Expected: not run here; a smoke run\n"
+        "# took 3 s.\n"
+        "# The starting point for your own\n"
+        "# images at 256 px.\n"
+        "stage: tokenizer\n"
+    )
+    assert _summary(measured) == "The starting point for your own images at 256 px."
+    only = tmp_path / "only.yaml"
+    only.write_text("# Command: fsq x\n# Expected: 2-core CPU, 4 min\n# (eval 40 s).\nstage: tokenizer\n")
+    assert _summary(only) == "2-core CPU, 4 min (eval 40 s)."
+
+
 def test_configs_copy_never_overwrites(tmp_path, capsys):
     assert main(["configs", "copy", "--stage", "tokenizer", "fsq_mnist", str(tmp_path)]) == 0
     copied = tmp_path / "fsq_mnist.yaml"

@@ -47,12 +47,29 @@ class ShippedConfig:
 
 
 def _summary(path: Path) -> str:
-    """The first comment line that describes the file: past the ``# Command:`` and ``# Expected:`` headers when
-    the header has more (presets), else the ``Expected:`` line (what was measured)."""
-    comments = [line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")]
-    plain = [c for c in comments if not c.startswith(("Command:", "Expected:"))]
-    expected = [c for c in comments if c.startswith("Expected:")]
-    return (plain or expected or comments or [""])[0]
+    """What the file is, from its leading comments, which form blocks: a ``Command:`` or ``Expected:`` line, or any
+    line that starts with a capital letter, begins one; a line starting otherwise (lower case, a digit, a bracket)
+    continues the block above (a sentence wrapped over lines). The summary is the ``Expected:`` block when it
+    describes the config (it starts with "a", "an" or "the"), else the first other block past the ``Command:``
+    (presets, starting points), else the ``Expected:`` block (what was measured); whole blocks, never a fragment."""
+    blocks: list[str] = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            continue
+        text = line.lstrip("#").strip()
+        if not text:
+            continue
+        if blocks and not text[0].isupper():
+            blocks[-1] += " " + text
+        else:
+            blocks.append(text)
+    expected = [b.removeprefix("Expected:").strip() for b in blocks if b.startswith("Expected:")]
+    plain = [b for b in blocks if not b.startswith(("Command:", "Expected:"))]
+    if expected and expected[0].lower().startswith(("a ", "an ", "the ")):
+        summary = expected[0]
+    else:
+        summary = (plain or expected or blocks or [""])[0]
+    return summary[:1].upper() + summary[1:]
 
 
 def shipped_configs() -> list[ShippedConfig]:
