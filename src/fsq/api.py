@@ -54,7 +54,7 @@ def train(
     """
     from fsq import app
     from fsq.config import ConfigError, with_overrides
-    from fsq.distributed import teardown
+    from fsq.distributed import process_group
 
     if len(configs) == 1 and not isinstance(configs[0], (str, Path)):
         cfg = with_overrides(configs[0], list(overrides))
@@ -62,10 +62,8 @@ def train(
             raise ConfigError(f"the config is a {cfg.stage!r} config, not a {stage!r} one")
     else:
         cfg = load(*configs, overrides=overrides, stage=stage)
-    try:
+    with process_group():
         return app.train(cfg, Path(run_dir) if run_dir is not None else default_run_dir(cfg))
-    finally:
-        teardown()
 
 
 def evaluate(run_dir: str | Path, overrides: Sequence[str] = (), fid_samples: int | None = None) -> dict[str, Any]:
@@ -73,13 +71,11 @@ def evaluate(run_dir: str | Path, overrides: Sequence[str] = (), fid_samples: in
 
     ``overrides`` may change ``eval.*`` settings; ``fid_samples`` is ``eval.fid_samples``."""
     from fsq import app
-    from fsq.distributed import teardown
+    from fsq.distributed import process_group
 
     extra = [f"eval.fid_samples={fid_samples}"] if fid_samples is not None else []
-    try:
+    with process_group():
         return app.evaluate(run_dir, [*overrides, *extra])
-    finally:
-        teardown()
 
 
 def encode(

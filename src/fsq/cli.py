@@ -72,15 +72,13 @@ def _report(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from fsq import app
     from fsq.config import load_config, resolve_configs, schema_for
-    from fsq.distributed import teardown
+    from fsq.distributed import process_group
 
     files, overrides = _split_configs(args.items)
     cfg: Any = load_config(schema_for(args.stage), resolve_configs(files, args.stage), overrides)
     run_dir = Path(args.run_dir or Path("runs") / cfg.name)
-    try:
+    with process_group():  # under torchrun: destroyed before exit, every rank done
         result = app.train(cfg, run_dir)
-    finally:
-        teardown()  # under torchrun: destroy the process group before exit
     if result.get("eval") and _is_main():
         _print_results(result["eval"])
     if _is_main():
@@ -115,13 +113,11 @@ def _print_results(results: dict[str, Any], indent: str = "  ") -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from fsq import app, rundir
-    from fsq.distributed import teardown
+    from fsq.distributed import process_group
 
     overrides = [f"eval.fid_samples={args.fid_samples}"] if args.fid_samples is not None else []
-    try:
+    with process_group():
         results = app.evaluate(args.run_dir, overrides)
-    finally:
-        teardown()
     if _is_main():
         _print_results(results)
         print(f"wrote {rundir.eval_path(args.run_dir, results['step'])}")

@@ -131,6 +131,21 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def process_group() -> Iterator[None]:
+    """Destroys the process group (under torchrun) when the block ends. On a clean end every rank first waits for
+    the others: a rank that destroyed the group and exited while another still ran its last work (rank 0 writing
+    the run dir) could abort that one inside gloo ("terminate called without an active exception"). On an error
+    the group is destroyed at once (the other ranks stop at their next collective's timeout)."""
+    try:
+        yield
+    except BaseException:
+        teardown()
+        raise
+    barrier()
+    teardown()
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -1,0 +1,51 @@
+"""The process group's end under torchrun (``fsq.distributed.process_group``): on a clean end no rank leaves
+before the others are done (a rank that destroyed the group and exited while rank 0 still wrote its run dir could
+abort it inside gloo); on an error the group is destroyed at once and the error goes on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fsq import distributed
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from fsq import distributed
+
+    out = Path(sys.argv[1])
+    info = distributed.setup("cpu")
+    with distributed.process_group():
+        if info.rank == 0:
+            time.sleep(1.5)  # rank 0's last work (writing the run dir), long after rank 1 is done
+            (out / "rank0_done").write_text(repr(time.time()))
+    (out / f"rank{info.rank}_left").write_text(repr(time.time()))
+    """
+)
+
+
+def test_a_clean_end_waits_for_every_rank(tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text(SCRIPT)
+    src = Path(__file__).parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    run = subprocess.run([*command, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    done = float((tmp_path / "rank0_done").read_text())
+    assert float((tmp_path / "rank1_left").read_text()) >= done  # rank 1 waited for rank 0's last work
+
+
+def test_outside_torchrun_the_block_runs_and_errors_go_on():
+    with distributed.process_group():
+        value = 1 + 1
+    assert value == 2
+    with pytest.raises(KeyError, match="boom"), distributed.process_group():
+        raise KeyError("boom")
