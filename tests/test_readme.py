@@ -59,3 +59,18 @@ def test_the_maintainer_readme_command_is_not_in_help(capsys):
     listing = capsys.readouterr().out
     assert "readme" not in listing and "train" in listing
     assert main(["readme", "--check", str(Path(__file__).parents[1] / "README.md")]) == 0  # still there
+
+
+def test_readme_video_tokenizer_numbers_come_from_the_shipped_card():
+    """The video bundle's README row is generated from its eval.json: per-frame PSNR beside the naive codec's."""
+    import json
+
+    from fsq.studies.readme import card_table
+
+    path = Path(__file__).parents[1] / "src/fsq/pretrained/moving-mnist-fsq/eval.json"
+    evaluation = json.loads(path.read_text())
+    row = card_table(evaluation, "moving-mnist-fsq")
+    assert f"| {evaluation['psnr']:.2f} |" in row and f"| {evaluation['naive']['psnr']:.2f} |" in row
+    assert "(256 clips)" in row and "naive codec PSNR dB (equal bits)" in row
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"<!-- fsq:card src/fsq/pretrained/moving-mnist-fsq/eval.json -->\n{row}\n<!-- /fsq -->" in text

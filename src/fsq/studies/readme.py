@@ -74,8 +74,11 @@ def update(markdown: str | Path, check: bool = False) -> list[str]:
 
 
 def card_table(evaluation: dict, model: str) -> str:
-    """A tokenizer bundle's evaluation (its ``eval.json``) as one Markdown table row under its header."""
+    """A tokenizer bundle's evaluation (its ``eval.json``) as one Markdown table row under its header (video
+    tokenizers: :func:`video_card_table`)."""
     e = evaluation
+    if e.get("signal") == "video":
+        return video_card_table(e, model)
     fid = f"{e['rfid']:.1f} ({e['fid_samples']} samples)" if e.get("rfid") is not None else "-"
     cells = [
         f"`{model}` ({e['quantizer'].upper()} {e.get('levels') or e['codebook_size']})",
@@ -88,4 +91,34 @@ def card_table(evaluation: dict, model: str) -> str:
         f"{e['parameters']['total']:,}",
     ]
     head = ["model", "evaluated on", "PSNR dB", "SSIM", "codes used", "perplexity", "rFID", "parameters"]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])
+
+
+def video_card_table(evaluation: dict, model: str) -> str:
+    """A video tokenizer bundle's evaluation: per-frame PSNR and SSIM, temporal PSNR (of frame differences), and the
+    naive codec's PSNR at the same bits per clip on the same clips."""
+    e = evaluation
+    naive = e.get("naive") or {}
+    cells = [
+        f"`{model}` ({e['quantizer'].upper()} {e.get('levels') or e['codebook_size']})",
+        f"{e['source']} `{e['split']}` ({e['num_samples']:,} clips), step {e['step']}",
+        f"{e['bits_per_clip']:,.0f}",
+        f"{e['psnr']:.2f}",
+        f"{e['ssim']:.3f}",
+        f"{e['temporal_psnr']:.2f}",
+        f"{naive['psnr']:.2f}" if "psnr" in naive else "-",
+        f"{e['codes_used']} / {e['codebook_size']} ({e['usage']:.1%})",
+        f"{e['parameters']['total']:,}",
+    ]
+    head = [
+        "model",
+        "evaluated on",
+        "bits per clip",
+        "PSNR dB (per frame)",
+        "SSIM",
+        "temporal PSNR dB",
+        "naive codec PSNR dB (equal bits)",
+        "codes used",
+        "parameters",
+    ]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])
