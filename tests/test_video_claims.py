@@ -73,6 +73,19 @@ def test_plan_names_runs_and_rejects_bad_input():
         plan("blobs", "quick", [0, 0], [])
 
 
+def test_tasks_tokenizers_leaves_out_stage2_and_bad_tasks_are_refused(tmp_path):
+    from fsq.studies.video import run
+
+    full = [entry["role"] for entry, _ in plan("moving_mnist", "quick", [0], [])]
+    assert full.count("stage2") == 3
+    stage1 = [entry["role"] for entry, _ in plan("moving_mnist", "quick", [0], [], stage2=False)]
+    assert stage1 == ["video", "video", "video", "frames"]
+    for tasks in (["stage2"], ["tokenizers", "samples"]):
+        with pytest.raises(ValueError, match="--tasks are tokenizers"):
+            run("video", tmp_path, overrides=[], options={"preset": "quick", "tasks": tasks})
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
 @pytest.mark.parametrize("data", ["blobs", "moving_mnist"])
 def test_the_per_frame_config_spends_nearly_the_video_configs_bits_per_clip(data):
     """The study's two configs of a source: the per-frame image tokenizer within 99-100% of the video tokenizer's

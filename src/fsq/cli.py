@@ -311,7 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument(
         "--runs", nargs="+", help="codec: tokenizer run dirs trained elsewhere, measured beside the anchors"
     )
-    study.add_argument("--tasks", nargs="+", help="uvim: tasks to run (default depth colorization panoptic)")
+    study.add_argument(
+        "--tasks",
+        nargs="+",
+        help="uvim: tasks to run (default depth colorization panoptic); video: tokenizers [stage2] (default both)",
+    )
     study.add_argument(
         "--seeds",
         nargs="+",

@@ -117,10 +117,16 @@ JUDGED_SAMPLES = {"cpu": 100, "quick": 10}  # sampled clips judged per MaskGIT (
 
 
 def plan(
-    data: str, preset: str, seeds: Sequence[int], overrides: Sequence[str], out_dir: Path = Path(".")
+    data: str,
+    preset: str,
+    seeds: Sequence[int],
+    overrides: Sequence[str],
+    out_dir: Path = Path("."),
+    stage2: bool = True,
 ) -> list[tuple[dict[str, Any], Any]]:
     """(study.json entry, config) of every run: per seed the video tokenizer of each quantizer, then the per-frame
-    image tokenizer, then (sources in :data:`STAGE2`) a class-conditional video MaskGIT per video tokenizer."""
+    image tokenizer, then (sources in :data:`STAGE2`, unless ``stage2`` is false) a class-conditional video MaskGIT
+    per video tokenizer."""
     if data not in SOURCES:
         raise ValueError(f"the video study runs on {sorted(SOURCES)}, not {data!r} (--data)")
     if preset not in PRESETS:
@@ -150,7 +156,7 @@ def plan(
         )
         entry = {"name": name, "label": "per-frame FSQ", "role": "frames", "seed": seed, "run_dir": f"runs/{name}"}
         out.append((entry, cfg))
-        if data in STAGE2:
+        if stage2 and data in STAGE2:
             stage2_path = config_path(STAGE2[data], MaskGITExperiment.stage)
             for label in QUANTIZERS:
                 name, tokenizer = f"maskgit_{label.lower()}_s{seed}", f"runs/video_{label.lower()}_s{seed}"
@@ -242,15 +248,17 @@ def run_video_study(
     preset: str = "cpu",
     seeds: Sequence[int] | None = None,
     overrides: Sequence[str] = (),
+    stage2: bool = True,
     log=print,
 ) -> Path:
-    """Train (or reuse) every run, evaluate the per-frame tokenizer on the video clips, write ``report.md``."""
+    """Train (or reuse) every run, evaluate the per-frame tokenizer on the video clips, write ``report.md``;
+    ``stage2=False`` leaves out the MaskGIT runs (Stage I only: the tokenizers and their baselines)."""
     from fsq import app  # training needs torch; the report does not
 
     clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(DEFAULT_SEEDS[preset] if seeds is None and preset in DEFAULT_SEEDS else seeds or [0])
-    runs = plan(data, preset, seeds, overrides, out_dir)
+    runs = plan(data, preset, seeds, overrides, out_dir, stage2)
     previous = read_study(out_dir).get("timing") if (out_dir / "study.json").is_file() else None
     study: dict[str, Any] = {
         "kind": "video",
@@ -361,15 +369,27 @@ def write_report(study_dir: str | Path) -> Path:
     return finish_report(study_dir, lines, missing)
 
 
+TASKS = ("tokenizers", "stage2")
+
+
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
-    """``fsq study video [--data moving_mnist|blobs] [--preset cpu|quick] [--seeds ...] [key=value ...]``
-    (``--data mnist``, the CLI's default, means ``moving_mnist``)."""
+    """``fsq study video [--data moving_mnist|blobs] [--preset cpu|quick] [--seeds ...] [--tasks tokenizers
+    [stage2]] [key=value ...]`` (``--data mnist``, the CLI's default, means ``moving_mnist``; ``--tasks
+    tokenizers`` runs Stage I alone: at the MaskGIT config's size, 1280-token sequences in batches of 64, Stage II
+    is a GPU job)."""
     data = options.get("data")
     preset = options.get("preset") or "cpu"
+    tasks = list(options.get("tasks") or TASKS)
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown or "tokenizers" not in tasks:
+        raise ValueError(
+            f"the video study's --tasks are tokenizers (always) and stage2 (the MaskGIT runs), got {tasks}"
+        )
     return run_video_study(
         out_dir,
         data=DEFAULT_SOURCE if data in (None, "mnist") else data,
         preset=preset,
         seeds=options.get("seeds"),
         overrides=overrides,
+        stage2="stage2" in tasks,
     )
