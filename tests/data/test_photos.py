@@ -73,6 +73,20 @@ def test_crops_are_deterministic_and_differ_across_seeds_and_splits():
     assert a.images.float().std() > 20  # real content, not blank patches
 
 
+def test_val_is_other_crops_of_the_training_photos(monkeypatch):
+    """The val split (for tuning) never sees a test photo: its crops are cut from the training photos with its own
+    seed; given the training seed instead it cuts exactly the training crops."""
+    val = _load_or_skip("val", num_crops=200, seed=0)
+    assert val.split == "val" and val.images.shape == (200, 3, 32, 32)
+    assert torch.equal(val.images, load_images("photos", "val", num_crops=200, seed=0).images)
+    train = load_images("photos", "train", num_crops=200, seed=0)
+    assert not torch.equal(val.images, train.images)
+    own = photos.split_seed
+    monkeypatch.setattr(photos, "split_seed", lambda seed, split: own(seed, "train" if split == "val" else split))
+    assert torch.equal(load_images("photos", "val", num_crops=200, seed=0).images, train.images)
+    assert len(load_images("photos", "val", limit=3)) == 3
+
+
 def test_crop_size_channels_and_default_count():
     big = _load_or_skip("test", image_size=48, num_crops=20, channels=1)
     assert big.images.shape == (20, 1, 48, 48)

@@ -30,7 +30,7 @@ PHOTO_TASKS = ("colorization",)
 # photo splits beyond the source's own: name -> (source split the crops come from, seed offset)
 PHOTO_EXTRA_SPLITS = {"val": ("train", 2)}
 PHOTO_SPLITS = ("train", "val", "test")
-assert set(PHOTO_SPLITS) == {*SOURCE_SPLITS["photos"], *PHOTO_EXTRA_SPLITS}
+assert set(PHOTO_SPLITS) == set(SOURCE_SPLITS["photos"])  # val is the colorization's own (PHOTO_EXTRA_SPLITS)
 REFERENCE_SEED_OFFSET = 3  # colorization_reference: crops of the training photos with seed + 3
 
 

@@ -10,7 +10,10 @@ Where the photos come from (found on disk, no package is imported):
 - optionally Debian's ``mate-backgrounds`` nature photos, ``/usr/share/backgrounds/mate/nature/*.jpg``.
 
 Split, fixed and independent of which other packages are installed: within each group, in sorted name order,
-every 5th photo (positions 0, 5, 10, ...) is ``test``, the rest ``train``. Crops never mix the two.
+every 5th photo (positions 0, 5, 10, ...) is ``test``, the rest ``train``. Crops never mix the two. The ``val``
+split, for tuning, is other random crops of the ``train`` photos (its own seed, ``split_seed(seed, "val")``): it
+never sees a test photo, but shares photos with training, so it measures fit to new crops, not to new photos
+(there are too few photos to hold out a third set).
 
 Crops: each photo is first reduced to a small pyramid whose short sides are ``4, 6, 8`` times the crop size
 (area averaging with PIL's box filter; a photo is never enlarged beyond its own short side, nor below the crop
@@ -45,6 +48,7 @@ SKIMAGE_PHOTOS = (
 )
 SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
 MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
+VAL_FROM = "train"  # the photos the val crops are cut from
 TEST_EVERY = 5  # within each group, sorted positions 0, 5, 10, ... are the test split
 SCALES = (4, 6, 8)  # pyramid short sides, in multiples of the crop size
 

@@ -52,7 +52,7 @@ SOURCES = ("mnist", "fashion", "photos", "speech", "videos")
 SPLITS = {
     "mnist": ("train", "val", "test"),
     "fashion": ("train", "val", "test"),
-    "photos": ("train", "test"),
+    "photos": ("train", "val", "test"),  # val: other crops of the training photos (photos.VAL_FROM)
     "speech": speech.SPLITS,
     "videos": videos.SPLITS,
 }
@@ -396,9 +396,10 @@ def _load_photos(
     if num < 1:
         raise ValueError(f"num_crops must be a positive number of crops, got {num_crops!r}")
     entries = _read_manifest("photos", folder).get("files", [])
-    chosen = [e for e in entries if e.get("split") == split]
+    photo_split = photos.VAL_FROM if split == "val" else split  # val: the training photos, its own crops
+    chosen = [e for e in entries if e.get("split") == photo_split]
     if not chosen:
-        raise _corrupt("photos", folder, f"{MANIFEST} lists no {split} photos")
+        raise _corrupt("photos", folder, f"{MANIFEST} lists no {photo_split} photos")
     pyramids = []
     for entry in chosen:
         path = _check_file("photos", folder, entry["name"], entry["sha256"], entry["size"])
