@@ -221,6 +221,8 @@ def describe_codes(header: dict[str, Any], where: Any) -> str:
         if header["bitrate_unit"] == "bits/s"
         else f"{bitrate:g} {header['bitrate_unit']}"
     )
+    if header["kind"] == "video" and header["signal_shape"][1] == 1:  # an image through a causal video model
+        amount = f"{header['bits']:.6g} bits (an image as a one-frame video)"
     return (
         f"{where}: {header['kind']} {shape}{rate}{duration} as {header['chunks']} chunk(s) of {grid} tokens "
         f"({header['quantizer']['description']}, {header['bits_per_token']:.4g} bits per token): {amount}"
@@ -232,7 +234,11 @@ def _decode(args: argparse.Namespace) -> int:
 
     model = open_model(args.model, args.device)
     decoded = decode_file(model, args.codes, args.out)
-    print(f"wrote {args.out}: {decoded.kind.name} {'x'.join(map(str, decoded.signal.shape))}")
+    shape = tuple(decoded.signal.shape)
+    if decoded.kind.name == "video" and shape[1] == 1 and Path(args.out).suffix.lower() == ".png":
+        print(f"wrote {args.out}: image {shape[0]}x{shape[2]}x{shape[3]} (a one-frame video)")
+    else:
+        print(f"wrote {args.out}: {decoded.kind.name} {'x'.join(map(str, shape))}")
     if decoded.real_time_factor is not None:
         rtf = decoded.real_time_factor
         print(f"real-time factor {rtf:.3g}x (seconds of signal per second of compute; decode, one pass)")

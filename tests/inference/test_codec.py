@@ -188,7 +188,9 @@ def test_a_causal_video_model_encodes_an_image_file_as_a_one_frame_video(bundles
     bundle = str(bundles["video"])
     frame = torch.randint(0, 256, (8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
     Image.fromarray(frame.numpy()).save(tmp_path / "in.png")
+    capsys.readouterr()
     assert main(["encode", bundle, str(tmp_path / "in.png"), "--out", str(tmp_path / "c.npz")]) == 0
+    assert f"{16 * math.log2(1000):.6g} bits (an image as a one-frame video)" in capsys.readouterr().out
     codes = read_codes(tmp_path / "c.npz")
     h = codes.header
     assert h["chunks"] == 1 and h["chunk_shape"] == [1, 8, 8] and h["grid_shape"] == [1, 4, 4]
@@ -203,6 +205,7 @@ def test_a_causal_video_model_encodes_an_image_file_as_a_one_frame_video(bundles
         )
         assert torch.equal(model.tokenize(to_unit(clip[None]))[:, :1], torch.from_numpy(codes.codes.astype(np.int64)))
     assert main(["decode", bundle, str(tmp_path / "c.npz"), "--out", str(tmp_path / "out.png")]) == 0
+    assert "out.png: image 1x8x8 (a one-frame video)" in capsys.readouterr().out
     expected = _reference(model, frame[None, None, None])[0, :, 0]  # (1, 8, 8)
     written = torch.from_numpy(np.array(Image.open(tmp_path / "out.png")))
     assert torch.equal(written, expected[0].clamp(0, 1).mul(255).round().to(torch.uint8))
