@@ -77,6 +77,39 @@ def test_a_run_above_every_anchor_says_so_and_one_seed_is_marked():
     assert "**yes (single seed)**" in lines[0] and "**yes (single seed)**" in lines[1]
 
 
+def test_a_residual_run_has_a_row_per_depth_compared_at_its_own_bitrate():
+    from fsq.studies.codec_report import depth_rows, run_row
+
+    run = {"name": "speech", "label": "FSQ speech", "seed": 0, "clips": "c"}
+    result = {
+        "bits_per_second": 3720.0,
+        "mel_distance": 5.0,
+        "stoi": 0.9,
+        "codes_used": 100,
+        "codebook_size": 390625,
+        "depths": [{"depth": 1, "bits_per_second": 1860.0, "mel_distance": 7.0, "stoi": 0.8}],
+    }
+    rows = [run_row(run, result), *depth_rows(run, result)]
+    assert [r["name"] for r in rows] == ["speech", "speech@depth1"]
+    assert rows[1]["label"] == "FSQ speech, depth 1" and rows[1]["bits_per_second"] == 1860.0
+    assert rows[1]["mel_distance"] == 7.0 and rows[1]["depth"] == 1
+    anchors = [
+        _anchor("codec2-2400", 2400, mel_distance=7.5, stoi=0.85),
+        _anchor("opus-6k", 6000, mel_distance=4.0, stoi=0.95),
+        {**_anchor("silence", 0, mel_distance=30.0, stoi=0.1), "bits_per_second": 0.0},
+    ]
+    lines = claims(rows + anchors)
+    depth1 = [line for line in lines if line.startswith("FSQ speech, depth 1 ")]
+    assert any(
+        "beats codec2-2400" in line and "mel distance" in line and "**yes (single seed)**" in line for line in depth1
+    )
+    assert any("beats codec2-2400" in line and "STOI" in line and "**no (single seed)**" in line for line in depth1)
+    full = [line for line in lines if line.startswith("FSQ speech (")]
+    assert full and all("opus-6k" in line for line in full)  # 3720 bits/s: Opus is the anchor at or above it
+    assert not any("beats silence" in line for line in lines)  # 0 bits/s: never the equal-bitrate anchor
+    assert "| silence | 0 (file 100) |" in markdown_table(rows + anchors)
+
+
 def test_the_report_imports_no_torch():
     code = "import sys; sys.modules['torch'] = None\nimport fsq.studies.codec, fsq.studies.codec_report\n"
     subprocess.run([sys.executable, "-c", code], check=True)
