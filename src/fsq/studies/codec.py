@@ -217,6 +217,16 @@ def write_report(study_dir: str | Path) -> Path:
         "log-mel L1; STFT distance: spectral convergence + log magnitude (Parallel WaveGAN). Codec2 is narrowband "
         "(8 kHz): every metric at 16 kHz counts the band it drops.",
         "",
+        *(
+            [
+                "`silence` is the trivial baseline (every clip decoded as silence, 0 bits/s): a metric on which it "
+                "comes near a codec says little about that codec. SI-SNR gives it 0 dB (a silent estimate has no "
+                "projection and no residual), above Codec2's: SI-SNR judges waveform coherence, not quality.",
+                "",
+            ]
+            if any(r["name"] == "silence" for r in rows)
+            else []
+        ),
         "## Claims, measured",
         "",
         *[f"- {line}" for line in claims(rows)],

@@ -49,6 +49,7 @@ def run_row(run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         "codebook_size": result.get("codebook_size"),
         "num_samples": result.get("num_samples"),
         "step": result.get("step"),
+        "depth": result.get("depth"),  # a residual run decoded from its first stages only (None: all of them)
     }
 
 
@@ -59,7 +60,7 @@ def depth_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, An
     for entry in result.get("depths") or []:
         k = entry["depth"]
         own = {**run, "name": f"{run['name']}@depth{k}", "label": f"{run['label']}, depth {k}"}
-        rows.append({**run_row(own, {**result, **entry}), "depth": k})
+        rows.append(run_row(own, {**result, **entry}))
     return rows
 
 
@@ -82,6 +83,7 @@ def anchor_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
                 "codebook_size": None,
                 "num_samples": result.get("num_samples"),
                 "step": result.get("step"),
+                "depth": None,
             }
         )
     return rows
