@@ -69,7 +69,15 @@ def test_readme_block_renders_a_benchmark_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["data.json", "data_scaling.json", "audio_data.json", "audio_anchors.json", "video_data.json"]
+    "name",
+    [
+        "data.json",
+        "data_scaling.json",
+        "audio_data.json",
+        "audio_anchors.json",
+        "video_data.json",
+        "speech_codec_speed.json",
+    ],
 )
 def test_published_benchmark_results_render(name):
     path = ROOT / "benchmarks" / "results" / name

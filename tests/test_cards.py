@@ -32,3 +32,11 @@ def test_front_matter_names_license_library_tags_and_builtin_datasets():
     assert not any(
         line.startswith("datasets") for line in front_matter(folder, ("maskgit",), tokenizer_source="/my/images")
     )
+
+
+def test_a_card_lists_a_residual_codecs_rows_per_depth():
+    from fsq.inference.export import _metrics
+
+    lines = _metrics({"mel_distance": 6.0, "depths": [{"depth": 1, "bits_per_second": 1857.5, "mel_distance": 6.5}]})
+    assert "| mel_distance | 6 |" in lines
+    assert "| depth | bits_per_second | mel_distance |" in lines and "| 1 | 1858 | 6.5 |" in lines

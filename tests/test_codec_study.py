@@ -77,6 +77,75 @@ def test_a_run_above_every_anchor_says_so_and_one_seed_is_marked():
     assert "**yes (single seed)**" in lines[0] and "**yes (single seed)**" in lines[1]
 
 
+def test_a_residual_run_has_a_row_per_depth_compared_at_its_own_bitrate():
+    from fsq.studies.codec_report import depth_rows, run_row
+
+    run = {"name": "speech", "label": "FSQ speech", "seed": 0, "clips": "c"}
+    result = {
+        "bits_per_second": 3720.0,
+        "mel_distance": 5.0,
+        "stoi": 0.9,
+        "codes_used": 100,
+        "codebook_size": 390625,
+        "depths": [{"depth": 1, "bits_per_second": 1860.0, "mel_distance": 7.0, "stoi": 0.8}],
+    }
+    rows = [run_row(run, result), *depth_rows(run, result)]
+    assert [r["name"] for r in rows] == ["speech", "speech@depth1"]
+    assert rows[1]["label"] == "FSQ speech, depth 1" and rows[1]["bits_per_second"] == 1860.0
+    assert rows[1]["mel_distance"] == 7.0 and rows[1]["depth"] == 1
+    anchors = [
+        _anchor("codec2-2400", 2400, mel_distance=7.5, stoi=0.85),
+        _anchor("opus-6k", 6000, mel_distance=4.0, stoi=0.95),
+        {**_anchor("silence", 0, mel_distance=30.0, stoi=0.1), "bits_per_second": 0.0},
+    ]
+    lines = claims(rows + anchors)
+    depth1 = [line for line in lines if line.startswith("FSQ speech, depth 1 ")]
+    assert any(
+        "beats codec2-2400" in line and "mel distance" in line and "**yes (single seed)**" in line for line in depth1
+    )
+    assert any("beats codec2-2400" in line and "STOI" in line and "**no (single seed)**" in line for line in depth1)
+    full = [line for line in lines if line.startswith("FSQ speech (")]
+    assert full and all("opus-6k" in line for line in full)  # 3720 bits/s: Opus is the anchor at or above it
+    assert not any("beats silence" in line for line in lines)  # 0 bits/s: never the equal-bitrate anchor
+    assert "| silence | 0 (file 100) |" in markdown_table(rows + anchors)
+
+
+def test_the_report_of_a_residual_run_beside_silence(tmp_path):
+    """write_report without torch: a run's full-depth and depth-1 rows, the anchors of its evaluation, and the
+    note that silence is the trivial baseline."""
+    from fsq.studies.codec import write_report
+    from fsq.studies.common import write_study
+
+    run_dir = tmp_path / "runs" / "speech"
+    (run_dir / "eval").mkdir(parents=True)
+    silence = {"codec": "none", "mode": "silence", "nominal_bits_per_second": 0.0, "bits_per_second": 0.0}
+    result = {
+        "step": 10,
+        "bits_per_second": 3720.0,
+        "si_snr_db": 3.0,
+        "mel_distance": 6.0,
+        "stoi": 0.8,
+        "depths": [{"depth": 1, "bits_per_second": 1860.0, "si_snr_db": 1.0, "mel_distance": 7.0, "stoi": 0.7}],
+        "anchors": {
+            "codec2-2400": {"codec": "codec2", "mode": "2400", "bits_per_second": 2400.0, "mel_distance": 7.5},
+            "silence": {**silence, "si_snr_db": 0.0, "mel_distance": 25.0, "stoi": 0.0},
+        },
+    }
+    (run_dir / "eval" / "step_000010.json").write_text(json.dumps(result))
+    run = {"name": "speech", "label": "speech", "seed": 0, "run_dir": "runs/speech", "given": True, "clips": "c"}
+    study = {"kind": "codec", "title": "t", "description": "d", "overrides": [], "anchors": ["codec2-2400", "silence"]}
+    write_study(tmp_path, {**study, "runs": [run]})
+    report = write_report(tmp_path).read_text()
+    assert (
+        "| speech, depth 1 | 1860 | 0 | 1.00 | 7.00 |" in report
+        and "| silence | 0 (file -) | - | 0.00 | 25.00 |" in report
+    )
+    assert "`silence` is the trivial baseline" in report
+    assert "speech, depth 1 (1860 bits/s) beats codec2-2400 (2400 bits/s) in mel distance" in report
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert [r["name"] for r in rows] == ["speech", "speech@depth1", "codec2-2400", "silence"]
+
+
 def test_the_report_imports_no_torch():
     code = "import sys; sys.modules['torch'] = None\nimport fsq.studies.codec, fsq.studies.codec_report\n"
     subprocess.run([sys.executable, "-c", code], check=True)

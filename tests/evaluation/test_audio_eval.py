@@ -60,6 +60,20 @@ def test_unknown_anchor_is_an_error_listing_the_known_ones():
         AnchorScores(["opus-6k"], None, 16000)
 
 
+def test_silence_is_the_trivial_anchor_decoding_nothing_at_no_bits():
+    from fsq.anchors.audio import run_anchor
+
+    clip = calibration_signal(16000, seconds=1.0, seed=1)
+    result = run_anchor("silence", clip, 16000)
+    assert result.decoded.shape == clip.shape and not result.decoded.any()
+    assert result.bits == 0 and result.bits_per_second == 0.0 and result.payload_bits_per_second == 0.0
+    assert missing(anchor("silence")) is None and anchor("silence").nominal_bps == 0.0
+    scores = AnchorScores(["silence"], 16000, 16000, speech_quality=False)
+    scores.update(_unit(torch.from_numpy(clip)[None, None]))
+    row = scores.summary()["silence"]
+    assert row["bits_per_second"] == 0.0 and row["mel_distance"] > 5.0  # far from any codec of the clip
+
+
 @pytest.mark.integration
 def test_tones_tokenizer_evaluation_reports_audio_metrics_and_anchors(tmp_path):
     names = ["codec2-2400", "opus-6k"]

@@ -1,5 +1,6 @@
 """The quick speech codec config (``fsq_speech``) trains a few steps on a small speech source with its own model and
-recipe, evaluates on the held-out voices, and its residual tokens decode at every depth."""
+recipe, evaluates on 1.5 s crops of the held-out voices (STOI scored) at both depths, and its residual tokens decode
+at every depth."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def test_fsq_speech_trains_and_decodes_every_depth(speech_cache, tmp_path):
     app.train(cfg, tmp_path)
     results = json.loads((tmp_path / "eval" / "step_000003.json").read_text())
     assert results["num_samples"] == 4 and results["token_grid"] == [25]  # 4000 samples, hop 160
+    # scored on 1.5 s crops (6 chunks of the model's 0.25 s), long enough for STOI; and at depth 1 (half the bits)
+    assert results["eval_length"] == 24000 and results["chunk_length"] == 4000
+    assert "stoi" in results and results.get("stoi_unscored_clips", 0) == 0, results.get("audio_metrics_skipped")
+    (depth1,) = results["depths"]
+    assert depth1["depth"] == 1 and depth1["bits_per_second"] == results["bits_per_second"] / 2
+    assert "stoi" in depth1 and "mel_distance" in depth1
     model, _ = load_run(tmp_path)
     items = open_split(cfg, cfg.data.eval_split, 2)
     x = torch.stack([items.read(i)[:, :4000] for i in range(2)])

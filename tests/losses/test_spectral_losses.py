@@ -80,3 +80,25 @@ def test_bad_inputs_are_named() -> None:
         loss(torch.zeros(1, 1, 200), torch.zeros(1, 1, 200))
     with pytest.raises(ValueError, match="hops"):
         MultiResolutionSTFTLoss((512,), hops=(1, 2))
+
+
+def test_mel_loss_gradient_stays_finite_on_silent_spans():
+    """Regression: bins of exactly zero power (a reconstruction with a silent span) gave the square root an infinite
+    gradient, NaN through the mel floor; a speech codec fine-tuned with the mel term diverged at step 2834. The loss
+    floors each bin's power (its value unchanged: the metric, without the floor, gives the same distance)."""
+    from fsq.metrics.spectral import multi_scale_mel_distance
+
+    g = torch.Generator().manual_seed(0)
+    reference = 0.1 * torch.randn(2, 8000, generator=g)
+    estimate = 0.1 * torch.randn(2, 8000, generator=g)
+    estimate[:, 2000:6000] = 0.0
+    estimate.requires_grad_()
+    loss = MultiScaleMelLoss(16000, [64, 256, 1024])
+    value = loss(estimate, reference)
+    value.backward()
+    assert estimate.grad is not None and torch.isfinite(estimate.grad).all()
+    exact = multi_scale_mel_distance(reference, estimate.detach(), 16000, [64, 256, 1024], loss.n_mels).mean()
+    torch.testing.assert_close(value.detach(), exact)
+    zeros = torch.zeros(1, 4000, requires_grad=True)  # an all-silent reconstruction
+    loss(zeros, reference[:1, :4000]).backward()
+    assert zeros.grad is not None and torch.isfinite(zeros.grad).all()

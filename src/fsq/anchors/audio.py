@@ -12,6 +12,8 @@ the same rate and length, time-aligned with the input, with the bits the codec r
   the default; ``--padding 0``: no spare bytes reserved for tags): ``bits_per_second`` counts the whole ``.opus``
   file (Ogg pages and headers included, about 0.9 kbps more on a 2 s clip), ``payload_bits_per_second`` the Opus
   packets alone (VBR spends less than the target on silence).
+- **silence** (no tool): the trivial baseline, every clip decoded as silence at 0 bits/s; a metric on which it
+  comes near a codec says little about that codec.
 
 Time alignment: a codec's delay is a constant of the codec (its analysis window and lookahead), measured once per
 anchor and rate on a calibration signal (gated harmonic bursts with a varying pitch, 4 s, fixed seed) by
@@ -44,6 +46,7 @@ CODEC2_MODES = {  # mode -> (nominal bits/s, frame in ms)
 }
 CODEC2_RATE = 8000
 DEFAULT_ANCHORS = ("codec2-700C", "codec2-1200", "codec2-2400", "codec2-3200", "opus-6k")
+SILENCE = "silence"  # the trivial baseline: a metric it scores well on says little about a codec
 
 
 @dataclass(frozen=True)
@@ -56,18 +59,21 @@ class Anchor:
     mode: str
     nominal_bps: float
     package: str
-    tools: tuple[str, str]
+    tools: tuple[str, ...]  # the command-line tools it runs (none for silence)
 
 
 def anchor(name: str) -> Anchor:
-    """The anchor called ``name``: ``codec2-MODE`` (MODE in 3200, 2400, 1600, 1400, 1300, 1200, 700C) or
-    ``opus-Kk`` (K kbps, 6 to 256, e.g. ``opus-6k``); anything else is a ValueError listing them."""
+    """The anchor called ``name``: ``codec2-MODE`` (MODE in 3200, 2400, 1600, 1400, 1300, 1200, 700C),
+    ``opus-Kk`` (K kbps, 6 to 256, e.g. ``opus-6k``) or ``silence`` (the trivial baseline: every clip decoded as
+    silence, 0 bits); anything else is a ValueError listing them."""
+    if name == SILENCE:
+        return Anchor(name, "none", "silence", 0.0, "", ())
     if name.startswith("codec2-") and name[7:] in CODEC2_MODES:
         mode = name[7:]
         return Anchor(name, "codec2", mode, CODEC2_MODES[mode][0], "codec2", ("c2enc", "c2dec"))
     if name.startswith("opus-") and name.endswith("k") and name[5:-1].isdigit() and 6 <= int(name[5:-1]) <= 256:
         return Anchor(name, "opus", name[5:-1], 1000.0 * int(name[5:-1]), "opus-tools", ("opusenc", "opusdec"))
-    known = ", ".join([f"codec2-{m}" for m in CODEC2_MODES] + ["opus-6k (opus-Kk, K in 6..256)"])
+    known = ", ".join([f"codec2-{m}" for m in CODEC2_MODES] + ["opus-6k (opus-Kk, K in 6..256)", SILENCE])
     raise ValueError(f"unknown audio anchor {name!r}; known: {known}")
 
 
@@ -103,6 +109,8 @@ def run_anchor(a: Anchor | str, clip: np.ndarray, rate: int = 16000) -> AnchorRe
     ``rate`` Hz through anchor ``a``; the result is aligned by the anchor's measured delay."""
     a = anchor(a) if isinstance(a, str) else a
     clip = _check_clip(clip, rate)
+    if a.codec == "none":  # silence: nothing encoded, nothing spent
+        return AnchorResult(np.zeros_like(clip), 0, 0.0, 0.0, 0)
     delay = anchor_delay(a, rate)
     padded = np.concatenate([clip, np.zeros(delay + rate // 10)])  # room for the delay and the last frame
     decoded, file_bytes, payload_bytes = _through(a, padded, rate)
@@ -189,6 +197,7 @@ def _through(a: Anchor, x: np.ndarray, rate: int) -> tuple[np.ndarray, int, int]
 __all__ = [
     "CODEC2_MODES",
     "DEFAULT_ANCHORS",
+    "SILENCE",
     "Anchor",
     "AnchorResult",
     "anchor",

@@ -154,6 +154,13 @@ class EvalConfig:
     # images: classical codecs on the same held-out images at the tokenizer's bits per image, any of naive, jpeg,
     # webp, jpeg-payload, webp-payload (fsq.anchors.images; their PSNR, SSIM and real bits beside ours)
     image_anchors: list[Literal["naive", "jpeg", "webp", "jpeg-payload", "webp-payload"]] = field(default_factory=list)
+    # audio: the evaluation's centred time crop in samples (None: data.length; clips shorter are left out). A crop
+    # longer than data.length goes through the model in chunks of data.length, as `fsq encode` does (the last one
+    # padded with silence, dropped after decoding). STOI needs about 0.8 s of speech: 0.25 s crops are too short
+    length: PositiveInt | None = None
+    # residual quantizers (residual_fsq, residual_vq): also score decoding only the first k stages, for each k
+    # listed (the lower bitrates one model trained with quantize dropout serves); results under "depths"
+    depths: list[PositiveInt] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,18 @@ class TokenizerExperiment:
         require(
             m.architecture == "vqgan" or m.dims == 1,
             f"model.architecture=seanet is a 1-D audio codec: it needs model.dims=1, got {m.dims}",
+        )
+        require(
+            self.eval.length is None or m.dims == 1,
+            f"eval.length={self.eval.length} is an audio evaluation crop: it needs model.dims=1, got {m.dims}",
+        )
+        residual_stages = self.quantizer.setting("num_stages")
+        depths_fit = residual_stages is not None and all(k <= residual_stages for k in self.eval.depths)
+        require(
+            not self.eval.depths or depths_fit,
+            f"eval.depths={self.eval.depths} names numbers of residual stages: it needs a residual quantizer "
+            f"(residual_fsq, residual_vq) with at least that many stages, got quantizer.kind={self.quantizer.kind}"
+            + (f" with {residual_stages} stages" if residual_stages is not None else ""),
         )
         if m.downsample is not None:
             stages = len(m.channel_multipliers) - 1

@@ -4,7 +4,10 @@
   and the mean absolute error (L1, in ``[0, 1]`` units); SI-SNR, multi-resolution STFT and multi-scale mel
   distances, wideband PESQ and STOI where they can run (:mod:`fsq.evaluation.audio_scores`: skipped with the
   reason otherwise), the bitrate (bits/s of the token grid, every index counted at ``log2`` of the codebook size),
-  and, with ``eval.audio_anchors``, the same metrics for Codec2 / Opus run on the same clips;
+  and, with ``eval.audio_anchors``, the same metrics for Codec2 / Opus run on the same clips; with ``eval.length``
+  the clips are longer centred crops sent through the model in chunks of its length, as ``fsq encode`` does, and with
+  ``eval.depths`` a residual tokenizer is also scored decoding only its first stages
+  (:mod:`fsq.evaluation.audio_chunks`);
 - video (:mod:`fsq.metrics.video`): PSNR and SSIM of each frame (``[0, 1]`` range), averaged over frames and clips,
   and per frame index (``psnr_per_frame``, ``ssim_per_frame``: the first frame of a causal tokenizer is encoded on
   its own and listed first); temporal consistency, the error of frame differences (``temporal_l1``: mean
@@ -34,6 +37,7 @@ from fsq import distributed, rundir
 from fsq.config import TokenizerExperiment
 from fsq.data.loader import iterate_batches
 from fsq.data.signals import kind_of_dims, to_unit
+from fsq.evaluation.audio_chunks import DepthScores, evaluation_config, snr_db, through_chunks
 from fsq.evaluation.audio_scores import AnchorScores, AudioScores
 from fsq.evaluation.video import VideoEvaluation
 from fsq.grids import save_grid
@@ -44,13 +48,6 @@ from fsq.models.autoencoder import Tokenizer
 from fsq.quantizers.stats import CodebookUsage
 from fsq.stages.signal_data import signal_kind
 from fsq.stages.tokenizer import item_transform, open_split
-
-
-def snr_db(reference: torch.Tensor, estimate: torch.Tensor, centre: float = 0.5) -> torch.Tensor:
-    """SNR in dB of each item (B,): ``10 log10(sum((x - centre)^2) / sum((x - y)^2))``, capped at 100 dB."""
-    signal = (reference.double() - centre).square().flatten(1).sum(1)
-    noise = (reference.double() - estimate.double()).square().flatten(1).sum(1)
-    return (10 * torch.log10(signal.clamp_min(1e-20) / noise.clamp_min(1e-20))).clamp(max=100.0)
 
 
 def bitrate_fields(tokens_per_clip: int, codebook_size: int, samples: int, rate: float | None) -> dict[str, Any]:
@@ -94,18 +91,20 @@ def evaluate_signals(
     info = distributed.setup(cfg.train.device)
     kind = signal_kind(cfg)
     start = time.perf_counter()
-    held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
-    transform = item_transform(cfg, held_out, train=False)
+    crops = evaluation_config(cfg)  # eval.length: longer held-out crops, through the model in chunks
+    held_out = open_split(crops, cfg.data.eval_split, cfg.data.eval_limit)
+    transform = item_transform(crops, held_out, train=False)
     mine = distributed.shard_indices(len(held_out), info.rank, info.world_size)
     usage = CodebookUsage(model.codebook_size, device=device)
     frames = model.spec.input_shape[0]
     sums = torch.zeros(3 + frames, dtype=torch.float64, device=device)  # main metric, L1, count, per frame
     rate = getattr(held_out, "rate", None)
-    audio = anchors = None
+    audio = anchors = depths = None
     if kind.dims == 1:
-        samples = model.spec.input_shape[0]
+        samples = crops.data.length or model.spec.input_shape[0]
         audio = AudioScores(rate, samples, cfg.eval.speech_quality, device)
         anchors = AnchorScores(cfg.eval.audio_anchors, rate, samples, cfg.eval.speech_quality, device)
+        depths = DepthScores(model, cfg.eval.depths, rate, samples, cfg.eval.speech_quality, device)
     elif cfg.eval.audio_anchors:
         raise ValueError(f"eval.audio_anchors is for audio; this tokenizer's signals are {kind.name}s")
     tokens_per_clip = 0
@@ -116,14 +115,15 @@ def evaluate_signals(
         x = to_unit(clips[valid].to(device))
         if not len(x):
             continue
-        reconstruction, out = model(x)
+        reconstruction, out = through_chunks(model, x) if kind.dims == 1 else model(x)
         reconstruction = reconstruction.float().clamp(0, 1)
         usage.update(out.indices)
-        tokens_per_clip = out.indices[0].numel()  # every position (and residual stage) of one clip
-        if audio is not None and anchors is not None:
+        tokens_per_clip = out.indices[0].numel()  # every position (and residual stage) of one clip (audio: chunk)
+        if audio is not None and anchors is not None and depths is not None:
             sums[0] += snr_db(x, reconstruction).sum()
             audio.update(x, reconstruction)
             anchors.update(x)
+            depths.update(x, out.indices)
         else:
             per_frame = frame_psnr(x, reconstruction)
             sums[0] += per_frame.mean(1).sum()
@@ -131,14 +131,16 @@ def evaluate_signals(
         if video is not None:
             video.update(chunk[valid], x, reconstruction)
         if info.is_main and sum(len(g) for g in grid) < 2:
-            grid.append(torch.stack([x[:2], reconstruction[:2]], 1).cpu())  # (b, 2, C, *axes)
+            shown = model.spec.input_shape[0] if kind.dims == 1 else x.shape[2]  # audio: one chunk's samples
+            grid.append(torch.stack([x[:2, :, :shown], reconstruction[:2, :, :shown]], 1).cpu())  # (b, 2, C, *axes)
         sums[1] += (x - reconstruction).abs().flatten(1).mean(1).double().sum()
         sums[2] += x.shape[0]
     distributed.all_reduce_sum(sums)
     usage.all_reduce()
-    if audio is not None and anchors is not None:
+    if audio is not None and anchors is not None and depths is not None:
         audio.all_reduce()
         anchors.all_reduce()
+        depths.all_reduce()
     summary = usage.summary()
     count = max(sums[2].item(), 1.0)
     results: dict[str, Any] = {
@@ -156,10 +158,15 @@ def evaluate_signals(
     if video is not None:  # per-frame SSIM and rFID, temporal consistency, bits, the naive codec, FVD's status
         results.update(video.results())
         results["image_metrics"] = "not computed: perceptual features (EfficientNet, LPIPS) judge images, not video"
-    if audio is not None and anchors is not None:
+    if audio is not None and anchors is not None and depths is not None:
         results["snr_db"] = sums[0].item() / count
         results.update(audio.summary())
         results.update(bitrate_fields(tokens_per_clip, model.codebook_size, model.spec.input_shape[0], rate))
+        if cfg.eval.length is not None:  # the crops scored and the chunks the model took them in
+            results["eval_length"] = crops.data.length
+            results["chunk_length"] = model.spec.input_shape[0]
+        if cfg.eval.depths:
+            results["depths"] = depths.summary(results["bits_per_second"])
         if cfg.eval.audio_anchors:
             results["anchors"] = anchors.summary()
     else:

@@ -70,6 +70,9 @@ class MultiResolutionSTFTLoss(nn.Module):
         return total
 
 
+MEL_EPS = 1e-14  # bin power floor of the mel loss: magnitudes of 1e-7, far under the 1e-5 mel floor
+
+
 class MultiScaleMelLoss(nn.Module):
     """DAC's multi-scale mel distance, batch mean (summed over ``windows``; hops ``window // 4``).
 
@@ -96,4 +99,7 @@ class MultiScaleMelLoss(nn.Module):
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_pair(reconstruction, target)
         x, y = reconstruction.float(), target.float()
-        return multi_scale_mel_distance(y, x, self.sample_rate, self.windows, self.n_mels).mean()
+        # a positive floor under each bin's square root: a silent span (bins of exactly zero power) would give an
+        # infinite square-root gradient, NaN through the mel floor (seen: a speech codec diverged at step 2834)
+        distance = multi_scale_mel_distance(y, x, self.sample_rate, self.windows, self.n_mels, magnitude_eps=MEL_EPS)
+        return distance.mean()

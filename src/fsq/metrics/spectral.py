@@ -114,13 +114,22 @@ def mel_filterbank(
 
 
 def log_mel_spectrogram(
-    x: torch.Tensor, sample_rate: float, n_fft: int, hop: int, n_mels: int, floor: float = 1e-5, power: float = 1.0
+    x: torch.Tensor,
+    sample_rate: float,
+    n_fft: int,
+    hop: int,
+    n_mels: int,
+    floor: float = 1e-5,
+    power: float = 1.0,
+    magnitude_eps: float = 0.0,
 ) -> torch.Tensor:
     """``log10(max(mel(|STFT(x)|), floor) ** power)`` of waveforms ``(..., T)``: ``(..., n_mels, frames)``, Hann
     window of ``n_fft``; the mel filters are applied to magnitudes (DAC's ``MelSpectrogramLoss`` uses ``power=2``
-    on magnitudes, which doubles every log, the same distance up to a factor 2)."""
+    on magnitudes, which doubles every log, the same distance up to a factor 2). ``magnitude_eps``: the floor of
+    each bin's power under the square root; 0 (a metric) is exact, a loss needs it positive: the square root's
+    gradient at a bin of exactly zero power (a silent span) is infinite, and NaN once the floor zeroes it."""
     bank = mel_filterbank(n_mels, n_fft, sample_rate).to(device=x.device, dtype=x.dtype)
-    mel = torch.matmul(bank, stft_magnitude(x, n_fft, hop, eps=0.0))
+    mel = torch.matmul(bank, stft_magnitude(x, n_fft, hop, eps=magnitude_eps))
     return mel.clamp_min(floor).pow(power).log10()
 
 
@@ -166,18 +175,20 @@ def multi_scale_mel_distance(
     n_mels: Sequence[int] = MEL_BANDS,
     floor: float = 1e-5,
     power: float = 2.0,
+    magnitude_eps: float = 0.0,
 ) -> torch.Tensor:
     """Mean absolute difference of :func:`log_mel_spectrogram` (``log10`` of floored mel magnitudes to ``power``,
     2 as in DAC) per item of waveforms ``(..., T)``, summed over the window sizes (hop a quarter window,
-    ``n_mels[i]`` bands for ``windows[i]``), as DAC reports it; 0 for identical clips."""
+    ``n_mels[i]`` bands for ``windows[i]``), as DAC reports it; 0 for identical clips. ``magnitude_eps`` (0: exact)
+    as in :func:`log_mel_spectrogram`: positive for a loss, whose gradient must stay finite on silent spans."""
     _check_pair(reference, estimate)
     if len(windows) != len(n_mels) or not windows:
         raise ValueError(f"windows and n_mels differ in length: {windows}, {n_mels}")
     total = torch.zeros(reference.shape[:-1], device=reference.device, dtype=reference.dtype)
     for window, bands in zip(windows, n_mels):
         hop = max(window // 4, 1)
-        y = log_mel_spectrogram(reference, sample_rate, window, hop, bands, floor, power)
-        x = log_mel_spectrogram(estimate, sample_rate, window, hop, bands, floor, power)
+        y = log_mel_spectrogram(reference, sample_rate, window, hop, bands, floor, power, magnitude_eps)
+        x = log_mel_spectrogram(estimate, sample_rate, window, hop, bands, floor, power, magnitude_eps)
         total = total + (y - x).abs().mean((-2, -1))
     return total
 

@@ -234,7 +234,28 @@ def video_data_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def speech_codec_speed_table(data: dict[str, Any]) -> str:
+    """The speech codec's real-time factor on CPU threads (``benchmarks/speech_codec_speed.py``): medians of
+    encode and decode as ``fsq encode`` / ``fsq decode`` run them, and seconds of audio per second of compute."""
+    meta = data["benchmark"]
+    head = "| model | bits/s | threads | audio s | encode s | decode s | x real time (encode + decode) | target |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines.append(
+        f"| {data['model']} | {data['bits_per_second']:.0f} | {data['threads']} | {data['audio_seconds']:.1f} | "
+        f"{data['encode_median_s']:.3f} | {data['decode_median_s']:.3f} | {data['real_time_factor']:.1f} | "
+        f">= {data['target_real_time_factor']:g} |"
+    )
+    before, after = data["load_average_before"], data["load_average_after"]
+    lines.append(
+        f"\n_{meta['date']}: {data['signal']}, chunks of {data['chunk_samples']} samples, median of "
+        f"{data['repeats']} repeats ({data['cpu']}, torch {data['torch']}); 1-min load average {before[0]:.1f} "
+        f"before, {after[0]:.1f} after (other work on a shared machine slows it: a lower bound)._"
+    )
+    return "\n".join(lines)
+
+
 TABLES = {
+    "speech_codec_speed": speech_codec_speed_table,
     "data": data_table,
     "data_scaling": scaling_table,
     "fsq_gpu": gpu_table,

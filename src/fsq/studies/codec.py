@@ -10,10 +10,13 @@ plan, run and report.
   seed of ``--seeds`` (default 0) from a base config (``study.config=...``, default the ``fsq_tones_1d`` config:
   generated tones, not speech) with the other overrides, under ``DIR/runs/``.
 
-The anchors (``study.anchors=[...]``, default Codec2 700C, 1200, 2400, 3200 and Opus 6 kbps) run once per clip set
-(source, split, evaluated clips, crop length, sample rate): in the evaluation of that set's first run, on exactly the
-clips the tokenizers are measured on. The report (:mod:`fsq.studies.codec_report`, torch-free) is a table sorted by
-bits per second and claims that each state their test. Wall time, CPU time and load are recorded as in every study.
+The anchors (``study.anchors=[...]``, default Codec2 700C, 1200, 2400, 3200, Opus 6 kbps and ``silence``, the trivial
+baseline at 0 bits/s) run once per clip set (source, split, evaluated clips, crop length, sample rate): in the
+evaluation of that set's first run, on exactly the clips the tokenizers are measured on. The clips are the runs'
+``eval.length`` crops when they set it (longer than their training crop, through the model in chunks), and a run
+evaluated with ``eval.depths`` (residual quantizers) has a row per depth too, scored on the same clips. The report
+(:mod:`fsq.studies.codec_report`, torch-free) is a table sorted by bits per second and claims that each state their
+test. Wall time, CPU time and load are recorded as in every study.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from fsq import rundir
 from fsq.config import TokenizerExperiment, config_path, load_config, read_run_config
 from fsq.io import read_json, write_text_atomic
-from fsq.studies.codec_report import anchor_rows, claims, markdown_table, run_row
+from fsq.studies.codec_report import anchor_rows, claims, depth_rows, markdown_table, run_row
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
@@ -42,14 +45,17 @@ __all__ = ["claims", "markdown_table", "run_codec_study", "write_report"]
 STUDY_PREFIX = "study."
 DEFAULT_CONFIG = "fsq_tones_1d"
 DEFAULT_LEVELS = ["8,5,5,5"]
-DEFAULT_ANCHORS = ["codec2-700C", "codec2-1200", "codec2-2400", "codec2-3200", "opus-6k"]
+# the classical codecs, and silence (0 bits/s): the trivial baseline a metric must tell apart from a codec
+DEFAULT_ANCHORS = ["codec2-700C", "codec2-1200", "codec2-2400", "codec2-3200", "opus-6k", "silence"]
 
 
 def clip_set(cfg: TokenizerExperiment) -> str:
-    """The clips a tokenizer is evaluated on, as one key: source, split, count limit, crop length, sample rate."""
+    """The clips a tokenizer is evaluated on, as one key: source, split, count limit, crop length (``eval.length``,
+    else ``data.length``), sample rate."""
     d = cfg.data
     rate = f"{d.sample_rate:g} Hz" if d.sample_rate else "source rate"
-    length = f"{d.length} samples" if d.length else "whole clips"
+    crop = cfg.eval.length or d.length
+    length = f"{crop} samples" if crop else "whole clips"
     limit = f"first {d.eval_limit}" if d.eval_limit else "all"
     return f"{d.source}/{d.eval_split} ({limit}, {length}, {rate})"
 
@@ -177,6 +183,7 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
         if result is None or "bits_per_second" not in result:
             continue
         rows.append(run_row(run, result))
+        rows.extend(depth_rows(run, result))
         for row in anchor_rows(run, result):
             if row["name"] in wanted and (row["clips"], row["name"]) not in seen:
                 seen.add((row["clips"], row["name"]))
@@ -210,6 +217,16 @@ def write_report(study_dir: str | Path) -> Path:
         "log-mel L1; STFT distance: spectral convergence + log magnitude (Parallel WaveGAN). Codec2 is narrowband "
         "(8 kHz): every metric at 16 kHz counts the band it drops.",
         "",
+        *(
+            [
+                "`silence` is the trivial baseline (every clip decoded as silence, 0 bits/s): a metric on which it "
+                "comes near a codec says little about that codec. SI-SNR gives it 0 dB (a silent estimate has no "
+                "projection and no residual), above Codec2's: SI-SNR judges waveform coherence, not quality.",
+                "",
+            ]
+            if any(r["name"] == "silence" for r in rows)
+            else []
+        ),
         "## Claims, measured",
         "",
         *[f"- {line}" for line in claims(rows)],

@@ -2,9 +2,10 @@
 the same held-out clips.
 
 Rows come from each run's newest evaluation (``eval/step_N.json``): one row per tokenizer run (its bits per
-second, SI-SNR, mel and STFT distances, PESQ / STOI where measured, codes used) and one per classical anchor
-(``anchors`` of the evaluation that ran them; their bits per second are measured from the encoded files). Runs are
-joined over seeds (mean ``± std``). Anchors are deterministic: one value per clip set, no seeds.
+second, SI-SNR, mel and STFT distances, PESQ / STOI where measured, codes used), one per depth a residual run was
+also scored at (``eval.depths``: its first ``k`` stages decoded, ``k / stages`` of its bits), and one per classical
+anchor (``anchors`` of the evaluation that ran them; their bits per second are measured from the encoded files).
+Runs are joined over seeds (mean ``± std``). Anchors are deterministic: one value per clip set, no seeds.
 
 Every claim states its test (:mod:`fsq.studies.verdicts`, as every study): one-sided, the difference of the
 tokenizer's mean over seeds from the anchor's value decided against twice its standard error (the seeds' spread;
@@ -48,7 +49,19 @@ def run_row(run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         "codebook_size": result.get("codebook_size"),
         "num_samples": result.get("num_samples"),
         "step": result.get("step"),
+        "depth": result.get("depth"),  # a residual run decoded from its first stages only (None: all of them)
     }
+
+
+def depth_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A residual tokenizer's rows decoded from its first ``k`` stages only (``depths`` of an evaluation with
+    ``eval.depths``): one per depth, named ``NAME@depthK`` and labelled ``LABEL, depth K``."""
+    rows = []
+    for entry in result.get("depths") or []:
+        k = entry["depth"]
+        own = {**run, "name": f"{run['name']}@depth{k}", "label": f"{run['label']}, depth {k}"}
+        rows.append(run_row(own, {**result, **entry}))
+    return rows
 
 
 def anchor_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,6 +83,7 @@ def anchor_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
                 "codebook_size": None,
                 "num_samples": result.get("num_samples"),
                 "step": result.get("step"),
+                "depth": None,
             }
         )
     return rows

@@ -106,6 +106,8 @@ def run_phase(phase: Phase, cfg: Any, dist: distributed.DistInfo, hooks: Sequenc
     """Train one phase from its newest checkpoint (or from scratch) to ``phase.steps``."""
     t, o, device = cfg.train, phase.optim, dist.device
     start = ckpt.load_newest(phase.run_dir, lambda folder: restore(folder, phase, cfg, device)) or 0
+    if start == 0 and getattr(t, "init_from", None):
+        initialize_from(phase, t.init_from)
     if start > phase.steps:
         raise ConfigError(
             f"{phase.run_dir} holds a checkpoint of step {start}, past this config's {phase.name} steps "
@@ -300,6 +302,26 @@ def save(phase: Phase, cfg: Any, step: int, device: torch.device) -> Path:
         torch_state[phase.critic.optimizer_name] = phase.critic.optimizer.state_dict()
     state = {"config_hash": resume_hash(cfg), "spec": phase.spec, "stage": phase.name}
     return ckpt.save_checkpoint(phase.run_dir, step, weights, torch_state, state, keep_last=cfg.train.keep_last)
+
+
+def initialize_from(phase: Phase, run_dir: str | Path) -> None:
+    """Load the weights of ``run_dir``'s newest checkpoint into a fresh phase (``train.init_from``): its EMA weights
+    when it has them (else its weights) as the model and its EMA. The checkpoint's model spec must be the phase's;
+    its config may differ (that is the point: a fine-tune with another loss)."""
+    folder = ckpt.latest_checkpoint(run_dir)
+    if folder is None:
+        raise ConfigError(f"train.init_from={run_dir}: no checkpoint there to start from (a run dir `fsq train` wrote)")
+    state = ckpt.read_state(folder, None, "")
+    ckpt.check_spec(state.get("spec") or {}, phase.spec, folder, f"train.init_from's run ({phase.run_dir})")
+    name = "ema" if (folder / "ema.safetensors").is_file() else "model"
+    weights = ckpt.load_safetensors(folder / f"{name}.safetensors")
+    try:
+        phase.model.load_state_dict(weights, strict=True)
+        if phase.ema is not None:
+            phase.ema.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ckpt.CheckpointMismatch(f"train.init_from: {folder} does not fit this model: {error}") from error
+    print(f"initialized from {folder} ({name} weights of step {state.get('step')})", flush=True)
 
 
 def restore(directory: Path, phase: Phase, cfg: Any, device: torch.device) -> int:

@@ -1,0 +1,55 @@
+"""``train.init_from``: a fresh run starts from another run's newest weights (its EMA), with its own loss and
+optimizer; a run dir with a checkpoint of its own resumes instead; another model's checkpoint is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fsq import app
+from fsq.checkpoint import CheckpointMismatch, latest_checkpoint, load_safetensors
+from fsq.config import ConfigError, TokenizerExperiment, load_config
+
+ROOT = Path(__file__).parents[2]
+TONES = ROOT / "configs" / "tokenizer" / "fsq_tones_1d.yaml"
+SMALL = [
+    "train.steps=2",
+    "train.batch_size=4",
+    "train.threads=1",
+    "train.checkpoint_every=2",
+    "train.eval_at_end=false",
+    "train.progress=false",
+    "data.train_limit=16",
+    "model.filters=8",
+    "model.num_groups=4",
+]
+
+
+def _train(run_dir: Path, *overrides: str) -> dict[str, torch.Tensor]:
+    cfg = load_config(TokenizerExperiment, [TONES], [*SMALL, *overrides])
+    app.train(cfg, run_dir)
+    folder = latest_checkpoint(run_dir)
+    assert folder is not None
+    return {name: load_safetensors(folder / f"{name}.safetensors") for name in ("model", "ema")}
+
+
+def test_a_fine_tune_starts_from_the_other_runs_ema_weights(tmp_path):
+    source = _train(tmp_path / "a")
+    assert any(not torch.equal(source["model"][k], source["ema"][k]) for k in source["model"])
+    # learning rate 0 and another loss: the fine-tune's weights stay the source's EMA weights, model and EMA alike
+    tuned = _train(tmp_path / "b", f"train.init_from={tmp_path / 'a'}", "optim.lr=0", "loss.l1_weight=1")
+    for part in ("model", "ema"):
+        for key, value in source["ema"].items():
+            torch.testing.assert_close(tuned[part][key], value, rtol=0, atol=0, msg=f"{part}: {key}")
+    fresh = _train(tmp_path / "c", "optim.lr=0")  # without init_from: its own initial weights
+    assert any(not torch.equal(fresh["model"][k], source["ema"][k]) for k in fresh["model"])
+
+
+def test_init_from_needs_a_checkpoint_of_the_same_model(tmp_path):
+    _train(tmp_path / "a")
+    with pytest.raises(CheckpointMismatch, match="differs from the one"):
+        _train(tmp_path / "b", f"train.init_from={tmp_path / 'a'}", "model.filters=4")
+    with pytest.raises(ConfigError, match="no checkpoint there"):
+        _train(tmp_path / "c", f"train.init_from={tmp_path / 'nothing'}")
