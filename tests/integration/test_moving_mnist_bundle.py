@@ -6,7 +6,6 @@ decodes its own tokens of test clips back to that quality, and it encodes an ima
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
@@ -18,16 +17,6 @@ from fsq.evaluation.signals import frame_psnr
 from fsq.models.autoencoder import Tokenizer
 
 NAME = "moving-mnist-fsq"
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network access is disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def test_the_bundle_is_shipped_small_with_its_card_and_measured_psnr():

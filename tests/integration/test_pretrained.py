@@ -14,7 +14,6 @@ reach for the hub.
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pytest
@@ -28,16 +27,6 @@ from fsq.metrics.image import psnr
 from fsq.models.autoencoder import Tokenizer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network access is disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ take a held-out clip through it, and the evaluation run again on the bundle give
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pytest
@@ -22,16 +21,6 @@ MEASURED = {
     1: (1857.54, 6.568, 0.688, 1.127, 3.07),
     2: (3715.08, 6.027, 0.732, 1.157, 4.665),
 }
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network access is disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def _evaluation() -> dict:
