@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fsq.layers.resnet import CausalConv3d, Downsample, ResBlock, Upsample, downsampled
+from fsq.layers.resnet import CausalConv3d, Downsample, ResBlock, Upsample, conv, downsampled
 from fsq.models import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import BlurPool, StyleGANDiscriminator
 from fsq.models.maskgit import MaskGIT, MaskGITSpec
@@ -82,13 +82,14 @@ def _frame_dependence(fn, x: torch.Tensor, changed: int) -> torch.Tensor:
     return (fn(x2) - y0).abs().flatten(3).amax(dim=(0, 1, 3)) if y0.ndim > 3 else (fn(x2) - y0).abs().amax((0, 1))
 
 
+@pytest.mark.parametrize("time_padding", ["replicate", "zeros"])
 @pytest.mark.parametrize("dims", [1, 3])
-def test_causal_blocks_never_look_ahead(dims):
+def test_causal_blocks_never_look_ahead(dims, time_padding):
     torch.manual_seed(0)
     axes = (9,) if dims == 1 else (9, 6, 6)
     x = torch.randn(2, 8, *axes)
-    block = ResBlock(8, 16, 4, dims=dims, causal=True)
-    up = Upsample(16, dims=dims, causal=True)
+    block = ResBlock(8, 16, 4, dims=dims, causal=True, time_padding=time_padding)
+    up = Upsample(16, dims=dims, causal=True, time_padding=time_padding)
     with torch.no_grad():
         for t in range(1, 9):
             change = _frame_dependence(block, x, t)
@@ -102,11 +103,58 @@ def test_causal_blocks_never_look_ahead(dims):
         assert change[0] == 0 and change[1:].max() > 0  # latent frame 1 never reaches output frame 0
 
 
-def test_causal_video_tokenizer_output_at_frame_t_ignores_later_frames():
+def test_causal_time_padding_is_the_first_frame_or_zeros():
+    x = torch.randn(1, 2, 3, 4, 4)
+    for mode, past in [("replicate", x[:, :, :1]), ("zeros", torch.zeros_like(x[:, :, :1]))]:
+        layer = conv(3, 2, 2, 3, causal=True, time_padding=mode)
+        assert isinstance(layer, CausalConv3d) and layer.time_padding == mode
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        with torch.no_grad():
+            layer.weight[0, 0, 0, 1, 1] = 1.0  # output channel 0 = input channel 0 two frames back
+        y = layer(x).detach()
+        assert torch.equal(y[:, 0, :2], past[:, 0].expand(-1, 2, -1, -1))  # before the clip: the padding
+        assert torch.equal(y[:, 0, 2], x[:, 0, 0])
+    with pytest.raises(ValueError, match="time_padding must be one of"):
+        conv(3, 2, 2, 3, causal=True, time_padding="reflect")
+    with pytest.raises(ValueError, match="time_padding must be one of"):
+        TokenizerSpec(dims=3, shape=[5, 8, 8], causal=True, time_padding="circular")
+
+
+def test_time_to_depth_keeps_frame_order_and_inverts_its_layout():
     torch.manual_seed(0)
-    spec = TokenizerSpec(dims=3, shape=[9, 8, 8], causal=True, **SMALL)
+    x = torch.randn(2, 4, 5, 6, 6)  # 1 + 2 x 2 frames
+    down = Downsample(3, (2, 2, 2), causal=True, channels=4, time_to_depth=True)
+    swapped = x[:, :, [0, 2, 1, 4, 3]]  # the frames of each pair in the other order
+    with torch.no_grad():
+        assert down(x).shape == (2, 4, 3, 3, 3)
+        assert not torch.allclose(down(x)[:, :, 1:], down(swapped)[:, :, 1:])  # average pooling could not tell
+        assert torch.equal(down(x)[:, :, 0], down(swapped)[:, :, 0])
+    up = Upsample(4, 3, causal=True, time_factor=2)
+    assert up.split is not None
+    nn.init.zeros_(up.split.bias)
+    with torch.no_grad():
+        up.split.weight.zero_()
+        up.split.weight[:4, :, 0, 0, 0] = torch.eye(4)  # block 0 = the input, block 1 = zeros
+        latent = torch.randn(1, 4, 3, 2, 2)
+        frames = up._unstack_time(latent)
+        assert frames.shape == (1, 4, 5, 2, 2)
+        assert torch.equal(frames[:, :, 1], latent[:, :, 1]) and torch.equal(frames[:, :, 3], latent[:, :, 2])
+        assert frames[:, :, [0, 2, 4]].abs().max() == 0  # the first frame takes the last block
+    with pytest.raises(ValueError, match="causal"):
+        Downsample(3, (2, 2, 2), causal=False, channels=4, time_to_depth=True)
+    with pytest.raises(ValueError, match="causal"):
+        TokenizerSpec(dims=3, shape=[5, 8, 8], time_to_depth=True)
+
+
+@pytest.mark.parametrize(("time_padding", "time_to_depth"), [("replicate", False), ("zeros", False), ("zeros", True)])
+def test_causal_video_tokenizer_output_at_frame_t_ignores_later_frames(time_padding, time_to_depth):
+    torch.manual_seed(0)
+    spec = TokenizerSpec(
+        dims=3, shape=[9, 8, 8], causal=True, time_padding=time_padding, time_to_depth=time_to_depth, **SMALL
+    )
     model = Tokenizer(spec).eval()
-    assert isinstance(model.encoder.stem, CausalConv3d)
+    assert isinstance(model.encoder.stem, CausalConv3d) and model.encoder.stem.time_padding == time_padding
     x = torch.rand(1, 1, 9, 8, 8)
     later = x.clone()
     later[:, :, 1:] = torch.rand(1, 1, 8, 8, 8)  # every frame after the first replaced
@@ -153,7 +201,15 @@ def test_bad_specs_are_clear_errors():
 
 
 def test_any_rank_round_trips_through_a_bundle(tmp_path):
-    spec = TokenizerSpec(dims=3, shape=[5, 8, 8], downsample=[[2, 2, 2], [1, 2, 2]], causal=True, **SMALL)
+    spec = TokenizerSpec(
+        dims=3,
+        shape=[5, 8, 8],
+        downsample=[[2, 2, 2], [1, 2, 2]],
+        causal=True,
+        time_padding="zeros",
+        time_to_depth=True,
+        **SMALL,
+    )
     model = Tokenizer(spec).eval()
     model.save_pretrained(tmp_path / "video")
     loaded = Tokenizer.from_pretrained(tmp_path / "video")

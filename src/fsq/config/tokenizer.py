@@ -80,6 +80,11 @@ class ModelConfig:
     # video (time, height, width); None: 2 on every axis
     downsample: list[Annotated[list[PositiveInt], Length(min=1)]] | None = None  # per stage, per axis; None: 2s
     causal: bool = False  # the first axis is time: causal padding, the first frame or sample encoded on its own
+    # causal vqgan models: what the convolutions see before the first frame, copies of it or zeros
+    time_padding: Literal["replicate", "zeros"] = "replicate"
+    # causal vqgan models: time downsampled by stacking frames into channels (and upsampled by the inverse), not by
+    # averaging and repeating frames
+    time_to_depth: bool = False
     # vqgan: MaskGIT's ResBlocks + GroupNorm + average pooling (any dims); seanet: a 1-D audio codec (SoundStream /
     # EnCodec / DAC): per downsampling, residual units of `dilations` then a strided conv (kernel 2 x factor)
     architecture: Literal["vqgan", "seanet"] = "vqgan"

@@ -7,9 +7,10 @@ followed by a 3x3 convolution. No attention anywhere, as the paper's tokenizer.
 ``dims`` picks Conv1d (audio ``(B, C, T)``), Conv2d (images ``(B, C, H, W)``, the default: exactly the modules of the
 2-D tokenizer) or Conv3d (video ``(B, C, T, H, W)``). Down- and upsampling take a factor per axis. ``causal=True``
 makes the first axis time, as the causal video tokenizers of MAGVIT-v2 (Yu et al., 2023) and Cosmos (NVIDIA, 2025):
-convolutions pad time on the left only (the first frame repeated), GroupNorm normalises each frame on its own,
-and time downsampling keeps the first frame alone (``1 + f*k`` frames -> ``1 + k``), so that output frame ``t``
-depends on input frames ``<= t`` only and the first frame is encoded on its own (an image is a one-frame video).
+convolutions pad time on the left only (``time_padding``: the first frame repeated, or zeros), GroupNorm
+normalises each frame on its own, and time downsampling keeps the first frame alone (``1 + f*k`` frames ->
+``1 + k``), so that output frame ``t`` depends on input frames ``<= t`` only and the first frame is encoded on its
+own (an image is a one-frame video).
 """
 
 from __future__ import annotations
@@ -33,35 +34,54 @@ def check_dims(dims: int) -> int:
     return dims
 
 
-def _causal_pad(x: torch.Tensor, kernel: int) -> torch.Tensor:
-    """``x`` (B, C, T, ...) with ``kernel - 1`` copies of its first frame prepended along T."""
+TIME_PADDINGS = ("replicate", "zeros")
+
+
+def check_time_padding(mode: str) -> str:
+    """``mode`` itself when it is a known causal time padding; else a ValueError naming the choices."""
+    if mode not in TIME_PADDINGS:
+        raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {mode!r}")
+    return mode
+
+
+def _causal_pad(x: torch.Tensor, kernel: int, mode: str = "replicate") -> torch.Tensor:
+    """``x`` (B, C, T, ...) with ``kernel - 1`` frames prepended along T: copies of its first frame
+    (``replicate``) or zeros (``zeros``)."""
     if kernel <= 1:
         return x
-    return F.pad(x, [0, 0] * (x.ndim - 3) + [kernel - 1, 0], mode="replicate")
+    pad = [0, 0] * (x.ndim - 3) + [kernel - 1, 0]
+    return F.pad(x, pad, mode="replicate") if mode == "replicate" else F.pad(x, pad)
 
 
-class CausalConv1d(nn.Conv1d):
+class _CausalTime(nn.Module):
+    """Mixed into a convolution: pads time on the left by ``kernel - 1`` frames (``time_padding``) first."""
+
+    kernel_size: tuple[int, ...]
+
+    def __init__(self, *args: Any, time_padding: str = "replicate", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.time_padding = check_time_padding(time_padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(_causal_pad(x, self.kernel_size[0], self.time_padding))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", time_padding={self.time_padding}"
+
+
+class CausalConv1d(_CausalTime, nn.Conv1d):
     """Conv1d padded on the left in time only: output sample ``t`` sees inputs ``<= t``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(_causal_pad(x, self.kernel_size[0]))
 
-
-class CausalConv2d(nn.Conv2d):
+class CausalConv2d(_CausalTime, nn.Conv2d):
     """Conv2d whose first axis is time, padded on the left only (the other axis padded on both sides)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(_causal_pad(x, self.kernel_size[0]))
 
-
-class CausalConv3d(nn.Conv3d):
+class CausalConv3d(_CausalTime, nn.Conv3d):
     """Conv3d over (T, H, W), padded on the left in time only (H and W on both sides)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(_causal_pad(x, self.kernel_size[0]))
 
-
-_CAUSAL_CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d] | type[nn.Conv3d]] = {
+_CAUSAL_CONVS: dict[int, type[CausalConv1d] | type[CausalConv2d] | type[CausalConv3d]] = {
     1: CausalConv1d,
     2: CausalConv2d,
     3: CausalConv3d,
@@ -69,15 +89,26 @@ _CAUSAL_CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d] | type[nn.Conv3d]] = 
 
 
 def conv(
-    dims: int, in_channels: int, out_channels: int, kernel: int, *, bias: bool = True, causal: bool = False
+    dims: int,
+    in_channels: int,
+    out_channels: int,
+    kernel: int,
+    *,
+    bias: bool = True,
+    causal: bool = False,
+    time_padding: str = "replicate",
 ) -> nn.Module:
-    """A ``kernel``-wide convolution over ``dims`` axes keeping their sizes ("same" padding; causal in time)."""
+    """A ``kernel``-wide convolution over ``dims`` axes keeping their sizes ("same" padding; causal in time, the
+    past padded with ``time_padding``: copies of the first frame or zeros)."""
     check_dims(dims)
+    check_time_padding(time_padding)
     if kernel == 1:
         return CONVS[dims](in_channels, out_channels, 1, bias=bias)
     if causal:
         padding: Any = (0,) + (kernel // 2,) * (dims - 1)  # none in time: the forward pads it on the left
-        return _CAUSAL_CONVS[dims](in_channels, out_channels, kernel, padding=padding, bias=bias)
+        return _CAUSAL_CONVS[dims](
+            in_channels, out_channels, kernel, padding=padding, bias=bias, time_padding=time_padding
+        )
     return CONVS[dims](in_channels, out_channels, kernel, padding=kernel // 2, bias=bias)
 
 
@@ -105,13 +136,19 @@ class ResBlock(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, num_groups: int, dims: int = 2, causal: bool = False
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_groups: int,
+        dims: int = 2,
+        causal: bool = False,
+        time_padding: str = "replicate",
     ) -> None:
         super().__init__()
         self.norm1 = group_norm(in_channels, num_groups, causal)
-        self.conv1 = conv(dims, in_channels, out_channels, 3, bias=False, causal=causal)
+        self.conv1 = conv(dims, in_channels, out_channels, 3, bias=False, causal=causal, time_padding=time_padding)
         self.norm2 = group_norm(out_channels, num_groups, causal)
-        self.conv2 = conv(dims, out_channels, out_channels, 3, bias=False, causal=causal)
+        self.conv2 = conv(dims, out_channels, out_channels, 3, bias=False, causal=causal, time_padding=time_padding)
         self.skip = conv(dims, in_channels, out_channels, 1, bias=False) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,11 +176,29 @@ def _factors(factors: Sequence[int] | None, dims: int) -> tuple[int, ...]:
 class Downsample(nn.Module):
     """Average pooling by ``factors`` per axis (2 on each by default: ``conv_downsample=False`` in MaskGIT); odd
     sizes round up (28 -> 14 -> 7 -> 4). ``causal``: the first frame is pooled on its own (space only), the
-    others in groups of ``factors[0]`` frames."""
+    others in groups of ``factors[0]`` frames.
 
-    def __init__(self, dims: int = 2, factors: Sequence[int] | None = None, causal: bool = False) -> None:
+    ``time_to_depth`` (causal only; needs ``channels``): each group of ``factors[0]`` frames is stacked into the
+    channels and a 1x1 convolution maps them back to ``channels`` (space-to-depth in time, as MAGVIT-v2), so the
+    order of the frames in a group is kept where averaging would lose it; the first frame, alone, is stacked
+    with copies of itself. Space is still average-pooled."""
+
+    def __init__(
+        self,
+        dims: int = 2,
+        factors: Sequence[int] | None = None,
+        causal: bool = False,
+        *,
+        channels: int | None = None,
+        time_to_depth: bool = False,
+    ) -> None:
         super().__init__()
         self.dims, self.factors, self.causal = dims, _factors(factors, dims), causal
+        self.merge: nn.Module | None = None
+        if time_to_depth and self.factors[0] > 1:
+            if not causal or channels is None:
+                raise ValueError("time_to_depth downsampling needs a causal time axis and the channel count")
+            self.merge = CONVS[dims](channels * self.factors[0], channels, 1)
 
     def _pool(self, x: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
         if all(f == 1 for f in factors):
@@ -151,7 +206,21 @@ class Downsample(nn.Module):
         kernel = factors[0] if self.dims == 1 else factors
         return _POOLS[self.dims](x, kernel, ceil_mode=True, count_include_pad=False)
 
+    def _stack_time(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1 + f*k, ...) -> (B, f*C, 1 + k, ...) -> 1x1 conv -> (B, C, 1 + k, ...)."""
+        f = self.factors[0]
+        first, rest = x[:, :, :1], x[:, :, 1:]
+        b, c, frames, *space = rest.shape
+        if frames % f:
+            raise ValueError(f"time_to_depth needs 1 + {f}k frames, got {frames + 1}")
+        rest = rest.reshape(b, c, frames // f, f, *space).movedim(3, 1).reshape(b, f * c, frames // f, *space)
+        first = first.repeat(1, f, *([1] * (x.ndim - 2)))  # channel blocks in the same (frame, channel) order
+        assert self.merge is not None
+        return self.merge(torch.cat([first, rest], dim=2))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merge is not None:
+            return self._pool(self._stack_time(x), (1,) + self.factors[1:])
         if not self.causal or self.factors[0] == 1:
             return self._pool(x, self.factors)
         first = self._pool(x[:, :, :1], (1,) + self.factors[1:])
@@ -165,17 +234,51 @@ class Downsample(nn.Module):
 
 class Upsample(nn.Module):
     """Nearest-neighbour upsampling (to ``size``, or x2 on each axis), then a 3x3 convolution. ``causal``: the first
-    frame is upsampled in space only and the others fill the remaining ``size[0] - 1`` frames."""
+    frame is upsampled in space only and the others fill the remaining ``size[0] - 1`` frames.
 
-    def __init__(self, channels: int, dims: int = 2, causal: bool = False) -> None:
+    ``time_factor`` > 1 (causal only): depth-to-space in time instead of repeating frames, the inverse of
+    :class:`Downsample`'s ``time_to_depth``: a 1x1 convolution to ``time_factor`` x the channels, whose channel
+    blocks become that many consecutive frames (so the frames from one latent frame can differ); the first latent
+    frame gives the first frame alone (its last block)."""
+
+    def __init__(
+        self,
+        channels: int,
+        dims: int = 2,
+        causal: bool = False,
+        time_padding: str = "replicate",
+        *,
+        time_factor: int = 1,
+    ) -> None:
         super().__init__()
-        self.conv = conv(dims, channels, channels, 3, causal=causal)
+        self.conv = conv(dims, channels, channels, 3, causal=causal, time_padding=time_padding)
         self.causal = causal
+        self.time_factor = int(time_factor)
+        self.split: nn.Module | None = None
+        if self.time_factor > 1:
+            if not causal:
+                raise ValueError("depth-to-space upsampling in time needs a causal time axis")
+            self.split = CONVS[dims](channels, channels * self.time_factor, 1)
+
+    def _unstack_time(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1 + k, ...) -> 1x1 conv -> (B, f*C, 1 + k, ...) -> (B, C, 1 + f*k, ...)."""
+        assert self.split is not None
+        f, c = self.time_factor, x.shape[1]
+        y = self.split(x)
+        b, _, latent, *space = y.shape
+        first = y[:, (f - 1) * c :, :1]
+        rest = y[:, :, 1:].reshape(b, f, c, latent - 1, *space).movedim(1, 3).reshape(b, c, (latent - 1) * f, *space)
+        return torch.cat([first, rest], dim=2)
 
     def forward(self, x: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
         if self.causal:
             if size is None:
                 raise ValueError("causal upsampling needs the output size")
+            if self.split is not None:
+                x = self._unstack_time(x)
+                if x.shape[2] != size[0]:
+                    raise ValueError(f"depth-to-space in time gives {x.shape[2]} frames, expected {size[0]}")
+                return self.conv(F.interpolate(x, size=(size[0], *size[1:]), mode="nearest"))
             first = F.interpolate(x[:, :, :1], size=(1, *size[1:]), mode="nearest")
             if size[0] > 1:
                 rest = F.interpolate(x[:, :, 1:], size=(size[0] - 1, *size[1:]), mode="nearest")

@@ -24,7 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsq.layers.resnet import Downsample, ResBlock, Upsample, check_dims, conv, downsampled, group_norm
+from fsq.layers.resnet import (
+    Downsample,
+    ResBlock,
+    Upsample,
+    check_dims,
+    check_time_padding,
+    conv,
+    downsampled,
+    group_norm,
+)
 from fsq.layers.seanet import ACTIVATIONS, SEANetDecoder, SEANetEncoder
 from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quantizer
 from fsq.quantizers import Quantizer, QuantizerOutput
@@ -40,7 +49,11 @@ class TokenizerSpec:
     ``(C, T, H, W)``); ``shape`` their sizes (None: ``image_size`` on every axis). ``downsample`` gives, for each
     downsampling (``len(channel_multipliers) - 1`` of them), a factor per axis (None: 2 on every axis).
     ``causal`` makes the first axis time: causal padding and the first frame or sample encoded on its own
-    (:mod:`fsq.layers.resnet`), so ``1 + f*k`` frames give ``1 + k`` latent frames.
+    (:mod:`fsq.layers.resnet`), so ``1 + f*k`` frames give ``1 + k`` latent frames; ``time_padding`` fills the
+    causal convolutions' past before the first frame: ``replicate`` (copies of it) or ``zeros``;
+    ``time_to_depth`` (causal only) downsamples time by stacking frames into channels and upsamples it by the
+    inverse (:class:`~fsq.layers.resnet.Downsample`, :class:`~fsq.layers.resnet.Upsample`) instead of averaging
+    and repeating frames.
 
     ``architecture``: ``vqgan`` (MaskGIT's ResBlocks, GroupNorm, average pooling; any ``dims``) or ``seanet`` (a 1-D
     audio codec: per downsampling, residual units with ``dilations`` then a strided convolution of kernel ``2 f``;
@@ -59,6 +72,8 @@ class TokenizerSpec:
     shape: list[int] | None = None
     downsample: list[list[int]] | None = None
     causal: bool = False
+    time_padding: str = "replicate"
+    time_to_depth: bool = False
     architecture: str = "vqgan"
     activation: str = "elu"
     dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
@@ -66,6 +81,9 @@ class TokenizerSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizer", as_quantizer_spec(self.quantizer))
         check_dims(self.dims)
+        check_time_padding(self.time_padding)
+        if self.time_to_depth and not (self.causal and self.architecture == "vqgan"):
+            raise ValueError("time_to_depth needs a causal vqgan model (causal: true)")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.architecture == "seanet" and self.dims != 1:
@@ -160,19 +178,21 @@ class TokenizerSpec:
 class Encoder(nn.Module):
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
-        d, causal = spec.dims, spec.causal
+        d, causal, pad = spec.dims, spec.causal, spec.time_padding
         widths = [spec.filters * m for m in spec.channel_multipliers]
         factors = spec.stage_factors()
-        self.stem = conv(d, spec.in_channels, spec.filters, 3, bias=False, causal=causal)
+        self.stem = conv(d, spec.in_channels, spec.filters, 3, bias=False, causal=causal, time_padding=pad)
         blocks: list[nn.Module] = []
         channels = spec.filters
         for stage, width in enumerate(widths):
             for _ in range(spec.num_res_blocks):
-                blocks.append(ResBlock(channels, width, spec.num_groups, d, causal))
+                blocks.append(ResBlock(channels, width, spec.num_groups, d, causal, pad))
                 channels = width
             if stage < len(widths) - 1:
-                blocks.append(Downsample(d, factors[stage], causal))
-        blocks += [ResBlock(channels, channels, spec.num_groups, d, causal) for _ in range(spec.num_res_blocks)]
+                blocks.append(
+                    Downsample(d, factors[stage], causal, channels=channels, time_to_depth=spec.time_to_depth)
+                )
+        blocks += [ResBlock(channels, channels, spec.num_groups, d, causal, pad) for _ in range(spec.num_res_blocks)]
         self.blocks = nn.Sequential(*blocks)
         self.norm = group_norm(channels, spec.num_groups, causal)
         self.head = conv(d, channels, spec.latent_channels, 1)
@@ -184,26 +204,30 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
-        d, causal = spec.dims, spec.causal
+        d, causal, pad = spec.dims, spec.causal, spec.time_padding
         widths = [spec.filters * m for m in spec.channel_multipliers]
         self.shapes = spec.stage_shapes()
         self._spec = spec
         channels = widths[-1]
-        self.stem = conv(d, spec.latent_channels, channels, 3, causal=causal)
+        self.stem = conv(d, spec.latent_channels, channels, 3, causal=causal, time_padding=pad)
         self.mid = nn.Sequential(
-            *[ResBlock(channels, channels, spec.num_groups, d, causal) for _ in range(spec.num_res_blocks)]
+            *[ResBlock(channels, channels, spec.num_groups, d, causal, pad) for _ in range(spec.num_res_blocks)]
         )
         self.stages = nn.ModuleList()
         self.upsamples = nn.ModuleList()
         for stage in reversed(range(len(widths))):
             blocks = []
             for _ in range(spec.num_res_blocks):
-                blocks.append(ResBlock(channels, widths[stage], spec.num_groups, d, causal))
+                blocks.append(ResBlock(channels, widths[stage], spec.num_groups, d, causal, pad))
                 channels = widths[stage]
             self.stages.append(nn.Sequential(*blocks))
-            self.upsamples.append(Upsample(channels, d, causal) if stage > 0 else nn.Identity())
+            if stage > 0:
+                time_factor = spec.stage_factors()[stage - 1][0] if spec.time_to_depth else 1
+                self.upsamples.append(Upsample(channels, d, causal, pad, time_factor=time_factor))
+            else:
+                self.upsamples.append(nn.Identity())
         self.norm = group_norm(channels, spec.num_groups, causal)
-        self.head = conv(d, channels, spec.in_channels, 3, causal=causal)
+        self.head = conv(d, channels, spec.in_channels, 3, causal=causal, time_padding=pad)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         shapes = self.shapes
