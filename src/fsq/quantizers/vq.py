@@ -21,7 +21,7 @@ each as the paper's baseline used it (paper sec. 4 and App. A.4):
     length. A code unused for ``n`` steps has a count of at most ``0.995**n`` times its last value, so with counts
     starting at 1 the paper's threshold 0.1 lets the first split happen only after ``ln 0.1 / ln 0.995 = 459``
     steps: never in a few-hundred-step oracle. ``"uvim_short"`` keeps the paper's momentum 0.995 and raises the
-    threshold to ``0.995**30 = 0.860`` (:data:`SHORT_RUN_DEAD_STEPS` = 30 steps, a tenth of a 300-step oracle),
+    threshold to ``0.995**30 = 0.860`` (:data:`SHORT_RUN_DEAD_STEPS` = 30 steps, a twentieth of a 600-step oracle),
     so a code unused for 30 steps is split. ``"uvim"`` keeps the paper's values (0.995, 0.1).
 """
 
