@@ -128,3 +128,20 @@ def test_a_collapsed_language_model_is_named():
     lines = [x for x in claims(rows) if "not a paper claim: the language model's greedy codes" in x]
     assert len(lines) == 2 and "collapsed" not in lines[0] and "80% of what the oracle uses" in lines[0]
     assert "2% of what the oracle uses" in lines[1] and "Stage II collapsed" in lines[1]
+
+
+def test_parity_is_tested_when_fid_has_no_oracle_number():
+    # colorization's FID is measured for the predictions only: the oracle column is empty. VQ's gain over the grey
+    # input (249.8 -> 192.4: 57.4, so a margin of 5.74) is known without it, so parity is tested, not called
+    # "not testable".
+    for fsq, verdict in [(198.0, "yes"), (199.0, "no")]:  # 5.6 inside the margin, 6.6 outside
+        rows = [_row("colorization", "FSQ", 0, fsq, metric="FID"), _row("colorization", "VQ", 0, 192.4, metric="FID")]
+        for r in rows:
+            r["baseline"], r["oracle"] = 249.8, None
+        lines = claims(rows)
+        parity = next(x for x in lines if "matches UViM on VQ" in x)
+        assert "Not testable" not in parity and "margin ±5.74" in parity
+        assert parity.endswith(f"**{verdict} (single seed)**.")
+        assert next(x for x in lines if "colorization (VQ): beats" in x).endswith("**yes (single seed)**.")
+    table = markdown_table(rows)
+    assert "| colorization | FSQ | FID | 1 | 199.000 | - | 249.800 | - | - |" in table

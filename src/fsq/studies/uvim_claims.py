@@ -38,13 +38,15 @@ def _derived(row: dict[str, Any]) -> dict[str, Any]:
     """A row with its gains and shares (``None`` where a number is missing or a share undefined) and usage cap."""
     out = dict(row)
     sign = 1.0 if row["metric"] in LOWER_IS_BETTER else -1.0
-    known = all(row.get(k) is not None for k in ("prediction", "oracle", "baseline"))
-    out["gain"] = sign * (row["baseline"] - row["prediction"]) if known else None
-    out["oracle_gain"] = sign * (row["baseline"] - row["oracle"]) if known else None
-    out["share"] = out["gain"] / out["oracle_gain"] if known and out["oracle_gain"] > 0 else None
+    known = {k: row.get(k) is not None for k in ("prediction", "oracle", "baseline")}
+    # the gain needs the prediction and the baseline only: colorization's FID has no oracle number
+    gain = sign * (row["baseline"] - row["prediction"]) if known["prediction"] and known["baseline"] else None
+    oracle_gain = sign * (row["baseline"] - row["oracle"]) if known["oracle"] and known["baseline"] else None
+    out["gain"], out["oracle_gain"] = gain, oracle_gain
+    out["share"] = gain / oracle_gain if gain is not None and oracle_gain is not None and oracle_gain > 0 else None
     perfect = PERFECT.get(row["metric"])
-    reach = sign * (row["baseline"] - perfect) if known and perfect is not None else None
-    out["oracle_share"] = out["oracle_gain"] / reach if reach else None
+    reach = sign * (row["baseline"] - perfect) if oracle_gain is not None and perfect is not None else None
+    out["oracle_share"] = oracle_gain / reach if reach else None
     tokens = row.get("tokens")
     out["usage_cap"] = verdicts.usage_cap(row["codebook_size"], tokens) if tokens else None
     return out
