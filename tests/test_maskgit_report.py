@@ -129,6 +129,7 @@ def test_claims_say_where_fsq_and_vq_meet(tmp_path):
     assert "at the weights above at 2x: FSQ 72.0 ± 0.0%" in text
     assert "**reproduced**: FSQ: a small guidance weight samples best" in text
     assert "**reproduced**: FSQ's tokenizer uses more of its codebook than VQ's" in text
+    assert "each quantizer's tokenizer is trained once, so its usage has no spread over seeds" in text
     assert "**reproduced**: without guidance FSQ has the higher recall and lower precision" in text
     assert "**reproduced**: VQ: guidance trades diversity for fidelity" in text
     assert "test: the lowest mean over 2 seed(s), no spread test" in text

@@ -246,7 +246,8 @@ def usage_claims(summary: list[dict[str, Any]]) -> list[str]:
             f"images {_cell(f, 'tokenizer_usage', 1, True)} (FSQ) vs {_cell(v, 'tokenizer_usage', 1, True)} (VQ); "
             f"sampled usage (codes in as many MaskGIT samples' tokens, no guidance, {budget}x) "
             f"{_cell(f, 'sampled_usage', 1, True)} (FSQ) vs {_cell(v, 'sampled_usage', 1, True)} (VQ); "
-            f"{more.test()} (tokenizer usage)."
+            f"{more.test()} (tokenizer usage; the seeds vary Stage II only: each quantizer's tokenizer is trained "
+            f"once, so its usage has no spread over seeds and this is a point comparison)."
         )
     if f["bits_per_token"] is not None and v["bits_per_token"] is not None:
         harder = verdicts.higher(Side.of(f, "bits_per_token"), Side.of(v, "bits_per_token"))
