@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from fsq.studies.video import plan
+from fsq.config import TokenizerExperiment, config_path, load_config
+from fsq.studies.video import LR_FACTORS, SOURCES, plan
 from fsq.studies.video_claims import claims, markdown_table
 
 
@@ -60,17 +61,86 @@ def test_claims_print_the_numbers_their_verdicts_follow_from():
 def test_plan_names_runs_and_rejects_bad_input():
     runs = plan("blobs", "quick", [0, 1], ["frames.train.steps=3"])
     names = [entry["name"] for entry, _ in runs]
-    assert names == [f"{kind}_s{s}" for s in (0, 1) for kind in ("video_fsq", "video_vq", "video_lfq", "frames_fsq")]
+    video_lr = load_config(TokenizerExperiment, [config_path(SOURCES["blobs"][0])], []).optim.lr
+    frames_lr = load_config(TokenizerExperiment, [config_path(SOURCES["blobs"][1])], []).optim.lr
+    rates = [f"{f * video_lr:g}" for f in LR_FACTORS]
+    assert len(rates) == 2 and rates[1] == f"{video_lr:g}"  # every method: the config's rate and one other
+    assert names == [
+        name
+        for s in (0, 1)
+        for name in [
+            *(f"video_{q}_lr{r}_s{s}" for q in ("fsq", "vq", "lfq") for r in rates),
+            *(f"frames_fsq_lr{f * frames_lr:g}_s{s}" for f in LR_FACTORS),
+        ]
+    ]
     cfgs = {entry["name"]: cfg for entry, cfg in runs}
-    assert cfgs["video_vq_s1"].quantizer.kind == "vq" and cfgs["video_vq_s1"].train.seed == 1
-    assert cfgs["video_lfq_s0"].quantizer.setting("dim") == 10 and cfgs["frames_fsq_s0"].train.steps == 3
-    assert cfgs["video_fsq_s0"].train.steps == 2  # frames.* overrides reach the per-frame tokenizer only
+    entries = {entry["name"]: entry for entry, _ in runs}
+    vq = f"video_vq_lr{rates[0]}_s1"
+    assert cfgs[vq].quantizer.kind == "vq" and cfgs[vq].train.seed == 1
+    assert cfgs[vq].optim.lr == entries[vq]["lr"] == LR_FACTORS[0] * video_lr
+    assert cfgs[f"video_lfq_lr{rates[1]}_s0"].quantizer.setting("dim") == 10
+    assert cfgs[f"frames_fsq_lr{frames_lr:g}_s0"].train.steps == 3
+    assert cfgs[f"video_fsq_lr{rates[1]}_s0"].train.steps == 2  # frames.* overrides reach the per-frame tokenizer only
     with pytest.raises(ValueError, match="runs on \\['blobs', 'moving_mnist'\\], not 'mnist'"):
         plan("mnist", "quick", [0], [])
     with pytest.raises(ValueError, match="unknown preset 'gpu'"):
         plan("blobs", "gpu", [0], [])
     with pytest.raises(ValueError, match="distinct integers"):
         plan("blobs", "quick", [0, 0], [])
+    for override in ("optim.lr=0.01", "frames.optim.lr=0.01"):  # the study tunes the rate itself
+        with pytest.raises(ValueError, match="sets optim.lr itself"):
+            plan("blobs", "quick", [0], [override])
+
+
+def _trial_study(tmp_path, val):
+    """A study folder with FSQ and VQ video runs at two rates and two seeds, each with a held-out and a val
+    evaluation: ``val[(method, lr)]`` gives the val PSNR of both seeds (None: not evaluated yet)."""
+    import json
+
+    runs = []
+    for method in ("FSQ", "VQ"):
+        for lr in (0.0015, 0.003):
+            for seed in (0, 1):
+                name = f"video_{method.lower()}_lr{lr:g}_s{seed}"
+                folder = tmp_path / "runs" / name / "eval"
+                folder.mkdir(parents=True)
+                e = {"step": 5, "psnr": 20.0 + 1000 * lr + seed, "codebook_size": 1000, "tokens": 10, "codes_used": 7}
+                (folder / "step_000005.json").write_text(json.dumps(e))
+                if val[(method, lr)] is not None:
+                    (folder / "step_000005_val.json").write_text(json.dumps({"psnr": val[(method, lr)] + seed}))
+                runs.append(
+                    {"name": name, "label": method, "role": "video", "seed": seed, "lr": lr, "run_dir": f"runs/{name}"}
+                )
+    return {"runs": runs}
+
+
+def test_each_method_is_reported_at_the_rate_chosen_on_val(tmp_path):
+    from fsq.studies.video_claims import choose_rates, collect, trials, tuning_table
+
+    val = {("FSQ", 0.0015): 25.0, ("FSQ", 0.003): 26.0, ("VQ", 0.0015): 24.0, ("VQ", 0.003): 23.0}
+    study = _trial_study(tmp_path, val)
+    found = trials(tmp_path, study)
+    assert len(found) == 8 and {t["val_psnr"] for t in found} == {23.0, 24.0, 25.0, 26.0, 27.0}
+    chosen = choose_rates(found)
+    assert chosen == {"FSQ": 0.003, "VQ": 0.0015}  # by val, although VQ's held-out PSNR is higher at 0.003
+    rows = collect(tmp_path, study)
+    assert [(r["method"], r["name"]) for r in rows] == [
+        ("FSQ", "video_fsq_lr0.003_s0"),
+        ("FSQ", "video_fsq_lr0.003_s1"),
+        ("VQ", "video_vq_lr0.0015_s0"),
+        ("VQ", "video_vq_lr0.0015_s1"),
+    ]
+    table = tuning_table(found, chosen)
+    assert "| VQ | 0.0015 | 2 | 24.50 ± 0.71 | 22.00 ± 0.71 | yes |" in table
+    assert "| VQ | 0.003 | 2 | 23.50 ± 0.71 | 23.50 ± 0.71 |  |" in table
+    # a method with a trial not yet evaluated on val has no chosen rate, so no rows (never the held-out best)
+    val[("VQ", 0.003)] = None
+    late = _trial_study(tmp_path / "late", val)
+    assert choose_rates(trials(tmp_path / "late", late)) == {"FSQ": 0.003}
+    assert {r["method"] for r in collect(tmp_path / "late", late)} == {"FSQ"}
+    # equal val means: the lower rate
+    tie = _trial_study(tmp_path / "tie", {k: 25.0 for k in val})
+    assert choose_rates(trials(tmp_path / "tie", tie)) == {"FSQ": 0.0015, "VQ": 0.0015}
 
 
 def test_tasks_tokenizers_leaves_out_stage2_and_bad_tasks_are_refused(tmp_path):
@@ -78,8 +148,10 @@ def test_tasks_tokenizers_leaves_out_stage2_and_bad_tasks_are_refused(tmp_path):
 
     full = [entry["role"] for entry, _ in plan("moving_mnist", "quick", [0], [])]
     assert full.count("stage2") == 3
+    stage2 = [entry for entry, _ in plan("moving_mnist", "quick", [0], []) if entry["role"] == "stage2"]
+    assert all(entry["tokenizer"] is None for entry in stage2)  # set by the run: the rate chosen on val
     stage1 = [entry["role"] for entry, _ in plan("moving_mnist", "quick", [0], [], stage2=False)]
-    assert stage1 == ["video", "video", "video", "frames"]
+    assert stage1 == ["video"] * 6 + ["frames"] * 2
     for tasks in (["stage2"], ["tokenizers", "samples"]):
         with pytest.raises(ValueError, match="--tasks are tokenizers"):
             run("video", tmp_path, overrides=[], options={"preset": "quick", "tasks": tasks})

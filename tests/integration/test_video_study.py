@@ -1,6 +1,7 @@
-"""``fsq study video --preset quick``: every run trains (three video tokenizers, the per-frame tokenizer and, on
-Moving MNIST, a class-conditional video MaskGIT per tokenizer), the per-frame tokenizer is evaluated on the video
-clips, the MaskGIT samples are judged frame by frame, the report holds the table and claims, and ``fsq report``
+"""``fsq study video --preset quick``: every run trains (three video tokenizers and the per-frame tokenizer, each at
+two learning rates, and, on Moving MNIST, a class-conditional video MaskGIT per quantizer on its tokenizer at the
+rate chosen on val), every tokenizer is also evaluated on val (the per-frame one on the val clips), the MaskGIT
+samples are judged frame by frame, the report holds the table, the trials and the claims, and ``fsq report``
 rebuilds it from the run dirs alone. The quick preset runs the Moving MNIST configs at 16 px."""
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["FSQ", "naive", "VQ", "LFQ", "per-frame FSQ"]
     rows = {r["method"]: r for r in results["results"]}
+    study = results["study"]
+    from fsq.studies.video_claims import choose_rates, trials
+
+    found = trials(out, study)
+    assert len(found) == 8 and all(t["val_psnr"] is not None and t["psnr"] is not None for t in found)
+    chosen = choose_rates(found)
+    assert set(chosen) == {"FSQ", "VQ", "LFQ", "per-frame FSQ"}
+    for method in ("FSQ", "VQ", "LFQ"):  # the row and its Stage II come from the run at the rate chosen on val
+        run = next(r for r in study["runs"] if r["name"] == rows[method]["name"])
+        assert run["lr"] == chosen[method]
+        stage2 = next(r for r in study["runs"] if r["role"] == "stage2" and r["label"] == method)
+        assert stage2["tokenizer"] == run["run_dir"]
+        config = (out / stage2["run_dir"] / "config.yaml").read_text()
+        assert f"tokenizer: {out / run['run_dir']}" in config
     # fsq_moving_mnist at 16 px: 9 frames -> 5 latent frames (causal x2 in time) of 8x8 (x2 in space) = 320 tokens
     assert rows["FSQ"]["bits_per_clip"] == pytest.approx(320 * math.log2(1000))
     assert rows["per-frame FSQ"]["bits_per_clip"] <= rows["FSQ"]["bits_per_clip"]
@@ -33,6 +48,7 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path):
     assert judged["num_samples"] == judged["num_real"] == 10 and len(judged["agreement_per_frame"]) == 9
     report = (out / "report.md").read_text()
     assert "| per-frame FSQ |" in report and "(single seed)**" in report and "Stage II" in report
+    assert "## Learning-rate trials" in report and report.count("| yes |") == 4
     assert "not finished" not in report
     assert (out / "plots" / "frames.png").is_file()
     (out / "report.md").unlink()

@@ -85,9 +85,9 @@ def codebook_report(model: Tokenizer, summary: Any) -> dict[str, Any]:
 
 @torch.no_grad()
 def evaluate_signals(
-    run_dir: Path, cfg: TokenizerExperiment, model: Tokenizer, step: int, device: torch.device
+    run_dir: Path, cfg: TokenizerExperiment, model: Tokenizer, step: int, device: torch.device, suffix: str = ""
 ) -> dict[str, Any]:
-    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results on every rank."""
+    """Evaluate and write ``eval/step_N<suffix>.json`` (rank 0); returns the results on every rank."""
     info = distributed.setup(cfg.train.device)
     kind = signal_kind(cfg)
     start = time.perf_counter()
@@ -175,12 +175,12 @@ def evaluate_signals(
     results["seconds"] = time.perf_counter() - start
     if info.is_main:
         (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(results, rundir.eval_path(run_dir, step))
+        write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
         if grid:  # rows: each clip's frames (video) or waveform (audio), original over reconstruction
             pairs = torch.cat(grid)[:2]
             draw = (lambda c: c.transpose(0, 1)) if kind.dims == 3 else waveform_image
             rows = [draw(pairs[i, j]) for i in range(pairs.shape[0]) for j in range(2)]
-            save_grid(rows, rundir.eval_path(run_dir, step, "_grid.png"), fit=("height", 256))
+            save_grid(rows, rundir.eval_path(run_dir, step, f"{suffix}_grid.png"), fit=("height", 256))
     distributed.barrier()
     return results
 

@@ -47,11 +47,13 @@ def evaluate_tokenizer(
     trained: TrainedTokenizer | None = None,
     fid_samples: int | None = None,
     device: torch.device | None = None,
+    suffix: str = "",
 ) -> dict[str, Any]:
-    """Evaluate and write ``eval/step_N.json`` (rank 0); returns the results on every rank.
+    """Evaluate and write ``eval/step_N<suffix>.json`` (rank 0); returns the results on every rank.
 
     ``trained``: the model training just left (None: the run's newest checkpoint). Under torchrun, in the
-    process group training or the CLI set up, each rank evaluates its shard of the held-out split.
+    process group training or the CLI set up, each rank evaluates its shard of the held-out split. ``suffix``
+    (e.g. ``"_val"``) keeps an evaluation on another split beside the run's own ``step_N.json``.
     """
     run_dir = Path(run_dir)
     if cfg is None:
@@ -66,7 +68,7 @@ def evaluate_tokenizer(
     if model.spec.dims != 2 and cfg.eval.image_anchors:
         raise ValueError(f"eval.image_anchors is for image tokenizers; this one has model.dims={model.spec.dims}")
     if model.spec.dims != 2:  # audio and video: metrics of their kind (no FID, SSIM)
-        return evaluate_signals(run_dir, cfg, model, step, device)
+        return evaluate_signals(run_dir, cfg, model, step, device, suffix)
     start = time.perf_counter()
     held_out = open_split(cfg, cfg.data.eval_split, cfg.data.eval_limit)
     transform = item_transform(cfg, held_out, train=False)
@@ -136,10 +138,10 @@ def evaluate_tokenizer(
     results["seconds"] = time.perf_counter() - start
     if info.is_main:
         (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(results, rundir.eval_path(run_dir, step))
+        write_json_atomic(results, rundir.eval_path(run_dir, step, f"{suffix}.json"))
         grid_x = torch.cat(grid)[: cfg.eval.grid_size].to(device)
         rows = [grid_x, model(grid_x)[0].float().clamp(0, 1)]  # originals over reconstructions
-        save_grid(rows, rundir.eval_path(run_dir, step, "_grid.png"), fit=("height", 256))
+        save_grid(rows, rundir.eval_path(run_dir, step, f"{suffix}_grid.png"), fit=("height", 256))
     distributed.barrier()
     return results
 

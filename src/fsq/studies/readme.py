@@ -22,11 +22,12 @@ from pathlib import Path
 from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import timing_line
 
-BLOCK = re.compile(r"(<!-- fsq:(table|claims|budget|card) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
+BLOCK = re.compile(r"(<!-- fsq:(table|claims|budget|card|trials) (\S+) -->\n)(.*?)(<!-- /fsq -->)", re.S)
 
 
 def render(what: str, results_path: Path) -> str:
-    """The Markdown of one block: ``table``, ``claims`` or ``budget`` of the study whose ``results.json`` is given."""
+    """The Markdown of one block: ``table``, ``claims``, ``budget`` or ``trials`` (a study's tuning trials, where it
+    has them) of the study whose ``results.json`` is given."""
     from fsq.studies import KINDS
 
     if not results_path.is_file():
@@ -47,6 +48,10 @@ def render(what: str, results_path: Path) -> str:
         return data["study"].get("budget", "") + (f"\n{timing_line(timing)}" if timing else "")
     if what == "table":
         return module.markdown_table(rows)
+    if what == "trials":
+        if not hasattr(module, "trials_markdown"):
+            raise ValueError(f"{results_path}: the {kind} study has no tuning trials to show")
+        return module.trials_markdown(data["study"])
     claims = module.level_claims(rows) if kind == "levels" else module.claims(rows)
     return "\n".join(f"- {line}" for line in claims)
 

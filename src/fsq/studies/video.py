@@ -10,10 +10,17 @@ config. Every video tokenizer's evaluation holds the naive codec at its bits per
 (``eval/step_N_clips.json`` in its run dir). Finished runs are reused, interrupted ones resume. ``key=value``
 overrides go to the video tokenizers; ``frames.key=value`` to the per-frame tokenizer.
 
+Tuning, the same for every method: each tokenizer (every video quantizer and the per-frame baseline) is trained at
+each of :data:`LR_FACTORS` times its config's learning rate (``video_<q>_lr<rate>_s<seed>``), every run is also
+evaluated on the ``val`` split (``eval/step_N_val.json``; the per-frame tokenizer on the val clips,
+``step_N_clips_val.json``), and the report uses, per method, the rate with the best mean val PSNR over seeds
+(:func:`fsq.studies.video_claims.choose_rates`); the trials are listed beside the table. ``optim.lr`` overrides are
+refused: the study sets the rate.
+
 Stage II, on sources whose clips have class labels (``moving_mnist``: the first digit's class; :data:`STAGE2`):
-per video tokenizer a class-conditional video MaskGIT from the source's MaskGIT config (``stage2.key=value``
-overrides it), whose samples are judged frame by frame by the MNIST class judge beside real held-out clips
-(:mod:`fsq.evaluation.video_samples`; ``eval/step_N_judged.json`` in the MaskGIT run dir). The report
+per video tokenizer (at its chosen rate) a class-conditional video MaskGIT from the source's MaskGIT config
+(``stage2.key=value`` overrides it), whose samples are judged frame by frame by the MNIST class judge beside real
+held-out clips (:mod:`fsq.evaluation.video_samples`; ``eval/step_N_judged.json`` in the MaskGIT run dir). The report
 (:mod:`fsq.studies.video_claims`) is a pure function of the study folder and imports no torch.
 """
 
@@ -36,9 +43,21 @@ from fsq.studies.common import (
     write_results,
     write_study,
 )
-from fsq.studies.video_claims import CLIPS_SUFFIX, JUDGED_SUFFIX, claims, collect, markdown_table, plot_curves
+from fsq.studies.video_claims import (
+    CLIPS_SUFFIX,
+    JUDGED_SUFFIX,
+    VAL_SUFFIX,
+    choose_rates,
+    claims,
+    collect,
+    markdown_table,
+    plot_curves,
+    trials,
+    trials_markdown,
+    tuning_table,
+)
 
-__all__ = ["claims", "markdown_table", "run_video_study", "write_report"]
+__all__ = ["claims", "markdown_table", "run_video_study", "trials_markdown", "write_report"]
 
 # data source -> (the video tokenizer's config, the per-frame image tokenizer's config at equal bits per clip)
 SOURCES = {
@@ -114,6 +133,8 @@ STAGE2_PRESETS: dict[str, list[str]] = {
     ],
 }
 JUDGED_SAMPLES = {"cpu": 100, "quick": 10}  # sampled clips judged per MaskGIT (classes in equal shares)
+LR_FACTORS = (0.5, 1.0)  # learning-rate trials per method: these times the config's optim.lr
+TUNING_SPLIT = "val"  # the split the rate is chosen on (the report's numbers are on the config's eval split)
 
 
 def plan(
@@ -121,12 +142,12 @@ def plan(
     preset: str,
     seeds: Sequence[int],
     overrides: Sequence[str],
-    out_dir: Path = Path("."),
     stage2: bool = True,
 ) -> list[tuple[dict[str, Any], Any]]:
-    """(study.json entry, config) of every run: per seed the video tokenizer of each quantizer, then the per-frame
-    image tokenizer, then (sources in :data:`STAGE2`, unless ``stage2`` is false) a class-conditional video MaskGIT
-    per video tokenizer."""
+    """(study.json entry, config) of every run: per seed the video tokenizer of each quantizer at each trial rate,
+    then the per-frame image tokenizer at each trial rate; after all seeds (sources in :data:`STAGE2`, unless
+    ``stage2`` is false) a class-conditional video MaskGIT per video tokenizer, its ``data.tokenizer`` left for the
+    run to set to the chosen rate's run (its entry's ``tokenizer`` is None until then)."""
     if data not in SOURCES:
         raise ValueError(f"the video study runs on {sorted(SOURCES)}, not {data!r} (--data)")
     if preset not in PRESETS:
@@ -137,43 +158,52 @@ def plan(
     video_over = [o for o in overrides if not o.startswith((FRAMES_PREFIX, STAGE2_PREFIX))]
     frames_over = [o[len(FRAMES_PREFIX) :] for o in overrides if o.startswith(FRAMES_PREFIX)]
     stage2_over = [o[len(STAGE2_PREFIX) :] for o in overrides if o.startswith(STAGE2_PREFIX)]
+    if any(o.split("=", 1)[0] == "optim.lr" for o in (*video_over, *frames_over)):
+        raise ValueError(
+            "the video study sets optim.lr itself (trials at LR_FACTORS x the config's rate); edit the config instead"
+        )
+    video_lr = load_config(TokenizerExperiment, [video_path], video_over).optim.lr
+    frames_lr = load_config(TokenizerExperiment, [frames_path], frames_over).optim.lr
     out: list[tuple[dict[str, Any], Any]] = []
     for seed in seeds:
         for label, quantizer in QUANTIZERS.items():
-            name = f"video_{label.lower()}_s{seed}"
+            for lr in (f * video_lr for f in LR_FACTORS):
+                name = f"video_{label.lower()}_lr{lr:g}_s{seed}"
+                cfg = load_config(
+                    TokenizerExperiment,
+                    [video_path],
+                    [*PRESETS[preset]["video"], *video_over, f"optim.lr={lr}", f"train.seed={seed}", f"name={name}"],
+                )
+                cfg = replace(cfg, quantizer=QuantizerConfig(**quantizer))  # the whole section: no other kind's keys
+                entry = {"name": name, "label": label, "role": "video", "seed": seed, "lr": lr}
+                out.append(({**entry, "run_dir": f"runs/{name}"}, cfg))
+        for lr in (f * frames_lr for f in LR_FACTORS):
+            name = f"frames_fsq_lr{lr:g}_s{seed}"
             cfg = load_config(
                 TokenizerExperiment,
-                [video_path],
-                [*PRESETS[preset]["video"], *video_over, f"train.seed={seed}", f"name={name}"],
+                [frames_path],
+                [*PRESETS[preset]["frames"], *frames_over, f"optim.lr={lr}", f"train.seed={seed}", f"name={name}"],
             )
-            cfg = replace(cfg, quantizer=QuantizerConfig(**quantizer))  # the whole section: no other kind's keys
-            out.append(({"name": name, "label": label, "role": "video", "seed": seed, "run_dir": f"runs/{name}"}, cfg))
-        name = f"frames_fsq_s{seed}"
-        cfg = load_config(
-            TokenizerExperiment,
-            [frames_path],
-            [*PRESETS[preset]["frames"], *frames_over, f"train.seed={seed}", f"name={name}"],
-        )
-        entry = {"name": name, "label": "per-frame FSQ", "role": "frames", "seed": seed, "run_dir": f"runs/{name}"}
-        out.append((entry, cfg))
-        if stage2 and data in STAGE2:
-            stage2_path = config_path(STAGE2[data], MaskGITExperiment.stage)
+            entry = {"name": name, "label": "per-frame FSQ", "role": "frames", "seed": seed, "lr": lr}
+            out.append(({**entry, "run_dir": f"runs/{name}"}, cfg))
+    if stage2 and data in STAGE2:  # after every tokenizer: each builds on its quantizer's chosen rate (the run sets it)
+        stage2_path = config_path(STAGE2[data], MaskGITExperiment.stage)
+        for seed in seeds:
             for label in QUANTIZERS:
-                name, tokenizer = f"maskgit_{label.lower()}_s{seed}", f"runs/video_{label.lower()}_s{seed}"
+                name = f"maskgit_{label.lower()}_s{seed}"
                 stage2_cfg = load_config(
                     MaskGITExperiment,
                     [stage2_path],
                     [
                         *STAGE2_PRESETS[preset],
                         *stage2_over,
-                        f"data.tokenizer={out_dir / tokenizer}",
                         "data.tokenizer_config=null",
                         f"train.seed={seed}",
                         f"name={name}",
                     ],
                 )
                 entry = {"name": name, "label": label, "role": "stage2", "seed": seed, "run_dir": f"runs/{name}"}
-                out.append(({**entry, "tokenizer": tokenizer}, stage2_cfg))
+                out.append(({**entry, "tokenizer": None}, stage2_cfg))
     return out
 
 
@@ -197,9 +227,37 @@ def _stage2_text(runs: list[tuple[dict[str, Any], Any]]) -> str:
     return f"{m.depth} layers of width {m.width}, {t.steps} steps x batch {t.batch_size}"
 
 
-def evaluate_frames_on_clips(run_dir: Path, frames_cfg: TokenizerExperiment, video_cfg: TokenizerExperiment) -> None:
-    """Evaluate the per-frame image tokenizer of ``run_dir`` on the held-out clips of ``video_cfg`` (centred time
-    crops, as the video tokenizer's evaluation): writes ``eval/step_N_clips.json``."""
+def evaluate_on_split(run_dir: Path, cfg: TokenizerExperiment, split: str) -> None:
+    """Evaluate a video tokenizer run on ``split`` beside its own evaluation: writes ``eval/step_N_val.json``."""
+    from fsq.evaluation.tokenizer import evaluate_tokenizer
+
+    evaluate_tokenizer(run_dir, cfg=replace(cfg, data=replace(cfg.data, eval_split=split)), suffix=VAL_SUFFIX)
+
+
+def _chosen_tokenizer(out_dir: Path, study: dict[str, Any], entry: dict[str, Any]) -> str:
+    """The run dir (relative to the study) of the video tokenizer a Stage II run builds on: its quantizer's run of
+    the same seed at the rate chosen on val."""
+    rate = choose_rates(trials(out_dir, study)).get(entry["label"])
+    match = [
+        r
+        for r in study["runs"]
+        if r["role"] == "video" and r["label"] == entry["label"] and r["seed"] == entry["seed"] and r["lr"] == rate
+    ]
+    if rate is None or not match:
+        raise RuntimeError(f"{entry['name']}: the {entry['label']} tokenizers' rate trials are not all evaluated yet")
+    return match[0]["run_dir"]
+
+
+def evaluate_frames_on_clips(
+    run_dir: Path,
+    frames_cfg: TokenizerExperiment,
+    video_cfg: TokenizerExperiment,
+    split: str | None = None,
+    suffix: str = CLIPS_SUFFIX,
+) -> None:
+    """Evaluate the per-frame image tokenizer of ``run_dir`` on the clips of ``video_cfg`` (centred time crops, as
+    the video tokenizer's evaluation) of ``split`` (None: its held-out split): writes ``eval/step_N<suffix>.json``
+    (``_clips``; ``_clips_val`` for the tuning split)."""
     import torch
 
     from fsq.data.loader import iterate_batches
@@ -214,7 +272,8 @@ def evaluate_frames_on_clips(run_dir: Path, frames_cfg: TokenizerExperiment, vid
         torch.set_num_threads(frames_cfg.train.threads)
     model, step = load_run(run_dir)
     model.eval()
-    held_out = open_split(video_cfg, video_cfg.data.eval_split, video_cfg.data.eval_limit)
+    split = split or video_cfg.data.eval_split
+    held_out = open_split(video_cfg, split, video_cfg.data.eval_limit)
     transform = item_transform(video_cfg, held_out, train=False)
     frames = video_cfg.data.length or held_out.read(0).shape[1]
     scores, usage = ClipScores(frames), CodebookUsage(model.codebook_size)
@@ -227,7 +286,7 @@ def evaluate_frames_on_clips(run_dir: Path, frames_cfg: TokenizerExperiment, vid
     summary = usage.summary()
     result = {
         "step": step,
-        "split": video_cfg.data.eval_split,
+        "split": split,
         "source": video_cfg.data.source,
         "num_samples": scores.summary()["num_clips"],
         "bits_per_clip": tokenizer_bits_per_clip(model) * frames,
@@ -238,7 +297,7 @@ def evaluate_frames_on_clips(run_dir: Path, frames_cfg: TokenizerExperiment, vid
         "levels": model.spec.quantizer.report().get("levels"),
         "token_grid": list(model.spec.grid_shape),
     }
-    write_json_atomic(result, rundir.eval_path(run_dir, step, f"{CLIPS_SUFFIX}.json"))
+    write_json_atomic(result, rundir.eval_path(run_dir, step, f"{suffix}.json"))
 
 
 def run_video_study(
@@ -258,7 +317,7 @@ def run_video_study(
     clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(DEFAULT_SEEDS[preset] if seeds is None and preset in DEFAULT_SEEDS else seeds or [0])
-    runs = plan(data, preset, seeds, overrides, out_dir, stage2)
+    runs = plan(data, preset, seeds, overrides, stage2)
     previous = read_study(out_dir).get("timing") if (out_dir / "study.json").is_file() else None
     study: dict[str, Any] = {
         "kind": "video",
@@ -281,24 +340,34 @@ def run_video_study(
         study["timing"] = previous
     write_study(out_dir, study)
     trained = 0
-    video_cfgs = {(e["seed"], e["label"]): c for e, c in runs if e["role"] == "video"}
+    clips_cfg = {e["seed"]: c for e, c in reversed(runs) if e["role"] == "video"}  # any video run: the same clips
     if any(e["role"] == "stage2" for e, _ in runs):
         study["stage2"] = (
-            f"Stage II: per video tokenizer a class-conditional MaskGIT ({_stage2_text(runs)}); "
+            f"Stage II: per video tokenizer (at its chosen rate) a class-conditional MaskGIT ({_stage2_text(runs)}); "
             f"{JUDGED_SAMPLES[preset]} sampled clips per run (no guidance), every frame judged by the MNIST class "
             "judge beside as many real held-out clips."
         )
         write_study(out_dir, study)
     for index, (entry, cfg) in enumerate(runs, 1):
         run_dir = run_path(out_dir, entry)
+        if entry["role"] == "stage2" and entry["tokenizer"] is None:
+            tokenizer = _chosen_tokenizer(out_dir, study, entry)
+            entry["tokenizer"] = tokenizer
+            cfg = replace(cfg, data=replace(cfg.data, tokenizer=str(out_dir / tokenizer)))
+            write_study(out_dir, study)
         step = cfg.train.steps
         if not rundir.has_eval(run_dir, step):
             log(f"[{index}/{len(runs)}] {entry['name']}: training ...")
             app.train(cfg, run_dir)
             trained += 1
-        if entry["role"] == "frames" and not rundir.eval_path(run_dir, step, f"{CLIPS_SUFFIX}.json").is_file():
-            log(f"[{index}/{len(runs)}] {entry['name']}: evaluating frame by frame on the video clips ...")
-            evaluate_frames_on_clips(run_dir, cfg, video_cfgs[(entry["seed"], "FSQ")])
+        if entry["role"] == "video" and not rundir.eval_path(run_dir, step, f"{VAL_SUFFIX}.json").is_file():
+            log(f"[{index}/{len(runs)}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
+            evaluate_on_split(run_dir, cfg, TUNING_SPLIT)
+        if entry["role"] == "frames":
+            for split, suffix in ((None, CLIPS_SUFFIX), (TUNING_SPLIT, CLIPS_SUFFIX + VAL_SUFFIX)):
+                if not rundir.eval_path(run_dir, step, f"{suffix}.json").is_file():
+                    log(f"[{index}/{len(runs)}] {entry['name']}: evaluating frame by frame on the video clips ...")
+                    evaluate_frames_on_clips(run_dir, cfg, clips_cfg[entry["seed"]], split=split, suffix=suffix)
         judged = rundir.eval_path(run_dir, step, f"{JUDGED_SUFFIX}.json")
         if entry["role"] == "stage2" and not judged.is_file():
             log(f"[{index}/{len(runs)}] {entry['name']}: sampling and judging clips frame by frame ...")
@@ -330,7 +399,9 @@ def write_report(study_dir: str | Path) -> Path:
     rows = collect(study_dir, study)
     if not rows:
         raise ValueError(f"{study_dir}: no run of the video study has been evaluated yet")
-    write_results(study_dir, study, rows)
+    found = trials(study_dir, study)
+    chosen = choose_rates(found)
+    write_results(study_dir, {**study, "trials": found} if found else study, rows)
     plots = plot_curves(rows, study_dir / "plots")
     naive = next((r for r in rows if r["method"] == "naive"), None)
     done = {r["name"] for r in rows}
@@ -339,7 +410,8 @@ def write_report(study_dir: str | Path) -> Path:
         for run in study["runs"]
         if run["role"] == "stage2" and list((run_path(study_dir, run) / rundir.EVAL).glob(f"*{JUDGED_SUFFIX}.json"))
     }
-    missing = [run["name"] for run in study["runs"] if run["name"] not in done | judged]
+    tried = {t["name"] for t in found if t["val_psnr"] is not None and t["psnr"] is not None}
+    missing = [run["name"] for run in study["runs"] if run["name"] not in done | judged | tried]
     lines = [
         f"# {study['title']}",
         "",
@@ -353,6 +425,20 @@ def write_report(study_dir: str | Path) -> Path:
         TABLE_NOTE
         + (f" Naive codec: {naive['levels']} levels per position and channel." if naive and naive["levels"] else ""),
         "",
+        *(
+            [
+                "## Learning-rate trials",
+                "",
+                f"Every method trained at each rate; the table above uses, per method, the rate with the best mean "
+                f"PSNR on `{TUNING_SPLIT}` over seeds (Moving MNIST: clips of the 5,000 MNIST training digits kept "
+                "out of training).",
+                "",
+                tuning_table(found, chosen),
+                "",
+            ]
+            if found
+            else []
+        ),
         "## Claims, measured here",
         "",
         "Each line: the claim (one-sided: A better than B; two-sided: A matches B within a margin), the seed means "

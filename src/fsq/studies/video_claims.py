@@ -2,7 +2,9 @@
 
 Rows: one per (method, seed): the video tokenizers (FSQ, VQ, LFQ at equal bits per token), the per-frame image
 tokenizer, and the naive codec (from each FSQ run's evaluation: the same held-out clips at the FSQ tokenizer's
-bits per clip). Every number is measured on the video tokenizers' held-out clips.
+bits per clip). Every number is measured on the video tokenizers' held-out clips. A method trained at several
+learning rates (the study's trials) gives rows at the rate chosen on the tuning split (:func:`choose_rates`) only;
+:func:`trials` lists every trial with its val and held-out PSNR.
 
 Each claim names its test and its verdict follows from the numbers printed beside it (the project's shared tests,
 :mod:`fsq.studies.verdicts`: the difference of the seed means against twice its standard error over seeds).
@@ -25,6 +27,7 @@ from fsq.studies.verdicts import Side
 
 CLIPS_SUFFIX = "_clips"  # the per-frame image tokenizer's evaluation on the video clips: eval/step_N_clips.json
 JUDGED_SUFFIX = "_judged"  # a video MaskGIT's samples judged frame by frame: eval/step_N_judged.json
+VAL_SUFFIX = "_val"  # a tokenizer's evaluation on the tuning split: eval/step_N_val.json (per-frame: _clips_val)
 NUMERIC = (
     "bits_per_clip",
     "psnr",
@@ -71,21 +74,93 @@ def _row(run: dict[str, Any], method: str, e: dict[str, Any], scores: dict[str, 
     return row
 
 
+def _found(run_dir: Path, suffix: str) -> dict[str, Any] | None:
+    """The newest ``eval/step_N<suffix>.json`` of a run (None without one)."""
+    found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{suffix}.json"))
+    return read_json(found[-1], "an evaluation") if found else None
+
+
+def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every tokenizer run trained at a trial learning rate (entries with ``lr``): its method, seed, rate and PSNR on
+    the tuning split (``val_psnr``, None until evaluated) and on the held-out split (``psnr``)."""
+    out = []
+    for run in study["runs"]:
+        if run["role"] not in ("video", "frames") or run.get("lr") is None:
+            continue
+        run_dir = run_path(study_dir, run)
+        clips = CLIPS_SUFFIX if run["role"] == "frames" else ""
+        val = _found(run_dir, f"{clips}{VAL_SUFFIX}")
+        held_out = _found(run_dir, clips) if clips else latest_eval(run_dir)
+        out.append(
+            {
+                "name": run["name"],
+                "method": run["label"],
+                "seed": run.get("seed", 0),
+                "lr": run["lr"],
+                "val_psnr": val.get("psnr") if val else None,
+                "psnr": held_out.get("psnr") if held_out else None,
+            }
+        )
+    return out
+
+
+def choose_rates(found: list[dict[str, Any]]) -> dict[str, float]:
+    """Per method, the trial rate with the best mean val PSNR over its seeds (a rate with a missing val number
+    cannot be chosen; on a tie the lower rate). Methods whose trials are not all evaluated are left out."""
+    chosen: dict[str, float] = {}
+    for method in dict.fromkeys(t["method"] for t in found):
+        mine = [t for t in found if t["method"] == method]
+        if any(t["val_psnr"] is None for t in mine):
+            continue
+        rates = sorted({t["lr"] for t in mine})
+        means = {lr: mean_std([t["val_psnr"] for t in mine if t["lr"] == lr])[0] for lr in rates}
+        chosen[method] = max(rates, key=lambda lr: (means[lr], -lr))
+    return chosen
+
+
+def tuning_table(found: list[dict[str, Any]], chosen: dict[str, float]) -> str:
+    """The learning-rate trials: per method and rate, the seed means of val and held-out PSNR, the chosen rate
+    marked."""
+    lines = [
+        "| method | learning rate | seeds | val PSNR dB | held-out PSNR dB | chosen on val |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in dict.fromkeys(t["method"] for t in found):
+        for lr in sorted({t["lr"] for t in found if t["method"] == method}):
+            mine = [t for t in found if t["method"] == method and t["lr"] == lr]
+            val = mean_std([t["val_psnr"] for t in mine if t["val_psnr"] is not None])
+            held = mean_std([t["psnr"] for t in mine if t["psnr"] is not None])
+            mark = "yes" if chosen.get(method) == lr else ("-" if method not in chosen else "")
+            lines.append(
+                f"| {method} | {lr:g} | {len(mine)} | {pm(val[0], val[1], 2)} | {pm(held[0], held[1], 2)} | {mark} |"
+            )
+    return "\n".join(lines)
+
+
+def trials_markdown(study: dict[str, Any]) -> str:
+    """The tuning table of a published study (its results.json's ``study``, which holds its ``trials``)."""
+    found = study.get("trials") or []
+    return tuning_table(found, choose_rates(found))
+
+
 def collect(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per evaluated run (and per FSQ run one for the naive codec), in the plan's order."""
+    """One row per evaluated run (and per FSQ run one for the naive codec), in the plan's order; of a method
+    trained at trial rates, only the runs at its chosen rate (none while its trials are unfinished)."""
     rows: list[dict[str, Any]] = []
     judged: dict[tuple[str, int], dict[str, Any]] = {}
+    chosen = choose_rates(trials(study_dir, study))
     for run in study["runs"]:
         run_dir = run_path(study_dir, run)
+        if run.get("lr") is not None and chosen.get(run["label"]) != run["lr"]:
+            continue
         if run["role"] == "stage2":
             found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{JUDGED_SUFFIX}.json"))
             if found:
                 judged[(run["label"], run.get("seed", 0))] = read_json(found[-1], "judged video samples")
             continue
         if run["role"] == "frames":
-            found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{CLIPS_SUFFIX}.json"))
-            if found:
-                e = read_json(found[-1], "a per-frame evaluation on clips")
+            e = _found(run_dir, CLIPS_SUFFIX)
+            if e:
                 rows.append(_row(run, run["label"], e, e))
             continue
         e = latest_eval(run_dir)
