@@ -74,3 +74,24 @@ def test_readme_video_tokenizer_numbers_come_from_the_shipped_card():
     assert "(256 clips)" in row and "naive codec PSNR dB (equal bits)" in row
     text = (Path(__file__).parents[1] / "README.md").read_text()
     assert f"<!-- fsq:card src/fsq/pretrained/moving-mnist-fsq/eval.json -->\n{row}\n<!-- /fsq -->" in text
+
+
+def test_a_trials_block_renders_a_studys_tuning_trials(tmp_path):
+    """``<!-- fsq:trials FILE -->``: the learning-rate trials a study published (the video study), the rate chosen
+    on val marked; a study without trials is refused by name."""
+    import json
+
+    import pytest
+
+    from fsq.studies.readme import render
+
+    trials = [
+        {"name": f"video_fsq_lr{lr:g}_s0", "method": "FSQ", "seed": 0, "lr": lr, "val_psnr": v, "psnr": p}
+        for lr, v, p in ((0.0015, 26.0, 26.5), (0.003, 27.0, 27.5))
+    ]
+    path = tmp_path / "video.json"
+    path.write_text(json.dumps({"study": {"kind": "video", "trials": trials}, "results": []}))
+    table = render("trials", path)
+    assert "| FSQ | 0.003 | 1 | 27.00 | 27.50 | yes |" in table and "| FSQ | 0.0015 | 1 | 26.00 | 26.50 |  |" in table
+    with pytest.raises(ValueError, match="the codebook-size study has no tuning trials"):
+        render("trials", Path(__file__).parents[1] / "docs/results/demo.json")
