@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fsq.studies.common import combine_timing, timing_line
 
 
@@ -34,3 +36,22 @@ def test_calls_are_summed_with_the_first_load_before_and_the_last_after():
         "Measured: 4.0 min wall, 2.0 min CPU for 7 runs over 3 calls on a 2-core machine; its 1-minute load "
         "average (all processes) was 1.00 before the first call and 6.00 after the last."
     )
+
+
+def test_a_runs_logged_training_time_sums_its_step_times(tmp_path):
+    """``logged_train_seconds``: each metrics row's seconds per step times the steps since the row before (a
+    resumed run that logs a step again adds nothing for it); None for a run that logged nothing."""
+    import json
+
+    from fsq.studies.common import logged_train_seconds
+
+    rows = [
+        {"step": 25, "sec_per_step": 0.5},
+        {"step": 50, "sec_per_step": 0.4},
+        {"step": 50, "sec_per_step": 9.0},  # logged again after a resume: no steps since
+        {"step": 60, "psnr": 20.0},  # a row without a step time
+        {"step": 100, "sec_per_step": 1.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert logged_train_seconds(tmp_path) == pytest.approx(25 * 0.5 + 25 * 0.4 + 50 * 1.0)
+    assert logged_train_seconds(tmp_path / "missing") is None

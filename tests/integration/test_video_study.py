@@ -26,6 +26,7 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path):
     from fsq.studies.video_claims import choose_rates, trials
 
     found = trials(out, study)
+    assert "Training time logged by the 8 tokenizer runs" in study["budget"]  # the runs' own cost, in the report
     assert len(found) == 8 and all(t["val_psnr"] is not None and t["psnr"] is not None for t in found)
     chosen = choose_rates(found)
     assert set(chosen) == {"FSQ", "VQ", "LFQ", "per-frame FSQ"}

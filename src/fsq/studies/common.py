@@ -141,6 +141,18 @@ def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, A
         writer.writerows(rows)
 
 
+def logged_train_seconds(run_dir: Path) -> float | None:
+    """The training time a run logged itself: over its metrics rows, ``sec_per_step`` times the steps since the row
+    before (evaluations and start-up not included; None without rows). It counts the run's cost whoever trained it,
+    where a study's own stopwatch sees only the runs that study call trained."""
+    total, previous, found = 0.0, 0, False
+    for row in rundir.read_metrics(run_dir):
+        if "sec_per_step" in row and "step" in row:
+            total += row["sec_per_step"] * max(0, row["step"] - previous)
+            previous, found = max(previous, row["step"]), True
+    return total if found else None
+
+
 def timing_line(timing: dict[str, Any]) -> str:
     """The measured cost of the study's calls that trained something, with the machine's load around them."""
     before, after = timing["load_average_before"], timing["load_average_after"]

@@ -37,6 +37,7 @@ from fsq.studies.common import (
     Stopwatch,
     combine_timing,
     finish_report,
+    logged_train_seconds,
     read_study,
     run_path,
     timing_line,
@@ -401,6 +402,15 @@ def write_report(study_dir: str | Path) -> Path:
         raise ValueError(f"{study_dir}: no run of the video study has been evaluated yet")
     found = trials(study_dir, study)
     chosen = choose_rates(found)
+    logged = [logged_train_seconds(run_path(study_dir, r)) for r in study["runs"] if r["role"] in ("video", "frames")]
+    if any(v is not None for v in logged):  # the runs' own cost, whichever process trained them
+        minutes = sum(v for v in logged if v is not None) / 60
+        counted = sum(v is not None for v in logged)
+        study = {
+            **study,
+            "budget": f"{study.get('budget', '')} Training time logged by the {counted} tokenizer runs (the sum of "
+            f"their step times, evaluations not included): {minutes:.1f} min.",
+        }
     write_results(study_dir, {**study, "trials": found} if found else study, rows)
     plots = plot_curves(rows, study_dir / "plots")
     naive = next((r for r in rows if r["method"] == "naive"), None)
