@@ -166,27 +166,28 @@ def plan(
     video_lr = load_config(TokenizerExperiment, [video_path], video_over).optim.lr
     frames_lr = load_config(TokenizerExperiment, [frames_path], frames_over).optim.lr
     out: list[tuple[dict[str, Any], Any]] = []
+
+    def trial(
+        role: str, label: str, path: Path, over: list[str], lr: float, seed: int, name: str
+    ) -> tuple[dict[str, Any], TokenizerExperiment]:
+        """(entry, config) of one tokenizer run: the ``role``'s config at learning rate ``lr``."""
+        cfg = load_config(
+            TokenizerExperiment,
+            [path],
+            [*PRESETS[preset][role], *over, f"optim.lr={lr}", f"train.seed={seed}", f"name={name}"],
+        )
+        return {"name": name, "label": label, "role": role, "seed": seed, "lr": lr, "run_dir": f"runs/{name}"}, cfg
+
     for seed in seeds:
         for label, quantizer in QUANTIZERS.items():
             for lr in (f * video_lr for f in LR_FACTORS):
                 name = f"video_{label.lower()}_lr{lr:g}_s{seed}"
-                cfg = load_config(
-                    TokenizerExperiment,
-                    [video_path],
-                    [*PRESETS[preset]["video"], *video_over, f"optim.lr={lr}", f"train.seed={seed}", f"name={name}"],
-                )
-                cfg = replace(cfg, quantizer=QuantizerConfig(**quantizer))  # the whole section: no other kind's keys
-                entry = {"name": name, "label": label, "role": "video", "seed": seed, "lr": lr}
-                out.append(({**entry, "run_dir": f"runs/{name}"}, cfg))
+                entry, cfg = trial("video", label, video_path, video_over, lr, seed, name)
+                out.append((entry, replace(cfg, quantizer=QuantizerConfig(**quantizer))))  # no other kind's keys
         for lr in (f * frames_lr for f in LR_FACTORS):
-            name = f"frames_fsq_lr{lr:g}_s{seed}"
-            cfg = load_config(
-                TokenizerExperiment,
-                [frames_path],
-                [*PRESETS[preset]["frames"], *frames_over, f"optim.lr={lr}", f"train.seed={seed}", f"name={name}"],
+            out.append(
+                trial("frames", "per-frame FSQ", frames_path, frames_over, lr, seed, f"frames_fsq_lr{lr:g}_s{seed}")
             )
-            entry = {"name": name, "label": "per-frame FSQ", "role": "frames", "seed": seed, "lr": lr}
-            out.append(({**entry, "run_dir": f"runs/{name}"}, cfg))
     if stage2 and data in STAGE2:  # after every tokenizer: each builds on its quantizer's chosen rate (the run sets it)
         stage2_path = config_path(STAGE2[data], MaskGITExperiment.stage)
         for seed in seeds:
@@ -341,7 +342,7 @@ def run_video_study(
         study["timing"] = previous
     write_study(out_dir, study)
     trained = 0
-    clips_cfg = {e["seed"]: c for e, c in reversed(runs) if e["role"] == "video"}  # any video run: the same clips
+    clips_cfg = {e["seed"]: c for e, c in runs if e["role"] == "video"}  # any video run of a seed: the same clips
     if any(e["role"] == "stage2" for e, _ in runs):
         study["stage2"] = (
             f"Stage II: per video tokenizer (at its chosen rate) a class-conditional MaskGIT ({_stage2_text(runs)}); "
@@ -397,11 +398,11 @@ def write_report(study_dir: str | Path) -> Path:
     """Write results.json/csv, plots/frames.png and report.md from the run dirs; returns the report's path."""
     study_dir = Path(study_dir)
     study = read_study(study_dir)
-    rows = collect(study_dir, study)
-    if not rows:
-        raise ValueError(f"{study_dir}: no run of the video study has been evaluated yet")
     found = trials(study_dir, study)
     chosen = choose_rates(found)
+    rows = collect(study_dir, study, chosen)
+    if not rows:
+        raise ValueError(f"{study_dir}: no run of the video study has been evaluated yet")
     logged = [logged_train_seconds(run_path(study_dir, r)) for r in study["runs"] if r["role"] in ("video", "frames")]
     if any(v is not None for v in logged):  # the runs' own cost, whichever process trained them
         minutes = sum(v for v in logged if v is not None) / 60

@@ -143,20 +143,24 @@ def trials_markdown(study: dict[str, Any]) -> str:
     return tuning_table(found, choose_rates(found))
 
 
-def collect(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
+def collect(
+    study_dir: str | Path, study: dict[str, Any], chosen: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
     """One row per evaluated run (and per FSQ run one for the naive codec), in the plan's order; of a method
-    trained at trial rates, only the runs at its chosen rate (none while its trials are unfinished)."""
+    trained at trial rates, only the runs at its chosen rate (``chosen``, by default :func:`choose_rates` of the
+    study's :func:`trials`; none while a method's trials are unfinished)."""
     rows: list[dict[str, Any]] = []
     judged: dict[tuple[str, int], dict[str, Any]] = {}
-    chosen = choose_rates(trials(study_dir, study))
+    if chosen is None:
+        chosen = choose_rates(trials(study_dir, study))
     for run in study["runs"]:
         run_dir = run_path(study_dir, run)
         if run.get("lr") is not None and chosen.get(run["label"]) != run["lr"]:
             continue
         if run["role"] == "stage2":
-            found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{JUDGED_SUFFIX}.json"))
-            if found:
-                judged[(run["label"], run.get("seed", 0))] = read_json(found[-1], "judged video samples")
+            samples = _found(run_dir, JUDGED_SUFFIX)
+            if samples:
+                judged[(run["label"], run.get("seed", 0))] = samples
             continue
         if run["role"] == "frames":
             e = _found(run_dir, CLIPS_SUFFIX)
