@@ -85,3 +85,39 @@ def test_the_smoke_maskgit_names_the_smoke_tokenizer_it_needs(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "data.tokenizer=runs/fsq_mnist_smoke holds no trained tokenizer" in err
     assert "fsq_mnist.yaml smoke --run-dir runs/fsq_mnist_smoke" in err and not any(tmp_path.iterdir())
+
+
+def test_overrides_typed_after_a_list_option_are_moved_after_the_options():
+    from fsq.cli import overrides_last
+
+    typed = ["study", "video", "--seeds", "0", "1", "train.threads=1", "--tasks", "tokenizers", "x.y=2", "--out", "d"]
+    assert overrides_last(typed) == [
+        "study", "video", "--seeds", "0", "1", "--tasks", "tokenizers", "--out", "d", "train.threads=1", "x.y=2"
+    ]
+    # elsewhere nothing moves: a value of a one-value option, overrides before the options, files with no "="
+    same = ["study", "maskgit", "a=1", "cfg.yaml", "--out", "runs/x=1", "--levels", "8,5,5,5"]
+    assert overrides_last(same) == same
+
+
+def test_a_study_takes_overrides_after_seeds_and_tasks(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import fsq.studies
+
+    seen = {}
+    report = tmp_path / "report.md"
+    report.write_text("# report\n")
+
+    def run(kind, out, overrides, options):
+        seen.update(kind=kind, overrides=overrides, seeds=options["seeds"], tasks=options["tasks"])
+        return report
+
+    monkeypatch.setitem(fsq.studies.KINDS, "video", SimpleNamespace(run=run))
+    argv = ["study", "video", "--tasks", "tokenizers", "train.threads=1", "--seeds", "0", "frames.train.threads=1"]
+    assert main([*argv, "--out", str(tmp_path / "s")]) == 0
+    assert seen == {
+        "kind": "video",
+        "overrides": ["train.threads=1", "frames.train.threads=1"],
+        "seeds": [0],
+        "tasks": ["tokenizers"],
+    }

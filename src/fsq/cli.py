@@ -21,6 +21,27 @@ def _split_configs(items: list[str]) -> tuple[list[str], list[str]]:
     return files, overrides
 
 
+# options that take a list of values: argparse would read a `key=value` typed after them as one more value
+_LIST_OPTIONS = frozenset({"--runs", "--tasks", "--seeds", "--sizes", "--levels", "--classes"})
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.\-]*=")
+
+
+def overrides_last(argv: list[str]) -> list[str]:
+    """``argv`` with every ``key=value`` override that follows a list option (``--seeds 0 1 train.steps=5``) moved
+    to the end, after the options, where the positional overrides are read; everything else keeps its order."""
+    kept: list[str] = []
+    moved: list[str] = []
+    in_list = False
+    for item in argv:
+        if item.startswith("-"):
+            in_list = item in _LIST_OPTIONS
+        elif in_list and _OVERRIDE.match(item):
+            moved.append(item)
+            continue
+        kept.append(item)
+    return kept + moved
+
+
 def _is_main() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
@@ -488,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()  # the stage choices come from the config registry (pyyaml: the `train` extra)
     except ModuleNotFoundError as error:
         return _missing_extra(error)
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(overrides_last(sys.argv[1:] if argv is None else list(argv)))
     if extra:  # argparse binds a trailing positional list early: items after an option land here
         listed = next((n for n in ("overrides", "items") if isinstance(getattr(args, n, None), list)), None)
         if listed is not None and not any(e.startswith("-") for e in extra):
