@@ -7,9 +7,10 @@ import hashlib
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from fsq.layers.resnet import CausalConv3d, Downsample, ResBlock, Upsample, conv, downsampled
+from fsq.layers.resnet import CausalConv3d, Downsample, FactorizedConv3d, ResBlock, Upsample, conv, downsampled
 from fsq.models import Tokenizer, TokenizerSpec
 from fsq.models.discriminator import BlurPool, StyleGANDiscriminator
 from fsq.models.maskgit import MaskGIT, MaskGITSpec
@@ -147,14 +148,24 @@ def test_time_to_depth_keeps_frame_order_and_inverts_its_layout():
         TokenizerSpec(dims=3, shape=[5, 8, 8], time_to_depth=True)
 
 
-@pytest.mark.parametrize(("time_padding", "time_to_depth"), [("replicate", False), ("zeros", False), ("zeros", True)])
-def test_causal_video_tokenizer_output_at_frame_t_ignores_later_frames(time_padding, time_to_depth):
+@pytest.mark.parametrize(
+    ("time_padding", "time_to_depth", "factorized"),
+    [("replicate", False, False), ("zeros", False, False), ("zeros", True, False), ("zeros", True, True)],
+)
+def test_causal_video_tokenizer_output_at_frame_t_ignores_later_frames(time_padding, time_to_depth, factorized):
     torch.manual_seed(0)
     spec = TokenizerSpec(
-        dims=3, shape=[9, 8, 8], causal=True, time_padding=time_padding, time_to_depth=time_to_depth, **SMALL
+        dims=3,
+        shape=[9, 8, 8],
+        causal=True,
+        time_padding=time_padding,
+        time_to_depth=time_to_depth,
+        factorized=factorized,
+        **SMALL,
     )
     model = Tokenizer(spec).eval()
-    assert isinstance(model.encoder.stem, CausalConv3d) and model.encoder.stem.time_padding == time_padding
+    stem = model.encoder.stem.time if factorized else model.encoder.stem
+    assert isinstance(stem, CausalConv3d) and stem.time_padding == time_padding
     x = torch.rand(1, 1, 9, 8, 8)
     later = x.clone()
     later[:, :, 1:] = torch.rand(1, 1, 8, 8, 8)  # every frame after the first replaced
@@ -168,6 +179,39 @@ def test_causal_video_tokenizer_output_at_frame_t_ignores_later_frames(time_padd
             moved = x.clone()
             moved[:, :, last + 1 :] = 0.5
             assert torch.equal(model.encoder(moved * 2 - 1)[:, :, i], a[:, :, i])
+
+
+def test_factorized_convolutions_are_space_then_causal_time():
+    torch.manual_seed(0)
+    layer = conv(3, 4, 6, 3, causal=True, time_padding="zeros", factorized=True)
+    assert isinstance(layer, FactorizedConv3d)
+    assert layer.space.kernel_size == (1, 3, 3) and layer.time.kernel_size == (3, 1, 1)
+    full = conv(3, 4, 6, 3, causal=True)
+    assert sum(p.numel() for p in layer.parameters()) == 4 * 6 * 9 + 6 * 6 * 3 + 6  # against 4 * 6 * 27 + 6
+    assert sum(p.numel() for p in full.parameters()) == 4 * 6 * 27 + 6
+    x = torch.randn(2, 4, 5, 7, 7)
+    with torch.no_grad():
+        layer.time.weight.zero_()
+        layer.time.weight[:, :, 2, 0, 0] = torch.eye(6)  # the time taps pass the current frame only
+        layer.time.bias.zero_()
+        per_frame = torch.stack(  # the same spatial kernel as a 2-D convolution of each frame
+            [F.conv2d(x[:, :, t], layer.space.weight[:, :, 0], padding=1) for t in range(5)], dim=2
+        )
+        assert torch.allclose(layer(x), per_frame, atol=1e-5)
+    block = ResBlock(8, 16, 4, dims=3, causal=True, time_padding="zeros", factorized=True)
+    up = Upsample(16, dims=3, causal=True, time_padding="zeros", factorized=True)
+    assert isinstance(block.conv1, FactorizedConv3d) and isinstance(up.conv, FactorizedConv3d)
+    x = torch.randn(2, 8, 9, 6, 6)
+    with torch.no_grad():
+        for t in range(1, 9):
+            change = _frame_dependence(block, x, t)
+            assert change[:t].max() == 0 and change[t] > 0  # frame t moves outputs t.. only
+    plain = conv(3, 4, 6, 3, factorized=True)  # not causal: time padded on both sides, sizes kept
+    assert plain(torch.randn(1, 4, 5, 7, 7)).shape == (1, 6, 5, 7, 7)
+    with pytest.raises(ValueError, match="need dims=3"):
+        conv(2, 4, 6, 3, factorized=True)
+    with pytest.raises(ValueError, match="3-D vqgan model"):
+        TokenizerSpec(dims=2, factorized=True)
 
 
 @pytest.mark.parametrize(
@@ -208,6 +252,7 @@ def test_any_rank_round_trips_through_a_bundle(tmp_path):
         causal=True,
         time_padding="zeros",
         time_to_depth=True,
+        factorized=True,
         **SMALL,
     )
     model = Tokenizer(spec).eval()

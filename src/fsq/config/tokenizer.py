@@ -85,6 +85,8 @@ class ModelConfig:
     # causal vqgan models: time downsampled by stacking frames into channels (and upsampled by the inverse), not by
     # averaging and repeating frames
     time_to_depth: bool = False
+    # 3-D vqgan models: (2+1)-D convolutions (3x3 over space, then 3 frames over time) instead of 3x3x3 ones
+    factorized: bool = False
     # vqgan: MaskGIT's ResBlocks + GroupNorm + average pooling (any dims); seanet: a 1-D audio codec (SoundStream /
     # EnCodec / DAC): per downsampling, residual units of `dilations` then a strided conv (kernel 2 x factor)
     architecture: Literal["vqgan", "seanet"] = "vqgan"

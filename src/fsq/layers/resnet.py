@@ -11,6 +11,11 @@ convolutions pad time on the left only (``time_padding``: the first frame repeat
 normalises each frame on its own, and time downsampling keeps the first frame alone (``1 + f*k`` frames ->
 ``1 + k``), so that output frame ``t`` depends on input frames ``<= t`` only and the first frame is encoded on its
 own (an image is a one-frame video).
+
+``factorized=True`` (3-D only) replaces each k x k x k convolution by a (2+1)-D pair, as R(2+1)D (Tran et al., 2018)
+and the factorized video tokenizers: a 1 x k x k convolution over space, then a k x 1 x 1 convolution over time
+(causal like the full one). Its cost per voxel is (k^2 + k) C^2 against k^3 C^2, so a model twice as wide costs
+about what the full 3-D one does.
 """
 
 from __future__ import annotations
@@ -97,19 +102,54 @@ def conv(
     bias: bool = True,
     causal: bool = False,
     time_padding: str = "replicate",
+    factorized: bool = False,
 ) -> nn.Module:
     """A ``kernel``-wide convolution over ``dims`` axes keeping their sizes ("same" padding; causal in time, the
-    past padded with ``time_padding``: copies of the first frame or zeros)."""
+    past padded with ``time_padding``: copies of the first frame or zeros). ``factorized`` (3-D only): a
+    :class:`FactorizedConv3d`, space then time."""
     check_dims(dims)
     check_time_padding(time_padding)
+    if factorized and dims != 3:
+        raise ValueError(f"factorized (2+1)-D convolutions need dims=3 (video), got dims={dims}")
     if kernel == 1:
         return CONVS[dims](in_channels, out_channels, 1, bias=bias)
+    if factorized:
+        return FactorizedConv3d(in_channels, out_channels, kernel, bias=bias, causal=causal, time_padding=time_padding)
     if causal:
         padding: Any = (0,) + (kernel // 2,) * (dims - 1)  # none in time: the forward pads it on the left
         return _CAUSAL_CONVS[dims](
             in_channels, out_channels, kernel, padding=padding, bias=bias, time_padding=time_padding
         )
     return CONVS[dims](in_channels, out_channels, kernel, padding=kernel // 2, bias=bias)
+
+
+class FactorizedConv3d(nn.Module):
+    """A (2+1)-D convolution: ``1 x k x k`` over space (``in -> out`` channels), then ``k x 1 x 1`` over time
+    (``out -> out``; causal: padded on the left with ``time_padding``), with no nonlinearity between them."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        *,
+        bias: bool = True,
+        causal: bool = False,
+        time_padding: str = "replicate",
+    ) -> None:
+        super().__init__()
+        self.space = nn.Conv3d(
+            in_channels, out_channels, (1, kernel, kernel), padding=(0, kernel // 2, kernel // 2), bias=False
+        )
+        if causal:
+            self.time: nn.Conv3d = CausalConv3d(
+                out_channels, out_channels, (kernel, 1, 1), bias=bias, time_padding=time_padding
+            )
+        else:
+            self.time = nn.Conv3d(out_channels, out_channels, (kernel, 1, 1), padding=(kernel // 2, 0, 0), bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.time(self.space(x))
 
 
 class CausalGroupNorm(nn.GroupNorm):
@@ -129,7 +169,8 @@ def group_norm(channels: int, num_groups: int, causal: bool = False) -> nn.Group
 
 
 class ResBlock(nn.Module):
-    """GN -> swish -> conv3x3 -> GN -> swish -> conv3x3, plus a (1x1-projected when widths differ) skip.
+    """GN -> swish -> conv3x3 -> GN -> swish -> conv3x3, plus a (1x1-projected when widths differ) skip
+    (``factorized``: (2+1)-D convolutions, :class:`FactorizedConv3d`).
 
     The public MaskGIT code applies its 1x1 shortcut to the block *output* when channels change (so those blocks
     lose their skip); we use the standard form, projecting the block *input*, since we do not load its weights.
@@ -143,12 +184,14 @@ class ResBlock(nn.Module):
         dims: int = 2,
         causal: bool = False,
         time_padding: str = "replicate",
+        factorized: bool = False,
     ) -> None:
         super().__init__()
+        kw: dict[str, Any] = {"bias": False, "causal": causal, "time_padding": time_padding, "factorized": factorized}
         self.norm1 = group_norm(in_channels, num_groups, causal)
-        self.conv1 = conv(dims, in_channels, out_channels, 3, bias=False, causal=causal, time_padding=time_padding)
+        self.conv1 = conv(dims, in_channels, out_channels, 3, **kw)
         self.norm2 = group_norm(out_channels, num_groups, causal)
-        self.conv2 = conv(dims, out_channels, out_channels, 3, bias=False, causal=causal, time_padding=time_padding)
+        self.conv2 = conv(dims, out_channels, out_channels, 3, **kw)
         self.skip = conv(dims, in_channels, out_channels, 1, bias=False) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,9 +292,10 @@ class Upsample(nn.Module):
         time_padding: str = "replicate",
         *,
         time_factor: int = 1,
+        factorized: bool = False,
     ) -> None:
         super().__init__()
-        self.conv = conv(dims, channels, channels, 3, causal=causal, time_padding=time_padding)
+        self.conv = conv(dims, channels, channels, 3, causal=causal, time_padding=time_padding, factorized=factorized)
         self.causal = causal
         self.time_factor = int(time_factor)
         self.split: nn.Module | None = None

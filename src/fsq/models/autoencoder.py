@@ -53,7 +53,8 @@ class TokenizerSpec:
     causal convolutions' past before the first frame: ``replicate`` (copies of it) or ``zeros``;
     ``time_to_depth`` (causal only) downsamples time by stacking frames into channels and upsamples it by the
     inverse (:class:`~fsq.layers.resnet.Downsample`, :class:`~fsq.layers.resnet.Upsample`) instead of averaging
-    and repeating frames.
+    and repeating frames. ``factorized`` (3-D vqgan only) builds every 3x3x3 convolution as a (2+1)-D pair, a
+    3x3 over space then a 3-frame one over time (:class:`~fsq.layers.resnet.FactorizedConv3d`).
 
     ``architecture``: ``vqgan`` (MaskGIT's ResBlocks, GroupNorm, average pooling; any ``dims``) or ``seanet`` (a 1-D
     audio codec: per downsampling, residual units with ``dilations`` then a strided convolution of kernel ``2 f``;
@@ -74,6 +75,7 @@ class TokenizerSpec:
     causal: bool = False
     time_padding: str = "replicate"
     time_to_depth: bool = False
+    factorized: bool = False
     architecture: str = "vqgan"
     activation: str = "elu"
     dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
@@ -84,6 +86,8 @@ class TokenizerSpec:
         check_time_padding(self.time_padding)
         if self.time_to_depth and not (self.causal and self.architecture == "vqgan"):
             raise ValueError("time_to_depth needs a causal vqgan model (causal: true)")
+        if self.factorized and not (self.dims == 3 and self.architecture == "vqgan"):
+            raise ValueError(f"factorized (2+1)-D convolutions need a 3-D vqgan model (dims: 3), got dims={self.dims}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.architecture == "seanet" and self.dims != 1:
@@ -178,21 +182,25 @@ class TokenizerSpec:
 class Encoder(nn.Module):
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
-        d, causal, pad = spec.dims, spec.causal, spec.time_padding
+        d, causal, pad, fac = spec.dims, spec.causal, spec.time_padding, spec.factorized
         widths = [spec.filters * m for m in spec.channel_multipliers]
         factors = spec.stage_factors()
-        self.stem = conv(d, spec.in_channels, spec.filters, 3, bias=False, causal=causal, time_padding=pad)
+        self.stem = conv(
+            d, spec.in_channels, spec.filters, 3, bias=False, causal=causal, time_padding=pad, factorized=fac
+        )
         blocks: list[nn.Module] = []
         channels = spec.filters
         for stage, width in enumerate(widths):
             for _ in range(spec.num_res_blocks):
-                blocks.append(ResBlock(channels, width, spec.num_groups, d, causal, pad))
+                blocks.append(ResBlock(channels, width, spec.num_groups, d, causal, pad, fac))
                 channels = width
             if stage < len(widths) - 1:
                 blocks.append(
                     Downsample(d, factors[stage], causal, channels=channels, time_to_depth=spec.time_to_depth)
                 )
-        blocks += [ResBlock(channels, channels, spec.num_groups, d, causal, pad) for _ in range(spec.num_res_blocks)]
+        blocks += [
+            ResBlock(channels, channels, spec.num_groups, d, causal, pad, fac) for _ in range(spec.num_res_blocks)
+        ]
         self.blocks = nn.Sequential(*blocks)
         self.norm = group_norm(channels, spec.num_groups, causal)
         self.head = conv(d, channels, spec.latent_channels, 1)
@@ -204,30 +212,30 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, spec: TokenizerSpec) -> None:
         super().__init__()
-        d, causal, pad = spec.dims, spec.causal, spec.time_padding
+        d, causal, pad, fac = spec.dims, spec.causal, spec.time_padding, spec.factorized
         widths = [spec.filters * m for m in spec.channel_multipliers]
         self.shapes = spec.stage_shapes()
         self._spec = spec
         channels = widths[-1]
-        self.stem = conv(d, spec.latent_channels, channels, 3, causal=causal, time_padding=pad)
+        self.stem = conv(d, spec.latent_channels, channels, 3, causal=causal, time_padding=pad, factorized=fac)
         self.mid = nn.Sequential(
-            *[ResBlock(channels, channels, spec.num_groups, d, causal, pad) for _ in range(spec.num_res_blocks)]
+            *[ResBlock(channels, channels, spec.num_groups, d, causal, pad, fac) for _ in range(spec.num_res_blocks)]
         )
         self.stages = nn.ModuleList()
         self.upsamples = nn.ModuleList()
         for stage in reversed(range(len(widths))):
             blocks = []
             for _ in range(spec.num_res_blocks):
-                blocks.append(ResBlock(channels, widths[stage], spec.num_groups, d, causal, pad))
+                blocks.append(ResBlock(channels, widths[stage], spec.num_groups, d, causal, pad, fac))
                 channels = widths[stage]
             self.stages.append(nn.Sequential(*blocks))
             if stage > 0:
                 time_factor = spec.stage_factors()[stage - 1][0] if spec.time_to_depth else 1
-                self.upsamples.append(Upsample(channels, d, causal, pad, time_factor=time_factor))
+                self.upsamples.append(Upsample(channels, d, causal, pad, time_factor=time_factor, factorized=fac))
             else:
                 self.upsamples.append(nn.Identity())
         self.norm = group_norm(channels, spec.num_groups, causal)
-        self.head = conv(d, channels, spec.in_channels, 3, causal=causal, time_padding=pad)
+        self.head = conv(d, channels, spec.in_channels, 3, causal=causal, time_padding=pad, factorized=fac)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         shapes = self.shapes
