@@ -92,7 +92,17 @@ def test_overrides_typed_after_a_list_option_are_moved_after_the_options():
 
     typed = ["study", "video", "--seeds", "0", "1", "train.threads=1", "--tasks", "tokenizers", "x.y=2", "--out", "d"]
     assert overrides_last(typed) == [
-        "study", "video", "--seeds", "0", "1", "--tasks", "tokenizers", "--out", "d", "train.threads=1", "x.y=2"
+        "study",
+        "video",
+        "--seeds",
+        "0",
+        "1",
+        "--tasks",
+        "tokenizers",
+        "--out",
+        "d",
+        "train.threads=1",
+        "x.y=2",
     ]
     # elsewhere nothing moves: a value of a one-value option, overrides before the options, files with no "="
     same = ["study", "maskgit", "a=1", "cfg.yaml", "--out", "runs/x=1", "--levels", "8,5,5,5"]

@@ -57,6 +57,47 @@ def test_bad_plans_are_errors():
         photos.plan("huge", [0], [])
     with pytest.raises(ValueError, match="seeds must be distinct"):
         photos.plan("quick", [0, 0], [])
+    with pytest.raises(ValueError, match="sets optim.lr itself"):
+        photos.plan("quick", [0], ["optim.lr=0.01"])
+
+
+def test_every_quantizer_gets_the_same_learning_rate_trials():
+    from fsq.studies.tuning import LR_FACTORS
+
+    runs = photos.plan("quick", [0, 1], [])
+    base = runs[-1][1].optim.lr / LR_FACTORS[-1]
+    assert len(runs) == 2 * len(photos.QUANTIZERS) * len(LR_FACTORS)
+    for label in photos.QUANTIZERS:
+        mine = [(e, c) for e, c in runs if e["label"] == label and e["seed"] == 1]
+        assert [e["lr"] for e, _ in mine] == [c.optim.lr for _, c in mine] == [f * base for f in LR_FACTORS]
+        assert [e["name"] for e, _ in mine] == [f"photos_{label.lower()}_lr{f * base:g}_s1" for f in LR_FACTORS]
+    anchored = {e["label"] for e, c in runs if c.eval.image_anchors}
+    assert anchored == {"FSQ"}
+
+
+def test_the_rate_is_chosen_on_val_not_on_the_held_out_crops(tmp_path):
+    runs = []
+    # FSQ: lr 0.001 is better on val, lr 0.002 better on the held-out crops; VQ's second trial has no val number yet
+    for label, lr, val, held in [
+        ("FSQ", 0.001, 25.0, 24.0),
+        ("FSQ", 0.002, 24.0, 26.0),
+        ("VQ", 0.001, 23.0, 23.0),
+        ("VQ", 0.002, None, 23.5),
+    ]:
+        entry = {"name": f"{label}{lr}", "label": label, "seed": 0, "lr": lr, "run_dir": f"runs/{label}{lr}"}
+        runs.append(entry)
+        run_dir = tmp_path / entry["run_dir"]
+        (run_dir / rundir.EVAL).mkdir(parents=True)
+        rundir.eval_path(run_dir, 10).write_text(json.dumps({"step": 10, "psnr": held, "ssim": 0.5, "codes_used": 9}))
+        if val is not None:
+            rundir.eval_path(run_dir, 10, "_val.json").write_text(json.dumps({"step": 10, "psnr": val}))
+    write_study(tmp_path, {"kind": "photos", "title": "t", "description": "d", "overrides": [], "runs": runs})
+    report = photos.write_report(tmp_path).read_text()
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["method"], r["psnr"]) for r in data["results"]] == [("FSQ", 24.0)]  # the val choice, not the best
+    assert len(data["study"]["trials"]) == 4
+    assert "| FSQ | 0.001 | 1 | 25.00 | 24.00 | yes |" in report and "| VQ | 0.001 | 1 | 23.00 | 23.00 | - |" in report
+    assert "Runs not finished yet (rerun the study to resume them): VQ0.002" in report
 
 
 def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
@@ -65,6 +106,9 @@ def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     methods = [r["method"] for r in results]
     assert methods == ["FSQ", "naive codec", "JPEG", "JPEG (payload)", "WebP", "VQ", "LFQ", "BSQ"]
+    trials = json.loads((tmp_path / "results.json").read_text())["study"]["trials"]
+    assert len(trials) == 8 and all(t["val_psnr"] is not None and t["psnr"] is not None for t in trials)
+    assert "## Learning-rate trials" in report
     by = {r["method"]: r for r in results}
     assert by["naive codec"]["bits_per_image"] == 160 and by["FSQ"]["num_samples"] == 8  # 4 x 4 tokens, 10 bits
     assert by["VQ"]["bits_per_image"] == pytest.approx(160.0)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from fsq.config import TokenizerExperiment, config_path, load_config
-from fsq.studies.video import LR_FACTORS, SOURCES, plan
+from fsq.studies.tuning import LR_FACTORS
+from fsq.studies.video import SOURCES, plan
 from fsq.studies.video_claims import claims, markdown_table
 
 
@@ -115,7 +116,8 @@ def _trial_study(tmp_path, val):
 
 
 def test_each_method_is_reported_at_the_rate_chosen_on_val(tmp_path):
-    from fsq.studies.video_claims import choose_rates, collect, trials, tuning_table
+    from fsq.studies.tuning import choose_rates, tuning_table
+    from fsq.studies.video_claims import collect, trials
 
     val = {("FSQ", 0.0015): 25.0, ("FSQ", 0.003): 26.0, ("VQ", 0.0015): 24.0, ("VQ", 0.003): 23.0}
     study = _trial_study(tmp_path, val)

@@ -23,7 +23,8 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path):
     assert [r["method"] for r in results["results"]] == ["FSQ", "naive", "VQ", "LFQ", "per-frame FSQ"]
     rows = {r["method"]: r for r in results["results"]}
     study = results["study"]
-    from fsq.studies.video_claims import choose_rates, trials
+    from fsq.studies.tuning import choose_rates
+    from fsq.studies.video_claims import trials
 
     found = trials(out, study)
     assert "Training time logged by the 8 tokenizer runs" in study["budget"]  # the runs' own cost, in the report

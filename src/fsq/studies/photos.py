@@ -2,16 +2,21 @@
 JPEG and WebP at the same bits per image on the same held-out crops; plan, run and report.
 
 ``fsq study photos --out DIR [--preset cpu|quick] [--seeds 0 1 2] [key=value...]`` trains, per seed
-(``train.seed``, which also draws the crops), one tokenizer per quantizer from ``configs/tokenizer/fsq_photos64.yaml``
-with only the quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits per token; VQ 1024 codes, LFQ and BSQ
-2^10 codes: 10 bits). The FSQ run's evaluation also runs the image anchors (``eval.image_anchors``,
+(``train.seed``, which also draws the crops), tokenizers from ``configs/tokenizer/fsq_photos64.yaml`` with only the
+quantizer replaced (FSQ [8, 5, 5, 5]: log2(1000) = 9.97 bits per token; VQ 1024 codes, LFQ and BSQ 2^10 codes: 10
+bits). The FSQ runs' evaluations also run the image anchors (``eval.image_anchors``,
 :mod:`fsq.evaluation.image_anchors`) on the same held-out crops at 10 bits per token; the other runs leave them
 out (same crops, same bits: the same numbers). Finished runs are reused, interrupted ones resume.
 
-A skeleton of the study the issue asks for: no tuning on a validation split yet (the ``photos`` source has train
-and test photos only), no FSQ codebook-size sweep, no perceptual distance or large-sample rFID columns. The report
-is a pure function of the study folder and imports no torch; every claim is decided by
-:mod:`fsq.studies.verdicts` (one-sided, against the seed spread; single-seed verdicts marked).
+Tuning, the same for every quantizer (:mod:`fsq.studies.tuning`): each trains at every trial learning rate
+(``photos_<q>_lr<rate>_s<seed>``), each run is also evaluated on the ``val`` crops (new crops of the training
+photos: ``eval/step_N_val.json``), and the report uses, per quantizer, the rate with the best mean val PSNR over
+seeds; every trial is listed. ``optim.lr`` overrides are refused.
+
+Not built yet: VQ's own extra trials (code width, commitment and entropy weights), the FSQ codebook-size sweep,
+the perceptual distance and large-sample rFID columns. The report is a pure function of the study folder and
+imports no torch; every claim is decided by :mod:`fsq.studies.verdicts` (one-sided, against the seed spread;
+single-seed verdicts marked).
 """
 
 from __future__ import annotations
@@ -37,7 +42,19 @@ from fsq.studies.common import (
     write_results,
     write_study,
 )
+from fsq.studies.tuning import (
+    TUNING_SPLIT,
+    VAL_SUFFIX,
+    choose_rates,
+    found_eval,
+    refuse_lr_override,
+    trial_rates,
+    trials_markdown,
+    tuning_table,
+)
 from fsq.studies.verdicts import Side, higher
+
+__all__ = ["claims", "collect", "plan", "run", "trials", "trials_markdown", "write_report"]
 
 CONFIG = "configs/tokenizer/fsq_photos64.yaml"
 QUANTIZERS: dict[str, dict[str, Any]] = {
@@ -74,26 +91,38 @@ NUMERIC = ("bits_per_image", "psnr", "ssim", "codes_used")
 
 
 def plan(preset: str, seeds: Sequence[int], overrides: Sequence[str]) -> list[tuple[dict[str, Any], Any]]:
-    """(study.json entry, config) of every run: per seed, one tokenizer per quantizer (FSQ first: it holds the
-    anchors)."""
+    """(study.json entry, config) of every run: per seed, per quantizer (FSQ first: its runs hold the anchors), one
+    tokenizer per trial learning rate."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} for the photos study; choose from {sorted(PRESETS)}")
     if not seeds or len(set(seeds)) != len(seeds) or any(int(s) != s or s < 0 for s in seeds):
         raise ValueError(f"seeds must be distinct integers >= 0, got {list(seeds)}")
+    refuse_lr_override("photos", list(overrides))
     path = config_path(CONFIG, TokenizerExperiment.stage)
+    base_lr = load_config(TokenizerExperiment, [path], [*PRESETS[preset], *overrides]).optim.lr
     out = []
     for seed in seeds:
         for label, quantizer in QUANTIZERS.items():
-            name = f"photos_{label.lower()}_s{seed}"
             anchors = f"eval.image_anchors=[{','.join(ANCHOR_METHODS)}]" if label == "FSQ" else "eval.image_anchors=[]"
-            cfg = load_config(
-                TokenizerExperiment,
-                [path],
-                [*PRESETS[preset], anchors, *overrides, f"train.seed={seed}", f"name={name}"],
-            )
-            cfg = replace(cfg, quantizer=QuantizerConfig(**quantizer))  # the whole section: no other kind's keys
-            out.append(({"name": name, "label": label, "seed": seed, "run_dir": f"runs/{name}"}, cfg))
+            for lr in trial_rates(base_lr):
+                name = f"photos_{label.lower()}_lr{lr:g}_s{seed}"
+                cfg = load_config(
+                    TokenizerExperiment,
+                    [path],
+                    [*PRESETS[preset], anchors, *overrides, f"optim.lr={lr}", f"train.seed={seed}", f"name={name}"],
+                )
+                cfg = replace(cfg, quantizer=QuantizerConfig(**quantizer))  # the whole section: no other kind's keys
+                entry = {"name": name, "label": label, "seed": seed, "lr": lr, "run_dir": f"runs/{name}"}
+                out.append((entry, cfg))
     return out
+
+
+def evaluate_on_val(run_dir: Path, cfg: TokenizerExperiment) -> None:
+    """Evaluate a run on the tuning split's crops, without the anchors: writes ``eval/step_N_val.json``."""
+    from fsq.evaluation.tokenizer import evaluate_tokenizer
+
+    cfg = replace(cfg, data=replace(cfg.data, eval_split=TUNING_SPLIT), eval=replace(cfg.eval, image_anchors=[]))
+    evaluate_tokenizer(run_dir, cfg=cfg, suffix=VAL_SUFFIX)
 
 
 def run_photos_study(
@@ -121,7 +150,8 @@ def run_photos_study(
             "codes, LFQ and BSQ 2^10 codes: 9.97 / 10 / 10 / 10 bits per token), on random crops of the `photos` "
             "source (train and test are different photos); the naive codec (area-downsampled to the token grid, "
             "4 + 3 + 3 bits of RGB per position, bicubic upsampling), JPEG and WebP (Pillow, at the quality whose "
-            "size is nearest the same bits) on the same held-out crops. Not tuned on a validation split."
+            "size is nearest the same bits) on the same held-out crops. Each quantizer at the learning rate chosen "
+            "on `val` crops (of the training photos) from the same trials."
         ),
         "preset": preset,
         "seeds": seeds,
@@ -142,15 +172,48 @@ def run_photos_study(
             log(f"[{index}/{len(runs)}] {entry['name']}: training ...")
             app.train(cfg, run_dir)
             trained += 1
+        if not rundir.eval_path(run_dir, cfg.train.steps, f"{VAL_SUFFIX}.json").is_file():
+            log(f"[{index}/{len(runs)}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
+            evaluate_on_val(run_dir, cfg)
         study["timing"] = combine_timing(previous, clock.record(trained))
         write_study(out_dir, study)
     return write_report(out_dir)
 
 
-def collect(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per evaluated run and seed, plus, from each FSQ run's evaluation, one row per anchor."""
-    rows: list[dict[str, Any]] = []
+def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every run trained at a trial learning rate: its quantizer, seed, rate, and PSNR on the tuning split
+    (``val_psnr``) and the held-out split (``psnr``), each None until evaluated."""
+    out = []
     for run in study["runs"]:
+        if run.get("lr") is None:
+            continue
+        run_dir = run_path(study_dir, run)
+        val, held_out = found_eval(run_dir, VAL_SUFFIX), latest_eval(run_dir)
+        out.append(
+            {
+                "name": run["name"],
+                "method": run["label"],
+                "seed": run.get("seed", 0),
+                "lr": run["lr"],
+                "val_psnr": val.get("psnr") if val else None,
+                "psnr": held_out.get("psnr") if held_out else None,
+            }
+        )
+    return out
+
+
+def collect(
+    study_dir: str | Path, study: dict[str, Any], chosen: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """One row per evaluated run and seed, plus, from each FSQ run's evaluation, one row per anchor; of runs trained
+    at trial rates only those at their quantizer's chosen rate (``chosen``, by default :func:`choose_rates` of the
+    :func:`trials`; none while a quantizer's trials are unfinished)."""
+    rows: list[dict[str, Any]] = []
+    if chosen is None:
+        chosen = choose_rates(trials(study_dir, study))
+    for run in study["runs"]:
+        if run.get("lr") is not None and chosen.get(run["label"]) != run["lr"]:
+            continue
         e = latest_eval(run_path(study_dir, run))
         if e is None:
             continue
@@ -217,10 +280,16 @@ def write_report(study_dir: str | Path) -> Path:
     """Write results.json/csv and report.md from the run dirs; returns the report's path."""
     study_dir = Path(study_dir)
     study = read_study(study_dir)
-    rows = collect(study_dir, study)
+    found = trials(study_dir, study)
+    chosen = choose_rates(found)
+    rows = collect(study_dir, study, chosen)
     if not rows:
+        if found:
+            raise ValueError(
+                f"{study_dir}: no quantizer has all its learning-rate trials evaluated on {TUNING_SPLIT} yet"
+            )
         raise ValueError(f"{study_dir}: no run of the photos study has been evaluated yet")
-    write_results(study_dir, study, rows)
+    write_results(study_dir, {**study, "trials": found} if found else study, rows)
     groups = over_seeds(rows, ("method",), NUMERIC)
     table = ["| method | bits / image | PSNR (dB) | SSIM | codes used | seeds |", "|---|---|---|---|---|---|"]
     for g in groups:
@@ -231,7 +300,10 @@ def write_report(study_dir: str | Path) -> Path:
             f"{len(g['seeds'])} |"
         )
     done = {(r["method"], r["seed"]) for r in rows}
-    missing = [r["name"] for r in study["runs"] if (r["label"], r.get("seed", 0)) not in done]
+    tried = {t["name"] for t in found if t["val_psnr"] is not None and t["psnr"] is not None}
+    missing = [
+        r["name"] for r in study["runs"] if (r["label"], r.get("seed", 0)) not in done and r["name"] not in tried
+    ]
     lines = [
         f"# {study['title']}",
         "",
@@ -247,6 +319,19 @@ def write_report(study_dir: str | Path) -> Path:
         "files, headers included; JPEG (payload) its entropy-coded scan plus 7 bits naming the quality "
         "(fsq.anchors.images). Codes used: distinct codes in the held-out tokens.",
         "",
+        *(
+            [
+                "## Learning-rate trials",
+                "",
+                f"Every quantizer trained at each rate; the table above uses, per quantizer, the rate with the best "
+                f"mean PSNR on `{TUNING_SPLIT}` crops (new crops of the training photos) over seeds.",
+                "",
+                tuning_table(found, chosen),
+                "",
+            ]
+            if found
+            else []
+        ),
         "## Claims, measured here",
         "",
         *[f"- {line}" for line in claims(groups)],

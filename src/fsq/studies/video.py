@@ -11,10 +11,10 @@ config. Every video tokenizer's evaluation holds the naive codec at its bits per
 overrides go to the video tokenizers; ``frames.key=value`` to the per-frame tokenizer.
 
 Tuning, the same for every method: each tokenizer (every video quantizer and the per-frame baseline) is trained at
-each of :data:`LR_FACTORS` times its config's learning rate (``video_<q>_lr<rate>_s<seed>``), every run is also
-evaluated on the ``val`` split (``eval/step_N_val.json``; the per-frame tokenizer on the val clips,
-``step_N_clips_val.json``), and the report uses, per method, the rate with the best mean val PSNR over seeds
-(:func:`fsq.studies.video_claims.choose_rates`); the trials are listed beside the table. ``optim.lr`` overrides are
+each of :data:`fsq.studies.tuning.LR_FACTORS` times its config's learning rate (``video_<q>_lr<rate>_s<seed>``),
+every run is also evaluated on the ``val`` split (``eval/step_N_val.json``; the per-frame tokenizer on the val
+clips, ``step_N_clips_val.json``), and the report uses, per method, the rate with the best mean val PSNR over seeds
+(:func:`fsq.studies.tuning.choose_rates`); the trials are listed beside the table. ``optim.lr`` overrides are
 refused: the study sets the rate.
 
 Stage II, on sources whose clips have class labels (``moving_mnist``: the first digit's class; :data:`STAGE2`):
@@ -44,18 +44,23 @@ from fsq.studies.common import (
     write_results,
     write_study,
 )
+from fsq.studies.tuning import (
+    TUNING_SPLIT,
+    VAL_SUFFIX,
+    choose_rates,
+    refuse_lr_override,
+    trial_rates,
+    trials_markdown,
+    tuning_table,
+)
 from fsq.studies.video_claims import (
     CLIPS_SUFFIX,
     JUDGED_SUFFIX,
-    VAL_SUFFIX,
-    choose_rates,
     claims,
     collect,
     markdown_table,
     plot_curves,
     trials,
-    trials_markdown,
-    tuning_table,
 )
 
 __all__ = ["claims", "markdown_table", "run_video_study", "trials_markdown", "write_report"]
@@ -134,8 +139,6 @@ STAGE2_PRESETS: dict[str, list[str]] = {
     ],
 }
 JUDGED_SAMPLES = {"cpu": 100, "quick": 10}  # sampled clips judged per MaskGIT (classes in equal shares)
-LR_FACTORS = (0.5, 1.0)  # learning-rate trials per method: these times the config's optim.lr
-TUNING_SPLIT = "val"  # the split the rate is chosen on (the report's numbers are on the config's eval split)
 
 
 def plan(
@@ -159,10 +162,7 @@ def plan(
     video_over = [o for o in overrides if not o.startswith((FRAMES_PREFIX, STAGE2_PREFIX))]
     frames_over = [o[len(FRAMES_PREFIX) :] for o in overrides if o.startswith(FRAMES_PREFIX)]
     stage2_over = [o[len(STAGE2_PREFIX) :] for o in overrides if o.startswith(STAGE2_PREFIX)]
-    if any(o.split("=", 1)[0] == "optim.lr" for o in (*video_over, *frames_over)):
-        raise ValueError(
-            "the video study sets optim.lr itself (trials at LR_FACTORS x the config's rate); edit the config instead"
-        )
+    refuse_lr_override("video", [*video_over, *frames_over])
     video_lr = load_config(TokenizerExperiment, [video_path], video_over).optim.lr
     frames_lr = load_config(TokenizerExperiment, [frames_path], frames_over).optim.lr
     out: list[tuple[dict[str, Any], Any]] = []
@@ -180,11 +180,11 @@ def plan(
 
     for seed in seeds:
         for label, quantizer in QUANTIZERS.items():
-            for lr in (f * video_lr for f in LR_FACTORS):
+            for lr in trial_rates(video_lr):
                 name = f"video_{label.lower()}_lr{lr:g}_s{seed}"
                 entry, cfg = trial("video", label, video_path, video_over, lr, seed, name)
                 out.append((entry, replace(cfg, quantizer=QuantizerConfig(**quantizer))))  # no other kind's keys
-        for lr in (f * frames_lr for f in LR_FACTORS):
+        for lr in trial_rates(frames_lr):
             out.append(
                 trial("frames", "per-frame FSQ", frames_path, frames_over, lr, seed, f"frames_fsq_lr{lr:g}_s{seed}")
             )

@@ -19,15 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fsq import rundir
-from fsq.io import read_json
 from fsq.studies import verdicts
 from fsq.studies.common import latest_eval, mean_std, over_seeds, pm, run_path
+from fsq.studies.tuning import VAL_SUFFIX, choose_rates
+from fsq.studies.tuning import found_eval as _found
 from fsq.studies.verdicts import Side
 
 CLIPS_SUFFIX = "_clips"  # the per-frame image tokenizer's evaluation on the video clips: eval/step_N_clips.json
 JUDGED_SUFFIX = "_judged"  # a video MaskGIT's samples judged frame by frame: eval/step_N_judged.json
-VAL_SUFFIX = "_val"  # a tokenizer's evaluation on the tuning split: eval/step_N_val.json (per-frame: _clips_val)
 NUMERIC = (
     "bits_per_clip",
     "psnr",
@@ -74,12 +73,6 @@ def _row(run: dict[str, Any], method: str, e: dict[str, Any], scores: dict[str, 
     return row
 
 
-def _found(run_dir: Path, suffix: str) -> dict[str, Any] | None:
-    """The newest ``eval/step_N<suffix>.json`` of a run (None without one)."""
-    found = sorted((run_dir / rundir.EVAL).glob(f"{rundir.STEP_PREFIX}*{suffix}.json"))
-    return read_json(found[-1], "an evaluation") if found else None
-
-
 def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
     """Every tokenizer run trained at a trial learning rate (entries with ``lr``): its method, seed, rate and PSNR on
     the tuning split (``val_psnr``, None until evaluated) and on the held-out split (``psnr``)."""
@@ -102,45 +95,6 @@ def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]
             }
         )
     return out
-
-
-def choose_rates(found: list[dict[str, Any]]) -> dict[str, float]:
-    """Per method, the trial rate with the best mean val PSNR over its seeds (a rate with a missing val number
-    cannot be chosen; on a tie the lower rate). Methods whose trials are not all evaluated are left out."""
-    chosen: dict[str, float] = {}
-    for method in dict.fromkeys(t["method"] for t in found):
-        mine = [t for t in found if t["method"] == method]
-        if any(t["val_psnr"] is None for t in mine):
-            continue
-        rates = sorted({t["lr"] for t in mine})
-        means = {lr: mean_std([t["val_psnr"] for t in mine if t["lr"] == lr])[0] for lr in rates}
-        chosen[method] = max(rates, key=lambda lr: (means[lr], -lr))
-    return chosen
-
-
-def tuning_table(found: list[dict[str, Any]], chosen: dict[str, float]) -> str:
-    """The learning-rate trials: per method and rate, the seed means of val and held-out PSNR, the chosen rate
-    marked."""
-    lines = [
-        "| method | learning rate | seeds | val PSNR dB | held-out PSNR dB | chosen on val |",
-        "|---|---|---|---|---|---|",
-    ]
-    for method in dict.fromkeys(t["method"] for t in found):
-        for lr in sorted({t["lr"] for t in found if t["method"] == method}):
-            mine = [t for t in found if t["method"] == method and t["lr"] == lr]
-            val = mean_std([t["val_psnr"] for t in mine if t["val_psnr"] is not None])
-            held = mean_std([t["psnr"] for t in mine if t["psnr"] is not None])
-            mark = "yes" if chosen.get(method) == lr else ("-" if method not in chosen else "")
-            lines.append(
-                f"| {method} | {lr:g} | {len(mine)} | {pm(val[0], val[1], 2)} | {pm(held[0], held[1], 2)} | {mark} |"
-            )
-    return "\n".join(lines)
-
-
-def trials_markdown(study: dict[str, Any]) -> str:
-    """The tuning table of a published study (its results.json's ``study``, which holds its ``trials``)."""
-    found = study.get("trials") or []
-    return tuning_table(found, choose_rates(found))
 
 
 def collect(
