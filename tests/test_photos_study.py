@@ -61,16 +61,24 @@ def test_bad_plans_are_errors():
         photos.plan("quick", [0], ["optim.lr=0.01"])
 
 
-def test_every_quantizer_gets_the_same_learning_rate_trials():
-    from fsq.studies.tuning import LR_FACTORS
-
+def test_every_quantizer_gets_the_same_number_of_trials():
     runs = photos.plan("quick", [0, 1], [])
-    base = runs[-1][1].optim.lr / LR_FACTORS[-1]
-    assert len(runs) == 2 * len(photos.QUANTIZERS) * len(LR_FACTORS)
-    for label in photos.QUANTIZERS:
+    base = runs[0][1].optim.lr / photos.TRIALS["FSQ"][0][0]  # the first run: FSQ's first trial
+    counts = {len(t) for t in photos.TRIALS.values()}
+    assert len(counts) == 1 and len(runs) == 2 * len(photos.QUANTIZERS) * counts.pop()
+    for label, trials in photos.TRIALS.items():
         mine = [(e, c) for e, c in runs if e["label"] == label and e["seed"] == 1]
-        assert [e["lr"] for e, _ in mine] == [c.optim.lr for _, c in mine] == [f * base for f in LR_FACTORS]
-        assert [e["name"] for e, _ in mine] == [f"photos_{label.lower()}_lr{f * base:g}_s1" for f in LR_FACTORS]
+        assert [e["lr"] for e, _ in mine] == [c.optim.lr for _, c in mine] == [f * base for f, _ in trials]
+        for (entry, cfg), (_, settings) in zip(mine, trials, strict=True):
+            assert cfg.quantizer.kind == photos.QUANTIZERS[label]["kind"]
+            for key, value in settings.items():  # VQ's extra trials change its quantizer, and name it
+                assert getattr(cfg.quantizer, key) == value and f"{key}={value}" in entry["setting"]
+                assert f"_{key}{value}_s1" in entry["name"]
+            assert bool(settings) == ("setting" in entry)
+    vq = {e["name"]: c.quantizer for e, c in runs if e["label"] == "VQ" and e["seed"] == 0}
+    assert sorted(q.dim for q in vq.values()) == [8, 32, 32, 32]
+    assert sorted(q.recipe for q in vq.values()).count("maskgit_noentropy") == 1
+    assert len(set(vq)) == 4  # every trial has its own run dir
     anchored = {e["label"] for e, c in runs if c.eval.image_anchors}
     assert anchored == {"FSQ"}
 
@@ -100,6 +108,27 @@ def test_the_rate_is_chosen_on_val_not_on_the_held_out_crops(tmp_path):
     assert "Runs not finished yet (rerun the study to resume them): VQ0.002" in report
 
 
+def test_a_trial_with_another_setting_can_be_chosen(tmp_path):
+    runs = []
+    for name, lr, setting, val, held in [
+        ("a", 0.001, "", 22.0, 22.0),
+        ("b", 0.001, "dim=8", 23.0, 21.0),  # best on val: chosen, though worse on the held-out crops
+        ("c", 0.002, "", 22.5, 24.0),
+    ]:
+        entry = {"name": name, "label": "VQ", "seed": 0, "lr": lr, "run_dir": f"runs/{name}"}
+        runs.append({**entry, "setting": setting} if setting else entry)
+        run_dir = tmp_path / entry["run_dir"]
+        (run_dir / rundir.EVAL).mkdir(parents=True)
+        rundir.eval_path(run_dir, 10).write_text(json.dumps({"step": 10, "psnr": held, "ssim": 0.5, "codes_used": 9}))
+        rundir.eval_path(run_dir, 10, "_val.json").write_text(json.dumps({"step": 10, "psnr": val}))
+    write_study(tmp_path, {"kind": "photos", "title": "t", "description": "d", "overrides": [], "runs": runs})
+    report = photos.write_report(tmp_path).read_text()
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert [(r["method"], r["psnr"]) for r in results] == [("VQ", 21.0)]
+    assert "| VQ | 0.001 | dim=8 | 1 | 23.00 | 21.00 | yes |" in report
+    assert "| VQ | 0.001 | - | 1 | 22.00 | 22.00 |  |" in report
+
+
 def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
     assert KINDS["photos"] is photos
     report = photos.run_photos_study(tmp_path, preset="quick", seeds=[0], log=lambda *_: None).read_text()
@@ -107,8 +136,8 @@ def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
     methods = [r["method"] for r in results]
     assert methods == ["FSQ", "naive codec", "JPEG", "JPEG (payload)", "WebP", "VQ", "LFQ", "BSQ"]
     trials = json.loads((tmp_path / "results.json").read_text())["study"]["trials"]
-    assert len(trials) == 8 and all(t["val_psnr"] is not None and t["psnr"] is not None for t in trials)
-    assert "## Learning-rate trials" in report
+    assert len(trials) == 16 and all(t["val_psnr"] is not None and t["psnr"] is not None for t in trials)
+    assert "## Tuning trials" in report
     by = {r["method"]: r for r in results}
     assert by["naive codec"]["bits_per_image"] == 160 and by["FSQ"]["num_samples"] == 8  # 4 x 4 tokens, 10 bits
     assert by["VQ"]["bits_per_image"] == pytest.approx(160.0)

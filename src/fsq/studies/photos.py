@@ -8,15 +8,17 @@ bits). The FSQ runs' evaluations also run the image anchors (``eval.image_anchor
 :mod:`fsq.evaluation.image_anchors`) on the same held-out crops at 10 bits per token; the other runs leave them
 out (same crops, same bits: the same numbers). Finished runs are reused, interrupted ones resume.
 
-Tuning, the same for every quantizer (:mod:`fsq.studies.tuning`): each trains at every trial learning rate
-(``photos_<q>_lr<rate>_s<seed>``), each run is also evaluated on the ``val`` crops (new crops of the training
-photos: ``eval/step_N_val.json``), and the report uses, per quantizer, the rate with the best mean val PSNR over
-seeds; every trial is listed. ``optim.lr`` overrides are refused.
+Tuning, with the same number of trials for every quantizer (:data:`TRIALS`, :mod:`fsq.studies.tuning`): FSQ, LFQ
+and BSQ try four learning rates (1/8 to 1x the config's); VQ, which has more to tune, tries two rates, a narrower
+code (``dim=8``, against 32) and its recipe without the entropy term (``recipe=maskgit_noentropy``: the recipe
+fixes the commitment weight at 0.25, which is not tried). Runs are ``photos_<q>_lr<rate>[_<setting>]_s<seed>``;
+each is also evaluated on the ``val`` crops (new crops of the training photos: ``eval/step_N_val.json``), and the
+report uses, per quantizer, the trial with the best mean val PSNR over seeds; every trial is listed. ``optim.lr``
+overrides are refused.
 
-Not built yet: VQ's own extra trials (code width, commitment and entropy weights), the FSQ codebook-size sweep,
-the perceptual distance and large-sample rFID columns. The report is a pure function of the study folder and
-imports no torch; every claim is decided by :mod:`fsq.studies.verdicts` (one-sided, against the seed spread;
-single-seed verdicts marked).
+Not built yet: the FSQ codebook-size sweep, the perceptual distance and large-sample rFID columns. The report is a
+pure function of the study folder and imports no torch; every claim is decided by :mod:`fsq.studies.verdicts`
+(one-sided, against the seed spread; single-seed verdicts marked).
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ from fsq.studies.common import (
 from fsq.studies.tuning import (
     TUNING_SPLIT,
     VAL_SUFFIX,
-    choose_rates,
+    choose_trials,
     found_eval,
     refuse_lr_override,
-    trial_rates,
+    trial_key,
     trials_markdown,
     tuning_table,
 )
@@ -62,6 +64,13 @@ QUANTIZERS: dict[str, dict[str, Any]] = {
     "VQ": {"kind": "vq", "codebook_size": 1024, "dim": 32, "recipe": "maskgit"},
     "LFQ": {"kind": "lfq", "dim": 10},
     "BSQ": {"kind": "bsq", "dim": 10},
+}
+# per quantizer, the same number of trials: (factor of the config's optim.lr, settings replacing the quantizer's)
+TRIALS: dict[str, list[tuple[float, dict[str, Any]]]] = {
+    "FSQ": [(0.125, {}), (0.25, {}), (0.5, {}), (1.0, {})],
+    "VQ": [(0.5, {}), (1.0, {}), (1.0, {"dim": 8}), (1.0, {"recipe": "maskgit_noentropy"})],
+    "LFQ": [(0.125, {}), (0.25, {}), (0.5, {}), (1.0, {})],
+    "BSQ": [(0.125, {}), (0.25, {}), (0.5, {}), (1.0, {})],
 }
 ANCHOR_METHODS = {"naive": "naive codec", "jpeg": "JPEG", "jpeg-payload": "JPEG (payload)", "webp": "WebP"}
 MARGIN_DB = 1.0  # the issue's target: a tokenizer beats the naive codec by at least 1 dB PSNR
@@ -92,7 +101,7 @@ NUMERIC = ("bits_per_image", "psnr", "ssim", "codes_used")
 
 def plan(preset: str, seeds: Sequence[int], overrides: Sequence[str]) -> list[tuple[dict[str, Any], Any]]:
     """(study.json entry, config) of every run: per seed, per quantizer (FSQ first: its runs hold the anchors), one
-    tokenizer per trial learning rate."""
+    tokenizer per trial of :data:`TRIALS`."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} for the photos study; choose from {sorted(PRESETS)}")
     if not seeds or len(set(seeds)) != len(seeds) or any(int(s) != s or s < 0 for s in seeds):
@@ -104,16 +113,20 @@ def plan(preset: str, seeds: Sequence[int], overrides: Sequence[str]) -> list[tu
     for seed in seeds:
         for label, quantizer in QUANTIZERS.items():
             anchors = f"eval.image_anchors=[{','.join(ANCHOR_METHODS)}]" if label == "FSQ" else "eval.image_anchors=[]"
-            for lr in trial_rates(base_lr):
-                name = f"photos_{label.lower()}_lr{lr:g}_s{seed}"
+            for factor, settings in TRIALS[label]:
+                lr = factor * base_lr
+                setting = ",".join(f"{k}={v}" for k, v in settings.items())
+                slug = "".join(f"_{k}{v}" for k, v in settings.items())
+                name = f"photos_{label.lower()}_lr{lr:g}{slug}_s{seed}"
                 cfg = load_config(
                     TokenizerExperiment,
                     [path],
                     [*PRESETS[preset], anchors, *overrides, f"optim.lr={lr}", f"train.seed={seed}", f"name={name}"],
                 )
-                cfg = replace(cfg, quantizer=QuantizerConfig(**quantizer))  # the whole section: no other kind's keys
+                section = QuantizerConfig(**{**quantizer, **settings})  # the whole section: no other kind's keys
+                cfg = replace(cfg, quantizer=section)
                 entry = {"name": name, "label": label, "seed": seed, "lr": lr, "run_dir": f"runs/{name}"}
-                out.append((entry, cfg))
+                out.append(({**entry, "setting": setting} if setting else entry, cfg))
     return out
 
 
@@ -150,8 +163,8 @@ def run_photos_study(
             "codes, LFQ and BSQ 2^10 codes: 9.97 / 10 / 10 / 10 bits per token), on random crops of the `photos` "
             "source (train and test are different photos); the naive codec (area-downsampled to the token grid, "
             "4 + 3 + 3 bits of RGB per position, bicubic upsampling), JPEG and WebP (Pillow, at the quality whose "
-            "size is nearest the same bits) on the same held-out crops. Each quantizer at the learning rate chosen "
-            "on `val` crops (of the training photos) from the same trials."
+            "size is nearest the same bits) on the same held-out crops. Each quantizer at the trial chosen on `val` "
+            "crops (of the training photos), from the same number of trials."
         ),
         "preset": preset,
         "seeds": seeds,
@@ -195,6 +208,7 @@ def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]
                 "method": run["label"],
                 "seed": run.get("seed", 0),
                 "lr": run["lr"],
+                **({"setting": run["setting"]} if run.get("setting") else {}),
                 "val_psnr": val.get("psnr") if val else None,
                 "psnr": held_out.get("psnr") if held_out else None,
             }
@@ -203,16 +217,16 @@ def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def collect(
-    study_dir: str | Path, study: dict[str, Any], chosen: dict[str, float] | None = None
+    study_dir: str | Path, study: dict[str, Any], chosen: dict[str, tuple[float, str]] | None = None
 ) -> list[dict[str, Any]]:
     """One row per evaluated run and seed, plus, from each FSQ run's evaluation, one row per anchor; of runs trained
-    at trial rates only those at their quantizer's chosen rate (``chosen``, by default :func:`choose_rates` of the
+    as trials only those of their quantizer's chosen trial (``chosen``, by default :func:`choose_trials` of the
     :func:`trials`; none while a quantizer's trials are unfinished)."""
     rows: list[dict[str, Any]] = []
     if chosen is None:
-        chosen = choose_rates(trials(study_dir, study))
+        chosen = choose_trials(trials(study_dir, study))
     for run in study["runs"]:
-        if run.get("lr") is not None and chosen.get(run["label"]) != run["lr"]:
+        if run.get("lr") is not None and chosen.get(run["label"]) != trial_key(run):
             continue
         e = latest_eval(run_path(study_dir, run))
         if e is None:
@@ -281,7 +295,7 @@ def write_report(study_dir: str | Path) -> Path:
     study_dir = Path(study_dir)
     study = read_study(study_dir)
     found = trials(study_dir, study)
-    chosen = choose_rates(found)
+    chosen = choose_trials(found)
     rows = collect(study_dir, study, chosen)
     if not rows:
         if found:
@@ -321,10 +335,11 @@ def write_report(study_dir: str | Path) -> Path:
         "",
         *(
             [
-                "## Learning-rate trials",
+                "## Tuning trials",
                 "",
-                f"Every quantizer trained at each rate; the table above uses, per quantizer, the rate with the best "
-                f"mean PSNR on `{TUNING_SPLIT}` crops (new crops of the training photos) over seeds.",
+                f"Every quantizer had {len(next(iter(TRIALS.values())))} trials; the table above uses, per quantizer, "
+                f"the trial with the best mean PSNR on `{TUNING_SPLIT}` crops (new crops of the training photos) over "
+                "seeds.",
                 "",
                 tuning_table(found, chosen),
                 "",

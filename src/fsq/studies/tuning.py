@@ -5,7 +5,9 @@ reports each method at the rate with the best mean val PSNR over seeds (:func:`c
 that did best on the held-out split. :func:`tuning_table` lists every trial.
 
 A trial is a dict with ``name``, ``method``, ``seed``, ``lr``, ``val_psnr`` and ``psnr`` (held-out; either None
-until evaluated).
+until evaluated), and optionally ``setting``: the method's other tuned settings as ``key=value`` text (e.g.
+``dim=8``; empty when only the rate is tried). A trial's :func:`trial_key` is its rate and setting; seeds of the
+same key are averaged.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ def refuse_lr_override(study: str, overrides: list[str]) -> None:
     """A ValueError when an override sets ``optim.lr``, which the trials set themselves."""
     if any(o.split("=", 1)[0] == "optim.lr" for o in overrides):
         raise ValueError(
-            f"the {study} study sets optim.lr itself (trials at {' and '.join(f'{f:g}' for f in LR_FACTORS)} x the "
-            "config's rate); edit the config instead"
+            f"the {study} study sets optim.lr itself (its trials try several multiples of the config's rate); edit "
+            "the config instead"
         )
 
 
@@ -42,35 +44,53 @@ def found_eval(run_dir: Path, suffix: str) -> dict[str, Any] | None:
     return read_json(found[-1], "an evaluation") if found else None
 
 
-def choose_rates(found: list[dict[str, Any]]) -> dict[str, float]:
-    """Per method, the trial rate with the best mean val PSNR over its seeds (a rate with a missing val number
-    cannot be chosen; on a tie the lower rate). Methods whose trials are not all evaluated are left out."""
-    chosen: dict[str, float] = {}
+def trial_key(trial: dict[str, Any]) -> tuple[float, str]:
+    """What a trial tried: its learning rate and its other settings (``""`` for none)."""
+    return float(trial["lr"]), str(trial.get("setting") or "")
+
+
+def choose_trials(found: list[dict[str, Any]]) -> dict[str, tuple[float, str]]:
+    """Per method, the :func:`trial_key` with the best mean val PSNR over its seeds (a trial with a missing val
+    number cannot be chosen; on a tie the lower rate, then the first setting tried). Methods whose trials are not
+    all evaluated are left out."""
+    chosen: dict[str, tuple[float, str]] = {}
     for method in dict.fromkeys(t["method"] for t in found):
         mine = [t for t in found if t["method"] == method]
         if any(t["val_psnr"] is None for t in mine):
             continue
-        rates = sorted({t["lr"] for t in mine})
-        means = {lr: mean_std([t["val_psnr"] for t in mine if t["lr"] == lr])[0] for lr in rates}
-        chosen[method] = max(rates, key=lambda lr: (means[lr], -lr))
+        keys = list(dict.fromkeys(trial_key(t) for t in mine))
+        means = {k: mean_std([t["val_psnr"] for t in mine if trial_key(t) == k])[0] for k in keys}
+        chosen[method] = max(keys, key=lambda k: (means[k], -k[0], -keys.index(k)))
     return chosen
 
 
-def tuning_table(found: list[dict[str, Any]], chosen: dict[str, float]) -> str:
-    """The learning-rate trials: per method and rate, the seed means of val and held-out PSNR, the chosen rate
-    marked."""
+def choose_rates(found: list[dict[str, Any]]) -> dict[str, float]:
+    """Per method, the learning rate of its chosen trial (:func:`choose_trials`)."""
+    return {method: key[0] for method, key in choose_trials(found).items()}
+
+
+def tuning_table(found: list[dict[str, Any]], chosen: dict[str, float] | dict[str, tuple[float, str]]) -> str:
+    """The trials: per method, rate (and other setting, a column shown when any trial has one), the seed means of
+    val and held-out PSNR, the chosen trial marked. ``chosen``: per method a rate or a :func:`trial_key`."""
+    settings = any(trial_key(t)[1] for t in found)
+    head = "| method | learning rate |" + (" other settings |" if settings else "")
     lines = [
-        "| method | learning rate | seeds | val PSNR dB | held-out PSNR dB | chosen on val |",
-        "|---|---|---|---|---|---|",
+        f"{head} seeds | val PSNR dB | held-out PSNR dB | chosen on val |",
+        "|---|---|" + ("---|" if settings else "") + "---|---|---|---|",
     ]
     for method in dict.fromkeys(t["method"] for t in found):
-        for lr in sorted({t["lr"] for t in found if t["method"] == method}):
-            mine = [t for t in found if t["method"] == method and t["lr"] == lr]
+        mine_all = [t for t in found if t["method"] == method]
+        for key in sorted(dict.fromkeys(trial_key(t) for t in mine_all), key=lambda k: (k[1], k[0])):
+            mine = [t for t in mine_all if trial_key(t) == key]
             val = mean_std([t["val_psnr"] for t in mine if t["val_psnr"] is not None])
             held = mean_std([t["psnr"] for t in mine if t["psnr"] is not None])
-            mark = "yes" if chosen.get(method) == lr else ("-" if method not in chosen else "")
+            picked = chosen.get(method)
+            hit = picked == key if isinstance(picked, tuple) else picked == key[0] and not key[1]
+            mark = "yes" if hit else ("-" if method not in chosen else "")
+            other = f" {key[1] or '-'} |" if settings else ""
             lines.append(
-                f"| {method} | {lr:g} | {len(mine)} | {pm(val[0], val[1], 2)} | {pm(held[0], held[1], 2)} | {mark} |"
+                f"| {method} | {key[0]:g} |{other} {len(mine)} | {pm(val[0], val[1], 2)} | "
+                f"{pm(held[0], held[1], 2)} | {mark} |"
             )
     return "\n".join(lines)
 
@@ -78,4 +98,4 @@ def tuning_table(found: list[dict[str, Any]], chosen: dict[str, float]) -> str:
 def trials_markdown(study: dict[str, Any]) -> str:
     """The tuning table of a published study (its results.json's ``study``, which holds its ``trials``)."""
     found = study.get("trials") or []
-    return tuning_table(found, choose_rates(found))
+    return tuning_table(found, choose_trials(found))
