@@ -108,6 +108,33 @@ def test_the_rate_is_chosen_on_val_not_on_the_held_out_crops(tmp_path):
     assert "Runs not finished yet (rerun the study to resume them): VQ0.002" in report
 
 
+@pytest.mark.parametrize(
+    ("large", "small", "word"),
+    [
+        ([24.0, 24.2, 24.1], [22.0, 22.1, 22.05], "**yes**"),
+        ([22.0, 22.1, 22.05], [24.0, 24.2, 24.1], "**no**"),
+        ([23.0, 25.0, 21.0], [22.9, 23.0, 23.1], "**not resolved**"),
+    ],
+)
+def test_the_sweep_claim_follows_the_seed_means_and_spread(large, small, word):
+    from fsq.studies.common import over_seeds
+
+    rows = [
+        {
+            "codebook_size": k,
+            "seed": seed,
+            "psnr": v,
+            **dict.fromkeys(photos.SWEEP_NUMERIC[:1] + photos.SWEEP_NUMERIC[2:]),
+        }
+        for k, values in ((240, small), (64000, large))
+        for seed, v in enumerate(values)
+    ]
+    groups = over_seeds(rows, ("codebook_size",), photos.SWEEP_NUMERIC)
+    (line,) = photos.sweep_claims(groups)  # no rFID measured: no rFID line
+    assert line.startswith("FSQ at 64000 codes beats FSQ at 240 codes in PSNR: " + word), line
+    assert "test: one-sided" in line
+
+
 def test_a_trial_with_another_setting_can_be_chosen(tmp_path):
     runs = []
     for name, lr, setting, val, held in [
@@ -138,6 +165,16 @@ def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
     trials = json.loads((tmp_path / "results.json").read_text())["study"]["trials"]
     assert len(trials) == 16 and all(t["val_psnr"] is not None and t["psnr"] is not None for t in trials)
     assert "## Tuning trials" in report
+    # the codebook-size sweep: FSQ at 2^8 ... 2^16 codes (and the chosen trial's 1000), at FSQ's chosen rate
+    study = json.loads((tmp_path / "study.json").read_text())
+    from fsq.studies.tuning import choose_rates
+
+    assert {r["rate"] for r in study["runs"] if r.get("role") == "sweep"} == {choose_rates(trials)["FSQ"]}
+    sweep = json.loads((tmp_path / "results.json").read_text())["study"]["codebook_sweep"]
+    assert [r["codebook_size"] for r in sweep] == [240, 1000, 4375, 15360, 64000]
+    assert all(r["naive_psnr"] is not None and r["bits_per_image"] for r in sweep)  # anchors at each K's own bits
+    assert sweep[0]["bits_per_image"] < sweep[-1]["bits_per_image"]
+    assert "## Codebook size (FSQ)" in report and "- FSQ at 64000 codes beats FSQ at 240 codes in PSNR: **" in report
     by = {r["method"]: r for r in results}
     assert by["naive codec"]["bits_per_image"] == 160 and by["FSQ"]["num_samples"] == 8  # 4 x 4 tokens, 10 bits
     assert by["VQ"]["bits_per_image"] == pytest.approx(160.0)

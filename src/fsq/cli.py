@@ -341,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument(
         "--tasks",
         nargs="+",
-        help="uvim: tasks to run (default depth colorization panoptic); video: tokenizers [stage2] (default both)",
+        help="uvim: tasks to run (default depth colorization panoptic); video: tokenizers [stage2] (default both); "
+        "photos: quantizers [codebook] (default both)",
     )
     study.add_argument(
         "--seeds",

@@ -16,7 +16,12 @@ each is also evaluated on the ``val`` crops (new crops of the training photos: `
 report uses, per quantizer, the trial with the best mean val PSNR over seeds; every trial is listed. ``optim.lr``
 overrides are refused.
 
-Not built yet: the FSQ codebook-size sweep, the perceptual distance and large-sample rFID columns. The report is a
+The codebook-size sweep (Fig. 3a on real photos; ``--tasks codebook``, on by default): after the trials, FSQ at
+the paper's levels for 2^8, 2^12, 2^14 and 2^16 codes (:data:`SWEEP_SIZES`; 2^10 is the trials' own [8, 5, 5, 5]),
+each at the learning rate FSQ's trials chose on val (``photos_fsq_k<K>_s<seed>``), every run with the anchors at its
+own bits; reported as PSNR, SSIM and rFID (with ``eval.fid_samples`` > 1) against K, beside the anchors.
+
+Not built yet: the perceptual distance column. The report is a
 pure function of the study folder and imports no torch; every claim is decided by :mod:`fsq.studies.verdicts`
 (one-sided, against the seed spread; single-seed verdicts marked).
 """
@@ -54,7 +59,7 @@ from fsq.studies.tuning import (
     trials_markdown,
     tuning_table,
 )
-from fsq.studies.verdicts import Side, higher
+from fsq.studies.verdicts import Side, higher, lower, usage_cap
 
 __all__ = ["claims", "collect", "plan", "run", "trials", "trials_markdown", "write_report"]
 
@@ -96,12 +101,32 @@ PRESETS: dict[str, list[str]] = {
     ],
 }
 DEFAULT_SEEDS = {"cpu": [0, 1, 2], "quick": [0]}
-NUMERIC = ("bits_per_image", "psnr", "ssim", "codes_used")
+SWEEP_SIZES = (2**8, 2**12, 2**14, 2**16)  # FSQ codebook sizes of the sweep, beside the trials' 2^10
+TASKS = ("quantizers", "codebook")  # --tasks: the quantizer comparison (always), the FSQ codebook-size sweep
+NUMERIC = ("bits_per_image", "psnr", "ssim", "codes_used", "code_cap")
 
 
-def plan(preset: str, seeds: Sequence[int], overrides: Sequence[str]) -> list[tuple[dict[str, Any], Any]]:
+def code_cap(e: dict[str, Any]) -> int | None:
+    """The codes an evaluation could have seen: the codebook size, or the number of tokens it counted when fewer."""
+    if not e.get("tokens") or not e.get("codebook_size"):
+        return None
+    return round(usage_cap(e["codebook_size"], e["tokens"]) * e["codebook_size"])
+
+
+def used_of(g: dict[str, Any]) -> str:
+    """``used / countable`` codes of a seed-mean row (``-`` without usage)."""
+    if g.get("codes_used") is None:
+        return "-"
+    cap = f" / {g['code_cap']:.0f}" if g.get("code_cap") is not None else ""
+    return pm(g["codes_used"], g["codes_used_std"], 0) + cap
+
+
+def plan(
+    preset: str, seeds: Sequence[int], overrides: Sequence[str], sweep: bool = False
+) -> list[tuple[dict[str, Any], Any]]:
     """(study.json entry, config) of every run: per seed, per quantizer (FSQ first: its runs hold the anchors), one
-    tokenizer per trial of :data:`TRIALS`."""
+    tokenizer per trial of :data:`TRIALS`; then, with ``sweep``, per seed FSQ at each of :data:`SWEEP_SIZES` (role
+    ``sweep``; its learning rate, the entry's ``rate``, is None until the run sets it to FSQ's chosen one)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} for the photos study; choose from {sorted(PRESETS)}")
     if not seeds or len(set(seeds)) != len(seeds) or any(int(s) != s or s < 0 for s in seeds):
@@ -127,7 +152,32 @@ def plan(preset: str, seeds: Sequence[int], overrides: Sequence[str]) -> list[tu
                 cfg = replace(cfg, quantizer=section)
                 entry = {"name": name, "label": label, "seed": seed, "lr": lr, "run_dir": f"runs/{name}"}
                 out.append(({**entry, "setting": setting} if setting else entry, cfg))
+    if sweep:
+        from fsq.quantizers.levels import levels_for_codebook_size
+
+        anchors = f"eval.image_anchors=[{','.join(ANCHOR_METHODS)}]"
+        for seed in seeds:
+            for size in SWEEP_SIZES:
+                levels = levels_for_codebook_size(size)
+                name = f"photos_fsq_k{math.prod(levels)}_s{seed}"
+                cfg = load_config(
+                    TokenizerExperiment,
+                    [path],
+                    [*PRESETS[preset], anchors, *overrides, f"train.seed={seed}", f"name={name}"],
+                )
+                fsq: dict[str, Any] = {"kind": "fsq", "levels": levels}
+                cfg = replace(cfg, quantizer=QuantizerConfig(**fsq))
+                entry = {"name": name, "label": "FSQ", "role": "sweep", "seed": seed, "levels": levels, "rate": None}
+                out.append(({**entry, "run_dir": f"runs/{name}"}, cfg))
     return out
+
+
+def _fsq_rate(out_dir: Path, study: dict[str, Any]) -> float:
+    """The learning rate FSQ's trials chose on val (a RuntimeError while they are not all evaluated)."""
+    chosen = choose_trials(trials(out_dir, study)).get("FSQ")
+    if chosen is None:
+        raise RuntimeError(f"{out_dir}: FSQ's trials are not all evaluated on {TUNING_SPLIT} yet")
+    return chosen[0]
 
 
 def evaluate_on_val(run_dir: Path, cfg: TokenizerExperiment) -> None:
@@ -144,15 +194,16 @@ def run_photos_study(
     preset: str = "cpu",
     seeds: Sequence[int] | None = None,
     overrides: Sequence[str] = (),
+    sweep: bool = True,
     log=print,
 ) -> Path:
-    """Train (or reuse) every run, then write ``report.md``."""
+    """Train (or reuse) every run, then write ``report.md``; ``sweep=False`` leaves out the codebook-size sweep."""
     from fsq import app  # training needs torch; the report does not
 
     clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(DEFAULT_SEEDS[preset] if seeds is None and preset in DEFAULT_SEEDS else seeds or [0])
-    runs = plan(preset, seeds, overrides)
+    runs = plan(preset, seeds, overrides, sweep)
     first = runs[0][1]
     previous = read_study(out_dir).get("timing") if (out_dir / "study.json").is_file() else None
     study: dict[str, Any] = {
@@ -181,11 +232,18 @@ def run_photos_study(
     trained = 0
     for index, (entry, cfg) in enumerate(runs, 1):
         run_dir = run_path(out_dir, entry)
+        if entry.get("role") == "sweep":  # at the rate FSQ's trials chose (the trials come first in the plan)
+            if entry["rate"] is None:
+                entry["rate"] = _fsq_rate(out_dir, study)
+                write_study(out_dir, study)
+            cfg = replace(cfg, optim=replace(cfg.optim, lr=entry["rate"]))
         if not rundir.has_eval(run_dir, cfg.train.steps):
             log(f"[{index}/{len(runs)}] {entry['name']}: training ...")
             app.train(cfg, run_dir)
             trained += 1
-        if not rundir.eval_path(run_dir, cfg.train.steps, f"{VAL_SUFFIX}.json").is_file():
+        if entry.get("role") == "sweep":
+            pass
+        elif not rundir.eval_path(run_dir, cfg.train.steps, f"{VAL_SUFFIX}.json").is_file():
             log(f"[{index}/{len(runs)}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
             evaluate_on_val(run_dir, cfg)
         study["timing"] = combine_timing(previous, clock.record(trained))
@@ -226,7 +284,7 @@ def collect(
     if chosen is None:
         chosen = choose_trials(trials(study_dir, study))
     for run in study["runs"]:
-        if run.get("lr") is not None and chosen.get(run["label"]) != trial_key(run):
+        if run.get("role") == "sweep" or (run.get("lr") is not None and chosen.get(run["label"]) != trial_key(run)):
             continue
         e = latest_eval(run_path(study_dir, run))
         if e is None:
@@ -243,6 +301,7 @@ def collect(
                 "psnr": e.get("psnr"),
                 "ssim": e.get("ssim"),
                 "codes_used": e.get("codes_used"),
+                "code_cap": code_cap(e),
                 "num_samples": e.get("num_samples"),
             }
         )
@@ -257,10 +316,103 @@ def collect(
                         "psnr": a["psnr"],
                         "ssim": a["ssim"],
                         "codes_used": None,
+                        "code_cap": None,
                         "num_samples": a["num_samples"],
                     }
                 )
     return rows
+
+
+SWEEP_NUMERIC = (
+    "bits_per_image",
+    "psnr",
+    "ssim",
+    "rfid",
+    "codes_used",
+    "code_cap",
+    "naive_psnr",
+    "jpeg_psnr",
+    "jpeg_bits",
+    "webp_psnr",
+    "webp_bits",
+)
+
+
+def sweep_rows(
+    study_dir: str | Path, study: dict[str, Any], chosen: dict[str, tuple[float, str]]
+) -> list[dict[str, Any]]:
+    """The codebook-size sweep: one row per evaluated sweep run and seed, plus FSQ's chosen trial of each seed (the
+    2^10 point), each with the anchors at its own bits; none without sweep runs."""
+    if not any(run.get("role") == "sweep" for run in study["runs"]):
+        return []
+    rows = []
+    for run in study["runs"]:
+        main = run["label"] == "FSQ" and run.get("lr") is not None and chosen.get("FSQ") == trial_key(run)
+        if run.get("role") != "sweep" and not main:
+            continue
+        e = latest_eval(run_path(study_dir, run))
+        if e is None:
+            continue
+        anchors = e.get("anchors") or {}
+        rows.append(
+            {
+                "codebook_size": e.get("codebook_size"),
+                "levels": e.get("levels"),
+                "seed": run.get("seed", 0),
+                "bits_per_image": (anchors.get("tokenizer") or {}).get("bits_per_image"),
+                "psnr": e.get("psnr"),
+                "ssim": e.get("ssim"),
+                "rfid": e.get("rfid"),
+                "codes_used": e.get("codes_used"),
+                "code_cap": code_cap(e),
+                **{f"{key}_psnr": (anchors.get(key) or {}).get("psnr") for key in ("naive", "jpeg", "webp")},
+                **{f"{key}_bits": (anchors.get(key) or {}).get("bits_per_image") for key in ("jpeg", "webp")},
+            }
+        )
+    return sorted(rows, key=lambda r: (r["codebook_size"] or 0, r["seed"]))
+
+
+def sweep_table(groups: list[dict[str, Any]]) -> str:
+    """The sweep's seed means per codebook size."""
+    lines = [
+        "| codes (levels) | bits / image | PSNR (dB) | SSIM | rFID | codes used | naive codec | JPEG | WebP | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in groups:
+        cells = [
+            pm(g[k], g[f"{k}_std"], d) if g[k] is not None else "-"
+            for k, d in (("bits_per_image", 0), ("psnr", 2), ("ssim", 3), ("rfid", 1))
+        ] + [used_of(g)]
+        anchors = [f"{g['naive_psnr']:.2f}" if g["naive_psnr"] is not None else "-"] + [
+            f"{g[f'{k}_psnr']:.2f} ({g[f'{k}_bits']:.0f} bits)" if g[f"{k}_psnr"] is not None else "-"
+            for k in ("jpeg", "webp")
+        ]
+        levels = g["levels"] if g.get("levels") else ""
+        lines.append(
+            f"| {g['codebook_size']} {levels} | {' | '.join(cells)} | {' | '.join(anchors)} | {len(g['seeds'])} |"
+        )
+    return "\n".join(lines)
+
+
+def sweep_claims(groups: list[dict[str, Any]]) -> list[str]:
+    """Fig. 3a's question on photos: is the largest codebook better than the smallest (PSNR one-sided; rFID too
+    where both were measured)."""
+    if len(groups) < 2:
+        return []
+    small, large = groups[0], groups[-1]
+    lines = []
+    v = higher(Side.of(large, "psnr"), Side.of(small, "psnr"))
+    lines.append(
+        f"FSQ at {large['codebook_size']} codes beats FSQ at {small['codebook_size']} codes in PSNR: {v.bold()} "
+        f"({large['psnr']:.2f} vs {small['psnr']:.2f} dB; {v.test()})"
+    )
+    if large.get("rfid") is not None and small.get("rfid") is not None:
+        v = lower(Side.of(large, "rfid"), Side.of(small, "rfid"))
+        lines.append(
+            f"FSQ at {large['codebook_size']} codes has a lower rFID than at {small['codebook_size']} codes: "
+            f"{v.bold()} ({large['rfid']:.1f} vs {small['rfid']:.1f}; {v.test()})"
+        )
+    return lines
 
 
 def claims(groups: list[dict[str, Any]]) -> list[str]:
@@ -303,11 +455,16 @@ def write_report(study_dir: str | Path) -> Path:
                 f"{study_dir}: no quantizer has all its learning-rate trials evaluated on {TUNING_SPLIT} yet"
             )
         raise ValueError(f"{study_dir}: no run of the photos study has been evaluated yet")
-    write_results(study_dir, {**study, "trials": found} if found else study, rows)
+    sweep = sweep_rows(study_dir, study, chosen)
+    extra = {**({"trials": found} if found else {}), **({"codebook_sweep": sweep} if sweep else {})}
+    write_results(study_dir, {**study, **extra}, rows)
+    sweep_groups = over_seeds(sweep, ("codebook_size",), SWEEP_NUMERIC) if sweep else []
+    for g in sweep_groups:
+        g["levels"] = next(r["levels"] for r in sweep if r["codebook_size"] == g["codebook_size"])
     groups = over_seeds(rows, ("method",), NUMERIC)
     table = ["| method | bits / image | PSNR (dB) | SSIM | codes used | seeds |", "|---|---|---|---|---|---|"]
     for g in groups:
-        used = pm(g["codes_used"], g["codes_used_std"], 0) if g["codes_used"] is not None else "-"
+        used = used_of(g)
         table.append(
             f"| {g['method']} | {pm(g['bits_per_image'], g['bits_per_image_std'], 0)} | "
             f"{pm(g['psnr'], g['psnr_std'], 2)} | {pm(g['ssim'], g['ssim_std'], 3)} | {used} | "
@@ -316,7 +473,13 @@ def write_report(study_dir: str | Path) -> Path:
     done = {(r["method"], r["seed"]) for r in rows}
     tried = {t["name"] for t in found if t["val_psnr"] is not None and t["psnr"] is not None}
     missing = [
-        r["name"] for r in study["runs"] if (r["label"], r.get("seed", 0)) not in done and r["name"] not in tried
+        r["name"]
+        for r in study["runs"]
+        if (
+            latest_eval(run_path(study_dir, r)) is None
+            if r.get("role") == "sweep"
+            else (r["label"], r.get("seed", 0)) not in done and r["name"] not in tried
+        )
     ]
     lines = [
         f"# {study['title']}",
@@ -331,7 +494,8 @@ def write_report(study_dir: str | Path) -> Path:
         "Means over seeds (± one sample standard deviation; none with one seed) on the held-out crops. Bits: "
         "tokenizers tokens x log2(codebook size); naive codec its fixed-length code; JPEG and WebP their whole "
         "files, headers included; JPEG (payload) its entropy-coded scan plus 7 bits naming the quality "
-        "(fsq.anchors.images). Codes used: distinct codes in the held-out tokens.",
+        "(fsq.anchors.images). Codes used: distinct codes in the held-out tokens, of those countable from them (the "
+        "codebook size, or the number of tokens seen when fewer).",
         "",
         *(
             [
@@ -347,9 +511,24 @@ def write_report(study_dir: str | Path) -> Path:
             if found
             else []
         ),
+        *(
+            [
+                "## Codebook size (FSQ)",
+                "",
+                "FSQ at each codebook size, at the learning rate its trials chose on val, beside the anchors at the "
+                "same bits per image (PSNR in dB; JPEG and WebP with the bits they really took: a target below their "
+                "smallest file keeps that file). rFID: Inception-v3 FID of the reconstructions against their "
+                "originals, on the first `eval.fid_samples` held-out crops (- where not measured).",
+                "",
+                sweep_table(sweep_groups),
+                "",
+            ]
+            if sweep_groups
+            else []
+        ),
         "## Claims, measured here",
         "",
-        *[f"- {line}" for line in claims(groups)],
+        *[f"- {line}" for line in [*claims(groups), *sweep_claims(sweep_groups)]],
         "",
     ]
     if missing:
@@ -361,7 +540,16 @@ def write_report(study_dir: str | Path) -> Path:
 
 
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
-    """``fsq study photos [--preset cpu|quick] [--seeds ...] [key=value ...]``."""
+    """``fsq study photos [--preset cpu|quick] [--seeds ...] [--tasks quantizers [codebook]] [key=value ...]``."""
+    tasks = list(options.get("tasks") or TASKS)
+    if sorted(set(tasks) - set(TASKS)) or "quantizers" not in tasks:
+        raise ValueError(
+            f"the photos study's --tasks are quantizers (always) and codebook (the FSQ sweep), got {tasks}"
+        )
     return run_photos_study(
-        out_dir, preset=options.get("preset") or "cpu", seeds=options.get("seeds"), overrides=overrides
+        out_dir,
+        preset=options.get("preset") or "cpu",
+        seeds=options.get("seeds"),
+        overrides=overrides,
+        sweep="codebook" in tasks,
     )
