@@ -214,6 +214,31 @@ def test_factorized_convolutions_are_space_then_causal_time():
         TokenizerSpec(dims=2, factorized=True)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_identity_time_init_starts_a_factorized_model_as_a_per_frame_one(causal):
+    torch.manual_seed(0)
+    spec = TokenizerSpec(dims=3, shape=[5, 8, 8], causal=causal, factorized=True, time_init="identity", **SMALL)
+    model = Tokenizer(spec)
+    pairs = [m for m in model.modules() if isinstance(m, FactorizedConv3d)]
+    assert pairs and all(m.time.bias is None or not m.time.bias.any() for m in pairs)
+    tap = 2 if causal else 1  # the current frame: the last tap of a causal kernel, the middle one otherwise
+    for m in pairs:
+        w = m.time.weight
+        assert torch.equal(w[:, :, tap, 0, 0], torch.eye(w.shape[0])) and w.abs().sum() == w.shape[0]
+    if causal:  # a ResBlock (no pooling; GroupNorm per frame): frames stay apart until the model learns to mix them
+        block = model.encoder.blocks[0]
+        x = torch.randn(1, block.conv1.space.in_channels, 5, 8, 8)
+        with torch.no_grad():
+            change = _frame_dependence(block, x, 2)
+        assert change[2] > 0 and change[[0, 1, 3, 4]].max() == 0
+    random = Tokenizer(TokenizerSpec(dims=3, shape=[5, 8, 8], causal=causal, factorized=True, **SMALL))
+    assert not torch.equal(random.encoder.stem.time.weight, model.encoder.stem.time.weight)
+    with pytest.raises(ValueError, match="factorized models only"):
+        TokenizerSpec(dims=3, shape=[5, 8, 8], time_init="identity")
+    with pytest.raises(ValueError, match="time_init must be one of"):
+        TokenizerSpec(dims=3, shape=[5, 8, 8], factorized=True, time_init="zeros")
+
+
 @pytest.mark.parametrize(
     ("dims", "shape", "given"),
     [

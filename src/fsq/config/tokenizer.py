@@ -87,6 +87,9 @@ class ModelConfig:
     time_to_depth: bool = False
     # 3-D vqgan models: (2+1)-D convolutions (3x3 over space, then 3 frames over time) instead of 3x3x3 ones
     factorized: bool = False
+    # factorized models: their time convolutions start random (PyTorch's default) or as identity (passing the current
+    # frame only: the model starts as a per-frame 2-D one)
+    time_init: Literal["random", "identity"] = "random"
     # vqgan: MaskGIT's ResBlocks + GroupNorm + average pooling (any dims); seanet: a 1-D audio codec (SoundStream /
     # EnCodec / DAC): per downsampling, residual units of `dilations` then a strided conv (kernel 2 x factor)
     architecture: Literal["vqgan", "seanet"] = "vqgan"

@@ -151,6 +151,18 @@ class FactorizedConv3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.time(self.space(x))
 
+    @torch.no_grad()
+    def pass_current_frame_(self) -> None:
+        """Set the time convolution to pass the current frame only (its last tap when causal, else its middle one;
+        bias zero): the pair then starts as a per-frame 2-D convolution and learns its temporal mixing, as 2-D
+        weights inflated to 3-D do (I3D, MAGVIT-v2)."""
+        weight = self.time.weight
+        weight.zero_()
+        tap = weight.shape[2] - 1 if isinstance(self.time, CausalConv3d) else weight.shape[2] // 2
+        weight[:, :, tap, 0, 0] = torch.eye(weight.shape[0], dtype=weight.dtype)
+        if self.time.bias is not None:
+            self.time.bias.zero_()
+
 
 class CausalGroupNorm(nn.GroupNorm):
     """GroupNorm of each time step on its own (time folded into the batch): no statistic crosses frames."""

@@ -26,6 +26,7 @@ from torch import nn
 
 from fsq.layers.resnet import (
     Downsample,
+    FactorizedConv3d,
     ResBlock,
     Upsample,
     check_dims,
@@ -39,6 +40,7 @@ from fsq.models.quantizer import QuantizerSpec, as_quantizer_spec, nested_quanti
 from fsq.quantizers import Quantizer, QuantizerOutput
 
 ARCHITECTURES = ("vqgan", "seanet")
+TIME_INITS = ("random", "identity")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class TokenizerSpec:
     ``time_to_depth`` (causal only) downsamples time by stacking frames into channels and upsamples it by the
     inverse (:class:`~fsq.layers.resnet.Downsample`, :class:`~fsq.layers.resnet.Upsample`) instead of averaging
     and repeating frames. ``factorized`` (3-D vqgan only) builds every 3x3x3 convolution as a (2+1)-D pair, a
-    3x3 over space then a 3-frame one over time (:class:`~fsq.layers.resnet.FactorizedConv3d`).
+    3x3 over space then a 3-frame one over time (:class:`~fsq.layers.resnet.FactorizedConv3d`); ``time_init``
+    (factorized only) starts their time convolutions ``random`` (PyTorch's default) or as ``identity`` (passing the
+    current frame only, so the model starts as a per-frame 2-D one).
 
     ``architecture``: ``vqgan`` (MaskGIT's ResBlocks, GroupNorm, average pooling; any ``dims``) or ``seanet`` (a 1-D
     audio codec: per downsampling, residual units with ``dilations`` then a strided convolution of kernel ``2 f``;
@@ -76,6 +80,7 @@ class TokenizerSpec:
     time_padding: str = "replicate"
     time_to_depth: bool = False
     factorized: bool = False
+    time_init: str = "random"
     architecture: str = "vqgan"
     activation: str = "elu"
     dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
@@ -88,6 +93,10 @@ class TokenizerSpec:
             raise ValueError("time_to_depth needs a causal vqgan model (causal: true)")
         if self.factorized and not (self.dims == 3 and self.architecture == "vqgan"):
             raise ValueError(f"factorized (2+1)-D convolutions need a 3-D vqgan model (dims: 3), got dims={self.dims}")
+        if self.time_init not in TIME_INITS:
+            raise ValueError(f"time_init must be one of {TIME_INITS}, got {self.time_init!r}")
+        if self.time_init != "random" and not self.factorized:
+            raise ValueError(f"time_init={self.time_init!r} sets the time convolutions of factorized models only")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.architecture == "seanet" and self.dims != 1:
@@ -294,6 +303,10 @@ class Tokenizer(nn.Module):
         self.encoder = CodecEncoder(spec) if seanet else Encoder(spec)
         self.quantizer = spec.quantizer.build(channel_axis=1)
         self.decoder = CodecDecoder(spec) if seanet else Decoder(spec)
+        if spec.time_init == "identity":
+            for module in self.modules():
+                if isinstance(module, FactorizedConv3d):
+                    module.pass_current_frame_()
 
     @property
     def codebook_size(self) -> int:
