@@ -241,9 +241,8 @@ def run_photos_study(
             log(f"[{index}/{len(runs)}] {entry['name']}: training ...")
             app.train(cfg, run_dir)
             trained += 1
-        if entry.get("role") == "sweep":
-            pass
-        elif not rundir.eval_path(run_dir, cfg.train.steps, f"{VAL_SUFFIX}.json").is_file():
+        tuned = entry.get("role") != "sweep"  # the sweep's runs are not trials: no val evaluation
+        if tuned and not rundir.eval_path(run_dir, cfg.train.steps, f"{VAL_SUFFIX}.json").is_file():
             log(f"[{index}/{len(runs)}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
             evaluate_on_val(run_dir, cfg)
         study["timing"] = combine_timing(previous, clock.record(trained))
