@@ -56,6 +56,7 @@ from fsq.studies.tuning import (
     found_eval,
     refuse_lr_override,
     trial_key,
+    trial_of,
     trials_markdown,
     tuning_table,
 )
@@ -258,18 +259,7 @@ def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]
         if run.get("lr") is None:
             continue
         run_dir = run_path(study_dir, run)
-        val, held_out = found_eval(run_dir, VAL_SUFFIX), latest_eval(run_dir)
-        out.append(
-            {
-                "name": run["name"],
-                "method": run["label"],
-                "seed": run.get("seed", 0),
-                "lr": run["lr"],
-                **({"setting": run["setting"]} if run.get("setting") else {}),
-                "val_psnr": val.get("psnr") if val else None,
-                "psnr": held_out.get("psnr") if held_out else None,
-            }
-        )
+        out.append(trial_of(run, found_eval(run_dir, VAL_SUFFIX), latest_eval(run_dir)))
     return out
 
 

@@ -44,6 +44,20 @@ def found_eval(run_dir: Path, suffix: str) -> dict[str, Any] | None:
     return read_json(found[-1], "an evaluation") if found else None
 
 
+def trial_of(run: dict[str, Any], val: dict[str, Any] | None, held_out: dict[str, Any] | None) -> dict[str, Any]:
+    """The trial record of a study run (its entry, with ``lr`` and maybe ``setting``) from its evaluations on the
+    tuning split (``val``) and the held-out split (``held_out``), either None when not written yet."""
+    return {
+        "name": run["name"],
+        "method": run["label"],
+        "seed": run.get("seed", 0),
+        "lr": run["lr"],
+        **({"setting": run["setting"]} if run.get("setting") else {}),
+        "val_psnr": val.get("psnr") if val else None,
+        "psnr": held_out.get("psnr") if held_out else None,
+    }
+
+
 def trial_key(trial: dict[str, Any]) -> tuple[float, str]:
     """What a trial tried: its learning rate and its other settings (``""`` for none)."""
     return float(trial["lr"]), str(trial.get("setting") or "")

@@ -21,7 +21,7 @@ from typing import Any
 
 from fsq.studies import verdicts
 from fsq.studies.common import latest_eval, mean_std, over_seeds, pm, run_path
-from fsq.studies.tuning import VAL_SUFFIX, choose_rates
+from fsq.studies.tuning import VAL_SUFFIX, choose_rates, trial_of
 from fsq.studies.tuning import found_eval as _found
 from fsq.studies.verdicts import Side
 
@@ -84,16 +84,7 @@ def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]
         clips = CLIPS_SUFFIX if run["role"] == "frames" else ""
         val = _found(run_dir, f"{clips}{VAL_SUFFIX}")
         held_out = _found(run_dir, clips) if clips else latest_eval(run_dir)
-        out.append(
-            {
-                "name": run["name"],
-                "method": run["label"],
-                "seed": run.get("seed", 0),
-                "lr": run["lr"],
-                "val_psnr": val.get("psnr") if val else None,
-                "psnr": held_out.get("psnr") if held_out else None,
-            }
-        )
+        out.append(trial_of(run, val, held_out))
     return out
 
 
