@@ -65,7 +65,7 @@ def test_plan_names_runs_and_rejects_bad_input():
     video_lr = load_config(TokenizerExperiment, [config_path(SOURCES["blobs"][0])], []).optim.lr
     frames_lr = load_config(TokenizerExperiment, [config_path(SOURCES["blobs"][1])], []).optim.lr
     rates = [f"{f * video_lr:g}" for f in LR_FACTORS]
-    assert len(rates) == 2 and rates[1] == f"{video_lr:g}"  # every method: the config's rate and one other
+    assert rates == [f"{video_lr / 2:g}", f"{video_lr:g}", f"{video_lr * 2:g}"]  # every method: 0.5x, 1x, 2x
     assert names == [
         name
         for s in (0, 1)
@@ -153,7 +153,7 @@ def test_tasks_tokenizers_leaves_out_stage2_and_bad_tasks_are_refused(tmp_path):
     stage2 = [entry for entry, _ in plan("moving_mnist", "quick", [0], []) if entry["role"] == "stage2"]
     assert all(entry["tokenizer"] is None for entry in stage2)  # set by the run: the rate chosen on val
     stage1 = [entry["role"] for entry, _ in plan("moving_mnist", "quick", [0], [], stage2=False)]
-    assert stage1 == ["video"] * 6 + ["frames"] * 2
+    assert stage1 == ["video"] * 3 * len(LR_FACTORS) + ["frames"] * len(LR_FACTORS)
     for tasks in (["stage2"], ["tokenizers", "samples"]):
         with pytest.raises(ValueError, match="--tasks are tokenizers"):
             run("video", tmp_path, overrides=[], options={"preset": "quick", "tasks": tasks})

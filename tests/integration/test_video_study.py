@@ -23,12 +23,13 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path):
     assert [r["method"] for r in results["results"]] == ["FSQ", "naive", "VQ", "LFQ", "per-frame FSQ"]
     rows = {r["method"]: r for r in results["results"]}
     study = results["study"]
-    from fsq.studies.tuning import choose_rates
+    from fsq.studies.tuning import LR_FACTORS, choose_rates
     from fsq.studies.video_claims import trials
 
     found = trials(out, study)
-    assert "Training time logged by the 8 tokenizer runs" in study["budget"]  # the runs' own cost, in the report
-    assert len(found) == 8 and all(t["val_psnr"] is not None and t["psnr"] is not None for t in found)
+    n = 4 * len(LR_FACTORS)  # FSQ, VQ, LFQ and per-frame FSQ, each at every trial rate
+    assert f"Training time logged by the {n} tokenizer runs" in study["budget"]  # the runs' own cost, in the report
+    assert len(found) == n and all(t["val_psnr"] is not None and t["psnr"] is not None for t in found)
     chosen = choose_rates(found)
     assert set(chosen) == {"FSQ", "VQ", "LFQ", "per-frame FSQ"}
     for method in ("FSQ", "VQ", "LFQ"):  # the row and its Stage II come from the run at the rate chosen on val

@@ -19,7 +19,7 @@ from fsq import rundir
 from fsq.io import read_json
 from fsq.studies.common import mean_std, pm
 
-LR_FACTORS = (0.5, 1.0)  # learning-rate trials per method: these times the config's optim.lr
+LR_FACTORS = (0.5, 1.0, 2.0)  # learning-rate trials per method: these times the config's optim.lr
 TUNING_SPLIT = "val"  # the split the rate is chosen on (a study's numbers are on its config's eval split)
 VAL_SUFFIX = "_val"  # a run's evaluation on the tuning split: eval/step_N_val.json
 
