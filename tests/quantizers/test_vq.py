@@ -332,25 +332,71 @@ def test_ema_update_all_reduces_under_distributed(tmp_path):
 def test_entropy_loss_equals_the_textbook_formula_without_subnormal_probabilities():
     """MaskGIT's entropy loss at its temperature 0.01: the same value and gradient as softmax / log_softmax of the
     raw affinities, while its probabilities stay normal floats (the raw ones are mostly subnormal, which made the
-    loss 4x slower on a CPU)."""
-    from fsq.quantizers.vq import _entropy_of_mean, assignment_log_probs, entropy_loss
+    loss 4x slower on a CPU). The composition (:func:`entropy_loss_reference`) matches the textbook formula's
+    float32 gradient; the fused :func:`entropy_loss` (gradient by hand) matches the exact gradient in float64 and is
+    as accurate in float32 as the textbook formula itself, both measured against float64."""
+    from fsq.quantizers.vq import _entropy_of_mean, assignment_log_probs, entropy_loss_reference
 
     g = torch.Generator().manual_seed(0)
     x, codebook = torch.randn(512, 16, generator=g), 0.05 * torch.randn(256, 16, generator=g)
     distances = (x.pow(2).sum(1, keepdim=True) - 2 * x @ codebook.t() + codebook.pow(2).sum(1)).requires_grad_(True)
-    affinity = -distances / 0.01
-    probs = affinity.softmax(-1)
-    reference = -(probs * affinity.log_softmax(-1)).sum(-1).mean() - _entropy_of_mean(probs.mean(0))
+
+    def textbook(d: torch.Tensor) -> torch.Tensor:
+        affinity = -d / 0.01
+        probs = affinity.softmax(-1)
+        return -(probs * affinity.log_softmax(-1)).sum(-1).mean() - _entropy_of_mean(probs.mean(0))
+
+    reference = textbook(distances)
     (expected,) = torch.autograd.grad(reference, distances)
-    value = entropy_loss(distances, 0.01)
-    (grad,) = torch.autograd.grad(value, distances)
-    torch.testing.assert_close(value, reference, rtol=1e-6, atol=1e-6)
     scale = float(expected.abs().max())  # float32 rounding of another order of operations, at the gradient's scale
+    for loss in (entropy_loss_reference, entropy_loss):
+        value = loss(distances, 0.01)
+        torch.testing.assert_close(value, reference, rtol=1e-6, atol=1e-6)
+    (grad,) = torch.autograd.grad(entropy_loss_reference(distances, 0.01), distances)
     torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5 * scale)
+    exact64 = distances.detach().double().requires_grad_(True)
+    (truth,) = torch.autograd.grad(textbook(exact64), exact64)
+    (fused64,) = torch.autograd.grad(entropy_loss(exact64, 0.01), exact64)
+    torch.testing.assert_close(fused64, truth, rtol=1e-9, atol=1e-12 * scale)  # the hand-written gradient is exact
+    (fused,) = torch.autograd.grad(entropy_loss(distances, 0.01), distances)
+    fused_error = float((fused.double() - truth).abs().max())
+    textbook_error = float((expected.double() - truth).abs().max())  # float32's own rounding: about 5e-5 of scale
+    assert fused_error <= 1.25 * textbook_error, (fused_error, textbook_error)  # measured: 1.02x
     tiny = torch.finfo(torch.float32).tiny  # the smallest normal float
 
     def subnormal(p: torch.Tensor) -> int:
         return int(((p > 0) & (p < tiny)).sum())
 
-    assert subnormal(probs.detach()) > 1000  # the raw formula's probabilities: many subnormal
+    assert subnormal((-distances.detach() / 0.01).softmax(-1)) > 1000  # the raw formula's probabilities: many subnormal
     assert subnormal(assignment_log_probs(distances, 0.01).detach().exp()) == 0
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.3, 2.0])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (64, 40)])
+def test_fused_entropy_loss_has_the_compositions_value_and_gradient(shape, temperature):
+    """The hand-written gradient of :func:`entropy_loss` against autograd through :func:`entropy_loss_reference`, on
+    gradients reaching both the inputs and the codebook through the distances: exact in float64 (and ``gradcheck``),
+    and in float32 as close to the float64 truth as the composition is (one row, one code: a constant loss with a
+    zero gradient)."""
+    from fsq.quantizers.vq import entropy_loss_reference
+
+    g = torch.Generator().manual_seed(shape[0] * 31 + shape[1])
+    n, k = shape
+    x, codebook = torch.randn(n, 4, generator=g), torch.randn(k, 4, generator=g)
+
+    def gradients(loss, dtype):
+        xs, cs = x.to(dtype).requires_grad_(True), codebook.to(dtype).requires_grad_(True)
+        value = loss(squared_distances(xs, cs), temperature)
+        (2.5 * value).backward()
+        return [value.detach().double(), xs.grad.double(), cs.grad.double()]
+
+    truth = gradients(entropy_loss_reference, torch.float64)
+    for fused64, exact in zip(gradients(entropy_loss, torch.float64), truth, strict=True):
+        torch.testing.assert_close(fused64, exact, rtol=1e-9, atol=1e-12)
+    fused, composed = gradients(entropy_loss, torch.float32), gradients(entropy_loss_reference, torch.float32)
+    for ours, theirs, exact in zip(fused, composed, truth, strict=True):
+        scale = float(exact.abs().max()) if exact.ndim else abs(float(exact))
+        ours_error, their_error = float((ours - exact).abs().max()), float((theirs - exact).abs().max())
+        assert ours_error <= 1.5 * their_error + 1e-6 * scale + 1e-9, (ours_error, their_error, scale)
+    distances = squared_distances(x.double(), codebook.double()).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda d: entropy_loss(d, temperature), (distances,))
