@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from fsq import app, hub
-from fsq.config import MaskGITExperiment, TokenizerExperiment, UViMExperiment, load_config
+from fsq import app, hub, rundir
+from fsq.config import MaskGITExperiment, TokenizerExperiment, UViMExperiment, load_config, read_run_config
 from fsq.data import SourceUnavailable, load_images
 from fsq.inference.export import export_run
 from fsq.inference.prediction import UViMPredictor
@@ -111,8 +111,16 @@ def test_export_tokenizer_and_maskgit_bundles(runs, tmp_path):
     card = (tok_bundle / "README.md").read_text()
     psnr = json.loads((tok_bundle / "eval.json").read_text())["psnr"]
     assert "# tok" in card and f"| psnr | {psnr:.4g} |" in card and "fsq_mnist" in card
+    split = read_run_config(runs / "tokenizer").data.eval_split
+    assert f"- `data.eval_split`: {split}\n" in card
     with pytest.raises(FileExistsError):
         export_run(runs / "tokenizer", tmp_path / "tok")
+    # evaluated again on another split after training (a study's held-out evaluation of a val trial): the card says so
+    shutil.copytree(runs / "tokenizer", tmp_path / "moved")
+    path = rundir.eval_path(tmp_path / "moved", step)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "split": "val"}))
+    card = (export_run(tmp_path / "moved", tmp_path / "tok_val") / "README.md").read_text()
+    assert f"- `data.eval_split`: val (the evaluation in `eval.json`; the run's config named {split})\n" in card
 
     bundle = export_run(runs / "maskgit", tmp_path / "mg")
     assert {p.name for p in bundle.iterdir()} == {

@@ -152,6 +152,11 @@ def model_card(
     if evaluation is not None and evaluation.get("reference_split"):  # an evaluation that records its own splits
         given = {k: v for k, v in given.items() if k != "eval_split"}
         given.update({k: evaluation[k] for k in ("eval_split", "reference_split") if evaluation.get(k)})
+    elif evaluation is not None and evaluation.get("split") not in (None, given.get("eval_split")):
+        # evaluated again on another split after training (a study's held-out evaluation of a val trial)
+        given["eval_split"] = (
+            f"{evaluation['split']} (the evaluation in `eval.json`; the run's config named {given.get('eval_split')})"
+        )
     data = "\n".join(f"- `data.{k}`: {v}" for k, v in given.items())
     lines += ["## Data", "", data, ""]
     if stage.card_notes is not None:
