@@ -97,6 +97,23 @@ def test_vq_cuda_bf16(recipe):
     assert out.indices.max() < 1024 and torch.isfinite(out.aux_loss)
 
 
+def test_vq_entropy_loss_gradient_on_cuda_matches_the_cpu():
+    """The fused entropy loss (gradient by hand) on the GPU: the value and gradient of the CPU composition."""
+    from fsq.quantizers.vq import entropy_loss, entropy_loss_reference, squared_distances
+
+    g = torch.Generator().manual_seed(0)
+    x, codebook = torch.randn(4096, 16, generator=g), 0.05 * torch.randn(1024, 16, generator=g)
+    results = []
+    for loss, device in ((entropy_loss, "cuda"), (entropy_loss_reference, "cpu")):
+        d = squared_distances(x.to(device), codebook.to(device)).requires_grad_(True)
+        value = loss(d, 0.01)
+        (grad,) = torch.autograd.grad(value, d)
+        results.append((value.cpu(), grad.cpu()))
+    (value, grad), (expected_value, expected) = results
+    torch.testing.assert_close(value, expected_value, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-4 * float(expected.abs().max()))
+
+
 def test_residual_fsq_cuda():
     r = ResidualFSQ([8, 5, 5, 5], 3).cuda()
     out = r(torch.randn(64, 4, device="cuda"))
