@@ -139,6 +139,18 @@ def entropy_loss_reference(distances: torch.Tensor, temperature: float) -> torch
     return sample_entropy - _entropy_of_mean(probs.mean(0))
 
 
+def _assignments_(affinity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probabilities and probabilities of a softmax over the last axis of ``affinity`` (no gradient;
+    ``affinity`` is overwritten by the log-probabilities), each row's affinities floored ``-AFFINITY_FLOOR`` below
+    its maximum as in :func:`assignment_log_probs`: no subnormal probabilities. The forward pass of
+    :func:`entropy_loss` and :func:`nearest_and_entropy`'s blocks."""
+    affinity.sub_(affinity.amax(-1, keepdim=True)).clamp_min_(AFFINITY_FLOOR)
+    probs = affinity.exp()
+    total = probs.sum(-1, keepdim=True)  # >= 1: each row's maximum is exp(0)
+    probs.div_(total)
+    return affinity.sub_(total.log_()), probs
+
+
 class _EntropyLoss(torch.autograd.Function):
     """:func:`entropy_loss` with its gradient by hand. With ``p`` the (N, K) assignment probabilities, ``lp`` their
     logs, ``H_i`` row ``i``'s entropy and ``q`` the mean of ``p`` over rows, the loss is
@@ -151,12 +163,7 @@ class _EntropyLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, distances: torch.Tensor, temperature: float) -> torch.Tensor:  # noqa: D102
         with torch.no_grad():
-            log_probs = distances.detach().mul(-1.0 / temperature)  # the affinities, then (in place) their logs
-            log_probs.sub_(log_probs.amax(-1, keepdim=True)).clamp_min_(AFFINITY_FLOOR)
-            probs = log_probs.exp()
-            total = probs.sum(-1, keepdim=True)  # >= 1: each row's maximum is exp(0)
-            probs.div_(total)
-            log_probs.sub_(total.log_())
+            log_probs, probs = _assignments_(distances.detach().mul(-1.0 / temperature))
             row_entropy = -torch.linalg.vecdot(probs, log_probs)
             mean_probs = probs.mean(0)
             loss = row_entropy.mean() - _entropy_of_mean(mean_probs)
@@ -195,9 +202,7 @@ def nearest_and_entropy(
     for block in x.split(rows):
         distances = squared_distances(block, codebook)
         indices.append(distances.argmin(1))
-        affinity = distances.mul_(-1.0 / temperature)  # floored as in entropy_loss: no subnormal probabilities
-        log_probs = affinity.sub_(affinity.amax(-1, keepdim=True)).clamp_min_(AFFINITY_FLOOR).log_softmax(-1)
-        probs = log_probs.exp()
+        log_probs, probs = _assignments_(distances.mul_(-1.0 / temperature))
         token_entropy -= (probs * log_probs).sum()
         prob_sum += probs.sum(0)
     return torch.cat(indices), token_entropy / x.shape[0] - _entropy_of_mean(prob_sum / x.shape[0])
