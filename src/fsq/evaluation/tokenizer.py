@@ -1,4 +1,5 @@
-"""Evaluate a tokenizer run on its held-out split: PSNR, SSIM, codebook usage, perplexity, entropy, rFID.
+"""Evaluate a tokenizer run on its held-out split: PSNR, SSIM, codebook usage, perplexity, entropy, rFID; optionally
+LPIPS (``eval.lpips``) and the EfficientNet-Lite0 perceptual distance (``eval.perceptual``, not LPIPS).
 
 Every held-out image is evaluated exactly once across ranks (rank ``r`` of ``W`` takes images ``r, r+W, ...``,
 no padding); sums and code counts are all-reduced, Inception features gathered. The split is streamed in batches
@@ -31,6 +32,8 @@ from fsq.evaluation.signals import codebook_report, evaluate_signals
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
 from fsq.losses.lpips import LPIPS, NAME
+from fsq.losses.perceptual import NAME as PERCEPTUAL_NAME
+from fsq.losses.perceptual import EfficientNetPerceptualLoss
 from fsq.metrics.image import fid_from_features, psnr, ssim
 from fsq.metrics.inception import InceptionFeatures
 from fsq.models.autoencoder import Tokenizer
@@ -81,6 +84,8 @@ def evaluate_tokenizer(
     grid: list[torch.Tensor] = []
     lpips = LPIPS(cfg.loss.vgg16_weights, reduction="none").to(device) if cfg.eval.lpips else None
     lpips_sum = torch.zeros(1, dtype=torch.float64, device=device)
+    perceptual = EfficientNetPerceptualLoss().to(device) if cfg.eval.perceptual else None
+    perceptual_sum = torch.zeros(1, dtype=torch.float64, device=device)
     anchors = ImageAnchorScores(cfg.eval.image_anchors, model, device) if cfg.eval.image_anchors else None
     batches = iterate_batches(
         held_out, transform, mine, cfg.eval.batch_size, workers=cfg.data.workers, on_error=cfg.data.on_error
@@ -102,6 +107,8 @@ def evaluate_tokenizer(
         sums[2] += x.shape[0]
         if lpips is not None:
             lpips_sum += lpips(reconstruction, x).double().sum()
+        if perceptual is not None:  # the loss averages over its batch: times the batch, a sum over images
+            perceptual_sum += perceptual(reconstruction, x).double() * x.shape[0]
         if anchors is not None:
             anchors.update(x)
         in_fid = (chunk < fid_n).to(x.device)
@@ -111,6 +118,8 @@ def evaluate_tokenizer(
     distributed.all_reduce_sum(sums)
     if lpips is not None:
         distributed.all_reduce_sum(lpips_sum)
+    if perceptual is not None:
+        distributed.all_reduce_sum(perceptual_sum)
     usage.all_reduce()
     if anchors is not None:
         anchors.all_reduce()
@@ -123,6 +132,11 @@ def evaluate_tokenizer(
         "psnr": sums[0].item() / sums[2].item(),
         "ssim": sums[1].item() / sums[2].item(),
         **({"lpips": lpips_sum.item() / sums[2].item(), "lpips_network": NAME} if lpips is not None else {}),
+        **(
+            {"perceptual": perceptual_sum.item() / sums[2].item(), "perceptual_network": PERCEPTUAL_NAME}
+            if perceptual is not None
+            else {}
+        ),
         **codebook_report(model, summary),
         "token_grid": model.spec.token_grid,
     }

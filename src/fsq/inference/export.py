@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir, storage
+from fsq.anchors.report import anchors_table
 from fsq.config import dump_yaml, read_run_config
 from fsq.inference.sampling import run_metadata
 from fsq.io import read_json, write_json_atomic
@@ -175,6 +176,9 @@ def model_card(
             *_metrics(evaluation),
             "",
         ]
+        if evaluation.get("anchors"):  # an image tokenizer measured beside classical codecs at its bits
+            lines += ["Classical codecs at the tokenizer's bits, on the same held-out images:", ""]
+            lines += [anchors_table(evaluation, name), ""]
     return "\n".join(lines)
 
 

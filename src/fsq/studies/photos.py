@@ -21,7 +21,8 @@ the paper's levels for 2^8, 2^12, 2^14 and 2^16 codes (:data:`SWEEP_SIZES`; 2^10
 each at the learning rate FSQ's trials chose on val (``photos_fsq_k<K>_s<seed>``), every run with the anchors at its
 own bits; reported as PSNR, SSIM and rFID (with ``eval.fid_samples`` > 1) against K, beside the anchors.
 
-Not built yet: the perceptual distance column. The report is a
+Every run's evaluation also measures the EfficientNet-Lite0 perceptual distance of its reconstructions
+(``eval.perceptual``; lower is closer; not LPIPS), reported beside PSNR and SSIM. The report is a
 pure function of the study folder and imports no torch; every claim is decided by :mod:`fsq.studies.verdicts`
 (one-sided, against the seed spread; single-seed verdicts marked).
 """
@@ -81,7 +82,7 @@ TRIALS: dict[str, list[tuple[float, dict[str, Any]]]] = {
 ANCHOR_METHODS = {"naive": "naive codec", "jpeg": "JPEG", "jpeg-payload": "JPEG (payload)", "webp": "WebP"}
 MARGIN_DB = 1.0  # the issue's target: a tokenizer beats the naive codec by at least 1 dB PSNR
 PRESETS: dict[str, list[str]] = {
-    "cpu": ["train.progress=false"],  # the config as it is
+    "cpu": ["train.progress=false", "eval.perceptual=true"],  # the config as it is, with the perceptual distance
     "quick": [  # a smoke run in seconds (numbers meaningless), for tests
         "data.image_size=16",
         "data.train_limit=32",
@@ -99,12 +100,13 @@ PRESETS: dict[str, list[str]] = {
         "train.progress=false",
         "eval.batch_size=8",
         "eval.fid_samples=0",
+        "eval.perceptual=true",
     ],
 }
 DEFAULT_SEEDS = {"cpu": [0, 1, 2], "quick": [0]}
 SWEEP_SIZES = (2**8, 2**12, 2**14, 2**16)  # FSQ codebook sizes of the sweep, beside the trials' 2^10
 TASKS = ("quantizers", "codebook")  # --tasks: the quantizer comparison (always), the FSQ codebook-size sweep
-NUMERIC = ("bits_per_image", "psnr", "ssim", "codes_used", "code_cap")
+NUMERIC = ("bits_per_image", "psnr", "ssim", "perceptual", "codes_used", "code_cap")
 
 
 def code_cap(e: dict[str, Any]) -> int | None:
@@ -289,6 +291,7 @@ def collect(
                 "bits_per_image": bits,
                 "psnr": e.get("psnr"),
                 "ssim": e.get("ssim"),
+                "perceptual": e.get("perceptual"),
                 "codes_used": e.get("codes_used"),
                 "code_cap": code_cap(e),
                 "num_samples": e.get("num_samples"),
@@ -304,6 +307,7 @@ def collect(
                         "bits_per_image": a["bits_per_image"] if key != "jpeg-payload" else a["payload_bits_per_image"],
                         "psnr": a["psnr"],
                         "ssim": a["ssim"],
+                        "perceptual": None,
                         "codes_used": None,
                         "code_cap": None,
                         "num_samples": a["num_samples"],
@@ -451,12 +455,16 @@ def write_report(study_dir: str | Path) -> Path:
     for g in sweep_groups:
         g["levels"] = next(r["levels"] for r in sweep if r["codebook_size"] == g["codebook_size"])
     groups = over_seeds(rows, ("method",), NUMERIC)
-    table = ["| method | bits / image | PSNR (dB) | SSIM | codes used | seeds |", "|---|---|---|---|---|---|"]
+    table = [
+        "| method | bits / image | PSNR (dB) | SSIM | perceptual distance | codes used | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for g in groups:
         used = used_of(g)
         table.append(
             f"| {g['method']} | {pm(g['bits_per_image'], g['bits_per_image_std'], 0)} | "
-            f"{pm(g['psnr'], g['psnr_std'], 2)} | {pm(g['ssim'], g['ssim_std'], 3)} | {used} | "
+            f"{pm(g['psnr'], g['psnr_std'], 2)} | {pm(g['ssim'], g['ssim_std'], 3)} | "
+            f"{pm(g['perceptual'], g['perceptual_std'], 4)} | {used} | "
             f"{len(g['seeds'])} |"
         )
     done = {(r["method"], r["seed"]) for r in rows}
@@ -484,7 +492,10 @@ def write_report(study_dir: str | Path) -> Path:
         "tokenizers tokens x log2(codebook size); naive codec its fixed-length code; JPEG and WebP their whole "
         "files, headers included; JPEG (payload) its entropy-coded scan plus 7 bits naming the quality "
         "(fsq.anchors.images). Codes used: distinct codes in the held-out tokens, of those countable from them (the "
-        "codebook size, or the number of tokens seen when fewer).",
+        "codebook size, or the number of tokens seen when fewer). Perceptual distance: EfficientNet-Lite0 "
+        "(ImageNet) features of reconstruction and original, unit-normalised per position, squared distance summed "
+        "over four blocks (the perceptual loss's form; not LPIPS, not comparable with LPIPS numbers; lower is "
+        "closer; - where not measured: the codecs).",
         "",
         *(
             [

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fsq.anchors.report import anchors_table
 from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import timing_line
 
@@ -96,7 +97,8 @@ def card_table(evaluation: dict, model: str) -> str:
         f"{e['parameters']['total']:,}",
     ]
     head = ["model", "evaluated on", "PSNR dB", "SSIM", "codes used", "perplexity", "rFID", "parameters"]
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])
+    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])
+    return table + ("\n\n" + anchors_table(e, model) if e.get("anchors") else "")
 
 
 def video_card_table(evaluation: dict, model: str) -> str:
