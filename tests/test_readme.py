@@ -76,6 +76,23 @@ def test_readme_video_tokenizer_numbers_come_from_the_shipped_card():
     assert f"<!-- fsq:card src/fsq/pretrained/moving-mnist-fsq/eval.json -->\n{row}\n<!-- /fsq -->" in text
 
 
+def test_readme_photo_tokenizer_numbers_come_from_the_shipped_card():
+    """The photo bundle's README block is generated from its eval.json: the tokenizer, then the classical codecs at
+    its bits on the same crops, and the margin over the naive codec."""
+    import json
+
+    from fsq.studies.readme import card_table
+
+    path = Path(__file__).parents[1] / "src/fsq/pretrained/photos64-fsq/eval.json"
+    evaluation = json.loads(path.read_text())
+    block = card_table(evaluation, "photos64-fsq")
+    naive = evaluation["anchors"]["naive"]["psnr"]
+    assert f"| {evaluation['psnr']:.2f} |" in block and f"| {naive:.2f} |" in block and "| WebP, whole file |" in block
+    assert f"naive codec at equal bits: {evaluation['psnr'] - naive:+.2f} dB on the same 2,000" in block
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"<!-- fsq:card src/fsq/pretrained/photos64-fsq/eval.json -->\n{block}\n<!-- /fsq -->" in text
+
+
 def test_a_trials_block_renders_a_studys_tuning_trials(tmp_path):
     """``<!-- fsq:trials FILE -->``: the learning-rate trials a study published (the video study), the rate chosen
     on val marked; a study without trials is refused by name."""

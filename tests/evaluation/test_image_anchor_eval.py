@@ -116,7 +116,11 @@ def test_photo_tokenizer_evaluation_reports_anchors_on_the_same_crops(tmp_path):
     bundle = export_run(tmp_path / "with", tmp_path / "bundle", name="photo-toy")  # its card shows the anchors
     card = (bundle / "README.md").read_text()
     assert anchors_table(results, "photo-toy") in card and f"| {anchors['naive']['psnr']:.2f} |" in card
-    assert anchors_table(results, "photo-toy") in card_table(results, "photo-toy")  # and so does the README's row
+    row = card_table(results, "photo-toy")  # the README's row: the same table, and the perceptual distance
+    assert anchors_table(results, "photo-toy") in row
+    assert (
+        "| perceptual distance (EfficientNet-Lite0, not LPIPS) |" in row and f"| {results['perceptual']:.3f} |" in row
+    )
     plain = load_config(TokenizerExperiment, files, overrides)
     app.train(plain, tmp_path / "without")
     without = json.loads((tmp_path / "without" / "eval" / "step_000002.json").read_text())

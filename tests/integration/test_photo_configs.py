@@ -1,5 +1,6 @@
-"""The photo tokenizer configs at 64 and 128 px: each trains two steps at the smoke preset's size and evaluates the
-held-out crops with its image anchors at the tokenizer's bits."""
+"""The photo tokenizer configs at 64 px (L2 only: the shipped bundle's) and 128 px (perceptual + GAN): each trains
+two steps at the smoke preset's size and evaluates the held-out crops with its image anchors at the tokenizer's
+bits."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ def test_the_configs_run_the_anchors_at_their_bits():
     for name, size, bits in (("fsq_photos64", 64, 16 * 16 * 10), ("fsq_photos128", 128, 16 * 16 * 14)):
         cfg = load_config(TokenizerExperiment, [ROOT / "configs" / "tokenizer" / f"{name}.yaml"])
         assert cfg.data.source == "photos" and cfg.data.image_size == size and cfg.data.eval_limit == 2000
-        assert cfg.loss.perceptual_weight > 0 and cfg.loss.adversarial_weight > 0  # the Stage I recipe
+        if name == "fsq_photos128":  # the Stage I recipe (GPU-sized)
+            assert cfg.loss.perceptual_weight > 0 and cfg.loss.adversarial_weight > 0
+        else:  # the CPU config that trained photos64-fsq: L2 only, for PSNR (its header)
+            assert cfg.loss.perceptual_weight == 0 and cfg.loss.adversarial_weight == 0 and cfg.eval.perceptual
         assert set(cfg.eval.image_anchors) == {"naive", "jpeg", "jpeg-payload", "webp", "webp-payload"}
         downsampling = 2 ** (len(cfg.model.channel_multipliers) - 1)
         levels = 1

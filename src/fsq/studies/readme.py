@@ -97,6 +97,9 @@ def card_table(evaluation: dict, model: str) -> str:
         f"{e['parameters']['total']:,}",
     ]
     head = ["model", "evaluated on", "PSNR dB", "SSIM", "codes used", "perplexity", "rFID", "parameters"]
+    if e.get("perceptual") is not None:  # eval.perceptual: after SSIM
+        cells.insert(4, f"{e['perceptual']:.3f}")
+        head.insert(4, f"perceptual distance ({e.get('perceptual_network', 'EfficientNet-Lite0')}, not LPIPS)")
     table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])
     return table + ("\n\n" + anchors_table(e, model) if e.get("anchors") else "")
 
