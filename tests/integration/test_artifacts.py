@@ -118,9 +118,11 @@ def test_export_tokenizer_and_maskgit_bundles(runs, tmp_path):
     # evaluated again on another split after training (a study's held-out evaluation of a val trial): the card says so
     shutil.copytree(runs / "tokenizer", tmp_path / "moved")
     path = rundir.eval_path(tmp_path / "moved", step)
-    path.write_text(json.dumps({**json.loads(path.read_text()), "split": "val"}))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "split": "val", "num_samples": 7}))
     card = (export_run(tmp_path / "moved", tmp_path / "tok_val") / "README.md").read_text()
     assert f"- `data.eval_split`: val (the evaluation in `eval.json`; the run's config named {split})\n" in card
+    limit = read_run_config(runs / "tokenizer").data.eval_limit  # and on another number of samples: said too
+    assert f"- `data.eval_limit`: 7 evaluated (the evaluation in `eval.json`; the run's config named {limit})\n" in card
 
     bundle = export_run(runs / "maskgit", tmp_path / "mg")
     assert {p.name for p in bundle.iterdir()} == {

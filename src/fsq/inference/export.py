@@ -158,6 +158,11 @@ def model_card(
         given["eval_split"] = (
             f"{evaluation['split']} (the evaluation in `eval.json`; the run's config named {given.get('eval_split')})"
         )
+        limit = given.get("eval_limit")
+        if limit is not None and evaluation.get("num_samples") not in (None, limit):
+            given["eval_limit"] = (
+                f"{evaluation['num_samples']} evaluated (the evaluation in `eval.json`; the run's config named {limit})"
+            )
     data = "\n".join(f"- `data.{k}`: {v}" for k, v in given.items())
     lines += ["## Data", "", data, ""]
     if stage.card_notes is not None:
