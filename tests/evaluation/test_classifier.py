@@ -121,6 +121,9 @@ def test_same_seed_same_weights_and_global_rng_untouched():
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+    with torch.no_grad():  # an evaluation that trains its judge on a first use calls it under no_grad
+        d = train_classifier(images, labels, seed=5, **kwargs).state_dict()
+    assert all(torch.equal(a[k], d[k]) for k in a)
 
 
 def test_train_rejects_bad_labels():

@@ -164,7 +164,8 @@ def train_classifier(
     targets = labels.to(device=device, dtype=torch.int64)
     n = images.shape[0]
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=_fork_rng_devices(device), device_type=device.type):
+    # enable_grad: it trains even when called under no_grad (an evaluation that trains its judge on a first use)
+    with torch.random.fork_rng(devices=_fork_rng_devices(device), device_type=device.type), torch.enable_grad():
         torch.manual_seed(seed)  # initialisation and dropout
         model = ImageClassifier(images.shape[1], num_classes, width).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)

@@ -159,7 +159,7 @@ def train_voice_classifier(
     with torch.no_grad():  # whole clips' log-mels, each at least one crop long
         mels = [log_mel_features(crop_or_pad(c, max(length, c.shape[-1]))[None].to(device), rate)[0] for c in clips]
     generator = torch.Generator().manual_seed(seed)
-    with _fork_rng(device):
+    with _fork_rng(device), torch.enable_grad():  # trains even when called under no_grad
         torch.manual_seed(seed)
         model = VoiceClassifier(voices, rate, width).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
