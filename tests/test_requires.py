@@ -84,6 +84,8 @@ def test_the_perceptual_distance_metric_names_its_extra_for_evaluation_only(with
     assert "eval.perceptual=true" in str(error.value) and "set eval.perceptual=false" in str(error.value)
     off = load("fsq_photos64", stage="tokenizer", overrides=["eval.perceptual=true", "train.eval_at_end=false"])
     assert not [r for r in requirements(off, "train") if "eval.perceptual" in r.what]  # no evaluation, no need
+    with pytest.raises(ConfigError, match="eval.perceptual is an image metric .* needs model.dims=2, got 3"):
+        load("fsq_moving_mnist", stage="tokenizer", overrides=["eval.perceptual=true"])  # not silently ignored
 
 
 def test_maskgit_and_uvim_ask_for_fid_only_where_their_evaluation_uses_it(without):

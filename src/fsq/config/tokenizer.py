@@ -231,6 +231,10 @@ class TokenizerExperiment:
             f"model.architecture=seanet is a 1-D audio codec: it needs model.dims=1, got {m.dims}",
         )
         require(
+            not self.eval.perceptual or m.dims == 2,
+            f"eval.perceptual is an image metric (EfficientNet-Lite0 features): it needs model.dims=2, got {m.dims}",
+        )
+        require(
             self.eval.length is None or m.dims == 1,
             f"eval.length={self.eval.length} is an audio evaluation crop: it needs model.dims=1, got {m.dims}",
         )
