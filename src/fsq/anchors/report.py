@@ -12,6 +12,12 @@ ANCHOR_LABELS = {
 }
 
 
+def spent_bits(name: str, entry: dict) -> float:
+    """The bits per image an anchor really spent on the measure it was matched on: the payload for
+    ``*-payload`` anchors, the whole file (or the naive codec's code) otherwise."""
+    return entry["payload_bits_per_image"] if name.endswith("-payload") else entry["bits_per_image"]
+
+
 def anchors_table(evaluation: dict, model: str) -> str:
     """An image tokenizer's evaluation with ``eval.image_anchors``: the tokenizer and each classical codec on the
     same held-out images, with the bits each really spent per image (the codecs aim at the tokenizer's fixed-length
@@ -30,7 +36,7 @@ def anchors_table(evaluation: dict, model: str) -> str:
     for name, label in ANCHOR_LABELS.items():
         if name in anchors:
             a = anchors[name]
-            spent = a["payload_bits_per_image"] if name.endswith("-payload") else a["bits_per_image"]
+            spent = spent_bits(name, a)
             over = a.get("over_target_at_lowest_quality")
             rows.append(
                 [label, f"{spent:,.0f}", f"{a['psnr']:.2f}", f"{a['ssim']:.3f}", "-" if over is None else f"{over:.0%}"]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import rundir
+from fsq.anchors.report import spent_bits
 from fsq.config import QuantizerConfig, TokenizerExperiment, config_path, load_config
 from fsq.io import write_text_atomic
 from fsq.studies.common import (
@@ -304,7 +305,7 @@ def collect(
                     {
                         "method": label,
                         "seed": run.get("seed", 0),
-                        "bits_per_image": a["bits_per_image"] if key != "jpeg-payload" else a["payload_bits_per_image"],
+                        "bits_per_image": spent_bits(key, a),
                         "psnr": a["psnr"],
                         "ssim": a["ssim"],
                         "perceptual": None,
