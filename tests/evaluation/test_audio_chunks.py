@@ -96,3 +96,18 @@ def test_eval_length_and_depths_are_checked_at_load():
         load_config(TokenizerExperiment, [TONES], ["eval.depths=[1]"])
     with pytest.raises(ConfigError, match="eval.length=16000 is an audio evaluation crop"):
         load_config(TokenizerExperiment, [], ["eval.length=16000"])
+
+
+def test_codec_anchor_lists_are_checked_against_the_signal_kind_at_load():
+    """Image anchors on an audio tokenizer, audio anchors on an image one, or an anchor named twice: a clear error when
+    the config loads, before any training (the evaluation would only refuse them at its end)."""
+    with pytest.raises(ConfigError, match=r"eval.image_anchors=\['naive'\] are image codecs: .*model.dims=2, got 1"):
+        load_config(TokenizerExperiment, [SPEECH], ["eval.image_anchors=[naive]"])
+    with pytest.raises(ConfigError, match=r"eval.audio_anchors=\['opus-6k'\] are audio codecs: .*dims=1, got 2"):
+        load_config(TokenizerExperiment, [], ["eval.audio_anchors=[opus-6k]"])
+    with pytest.raises(ConfigError, match="eval.image_anchors lists an anchor twice"):
+        load_config(TokenizerExperiment, [], ["eval.image_anchors=[jpeg,webp,jpeg]"])
+    images = load_config(TokenizerExperiment, [], ["eval.image_anchors=[naive,webp]"])
+    assert images.eval.image_anchors == ["naive", "webp"]
+    audio = load_config(TokenizerExperiment, [SPEECH], ["eval.audio_anchors=[opus-6k]"])
+    assert audio.eval.audio_anchors == ["opus-6k"]

@@ -235,6 +235,20 @@ class TokenizerExperiment:
             f"eval.perceptual is an image metric (EfficientNet-Lite0 features): it needs model.dims=2, got {m.dims}",
         )
         require(
+            not self.eval.image_anchors or m.dims == 2,
+            f"eval.image_anchors={list(self.eval.image_anchors)} are image codecs: they need model.dims=2, "
+            f"got {m.dims}",
+        )
+        require(
+            len(set(self.eval.image_anchors)) == len(self.eval.image_anchors),
+            f"eval.image_anchors lists an anchor twice: {list(self.eval.image_anchors)}",
+        )
+        require(
+            not self.eval.audio_anchors or m.dims == 1,
+            f"eval.audio_anchors={list(self.eval.audio_anchors)} are audio codecs: they need model.dims=1, "
+            f"got {m.dims}",
+        )
+        require(
             self.eval.length is None or m.dims == 1,
             f"eval.length={self.eval.length} is an audio evaluation crop: it needs model.dims=1, got {m.dims}",
         )
