@@ -51,3 +51,16 @@ def test_data_benchmark_quick_run(tmp_path):
     cells = {(r["source"], r["workers"]) for r in rows if r["what"] == "loader"}
     assert cells == {(s, w) for s in ("folder", "wds") for w in (0, 1, 2)}
     assert all(r["images_per_s"] > 0 for r in rows) and [r["what"] for r in rows].count("model") == 1
+
+
+def test_lazy_r1_benchmark_quick_run(tmp_path):
+    """``benchmarks/lazy_r1.py --quick``: both settings timed side by side, a table and the JSON."""
+    out = tmp_path / "lazy_r1.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "lazy_r1.py"), "--quick", "--out", str(out)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| discriminator step | r1_every=1 s | r1_every=16 s | speedup |" in run.stdout
+    result = json.loads(out.read_text())
+    assert len(result["samples"]["1"]) == len(result["samples"]["16"]) == 2
+    assert all(v > 0 for v in result["seconds_per_step"].values()) and result["speedup"] > 0

@@ -135,6 +135,9 @@ class LossConfig:
     adversarial_weight: NonNegativeFloat = 0.0  # the paper uses 0.1
     adversarial_start: NonNegativeInt = 0  # generator adversarial loss and discriminator training start here
     r1_weight: NonNegativeFloat = 10.0
+    # lazy R1 (StyleGAN2's lazy regularization): the penalty, a double backward through the discriminator, only on
+    # every r1_every-th discriminator step, weighted r1_every x as much (the same mean pull, a cheaper step)
+    r1_every: PositiveInt = 1
     discriminator_channels: PositiveInt = 64
     l2_weight: NonNegativeFloat = 1.0  # the mean squared error of [0, 1] signals (MaskGIT's L2): `rec_loss`
     # audio (model.dims 1): terms on the waveform in [-1, 1]

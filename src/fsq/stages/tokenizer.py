@@ -216,7 +216,7 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
             model=discriminator,
             optimizer=torch.optim.Adam(discriminator.parameters(), lr=disc_lr, betas=(o.beta1, o.beta2)),
             optimizer_name="disc_optimizer",
-            loss=lambda network, passed, step: discriminator_loss(network, passed, lw.r1_weight),
+            loss=lambda network, passed, step: discriminator_loss(network, passed, lw.r1_weight, step, lw.r1_every),
             lr=disc_lr,
             start=lw.adversarial_start,
         )
@@ -302,13 +302,24 @@ def phases(cfg: TokenizerExperiment, run_dir: Path, dist: DistInfo, run: RunPhas
     return TrainedTokenizer(phase.trained, cfg.train.steps)  # type: ignore[arg-type]
 
 
-def discriminator_loss(network: nn.Module, passed: dict[str, torch.Tensor], r1_weight: float) -> StepOutput:
+def discriminator_loss(
+    network: nn.Module, passed: dict[str, torch.Tensor], r1_weight: float, step: int = 0, r1_every: int = 1
+) -> StepOutput:
     """The discriminator's step on one micro-batch: the non-saturating loss on the real images and the (detached)
-    reconstructions the tokenizer's step passed on, plus ``r1_weight`` x the R1 penalty on the reals."""
-    real = passed["real"].detach().requires_grad_(True)
+    reconstructions the tokenizer's step passed on, plus ``r1_weight`` x the R1 penalty on the reals.
+
+    ``r1_every`` > 1 is StyleGAN2's lazy regularization: the penalty (a double backward) only on steps divisible by
+    ``r1_every``, weighted ``r1_every`` x. The logged ``r1`` is ``r1_every`` x the penalty on those steps and 0 on
+    the others, so its mean over a logging window still estimates the penalty's mean."""
+    if r1_every < 1:
+        raise ValueError(f"r1_every must be a positive number of steps, got {r1_every}")
+    lazy_step = step % r1_every == 0
+    real = passed["real"].detach().requires_grad_(lazy_step)
     real_logits = network(real)
     d_loss = discriminator_loss_nonsaturating(real_logits, network(passed["fake"]))
-    r1 = r1_penalty(real, real_logits)
+    if not lazy_step:
+        return StepOutput(d_loss, {"d_loss": d_loss.detach(), "r1": torch.zeros_like(d_loss.detach())})
+    r1 = r1_every * r1_penalty(real, real_logits)
     return StepOutput(d_loss + r1_weight * r1, {"d_loss": d_loss.detach(), "r1": r1.detach()})
 
 
