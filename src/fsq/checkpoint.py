@@ -252,12 +252,18 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): json.loads(json.dumps(value))}
 
 
+def spec_differences(saved: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """``"key: saved != expected"`` for each setting two model specs both hold and disagree on (keys only one side
+    has, written by older or newer versions, are not compared)."""
+    have, want = _flat(saved), _flat(expected)
+    return [f"{k}: {have[k]!r} != {want[k]!r}" for k in sorted(have.keys() & want.keys()) if have[k] != want[k]]
+
+
 def check_spec(saved: dict[str, Any], expected: dict[str, Any], directory: Path, source: str) -> None:
     """Refuse a checkpoint whose saved model spec differs from the one its run's config builds (``expected``):
     a checkpoint of another run, copied in and its ``config_hash`` edited to match (:class:`CheckpointMismatch`).
     Keys only one side has (specs written by older or newer versions) are not compared."""
-    have, want = _flat(saved), _flat(expected)
-    differing = [f"{k}: {have[k]!r} != {want[k]!r}" for k in sorted(have.keys() & want.keys()) if have[k] != want[k]]
+    differing = spec_differences(saved, expected)
     if differing:
         raise CheckpointMismatch(
             f"{directory}/state.json: the checkpoint's model differs from the one {source} builds "

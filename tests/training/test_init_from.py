@@ -53,3 +53,48 @@ def test_init_from_needs_a_checkpoint_of_the_same_model(tmp_path):
         _train(tmp_path / "b", f"train.init_from={tmp_path / 'a'}", "model.filters=4")
     with pytest.raises(ConfigError, match="no checkpoint there"):
         _train(tmp_path / "c", f"train.init_from={tmp_path / 'nothing'}")
+
+
+def test_a_fine_tune_can_start_from_a_tokenizer_bundle(tmp_path):
+    """``train.init_from`` names a bundle (here one ``fsq export`` wrote; a shipped name or a hub id resolve the
+    same way): the fine-tune starts from the bundle's weights; a bundle of another model is refused by name."""
+    from fsq.inference.export import export_run
+
+    source = _train(tmp_path / "a")
+    bundle = export_run(tmp_path / "a", tmp_path / "bundle", name="tones")
+    tuned = _train(tmp_path / "b", f"train.init_from={bundle}", "optim.lr=0", "loss.l1_weight=1")
+    for part in ("model", "ema"):
+        for key, value in source["ema"].items():  # the bundle holds the run's EMA weights
+            torch.testing.assert_close(tuned[part][key], value, rtol=0, atol=0, msg=f"{part}: {key}")
+    with pytest.raises(ConfigError, match=r"the bundle's model .* is not the one this config builds \(filters: 8 != 4"):
+        _train(tmp_path / "c", f"train.init_from={bundle}", "model.filters=4")
+    with pytest.raises(ConfigError, match="no checkpoint there to start from, and no tokenizer bundle either"):
+        _train(tmp_path / "d", "train.init_from=no-such-model")
+
+
+def test_init_from_a_shipped_bundle_by_name(tmp_path):
+    """The shipped ``mnist-fsq`` by name: its config's model fits, so a fine-tune of it starts from its weights."""
+    from fsq import Tokenizer
+
+    shipped = Tokenizer.from_pretrained("mnist-fsq").state_dict()
+    cfg = load_config(
+        TokenizerExperiment,
+        [ROOT / "configs" / "tokenizer" / "fsq_mnist.yaml"],
+        [
+            "train.steps=1",
+            "train.batch_size=2",
+            "train.threads=1",
+            "train.checkpoint_every=1",
+            "train.eval_at_end=false",
+            "train.progress=false",
+            "data.train_limit=8",
+            "optim.lr=0",
+            "train.init_from=mnist-fsq",
+        ],
+    )
+    app.train(cfg, tmp_path / "run")
+    folder = latest_checkpoint(tmp_path / "run")
+    assert folder is not None
+    tuned = load_safetensors(folder / "model.safetensors")
+    for key, value in shipped.items():
+        torch.testing.assert_close(tuned[key], value, rtol=0, atol=0, msg=key)

@@ -86,6 +86,7 @@ class TrainConfig(LoopConfig):
     # would still weigh more than e^-5 = 0.7% at the end), off otherwise (longer runs unchanged); true/false force it
     ema_warmup: bool | None = None  # None: auto
     # fine-tuning: a fresh run starts from the weights of another run dir's newest checkpoint (its EMA weights when
-    # it has them, as both the weights and their EMA; the model spec must match); optimizer, step and schedule
+    # it has them, as both the weights and their EMA) or of a tokenizer bundle (a folder `fsq export` wrote, a
+    # shipped name such as photos64-fsq, a hub repo id); the model spec must match; optimizer, step and schedule
     # start afresh, so the loss may change. Ignored once this run dir has a checkpoint of its own (it resumes)
     init_from: str | None = None

@@ -304,24 +304,50 @@ def save(phase: Phase, cfg: Any, step: int, device: torch.device) -> Path:
     return ckpt.save_checkpoint(phase.run_dir, step, weights, torch_state, state, keep_last=cfg.train.keep_last)
 
 
-def initialize_from(phase: Phase, run_dir: str | Path) -> None:
-    """Load the weights of ``run_dir``'s newest checkpoint into a fresh phase (``train.init_from``): its EMA weights
-    when it has them (else its weights) as the model and its EMA. The checkpoint's model spec must be the phase's;
-    its config may differ (that is the point: a fine-tune with another loss)."""
-    folder = ckpt.latest_checkpoint(run_dir)
-    if folder is None:
-        raise ConfigError(f"train.init_from={run_dir}: no checkpoint there to start from (a run dir `fsq train` wrote)")
-    state = ckpt.read_state(folder, None, "")
-    ckpt.check_spec(state.get("spec") or {}, phase.spec, folder, f"train.init_from's run ({phase.run_dir})")
-    name = "ema" if (folder / "ema.safetensors").is_file() else "model"
-    weights = ckpt.load_safetensors(folder / f"{name}.safetensors")
+def initialize_from(phase: Phase, source: str | Path) -> None:
+    """Load weights into a fresh phase (``train.init_from``) as its model and its EMA: the newest checkpoint of the
+    run dir ``source`` (its EMA weights when it has them, else its weights), or else the tokenizer bundle ``source``
+    names (a folder ``fsq export`` or ``save_pretrained`` wrote, a shipped name such as ``photos64-fsq``, or a hub
+    repo id), so that a recipe can fine-tune a shipped model. The model spec saved with the weights must be the
+    phase's; the config may differ (that is the point: a fine-tune with another loss)."""
+    folder = ckpt.latest_checkpoint(source) if Path(source).is_dir() else None
+    if folder is not None:
+        state = ckpt.read_state(folder, None, "")
+        ckpt.check_spec(state.get("spec") or {}, phase.spec, folder, f"train.init_from's run ({phase.run_dir})")
+        name = "ema" if (folder / "ema.safetensors").is_file() else "model"
+        weights, origin = ckpt.load_safetensors(folder / f"{name}.safetensors"), folder
+        what = f"{name} weights of step {state.get('step')}"
+    else:
+        origin, weights, what = _bundle_weights(phase, source)
     try:
         phase.model.load_state_dict(weights, strict=True)
         if phase.ema is not None:
             phase.ema.load_state_dict(weights)
     except RuntimeError as error:
-        raise ckpt.CheckpointMismatch(f"train.init_from: {folder} does not fit this model: {error}") from error
-    print(f"initialized from {folder} ({name} weights of step {state.get('step')})", flush=True)
+        raise ckpt.CheckpointMismatch(f"train.init_from: {origin} does not fit this model: {error}") from error
+    print(f"initialized from {origin} ({what})", flush=True)
+
+
+def _bundle_weights(phase: Phase, source: str | Path) -> tuple[Path, dict[str, torch.Tensor], str]:
+    """(folder, weights, description) of the tokenizer bundle ``source`` names, its spec checked against the
+    phase's; a :class:`ConfigError` when ``source`` is neither a run dir with a checkpoint nor such a bundle."""
+    from fsq import hub
+
+    try:
+        directory = hub.resolve(source)
+        meta = hub.read_bundle_config(directory, "fsq-tokenizer")
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(
+            f"train.init_from={source}: no checkpoint there to start from, and no tokenizer bundle either (a run dir "
+            f"`fsq train` wrote, a bundle folder, a shipped model name or a hub repo id): {error}"
+        ) from None
+    differing = ckpt.spec_differences(meta.get("spec") or {}, phase.spec)
+    if differing:
+        raise ConfigError(
+            f"train.init_from={source}: the bundle's model ({directory}) is not the one this config builds "
+            f"({'; '.join(differing[:5])}): set the model and quantizer sections to the bundle's"
+        )
+    return directory, ckpt.load_safetensors(directory / "model.safetensors"), "the bundle's weights"
 
 
 def restore(directory: Path, phase: Phase, cfg: Any, device: torch.device) -> int:
