@@ -72,7 +72,7 @@ def test_a_fine_tune_can_start_from_a_tokenizer_bundle(tmp_path):
         _train(tmp_path / "d", "train.init_from=no-such-model")
 
 
-def test_init_from_a_shipped_bundle_by_name(tmp_path):
+def test_init_from_a_shipped_bundle_by_name(tmp_path, capsys):
     """The shipped ``mnist-fsq`` by name: its config's model fits, so a fine-tune of it starts from its weights."""
     from fsq import Tokenizer
 
@@ -93,6 +93,7 @@ def test_init_from_a_shipped_bundle_by_name(tmp_path):
         ],
     )
     app.train(cfg, tmp_path / "run")
+    assert "1 x batch 2 (from mnist-fsq's weights)" in capsys.readouterr().out  # the banner says so, not "scratch"
     folder = latest_checkpoint(tmp_path / "run")
     assert folder is not None
     tuned = load_safetensors(folder / "model.safetensors")

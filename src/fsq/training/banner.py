@@ -1,7 +1,8 @@
 """What the loop tells the user (rank 0): a banner when a phase starts, and what a re-run of a finished run found.
 
-The banner names the run dir, the data, the model's parameter count, the device and the steps (from scratch or
-resumed at step N), so a run that trains on the wrong data or the wrong tokenizer says so in its first lines.
+The banner names the run dir, the data, the model's parameter count, the device and the steps (from scratch, from
+``train.init_from``'s weights, or resumed at step N), so a run that trains on the wrong data or the wrong tokenizer
+says so in its first lines.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def start_banner(
     where = f"fsq: {cfg.stage} {cfg.name!r}, phase {phase_name}, run dir {run_dir}"
     if start >= steps:
         return f"{where}: already trained (checkpoint of step {start} of {steps}); nothing to train"
-    resume = f"resuming at step {start}" if start else "from scratch"
+    init_from = getattr(getattr(cfg, "train", None), "init_from", None)
+    resume = f"resuming at step {start}" if start else (f"from {init_from}'s weights" if init_from else "from scratch")
     return (
         f"{where}\n"
         f"  data    {data_summary(cfg)}\n"
