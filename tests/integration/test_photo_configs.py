@@ -49,3 +49,34 @@ def test_two_smoke_steps_with_anchors(name, tmp_path):
     results = json.loads((tmp_path / "eval" / "step_000002.json").read_text())
     assert results["num_samples"] == 8 and set(results["anchors"]) >= {"naive", "webp"}
     assert results["anchors"]["naive"]["psnr"] > results["psnr"]  # two steps of training lose to the naive codec
+
+
+def test_the_perceptual_phase_fine_tunes_the_shipped_bundle():
+    """fsq_photos64_perceptual: the second phase of the photos64 recipe starts from photos64-fsq, so its model and
+    quantizer are fsq_photos64's; the perceptual loss on, the GAN off (its header: it added nothing here)."""
+    files = {n: ROOT / "configs" / "tokenizer" / f"{n}.yaml" for n in ("fsq_photos64", "fsq_photos64_perceptual")}
+    base, tuned = (load_config(TokenizerExperiment, [path]) for path in files.values())
+    assert tuned.train.init_from == "photos64-fsq"
+    assert tuned.model == base.model and tuned.quantizer == base.quantizer and tuned.data == base.data
+    assert tuned.loss.perceptual_weight > 0 and tuned.loss.adversarial_weight == 0 and tuned.eval.perceptual
+    assert tuned.optim.lr < base.optim.lr  # a fine-tune
+
+
+@pytest.mark.integration
+def test_two_perceptual_steps_from_the_shipped_bundle(tmp_path, capsys):
+    overrides = [
+        "train.steps=2",
+        "train.batch_size=2",
+        "train.threads=1",
+        "data.num_crops=16",
+        "data.eval_limit=4",
+        "eval.fid_samples=0",
+        "eval.image_anchors=[naive]",
+        "eval.perceptual=false",
+    ]
+    cfg = load_config(TokenizerExperiment, [ROOT / "configs" / "tokenizer" / "fsq_photos64_perceptual.yaml"], overrides)
+    app.train(cfg, tmp_path)
+    assert "(from photos64-fsq's weights)" in capsys.readouterr().out
+    results = json.loads((tmp_path / "eval" / "step_000002.json").read_text())
+    assert results["num_samples"] == 4
+    assert results["psnr"] > results["anchors"]["naive"]["psnr"]  # it starts from a trained tokenizer, not from noise
