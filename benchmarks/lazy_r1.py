@@ -14,16 +14,14 @@ Run: ``.venv/bin/python benchmarks/lazy_r1.py [--threads 1] [--repeats 5] [--qui
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+import side_by_side
 from fsq.models.discriminator import StyleGANDiscriminator
 from fsq.stages.tokenizer import discriminator_loss
 
@@ -63,13 +61,7 @@ def main() -> None:
             times[r1_every].append(round_seconds(network, passed, args.every, r1_every))
     eager, lazy = (statistics.median(times[k]) / args.every for k in (1, args.every))
     result = {
-        "benchmark": "lazy_r1",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.processor() or platform.machine(),
-        "threads": args.threads,
-        "repeats": args.repeats,
-        "torch": torch.__version__,
-        "load_average": [load_before, os.getloadavg()[0]],
+        **side_by_side.header("lazy_r1", args.threads, args.repeats, load_before),
         "shape": list(shape),
         "discriminator_channels": args.channels,
         "r1_every": args.every,
@@ -77,8 +69,7 @@ def main() -> None:
         "samples": {str(k): v for k, v in times.items()},
         "speedup": eager / lazy,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    side_by_side.write(result, args.out)
     print(f"| discriminator step | r1_every=1 s | r1_every={args.every} s | speedup |\n|---|---|---|---|")
     print(f"| {'x'.join(map(str, shape))}, {args.channels} ch | {eager:.3f} | {lazy:.3f} | {eager / lazy:.2f}x |")
     print(

@@ -13,15 +13,13 @@ Run: ``.venv/bin/python benchmarks/vq_entropy.py [--threads 1] [--repeats 5]``; 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+import side_by_side
 from fsq.quantizers.vq import entropy_loss, entropy_loss_reference, squared_distances
 
 CASES = [(4096, 1024, 32), (20480, 1024, 32), (8192, 4096, 8)]  # (N, K, D)
@@ -55,18 +53,8 @@ def main() -> None:
         best = {name: min(values) for name, values in times.items()}
         rows.append({"n": n, "k": k, "d": d, **{f"{name}_s": value for name, value in best.items()}})
         rows[-1]["speedup"] = best["composition"] / best["fused"]
-    result = {
-        "benchmark": "vq_entropy",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.processor() or platform.machine(),
-        "threads": args.threads,
-        "repeats": args.repeats,
-        "torch": torch.__version__,
-        "load_average": [load_before, os.getloadavg()[0]],
-        "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {**side_by_side.header("vq_entropy", args.threads, args.repeats, load_before), "rows": rows}
+    side_by_side.write(result, args.out)
     print("| N | K | D | composition s | fused s | speedup |\n|---|---|---|---|---|---|")
     for r in rows:
         print(
