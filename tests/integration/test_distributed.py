@@ -1,8 +1,9 @@
 """One training however it is distributed: with the GAN loss on, 2-process gloo DDP trains the generator, its EMA
 and the discriminator as one process does with the same global batch, also with gradient accumulation (the
 discriminator's gradient accumulated over every micro-batch, as the generator's); accumulating in one process
-equals one big batch with the GAN on; a run killed mid-way resumes to the uninterrupted run's weights, GAN on;
-UViM's oracle (code dropout drawn for the global batch) and language model train on 2 ranks as on one."""
+equals one big batch with the GAN on; lazy R1 (``loss.r1_every``) trains on 2 ranks as on one; a run killed mid-way
+resumes to the uninterrupted run's weights, GAN on; UViM's oracle (code dropout drawn for the global batch) and
+language model train on 2 ranks as on one."""
 
 from __future__ import annotations
 
@@ -75,6 +76,22 @@ def test_two_process_gloo_with_gan_matches_one_process(accumulate, single, tmp_p
     run = run_fsq(["train", "tokenizer", str(CONFIG), str(SMOKE), *GAN, *SHORT, *more], nproc=2)
     assert run.returncode == 0, run.stderr[-3000:]
     _assert_close(single, tmp_path, 3)
+
+
+def test_two_process_gloo_with_lazy_r1_matches_one_process(single, tmp_path, run_fsq):
+    """loss.r1_every=2: GAN steps 1 (no penalty) and 2 (the penalty, x2) take the same branch on every rank, so 2 ranks
+    x 8 still equal one process with the global batch of 16; and the lazy penalty does change the discriminator."""
+    lazy = ["loss.r1_every=2"]
+    one = tmp_path / "one"
+    app.train(_cfg(*SHORT, *lazy), one)
+    run = run_fsq(
+        ["train", "tokenizer", str(CONFIG), str(SMOKE), *GAN, *SHORT, *lazy, "--run-dir", str(tmp_path / "two")],
+        nproc=2,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    _assert_close(one, tmp_path / "two", 3)
+    eager, lazier = _parts(single, 3)["discriminator"], _parts(one, 3)["discriminator"]
+    assert any(not torch.allclose(eager[k], lazier[k], rtol=1e-4, atol=1e-5) for k in eager)
 
 
 def test_accumulating_with_gan_equals_one_big_batch(single, tmp_path):
