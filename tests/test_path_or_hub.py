@@ -53,3 +53,13 @@ def test_cli_eval_of_a_bundle_or_a_missing_run_says_why(tmp_path, monkeypatch, c
     (tmp_path / "folder").mkdir()
     assert main(["eval", "folder"]) == 2
     assert "folder is not a run dir (no config.yaml" in capsys.readouterr().err
+
+
+def test_the_tokenizer_of_a_bundle_is_its_own_folder_or_a_maskgit_bundles_tokenizer():
+    root = hub.shipped_root()
+    folder, config = hub.tokenizer_bundle(root / "mnist-fsq")
+    assert folder == root / "mnist-fsq" and config["format"] == "fsq-tokenizer"
+    folder, config = hub.tokenizer_bundle(root / "mnist-maskgit-fsq")
+    assert folder == root / "mnist-maskgit-fsq" / "tokenizer" and config["format"] == "fsq-tokenizer"
+    with pytest.raises(FileNotFoundError, match="not an fsq bundle"):
+        hub.tokenizer_bundle(root)

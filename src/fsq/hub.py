@@ -191,6 +191,15 @@ def push_bundle(
         return push_folder(folder, repo_id, private=private, token=token, commit_message=f"Upload fsq {what}")
 
 
+def tokenizer_bundle(directory: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(folder, ``config.json``) of the tokenizer in a bundle folder: the folder itself for an ``fsq-tokenizer``
+    bundle, its ``tokenizer/`` for an ``fsq-maskgit`` one (a MaskGIT bundle carries its tokenizer)."""
+    directory = Path(directory)
+    if bundle_format(directory) == "fsq-maskgit":
+        directory = directory / "tokenizer"
+    return directory, read_bundle_config(directory, "fsq-tokenizer")
+
+
 def read_bundle_config(directory: str | Path, expected: str) -> dict[str, Any]:
     """A bundle's ``config.json``, which must name the format ``expected``."""
     path = Path(directory) / CONFIG

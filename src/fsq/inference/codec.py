@@ -111,8 +111,7 @@ def open_model(source: str | Path, device: str | torch.device = "cpu") -> CodecM
     else:
         directory = hub.resolve(source)
         tokenizer = Tokenizer.from_pretrained(directory)
-        inner = directory / "tokenizer" if hub.bundle_format(directory) == "fsq-maskgit" else directory
-        metadata = hub.read_bundle_config(inner, "fsq-tokenizer").get("metadata") or {}
+        metadata = hub.tokenizer_bundle(directory)[1].get("metadata") or {}
         saved = metadata.get("config") if isinstance(metadata, dict) else None
         config = saved.get("data", {}) if isinstance(saved, dict) and isinstance(saved.get("data"), dict) else {}
     kind = kind_of_dims(tokenizer.spec.dims)

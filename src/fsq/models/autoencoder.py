@@ -412,9 +412,7 @@ class Tokenizer(nn.Module):
         directory = hub.resolve(
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
-        if hub.bundle_format(directory) == "fsq-maskgit":
-            directory = directory / "tokenizer"
-        meta = hub.read_bundle_config(directory, "fsq-tokenizer")
+        directory, meta = hub.tokenizer_bundle(directory)
         config = directory / hub.CONFIG  # its spec checked, then the weights against the model it builds
         older = {**LEGACY_KEYS, **{f.name: f.name for f in fields(QuantizerSpec)}}  # fsq 0.1's flat quantizer keys
         spec = meta.get("spec", {})

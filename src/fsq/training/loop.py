@@ -329,13 +329,13 @@ def initialize_from(phase: Phase, source: str | Path) -> None:
 
 
 def _bundle_weights(phase: Phase, source: str | Path) -> tuple[Path, dict[str, torch.Tensor], str]:
-    """(folder, weights, description) of the tokenizer bundle ``source`` names, its spec checked against the
-    phase's; a :class:`ConfigError` when ``source`` is neither a run dir with a checkpoint nor such a bundle."""
+    """(folder, weights, description) of the tokenizer bundle ``source`` names (a MaskGIT bundle's tokenizer, as
+    ``Tokenizer.from_pretrained`` reads it), its spec checked against the phase's; a :class:`ConfigError` when
+    ``source`` is neither a run dir with a checkpoint nor such a bundle."""
     from fsq import hub
 
     try:
-        directory = hub.resolve(source)
-        meta = hub.read_bundle_config(directory, "fsq-tokenizer")
+        directory, meta = hub.tokenizer_bundle(hub.resolve(source))
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(
             f"train.init_from={source}: no checkpoint there to start from, and no tokenizer bundle either (a run dir "
