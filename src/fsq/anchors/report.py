@@ -3,6 +3,8 @@ for model cards and the README. Torch-free."""
 
 from __future__ import annotations
 
+from fsq import markdown
+
 ANCHOR_LABELS = {
     "naive": "naive codec (area-downsampled to the token grid, bicubic up)",
     "jpeg": "JPEG, whole file",
@@ -48,8 +50,7 @@ def anchors_table(evaluation: dict, model: str) -> str:
         "SSIM",
         "images over the target at the lowest quality",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = markdown.table(head, rows)
     if "naive" in anchors:
         gap = e["psnr"] - anchors["naive"]["psnr"]
         lines += [

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fsq import rundir, storage
+from fsq import markdown, rundir, storage
 from fsq.anchors.report import anchors_table
 from fsq.config import dump_yaml, read_run_config
 from fsq.inference.sampling import run_metadata
@@ -111,18 +111,17 @@ def _cell(value: Any) -> str:
 def _metrics(evaluation: dict[str, Any]) -> list[str]:
     """Markdown lines of an evaluation: its scalars as a table, then one table of its per-guidance rows (MaskGIT)
     or of its per-depth rows (a residual audio codec's first stages, ``eval.depths``)."""
-    lines = ["| metric | value |", "|---|---|"]
+    lines = markdown.table(["metric", "value"])
     for key, value in evaluation.items():
         if _is_scalar(value) and key != "seconds":
-            lines.append(f"| {key} | {_cell(value)} |")
+            lines.append(markdown.row([key, _cell(value)]))
         elif isinstance(value, dict):  # its scalars (the class judge: test accuracy, steps, ...), not file paths
-            lines += [f"| {key}.{k} | {_cell(v)} |" for k, v in value.items() if _is_scalar(v) and k != "path"]
-    for table in ("guidance", "depths"):  # MaskGIT's per-guidance rows; a residual codec's rows per depth
-        rows = [r for r in evaluation.get(table) or [] if isinstance(r, dict)]
+            lines += [markdown.row([f"{key}.{k}", _cell(v)]) for k, v in value.items() if _is_scalar(v) and k != "path"]
+    for section in ("guidance", "depths"):  # MaskGIT's per-guidance rows; a residual codec's rows per depth
+        rows = [r for r in evaluation.get(section) or [] if isinstance(r, dict)]
         if rows:
             keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and k != "seconds"]
-            lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-            lines += ["| " + " | ".join(_cell(r.get(k, "")) for k in keys) + " |" for r in rows]
+            lines += ["", *markdown.table(keys, ([_cell(r.get(k, "")) for k in keys] for r in rows))]
     return lines
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fsq import markdown
+
 
 def _machine(meta: dict[str, Any]) -> str:
     load = meta.get("loadavg_1_5_15min", {})
@@ -30,7 +32,7 @@ def data_table(data: dict[str, Any]) -> str:
     model: dict[str, Any] = next((r for r in rows if r["what"] == "model"), {})
     loader = {(r["resolution"], r["source"], r["workers"]): r for r in rows if r["what"] == "loader"}
     head = ["px", "source"] + [f"{w} workers" for w in workers] + [f"tokenizer fwd+bwd ({model.get('preset', '?')})"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = markdown.table(head)
     for px in sorted({r["resolution"] for r in rows}):
         step = next((r for r in rows if r["what"] == "model" and r["resolution"] == px), None)
         for k, source in enumerate(sources):
@@ -39,7 +41,7 @@ def data_table(data: dict[str, Any]) -> str:
                 hit = loader.get((px, source, w))
                 cells.append(f"{hit['images_per_s']:.0f}" if hit else "-")
             cells.append(f"{step['images_per_s']:.1f} ({step['step_s']:.2f} s/step)" if step and k == 0 else "")
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(markdown.row(cells))
     ratios = []
     for px in sorted({r["resolution"] for r in rows}):
         step = next((r for r in rows if r["what"] == "model" and r["resolution"] == px), None)
@@ -59,11 +61,11 @@ def scaling_table(data: dict[str, Any]) -> str:
     """Peak memory and start-up of the same short training run over a small and a large image folder."""
     meta, rows = data["benchmark"], sorted(data["results"], key=lambda r: r["images"])
     head = ["PNG files", "peak RSS (MiB)", "time to first step (s)", "1-step run (s)", "3-step run (s)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = markdown.table(head)
     for r in rows:
         cells = [f"{r['images']:,}", f"{r['peak_rss_mib']:.0f}", f"{r['first_step_s']:.1f}"]
         cells += [f"{r['run_1_step_s']:.1f}", f"{r['run_3_steps_s']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown.row(cells))
     small, large = rows[0], rows[-1]
     memory = large["peak_rss_mib"] / small["peak_rss_mib"]
     startup = large["first_step_s"] / small["first_step_s"]
@@ -103,7 +105,7 @@ def gpu_table(data: dict[str, Any]) -> str:
     head += ["vqp GPU ms", "floor ms", "vqp / fused", "vqp / no check", "vqp compiled / fused", "vqp GPU / GPU"]
     head += ["fused / floor", "GPU / floor"]
     head += ["fused MiB", "vqp MiB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = markdown.table(head)
     checks: dict[str, list[tuple[float, int, int]]] = {
         "speed": [],
         "speed_nc": [],
@@ -129,7 +131,7 @@ def gpu_table(data: dict[str, Any]) -> str:
         cells += [f(values["speed_nc"], ".2f"), f(div(ms(c, "vqp_c"), fused), ".2f"), f(values["speed_gpu"], ".2f")]
         cells += [f(values["floor"], ".2f"), f(values["gpu_floor"], ".2f")]
         cells += [f(ms(c, "fused", "peak_mb"), ".1f"), f(ms(c, "vqp", "peak_mb"), ".1f")]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown.row(cells))
     verdicts = []
     speeds = (
         ("speed", "fused"),
@@ -165,16 +167,14 @@ def audio_data_table(data: dict[str, Any]) -> str:
     """The audio loader (``benchmarks/audio_data.py``): times real time per format and worker count, and the peak
     memory of a short training run over folders of more and more clips."""
     meta, rows = data["benchmark"], data["results"]
-    lines = ["| files | workers | x real time | x real time per worker | first batch s |", "|---|---|---|---|---|"]
+    lines = markdown.table(["files", "workers", "x real time", "x real time per worker", "first batch s"])
     for r in (r for r in rows if r["what"] == "loader"):
-        lines.append(
-            f"| {r['format']} | {r['workers']} | {r['realtime']:.0f} | {r['realtime_per_worker']:.0f} "
-            f"| {r['first_batch_s']:.2f} |"
-        )
+        cells = [r["format"], r["workers"], f"{r['realtime']:.0f}", f"{r['realtime_per_worker']:.0f}"]
+        lines.append(markdown.row([*cells, f"{r['first_batch_s']:.2f}"]))
     memory = [r for r in rows if r["what"] == "memory"]
     if memory:
-        lines += ["", "| clips in audio:DIR | peak RSS MiB (median) | runs |", "|---|---|---|"]
-        lines += [f"| {r['clips']} | {r['peak_rss_mib']:.0f} | {len(r['samples'])} |" for r in memory]
+        lines += ["", *markdown.table(["clips in audio:DIR", "peak RSS MiB (median)", "runs"])]
+        lines += [markdown.row([r["clips"], f"{r['peak_rss_mib']:.0f}", len(r["samples"])]) for r in memory]
         low, high = memory[0]["peak_rss_mib"], memory[-1]["peak_rss_mib"]
         lines.append(f"\nPeak memory {memory[-1]['clips']} vs {memory[0]['clips']} clips: x{high / low:.3f}.")
     load = meta["loadavg_1_5_15min"]
@@ -190,17 +190,12 @@ def audio_data_table(data: dict[str, Any]) -> str:
 def audio_anchors_table(data: dict[str, Any]) -> str:
     """The classical codecs on synthetic speech (``benchmarks/audio_anchors.py``): means over the clips."""
     meta = data["benchmark"]
-    head = (
-        "| codec | bits/s (frames) | bits/s (file) | PESQ-wb | STOI | mel distance | STFT distance | SI-SNR dB "
-        "| delay ms |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    head = ["codec", "bits/s (frames)", "bits/s (file)", "PESQ-wb", "STOI", "mel distance", "STFT distance"]
+    lines = markdown.table([*head, "SI-SNR dB", "delay ms"])
     for name, a in data["anchors"].items():
-        lines.append(
-            f"| {name} | {a['bits_per_second']:.0f} | {a['file_bits_per_second']:.0f} | {a['pesq_wb']:.2f} | "
-            f"{a['stoi']:.3f} | {a['mel_distance']:.2f} | {a['stft_distance']:.2f} | {a['si_snr_db']:.1f} | "
-            f"{a['delay_ms']:.0f} |"
-        )
+        cells = [name, f"{a['bits_per_second']:.0f}", f"{a['file_bits_per_second']:.0f}", f"{a['pesq_wb']:.2f}"]
+        cells += [f"{a['stoi']:.3f}", f"{a['mel_distance']:.2f}", f"{a['stft_distance']:.2f}"]
+        lines.append(markdown.row([*cells, f"{a['si_snr_db']:.1f}", f"{a['delay_ms']:.0f}"]))
     before, after = data.get("load_average_before", [float("nan")]), data.get("load_average_after", [float("nan")])
     lines.append(
         f"\n_{meta['date']}: {data['clips']} clips of {data['source']} (up to "
@@ -214,14 +209,12 @@ def video_data_table(data: dict[str, Any]) -> str:
     """The video-file loader (``benchmarks/video_data.py``): clips/s and peak memory for folders of few and many
     videos, beside the tokenizer's own clips/s."""
     meta, rows, model = data["benchmark"], data["loader"], data["model"]
-    header = "| videos | folder MB | workers | clips/s | first batch s | peak RSS MiB | worker peak RSS MiB |"
-    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|"]
+    head = ["videos", "folder MB", "workers", "clips/s", "first batch s", "peak RSS MiB", "worker peak RSS MiB"]
+    lines = markdown.table(head, align="---:")
     for r in rows:
         worker = f"{r['worker_peak_rss_mib']:.0f}" if r["worker_peak_rss_mib"] else "-"
-        lines.append(
-            f"| {r['videos']} | {r['folder_mb']:.1f} | {r['workers']} | {r['clips_per_s']:.1f} | "
-            f"{r['first_batch_s']:.2f} | {r['peak_rss_mib']:.0f} | {worker} |"
-        )
+        cells = [r["videos"], f"{r['folder_mb']:.1f}", r["workers"], f"{r['clips_per_s']:.1f}"]
+        lines.append(markdown.row([*cells, f"{r['first_batch_s']:.2f}", f"{r['peak_rss_mib']:.0f}", worker]))
     config = meta.get("args", {}).get("config", "?").rsplit("/", 1)[-1].removesuffix(".yaml")
     shape = "x".join(map(str, model["shape"]))
     load = meta["loadavg_1_5_15min"]
@@ -238,13 +231,10 @@ def speech_codec_speed_table(data: dict[str, Any]) -> str:
     """The speech codec's real-time factor on CPU threads (``benchmarks/speech_codec_speed.py``): medians of
     encode and decode as ``fsq encode`` / ``fsq decode`` run them, and seconds of audio per second of compute."""
     meta = data["benchmark"]
-    head = "| model | bits/s | threads | audio s | encode s | decode s | x real time (encode + decode) | target |"
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    lines.append(
-        f"| {data['model']} | {data['bits_per_second']:.0f} | {data['threads']} | {data['audio_seconds']:.1f} | "
-        f"{data['encode_median_s']:.3f} | {data['decode_median_s']:.3f} | {data['real_time_factor']:.1f} | "
-        f">= {data['target_real_time_factor']:g} |"
-    )
+    head = ["model", "bits/s", "threads", "audio s", "encode s", "decode s", "x real time (encode + decode)", "target"]
+    cells = [data["model"], f"{data['bits_per_second']:.0f}", data["threads"], f"{data['audio_seconds']:.1f}"]
+    cells += [f"{data['encode_median_s']:.3f}", f"{data['decode_median_s']:.3f}", f"{data['real_time_factor']:.1f}"]
+    lines = markdown.table(head, [[*cells, f">= {data['target_real_time_factor']:g}"]])
     before, after = data["load_average_before"], data["load_average_after"]
     lines.append(
         f"\n_{meta['date']}: {data['signal']}, chunks of {data['chunk_samples']} samples, median of "

@@ -14,6 +14,7 @@ import math
 import re
 from typing import Any
 
+from fsq import markdown
 from fsq.studies import verdicts
 from fsq.studies.common import fmt, over_seeds, pm
 from fsq.studies.verdicts import Side
@@ -42,22 +43,18 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """One line per (quantizer, codebook size): Stage I, then the Stage II model trained on its tokens; means over
     the seeds (``± std`` where there are several)."""
-    header = (
-        "| quantizer | K | levels | seeds | PSNR dB | SSIM | rFID | tokenizer usage | codes used | class acc. "
-        "| judge FD | sampling FID | sampled usage | bits/token | log2 K |"
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    head = ["quantizer", "K", "levels", "seeds", "PSNR dB", "SSIM", "rFID", "tokenizer usage", "codes used"]
+    head += ["class acc.", "judge FD", "sampling FID", "sampled usage", "bits/token", "log2 K"]
+    lines = markdown.table(head)
     for r in aggregate(rows):
 
         def c(key: str, digits: int, scale: float = 1.0, unit: str = "") -> str:
             return pm(r.get(key), r.get(f"{key}_std"), digits, scale, unit)  # noqa: B023 - r of this line
 
-        lines.append(
-            f"| {r['quantizer']} | {r['codebook_size']} | {r['levels'] or '-'} | {len(r['seeds'])} | {c('psnr', 2)} | "
-            f"{c('ssim', 3)} | {c('rfid', 1)} | {c('usage', 1, 100, '%')}{_cap_note(r)} | {c('codes_used', 0)} | "
-            f"{c('class_accuracy', 1, 100, '%')} | {c('judge_fd', 1)} | {c('fid', 1)} | "
-            f"{c('sampled_usage', 1, 100, '%')} | {c('bits_per_token', 2)} | {fmt(math.log2(r['codebook_size']), 2)} |"
-        )
+        cells = [r["quantizer"], r["codebook_size"], r["levels"] or "-", len(r["seeds"]), c("psnr", 2), c("ssim", 3)]
+        cells += [c("rfid", 1), c("usage", 1, 100, "%") + _cap_note(r), c("codes_used", 0)]
+        cells += [c("class_accuracy", 1, 100, "%"), c("judge_fd", 1), c("fid", 1), c("sampled_usage", 1, 100, "%")]
+        lines.append(markdown.row([*cells, c("bits_per_token", 2), fmt(math.log2(r["codebook_size"]), 2)]))
     return "\n".join(lines)
 
 

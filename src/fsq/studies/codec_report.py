@@ -20,6 +20,7 @@ import math
 import statistics
 from typing import Any
 
+from fsq import markdown
 from fsq.studies.common import fmt, over_seeds, pm
 from fsq.studies.verdicts import Verdict, positive
 
@@ -103,8 +104,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The bitrate curve: every tokenizer (mean ± std over seeds) and anchor, by bits per second."""
-    header = "| codec | bits/s | seeds | SI-SNR (dB) | mel dist. | STFT dist. | PESQ-wb | STOI | codes used | clips |"
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    lines = markdown.table(
+        ["codec", "bits/s", "seeds", "SI-SNR (dB)", "mel dist.", "STFT dist.", "PESQ-wb", "STOI", "codes used", "clips"]
+    )
     for s in summarize(rows):
         seeds = ",".join(map(str, s.get("seeds", []))) if s["kind"] == "tokenizer" else "-"
         bits = fmt(s.get("bits_per_second"), 0)
@@ -118,7 +120,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             fmt(s.get("codes_used"), 0) + (f" / {s['codebook_size']}" if s.get("codebook_size") else ""),
             s["clips"],
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown.row(cells))
     return "\n".join(lines)
 
 

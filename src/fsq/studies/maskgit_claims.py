@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fsq import markdown
 from fsq.studies import verdicts
 from fsq.studies.common import pm
 from fsq.studies.maskgit_rows import chosen_guidance, summarize
@@ -46,12 +47,10 @@ def headline(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Per quantizer and Stage II budget: no guidance and the weight chosen on the tuning split (``*``)."""
     with_fid = any(r.get("fid") is not None for r in rows)
-    header = (
-        "| quantizer | Stage II budget | images seen | CFG | class acc. | judge FD | judge precision | judge recall | "
-        + ("sampling FID | " if with_fid else "")
-        + "Stage I PSNR | Stage I SSIM | tokenizer usage | sampled usage | bits/token |"
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    head = ["quantizer", "Stage II budget", "images seen", "CFG", "class acc.", "judge FD", "judge precision"]
+    head += ["judge recall", *(["sampling FID"] if with_fid else []), "Stage I PSNR", "Stage I SSIM"]
+    head += ["tokenizer usage", "sampled usage", "bits/token"]
+    lines = markdown.table(head)
     for s, picked in headline(rows):
         cfg = f"{s['guidance']:g}" + (" *" if picked else "")
         cells = [
@@ -70,7 +69,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             _cell(s, "sampled_usage", 1, percent=True),
             _cell(s, "bits_per_token", 2),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown.row(cells))
     return "\n".join(lines)
 
 

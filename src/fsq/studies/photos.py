@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fsq import rundir
+from fsq import markdown, rundir
 from fsq.anchors.report import spent_bits
 from fsq.config import QuantizerConfig, TokenizerExperiment, config_path, load_config
 from fsq.io import write_text_atomic
@@ -368,10 +368,20 @@ def sweep_rows(
 
 def sweep_table(groups: list[dict[str, Any]]) -> str:
     """The sweep's seed means per codebook size."""
-    lines = [
-        "| codes (levels) | bits / image | PSNR (dB) | SSIM | rFID | codes used | naive codec | JPEG | WebP | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = markdown.table(
+        [
+            "codes (levels)",
+            "bits / image",
+            "PSNR (dB)",
+            "SSIM",
+            "rFID",
+            "codes used",
+            "naive codec",
+            "JPEG",
+            "WebP",
+            "seeds",
+        ]
+    )
     for g in groups:
         cells = [
             pm(g[k], g[f"{k}_std"], d) if g[k] is not None else "-"
@@ -382,9 +392,7 @@ def sweep_table(groups: list[dict[str, Any]]) -> str:
             for k in ("jpeg", "webp")
         ]
         levels = g["levels"] if g.get("levels") else ""
-        lines.append(
-            f"| {g['codebook_size']} {levels} | {' | '.join(cells)} | {' | '.join(anchors)} | {len(g['seeds'])} |"
-        )
+        lines.append(markdown.row([f"{g['codebook_size']} {levels}", *cells, *anchors, len(g["seeds"])]))
     return "\n".join(lines)
 
 
@@ -456,17 +464,22 @@ def write_report(study_dir: str | Path) -> Path:
     for g in sweep_groups:
         g["levels"] = next(r["levels"] for r in sweep if r["codebook_size"] == g["codebook_size"])
     groups = over_seeds(rows, ("method",), NUMERIC)
-    table = [
-        "| method | bits / image | PSNR (dB) | SSIM | perceptual distance | codes used | seeds |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    method_table = markdown.table(
+        ["method", "bits / image", "PSNR (dB)", "SSIM", "perceptual distance", "codes used", "seeds"]
+    )
     for g in groups:
-        used = used_of(g)
-        table.append(
-            f"| {g['method']} | {pm(g['bits_per_image'], g['bits_per_image_std'], 0)} | "
-            f"{pm(g['psnr'], g['psnr_std'], 2)} | {pm(g['ssim'], g['ssim_std'], 3)} | "
-            f"{pm(g['perceptual'], g['perceptual_std'], 4)} | {used} | "
-            f"{len(g['seeds'])} |"
+        method_table.append(
+            markdown.row(
+                [
+                    g["method"],
+                    pm(g["bits_per_image"], g["bits_per_image_std"], 0),
+                    pm(g["psnr"], g["psnr_std"], 2),
+                    pm(g["ssim"], g["ssim_std"], 3),
+                    pm(g["perceptual"], g["perceptual_std"], 4),
+                    used_of(g),
+                    len(g["seeds"]),
+                ]
+            )
         )
     done = {(r["method"], r["seed"]) for r in rows}
     tried = {t["name"] for t in found if t["val_psnr"] is not None and t["psnr"] is not None}
@@ -487,7 +500,7 @@ def write_report(study_dir: str | Path) -> Path:
         study.get("budget", ""),
         "",
         *([timing_line(study["timing"]), ""] if study.get("timing") else []),
-        *table,
+        *method_table,
         "",
         "Means over seeds (± one sample standard deviation; none with one seed) on the held-out crops. Bits: "
         "tokenizers tokens x log2(codebook size); naive codec its fixed-length code; JPEG and WebP their whole "

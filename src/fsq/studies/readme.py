@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fsq import markdown
 from fsq.anchors.report import anchors_table
 from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import timing_line
@@ -100,8 +101,7 @@ def card_table(evaluation: dict, model: str) -> str:
     if e.get("perceptual") is not None:  # eval.perceptual: after SSIM
         cells.insert(4, f"{e['perceptual']:.3f}")
         head.insert(4, f"perceptual distance ({e.get('perceptual_network', 'EfficientNet-Lite0')}, not LPIPS)")
-    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])
-    return table + ("\n\n" + anchors_table(e, model) if e.get("anchors") else "")
+    return "\n".join(markdown.table(head, [cells])) + ("\n\n" + anchors_table(e, model) if e.get("anchors") else "")
 
 
 def video_card_table(evaluation: dict, model: str) -> str:
@@ -131,4 +131,4 @@ def video_card_table(evaluation: dict, model: str) -> str:
         "codes used",
         "parameters",
     ]
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |"])
+    return "\n".join(markdown.table(head, [cells]))

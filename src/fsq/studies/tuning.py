@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fsq import rundir
+from fsq import markdown, rundir
 from fsq.io import read_json
 from fsq.studies.common import mean_std, pm
 
@@ -87,11 +87,8 @@ def tuning_table(found: list[dict[str, Any]], chosen: dict[str, float] | dict[st
     """The trials: per method, rate (and other setting, a column shown when any trial has one), the seed means of
     val and held-out PSNR, the chosen trial marked. ``chosen``: per method a rate or a :func:`trial_key`."""
     settings = any(trial_key(t)[1] for t in found)
-    head = "| method | learning rate |" + (" other settings |" if settings else "")
-    lines = [
-        f"{head} seeds | val PSNR dB | held-out PSNR dB | chosen on val |",
-        "|---|---|" + ("---|" if settings else "") + "---|---|---|---|",
-    ]
+    head = ["method", "learning rate", *(["other settings"] if settings else []), "seeds", "val PSNR dB"]
+    lines = markdown.table([*head, "held-out PSNR dB", "chosen on val"])
     for method in dict.fromkeys(t["method"] for t in found):
         mine_all = [t for t in found if t["method"] == method]
         for key in sorted(dict.fromkeys(trial_key(t) for t in mine_all), key=lambda k: (k[1], k[0])):
@@ -101,10 +98,11 @@ def tuning_table(found: list[dict[str, Any]], chosen: dict[str, float] | dict[st
             picked = chosen.get(method)
             hit = picked == key if isinstance(picked, tuple) else picked == key[0] and not key[1]
             mark = "yes" if hit else ("-" if method not in chosen else "")
-            other = f" {key[1] or '-'} |" if settings else ""
+            other = [key[1] or "-"] if settings else []
             lines.append(
-                f"| {method} | {key[0]:g} |{other} {len(mine)} | {pm(val[0], val[1], 2)} | "
-                f"{pm(held[0], held[1], 2)} | {mark} |"
+                markdown.row(
+                    [method, f"{key[0]:g}", *other, len(mine), pm(val[0], val[1], 2), pm(held[0], held[1], 2), mark]
+                )
             )
     return "\n".join(lines)
 

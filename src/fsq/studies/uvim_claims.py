@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fsq import markdown
 from fsq.studies import verdicts
 from fsq.studies.common import fmt, over_seeds, pm
 from fsq.studies.verdicts import Side
@@ -59,22 +60,21 @@ def group(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Mean ± sample std over the seeds of each (task, variant); a single seed shows no ±."""
-    header = (
-        "| task | variant | metric | seeds | UViM | oracle | trivial baseline | oracle's share of baseline-to-perfect "
-        "| UViM's share of baseline-to-oracle | K | oracle usage (cap) | predicted usage | codebook splits "
-        "| codes exact | min/run |"
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    head = ["task", "variant", "metric", "seeds", "UViM", "oracle", "trivial baseline"]
+    head += ["oracle's share of baseline-to-perfect", "UViM's share of baseline-to-oracle", "K", "oracle usage (cap)"]
+    lines = markdown.table([*head, "predicted usage", "codebook splits", "codes exact", "min/run"])
     for g in group(rows):
         cap = f" ({100 * g['usage_cap']:.0f}%)" if g["usage_cap"] is not None else ""
+        cells = [g["task"], g["variant"], g["metric"], len(g["seeds"]), pm(g["prediction"], g["prediction_std"], 3)]
+        cells += [pm(g["oracle"], g["oracle_std"], 3), fmt(g["baseline"], 3)]
+        cells += [
+            pm(g["oracle_share"], g["oracle_share_std"], 0, 100, "%"),
+            pm(g["share"], g["share_std"], 0, 100, "%"),
+        ]
+        cells += [g["codebook_size"], pm(g["usage"], g["usage_std"], 2, 100, "%") + cap]
+        cells += [pm(g["predicted_usage"], None, 2, 100, "%"), pm(g["splits"], None, 0)]
         lines.append(
-            f"| {g['task']} | {g['variant']} | {g['metric']} | {len(g['seeds'])} | "
-            f"{pm(g['prediction'], g['prediction_std'], 3)} | {pm(g['oracle'], g['oracle_std'], 3)} | "
-            f"{fmt(g['baseline'], 3)} | {pm(g['oracle_share'], g['oracle_share_std'], 0, 100, '%')} | "
-            f"{pm(g['share'], g['share_std'], 0, 100, '%')} | {g['codebook_size']} | "
-            f"{pm(g['usage'], g['usage_std'], 2, 100, '%')}{cap} | "
-            f"{pm(g['predicted_usage'], None, 2, 100, '%')} | {pm(g['splits'], None, 0)} | "
-            f"{pm(g['code_accuracy'], None, 1, 100, '%')} | {pm(g['seconds'], None, 1, 1 / 60)} |"
+            markdown.row([*cells, pm(g["code_accuracy"], None, 1, 100, "%"), pm(g["seconds"], None, 1, 1 / 60)])
         )
     return "\n".join(lines)
 

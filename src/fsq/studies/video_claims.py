@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fsq import markdown
 from fsq.studies import verdicts
 from fsq.studies.common import latest_eval, mean_std, over_seeds, pm, run_path
 from fsq.studies.tuning import VAL_SUFFIX, choose_rates, trial_of
@@ -199,12 +200,10 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Mean ± sample std over seeds per method (a single seed shows no ±)."""
     stage2 = any(r.get("judge_fd") is not None for r in rows)
-    header = (
-        "| method | bits/clip | seeds | PSNR dB | SSIM | temporal L1 | temporal PSNR dB | first frame PSNR | "
-        "later frames PSNR | codes used (of countable) |"
-        + (" Stage II agreement (real clips) | Stage II judge FD |" if stage2 else "")
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    head = ["method", "bits/clip", "seeds", "PSNR dB", "SSIM", "temporal L1", "temporal PSNR dB", "first frame PSNR"]
+    head += ["later frames PSNR", "codes used (of countable)"]
+    head += ["Stage II agreement (real clips)", "Stage II judge FD"] if stage2 else []
+    lines = markdown.table(head)
     for g in summarize(rows):
         codes = "-"
         if g.get("codes_used") is not None:
@@ -227,7 +226,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             real = pm(g["real_agreement"], None, 1, 100, "%")
             cells += [f"{agreement} ({real})" if g["sample_agreement"] is not None else "-"]
             cells += [pm(g["judge_fd"], g["judge_fd_std"], 1)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown.row(cells))
     return "\n".join(lines)
 
 
