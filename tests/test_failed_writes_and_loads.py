@@ -570,3 +570,25 @@ def test_an_edited_uvim_bundle_is_refused_naming_the_file_and_key(edit, match, t
     _edit(tmp_path / "bundle/config.json", edit)
     with pytest.raises(BundleError, match=match):
         UViMPredictor.from_pretrained(tmp_path / "bundle")
+
+
+def test_a_uvim_bundle_saved_by_fsq_0_1_with_flat_quantizer_keys_loads(tmp_path):
+    """fsq 0.1 wrote the oracle's quantizer settings flat beside its own (``quantizer: fsq``, ``levels``, ...): such a
+    bundle still loads, with the same quantizer."""
+    from fsq.inference.prediction import UViMPredictor
+    from fsq.models.quantizer import QuantizerSpec
+    from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
+
+    sizes = {"image_size": 8, "context_channels": 3, "patch": 4, "width": 16, "heads": 2, "mlp_dim": 32}
+    quantizer = QuantizerSpec(kind="fsq", levels=[5, 3])
+    oracle = UViMOracle(OracleSpec(**sizes, target_channels=1, output_channels=1, code_grid=2, quantizer=quantizer))
+    lm = UViMLanguageModel(LanguageModelSpec(**sizes, codebook_size=15, sequence_length=4))
+    UViMPredictor(oracle, lm, {"name": "depth", "options": {}}, 8).save_pretrained(tmp_path / "bundle")
+
+    def flatten(config: dict) -> None:
+        nested = config["oracle"].pop("quantizer")
+        config["oracle"].update({"quantizer": nested.pop("kind"), **nested})
+
+    _edit(tmp_path / "bundle/config.json", flatten)
+    loaded = UViMPredictor.from_pretrained(tmp_path / "bundle")
+    assert loaded.oracle.spec.quantizer == oracle.spec.quantizer

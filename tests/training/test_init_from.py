@@ -99,3 +99,35 @@ def test_init_from_a_shipped_bundle_by_name(tmp_path, capsys):
     tuned = load_safetensors(folder / "model.safetensors")
     for key, value in shipped.items():
         torch.testing.assert_close(tuned[key], value, rtol=0, atol=0, msg=key)
+
+
+def _flatten_to_fsq_0_1(bundle: Path) -> None:
+    """Rewrite a bundle's spec as fsq 0.1 saved it: the quantizer's settings flat beside the model's, its kind under
+    ``quantizer`` (``from_pretrained`` still reads such bundles)."""
+    import json
+
+    path = bundle / "config.json"
+    config = json.loads(path.read_text())
+    quantizer = config["spec"].pop("quantizer")
+    config["spec"].update({"quantizer": quantizer.pop("kind"), **quantizer})
+    path.write_text(json.dumps(config))
+
+
+def test_init_from_a_bundle_saved_by_fsq_0_1_compares_its_quantizer(tmp_path):
+    """A bundle with fsq 0.1's flat quantizer keys: its spec is compared as ``from_pretrained`` reads it, so a
+    fine-tune with the bundle's levels starts from its weights, and one with other levels (FSQ has no weights, so
+    loading alone would not notice) is refused by name."""
+    from fsq import Tokenizer
+    from fsq.inference.export import export_run
+
+    source = _train(tmp_path / "a")
+    bundle = export_run(tmp_path / "a", tmp_path / "bundle", name="tones")
+    _flatten_to_fsq_0_1(bundle)
+    assert Tokenizer.from_pretrained(bundle).spec.quantizer.levels  # still a readable bundle
+    tuned = _train(tmp_path / "b", f"train.init_from={bundle}", "optim.lr=0")
+    for key, value in source["ema"].items():
+        torch.testing.assert_close(tuned["model"][key], value, rtol=0, atol=0, msg=key)
+    levels = list(Tokenizer.from_pretrained(bundle).spec.quantizer.levels)
+    other = [levels[0] - 1, *levels[1:]]
+    with pytest.raises(ConfigError, match=r"quantizer\.levels: \[.*\] != \["):
+        _train(tmp_path / "c", f"train.init_from={bundle}", f"quantizer.levels={other}".replace(" ", ""))

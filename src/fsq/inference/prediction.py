@@ -16,7 +16,7 @@ A UViM bundle (safetensors + JSON, nothing pickled)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from fsq.checkpoint import load_safetensors, save_safetensors_atomic
 from fsq.data.images import decode_image
 from fsq.grids import save_grid
 from fsq.inference.sampling import is_run_dir, run_metadata
-from fsq.models.quantizer import LEGACY_KEYS, QuantizerSpec
+from fsq.models.quantizer import FLAT_KEYS
 from fsq.models.uvim import LanguageModelSpec, OracleSpec, UViMLanguageModel, UViMOracle
 from fsq.stages import uvim
 from fsq.tasks import Task, get_task
@@ -90,10 +90,10 @@ class UViMPredictor:
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
         config = hub.read_bundle_config(directory, "fsq-uvim")
-        path, older = directory / hub.CONFIG, {**LEGACY_KEYS, **{f.name: f.name for f in fields(QuantizerSpec)}}
+        path = directory / hub.CONFIG
         oracle_data, lm_data = config.get("oracle", {}), config.get("lm", {})
         make_oracle = lambda: UViMOracle(OracleSpec.from_dict(oracle_data))  # noqa: E731
-        oracle = build_section(path, "oracle", oracle_data, OracleSpec, make_oracle, older)
+        oracle = build_section(path, "oracle", oracle_data, OracleSpec, make_oracle, FLAT_KEYS)  # fsq 0.1's keys too
         weights = directory / "oracle.safetensors"
         load_into(oracle, load_safetensors(weights, map_location), weights, str(path))
         make_lm = lambda: UViMLanguageModel(LanguageModelSpec.from_dict(lm_data))  # noqa: E731

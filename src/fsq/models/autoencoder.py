@@ -406,7 +406,7 @@ class Tokenizer(nn.Module):
         """
         from fsq import hub
         from fsq.bundles import build_section, load_into
-        from fsq.models.quantizer import LEGACY_KEYS
+        from fsq.models.quantizer import FLAT_KEYS
         from fsq.weights import load_weights  # also on a core install (torch + numpy, no safetensors package)
 
         directory = hub.resolve(
@@ -414,9 +414,9 @@ class Tokenizer(nn.Module):
         )
         directory, meta = hub.tokenizer_bundle(directory)
         config = directory / hub.CONFIG  # its spec checked, then the weights against the model it builds
-        older = {**LEGACY_KEYS, **{f.name: f.name for f in fields(QuantizerSpec)}}  # fsq 0.1's flat quantizer keys
-        spec = meta.get("spec", {})
-        model = build_section(config, "spec", spec, TokenizerSpec, lambda: cls(TokenizerSpec.from_dict(spec)), older)
+        spec = meta.get("spec", {})  # fsq 0.1's flat quantizer keys too
+        build = lambda: cls(TokenizerSpec.from_dict(spec))  # noqa: E731
+        model = build_section(config, "spec", spec, TokenizerSpec, build, FLAT_KEYS)
         weights = directory / "model.safetensors"
         return load_into(model, load_weights(weights, map_location), weights, str(config)).eval()
 

@@ -18,6 +18,9 @@ from fsq.quantizers.registry import LEGACY_SETTINGS, QuantizerSection
 QuantizerSpec = QuantizerSection
 
 LEGACY_KEYS = {"quantizer": "kind", "code_dim": "dim", "vq_dim": "dim", "vq_recipe": "recipe"}
+# every flat key a spec saved by fsq 0.1 may hold beside the model's own settings (:func:`nested_quantizer` moves
+# them inside), as the aliases a saved spec's check accepts
+FLAT_KEYS = {**LEGACY_KEYS, **{name: name for name in LEGACY_SETTINGS}}
 
 
 def nested_quantizer(spec: Mapping[str, Any], spec_fields: set[str]) -> dict[str, Any]:

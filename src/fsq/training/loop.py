@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -341,7 +342,11 @@ def _bundle_weights(phase: Phase, source: str | Path) -> tuple[Path, dict[str, t
             f"train.init_from={source}: no checkpoint there to start from, and no tokenizer bundle either (a run dir "
             f"`fsq train` wrote, a bundle folder, a shipped model name or a hub repo id): {error}"
         ) from None
-    differing = ckpt.spec_differences(meta.get("spec") or {}, phase.spec)
+    from fsq.models.autoencoder import TokenizerSpec
+    from fsq.models.quantizer import nested_quantizer
+
+    saved = nested_quantizer(meta.get("spec") or {}, {f.name for f in fields(TokenizerSpec)})  # fsq 0.1's flat keys
+    differing = ckpt.spec_differences(saved, phase.spec)
     if differing:
         raise ConfigError(
             f"train.init_from={source}: the bundle's model ({directory}) is not the one this config builds "
