@@ -123,6 +123,12 @@ def test_export_tokenizer_and_maskgit_bundles(runs, tmp_path):
     assert f"- `data.eval_split`: val (the evaluation in `eval.json`; the run's config named {split})\n" in card
     limit = read_run_config(runs / "tokenizer").data.eval_limit  # and on another number of samples: said too
     assert f"- `data.eval_limit`: 7 evaluated (the evaluation in `eval.json`; the run's config named {limit})\n" in card
+    assert "FID here is over" not in card  # the run's own FID size
+    planned = read_run_config(runs / "tokenizer").eval.fid_samples  # and its FID over another number of images
+    path.write_text(json.dumps({**json.loads(path.read_text()), "fid_samples": planned + 5}))
+    card = (export_run(tmp_path / "moved", tmp_path / "tok_fid") / "README.md").read_text()
+    assert f"FID here is over {planned + 5} images (the evaluation in `eval.json`)" in card
+    assert f"names `eval.fid_samples: {planned}`, the run's own evaluation" in card
 
     bundle = export_run(runs / "maskgit", tmp_path / "mg")
     assert {p.name for p in bundle.iterdir()} == {

@@ -180,6 +180,15 @@ def model_card(
             *_metrics(evaluation),
             "",
         ]
+        planned = getattr(getattr(cfg, "eval", None), "fid_samples", None)
+        used = evaluation.get("fid_samples")
+        if used is not None and planned is not None and used != planned:  # evaluated again with another FID size
+            lines += [
+                f"FID here is over {used} images (the evaluation in `eval.json`); the resolved config above names "
+                f"`eval.fid_samples: {planned}`, the run's own evaluation. FIDs over different sample counts do "
+                "not compare (the estimate is biased upward for fewer samples).",
+                "",
+            ]
         if evaluation.get("anchors"):  # an image tokenizer measured beside classical codecs at its bits
             lines += ["Classical codecs at the tokenizer's bits, on the same held-out images:", ""]
             lines += [anchors_table(evaluation, name), ""]
