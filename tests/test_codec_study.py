@@ -110,6 +110,35 @@ def test_a_residual_run_has_a_row_per_depth_compared_at_its_own_bitrate():
     assert "| silence | 0 (file 100) |" in markdown_table(rows + anchors)
 
 
+def test_fsq_against_vq_at_equal_bitrate_per_depth_with_the_seeds_of_both():
+    """Residual FSQ and RVQ rows at equal bitrate (each depth of one model, within 1%) are compared one-sided in
+    each claim metric; rows at other rates, or of the same family, are not paired."""
+
+    def tok(label: str, seed: int, bits: float, quantizer: str, **metrics: float) -> dict:
+        return {**_tok(label, seed, bits, **metrics), "quantizer": quantizer}
+
+    rows = [
+        tok("RFSQ, depth 1", 0, 929.0, "residual_fsq", mel_distance=7.0, stoi=0.70),
+        tok("RFSQ, depth 1", 1, 929.0, "residual_fsq", mel_distance=7.2, stoi=0.72),
+        tok("RVQ, depth 1", 0, 929.0, "residual_vq", mel_distance=8.0, stoi=0.71),
+        tok("RVQ, depth 1", 1, 929.0, "residual_vq", mel_distance=8.2, stoi=0.69),
+        tok("RVQ, depth 2", 0, 1858.0, "residual_vq", mel_distance=6.0, stoi=0.80),  # no FSQ row at 1858
+        tok("FSQ single", 0, 933.0, "fsq", mel_distance=7.5),  # within 1% of 929: paired with RVQ too
+        tok("RFSQ other", 0, 929.0, "residual_fsq", mel_distance=1.0),  # same family as RFSQ: never paired with it
+    ]
+    lines = [line for line in claims(rows) if "at equal bitrate" in line]
+    mel = next(line for line in lines if line.startswith("RFSQ, depth 1 beats RVQ, depth 1") and "mel" in line)
+    # difference 1.0, standard error sqrt(0.02 / 2 + 0.02 / 2) = 0.141: outside twice it
+    assert "**yes**" in mel and "2/2 seeds" in mel and "7.100 ± 0.141 vs 8.100 ± 0.141" in mel
+    stoi = next(line for line in lines if line.startswith("RFSQ, depth 1 beats RVQ, depth 1") and "STOI" in line)
+    assert "**not resolved**" in stoi  # 0.71 vs 0.70, inside the spread
+    single = next(line for line in lines if line.startswith("FSQ single beats RVQ, depth 1"))
+    assert "**yes (single seed)**" in single and "(933 vs 929 bits/s)" in single
+    assert not any("RVQ, depth 2" in line for line in lines)
+    assert not any(line.startswith("RFSQ other beats RFSQ") for line in lines)
+    assert len(lines) == 2 + 1 + 1  # RFSQ: mel and STOI; FSQ single: mel; RFSQ other: mel (vs RVQ depth 1)
+
+
 def test_the_report_of_a_residual_run_beside_silence(tmp_path):
     """write_report without torch: a run's full-depth and depth-1 rows, the anchors of its evaluation, and the
     note that silence is the trivial baseline."""

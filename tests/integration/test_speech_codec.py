@@ -34,6 +34,10 @@ def test_fsq_speech_trains_and_decodes_every_depth(speech_cache, tmp_path):
     (depth1,) = results["depths"]
     assert depth1["depth"] == 1 and depth1["bits_per_second"] == results["bits_per_second"] / 2
     assert "stoi" in depth1 and "mel_distance" in depth1
+    # each codebook's (stage's) usage beside the union over stages
+    per_stage, union = results["codes_used_per_stage"], results["codes_used"]
+    assert len(per_stage) == cfg.quantizer.num_stages and all(n >= 1 for n in per_stage)
+    assert max(per_stage) <= union <= sum(per_stage)
     model, _ = load_run(tmp_path)
     items = open_split(cfg, cfg.data.eval_split, 2)
     x = torch.stack([items.read(i)[:, :4000] for i in range(2)])

@@ -96,6 +96,8 @@ def evaluate_signals(
     transform = item_transform(crops, held_out, train=False)
     mine = distributed.shard_indices(len(held_out), info.rank, info.world_size)
     usage = CodebookUsage(model.codebook_size, device=device)
+    stages = int(getattr(model.spec.quantizer, "num_stages", 1))  # a residual quantizer: each codebook's usage too
+    per_stage = [CodebookUsage(model.codebook_size, device=device) for _ in range(stages)] if stages > 1 else []
     frames = model.spec.input_shape[0]
     sums = torch.zeros(3 + frames, dtype=torch.float64, device=device)  # main metric, L1, count, per frame
     rate = getattr(held_out, "rate", None)
@@ -118,6 +120,8 @@ def evaluate_signals(
         reconstruction, out = through_chunks(model, x) if kind.dims == 1 else model(x)
         reconstruction = reconstruction.float().clamp(0, 1)
         usage.update(out.indices)
+        for stage, counter in enumerate(per_stage):  # indices (..., num_stages)
+            counter.update(out.indices[..., stage])
         tokens_per_clip = out.indices[0].numel()  # every position (and residual stage) of one clip (audio: chunk)
         if audio is not None and anchors is not None and depths is not None:
             sums[0] += snr_db(x, reconstruction).sum()
@@ -137,6 +141,8 @@ def evaluate_signals(
         sums[2] += x.shape[0]
     distributed.all_reduce_sum(sums)
     usage.all_reduce()
+    for counter in per_stage:
+        counter.all_reduce()
     if audio is not None and anchors is not None and depths is not None:
         audio.all_reduce()
         anchors.all_reduce()
@@ -152,6 +158,7 @@ def evaluate_signals(
         "num_samples": int(sums[2].item()),
         "l1": sums[1].item() / count,
         **codebook_report(model, summary),
+        **({"codes_used_per_stage": [c.summary().codes_used for c in per_stage]} if per_stage else {}),
         "token_grid": list(model.spec.grid_shape),
         "image_metrics": f"not computed: FID, SSIM and perceptual features are image metrics, not {kind.name} ones",
     }

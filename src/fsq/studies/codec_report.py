@@ -22,7 +22,7 @@ from typing import Any
 
 from fsq import markdown
 from fsq.studies.common import fmt, over_seeds, pm
-from fsq.studies.verdicts import Verdict, positive
+from fsq.studies.verdicts import Side, Verdict, better, positive
 
 METRICS = ("si_snr_db", "mel_distance", "stft_distance", "pesq_wb", "stoi")
 # metric -> (label, lower is better)
@@ -32,6 +32,8 @@ CLAIM_METRICS: dict[str, tuple[str, bool]] = {
     "pesq_wb": ("PESQ-wb", False),
 }
 COHERENCE_DB = 0.0  # SI-SNR above 0 dB: the waveform is coherent, not only its spectrum
+EQUAL_RATE = 0.01  # two tokenizers spend equal bits when their bits/s differ by at most this share
+FSQ_FAMILY, VQ_FAMILY = ("fsq", "residual_fsq"), ("vq", "residual_vq")
 
 
 def run_row(run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -47,10 +49,12 @@ def run_row(run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         "nominal_bits_per_second": None,
         **{key: result.get(key) for key in METRICS},
         "codes_used": result.get("codes_used"),
+        "codes_used_per_stage": result.get("codes_used_per_stage"),  # a residual run: each codebook's (stage's)
         "codebook_size": result.get("codebook_size"),
         "num_samples": result.get("num_samples"),
         "step": result.get("step"),
         "depth": result.get("depth"),  # a residual run decoded from its first stages only (None: all of them)
+        "quantizer": result.get("quantizer"),  # the family (fsq, residual_fsq, residual_vq, ...)
     }
 
 
@@ -61,7 +65,8 @@ def depth_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, An
     for entry in result.get("depths") or []:
         k = entry["depth"]
         own = {**run, "name": f"{run['name']}@depth{k}", "label": f"{run['label']}, depth {k}"}
-        rows.append(run_row(own, {**result, **entry}))
+        stages = result.get("codes_used_per_stage")
+        rows.append(run_row(own, {**result, **entry, "codes_used_per_stage": stages[:k] if stages else None}))
     return rows
 
 
@@ -81,10 +86,12 @@ def anchor_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
                 "nominal_bits_per_second": values.get("nominal_bits_per_second"),
                 **{key: values.get(key) for key in METRICS},
                 "codes_used": None,
+                "codes_used_per_stage": None,
                 "codebook_size": None,
                 "num_samples": result.get("num_samples"),
                 "step": result.get("step"),
                 "depth": None,
+                "quantizer": None,
             }
         )
     return rows
@@ -102,6 +109,13 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted([*runs, *anchors], key=lambda r: (r["clips"], r.get("bits_per_second") or 0.0))
 
 
+def _codes_used(s: dict[str, Any]) -> str:
+    """``used / K``, and for a residual run the codes each codebook (stage) used, of its first seed."""
+    text = fmt(s.get("codes_used"), 0) + (f" / {s['codebook_size']}" if s.get("codebook_size") else "")
+    stages = s.get("codes_used_per_stage")
+    return text + (f" (per codebook: {', '.join(map(str, stages))})" if stages else "")
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The bitrate curve: every tokenizer (mean ± std over seeds) and anchor, by bits per second."""
     lines = markdown.table(
@@ -117,7 +131,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             bits,
             seeds,
             *(pm(s.get(k), s.get(f"{k}_std"), 3 if k in ("stoi", "stft_distance") else 2) for k in METRICS),
-            fmt(s.get("codes_used"), 0) + (f" / {s['codebook_size']}" if s.get("codebook_size") else ""),
+            _codes_used(s),
             s["clips"],
         ]
         lines.append(markdown.row(cells))
@@ -144,9 +158,44 @@ def _against_fixed(run: dict[str, Any], key: str, fixed: float, lower_is_better:
     return positive(value, se, (len(values), 1), difference=mean - fixed)
 
 
+def equal_rate_pairs(summary: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(FSQ-family row, VQ-family row) for each two tokenizer rows of the same clips at equal bitrate (within
+    :data:`EQUAL_RATE`): a single or residual FSQ codec, or a depth of one, against a VQ or RVQ one."""
+    fsq = [s for s in summary if s["kind"] == "tokenizer" and s.get("quantizer") in FSQ_FAMILY]
+    vq = [s for s in summary if s["kind"] == "tokenizer" and s.get("quantizer") in VQ_FAMILY]
+    return [
+        (a, b)
+        for a in fsq
+        for b in vq
+        if a["clips"] == b["clips"]
+        and a.get("bits_per_second")
+        and b.get("bits_per_second")
+        and abs(a["bits_per_second"] - b["bits_per_second"]) <= EQUAL_RATE * b["bits_per_second"]
+    ]
+
+
+def _quantizer_claims(summary: list[dict[str, Any]]) -> list[str]:
+    """FSQ against VQ at equal bitrate, in each claim metric: one-sided, the seeds of both sides."""
+    out = []
+    for a, b in equal_rate_pairs(summary):
+        for key, (label, lower_is_better) in CLAIM_METRICS.items():
+            if a.get(key) is None or b.get(key) is None:
+                continue
+            v = better(Side.of(a, key), Side.of(b, key), lower_is_better)
+            out.append(
+                f"{a['label']} beats {b['label']} at equal bitrate ({fmt(a['bits_per_second'], 0)} vs "
+                f"{fmt(b['bits_per_second'], 0)} bits/s) in {label} ({'lower' if lower_is_better else 'higher'} is "
+                f"better): {v.bold()} ({pm(a[key], a.get(f'{key}_std'), 3)} vs {pm(b[key], b.get(f'{key}_std'), 3)}; "
+                f"{v.test()})"
+            )
+    return out
+
+
 def claims(rows: list[dict[str, Any]]) -> list[str]:
     """The study's claims as measured, each with its test (:mod:`fsq.studies.verdicts`: one-sided, decided
-    against twice the standard error of the seeds' mean; an anchor or a threshold is one fixed value)."""
+    against twice the standard error of the seeds' mean; an anchor or a threshold is one fixed value): each
+    tokenizer's coherence and its comparison with the anchor at or above its bitrate, then FSQ against VQ at equal
+    bitrate (:func:`equal_rate_pairs`)."""
     summary = summarize(rows)
     anchors = [s for s in summary if s["kind"] == "anchor"]
     out = []
@@ -179,4 +228,4 @@ def claims(rows: list[dict[str, Any]]) -> list[str]:
                 f"({pm(run[key], run.get(f'{key}_std'), 3)} vs {fmt(theirs, 3)}; {v.test()}; the anchor is one "
                 f"deterministic value on the same clips; seeds {seeds})"
             )
-    return out
+    return out + _quantizer_claims(summary)
