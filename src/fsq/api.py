@@ -86,6 +86,7 @@ def encode(
     rate: float | None = None,
     resample: bool = False,
     device: str = "cpu",
+    tile: bool = False,
 ) -> Any:
     """Encode a signal to codes with a tokenizer, as ``fsq encode MODEL INPUT --out codes.npz``.
 
@@ -93,7 +94,8 @@ def encode(
     :func:`fsq.inference.codec.open_model` returned. ``signal``: a file (``.wav``, an image, ``.npy``, ``.gif``,
     a video file with the ``video`` extra) or a tensor or array ``(C, *axes)`` (uint8, or float in ``[0, 1]``). Timed
     signals longer than the model's input are encoded in chunks (:mod:`fsq.inference.codec`); ``rate`` is the rate
-    of an input without one (default: the model's); ``resample`` brings another rate to the model's. Returns an
+    of an input without one (default: the model's); ``resample`` brings another rate to the model's; ``tile`` cuts
+    an image of another size than the model's into tiles of its size (``fsq encode --tile``). Returns an
     :class:`~fsq.inference.codec.Encoded` (``.codes``: header and indices, ``.real_time_factor``); ``out``
     writes the codes file (``.npz``)."""
     import numpy as np
@@ -103,10 +105,10 @@ def encode(
 
     opened = model if isinstance(model, codec.CodecModel) else codec.open_model(model, device)
     if isinstance(signal, (str, Path)):
-        return codec.encode_file(opened, signal, out, rate=rate, resample=resample)
+        return codec.encode_file(opened, signal, out, rate=rate, resample=resample, tile=tile)
     if not isinstance(signal, torch.Tensor):  # a numpy array
         signal = torch.from_numpy(np.ascontiguousarray(signal))
-    encoded = codec.encode(opened, signal, rate=rate, resample=resample)
+    encoded = codec.encode(opened, signal, rate=rate, resample=resample, tile=tile)
     if out is not None:
         encoded.codes.save(out)
     return encoded

@@ -222,7 +222,7 @@ def _encode(args: argparse.Namespace) -> int:
     from fsq.inference.codec import encode_file, open_model
 
     model = open_model(args.model, args.device)
-    encoded = encode_file(model, args.input, args.out, rate=args.rate, resample=args.resample)
+    encoded = encode_file(model, args.input, args.out, rate=args.rate, resample=args.resample, tile=args.tile)
     print(describe_codes(encoded.codes.header, args.out))
     if encoded.real_time_factor is not None:
         rtf = encoded.real_time_factor
@@ -244,6 +244,13 @@ def describe_codes(header: dict[str, Any], where: Any) -> str:
     )
     if header["kind"] == "video" and header["signal_shape"][1] == 1:  # an image through a causal video model
         amount = f"{header['bits']:.6g} bits (an image as a one-frame video)"
+    if header.get("tiles"):
+        rows, cols = header["tiles"]
+        chunk = "x".join(map(str, header["chunk_shape"]))
+        return (
+            f"{where}: image {shape} as {rows}x{cols} tiles of {chunk} px, each {grid} tokens "
+            f"({header['quantizer']['description']}, {header['bits_per_token']:.4g} bits per token): {amount}"
+        )
     return (
         f"{where}: {header['kind']} {shape}{rate}{duration} as {header['chunks']} chunk(s) of {grid} tokens "
         f"({header['quantizer']['description']}, {header['bits_per_token']:.4g} bits per token): {amount}"
@@ -463,6 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=float, default=None, help="the rate of an input without one (default: the model's)"
     )
     encode.add_argument("--resample", action="store_true", help="resample an input at another rate to the model's")
+    encode.add_argument(
+        "--tile",
+        action="store_true",
+        help="an image of another size than the model's: cut into tiles of its size, each coded alone (seams may "
+        "show at tile borders); decode puts them back",
+    )
     encode.add_argument("--device", default="cpu", help="cpu | cuda")
     encode.set_defaults(func=_encode)
 

@@ -7,7 +7,11 @@ source's own), when the run dir or the bundle records it.
 
 A tokenizer takes signals of exactly its input shape (:attr:`~fsq.models.autoencoder.TokenizerSpec.input_shape`):
 
-- **images** must have that size (an image of another size is refused, naming the size the model takes);
+- **images** must have that size (an image of another size is refused, naming the size the model takes), unless
+  ``tile=True`` (``fsq encode --tile``): then the image is cut into tiles of the model's size (the last row and
+  column of tiles padded by repeating the image's edge), each encoded on its own; the codes file records the tile
+  layout (``tiles``: rows, columns) and :func:`decode` puts the tiles back and crops the padding. Each tile is coded
+  alone, as the model was trained on crops of its size, so seams can show at tile borders;
 - **timed signals** (audio, video) are cut in time into chunks of the model's length ``T`` (audio: samples;
   video: frames, ``1 + 4k`` for a causal 4x temporal model such as 17), each encoded on its own, as the model was
   trained: a causal video model encodes the first frame of every chunk as an image, then the rest. The last chunk
@@ -47,7 +51,7 @@ from fsq.data.signals import IMAGE, SignalKind, kind_of_dims, resample_time, to_
 from fsq.data.synthetic_signals import RATES
 from fsq.inference.codes import (
     FORMAT,
-    VERSION,
+    TILED_VERSION,
     Codes,
     bits_per_token,
     check_codes_path,
@@ -148,8 +152,9 @@ class Encoded:
         return duration / self.seconds if duration and self.seconds > 0 else None
 
 
-def _check_signal(model: CodecModel, signal: torch.Tensor, name: str) -> None:
-    """A ValueError naming ``name`` and the sizes when the model cannot take ``signal`` ``(C, *axes)``."""
+def _check_signal(model: CodecModel, signal: torch.Tensor, name: str, tile: bool = False) -> None:
+    """A ValueError naming ``name`` and the sizes when the model cannot take ``signal`` ``(C, *axes)`` (``tile``:
+    an image of any size, cut into tiles of the model's size)."""
     kind, spec = model.kind, model.tokenizer.spec
     if signal.ndim != 1 + kind.dims:
         raise ValueError(
@@ -164,11 +169,14 @@ def _check_signal(model: CodecModel, signal: torch.Tensor, name: str) -> None:
         )
     fixed = model.input_shape[1:] if kind.timed else model.input_shape
     have = tuple(signal.shape[2:] if kind.timed else signal.shape[1:])
-    if have != fixed:
+    if tile and kind.timed:
+        raise ValueError(f"{name}: tiling is for images; {kind.name} is cut into chunks in time by itself")
+    if have != fixed and not (tile and min(have) > 0):
         what = "frames" if kind.timed else "images"
+        advice = "crop or resize it to that size first" + ("" if kind.timed else ", or tile it (--tile, tile=True)")
         raise ValueError(
             f"{name}: {what} of {'x'.join(map(str, have))} px, but {model.origin} takes {what} of exactly "
-            f"{'x'.join(map(str, fixed))} px (crop or resize it to that size first)"
+            f"{'x'.join(map(str, fixed))} px ({advice})"
         )
     if signal.is_floating_point():
         finite = torch.isfinite(signal)
@@ -201,6 +209,27 @@ def chunks_of(signal: torch.Tensor, kind: SignalKind, length: int) -> torch.Tens
             tail = signal[:, -1:].expand(-1, pad, *signal.shape[2:])
         signal = torch.cat([signal, tail], dim=1)
     return signal.reshape(signal.shape[0], n, length, *signal.shape[2:]).transpose(0, 1).contiguous()
+
+
+def tiles_of(image: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, list[int]]:
+    """An image ``(C, H, W)`` cut into tiles ``(rows * cols, C, h, w)`` of ``size`` (row by row), its bottom and
+    right edges repeated to fill the last row and column; and ``[rows, cols]``."""
+    h, w = size
+    rows, cols = math.ceil(image.shape[1] / h), math.ceil(image.shape[2] / w)
+    pad_h, pad_w = rows * h - image.shape[1], cols * w - image.shape[2]
+    if pad_h or pad_w:
+        image = torch.cat([image, image[:, -1:].expand(-1, pad_h, -1)], 1) if pad_h else image
+        image = torch.cat([image, image[:, :, -1:].expand(-1, -1, pad_w)], 2) if pad_w else image
+    grid = image.reshape(image.shape[0], rows, h, cols, w).permute(1, 3, 0, 2, 4)
+    return grid.reshape(rows * cols, image.shape[0], h, w).contiguous(), [rows, cols]
+
+
+def untile(tiles: torch.Tensor, layout: list[int], height: int, width: int) -> torch.Tensor:
+    """The image ``(C, height, width)`` of :func:`tiles_of`'s ``tiles`` laid out as ``layout`` (padding cropped)."""
+    rows, cols = layout
+    n, c, h, w = tiles.shape
+    image = tiles.reshape(rows, cols, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
+    return image[:, :height, :width]
 
 
 def chunk_length(model: CodecModel, frames: int) -> int:
@@ -249,19 +278,27 @@ def encode(
     name: str = "the signal",
     resample: bool = False,
     batch_size: int | None = None,
+    tile: bool = False,
 ) -> Encoded:
     """The codes of one ``signal`` ``(C, *axes)`` (uint8, or float in ``[0, 1]``) at ``rate`` (timed signals: None
-    means the model's rate); ``resample`` brings a timed signal at another rate to the model's (else refused)."""
+    means the model's rate); ``resample`` brings a timed signal at another rate to the model's (else refused);
+    ``tile``: an image of another size than the model's is cut into tiles of its size (else refused)."""
     have, target = _rate_for(model, name, None, rate, resample)
     if target is not None:
         assert have is not None
         signal = resample_time(signal, have, target)
         have = target
-    _check_signal(model, signal, name)
+    _check_signal(model, signal, name, tile)
     batch_size = batch_size or batch_size_of(model)
     kind, spec, tokenizer = model.kind, model.tokenizer.spec, model.tokenizer
     length = chunk_length(model, int(signal.shape[1])) if kind.timed else None
-    chunks = chunks_of(signal, kind, length) if length is not None else signal[None]
+    layout = None
+    if length is not None:
+        chunks = chunks_of(signal, kind, length)
+    elif tuple(signal.shape[1:]) != tuple(model.input_shape):  # tile=True: an image of another size, in tiles
+        chunks, layout = tiles_of(signal, (model.input_shape[0], model.input_shape[1]))
+    else:
+        chunks = signal[None]
     start = time.perf_counter()
     parts = []
     with torch.inference_mode():
@@ -282,7 +319,7 @@ def encode(
     length = int(signal.shape[1]) if kind.timed else None
     header: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": TILED_VERSION if layout is not None else 1,  # fsq before tiles reads every untiled file
         "kind": kind.name,
         "signal_shape": [int(n) for n in signal.shape],
         "signal_dtype": "uint8" if signal.dtype == torch.uint8 else "float32",
@@ -303,11 +340,14 @@ def encode(
         "fingerprint": model.fingerprint,
         "origin": model.origin,
     }
+    if layout is not None:
+        header["tiles"] = layout
     if kind.timed and have:
         header["tokens_per_second"] = positions * have / chunk_shape[0]
         header["bitrate"], header["bitrate_unit"] = header["tokens_per_second"] * bits, "bits/s"
     else:
-        header["bitrate"], header["bitrate_unit"] = positions * bits, "bits/image" if not kind.timed else "bits/chunk"
+        per = positions * bits * (int(chunks.shape[0]) if layout is not None else 1)  # a tiled image: every tile
+        header["bitrate"], header["bitrate_unit"] = per, "bits/image" if not kind.timed else "bits/chunk"
     array = indices.numpy().astype(smallest_dtype(max(sizes)))
     return Encoded(Codes(array, header), seconds)
 
@@ -368,6 +408,18 @@ def check_model(model: CodecModel, codes: Codes, name: str) -> None:
     shape = h["signal_shape"]
     if len(shape) != 1 + model.kind.dims or (model.kind.timed and not 0 < shape[1] <= h["chunks"] * chunk[0]):
         raise ValueError(f"{name}: signal_shape {shape} does not fit {h['chunks']} chunk(s) of {tuple(chunk)}")
+    if not model.kind.timed:
+        layout = h.get("tiles")
+        fits = shape[1:] == own and h["chunks"] == 1  # one image of the model's size
+        if layout is not None:  # tiles of the model's size covering the image, padding under one tile
+            fits = layout == [math.ceil(shape[1] / own[0]), math.ceil(shape[2] / own[1])] and h["chunks"] == (
+                layout[0] * layout[1]
+            )
+        if not fits:
+            raise ValueError(
+                f"{name}: signal_shape {shape} in {h['chunks']} chunk(s) (tiles {layout}) does not fit images of "
+                f"{own[0]}x{own[1]} px"
+            )
 
 
 def decode(model: CodecModel, codes: Codes, *, name: str = "the codes", batch_size: int | None = None) -> Decoded:
@@ -389,6 +441,8 @@ def decode(model: CodecModel, codes: Codes, *, name: str = "the codes", batch_si
     shape = codes.header["signal_shape"]
     if model.kind.timed:
         signal = chunks.transpose(0, 1).reshape(chunks.shape[1], -1, *chunks.shape[3:])[:, : shape[1]]
+    elif codes.header.get("tiles") is not None:
+        signal = untile(chunks, codes.header["tiles"], shape[1], shape[2])
     else:
         signal = chunks[0]
     return Decoded(signal.contiguous(), model.kind, codes.header["rate"], seconds)
@@ -403,8 +457,10 @@ def encode_file(
     rate: float | None = None,
     resample: bool = False,
     batch_size: int | None = None,
+    tile: bool = False,
 ) -> Encoded:
-    """Encode the signal file ``path`` (see :mod:`fsq.data.media` for the formats) and write ``out`` when given."""
+    """Encode the signal file ``path`` (see :mod:`fsq.data.media` for the formats) and write ``out`` when given
+    (``tile``: an image of another size than the model's, in tiles, :func:`encode`)."""
     if out is not None:
         check_codes_path(out)
     retime = rate if model.kind.name == "video" else None  # a variable-rate video file: retimed to it
@@ -415,7 +471,7 @@ def encode_file(
     else:
         signal, file_rate = read_signal(path, model.kind, channels, retime=retime)
     have, _ = _rate_for(model, str(path), file_rate, rate, resample)
-    encoded = encode(model, signal, rate=have, name=str(path), resample=resample, batch_size=batch_size)
+    encoded = encode(model, signal, rate=have, name=str(path), resample=resample, batch_size=batch_size, tile=tile)
     if out is not None:
         encoded.codes.save(out)
     return encoded

@@ -13,7 +13,9 @@ Two arrays, read with ``numpy.load(path, allow_pickle=False)`` (nothing is unpic
   (``bits_per_token``: the sum of log2 of the codebook sizes; ``tokens_per_second`` for timed signals with a rate,
   ``bitrate`` in ``bits/s`` then, else in ``bits/image`` or ``bits/chunk``; ``bits``: the whole payload) and the
   model (``fingerprint``: sha256 of its spec and weights, :func:`fsq.inference.codec.model_fingerprint`;
-  ``origin``: what it was loaded from).
+  ``origin``: what it was loaded from). An image encoded in tiles (``fsq encode --tile``) has ``tiles``
+  (``[rows, columns]``, ``chunks`` = rows x columns, row by row) and version 2, which an fsq without tiles refuses
+  rather than decoding one tile; every other file is version 1.
 
 :func:`read_codes` checks everything it reads and raises a :class:`CodesFileError` (a ``ValueError``) naming the
 file and the problem: not an npz (truncated, another format), a missing or malformed header, a codes array of
@@ -37,7 +39,8 @@ from fsq.io import JSONFileError, parse_json
 from fsq.storage import writing
 
 FORMAT = "fsq-codes"
-VERSION = 1
+VERSION = 2  # the newest version this fsq reads
+TILED_VERSION = 2  # the version of a tiled image's file (``tiles`` in its header); other files are version 1
 REQUIRED: dict[str, type | tuple[type, ...]] = {  # header key -> its JSON type
     "format": str,
     "version": int,
@@ -161,6 +164,18 @@ def check_codes(codes: np.ndarray, header: Any, name: str) -> np.ndarray:
             raise CodesFileError(f"{name}: header {key!r} has the wrong type ({type(header[key]).__name__})")
     if header["version"] > VERSION:
         raise CodesFileError(f"{name}: codes file version {header['version']}; this fsq reads up to {VERSION}")
+    tiles = header.get("tiles")
+    if tiles is not None and not (
+        header["kind"] == "image"
+        and isinstance(tiles, list)
+        and len(tiles) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in tiles)
+        and tiles[0] * tiles[1] == header["chunks"]
+    ):
+        raise CodesFileError(
+            f"{name}: header tiles {tiles!r} must be [rows, columns] of an image's tiles, rows x columns = chunks "
+            f"({header['chunks']})"
+        )
     sizes = header["quantizer"].get("codebook_sizes")
     if not isinstance(sizes, list) or not sizes or not all(isinstance(n, int) and n >= 2 for n in sizes):
         raise CodesFileError(f"{name}: header quantizer.codebook_sizes must be a list of sizes >= 2, got {sizes!r}")
