@@ -216,3 +216,19 @@ def test_codec_study_smoke_on_tones(tmp_path):
     assert main(["study", "codec", f"study.anchors=[{names[0]}]", "--out", str(again), "--runs", str(run_dir)]) == 0
     rows = json.loads((again / "results.json").read_text())["results"]
     assert [r["name"] for r in rows] == ["fsq_4-4_s0", "codec2-700C"]
+
+
+def test_a_residual_runs_codes_are_counted_per_codebook_and_a_depth_shows_its_own():
+    from fsq.studies.codec_report import depth_rows, run_row
+
+    run = {"name": "r", "label": "RFSQ", "seed": 0, "clips": "c"}
+    result = {
+        "bits_per_second": 2000.0,
+        "codes_used": 600,
+        "codebook_size": 625,
+        "codes_used_per_stage": [372, 624],
+        "depths": [{"depth": 1, "bits_per_second": 1000.0}],
+    }
+    table = markdown_table([run_row(run, result), *depth_rows(run, result)])
+    assert "| 600 / 625 (per codebook: 372, 624) |" in table  # the union over stages, then each codebook's
+    assert "| per codebook: 372 (of 625 each) |" in table  # depth 1: its one codebook, not the union of both

@@ -66,7 +66,9 @@ def depth_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, An
         k = entry["depth"]
         own = {**run, "name": f"{run['name']}@depth{k}", "label": f"{run['label']}, depth {k}"}
         stages = result.get("codes_used_per_stage")
-        rows.append(run_row(own, {**result, **entry, "codes_used_per_stage": stages[:k] if stages else None}))
+        # each codebook's count for the first k; the union over all stages is the full run's, not this depth's
+        counts = {"codes_used_per_stage": stages[:k], "codes_used": None} if stages else {}
+        rows.append(run_row(own, {**result, **entry, **counts}))
     return rows
 
 
@@ -111,9 +113,12 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _codes_used(s: dict[str, Any]) -> str:
     """``used / K``, and for a residual run the codes each codebook (stage) used, of its first seed."""
-    text = fmt(s.get("codes_used"), 0) + (f" / {s['codebook_size']}" if s.get("codebook_size") else "")
     stages = s.get("codes_used_per_stage")
-    return text + (f" (per codebook: {', '.join(map(str, stages))})" if stages else "")
+    per_codebook = f"per codebook: {', '.join(map(str, stages))}" if stages else ""
+    if s.get("codes_used") is None and stages:  # a depth of a residual run: its codebooks' counts only
+        return per_codebook + (f" (of {s['codebook_size']} each)" if s.get("codebook_size") else "")
+    text = fmt(s.get("codes_used"), 0) + (f" / {s['codebook_size']}" if s.get("codebook_size") else "")
+    return text + (f" ({per_codebook})" if stages else "")
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
