@@ -33,7 +33,6 @@ CLAIM_METRICS: dict[str, tuple[str, bool]] = {
 }
 COHERENCE_DB = 0.0  # SI-SNR above 0 dB: the waveform is coherent, not only its spectrum
 EQUAL_RATE = 0.01  # two tokenizers spend equal bits when their bits/s differ by at most this share
-FSQ_FAMILY, VQ_FAMILY = ("fsq", "residual_fsq"), ("vq", "residual_vq")
 
 
 def run_row(run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -163,11 +162,24 @@ def _against_fixed(run: dict[str, Any], key: str, fixed: float, lower_is_better:
     return positive(value, se, (len(values), 1), difference=mean - fixed)
 
 
+def grid_codebook(kind: str | None) -> bool | None:
+    """Whether the quantizer family ``kind`` has an implicit grid codebook (its codes a product of per-channel
+    levels: FSQ, residual FSQ, LFQ, ...; the registry's ``level_digits``) rather than a learned one (VQ, RVQ); None
+    for a kind the registry does not know."""
+    from fsq.quantizers import registry
+
+    if kind is None or kind not in registry.kinds():
+        return None
+    return registry.family(kind).level_digits is not None
+
+
 def equal_rate_pairs(summary: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(FSQ-family row, VQ-family row) for each two tokenizer rows of the same clips at equal bitrate (within
-    :data:`EQUAL_RATE`): a single or residual FSQ codec, or a depth of one, against a VQ or RVQ one."""
-    fsq = [s for s in summary if s["kind"] == "tokenizer" and s.get("quantizer") in FSQ_FAMILY]
-    vq = [s for s in summary if s["kind"] == "tokenizer" and s.get("quantizer") in VQ_FAMILY]
+    """(grid-codebook row, learned-codebook row) for each two tokenizer rows of the same clips at equal bitrate
+    (within :data:`EQUAL_RATE`): a single or residual FSQ codec, or a depth of one, against a VQ or RVQ one
+    (:func:`grid_codebook`)."""
+    tokenizers = [s for s in summary if s["kind"] == "tokenizer"]
+    fsq = [s for s in tokenizers if grid_codebook(s.get("quantizer")) is True]
+    vq = [s for s in tokenizers if grid_codebook(s.get("quantizer")) is False]
     return [
         (a, b)
         for a in fsq
