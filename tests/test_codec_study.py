@@ -110,6 +110,37 @@ def test_a_residual_run_has_a_row_per_depth_compared_at_its_own_bitrate():
     assert "| silence | 0 (file 100) |" in markdown_table(rows + anchors)
 
 
+def test_an_unquantized_row_is_a_ceiling_listed_last_without_bits_or_claims():
+    """A residual run evaluated with ``eval.unquantized`` has a ``ceiling`` row (joined over seeds like a run),
+    printed after every code of its clips with ``unquantized`` for its bits; no claim compares it with an anchor
+    or a quantizer."""
+    from fsq.studies.codec_report import run_row, unquantized_rows
+
+    rows = []
+    for seed, (mel, ceiling_mel) in enumerate([(6.0, 5.5), (6.2, 5.7)]):
+        run = {"name": f"rfsq_s{seed}", "label": "RFSQ", "seed": seed, "clips": "c"}
+        result = {
+            "bits_per_second": 3720.0,
+            "mel_distance": mel,
+            "codes_used": 100,
+            "codebook_size": 625,
+            "quantizer": "residual_fsq",
+            "unquantized": {"mel_distance": ceiling_mel, "stoi": 0.8, "snr_db": 4.0},
+        }
+        rows += [run_row(run, result), *unquantized_rows(run, result)]
+        assert unquantized_rows(run, {**result, "unquantized": None}) == []
+    ceiling = rows[1]
+    assert ceiling["kind"] == "ceiling" and ceiling["name"] == "rfsq_s0@unquantized"
+    assert ceiling["label"] == "RFSQ, unquantized" and ceiling["bits_per_second"] is None
+    assert ceiling["mel_distance"] == 5.5 and ceiling["codes_used"] is None
+    rows.append(_anchor("opus-6k", 6000, mel_distance=4.0))
+    table = markdown_table(rows)
+    assert table.index("| RFSQ |") < table.index("opus-6k") < table.index("| RFSQ, unquantized | unquantized | 0,1 |")
+    assert "5.60 ± 0.14" in table  # the ceiling's mel distance over the two seeds
+    lines = claims(rows)
+    assert lines and not any("unquantized" in line for line in lines)
+
+
 def test_fsq_against_vq_at_equal_bitrate_per_depth_with_the_seeds_of_both():
     """Residual FSQ and RVQ rows at equal bitrate (each depth of one model, within 1%) are compared one-sided in
     each claim metric; rows at other rates, or of the same family, are not paired."""
@@ -232,3 +263,40 @@ def test_a_residual_runs_codes_are_counted_per_codebook_and_a_depth_shows_its_ow
     table = markdown_table([run_row(run, result), *depth_rows(run, result)])
     assert "| 600 / 625 (per codebook: 372, 624) |" in table  # the union over stages, then each codebook's
     assert "| per codebook: 372 (of 625 each) |" in table  # depth 1: its one codebook, not the union of both
+
+
+@pytest.mark.integration
+def test_a_residual_run_given_to_the_study_is_scored_unquantized_too(tmp_path):
+    """A residual run trained elsewhere (here without ``eval.unquantized``) is evaluated again by the study with it:
+    its report has the ceiling row after its codes, and its evaluation holds the unquantized scores."""
+    from fsq.anchors.audio import anchor, missing
+    from fsq.cli import main
+
+    if missing(anchor("codec2-700C")):
+        pytest.skip(missing(anchor("codec2-700C")))
+    run_dir = tmp_path / "rfsq"
+    small = [
+        "train.steps=2",
+        "train.batch_size=8",
+        "train.threads=1",
+        "train.checkpoint_every=2",
+        "train.log_every=1",
+        "data.train_limit=64",
+        "data.eval_limit=4",
+        "model.filters=8",
+        "model.num_groups=4",
+        "quantizer.kind=residual_fsq",
+        "quantizer.levels=[4,4]",
+        "quantizer.num_stages=2",
+    ]
+    assert main(["train", "tokenizer", "fsq_tones_1d", *small, "--run-dir", str(run_dir)]) == 0
+    out = tmp_path / "study"
+    assert main(["study", "codec", "study.anchors=[codec2-700C]", "--out", str(out), "--runs", str(run_dir)]) == 0
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert [r["name"] for r in rows] == ["rfsq", "rfsq@unquantized", "codec2-700C"]
+    ceiling = rows[1]
+    assert ceiling["kind"] == "ceiling" and ceiling["bits_per_second"] is None and ceiling["mel_distance"] > 0
+    report = (out / "report.md").read_text()
+    assert "| rfsq, unquantized | unquantized |" in report and "infinitely many stages" in report
+    evaluation = json.loads(sorted((run_dir / "eval").glob("step_*.json"))[-1].read_text())
+    assert evaluation["unquantized"]["mel_distance"] == pytest.approx(ceiling["mel_distance"])

@@ -84,6 +84,38 @@ def test_depth_scores_decode_the_first_stages_at_their_share_of_the_bits():
         DepthScores(codec(kind="fsq", levels=[5, 5, 5]), [1], 16000, 800)
 
 
+@pytest.mark.parametrize(
+    "quantizer",
+    [
+        {"kind": "residual_fsq", "levels": [5, 5, 5], "num_stages": 2},
+        {"kind": "residual_vq", "codebook_size": 16, "dim": 16, "num_stages": 2},
+    ],
+)
+def test_unquantized_scores_decode_the_latent_the_stages_approximate(quantizer):
+    """With ``unquantized`` the chunks' encoder output goes through the quantizer's ``unquantized`` and the decoder,
+    scored like a depth; it is not any depth's reconstruction (rounding costs something) and the depths are
+    unchanged."""
+    from fsq.metrics.si_snr import si_snr
+
+    model = codec(**quantizer)
+    x = torch.rand(2, 1, 800)
+    with torch.no_grad():
+        _, out = through_chunks(model, x)
+        plain = DepthScores(model, [1], 16000, 800, speech_quality=False)
+        scores = DepthScores(model, [1], 16000, 800, speech_quality=False, unquantized=True)
+        plain.update(x, out.indices)
+        scores.update(x, out.indices)
+        latent = model.encoder(to_chunks(x, 400) * 2 - 1)
+        ceiling = from_chunks(model.decode(model.quantizer.unquantized(latent)), 2, 800).clamp(0, 1)
+    assert scores.summary(1000.0) == plain.summary(1000.0)
+    row = scores.unquantized_summary()
+    assert row is not None and plain.unquantized_summary() is None
+    assert row["si_snr_db"] == pytest.approx(si_snr(x[:, 0], ceiling[:, 0]).mean().item(), abs=1e-4)
+    assert row["si_snr_db"] != scores.summary(1000.0)[0]["si_snr_db"]
+    with pytest.raises(ValueError, match="eval.unquantized .* FSQ"):
+        DepthScores(codec(kind="fsq", levels=[5, 5, 5]), [], 16000, 800, unquantized=True)
+
+
 def test_eval_length_and_depths_are_checked_at_load():
     cfg = load_config(TokenizerExperiment, [SPEECH])
     assert cfg.eval.length == 24000 and cfg.eval.depths == [1]
@@ -94,6 +126,9 @@ def test_eval_length_and_depths_are_checked_at_load():
         load_config(TokenizerExperiment, [SPEECH], ["eval.depths=[3]"])
     with pytest.raises(ConfigError, match="eval.depths=\\[1\\].*quantizer.kind=fsq"):
         load_config(TokenizerExperiment, [TONES], ["eval.depths=[1]"])
+    assert load_config(TokenizerExperiment, [SPEECH], ["eval.unquantized=true"]).eval.unquantized
+    with pytest.raises(ConfigError, match="eval.unquantized .* quantizer.kind=fsq and model.dims=1"):
+        load_config(TokenizerExperiment, [TONES], ["eval.unquantized=true"])
     with pytest.raises(ConfigError, match="eval.length=16000 is an audio evaluation crop"):
         load_config(TokenizerExperiment, [], ["eval.length=16000"])
 

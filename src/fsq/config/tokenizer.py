@@ -177,6 +177,9 @@ class EvalConfig:
     # residual quantizers (residual_fsq, residual_vq): also score decoding only the first k stages, for each k
     # listed (the lower bitrates one model trained with quantize dropout serves); results under "depths"
     depths: list[PositiveInt] = field(default_factory=list)
+    # audio, residual quantizers: also score the decoded latent their stages approximate (unquantized: the ceiling
+    # every depth approaches, set by the latent's width, not by rounding); results under "unquantized"
+    unquantized: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,12 @@ class TokenizerExperiment:
             f"eval.depths={self.eval.depths} names numbers of residual stages: it needs a residual quantizer "
             f"(residual_fsq, residual_vq) with at least that many stages, got quantizer.kind={self.quantizer.kind}"
             + (f" with {residual_stages} stages" if residual_stages is not None else ""),
+        )
+        require(
+            not self.eval.unquantized or (residual_stages is not None and m.dims == 1),
+            "eval.unquantized scores the latent a residual quantizer's stages approximate, in an audio evaluation: "
+            f"it needs a residual quantizer (residual_fsq, residual_vq) and model.dims=1, got quantizer.kind="
+            f"{self.quantizer.kind} and model.dims={m.dims}",
         )
         if m.downsample is not None:
             stages = len(m.channel_multipliers) - 1

@@ -10,7 +10,9 @@ padding dropped (:func:`through_chunks`).
 
 With ``eval.depths`` a residual quantizer's codes are also decoded from their first ``k`` stages only
 (:class:`DepthScores`): the lower bitrates one model trained with quantize dropout serves, scored with the same
-audio metrics on the same crops.
+audio metrics on the same crops. With ``eval.unquantized`` the latent the stages approximate (the quantizer's
+``unquantized``: residual FSQ's continuous first-stage code, RVQ's encoder output) is decoded and scored too: the
+ceiling every depth approaches, which says whether a codec is limited by its codebooks or by its latent's width.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class DepthScores:
         samples: int,
         speech_quality: bool = True,
         device: Any = "cpu",
+        unquantized: bool = False,
     ) -> None:
         stages = getattr(model.quantizer, "num_stages", None)
         if depths and (stages is None or not all(1 <= k <= stages for k in depths)):
@@ -91,16 +94,28 @@ class DepthScores:
                 f"{max(depths)} stages; this tokenizer's is {type(model.quantizer).__name__}"
                 + (f" with {stages}" if stages is not None else "")
             )
+        if unquantized and not hasattr(model.quantizer, "unquantized"):
+            raise ValueError(
+                "eval.unquantized decodes the latent a residual quantizer's stages approximate; this tokenizer's "
+                f"quantizer is {type(model.quantizer).__name__}"
+            )
         self.model, self.depths, self.stages = model, sorted(set(depths)), stages
-        self.scores = {k: AudioScores(rate, samples, speech_quality, device) for k in self.depths}
-        self.snr = torch.zeros(len(self.depths), 2, dtype=torch.float64, device=device)  # sum, clips
+        # the depths, then (with ``unquantized``) the decoded latent the stages approximate under the key None
+        keys: list[int | None] = [*self.depths, *([None] if unquantized else [])]
+        self.scores = {k: AudioScores(rate, samples, speech_quality, device) for k in keys}
+        self.snr = torch.zeros(len(keys), 2, dtype=torch.float64, device=device)  # sum, clips
 
     @torch.no_grad()
     def update(self, x: torch.Tensor, indices: torch.Tensor) -> None:
         """Score clips ``x`` ``(B, C, T)`` in ``[0, 1]`` from their chunks' codes ``indices`` ``(B * n, ..., stages)``
         (:func:`to_chunks` order)."""
-        for i, k in enumerate(self.depths):
-            decoded = self.model.decode_indices(indices[..., :k]).float()
+        for i, k in enumerate(self.scores):
+            if k is None:  # the unquantized latent of the same chunks
+                model = self.model
+                latent = model.encoder(to_chunks(x, model.spec.input_shape[0]) * 2 - 1)
+                decoded = model.decode(model.quantizer.unquantized(latent)).float()  # type: ignore[attr-defined]
+            else:
+                decoded = self.model.decode_indices(indices[..., :k]).float()
             estimate = from_chunks(decoded, x.shape[0], x.shape[-1]).clamp(0, 1)
             self.scores[k].update(x, estimate)
             self.snr[i] += torch.tensor([snr_db(x, estimate).sum().item(), x.shape[0]], dtype=torch.float64).to(
@@ -123,3 +138,11 @@ class DepthScores:
             snr = self.snr[i, 0].item() / count
             out.append({"depth": k, "bits_per_second": bits, "snr_db": snr, **self.scores[k].summary()})
         return out
+
+    def unquantized_summary(self) -> dict[str, Any] | None:
+        """SNR and the audio metrics of the decoded unquantized latent (None when it was not scored)."""
+        if None not in self.scores:
+            return None
+        i = len(self.scores) - 1
+        count = max(self.snr[i, 1].item(), 1.0)
+        return {"snr_db": self.snr[i, 0].item() / count, **self.scores[None].summary()}

@@ -106,7 +106,9 @@ def evaluate_signals(
         samples = crops.data.length or model.spec.input_shape[0]
         audio = AudioScores(rate, samples, cfg.eval.speech_quality, device)
         anchors = AnchorScores(cfg.eval.audio_anchors, rate, samples, cfg.eval.speech_quality, device)
-        depths = DepthScores(model, cfg.eval.depths, rate, samples, cfg.eval.speech_quality, device)
+        depths = DepthScores(
+            model, cfg.eval.depths, rate, samples, cfg.eval.speech_quality, device, unquantized=cfg.eval.unquantized
+        )
     elif cfg.eval.audio_anchors:
         raise ValueError(f"eval.audio_anchors is for audio; this tokenizer's signals are {kind.name}s")
     tokens_per_clip = 0
@@ -174,6 +176,8 @@ def evaluate_signals(
             results["chunk_length"] = model.spec.input_shape[0]
         if cfg.eval.depths:
             results["depths"] = depths.summary(results["bits_per_second"])
+        if cfg.eval.unquantized:
+            results["unquantized"] = depths.unquantized_summary()
         if cfg.eval.audio_anchors:
             results["anchors"] = anchors.summary()
     else:

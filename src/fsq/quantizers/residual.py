@@ -141,6 +141,25 @@ class ResidualFSQ(nn.Module):
         aux_loss = torch.zeros((), device=quantized.device, dtype=torch.float32)
         return QuantizerOutput(quantized, torch.stack(indices, dim=-1), aux_loss)
 
+    def unquantized(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent the stages approximate, shaped like ``z``: stage 0's bounded continuous code ``t`` (through the
+        projections), the limit of the output as ``num_stages`` grows (each stage divides the error by ``L - 1``).
+        Decoded, it is the ceiling any depth of this quantizer can reach: what a tokenizer loses to its latent's
+        width, not to rounding."""
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+            raise TypeError(
+                f"ResidualFSQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}"
+            )
+        in_dtype = z.dtype
+        z = self._move(z, self.dim, "ResidualFSQ input", to_last=True)
+        if self.project_in is not None:
+            z = self.project_in(z)
+        with autocast_off(z.device.type):
+            codes = self.stage0.continuous_codes(z.float())
+            if self.project_out is not None:
+                codes = self.project_out(codes.to(self.project_out.weight.dtype))
+        return self._move(codes.to(in_dtype), self.dim, "", to_last=False)
+
     def dropout_depths(self, z: torch.Tensor) -> torch.Tensor | None:
         """Per sample of ``z`` (channels last, samples on axis 0) the number of stages it keeps, shaped to broadcast
         over ``z`` (None: every stage, outside training or without quantize dropout)."""

@@ -86,6 +86,13 @@ class ResidualVQ(nn.Module):
         quantized = quantized.movedim(-1, axis).to(z.dtype)
         return QuantizerOutput(quantized, torch.stack(indices, dim=-1), aux.float())
 
+    def unquantized(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent the stages approximate: ``z`` itself (checked as :meth:`forward` checks it). Decoded, it is
+        the ceiling any depth of this quantizer approaches: what a tokenizer loses to its latent, not to its
+        codebooks."""
+        checked_input_axis(z, "ResidualVQ", self.dim, self.channel_axis)
+        return z
+
     def dropout_depths(self, x: torch.Tensor) -> torch.Tensor | None:
         """Per sample (axis 0) of channels-last ``x`` the number of stages kept, shaped to broadcast (None: all)."""
         if not (self.training and self.quantize_dropout > 0 and self.num_stages > 1 and x.ndim > 1):

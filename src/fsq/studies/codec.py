@@ -14,7 +14,9 @@ The anchors (``study.anchors=[...]``, default Codec2 700C, 1200, 2400, 3200, Opu
 baseline at 0 bits/s) run once per clip set (source, split, evaluated clips, crop length, sample rate): in the
 evaluation of that set's first run, on exactly the clips the tokenizers are measured on. The clips are the runs'
 ``eval.length`` crops when they set it (longer than their training crop, through the model in chunks), and a run
-evaluated with ``eval.depths`` (residual quantizers) has a row per depth too, scored on the same clips. The report
+evaluated with ``eval.depths`` (residual quantizers) has a row per depth too, scored on the same clips; a residual
+run given by ``--runs`` is evaluated with ``eval.unquantized`` (a row for the decoded latent its stages approximate:
+the ceiling of its depths, which tells a codec limited by its codebooks from one limited by its latent). The report
 (:mod:`fsq.studies.codec_report`, torch-free) is a table sorted by bits per second and claims that each state their
 test. Wall time, CPU time and load are recorded as in every study.
 """
@@ -28,7 +30,7 @@ from typing import Any
 from fsq import rundir
 from fsq.config import TokenizerExperiment, config_path, load_config, read_run_config
 from fsq.io import read_json, write_text_atomic
-from fsq.studies.codec_report import anchor_rows, claims, depth_rows, markdown_table, run_row
+from fsq.studies.codec_report import anchor_rows, claims, depth_rows, markdown_table, run_row, unquantized_rows
 from fsq.studies.common import (
     Stopwatch,
     combine_timing,
@@ -107,6 +109,8 @@ def run_codec_study(
             raise ValueError(f"{given}: the codec study takes 1-D (audio) tokenizer runs, this one is not")
         name = Path(given).resolve().name
         entry = {"name": name, "label": name, "seed": cfg.train.seed, "run_dir": str(Path(given).resolve())}
+        if cfg.quantizer.setting("num_stages") is not None:  # residual: its unquantized latent is scored too
+            entry["residual"] = True
         plan.append(({**entry, "given": True, "clips": clip_set(cfg)}, None))
     if not runs or levels:
         for level_text in levels or DEFAULT_LEVELS:
@@ -151,8 +155,14 @@ def run_codec_study(
         wants_anchors = entry["clips"] not in anchored
         anchored.add(str(entry["clips"]))
         extra = [f"eval.audio_anchors=[{','.join(anchors)}]"] if wants_anchors else []
+        extra += ["eval.unquantized=true"] if entry.get("residual") else []
         result = latest_eval(run_dir) if run_dir.is_dir() else None
-        done = result is not None and "bits_per_second" in result and (not extra or _has_anchors(result, anchors))
+        done = (
+            result is not None
+            and "bits_per_second" in result
+            and (not wants_anchors or _has_anchors(result, anchors))
+            and (not entry.get("residual") or bool(result.get("unquantized")))
+        )
         cfg = load_config(TokenizerExperiment, [base], [*train_overrides, *extra]) if train_overrides else None
         if cfg is not None and not rundir.has_eval(run_dir, cfg.train.steps):
             log(f"[{index}/{len(plan)}] {entry['name']}: training ...")
@@ -184,6 +194,7 @@ def collect(study_dir: str | Path) -> list[dict[str, Any]]:
             continue
         rows.append(run_row(run, result))
         rows.extend(depth_rows(run, result))
+        rows.extend(unquantized_rows(run, result))
         for row in anchor_rows(run, result):
             if row["name"] in wanted and (row["clips"], row["name"]) not in seen:
                 seen.add((row["clips"], row["name"]))
@@ -225,6 +236,17 @@ def write_report(study_dir: str | Path) -> Path:
                 "",
             ]
             if any(r["name"] == "silence" for r in rows)
+            else []
+        ),
+        *(
+            [
+                "A row `..., unquantized` decodes the latent a residual quantizer's stages approximate (residual FSQ: "
+                "its first stage's continuous code; RVQ: the encoder's output), as if the model had infinitely many "
+                "stages: it spends no bits and is the ceiling of that model's depths. A depth level with it gains "
+                "nothing from more stages; only a wider latent (more channels) or a better encoder and decoder can.",
+                "",
+            ]
+            if any(r["kind"] == "ceiling" for r in rows)
             else []
         ),
         "## Claims, measured",

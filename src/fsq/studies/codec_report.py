@@ -3,7 +3,8 @@ the same held-out clips.
 
 Rows come from each run's newest evaluation (``eval/step_N.json``): one row per tokenizer run (its bits per
 second, SI-SNR, mel and STFT distances, PESQ / STOI where measured, codes used), one per depth a residual run was
-also scored at (``eval.depths``: its first ``k`` stages decoded, ``k / stages`` of its bits), and one per classical
+also scored at (``eval.depths``: its first ``k`` stages decoded, ``k / stages`` of its bits), one for its decoded
+unquantized latent (``eval.unquantized``: the ceiling its depths approach, no bits, listed last), and one per classical
 anchor (``anchors`` of the evaluation that ran them; their bits per second are measured from the encoded files).
 Runs are joined over seeds (mean ``± std``). Anchors are deterministic: one value per clip set, no seeds.
 
@@ -71,6 +72,18 @@ def depth_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, An
     return rows
 
 
+def unquantized_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A residual tokenizer's decoded unquantized latent (``unquantized`` of an evaluation with
+    ``eval.unquantized``): one row of kind ``ceiling``, named ``NAME@unquantized``, no bits (it is not a code), the
+    ceiling every depth of that run approaches; none otherwise."""
+    entry = result.get("unquantized")
+    if not entry:
+        return []
+    own = {**run, "name": f"{run['name']}@unquantized", "label": f"{run['label']}, unquantized"}
+    blank = {"bits_per_second": None, "codes_used": None, "codes_used_per_stage": None, "codebook_size": None}
+    return [{**run_row(own, {**result, **entry, **blank}), "kind": "ceiling"}]
+
+
 def anchor_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     """The anchors' rows of an evaluation that ran them (none otherwise)."""
     rows = []
@@ -99,15 +112,17 @@ def anchor_rows(run: dict[str, Any], result: dict[str, Any]) -> list[dict[str, A
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tokenizer rows joined over seeds (per label and clip set) and the anchors, sorted by bits per second."""
-    runs = over_seeds([r for r in rows if r["kind"] == "tokenizer"], ("label", "clips"), (*METRICS, "codes_used"))
+    """Tokenizer (and ceiling) rows joined over seeds (per label and clip set) and the anchors, sorted by bits per
+    second; the ceilings (unquantized latents, no bits) after every code of their clip set."""
+    own = [r for r in rows if r["kind"] in ("tokenizer", "ceiling")]
+    runs = over_seeds(own, ("label", "clips"), (*METRICS, "codes_used"))
     for joined in runs:
-        joined["per_seed"] = {
-            key: [r.get(key) for r in rows if r["kind"] == "tokenizer" and r["label"] == joined["label"]]
-            for key in METRICS
-        }
+        joined["per_seed"] = {key: [r.get(key) for r in own if r["label"] == joined["label"]] for key in METRICS}
     anchors = [r for r in rows if r["kind"] == "anchor"]
-    return sorted([*runs, *anchors], key=lambda r: (r["clips"], r.get("bits_per_second") or 0.0))
+    ceiling = lambda r: r["kind"] == "ceiling"  # noqa: E731
+    return sorted(
+        [*runs, *anchors], key=lambda r: (r["clips"], ceiling(r), r.get("bits_per_second") or 0.0, r["label"])
+    )
 
 
 def _codes_used(s: dict[str, Any]) -> str:
@@ -126,8 +141,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         ["codec", "bits/s", "seeds", "SI-SNR (dB)", "mel dist.", "STFT dist.", "PESQ-wb", "STOI", "codes used", "clips"]
     )
     for s in summarize(rows):
-        seeds = ",".join(map(str, s.get("seeds", []))) if s["kind"] == "tokenizer" else "-"
-        bits = fmt(s.get("bits_per_second"), 0)
+        seeds = ",".join(map(str, s.get("seeds", []))) if s["kind"] != "anchor" else "-"
+        bits = "unquantized" if s["kind"] == "ceiling" else fmt(s.get("bits_per_second"), 0)
         if s["kind"] == "anchor":
             bits += f" (file {fmt(s.get('file_bits_per_second'), 0)})"
         cells = [
