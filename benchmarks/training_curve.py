@@ -6,7 +6,8 @@ every ``train.log_every`` steps: loss, training-crop PSNR, learning rate, second
 commands that started or resumed it) and the run's newest evaluation, and writes ``--json`` (the rows, the wall time
 summed from the logged step times, the threads, the commands, the machine's load average sampled during the run when
 ``--load`` names a file of ``uptime`` lines, and the evaluation's held-out numbers; steps redone after a resume
-count once) and ``--png`` (loss and seconds per step against steps).
+count once) and ``--png`` (loss and seconds per step against steps). ``--after CURVE.json`` puts the phases of a curve
+written earlier first (a fine-tune of a published bundle whose earlier run dirs are gone).
 
 Run: ``.venv/bin/python benchmarks/training_curve.py RUN [RUN ...] --json docs/results/speech_fsq_curve.json --png
 docs/speech_fsq_curve.png [--load RUN.load]``.
@@ -81,19 +82,35 @@ def phase(run: Path) -> dict[str, Any]:
     }
 
 
-def curve(runs: list[Path], load: Path | None = None) -> dict[str, Any]:
-    """The phases (runs trained one after the other, each started from the previous one) and their totals."""
-    phases = [phase(run) for run in runs]
-    loads = load_samples(load) if load is not None and load.is_file() else []
+def _load_summary(loads: list[float]) -> dict[str, Any] | None:
+    if not loads:
+        return None
+    return {"samples": len(loads), "mean": statistics.fmean(loads), "min": min(loads), "max": max(loads)}
+
+
+def _joined_load(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Two load summaries as one (the mean weighted by their samples)."""
+    if a is None or b is None:
+        return a or b
+    n = a["samples"] + b["samples"]
+    mean = (a["mean"] * a["samples"] + b["mean"] * b["samples"]) / n
+    return {"samples": n, "mean": mean, "min": min(a["min"], b["min"]), "max": max(a["max"], b["max"])}
+
+
+def curve(runs: list[Path], load: Path | None = None, after: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The phases (runs trained one after the other, each started from the previous one) and their totals;
+    ``after``: a curve published earlier (its run dirs may be gone), whose phases come first."""
+    earlier = list(after["phases"]) if after else []
+    new = [phase(run) for run in runs]
+    loads = _load_summary(load_samples(load) if load is not None and load.is_file() else [])
+    for p in new:
+        p["load_average_1min"] = loads
+    phases = earlier + new
     return {
         "steps": sum(p["steps"] for p in phases),
         "wall_s_from_step_times": sum(p["wall_s_from_step_times"] for p in phases),
-        "threads": sorted({p["threads"] for p in phases}),
-        "load_average_1min": (
-            {"samples": len(loads), "mean": statistics.fmean(loads), "min": min(loads), "max": max(loads)}
-            if loads
-            else None
-        ),
+        "threads": sorted({t for p in phases for t in ([p["threads"]] if isinstance(p["threads"], int) else [])}),
+        "load_average_1min": _joined_load(after.get("load_average_1min") if after else None, loads),
         "phases": phases,
     }
 
@@ -143,8 +160,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--png", type=Path, required=True)
     parser.add_argument("--load", type=Path)
+    parser.add_argument("--after", type=Path, help="a curve JSON written earlier: its phases come first")
     args = parser.parse_args()
-    data = curve(args.runs, args.load)
+    after = json.loads(args.after.read_text()) if args.after else None
+    data = curve(args.runs, args.load, after)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=1) + "\n")
     plot(data, args.png)

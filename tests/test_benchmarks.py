@@ -64,3 +64,31 @@ def test_lazy_r1_benchmark_quick_run(tmp_path):
     result = json.loads(out.read_text())
     assert len(result["samples"]["1"]) == len(result["samples"]["16"]) == 2
     assert all(v > 0 for v in result["seconds_per_step"].values()) and result["speedup"] > 0
+
+
+def test_training_curve_puts_an_earlier_curves_phases_first(tmp_path):
+    """``benchmarks/training_curve.py --after``: a fine-tune appended to a curve published earlier (whose run dirs are
+    gone): the earlier phases first, the totals over all, the load averages joined."""
+    import importlib.util
+
+    from fsq.cli import main
+
+    run = tmp_path / "tune"
+    small = ["train.steps=4", "train.batch_size=4", "train.threads=1", "train.checkpoint_every=2", "train.log_every=1"]
+    tiny = ["data.train_limit=32", "data.eval_limit=4", "model.filters=8", "model.num_groups=4"]
+    assert main(["train", "tokenizer", "fsq_tones_1d", *small, *tiny, "--run-dir", str(run)]) == 0
+    spec = importlib.util.spec_from_file_location("training_curve", ROOT / "benchmarks" / "training_curve.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    earlier_load = {"samples": 2, "mean": 3.0, "min": 2.0, "max": 4.0}
+    earlier = {"phases": [{"run": "old", "steps": 10, "wall_s_from_step_times": 5.0, "threads": 2, "rows": []}]}
+    loads = tmp_path / "load.txt"
+    loads.write_text(" 10:00:00 up 1 day,  load average: 1.00, 1.0, 1.0\n 10:01:00 up, load average: 3.00, 2, 2\n")
+    data = module.curve([run], loads, {**earlier, "load_average_1min": earlier_load})
+    assert [p["run"] for p in data["phases"]] == ["old", "tune"]
+    assert data["steps"] == 14 and data["threads"] == [1, 2]
+    assert data["wall_s_from_step_times"] == pytest.approx(5.0 + data["phases"][1]["wall_s_from_step_times"])
+    assert data["load_average_1min"] == {"samples": 4, "mean": 2.5, "min": 1.0, "max": 4.0}
+    assert data["phases"][1]["load_average_1min"]["mean"] == 2.0
+    assert module.curve([run])["phases"][0]["run"] == "tune"  # without --after: the runs alone
