@@ -300,3 +300,8 @@ def test_a_residual_run_given_to_the_study_is_scored_unquantized_too(tmp_path):
     assert "| rfsq, unquantized | unquantized |" in report and "infinitely many stages" in report
     evaluation = json.loads(sorted((run_dir / "eval").glob("step_*.json"))[-1].read_text())
     assert evaluation["unquantized"]["mel_distance"] == pytest.approx(ceiling["mel_distance"])
+    # its bundle's card shows the same table (an audio evaluation with anchors: this export once raised KeyError)
+    assert main(["export", str(run_dir), str(tmp_path / "bundle")]) == 0
+    card = (tmp_path / "bundle" / "README.md").read_text()
+    assert "beside classical codecs, on the same held-out clips" in card
+    assert "| `bundle`, unquantized | unquantized |" in card and "| codec2-700C | 800 (file " in card

@@ -1,5 +1,5 @@
-"""An image tokenizer's evaluation beside its classical anchors (``eval.image_anchors``) as one Markdown table,
-for model cards and the README. Torch-free."""
+"""A tokenizer's evaluation beside its classical anchors as one Markdown table, for model cards and the README:
+an image tokenizer's (``eval.image_anchors``) or an audio codec's (``eval.audio_anchors``). Torch-free."""
 
 from __future__ import annotations
 
@@ -59,3 +59,43 @@ def anchors_table(evaluation: dict, model: str) -> str:
             "images (one trained model, one seed: the run-to-run spread is not measured).",
         ]
     return "\n".join(lines)
+
+
+# an audio row's metrics: (key, column, digits)
+AUDIO_COLUMNS = (
+    ("si_snr_db", "SI-SNR (dB)", 2),
+    ("mel_distance", "mel dist.", 2),
+    ("stft_distance", "STFT dist.", 3),
+    ("pesq_wb", "PESQ-wb", 2),
+    ("stoi", "STOI", 3),
+)
+
+
+def audio_anchors_table(evaluation: dict, model: str) -> str:
+    """An audio codec's evaluation with ``eval.audio_anchors``: its full codes, each depth it was scored at
+    (``eval.depths``) and the classical codecs on the same clips (their bits/s measured from what they encoded, the
+    whole file in brackets), by bits per second; then its decoded unquantized latent (``eval.unquantized``: the
+    ceiling of its depths, no bits) when scored."""
+    e = evaluation
+    coded = [(f"`{model}`", e.get("bits_per_second"), None, e)]
+    coded += [(f"`{model}`, depth {d['depth']}", d.get("bits_per_second"), None, d) for d in e.get("depths") or []]
+    coded += [
+        (name, a.get("bits_per_second"), a.get("file_bits_per_second"), a)
+        for name, a in (e.get("anchors") or {}).items()
+    ]
+    lines = markdown.table(["codec", "bits/s", *(column for _, column, _ in AUDIO_COLUMNS)])
+    for label, bits, file_bits, values in sorted(coded, key=lambda r: r[1] or 0.0):
+        rate = _cell(bits, 0) + (f" (file {file_bits:.0f})" if file_bits is not None else "")
+        lines.append(markdown.row([label, rate, *(_cell(values.get(k), n) for k, _, n in AUDIO_COLUMNS)]))
+    if e.get("unquantized"):
+        ceiling = e["unquantized"]
+        lines.append(
+            markdown.row(
+                [f"`{model}`, unquantized", "unquantized", *(_cell(ceiling.get(k), n) for k, _, n in AUDIO_COLUMNS)]
+            )
+        )
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

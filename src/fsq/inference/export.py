@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fsq import markdown, rundir, storage
-from fsq.anchors.report import anchors_table
+from fsq.anchors.report import anchors_table, audio_anchors_table
 from fsq.config import dump_yaml, read_run_config
 from fsq.inference.sampling import run_metadata
 from fsq.io import read_json, write_json_atomic
@@ -189,7 +189,10 @@ def model_card(
                 "not compare (the estimate is biased upward for fewer samples).",
                 "",
             ]
-        if evaluation.get("anchors"):  # an image tokenizer measured beside classical codecs at its bits
+        if evaluation.get("anchors") and evaluation.get("signal") == "audio":  # beside Codec2 / Opus
+            lines += ["The codec beside classical codecs, on the same held-out clips:", ""]
+            lines += [audio_anchors_table(evaluation, name), ""]
+        elif evaluation.get("anchors"):  # an image tokenizer measured beside classical codecs at its bits
             lines += ["Classical codecs at the tokenizer's bits, on the same held-out images:", ""]
             lines += [anchors_table(evaluation, name), ""]
     return "\n".join(lines)
