@@ -10,9 +10,10 @@ is within ``h_{i+1} = h_i / (L - 1)`` (the documented per-stage scale): each sta
 every channel by ``L - 1`` (so residual stages need ``L >= 3`` to help).
 
 Every stage refines the same ``len(levels)``-channel code ``t``: depth adds precision, never channels, and the
-output converges to ``t`` (:meth:`ResidualFSQ.unquantized`, the ceiling of every depth). So at a given number of bits
-per stage, more channels of fewer levels (``[3] * 6`` rather than ``[5] * 4``) raise that ceiling; whether a model
-is limited by its codebooks or by its latent's width shows by decoding ``unquantized`` (``eval.unquantized``).
+output converges to ``t`` (:meth:`ResidualFSQ.unquantized`, the ceiling of every depth). At a given number of bits
+per stage, more channels of fewer levels can raise that ceiling (the README's speech bitrate curve: ``[3] * 6``
+against ``[5] * 4`` at 9.5 and 9.3 bits per stage); whether a model is limited by its codebooks or by its latent's
+width shows by decoding ``unquantized`` (``eval.unquantized``).
 
 The output is ``c_0 + sum_i code_i`` with the straight-through gradient of stage 0 (the gradient of ``t``).
 Indices have one layout everywhere: the input's shape without the channel axis, plus a trailing stage axis of
