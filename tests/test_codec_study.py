@@ -13,6 +13,17 @@ import pytest
 from fsq.studies.codec_report import claims, markdown_table
 
 ROOT = Path(__file__).parents[1]
+TINY_TONES = [  # fsq_tones_1d trained for two steps: a run the study can measure in seconds
+    "train.steps=2",
+    "train.batch_size=8",
+    "train.threads=1",
+    "train.checkpoint_every=2",
+    "train.log_every=1",
+    "data.train_limit=64",
+    "data.eval_limit=4",
+    "model.filters=8",
+    "model.num_groups=4",
+]
 
 
 def _tok(label: str, seed: int, bits: float, **metrics: float) -> dict:
@@ -220,18 +231,7 @@ def test_codec_study_smoke_on_tones(tmp_path):
     for name in names:
         if missing(anchor(name)):
             pytest.skip(missing(anchor(name)))
-    small = [
-        "train.steps=2",
-        "train.batch_size=8",
-        "train.threads=1",
-        "train.checkpoint_every=2",
-        "train.log_every=1",
-        "data.train_limit=64",
-        "data.eval_limit=4",
-        "model.filters=8",
-        "model.num_groups=4",
-        f"study.anchors=[{','.join(names)}]",
-    ]
+    small = [*TINY_TONES, f"study.anchors=[{','.join(names)}]"]
     out = tmp_path / "study"
     assert main(["study", "codec", *small, "--out", str(out), "--levels", "4,4", "--seeds", "0"]) == 0
     report = (out / "report.md").read_text()
@@ -275,20 +275,7 @@ def test_a_residual_run_given_to_the_study_is_scored_unquantized_too(tmp_path):
     if missing(anchor("codec2-700C")):
         pytest.skip(missing(anchor("codec2-700C")))
     run_dir = tmp_path / "rfsq"
-    small = [
-        "train.steps=2",
-        "train.batch_size=8",
-        "train.threads=1",
-        "train.checkpoint_every=2",
-        "train.log_every=1",
-        "data.train_limit=64",
-        "data.eval_limit=4",
-        "model.filters=8",
-        "model.num_groups=4",
-        "quantizer.kind=residual_fsq",
-        "quantizer.levels=[4,4]",
-        "quantizer.num_stages=2",
-    ]
+    small = [*TINY_TONES, "quantizer.kind=residual_fsq", "quantizer.levels=[4,4]", "quantizer.num_stages=2"]
     assert main(["train", "tokenizer", "fsq_tones_1d", *small, "--run-dir", str(run_dir)]) == 0
     out = tmp_path / "study"
     assert main(["study", "codec", "study.anchors=[codec2-700C]", "--out", str(out), "--runs", str(run_dir)]) == 0

@@ -113,16 +113,18 @@ class ResidualFSQ(nn.Module):
             return x.movedim(axis, -1)
         return x.movedim(-1, axis)
 
-    def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """Quantize ``z``: ``quantized`` like ``z``; ``indices`` int64 (..., num_stages); ``aux_loss`` zero."""
+    def _to_code_space(self, z: torch.Tensor) -> torch.Tensor:
+        """A floating-point input checked, channels moved last and projected to the code width."""
         if not isinstance(z, torch.Tensor) or not z.is_floating_point():
             raise TypeError(
                 f"ResidualFSQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}"
             )
-        in_dtype = z.dtype
         z = self._move(z, self.dim, "ResidualFSQ input", to_last=True)
-        if self.project_in is not None:
-            z = self.project_in(z)
+        return self.project_in(z) if self.project_in is not None else z
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantize ``z``: ``quantized`` like ``z``; ``indices`` int64 (..., num_stages); ``aux_loss`` zero."""
+        z, in_dtype = self._to_code_space(z), z.dtype
         with autocast_off(z.device.type):
             z = z.float()
             first = self.stage0(z)
@@ -152,14 +154,7 @@ class ResidualFSQ(nn.Module):
         projections), the limit of the output as ``num_stages`` grows (each stage divides the error by ``L - 1``).
         Decoded, it is the ceiling any depth of this quantizer can reach: what a tokenizer loses to its latent's
         width, not to rounding."""
-        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-            raise TypeError(
-                f"ResidualFSQ input must be a floating-point tensor, got {getattr(z, 'dtype', type(z).__name__)}"
-            )
-        in_dtype = z.dtype
-        z = self._move(z, self.dim, "ResidualFSQ input", to_last=True)
-        if self.project_in is not None:
-            z = self.project_in(z)
+        z, in_dtype = self._to_code_space(z), z.dtype
         with autocast_off(z.device.type):
             codes = self.stage0.continuous_codes(z.float())
             if self.project_out is not None:
