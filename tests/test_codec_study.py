@@ -292,3 +292,9 @@ def test_a_residual_run_given_to_the_study_is_scored_unquantized_too(tmp_path):
     card = (tmp_path / "bundle" / "README.md").read_text()
     assert "beside classical codecs, on the same held-out clips" in card
     assert "| `bundle`, unquantized | unquantized |" in card and "| codec2-700C | 800 (file " in card
+    # `fsq eval` takes eval.* overrides (and only those): the same ceiling again (its
+    # evaluation rewritten, without the anchors now), or a clear refusal
+    assert main(["eval", str(run_dir), "eval.unquantized=true"]) == 0
+    again = json.loads(sorted((run_dir / "eval").glob("step_*.json"))[-1].read_text())
+    assert again["unquantized"]["mel_distance"] == pytest.approx(ceiling["mel_distance"])
+    assert main(["eval", str(run_dir), "train.steps=9"]) == 2

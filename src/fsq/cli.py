@@ -136,7 +136,7 @@ def _eval(args: argparse.Namespace) -> int:
     from fsq import app, rundir
     from fsq.distributed import process_group
 
-    overrides = [f"eval.fid_samples={args.fid_samples}"] if args.fid_samples is not None else []
+    overrides = [*args.overrides, *([f"eval.fid_samples={args.fid_samples}"] if args.fid_samples is not None else [])]
     with process_group():
         results = app.evaluate(args.run_dir, overrides)
     if _is_main():
@@ -414,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a run dir's newest checkpoint on its held-out split")
     evaluate.add_argument("run_dir")
+    evaluate.add_argument(
+        "overrides", nargs="*", help="eval.* settings, key=value (e.g. eval.unquantized=true 'eval.depths=[1,2]')"
+    )
     evaluate.add_argument(
         "--fid-samples", type=count_arg(0), default=None, help="images for rFID (default: the config's)"
     )
