@@ -87,3 +87,41 @@ def test_bad_input_is_refused_with_the_problem_named(speech_cache, tmp_path):
         voice_accuracy(VoiceClassifier([0, 1], RATE, 4), torch.rand(2, 1, 4000), torch.zeros(3, dtype=torch.long))
     with pytest.raises(SourceUnavailable, match="fsq data prepare speech"):
         load_or_train_voice_judge(4000, cache_dir=tmp_path)
+
+
+def test_a_judge_trained_through_a_codec_trains_on_its_renderings_and_is_cached_apart(speech_cache):
+    settings = {"cache_dir": speech_cache, "steps": 4, "batch_size": 16, "width": 8}
+    plain, plain_record = load_or_train_voice_judge(2048, **settings)
+    assert plain_record["trained_on"] == "clips" and plain_record["through"] is None
+    seen: list[int] = []
+
+    def identity(clip: torch.Tensor) -> torch.Tensor:
+        seen.append(clip.shape[-1])
+        return clip.clone()
+
+    same, record = load_or_train_voice_judge(2048, **settings, through=identity, through_key="identity")
+    assert record["trained_on"] == "reconstructions" and record["through"] == "identity" and not record["cached"]
+    assert record["path"] != plain_record["path"] and "through-identity" in record["path"]
+    assert len(seen) == record["num_train"]  # every training clip went through it, whole
+    # the same clips: the same weights as the plain judge (same seed), under its own cache entry
+    assert all(torch.equal(x, y) for x, y in zip(plain.state_dict().values(), same.state_dict().values()))
+    assert load_or_train_voice_judge(2048, **settings, through=identity, through_key="identity")[1]["cached"]
+    assert len(seen) == record["num_train"]  # loaded, not rendered again
+
+    def silence(clip: torch.Tensor) -> torch.Tensor:  # a codec that keeps nothing: other training data, other weights
+        return torch.full_like(clip, 0.5)
+
+    deaf, _ = load_or_train_voice_judge(2048, **settings, through=silence, through_key="silence")
+    assert not all(torch.equal(x, y) for x, y in zip(plain.state_dict().values(), deaf.state_dict().values()))
+
+
+def test_a_judge_through_a_codec_refuses_bad_renderings(speech_cache):
+    settings = {"cache_dir": speech_cache, "steps": 2, "batch_size": 8, "width": 4}
+    with pytest.raises(ValueError, match="needs both `through` and a non-empty `through_key`"):
+        load_or_train_voice_judge(2048, **settings, through=lambda c: c)
+    with pytest.raises(ValueError, match="needs both"):
+        load_or_train_voice_judge(2048, **settings, through_key="x")
+    with pytest.raises(ValueError, match=r"must return float audio of the clip's shape \(1, \d+\), got \(1, 100\)"):
+        load_or_train_voice_judge(2048, **settings, through=lambda c: c[..., :100], through_key="short")
+    with pytest.raises(ValueError, match="NaN or Inf samples for training clip 0"):
+        load_or_train_voice_judge(2048, **settings, through=lambda c: c * float("nan"), through_key="nan")

@@ -39,3 +39,19 @@ def test_wav_files_per_voice(tmp_path):
     ]
     audio, rate = read_wav(tmp_path / "g0" / "voice_08_1.wav")  # the second clip of voice 8: clips[3]
     assert rate == 16000 and torch.allclose(audio, clips[3], atol=1 / 32767)
+
+
+def test_a_judge_of_reconstructions_is_refused_before_training_where_there_is_no_voice_judge():
+    from fsq.config import MaskGITExperiment, from_dict
+    from fsq.stages.maskgit import check_judge_data
+
+    cfg = from_dict(MaskGITExperiment, {"name": "m", "eval": {"judge_data": "reconstructions"}})
+    speech = {"source": "speech", "signal": "audio"}
+    check_judge_data(cfg, speech, 28)  # voice-conditioned speech: fine
+    with pytest.raises(ValueError, match="eval.judge_data=reconstructions: .* audio tokens of 'speech' without class"):
+        check_judge_data(cfg, speech, 0)
+    with pytest.raises(ValueError, match="these tokens are image tokens of 'mnist'"):
+        check_judge_data(cfg, {"source": "mnist"}, 10)
+    with pytest.raises(ValueError, match="audio tokens of 'tones'"):
+        check_judge_data(cfg, {"source": "tones", "signal": "audio"}, 4)
+    check_judge_data(from_dict(MaskGITExperiment, {"name": "m"}), {"source": "mnist"}, 10)  # the default: clips

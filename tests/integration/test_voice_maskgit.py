@@ -17,7 +17,8 @@ from fsq.cli import main
 from fsq.config import TokenizerExperiment, load_config, read_run_config
 from fsq.data.signal_files import read_wav
 from fsq.data.speech import split_voices, voices
-from fsq.stages.tokenizer import open_split
+from fsq.inference.codec import model_fingerprint
+from fsq.stages.tokenizer import load_run, open_split
 from fsq.stages.tokens import load_tokens
 
 pytestmark = pytest.mark.integration
@@ -78,6 +79,14 @@ def test_voice_conditioned_maskgit_smoke(speech_tokenizer, tmp_path):
         assert len(wavs) == 28 * 2 and wavs[0].name == "voice_00_0.wav"  # 2 samples per voice, grid_per_class=2
         audio, rate = read_wav(wavs[0])
         assert rate == 16000 and tuple(audio.shape) == (1, LENGTH)
+
+    # the judge trained on the tokenizer's reconstructions instead: its own cache entry, named by the tokenizer
+    assert main(["eval", str(run), "eval.judge_data=reconstructions", "eval.guidance=[0.0]"]) == 0
+    again = json.loads((run / "eval" / "step_000004.json").read_text())["voice_judge"]
+    assert judge["trained_on"] == "clips" and judge["through"] is None
+    assert again["trained_on"] == "reconstructions" and again["path"] != judge["path"]
+    assert again["through"] == model_fingerprint(load_run(speech_tokenizer)[0])
+    assert 0.0 <= again["reconstructed_accuracy"] <= 1.0 and again["num_train"] == judge["num_train"]
 
     assert main(["sample", str(run), "--classes", "3", "7", "--num", "2", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.glob("*.wav")) == [f"class_{c}_{k:03d}.wav" for c in (3, 7) for k in range(2)]

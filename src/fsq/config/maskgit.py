@@ -76,6 +76,9 @@ class SamplingEvalConfig:
     pr_k: PositiveInt = 3  # nearest neighbours of the precision / recall manifolds (ADM suite)
     reference_split: str | None = None  # real images FID, judge FD and P / R compare with (None: train, FID-train)
     classifier_steps: PositiveInt = 1000  # training steps of the class judge (cached per data source and steps)
+    # what the voice judge of voice-conditioned speech trains on: real clips, or the tokenizer's reconstructions
+    # of them (a judge that hears through the codec's artefacts; cached per tokenizer)
+    judge_data: Literal["clips", "reconstructions"] = "clips"
     speed_steps: list[int] = field(default_factory=lambda: [1, 4, 8, 12])  # sampling speed measured for each T
     speed_batch: PositiveInt = 100
     compression_steps: PositiveInt = 12  # M2T deterministic schedule (power alpha, QLDS order)

@@ -7,7 +7,10 @@ A MaskGIT whose tokens come from a 1-D tokenizer of the ``speech`` source (synth
   voices speaking sentences never used in training; centre crops as long as a sample), chance (one over the number
   of voices it tells apart), and its accuracy on the same clips after the tokenizer (encoded and decoded:
   ``reconstructed_accuracy``, what the codec leaves of the voice, the ceiling a sampler of these tokens can
-  expect); the judge's settings and cache path (:mod:`fsq.evaluation.voice_judge`);
+  expect); the judge's settings and cache path (:mod:`fsq.evaluation.voice_judge`). With ``eval.judge_data:
+  reconstructions`` the judge trains on the tokenizer's reconstructions of the training clips instead of the clips
+  (``trained_on``; cached per tokenizer fingerprint): a judge of codec output, which hears the voice the codec keeps
+  where a judge of real speech hears mostly the codec's artefacts;
 - per guidance weight in ``eval.guidance``: ``eval.num_samples`` clips conditioned on the training voices in turn
   (the voices the judge knows), decoded, and ``voice_accuracy`` (the share the judge assigns to the voice they were
   conditioned on) beside ``chance``, ``per_voice_accuracy`` (by voice id), and the sampled tokens' code usage;
@@ -25,6 +28,7 @@ from typing import Any
 import torch
 
 from fsq.data.signal_files import write_wav
+from fsq.evaluation.audio_chunks import through_chunks
 from fsq.evaluation.voice_judge import crop_or_pad, load_or_train_voice_judge, predict_voices
 from fsq.quantizers.stats import CodebookUsage
 
@@ -62,12 +66,20 @@ def voice_samples(model, tokenizer, cfg, tok_cfg, device: torch.device, stem: Pa
     e = cfg.eval
     rate = float(tok_cfg.data.sample_rate or 16000)
     length = int(tokenizer.spec.input_shape[0])
+    tokenizer = tokenizer.to(device).eval()
+    through = {}
+    if e.judge_data == "reconstructions":
+        from fsq.inference.codec import model_fingerprint
+
+        through = {
+            "through": lambda clip: reconstruct(tokenizer, clip, device),
+            "through_key": model_fingerprint(tokenizer),
+        }
     with torch.enable_grad():  # trains the judge on a first use (then cached)
         judge, info = load_or_train_voice_judge(
-            length, cache_dir=tok_cfg.data.cache_dir, rate=rate, steps=e.classifier_steps, device=device
+            length, cache_dir=tok_cfg.data.cache_dir, rate=rate, steps=e.classifier_steps, device=device, **through
         )
     real, real_labels = heldout_clips(tok_cfg, rate, length)
-    tokenizer = tokenizer.to(device).eval()
     recon = torch.cat([tokenizer(b.to(device))[0].float().clamp(0, 1).cpu() for b in real.split(e.batch_size)])
     judged = {k: v for k, v in info.items() if k != "cached"}
     judged["reconstructed_accuracy"] = (predict_voices(judge, recon) == real_labels).double().mean().item()
@@ -103,6 +115,14 @@ def voice_samples(model, tokenizer, cfg, tok_cfg, device: torch.device, stem: Pa
         "guidance": rows,
         "image_metrics": "not computed: FID and compression use image data; voices are judged by the voice judge",
     }
+
+
+@torch.no_grad()
+def reconstruct(tokenizer, clip: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The tokenizer's reconstruction ``(1, T)`` (float32, CPU, in ``[0, 1]``) of a mono clip ``(1, T)`` of any length,
+    chunk by chunk at the model's length as ``fsq encode`` sends a file."""
+    out, _ = through_chunks(tokenizer, clip[None].to(device))
+    return out[0].float().clamp(0, 1).cpu()
 
 
 def write_voice_wavs(clips: torch.Tensor, labels: torch.Tensor, rate: float, per_voice: int, folder: Path) -> str:

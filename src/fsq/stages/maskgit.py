@@ -168,6 +168,18 @@ def check_tokens_match_tokenizer(run_dir: Path, folder: Path, manifest: dict) ->
         )
 
 
+def check_judge_data(cfg: MaskGITExperiment, manifest: dict, num_classes: int) -> None:
+    """A ValueError before training when ``eval.judge_data: reconstructions`` is set for a MaskGIT without a voice
+    judge (only voice-conditioned MaskGITs over 1-D tokens of the ``speech`` source have one)."""
+    voiced = bool(num_classes) and manifest.get("source") == "speech" and manifest.get("signal") == "audio"
+    if cfg.eval.judge_data != "clips" and not voiced:
+        raise ValueError(
+            f"eval.judge_data={cfg.eval.judge_data}: only the voice judge of a voice-conditioned MaskGIT over speech "
+            f"tokens trains on reconstructions; these tokens are {manifest.get('signal', 'image')} tokens of "
+            f"{manifest.get('source')!r}" + ("" if num_classes else " without class conditioning")
+        )
+
+
 def condition_positions(cfg: MaskGITExperiment, grid: list[int] | tuple[int, ...]) -> int:
     """The leading token positions ``masking.condition_frames`` gives (0: none); a ValueError naming the setting
     and the grid when the grid is not a video's or has no latent frame left to predict."""
@@ -214,6 +226,7 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase)
     num_tokens = math.prod(tokens.shape[1:])
     given = condition_positions(cfg, manifest["token_grid"])  # frame prediction: leading latent frames, never masked
     spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
+    check_judge_data(cfg, manifest, spec.num_classes)
     torch.manual_seed(cfg.train.seed)
     model = MaskGIT(spec).to(device)
     ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
