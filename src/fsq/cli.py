@@ -210,7 +210,8 @@ def _export(args: argparse.Namespace) -> int:
 def _tokenize(args: argparse.Namespace) -> int:
     from fsq.stages.tokens import export_tokens
 
-    manifest = export_tokens(args.run_dir, args.split, args.out, shard_size=args.shard_size)
+    layout = {"stages": args.stages, "groups": args.groups}
+    manifest = export_tokens(args.run_dir, args.split, args.out, shard_size=args.shard_size, **layout)
     print(
         f"wrote {manifest['num_images']} token grids {manifest['token_grid']} ({manifest['dtype']}, "
         f"{len(manifest['shards'])} shard(s)) to {args.out}"
@@ -461,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_argument("--out", required=True, help="output folder")
     tokenize.add_argument(
         "--shard-size", type=count_arg(), default=10_000, help="token grids per shard (default 10000)"
+    )
+    tokenize.add_argument(
+        "--stages", type=count_arg(), default=None, help="residual tokenizers: the leading stages kept (default all)"
+    )
+    tokenize.add_argument(
+        "--groups",
+        type=count_arg(),
+        default=1,
+        help="FSQ: write each index as this many tokens, one per block of channels with equal level products",
     )
     tokenize.set_defaults(func=_tokenize)
 

@@ -48,9 +48,13 @@ def test_a_tokenizer_trains_with_each_family(kind, tmp_path):
     tokens = model.tokenize(images)
     assert tokens.shape == (2, 7, 7) + ((per_token,) if per_token > 1 else ())
     assert model.decode_indices(tokens).shape == images.shape
-    if per_token > 1:  # MaskGIT tokens hold one index per position: refused with the reason
-        with pytest.raises(ValueError, match=r"gives 2 indices per token position"):
-            export_tokens(tmp_path, "test", tmp_path / "tokens", limit=8)
+    manifest = export_tokens(tmp_path, "test", tmp_path / "tokens", limit=8)
+    assert manifest["quantizer"] == kind and manifest["codebook_size"] == size
+    if per_token > 1:  # the stages as one more token axis (MaskGIT takes one index per position)
+        assert manifest["token_grid"] == [7, 7, 2] and manifest["token_layout"]["stages"] == 2
+        first = export_tokens(tmp_path, "test", tmp_path / "first", limit=8, stages=1)  # the first stage alone
+        assert first["token_grid"] == [7, 7] and first["tokenizer_codebook_size"] == size
+        with pytest.raises(ValueError, match=r"levels \[5, 5, 3\] of .* cannot be cut into 2 consecutive"):
+            export_tokens(tmp_path, "test", tmp_path / "grouped", limit=8, groups=2)
     else:
-        manifest = export_tokens(tmp_path, "test", tmp_path / "tokens", limit=8)
-        assert manifest["quantizer"] == kind and manifest["codebook_size"] == size
+        assert manifest["token_grid"] == [7, 7] and "token_layout" not in manifest

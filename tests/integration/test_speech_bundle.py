@@ -111,3 +111,25 @@ def test_the_evaluation_run_again_on_the_bundle_gives_its_numbers(no_network, tm
             assert _by_depth(again)[depth][key] == pytest.approx(row[key], rel=1e-3, abs=1e-3), (depth, key)
     for key in ("si_snr_db", "mel_distance", "stoi"):
         assert again["unquantized"][key] == pytest.approx(recorded["unquantized"][key], rel=1e-3, abs=1e-3), key
+
+
+def test_a_maskgit_trains_over_the_bundles_first_stage_in_digit_groups(no_network, tmp_path):
+    """The shipped bundle as `data.tokenizer` (no Stage I run): its first stage (8 channels of 5 levels, 390,625
+    codes) as two tokens of 625 values per frame; the MaskGIT embeds the bundle and its training config, and its
+    samples decode through the layout."""
+    from fsq.cli import main
+    from fsq.config import TokenizerExperiment, read_run_config
+
+    _held_out_clip()  # skips when the source is not prepared
+    run = tmp_path / "run"
+    overrides = [f"data.tokenizer={NAME}", "data.stages=1", "data.groups=2", "train.threads=1"]
+    overrides += ["eval.num_samples=28", "eval.batch_size=28", "eval.guidance=[0.0]"]
+    assert main(["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", *overrides, "--run-dir", str(run)]) == 0
+    results = json.loads((run / "eval" / "step_000004.json").read_text())
+    assert results["token_grid"] == [50, 2] and results["codebook_size"] == 625 and results["tokenizer_step"] > 0
+    assert results["guidance"][0]["sample_shape"] == [1, 8000]
+    manifest = json.loads((run / "tokens" / "train" / "manifest.json").read_text())
+    assert manifest["token_layout"] == {"stages": 1, "groups": 2, "group_size": 625, "residual": True}
+    assert manifest["tokenizer_codebook_size"] == 5**8
+    embedded = read_run_config(run / "tokenizer")  # the bundle's training config, as a run's config.yaml
+    assert isinstance(embedded, TokenizerExperiment) and embedded.data.source == "speech"

@@ -91,3 +91,77 @@ def test_voice_conditioned_maskgit_smoke(speech_tokenizer, tmp_path):
     assert main(["sample", str(run), "--classes", "3", "7", "--num", "2", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.glob("*.wav")) == [f"class_{c}_{k:03d}.wav" for c in (3, 7) for k in range(2)]
     assert read_wav(out / "class_7_001.wav")[1] == 16000
+
+
+@pytest.fixture(scope="module")
+def residual_speech_tokenizer(speech_cache, tmp_path_factory) -> Path:
+    """The tokenizer above with a residual FSQ of 2 stages of [4, 4, 4, 4] (256 codes a stage), trained 3 steps."""
+    model = load_config(TokenizerExperiment, [TONES]).model
+    overrides = [
+        f"model.channel_multipliers={model.channel_multipliers}",
+        "model.num_groups=4",
+        "model.downsample=[[4],[4]]",
+        "quantizer.kind=residual_fsq",
+        "quantizer.levels=[4,4,4,4]",
+        "quantizer.num_stages=2",
+        "train.threads=1",
+        "train.steps=3",
+        "train.eval_at_end=false",
+        "data.source=speech",
+        f"data.cache_dir={speech_cache}",
+        "data.sample_rate=16000",
+        f"data.length={LENGTH}",
+    ]
+    run = tmp_path_factory.mktemp("residual_speech_tokenizer")
+    app.train(load_config(TokenizerExperiment, [TONES, SMOKE], overrides), run)
+    return run
+
+
+def test_a_maskgit_over_residual_stages_in_digit_groups(residual_speech_tokenizer, tmp_path, capsys):
+    """Both stages, each index as 2 tokens of 16 values (channels 0-1, 2-3): grids (64, 4); the samples decode
+    through the layout the MaskGIT records, from the run and from its exported bundle."""
+    args = ["tokenize", str(residual_speech_tokenizer), "--split", "train", "--out", str(tmp_path / "tokens")]
+    assert main([*args, "--groups", "2"]) == 0
+    tokens, labels, manifest = load_tokens(tmp_path / "tokens")
+    assert manifest["token_grid"] == [TOKENS, 4] and manifest["codebook_size"] == 16 and manifest["dtype"] == "uint8"
+    assert manifest["token_layout"] == {"stages": 2, "groups": 2, "group_size": 16, "residual": True}
+    assert main([*args[:-1], str(tmp_path / "whole")]) == 0  # whole indices: the stages alone as the new axis
+    indices, _, whole = load_tokens(tmp_path / "whole")
+    assert whole["token_grid"] == [TOKENS, 2] and whole["codebook_size"] == 256 and indices.shape[0] == len(tokens)
+    assert torch.equal(tokens[..., 0] + 16 * tokens[..., 1], indices[..., 0])  # stage 0: channels 0-1, then 2-3
+    assert torch.equal(tokens[..., 2] + 16 * tokens[..., 3], indices[..., 1])
+    assert main([*args[:-1], str(tmp_path / "bad"), "--groups", "3"]) == 2  # 256 codes: no 3 equal blocks
+
+    run, out = tmp_path / "run", tmp_path / "samples"
+    overrides = [
+        f"data.tokenizer={residual_speech_tokenizer}",
+        "data.groups=2",
+        "train.threads=1",
+        "eval.num_samples=28",
+        "eval.batch_size=28",
+        "eval.guidance=[0.0]",
+    ]
+    assert main(["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", *overrides, "--run-dir", str(run)]) == 0
+    results = json.loads((run / "eval" / "step_000004.json").read_text())
+    assert results["token_grid"] == [TOKENS, 4] and results["codebook_size"] == 16
+    assert results["guidance"][0]["sample_shape"] == [1, LENGTH]
+    assert main(["sample", str(run), "--classes", "3", "--num", "2", "--out", str(out)]) == 0
+    assert tuple(read_wav(out / "class_3_001.wav")[0].shape) == (1, LENGTH)
+    assert main(["export", str(run), str(tmp_path / "bundle")]) == 0
+    from fsq.inference.sampling import MaskGITPipeline
+
+    pipeline = MaskGITPipeline.from_pretrained(tmp_path / "bundle")
+    assert pipeline.model.spec.token_layout == manifest["token_layout"]
+    assert pipeline.sample([5, 6]).shape == (2, 1, LENGTH)
+    # tokens in another layout than the config's are refused before training
+    wrong = [*overrides[:1], f"data.tokens={tmp_path / 'tokens'}", "data.stages=1", *overrides[1:]]
+    args = ["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", *wrong, "--run-dir", str(tmp_path / "w")]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "makes grids of shape (64, 2) (data.stages=1, data.groups=2): tokens of another" in capsys.readouterr().err
+    # the same grid (64, 2) in another layout: both stages as whole indices, not stage 0 in two digits
+    whole_tokens = [f"data.tokens={tmp_path / 'whole'}" if w.startswith("data.tokens=") else w for w in wrong]
+    args = ["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", *whole_tokens, "--run-dir", str(tmp_path / "v")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "whole/manifest.json: tokens in the layout" in err and "export them again with the same settings" in err

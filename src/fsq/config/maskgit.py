@@ -27,6 +27,10 @@ class TokenDataConfig:
     train_split: str = "train"
     eval_split: str = "test"  # held-out tokens for the compression cost
     train_limit: PositiveInt | None = None
+    # codes that are not one small index per position (fsq.generation.token_layout): a residual tokenizer's leading
+    # `stages` (None: all) as one more token axis, and FSQ indices written as `groups` digits of equal channel blocks
+    stages: PositiveInt | None = None
+    groups: PositiveInt = 1
 
 
 @dataclass(frozen=True)

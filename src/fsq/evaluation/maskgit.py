@@ -48,6 +48,7 @@ from fsq.evaluation.signals import signal_samples
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.evaluation.voice_samples import is_voice_conditioned, voice_samples
 from fsq.generation import compression_bits, power_schedule, qlds_order
+from fsq.generation.token_layout import layout_of
 from fsq.inference.sampling import class_labels, decode, generate, generate_for_eval, save_class_grid
 from fsq.io import read_json, write_json_atomic
 from fsq.metrics.image import fid_from_features, manifold_precision_recall
@@ -287,7 +288,7 @@ def _evaluate_guidance(model, tokenizer, labels, alpha, cfg, device, judges, net
     judge, judge_real = judges
     tick = time.perf_counter()
     tokens = generate_for_eval(model, labels, e, alpha, device, show_progress=cfg.train.progress)
-    images = decode(tokenizer, tokens, e.batch_size, device)
+    images = decode(tokenizer, tokens, e.batch_size, device, layout_of(model.spec))
     row: dict[str, Any] = {"guidance": alpha, "num_samples": e.num_samples, "seconds": time.perf_counter() - tick}
     if judge is not None:
         predicted = torch.cat([predict(judge, b.to(device)).cpu() for b in images.split(e.batch_size)])
@@ -331,13 +332,15 @@ def compression_cost(model: MaskGIT, tok_cfg, tokenizer, cfg: MaskGITExperiment,
     held_out = load_split(tok_cfg, cfg.data.eval_split, e.compression_samples)
     tokenizer = tokenizer.to(device).eval()
     spec = model.spec
+    layout = layout_of(spec)
     grid = spec.grid_shape  # QLDS order on 2-D grids; raster order on 1-D and 3-D ones
     order = qlds_order(*grid) if len(grid) == 2 else torch.arange(spec.num_tokens)
     sizes = power_schedule(spec.num_tokens, e.compression_steps, e.compression_alpha)
     total, count = 0.0, 0
     for start in range(0, held_out.images.shape[0], e.batch_size):
         x = held_out.images[start : start + e.batch_size].to(device).float().div(255)
-        tokens = tokenizer.tokenize(x).flatten(1)
+        indices = tokenizer.tokenize(x)
+        tokens = (layout.to_tokens(indices) if layout is not None else indices).flatten(1)
         labels = None
         if spec.num_classes and held_out.labels is not None:
             labels = held_out.labels[start : start + e.batch_size].to(device).long()
@@ -377,7 +380,7 @@ def sampling_speed(model: MaskGIT, tokenizer, cfg: MaskGITExperiment, device: to
             batch_size=e.speed_batch,
             device=device,
         )
-        decode(tokenizer, tokens, e.speed_batch, device)
+        decode(tokenizer, tokens, e.speed_batch, device, layout_of(model.spec))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - tick

@@ -40,6 +40,7 @@ from fsq.data.signals import kind_of_dims, to_unit
 from fsq.evaluation.audio_chunks import DepthScores, evaluation_config, snr_db, through_chunks
 from fsq.evaluation.audio_scores import AnchorScores, AudioScores
 from fsq.evaluation.video import VideoEvaluation
+from fsq.generation.token_layout import layout_of
 from fsq.grids import save_grid
 from fsq.io import write_json_atomic
 from fsq.metrics.bitrate import clip_bits_per_second
@@ -208,7 +209,7 @@ def signal_samples(model, tokenizer: Tokenizer, cfg, device: torch.device) -> di
     for alpha in e.guidance:
         tick = time.perf_counter()
         tokens = generate_for_eval(model, labels, e, alpha, device)
-        decoded = decode(tokenizer, tokens, e.batch_size, device)
+        decoded = decode(tokenizer, tokens, e.batch_size, device, layout_of(model.spec))
         usage = CodebookUsage(model.spec.codebook_size)
         usage.update(tokens)
         summary = usage.summary()

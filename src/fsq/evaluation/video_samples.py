@@ -25,6 +25,7 @@ import torch
 
 from fsq.data.signals import to_unit
 from fsq.evaluation.classifier import load_or_train_classifier, penultimate_features, predict
+from fsq.generation.token_layout import layout_of
 from fsq.inference.sampling import class_labels, decode, generate
 from fsq.metrics.image import fid_from_features
 from fsq.metrics.video import frames_as_images
@@ -95,7 +96,7 @@ def evaluate_video_samples(
         batch_size=e.batch_size,
         device=device,
     )
-    samples = decode(tokenizer, tokens, e.batch_size, device)
+    samples = decode(tokenizer, tokens, e.batch_size, device, layout_of(model.spec))
     held_out = open_split(tok_cfg, tok_cfg.data.eval_split, num_samples)
     transform = item_transform(tok_cfg, held_out, train=False)
     real = to_unit(torch.stack([transform(held_out.read(i)) for i in range(len(held_out))]))

@@ -30,6 +30,7 @@ import torch
 from fsq.data.signal_files import write_wav
 from fsq.evaluation.audio_chunks import through_chunks
 from fsq.evaluation.voice_judge import crop_or_pad, load_or_train_voice_judge, predict_voices
+from fsq.generation.token_layout import layout_of
 from fsq.quantizers.stats import CodebookUsage
 
 SOURCE = "speech"
@@ -67,17 +68,20 @@ def voice_samples(model, tokenizer, cfg, tok_cfg, device: torch.device, stem: Pa
     rate = float(tok_cfg.data.sample_rate or 16000)
     length = int(tokenizer.spec.input_shape[0])
     tokenizer = tokenizer.to(device).eval()
-    through = {}
+    through, through_key = None, None
     if e.judge_data == "reconstructions":
         from fsq.inference.codec import model_fingerprint
 
-        through = {
-            "through": lambda clip: reconstruct(tokenizer, clip, device),
-            "through_key": model_fingerprint(tokenizer),
-        }
+        through, through_key = (lambda clip: reconstruct(tokenizer, clip, device)), model_fingerprint(tokenizer)
     with torch.enable_grad():  # trains the judge on a first use (then cached)
         judge, info = load_or_train_voice_judge(
-            length, cache_dir=tok_cfg.data.cache_dir, rate=rate, steps=e.classifier_steps, device=device, **through
+            length,
+            cache_dir=tok_cfg.data.cache_dir,
+            rate=rate,
+            steps=e.classifier_steps,
+            device=device,
+            through=through,
+            through_key=through_key,
         )
     real, real_labels = heldout_clips(tok_cfg, rate, length)
     recon = torch.cat([tokenizer(b.to(device))[0].float().clamp(0, 1).cpu() for b in real.split(e.batch_size)])
@@ -88,7 +92,7 @@ def voice_samples(model, tokenizer, cfg, tok_cfg, device: torch.device, stem: Pa
     for alpha in e.guidance:
         tick = time.perf_counter()
         tokens = generate_for_eval(model, labels, e, alpha, device)
-        clips = decode(tokenizer, tokens, e.batch_size, device)
+        clips = decode(tokenizer, tokens, e.batch_size, device, layout_of(model.spec))
         heard = predict_voices(judge, clips)
         usage = CodebookUsage(model.spec.codebook_size)
         usage.update(tokens)

@@ -31,6 +31,7 @@ from fsq.clips import save_clips
 from fsq.data.signal_files import write_wav
 from fsq.generation import sample
 from fsq.generation.conditioning import conditioned_initial, given_positions
+from fsq.generation.token_layout import TokenLayout, layout_of
 from fsq.grids import save_grid
 from fsq.io import read_json
 from fsq.models.autoencoder import Tokenizer
@@ -122,10 +123,14 @@ def generate(
 
 
 @torch.no_grad()
-def decode(tokenizer, tokens: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Images in [0, 1] (float32, CPU) of token grids."""
+def decode(
+    tokenizer, tokens: torch.Tensor, batch_size: int, device: torch.device, layout: TokenLayout | None = None
+) -> torch.Tensor:
+    """Images (or signals) in [0, 1] (float32, CPU) of token grids; ``layout``: how the tokens map to the
+    tokenizer's indices (the MaskGIT spec's, :func:`fsq.generation.token_layout.layout_of`; None: they are)."""
     tokenizer = tokenizer.to(device).eval()
-    parts = [tokenizer.decode_indices(t.to(device)).float().clamp(0, 1).cpu() for t in tokens.split(batch_size)]
+    indices = layout.to_indices(tokens) if layout is not None else tokens
+    parts = [tokenizer.decode_indices(t.to(device)).float().clamp(0, 1).cpu() for t in indices.split(batch_size)]
     return torch.cat(parts)
 
 
@@ -332,7 +337,8 @@ class MaskGITPipeline:
 
     def decode(self, tokens: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         """Images in [0, 1] (float32, CPU) of token grids."""
-        return decode(self.tokenizer, tokens, self.sampling.batch_size, torch.device(device))
+        layout = layout_of(self.model.spec)
+        return decode(self.tokenizer, tokens, self.sampling.batch_size, torch.device(device), layout)
 
     def sample(self, labels: torch.Tensor | list[int] | None, num: int | None = None, **options: Any) -> torch.Tensor:
         """Images (N, C, H, W) in [0, 1]: one per label; ``options`` as :meth:`generate`."""

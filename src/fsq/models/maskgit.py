@@ -29,6 +29,9 @@ class MaskGITSpec:
     audio, ``(t, h, w)`` for video (leave ``grid_height``/``grid_width`` unset then). ``positions``: ``"table"``, one
     learned embedding per position (the paper's; any rank), or ``"axes"``, a learned embedding per axis and index,
     summed (``sum_a E_a[i_a]``: ``t + h + w`` vectors instead of ``t * h * w``, for long 3-D grids).
+    ``token_layout``: how the tokens map to the tokenizer's indices when they are not one index per position
+    (residual stages, FSQ digit groups: :class:`fsq.generation.token_layout.TokenLayout` as a dict; None: they are
+    the indices). The transformer does not use it; it travels with the weights so that samples decode.
     """
 
     codebook_size: int
@@ -43,6 +46,7 @@ class MaskGITSpec:
     norm_first: bool = True  # False: BERT post-LN as MaskGIT
     grid: list[int] | None = None
     positions: str = "table"
+    token_layout: dict | None = None
 
     def __post_init__(self) -> None:
         two_d = self.grid_height is not None or self.grid_width is not None

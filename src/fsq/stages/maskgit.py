@@ -27,27 +27,39 @@ from torch import nn
 
 from fsq import checkpoint as ckpt
 from fsq import rundir
-from fsq.config import MaskGITExperiment, TokenizerExperiment, read_run_config, resume_hash, spec_from
+from fsq.config import MaskGITExperiment, TokenizerExperiment, dump_yaml, read_run_config, resume_hash, spec_from
 from fsq.data.loader import StepLoader
 from fsq.data.tensors import TensorItems
 from fsq.data.transforms import ItemTransform
 from fsq.distributed import DistInfo
 from fsq.generation.conditioning import conditioned_training_mask, given_positions
 from fsq.generation.mask_schedule import training_mask_count
-from fsq.hub import read_bundle_config
+from fsq.generation.token_layout import TokenLayout
+from fsq.hub import bundle_format, read_bundle_config, shipped_names
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
 from fsq.quantizers.registry import family_of
 from fsq.stages.base import LoadedRun, Phase, RunPhase, Stage, StepOutput
 from fsq.stages.tokenizer import load_run as load_tokenizer_run
-from fsq.stages.tokens import export_tokens, load_tokens
+from fsq.stages.tokens import export_tokens, layout_record, load_tokens, open_tokenizer, tokenizer_layout
+
+
+def is_tokenizer_bundle(source: str) -> bool:
+    """Whether ``data.tokenizer`` names a tokenizer bundle (a shipped name, or a bundle folder) rather than a run."""
+    path = Path(source)
+    if (path / rundir.CONFIG).is_file() and bundle_format(path) is None:
+        return False
+    return bundle_format(path) == "fsq-tokenizer" or (not path.exists() and source in shipped_names())
 
 
 def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
-    """``data.tokenizer`` must name a trained Stage I run (a clear error with the command that trains it)."""
+    """``data.tokenizer`` must name a trained Stage I run or a tokenizer bundle (a clear error with the command
+    that trains it)."""
     if not cfg.data.tokenizer:
-        raise ValueError("data.tokenizer must name the Stage I run dir (it decodes the samples)")
+        raise ValueError("data.tokenizer must name the Stage I run dir or tokenizer bundle (it decodes the samples)")
+    if is_tokenizer_bundle(cfg.data.tokenizer):
+        return  # read (and its training config checked) when embedded
     if ckpt.latest_checkpoint(cfg.data.tokenizer) is None:
         how = cfg.data.tokenizer_config or "CONFIG"
         if Path(cfg.data.tokenizer).name.endswith("_smoke"):  # smoke_maskgit.yaml's link: the smoke tokenizer
@@ -61,18 +73,18 @@ def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
 def embed_tokenizer(cfg: MaskGITExperiment, run_dir: Path) -> Path:
     """Copy the Stage I tokenizer into ``RUN/tokenizer/`` (once): its EMA weights and spec as a tokenizer bundle
     (``Tokenizer.save_pretrained``, provenance in ``metadata``) and its run's ``config.yaml`` (data source, image
-    size: what evaluation needs). The run dir then samples and evaluates wherever it is moved, from any directory.
+    size: what evaluation needs; for a bundle, the training config it records). The run dir then samples and
+    evaluates wherever it is moved, from any directory.
     """
     target = run_dir / rundir.TOKENIZER
     if (target / "config.json").is_file():
         return target
     _check_tokenizer_run(cfg)
-    source = Path(cfg.data.tokenizer)
-    model, step = load_tokenizer_run(source)
+    tokenizer_cfg, model, step, origin = open_tokenizer(cfg.data.tokenizer)  # a run dir (EMA weights) or a bundle
     tmp = run_dir / f".{rundir.TOKENIZER}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, metadata={"run": str(source.resolve()), "step": step, "weights": "ema"})
-    shutil.copyfile(source / rundir.CONFIG, tmp / rundir.CONFIG)
+    model.save_pretrained(tmp, metadata={"run": origin, "step": step, "weights": "ema"})
+    (tmp / rundir.CONFIG).write_text(dump_yaml(tokenizer_cfg))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target
@@ -117,11 +129,12 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo) -> tu
     def prepare() -> None:
         embed_tokenizer(cfg, run_dir)
         if cfg.data.tokens is None and not (folder / "manifest.json").is_file():
-            export_tokens(cfg.data.tokenizer, cfg.data.train_split, folder, limit=cfg.data.train_limit)
+            d = cfg.data
+            export_tokens(d.tokenizer, d.train_split, folder, limit=d.train_limit, stages=d.stages, groups=d.groups)
 
     dist.on_main(prepare, None)  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)
-    check_tokens_match_tokenizer(run_dir, folder, manifest)
+    check_tokens_match_tokenizer(run_dir, folder, manifest, cfg.data.stages, cfg.data.groups)
     if manifest["split"] != cfg.data.train_split:
         raise ValueError(
             f"{folder} holds the {manifest['split']!r} split, not data.train_split={cfg.data.train_split!r}"
@@ -142,9 +155,15 @@ def num_classes_of(cfg: MaskGITExperiment, labels: torch.Tensor | None, manifest
     return len(names) if names else int(labels.max()) + 1
 
 
-def maskgit_spec(cfg: MaskGITExperiment, codebook_size: int, grid: list[int], num_classes: int) -> MaskGITSpec:
+def maskgit_spec(
+    cfg: MaskGITExperiment,
+    codebook_size: int,
+    grid: list[int],
+    num_classes: int,
+    token_layout: dict | None = None,
+) -> MaskGITSpec:
     """The spec: the ``model`` section by name; codebook size, token grid (2-D as height and width, as before; 1-D
-    and 3-D as ``grid``) and classes come from the tokens."""
+    and 3-D as ``grid``), classes and token layout come from the tokens."""
     two_d = len(grid) == 2
     return spec_from(
         MaskGITSpec,
@@ -154,17 +173,30 @@ def maskgit_spec(cfg: MaskGITExperiment, codebook_size: int, grid: list[int], nu
         grid_height=grid[0] if two_d else None,
         grid_width=grid[1] if two_d else None,
         grid=None if two_d else list(grid),
+        token_layout=token_layout,
     )
 
 
-def check_tokens_match_tokenizer(run_dir: Path, folder: Path, manifest: dict) -> None:
-    """A ValueError naming the token folder and both grids when its tokens are not the embedded tokenizer's grid."""
+def check_tokens_match_tokenizer(
+    run_dir: Path, folder: Path, manifest: dict, stages: int | None = None, groups: int = 1
+) -> None:
+    """A ValueError naming the token folder and both grids when its tokens are not the embedded tokenizer's grid
+    in the layout ``data.stages`` / ``data.groups`` give, or naming both layouts when they differ."""
     config = read_bundle_config(run_dir / rundir.TOKENIZER, "fsq-tokenizer")
-    expected = TokenizerSpec.from_dict(config["spec"]).grid_shape
+    spec = TokenizerSpec.from_dict(config["spec"])
+    layout = tokenizer_layout(spec, stages, groups)
+    expected = layout.grid(spec.grid_shape)
     if tuple(manifest["token_grid"]) != expected:
         raise ValueError(
             f"{folder / 'manifest.json'}: token grids of shape {tuple(manifest['token_grid'])}, but the tokenizer "
-            f"({run_dir / rundir.TOKENIZER}) makes grids of shape {expected}: tokens of another tokenizer"
+            f"({run_dir / rundir.TOKENIZER}) makes grids of shape {expected} (data.stages={stages}, "
+            f"data.groups={groups}): tokens of another tokenizer, or of another layout"
+        )
+    recorded, wanted = manifest.get("token_layout"), layout_record(layout, 0).get("token_layout")
+    if recorded != wanted:
+        raise ValueError(
+            f"{folder / 'manifest.json'}: tokens in the layout {recorded}, but data.stages={stages}, "
+            f"data.groups={groups} give {wanted} for this tokenizer: export them again with the same settings"
         )
 
 
@@ -198,7 +230,8 @@ def load_run(run_dir: str | Path, use_ema: bool = True) -> tuple[MaskGIT, int, M
 
     def expected(saved: dict[str, Any]) -> dict[str, Any]:  # what the tokens decide comes from the checkpoint
         grid = saved.get("grid") or [saved.get("grid_height", 0), saved.get("grid_width", 0)]
-        return maskgit_spec(cfg, saved.get("codebook_size", 0), grid, saved.get("num_classes", 0)).to_dict()
+        counts = (saved.get("codebook_size", 0), grid, saved.get("num_classes", 0))
+        return maskgit_spec(cfg, *counts, saved.get("token_layout")).to_dict()
 
     model, step = ckpt.load_latest_model(
         run_dir, build, use_ema, expected_config_hash=resume_hash(cfg), expected_spec=expected
@@ -225,7 +258,8 @@ def phases(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo, run: RunPhase)
     tokens, labels, manifest = training_tokens(cfg, run_dir, dist)
     num_tokens = math.prod(tokens.shape[1:])
     given = condition_positions(cfg, manifest["token_grid"])  # frame prediction: leading latent frames, never masked
-    spec = maskgit_spec(cfg, manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
+    counts = (manifest["codebook_size"], manifest["token_grid"], num_classes_of(cfg, labels, manifest))
+    spec = maskgit_spec(cfg, *counts, manifest.get("token_layout"))
     check_judge_data(cfg, manifest, spec.num_classes)
     torch.manual_seed(cfg.train.seed)
     model = MaskGIT(spec).to(device)
@@ -295,7 +329,10 @@ def level_histograms(cfg: MaskGITExperiment, run_dir: Path, trained: TrainedMask
     folder = Path(cfg.data.tokens) if cfg.data.tokens else run_dir / "tokens" / cfg.data.train_split
     if level_digits is None or not (folder / "manifest.json").is_file():
         return {}
-    digits = level_digits(quantizer, load_tokens(folder)[0][:2000])
+    tokens, _, manifest = load_tokens(folder)
+    layout = manifest.get("token_layout")
+    indices = TokenLayout.from_dict(layout).to_indices(tokens[:2000]) if layout else tokens[:2000]
+    digits = level_digits(quantizer, indices)
     return {f"levels/channel_{c}": digits[:, c].numpy() for c in range(digits.shape[1])}
 
 

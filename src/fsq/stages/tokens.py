@@ -6,6 +6,11 @@ bundle that records its training config: a folder, a shipped name, a hub repo id
 ``labels`` (n,) int64 when the data has labels) and
 ``manifest.json`` (codebook size, the grid's shape, dtype, counts, sha256 of each shard, the tokenizer run and step).
 ``load_tokens(out_dir)`` reads them back as int64, verifying the checksums and the grids' shape.
+
+Codes that are not one small index per position (a residual quantizer's stages, a wide FSQ code) are exported
+through a :class:`~fsq.generation.token_layout.TokenLayout` (``stages``, ``groups``): the grid gains an axis, the
+codebook size is the layout's vocabulary, and the manifest records ``token_layout`` (and the tokenizer's own
+``tokenizer_codebook_size``) so that the tokens decode.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from fsq.config import TokenizerExperiment, from_dict, read_run_config
 from fsq.counts import check_count, check_optional_count
 from fsq.data.loader import SkipLog, iterate_batches
 from fsq.data.signals import kind_of_dims, to_unit
+from fsq.generation.token_layout import TokenLayout, layout_for
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
 from fsq.progress import progress
@@ -74,8 +80,13 @@ def export_tokens(
     limit: int | None = None,
     workers: int | None = None,
     show_progress: bool | None = None,
+    stages: int | None = None,
+    groups: int = 1,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
+
+    ``stages`` / ``groups``: the token layout (:func:`tokenizer_layout`; the defaults give one token per index, all
+    stages of a residual quantizer).
 
     The split is streamed in batches (centre crops for streamed sources, decoded in ``workers`` DataLoader
     workers, default ``data.workers``), so memory is bounded by ``shard_size`` token grids; unreadable images are
@@ -89,7 +100,15 @@ def export_tokens(
     with storage.new_files(out_dir, what="token shards"):
         sizes = {"shard_size": shard_size, "batch_size": batch_size}
         return _write_tokens(
-            run_dir, split, out_dir, **sizes, limit=limit, workers=workers, show_progress=show_progress
+            run_dir,
+            split,
+            out_dir,
+            **sizes,
+            limit=limit,
+            workers=workers,
+            show_progress=show_progress,
+            stages=stages,
+            groups=groups,
         )
 
 
@@ -104,19 +123,19 @@ def _write_tokens(
     limit: int | None = None,
     workers: int | None = None,
     show_progress: bool | None = None,
+    stages: int | None = None,
+    groups: int = 1,
 ) -> dict[str, Any]:
     """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
-    per_token = family_of(model.quantizer).indices_per_token(model.quantizer)
-    if per_token != 1:
-        raise ValueError(
-            f"{origin}: its quantizer ({model.spec.quantizer.describe()}) gives {per_token} indices per token "
-            "position; token export (and MaskGIT over the tokens) takes one index per position"
-        )
+    try:
+        layout = tokenizer_layout(model.spec, stages, groups)
+    except ValueError as error:
+        raise ValueError(f"{origin}: {error}") from None
     items = open_split(cfg, split, limit)
     workers = cfg.data.workers if workers is None else workers
     transform = item_transform(cfg, items, train=False)
-    dtype = smallest_dtype(model.codebook_size)
+    dtype = smallest_dtype(layout.vocabulary)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards: list[dict[str, Any]] = []
@@ -142,7 +161,7 @@ def _write_tokens(
     for _, images, batch_labels, valid in batches:  # streamed: memory bounded by the shard size
         if not bool(valid.any()):
             continue
-        tokens.append(model.tokenize(to_unit(images[valid])).to(dtype))
+        tokens.append(layout.to_tokens(model.tokenize(to_unit(images[valid]))).to(dtype))
         labels.append(batch_labels[valid].long())
         while sum(len(t) for t in tokens) >= shard_size:
             write_shard()
@@ -155,9 +174,10 @@ def _write_tokens(
         "tokenizer_step": step,
         "source": cfg.data.source,
         "split": split,
-        "codebook_size": model.codebook_size,
+        "codebook_size": layout.vocabulary,
         **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
-        "token_grid": list(model.spec.grid_shape),
+        "token_grid": list(layout.grid(model.spec.grid_shape)),
+        **layout_record(layout, model.codebook_size),
         "dtype": str(dtype).removeprefix("torch."),
         "num_images": sum(s["count"] for s in shards),
         "skipped": sorted(log.skipped),
@@ -170,6 +190,35 @@ def _write_tokens(
         manifest["rate"] = getattr(items, "rate", None)
     write_json_atomic(manifest, out_dir / "manifest.json")
     return manifest
+
+
+def tokenizer_layout(spec: Any, stages: int | None = None, groups: int = 1) -> TokenLayout:
+    """The token layout of a tokenizer (its :class:`~fsq.models.autoencoder.TokenizerSpec`) for ``stages`` and
+    ``groups`` (:func:`fsq.generation.token_layout.layout_for`; its quantizer is built to ask its codebook size and
+    stages); a ValueError naming the quantizer for what cannot be laid out."""
+    quantizer = spec.quantizer.build(channel_axis=1)
+    per_token = family_of(quantizer).indices_per_token(quantizer)
+    num_stages = getattr(quantizer, "num_stages", None)
+    describe = f"its quantizer ({spec.quantizer.describe()})"
+    if per_token != 1 and num_stages != per_token:
+        raise ValueError(f"{describe} gives {per_token} indices per token position, not as stages a layout keeps")
+    return layout_for(
+        int(quantizer.codebook_size),
+        levels=spec.quantizer.report().get("levels"),
+        num_stages=num_stages,
+        stages=stages,
+        groups=groups,
+        grid_rank=len(spec.grid_shape),
+        describe=describe,
+    )
+
+
+def layout_record(layout: TokenLayout, codebook_size: int) -> dict[str, Any]:
+    """What a manifest records of a layout: nothing for tokens that are the indices, else ``token_layout`` and the
+    tokenizer's ``tokenizer_codebook_size``."""
+    if not layout.residual and layout.groups == 1:
+        return {}
+    return {"token_layout": layout.to_dict(), "tokenizer_codebook_size": codebook_size}
 
 
 def check_grid(file: Path | str, tokens: torch.Tensor, grid: list[int] | tuple[int, ...]) -> None:
