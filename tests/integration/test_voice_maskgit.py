@@ -28,14 +28,15 @@ SMOKE = ROOT / "configs" / "presets" / "smoke.yaml"
 LENGTH, TOKENS = 1024, 64
 
 
-@pytest.fixture(scope="module")
-def speech_tokenizer(speech_cache, tmp_path_factory) -> Path:
-    """A 1-D tokenizer of 1,024-sample crops of synthetic speech (64 tokens), trained 3 steps."""
+def _train_speech_tokenizer(speech_cache: Path, run: Path, quantizer: list[str]) -> Path:
+    """A 1-D tokenizer of 1,024-sample crops of synthetic speech (64 tokens) with ``quantizer`` overrides, trained
+    3 steps into ``run``."""
     model = load_config(TokenizerExperiment, [TONES]).model
     overrides = [
         f"model.channel_multipliers={model.channel_multipliers}",
         "model.num_groups=4",
         "model.downsample=[[4],[4]]",
+        *quantizer,
         "train.threads=1",
         "train.steps=3",
         "train.eval_at_end=false",
@@ -44,9 +45,14 @@ def speech_tokenizer(speech_cache, tmp_path_factory) -> Path:
         "data.sample_rate=16000",
         f"data.length={LENGTH}",
     ]
-    run = tmp_path_factory.mktemp("speech_tokenizer")
     app.train(load_config(TokenizerExperiment, [TONES, SMOKE], overrides), run)
     return run
+
+
+@pytest.fixture(scope="module")
+def speech_tokenizer(speech_cache, tmp_path_factory) -> Path:
+    """The config's own quantizer (one index per position)."""
+    return _train_speech_tokenizer(speech_cache, tmp_path_factory.mktemp("speech_tokenizer"), [])
 
 
 def test_voice_ids_flow_through_fsq_tokenize(speech_tokenizer, tmp_path):
@@ -95,26 +101,9 @@ def test_voice_conditioned_maskgit_smoke(speech_tokenizer, tmp_path):
 
 @pytest.fixture(scope="module")
 def residual_speech_tokenizer(speech_cache, tmp_path_factory) -> Path:
-    """The tokenizer above with a residual FSQ of 2 stages of [4, 4, 4, 4] (256 codes a stage), trained 3 steps."""
-    model = load_config(TokenizerExperiment, [TONES]).model
-    overrides = [
-        f"model.channel_multipliers={model.channel_multipliers}",
-        "model.num_groups=4",
-        "model.downsample=[[4],[4]]",
-        "quantizer.kind=residual_fsq",
-        "quantizer.levels=[4,4,4,4]",
-        "quantizer.num_stages=2",
-        "train.threads=1",
-        "train.steps=3",
-        "train.eval_at_end=false",
-        "data.source=speech",
-        f"data.cache_dir={speech_cache}",
-        "data.sample_rate=16000",
-        f"data.length={LENGTH}",
-    ]
-    run = tmp_path_factory.mktemp("residual_speech_tokenizer")
-    app.train(load_config(TokenizerExperiment, [TONES, SMOKE], overrides), run)
-    return run
+    """A residual FSQ of 2 stages of [4, 4, 4, 4] (256 codes a stage)."""
+    residual = ["quantizer.kind=residual_fsq", "quantizer.levels=[4,4,4,4]", "quantizer.num_stages=2"]
+    return _train_speech_tokenizer(speech_cache, tmp_path_factory.mktemp("residual_speech_tokenizer"), residual)
 
 
 def test_a_maskgit_over_residual_stages_in_digit_groups(residual_speech_tokenizer, tmp_path, capsys):
