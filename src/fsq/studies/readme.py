@@ -11,7 +11,8 @@ budget and measured time (``fsq:budget``: the study's ``budget`` and ``timing``)
 writes, rebuilt from the results file named (relative to the Markdown file). ``fsq:card`` names a shipped
 bundle's ``eval.json``: the tokenizer's numbers as its model card shows them. Benchmark results (a top-level
 ``benchmark``: ``benchmarks/results/data*.json``) render as tables by :mod:`fsq.studies.bench_tables`.
-``fsq readme`` rewrites the blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
+A voice-conditioned MaskGIT's evaluation file (``voice_judge``) renders as :mod:`fsq.studies.voice_report`'s table
+and claims. ``fsq readme`` rewrites the blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ def render(what: str, results_path: Path) -> str:
     data = read_json(results_path, "a study's results")
     if what == "card":  # a shipped bundle's eval.json: the numbers its model card shows
         return card_table(data, results_path.parent.name)
+    if "voice_judge" in data:  # a voice-conditioned MaskGIT's evaluation: the judge, then the samples
+        from fsq.studies import voice_report
+
+        if what not in ("table", "claims"):
+            raise ValueError(f"{results_path}: a voice-conditioned MaskGIT's evaluation renders a table or claims")
+        return (
+            voice_report.markdown_table(data)
+            if what == "table"
+            else "\n".join(f"- {line}" for line in voice_report.claims(data))
+        )
     if "benchmark" in data:  # benchmarks/data*.py results: tables only
         from fsq.studies.bench_tables import markdown_table
 
