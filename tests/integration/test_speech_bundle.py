@@ -17,9 +17,9 @@ NAME = "speech-fsq"
 # measured on the 143 test-voice clips of at least 1.5 s (1.5 s centred crops), see eval.json and the config header
 MEASURED = {
     # depth: (bits/s, mel distance at most, STOI at least, PESQ-wb at least, SI-SNR dB at least); measured: mel
-    # 5.5258 / 5.1354, STOI 0.73091 / 0.77264, PESQ-wb 1.2037 / 1.2517, SI-SNR 3.1869 / 4.6741 dB
-    1: (1857.54, 5.526, 0.730, 1.203, 3.186),
-    2: (3715.08, 5.136, 0.772, 1.251, 4.674),
+    # 4.9806 / 4.6655, STOI 0.75835 / 0.79379, PESQ-wb 1.2804 / 1.3386, SI-SNR 3.0612 / 4.3928 dB
+    1: (1857.54, 4.981, 0.758, 1.280, 3.061),
+    2: (3715.08, 4.666, 0.793, 1.338, 4.392),
 }
 
 

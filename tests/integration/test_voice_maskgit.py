@@ -68,6 +68,7 @@ def test_voice_ids_flow_through_fsq_tokenize(speech_tokenizer, tmp_path):
 def test_voice_conditioned_maskgit_smoke(speech_tokenizer, tmp_path):
     run, out = tmp_path / "run", tmp_path / "samples"
     overrides = [f"data.tokenizer={speech_tokenizer}", "train.threads=1", "eval.num_samples=56", "eval.batch_size=56"]
+    overrides += ["data.groups=1", "eval.judge_data=clips"]  # one token per index; the judge of real clips
     args = ["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", *overrides, "--run-dir", str(run)]
     assert main(args) == 0
     results = json.loads((run / "eval" / "step_000004.json").read_text())
@@ -125,6 +126,7 @@ def test_a_maskgit_over_residual_stages_in_digit_groups(residual_speech_tokenize
     overrides = [
         f"data.tokenizer={residual_speech_tokenizer}",
         "data.groups=2",
+        "data.stages=2",
         "train.threads=1",
         "eval.num_samples=28",
         "eval.batch_size=28",
@@ -143,7 +145,7 @@ def test_a_maskgit_over_residual_stages_in_digit_groups(residual_speech_tokenize
     assert pipeline.model.spec.token_layout == manifest["token_layout"]
     assert pipeline.sample([5, 6]).shape == (2, 1, LENGTH)
     # tokens in another layout than the config's are refused before training
-    wrong = [*overrides[:1], f"data.tokens={tmp_path / 'tokens'}", "data.stages=1", *overrides[1:]]
+    wrong = [*overrides[:1], f"data.tokens={tmp_path / 'tokens'}", "data.stages=1", *overrides[3:]]
     args = ["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", *wrong, "--run-dir", str(tmp_path / "w")]
     capsys.readouterr()
     assert main(args) == 2
