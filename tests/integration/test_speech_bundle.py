@@ -123,10 +123,11 @@ def test_a_maskgit_trains_over_the_bundles_first_stage_in_digit_groups(no_networ
     _held_out_clip()  # skips when the source is not prepared
     run = tmp_path / "run"
     overrides = [f"data.tokenizer={NAME}", "data.stages=1", "data.groups=2", "train.threads=1"]
-    overrides += ["eval.num_samples=28", "eval.batch_size=28", "eval.guidance=[0.0]"]
+    overrides += ["eval.num_samples=28", "eval.batch_size=28", "eval.guidance=[0.0]", "eval.judge_data=clips"]
     assert main(["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", *overrides, "--run-dir", str(run)]) == 0
     results = json.loads((run / "eval" / "step_000004.json").read_text())
     assert results["token_grid"] == [50, 2] and results["codebook_size"] == 625 and results["tokenizer_step"] > 0
+    assert results["tokenizer_run"] == NAME  # recorded by its shipped name, not a path of this machine
     assert results["guidance"][0]["sample_shape"] == [1, 8000]
     manifest = json.loads((run / "tokens" / "train" / "manifest.json").read_text())
     assert manifest["token_layout"] == {"stages": 1, "groups": 2, "group_size": 625, "residual": True}

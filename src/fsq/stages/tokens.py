@@ -51,7 +51,8 @@ def _sha256(path: Path) -> str:
 def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, int, str]:
     """(config, tokenizer in eval mode, step, where it came from) of a tokenizer run dir, or of a tokenizer bundle
     (a folder, a shipped name such as ``mnist-fsq``, a hub repo id) whose ``metadata.config`` holds the config it
-    was trained with (``fsq export`` writes it): the data to tokenize is that config's."""
+    was trained with (``fsq export`` writes it): the data to tokenize is that config's. A shipped bundle named by its
+    name comes from that name (not a path of this machine)."""
     path = Path(source)
     if (path / rundir.CONFIG).is_file() and hub.bundle_format(path) is None:
         cfg = read_run_config(path)
@@ -67,7 +68,9 @@ def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, 
             "it cannot say which data to tokenize; tokenize with its run dir, or export the run with `fsq export`"
         )
     cfg = from_dict(TokenizerExperiment, metadata["config"])
-    return cfg, Tokenizer.from_pretrained(directory), int(metadata.get("step", 0)), str(directory.resolve())
+    shipped = not path.exists() and str(source) in hub.shipped_names()  # named as shipped: recorded by its name
+    origin = str(source) if shipped else str(directory.resolve())
+    return cfg, Tokenizer.from_pretrained(directory), int(metadata.get("step", 0)), origin
 
 
 def export_tokens(

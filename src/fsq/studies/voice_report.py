@@ -68,7 +68,7 @@ def claims(evaluation: dict[str, Any]) -> list[str]:
         share = f"{row['voice_accuracy'] / ceiling:.0%} of the reconstructions' {ceiling:.1%}" if ceiling > 0 else "-"
         lines.append(
             f"Samples at guidance {row['guidance']:g} speak the voice they were conditioned on more often than chance: "
-            f"{k}/{n} = {row['voice_accuracy']:.1%} vs {chance:.1%} (test: exact one-sided binomial, p = {p:.2g} < "
-            f"{ALPHA:g} required; one run, the seed spread is not measured) -> **{verdict}**; {share}."
+            f"{k}/{n} = {row['voice_accuracy']:.1%} vs {chance:.1%} (test: exact one-sided binomial against chance, "
+            f"p = {p:.2g}, yes when p < {ALPHA:g}; one run, the seed spread is not measured) -> **{verdict}**; {share}."
         )
     return lines
