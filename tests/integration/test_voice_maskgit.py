@@ -156,3 +156,11 @@ def test_a_maskgit_over_residual_stages_in_digit_groups(residual_speech_tokenize
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "whole/manifest.json: tokens in the layout" in err and "export them again with the same settings" in err
+
+
+def test_the_smoke_overlay_over_a_bundle_tokenizer_says_to_name_the_bundle(tmp_path, capsys):
+    """smoke_maskgit links data.tokenizer to "{previous}_smoke", the smoke run of a trained tokenizer; the config's
+    tokenizer is the shipped speech-fsq bundle, which has no smoke run: the error says what to add."""
+    assert main(["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "data.tokenizer=speech-fsq_smoke: the smoke overlay" in err and "add data.tokenizer=speech-fsq" in err

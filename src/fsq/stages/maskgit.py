@@ -61,6 +61,12 @@ def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
     if is_tokenizer_bundle(cfg.data.tokenizer):
         return  # read (and its training config checked) when embedded
     if ckpt.latest_checkpoint(cfg.data.tokenizer) is None:
+        base = cfg.data.tokenizer.removesuffix("_smoke")
+        if base != cfg.data.tokenizer and is_tokenizer_bundle(base):  # smoke_maskgit's link to a bundle's "smoke run"
+            raise FileNotFoundError(
+                f"data.tokenizer={cfg.data.tokenizer}: the smoke overlay names the smoke run of the config's "
+                f"tokenizer, but {base} is a tokenizer bundle (nothing to train): add data.tokenizer={base}"
+            )
         how = cfg.data.tokenizer_config or "CONFIG"
         if Path(cfg.data.tokenizer).name.endswith("_smoke"):  # smoke_maskgit.yaml's link: the smoke tokenizer
             how += " smoke"
