@@ -42,6 +42,12 @@ def shipped_root() -> Path:
     return Path(str(files("fsq").joinpath("pretrained")))
 
 
+def is_shipped_name(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` names a shipped bundle by its name (no local folder of that name): :func:`resolve`
+    takes such a name to ``fsq/pretrained``."""
+    return not Path(name_or_path).is_dir() and str(name_or_path) in shipped_names()
+
+
 def shipped_names() -> list[str]:
     """Names of the shipped bundles (folders of ``fsq/pretrained`` that hold a ``config.json``)."""
     root = shipped_root()
@@ -97,7 +103,7 @@ def resolve(
     if path.is_dir():
         return path
     text = str(name_or_path)
-    if text in shipped_names():
+    if is_shipped_name(text):
         return shipped_root() / text
     if looks_local(text):
         raise FileNotFoundError(

@@ -13,6 +13,13 @@ from fsq.quantizers.fsq import FSQ
 def test_one_token_per_position_is_the_identity():
     layout = layout_for(1000, levels=[8, 5, 5, 5])
     assert layout == TokenLayout(1, 1, 1000, False) and layout.slots == 1 and layout.vocabulary == 1000
+    assert layout.recorded is None  # nothing for a manifest to record: the tokens are the indices
+    assert layout_for(625, num_stages=2, stages=1).recorded == {
+        "stages": 1,
+        "groups": 1,
+        "group_size": 625,
+        "residual": True,
+    }
     indices = torch.randint(0, 1000, (3, 4, 5))
     assert torch.equal(layout.to_tokens(indices), indices) and layout.grid((4, 5)) == (4, 5)
     assert torch.equal(layout.to_indices(indices), indices)

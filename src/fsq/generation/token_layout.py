@@ -104,6 +104,12 @@ class TokenLayout:
         indices = (digits * powers).sum(-1)  # (..., stages)
         return indices if self.residual else indices.squeeze(-1)
 
+    @property
+    def recorded(self) -> dict[str, Any] | None:
+        """What a token manifest and a MaskGIT spec record of it: None for tokens that are the indices themselves
+        (no stages, no groups), else :meth:`to_dict`."""
+        return None if not self.residual and self.groups == 1 else self.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

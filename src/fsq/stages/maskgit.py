@@ -35,14 +35,14 @@ from fsq.distributed import DistInfo
 from fsq.generation.conditioning import conditioned_training_mask, given_positions
 from fsq.generation.mask_schedule import training_mask_count
 from fsq.generation.token_layout import TokenLayout
-from fsq.hub import bundle_format, read_bundle_config, shipped_names
+from fsq.hub import bundle_format, is_shipped_name, read_bundle_config
 from fsq.models.autoencoder import Tokenizer, TokenizerSpec
 from fsq.models.maskgit import MaskGIT, MaskGITSpec, masked_token_loss
 from fsq.optim import ModelEMA, adamw
 from fsq.quantizers.registry import family_of
 from fsq.stages.base import LoadedRun, Phase, RunPhase, Stage, StepOutput
 from fsq.stages.tokenizer import load_run as load_tokenizer_run
-from fsq.stages.tokens import export_tokens, layout_record, load_tokens, open_tokenizer, tokenizer_layout
+from fsq.stages.tokens import export_tokens, load_tokens, open_tokenizer, tokenizer_layout
 
 
 def is_tokenizer_bundle(source: str) -> bool:
@@ -50,7 +50,7 @@ def is_tokenizer_bundle(source: str) -> bool:
     path = Path(source)
     if (path / rundir.CONFIG).is_file() and bundle_format(path) is None:
         return False
-    return bundle_format(path) == "fsq-tokenizer" or (not path.exists() and source in shipped_names())
+    return bundle_format(path) == "fsq-tokenizer" or is_shipped_name(source)
 
 
 def _check_tokenizer_run(cfg: MaskGITExperiment) -> None:
@@ -198,7 +198,7 @@ def check_tokens_match_tokenizer(
             f"({run_dir / rundir.TOKENIZER}) makes grids of shape {expected} (data.stages={stages}, "
             f"data.groups={groups}): tokens of another tokenizer, or of another layout"
         )
-    recorded, wanted = manifest.get("token_layout"), layout_record(layout, 0).get("token_layout")
+    recorded, wanted = manifest.get("token_layout"), layout.recorded
     if recorded != wanted:
         raise ValueError(
             f"{folder / 'manifest.json'}: tokens in the layout {recorded}, but data.stages={stages}, "

@@ -68,8 +68,7 @@ def open_tokenizer(source: str | Path) -> tuple[TokenizerExperiment, Tokenizer, 
             "it cannot say which data to tokenize; tokenize with its run dir, or export the run with `fsq export`"
         )
     cfg = from_dict(TokenizerExperiment, metadata["config"])
-    shipped = not path.exists() and str(source) in hub.shipped_names()  # named as shipped: recorded by its name
-    origin = str(source) if shipped else str(directory.resolve())
+    origin = str(source) if hub.is_shipped_name(source) else str(directory.resolve())  # a shipped name: by its name
     return cfg, Tokenizer.from_pretrained(directory), int(metadata.get("step", 0)), origin
 
 
@@ -219,9 +218,9 @@ def tokenizer_layout(spec: Any, stages: int | None = None, groups: int = 1) -> T
 def layout_record(layout: TokenLayout, codebook_size: int) -> dict[str, Any]:
     """What a manifest records of a layout: nothing for tokens that are the indices, else ``token_layout`` and the
     tokenizer's ``tokenizer_codebook_size``."""
-    if not layout.residual and layout.groups == 1:
+    if layout.recorded is None:
         return {}
-    return {"token_layout": layout.to_dict(), "tokenizer_codebook_size": codebook_size}
+    return {"token_layout": layout.recorded, "tokenizer_codebook_size": codebook_size}
 
 
 def check_grid(file: Path | str, tokens: torch.Tensor, grid: list[int] | tuple[int, ...]) -> None:
