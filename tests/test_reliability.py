@@ -208,6 +208,7 @@ def test_process_group_timeout_is_minutes_not_half_an_hour(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
     monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(distributed, "_started", [])  # no group was started: the CLI tests after this return
     distributed.setup("cpu")
     assert seen["backend"] == "gloo" and seen["timeout"].total_seconds() == 600
     distributed.setup("cpu", timeout_minutes=0.5)

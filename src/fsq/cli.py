@@ -543,16 +543,26 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, listed, getattr(args, listed) + extra)  # `... --run-dir X train.steps=2` as typed
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
+    if not getattr(threading.excepthook, "fsq_hook", False):  # once per process (tests call main many times)
+        threading.excepthook = _thread_failure(where, threading.excepthook)
+    code = _run(args, world, where)
+    if world > 1:  # a torchrun worker that ran a process group: ends here, without the interpreter's finalization
+        from fsq.distributed import leave, started_a_group
+
+        if started_a_group():
+            leave(code)
+    return code
+
+
+def _run(args: argparse.Namespace, world: int, where: str) -> int:
+    """The command's exit status: 0, or 2 / 3 with one line naming the problem; a bug raises (its traceback)."""
     try:
         from fsq.config import ConfigError
         from fsq.rundir import RunDirBusy
     except ModuleNotFoundError as error:
         return _missing_extra(error)
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
-    if not getattr(threading.excepthook, "fsq_hook", False):  # once per process (tests call main many times)
-        threading.excepthook = _thread_failure(where, threading.excepthook)
     try:
         return args.func(args)
     # OSError: missing files, disk full; FloatingPointError: a diverged (non-finite) loss

