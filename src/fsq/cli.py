@@ -210,7 +210,7 @@ def _export(args: argparse.Namespace) -> int:
 def _tokenize(args: argparse.Namespace) -> int:
     from fsq.stages.tokens import export_tokens
 
-    layout = {"stages": args.stages, "groups": args.groups}
+    layout = {"stages": args.stages, "groups": args.groups, "windows": args.windows}
     manifest = export_tokens(args.run_dir, args.split, args.out, shard_size=args.shard_size, **layout)
     print(
         f"wrote {manifest['num_images']} token grids {manifest['token_grid']} ({manifest['dtype']}, "
@@ -471,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=count_arg(),
         default=1,
         help="FSQ: write each index as this many tokens, one per block of channels with equal level products",
+    )
+    tokenize.add_argument(
+        "--windows",
+        action="store_true",
+        help="audio: every whole crop of each clip (the tokenizer's data.length, side by side), not only its centre",
     )
     tokenize.set_defaults(func=_tokenize)
 

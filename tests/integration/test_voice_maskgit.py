@@ -63,6 +63,29 @@ def test_voice_ids_flow_through_fsq_tokenize(speech_tokenizer, tmp_path):
     clips = open_split(read_run_config(speech_tokenizer), "train", None)
     assert labels is not None and torch.equal(labels, clips.labels) and tokens.shape == (len(clips), TOKENS)
     assert set(labels.tolist()) == {v.id for v in split_voices("train")}  # the training voices alone
+    assert manifest["windows"] is None
+
+
+def test_windows_tokenize_every_whole_crop_of_each_clip(speech_tokenizer, tmp_path, capsys):
+    """``--windows``: each clip gives every crop of 1,024 samples side by side (first one at the clip's start),
+    labelled by its clip's voice; a MaskGIT refuses tokens cut another way than its ``data.windows``."""
+    args = ["tokenize", str(speech_tokenizer), "--split", "train", "--out", str(tmp_path / "tokens"), "--windows"]
+    assert main(args) == 0
+    tokens, labels, manifest = load_tokens(tmp_path / "tokens")
+    clips = open_split(read_run_config(speech_tokenizer), "train", None)
+    counts = torch.tensor([clips.length(k) // LENGTH for k in range(len(clips))])
+    assert manifest["windows"] == {"length": LENGTH, "hop": LENGTH} and tokens.shape == (int(counts.sum()), TOKENS)
+    assert len(tokens) > 2 * len(clips)  # synthetic speech clips hold several crops each
+    assert labels is not None and torch.equal(labels, clips.labels.repeat_interleave(counts))
+    model, _ = load_run(speech_tokenizer)
+    first = clips.read(0)[None, :, :LENGTH]  # the first window of the first clip (in [0, 1], as the loader's)
+    assert torch.equal(model.eval().tokenize(first)[0], tokens[0].long())
+    run = ["train", "maskgit", "fsq_speech_voices", "smoke_maskgit", f"data.tokenizer={speech_tokenizer}"]
+    run += [f"data.tokens={tmp_path / 'tokens'}", "data.groups=1", "--run-dir", str(tmp_path / "run")]
+    capsys.readouterr()
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert "tokens of every window of 1024 samples of each clip, but data.windows=false" in err
 
 
 def test_voice_conditioned_maskgit_smoke(speech_tokenizer, tmp_path):

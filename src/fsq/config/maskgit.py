@@ -31,6 +31,7 @@ class TokenDataConfig:
     # `stages` (None: all) as one more token axis, and FSQ indices written as `groups` digits of equal channel blocks
     stages: PositiveInt | None = None
     groups: PositiveInt = 1
+    windows: bool = False  # time signals: every whole crop of each training clip, not only its centred one
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,10 @@ class SignalItems(ImageItems):
     def read(self, index: int) -> torch.Tensor:
         return self.clips[index]
 
+    def length(self, index: int) -> int:
+        """Clip ``index``'s length along time (samples, frames), known without reading it."""
+        return int(self.clips.shape[2])
+
     def label(self, index: int) -> int:
         return -1 if self.labels is None else int(self.labels[index])
 

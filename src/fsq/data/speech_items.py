@@ -114,6 +114,10 @@ class SpeechItems(ImageItems):
             audio = np.clip(resample_audio(audio, self.file_rate, self.rate), -1.0, 1.0)
         return torch.from_numpy(np.ascontiguousarray(audio * 0.5 + 0.5, dtype=np.float32))
 
+    def length(self, index: int) -> int:
+        """Clip ``index``'s length in samples at the served rate, known without reading it."""
+        return self._length(int(self.lengths[index]))
+
     def label(self, index: int) -> int:
         return int(self.labels[index])
 

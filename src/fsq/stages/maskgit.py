@@ -136,11 +136,12 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo) -> tu
         embed_tokenizer(cfg, run_dir)
         if cfg.data.tokens is None and not (folder / "manifest.json").is_file():
             d = cfg.data
-            export_tokens(d.tokenizer, d.train_split, folder, limit=d.train_limit, stages=d.stages, groups=d.groups)
+            layout = {"stages": d.stages, "groups": d.groups, "windows": d.windows}
+            export_tokens(d.tokenizer, d.train_split, folder, limit=d.train_limit, **layout)
 
     dist.on_main(prepare, None)  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)
-    check_tokens_match_tokenizer(run_dir, folder, manifest, cfg.data.stages, cfg.data.groups)
+    check_tokens_match_tokenizer(run_dir, folder, manifest, cfg.data.stages, cfg.data.groups, cfg.data.windows)
     if manifest["split"] != cfg.data.train_split:
         raise ValueError(
             f"{folder} holds the {manifest['split']!r} split, not data.train_split={cfg.data.train_split!r}"
@@ -184,10 +185,11 @@ def maskgit_spec(
 
 
 def check_tokens_match_tokenizer(
-    run_dir: Path, folder: Path, manifest: dict, stages: int | None = None, groups: int = 1
+    run_dir: Path, folder: Path, manifest: dict, stages: int | None = None, groups: int = 1, windows: bool = False
 ) -> None:
     """A ValueError naming the token folder and both grids when its tokens are not the embedded tokenizer's grid
-    in the layout ``data.stages`` / ``data.groups`` give, or naming both layouts when they differ."""
+    in the layout ``data.stages`` / ``data.groups`` give, naming both layouts when they differ, or saying how the
+    clips were cut when that is not ``data.windows``'s way."""
     config = read_bundle_config(run_dir / rundir.TOKENIZER, "fsq-tokenizer")
     spec = TokenizerSpec.from_dict(config["spec"])
     layout = tokenizer_layout(spec, stages, groups)
@@ -203,6 +205,13 @@ def check_tokens_match_tokenizer(
         raise ValueError(
             f"{folder / 'manifest.json'}: tokens in the layout {recorded}, but data.stages={stages}, "
             f"data.groups={groups} give {wanted} for this tokenizer: export them again with the same settings"
+        )
+    cut = manifest.get("windows")  # absent in manifests written before windows existed: centred crops
+    if bool(cut) != windows:
+        had = f"every window of {cut['length']} samples of each clip" if cut else "one centred crop of each clip"
+        raise ValueError(
+            f"{folder / 'manifest.json'}: tokens of {had}, but data.windows={str(windows).lower()}: export them "
+            f"again with{'' if windows else 'out'} --windows, or set data.windows={str(bool(cut)).lower()}"
         )
 
 

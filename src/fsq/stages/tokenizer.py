@@ -29,6 +29,7 @@ from fsq.data.signals import SignalItems, to_unit
 from fsq.data.speech_items import SpeechItems
 from fsq.data.transforms import ItemTransform, TransformMode
 from fsq.data.videos import VideoClips
+from fsq.data.windows import WindowedItems
 from fsq.distributed import DistInfo
 from fsq.grids import grid_array
 from fsq.io import write_json_atomic
@@ -125,7 +126,7 @@ def open_split(cfg: TokenizerExperiment, split: str, limit: int | None) -> Image
 def item_transform(cfg: TokenizerExperiment, items: ImageItems, train: bool) -> ItemTransform:
     """Training: ``data.train_transform`` (``auto``: random crop + flip when streamed, the built-ins as loaded);
     evaluation and token export: a centre crop when streamed, the built-ins as loaded."""
-    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems, SpeechItems, VideoClips)):
+    if isinstance(items, (SignalItems, SignalFolderItems, SignalShardItems, SpeechItems, VideoClips, WindowedItems)):
         return signal_transform(cfg, items, train)  # type: ignore[return-value]  # the same interface
     mode: TransformMode
     wanted = cfg.data.train_transform if train else "center"

@@ -27,6 +27,7 @@ from fsq.config import TokenizerExperiment, from_dict, read_run_config
 from fsq.counts import check_count, check_optional_count
 from fsq.data.loader import SkipLog, iterate_batches
 from fsq.data.signals import kind_of_dims, to_unit
+from fsq.data.windows import WindowedItems
 from fsq.generation.token_layout import TokenLayout, layout_for
 from fsq.io import read_format_json, write_json_atomic
 from fsq.models.autoencoder import Tokenizer
@@ -84,11 +85,13 @@ def export_tokens(
     show_progress: bool | None = None,
     stages: int | None = None,
     groups: int = 1,
+    windows: bool = False,
 ) -> dict[str, Any]:
     """Tokenize ``split`` of the run's data source (its first ``limit`` images); returns the manifest.
 
     ``stages`` / ``groups``: the token layout (:func:`tokenizer_layout`; the defaults give one token per index, all
-    stages of a residual quantizer).
+    stages of a residual quantizer). ``windows``: every whole crop of each clip of a time signal (the tokenizer's
+    ``data.length``, side by side; :class:`~fsq.data.windows.WindowedItems`), not only its centred one.
 
     The split is streamed in batches (centre crops for streamed sources, decoded in ``workers`` DataLoader
     workers, default ``data.workers``), so memory is bounded by ``shard_size`` token grids; unreadable images are
@@ -111,6 +114,7 @@ def export_tokens(
             show_progress=show_progress,
             stages=stages,
             groups=groups,
+            windows=windows,
         )
 
 
@@ -127,6 +131,7 @@ def _write_tokens(
     show_progress: bool | None = None,
     stages: int | None = None,
     groups: int = 1,
+    windows: bool = False,
 ) -> dict[str, Any]:
     """:func:`export_tokens` without the clean-up of a failed write."""
     cfg, model, step, origin = open_tokenizer(run_dir)
@@ -135,6 +140,10 @@ def _write_tokens(
     except ValueError as error:
         raise ValueError(f"{origin}: {error}") from None
     items = open_split(cfg, split, limit)
+    if windows:
+        if cfg.data.length is None:
+            raise ValueError(f"{origin}: windows need the tokenizer's time crop data.length, and it has none")
+        items = WindowedItems(items, cfg.data.length)
     workers = cfg.data.workers if workers is None else workers
     transform = item_transform(cfg, items, train=False)
     dtype = smallest_dtype(layout.vocabulary)
@@ -180,6 +189,7 @@ def _write_tokens(
         **model.spec.quantizer.report(),  # "quantizer" (its kind) and "levels" (None without levels)
         "token_grid": list(layout.grid(model.spec.grid_shape)),
         **layout_record(layout, model.codebook_size),
+        "windows": {"length": cfg.data.length, "hop": cfg.data.length} if windows else None,
         "dtype": str(dtype).removeprefix("torch."),
         "num_images": sum(s["count"] for s in shards),
         "skipped": sorted(log.skipped),
