@@ -42,7 +42,7 @@ class WindowedItems(ImageItems):
         self.source, self.split = items.source, items.split
         self.class_names, self.has_labels, self.channels = items.class_names, items.has_labels, items.channels
         self.in_memory = items.in_memory
-        short = [items.name(k) for k in np.flatnonzero(counts == 0)]
+        short = [items.name(int(k)) for k in np.flatnonzero(counts == 0)]
         self.skipped = [*items.skipped, *((n, f"shorter than one window of {length} samples") for n in short)]
 
     def __len__(self) -> int:

@@ -136,8 +136,15 @@ def training_tokens(cfg: MaskGITExperiment, run_dir: Path, dist: DistInfo) -> tu
         embed_tokenizer(cfg, run_dir)
         if cfg.data.tokens is None and not (folder / "manifest.json").is_file():
             d = cfg.data
-            layout = {"stages": d.stages, "groups": d.groups, "windows": d.windows}
-            export_tokens(d.tokenizer, d.train_split, folder, limit=d.train_limit, **layout)
+            export_tokens(
+                d.tokenizer,
+                d.train_split,
+                folder,
+                limit=d.train_limit,
+                stages=d.stages,
+                groups=d.groups,
+                windows=d.windows,
+            )
 
     dist.on_main(prepare, None)  # every rank, always: the other ranks read what rank 0 wrote
     tokens, labels, manifest = load_tokens(folder)

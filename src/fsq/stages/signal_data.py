@@ -32,6 +32,7 @@ from fsq.data.synthetic_signals import RATES, SOURCES, clip_length, generated_it
 from fsq.data.videos import LENGTH as VIDEOS_LENGTH
 from fsq.data.videos import NAME as VIDEOS
 from fsq.data.videos import VideoClips, open_videos
+from fsq.data.windows import WindowedItems
 
 FOLDER_PREFIXES = {"audio:": AUDIO, "video:": VIDEO}
 CACHED = {"speech": AUDIO}  # prepared into the cache, clips of any length (data.length crops them)
@@ -184,7 +185,7 @@ def open_signal_split(
 
 def signal_transform(
     cfg: TokenizerExperiment,
-    items: SignalItems | SignalFolderItems | SignalShardItems | SpeechItems | VideoClips,
+    items: SignalItems | SignalFolderItems | SignalShardItems | SpeechItems | VideoClips | WindowedItems,
     train: bool,
 ) -> SignalTransform:
     """Training: a random time crop of ``data.length`` (video: a random ``data.image_size`` square in space and a
