@@ -66,3 +66,11 @@ def test_items_without_known_lengths_are_refused():
         WindowedItems(Unknown(), 100)
     with pytest.raises(ValueError, match="positive length and hop"):
         WindowedItems(_toy(), 0)
+
+
+def test_an_image_tokenizer_has_no_windows(capsys, tmp_path):
+    from fsq.cli import main
+
+    assert main(["tokenize", "mnist-fsq", "--out", str(tmp_path / "tokens"), "--windows"]) == 2
+    assert "mnist-fsq: windows cut clips of a time signal" in capsys.readouterr().err
+    assert not (tmp_path / "tokens").exists()  # nothing written

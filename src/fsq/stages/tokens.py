@@ -142,7 +142,10 @@ def _write_tokens(
     items = open_split(cfg, split, limit)
     if windows:
         if cfg.data.length is None:
-            raise ValueError(f"{origin}: windows need the tokenizer's time crop data.length, and it has none")
+            raise ValueError(
+                f"{origin}: windows cut clips of a time signal into crops of the tokenizer's data.length, and this "
+                f"tokenizer has none (its data: {cfg.data.source}); leave windows off"
+            )
         items = WindowedItems(items, cfg.data.length)
     workers = cfg.data.workers if workers is None else workers
     transform = item_transform(cfg, items, train=False)
