@@ -89,6 +89,12 @@ class Voice:
         return f"{self.accent}+{self.variant}"
 
 
+def labels_are_voices(source: str | None, signal: str | None, num_classes: int) -> bool:
+    """Whether the class labels of tokens are voices: labels (``num_classes`` > 0) over ``audio`` tokens of the
+    ``speech`` source. What makes a MaskGIT voice-conditioned: its samples are judged by voice."""
+    return bool(num_classes) and source == "speech" and signal == "audio"
+
+
 def voices() -> list[Voice]:
     """Every voice, train voices first; accents go round the variants in order."""
     variants = [(v, split) for split in ("train", "val", "test") for v in VARIANTS[split]]

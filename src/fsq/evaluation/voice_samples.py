@@ -28,17 +28,18 @@ from typing import Any
 import torch
 
 from fsq.data.signal_files import write_wav
+from fsq.data.signals import kind_of_dims
+from fsq.data.speech import labels_are_voices
 from fsq.evaluation.audio_chunks import through_chunks
 from fsq.evaluation.voice_judge import crop_or_pad, load_or_train_voice_judge, predict_voices
 from fsq.generation.token_layout import layout_of
 from fsq.quantizers.stats import CodebookUsage
 
-SOURCE = "speech"
-
 
 def is_voice_conditioned(tok_cfg: Any, tokenizer: Any, num_classes: int) -> bool:
-    """Whether a MaskGIT conditions on voices: class labels over a 1-D tokenizer of the ``speech`` source."""
-    return bool(num_classes) and tokenizer.spec.dims == 1 and tok_cfg.data.source == SOURCE
+    """Whether a MaskGIT conditions on voices: class labels over a 1-D tokenizer of the ``speech`` source
+    (:func:`~fsq.data.speech.labels_are_voices`, as training checks it from the token manifest)."""
+    return labels_are_voices(tok_cfg.data.source, kind_of_dims(tokenizer.spec.dims).name, num_classes)
 
 
 def voice_labels(num: int, voices: list[int], num_classes: int) -> torch.Tensor:

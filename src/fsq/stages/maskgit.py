@@ -29,6 +29,7 @@ from fsq import checkpoint as ckpt
 from fsq import rundir
 from fsq.config import MaskGITExperiment, TokenizerExperiment, dump_yaml, read_run_config, resume_hash, spec_from
 from fsq.data.loader import StepLoader
+from fsq.data.speech import labels_are_voices
 from fsq.data.tensors import TensorItems
 from fsq.data.transforms import ItemTransform
 from fsq.distributed import DistInfo
@@ -225,7 +226,7 @@ def check_tokens_match_tokenizer(
 def check_judge_data(cfg: MaskGITExperiment, manifest: dict, num_classes: int) -> None:
     """A ValueError before training when ``eval.judge_data: reconstructions`` is set for a MaskGIT without a voice
     judge (only voice-conditioned MaskGITs over 1-D tokens of the ``speech`` source have one)."""
-    voiced = bool(num_classes) and manifest.get("source") == "speech" and manifest.get("signal") == "audio"
+    voiced = labels_are_voices(manifest.get("source"), manifest.get("signal"), num_classes)
     if cfg.eval.judge_data != "clips" and not voiced:
         raise ValueError(
             f"eval.judge_data={cfg.eval.judge_data}: only the voice judge of a voice-conditioned MaskGIT over speech "
