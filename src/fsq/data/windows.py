@@ -32,7 +32,7 @@ class WindowedItems(ImageItems):
         hop = length if hop is None else hop
         if length < 1 or hop < 1:
             raise ValueError(f"windows need a positive length and hop, got length={length}, hop={hop}")
-        self.items, self.length, self.hop = items, int(length), int(hop)
+        self.items, self.window, self.hop = items, int(length), int(hop)  # `length(k)` is a clip's, on items
         lengths = np.asarray([items.length(k) for k in range(len(items))], dtype=np.int64)  # type: ignore[attr-defined]
         counts = np.where(lengths >= length, (lengths - length) // hop + 1, 0)
         self.clip = np.repeat(np.arange(len(items)), counts)
@@ -50,7 +50,7 @@ class WindowedItems(ImageItems):
 
     def read(self, index: int) -> torch.Tensor:
         start = int(self.offset[index])
-        return self.items.read(int(self.clip[index]))[:, start : start + self.length]
+        return self.items.read(int(self.clip[index]))[:, start : start + self.window]
 
     def label(self, index: int) -> int:
         return self.items.label(int(self.clip[index]))
@@ -62,5 +62,5 @@ class WindowedItems(ImageItems):
 
     def fingerprint(self, count: int) -> str:
         clips = int(self.clip[count - 1]) + 1 if count else 0
-        digest = hashlib.sha256(f"{self.items.fingerprint(clips)}:{self.length}:{self.hop}:{count}".encode())
+        digest = hashlib.sha256(f"{self.items.fingerprint(clips)}:{self.window}:{self.hop}:{count}".encode())
         return digest.hexdigest()[:24]
