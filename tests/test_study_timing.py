@@ -55,3 +55,45 @@ def test_a_runs_logged_training_time_sums_its_step_times(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert logged_train_seconds(tmp_path) == pytest.approx(25 * 0.5 + 25 * 0.4 + 50 * 1.0)
     assert logged_train_seconds(tmp_path / "missing") is None
+
+
+def _study(names, seconds=None):
+    runs = [{"name": n, "label": n, "run_dir": f"runs/{n}", "seconds": (seconds or {}).get(n)} for n in names]
+    return {"kind": "k", "title": "t", "description": "d", "overrides": [], "runs": runs}
+
+
+def test_two_calls_writing_one_study_folder_at_once_keep_both_shares(tmp_path):
+    """Two calls of a study working in one folder side by side (each trains the runs the other does not): every
+    write merges with the file, so neither call's time nor a run's seconds is lost, and a call's repeated writes
+    replace its own share instead of adding it again."""
+    from fsq.studies.common import Stopwatch, read_study, write_study
+
+    a, b = Stopwatch(), Stopwatch()
+    write_study(tmp_path, _study(["r1", "r2"]))  # a's plan
+    write_study(tmp_path, _study(["r1", "r2"]))  # b's plan
+    write_study(tmp_path, _study(["r1", "r2"], {"r1": 10.0}), a, 1)  # a finished r1
+    write_study(tmp_path, _study(["r1", "r2"], {"r2": 20.0}), b, 1)  # b finished r2, not knowing r1's seconds
+    on_disk = read_study(tmp_path)
+    assert [r["seconds"] for r in on_disk["runs"]] == [10.0, 20.0]
+    assert on_disk["timing"]["calls"] == 2 and on_disk["timing"]["runs_trained"] == 2
+    write_study(tmp_path, _study(["r1", "r2"], {"r1": 10.0}), a, 1)  # a writes again: its share replaced, not added
+    again = read_study(tmp_path)["timing"]
+    assert again["calls"] == 2 and again["runs_trained"] == 2
+    assert again["wall_seconds"] >= on_disk["timing"]["wall_seconds"]
+    write_study(tmp_path, _study(["r1", "r2"]))  # a later plan write keeps the timing and the seconds on disk
+    assert read_study(tmp_path)["timing"] == again
+    assert [r["seconds"] for r in read_study(tmp_path)["runs"]] == [10.0, 20.0]
+
+
+def test_one_call_after_another_sums_as_before(tmp_path):
+    from fsq.studies.common import Stopwatch, read_study, write_study
+
+    first = Stopwatch()
+    write_study(tmp_path, _study(["r1"]), first, 1)
+    write_study(tmp_path, _study(["r1"]), first, 1)
+    once = read_study(tmp_path)["timing"]
+    assert "calls" not in once and once["runs_trained"] == 1
+    write_study(tmp_path, _study(["r1"]), Stopwatch(), 0)  # a second call that trained nothing
+    both = read_study(tmp_path)["timing"]
+    assert both["calls"] == 2 and both["runs_trained"] == 1
+    assert both["load_average_before"] == once["load_average_before"]  # the first call's

@@ -336,3 +336,28 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     timing = json.loads((out / "study.json").read_text())["timing"]
     assert (timing["runs_trained"], timing["calls"]) == (7, 2) and timing["wall_seconds"] > first["wall_seconds"]
     assert "for 7 runs over 2 calls" in (out / "report.md").read_text()
+
+
+def test_a_study_call_skips_the_runs_another_call_is_training(tmp_path, monkeypatch, capsys):
+    """Two calls of `fsq study uvim` into one folder share the work (two cores, two calls): a run whose dir another
+    process holds is skipped with a line naming it, the rest train, and the report lists the skipped run as not
+    finished until a later call trains it."""
+    from fsq.rundir import RunDirLock
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "study"
+    argv = [
+        "study", "uvim", "--tasks", "depth", "--out", str(out), *_smoke_overrides(), "train.threads=1", "--seeds", "0",
+    ]  # fmt: skip
+    with RunDirLock(out / "runs" / "depth_fsq_s0", "training"):  # another call training the first run
+        assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "depth_fsq_s0: training ...\n    skipped: " in printed and "is in use by pid" in printed
+    study = json.loads((out / "study.json").read_text())
+    assert study["timing"]["runs_trained"] == 2
+    assert [r["seconds"] is not None for r in study["runs"]] == [False, True, True]
+    assert "Runs not finished" in (out / "report.md").read_text()
+    assert main(argv) == 0  # the lock released: the next call trains the run skipped
+    study = json.loads((out / "study.json").read_text())
+    assert study["timing"]["runs_trained"] == 3 and all(r["seconds"] for r in study["runs"])
+    assert "Runs not finished" not in (out / "report.md").read_text()

@@ -29,7 +29,6 @@ from fsq.studies.codebook_claims import claims, level_claims, markdown_table
 from fsq.studies.codebook_plots import plot, plot_levels
 from fsq.studies.common import (
     Stopwatch,
-    combine_timing,
     finish_report,
     latest_eval,
     read_study,
@@ -391,8 +390,7 @@ def run_study(
             done = train_pair(tag, folder, run, cfg, entry, mcfg, log=log)
             trained += done
             if done:  # after every pair: a call cut short keeps the record of what it trained
-                study["timing"] = combine_timing(previous, clock.record(trained))
-                write_study(out_dir, study)
+                write_study(out_dir, study, clock, trained)  # a cut-short call counts
     else:  # largest codebooks first: their Stage II models take longest
         pairs.sort(key=lambda pair: -(pair[2]["target_size"] or 0))
         context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
@@ -400,8 +398,7 @@ def run_study(
             futures = [pool.submit(train_pair, *pair) for pair in pairs]
             trained = sum(int(future.result()) for future in futures)
         if trained:
-            study["timing"] = combine_timing(previous, clock.record(trained))
-            write_study(out_dir, study)
+            write_study(out_dir, study, clock, trained)  # a cut-short call counts
     return write_report(out_dir)
 
 

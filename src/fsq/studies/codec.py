@@ -33,7 +33,6 @@ from fsq.io import read_json, write_text_atomic
 from fsq.studies.codec_report import anchor_rows, claims, depth_rows, markdown_table, run_row, unquantized_rows
 from fsq.studies.common import (
     Stopwatch,
-    combine_timing,
     latest_eval,
     read_study,
     run_path,
@@ -168,8 +167,7 @@ def run_codec_study(
             log(f"[{index}/{len(plan)}] {entry['name']}: training ...")
             app.train(cfg, run_dir)
             trained += 1
-            study["timing"] = combine_timing(previous.get("timing"), clock.record(trained))
-            write_study(out_dir, study)
+            write_study(out_dir, study, clock, trained)  # a cut-short call counts
         elif not done:
             log(f"[{index}/{len(plan)}] {entry['name']}: evaluating ...")
             app.evaluate(run_dir, extra)

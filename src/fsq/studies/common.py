@@ -13,7 +13,8 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,57 @@ STUDY_KEYS = ("kind", "title", "description", "overrides", "runs")
 RUN_KEYS = ("name", "label", "run_dir")
 
 
-def write_study(study_dir: Path, study: dict[str, Any]) -> None:
-    """Write ``study.json`` after checking it has the schema's keys (every study writes the same shape)."""
+def write_study(study_dir: Path, study: dict[str, Any], clock: Stopwatch | None = None, trained: int = 0) -> None:
+    """Write ``study.json`` after checking it has the schema's keys (every study writes the same shape).
+
+    Several calls may work in one study folder at once (each skips the runs another is training), so the write
+    merges with the file on disk under a lock: ``timing`` is the disk's (the calls so far) with this call's share,
+    ``clock.record(trained)``, put in place of the share it wrote before (no ``clock``: the disk's timing is kept,
+    or the study's own in a new folder); a run's ``seconds`` that this call does not know is kept from the disk.
+    The ``study`` dict is updated in place."""
     missing = [k for k in STUDY_KEYS if k not in study]
     missing += [f"runs[{i}].{k}" for i, run in enumerate(study["runs"]) for k in RUN_KEYS if k not in run]
     if missing:
         raise ValueError(f"study.json lacks {missing}")
     study_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps(study, indent=2) + "\n", study_dir / "study.json")
+    path = study_dir / "study.json"
+    with _study_lock(study_dir):
+        on_disk = read_json(path, "the study's plan") if path.is_file() else {}
+        timing = on_disk.get("timing") if path.is_file() else study.get("timing")
+        if clock is not None:
+            timing = clock.share(timing, trained)
+        study.pop("timing", None)
+        if timing:
+            study["timing"] = timing
+        known = {r.get("name"): r.get("seconds") for r in on_disk.get("runs", [])}
+        for run in study["runs"]:
+            if run.get("seconds") is None and known.get(run["name"]) is not None:
+                run["seconds"] = known[run["name"]]
+        write_text_atomic(json.dumps(study, indent=2) + "\n", path)
+
+
+@contextmanager
+def _study_lock(study_dir: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``study_dir/.study.lock`` while ``study.json`` is read, merged and written."""
+    import fcntl
+
+    with open(study_dir / ".study.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def train_unless_busy(train: Callable[[], Any], log: Callable[[str], Any]) -> bool:
+    """Call ``train`` (which trains one run of a study); False, after a line in ``log``, when another process holds
+    the run dir (another call of the same study training it into the same folder): that call records it."""
+    try:
+        train()
+    except rundir.RunDirBusy as busy:
+        log(f"    skipped: {busy}")
+        return False
+    return True
 
 
 def read_study(study_dir: str | Path) -> dict[str, Any]:
@@ -62,6 +106,15 @@ class Stopwatch:
 
     def __init__(self) -> None:
         self.wall, self.cpu, self.load = time.perf_counter(), _cpu_seconds(), os.getloadavg()
+        self.written: dict[str, Any] | None = None  # the record this call last put into study.json
+
+    def share(self, total: dict[str, Any] | None, runs_trained: int) -> dict[str, Any]:
+        """A study's ``timing`` over its calls: ``total`` (as on disk: every call so far, this one's last record
+        included once it wrote one) with this call's record now in place of the one it wrote before."""
+        mine = self.record(runs_trained)
+        others = _without(total, self.written)
+        self.written = mine
+        return combine_timing(others, mine)
 
     def record(self, runs_trained: int) -> dict[str, Any]:
         """The ``timing`` entry of ``study.json`` for a call that trained ``runs_trained`` runs."""
@@ -86,6 +139,21 @@ def combine_timing(previous: dict[str, Any] | None, current: dict[str, Any]) -> 
     out["runs_trained"] = previous["runs_trained"] + current["runs_trained"]
     out["calls"] = previous.get("calls", 1) + current.get("calls", 1)
     out["load_average_before"] = previous["load_average_before"]
+    return out
+
+
+def _without(total: dict[str, Any] | None, part: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``total`` less one call's record ``part`` (None when no other call is left)."""
+    if total is None or part is None:
+        return total
+    calls = total.get("calls", 1) - part.get("calls", 1)
+    if calls < 1:
+        return None
+    out = dict(total)
+    for key in ("wall_seconds", "cpu_seconds"):
+        out[key] = round(total[key] - part[key], 1)
+    out["runs_trained"] = total["runs_trained"] - part["runs_trained"]
+    out["calls"] = calls
     return out
 
 

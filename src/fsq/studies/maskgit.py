@@ -31,7 +31,6 @@ from fsq.io import read_json
 from fsq.studies import codebook
 from fsq.studies.common import (
     Stopwatch,
-    combine_timing,
     finish_report,
     read_study,
     run_path,
@@ -325,8 +324,7 @@ def run_maskgit_study(
                 evaluate_maskgit(run_dir, cfg=for_split(cfg, split), suffix=suffix, reuse=True)
                 evaluated += 1
         if trained or evaluated:  # after every run: a study cut short keeps the time it spent
-            study["timing"] = combine_timing(previous, stopwatch.record(trained))
-            write_study(out_dir, study)
+            write_study(out_dir, study, stopwatch, trained)  # a cut-short call counts
     return write_report(out_dir)
 
 

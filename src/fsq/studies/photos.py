@@ -41,7 +41,6 @@ from fsq.config import QuantizerConfig, TokenizerExperiment, config_path, load_c
 from fsq.io import write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
-    combine_timing,
     latest_eval,
     over_seeds,
     pm,
@@ -249,8 +248,7 @@ def run_photos_study(
         if tuned and not rundir.eval_path(run_dir, cfg.train.steps, f"{VAL_SUFFIX}.json").is_file():
             log(f"[{index}/{len(runs)}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
             evaluate_on_val(run_dir, cfg)
-        study["timing"] = combine_timing(previous, clock.record(trained))
-        write_study(out_dir, study)
+        write_study(out_dir, study, clock, trained)  # a cut-short call counts
     return write_report(out_dir)
 
 

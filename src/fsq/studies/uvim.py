@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ from fsq.config import UViMExperiment, config_path, load_config
 from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
-    combine_timing,
     latest_eval,
     read_study,
     run_path,
     timing_line,
+    train_unless_busy,
     write_results,
     write_study,
 )
@@ -168,11 +169,11 @@ def run_uvim_study(
             continue
         log(f"[{index}/{len(runs)}] {run['name']}: training ...")
         tick = time.perf_counter()
-        app.train(cfg, run_dir)
+        if not train_unless_busy(partial(app.train, cfg, run_dir), log):  # another call is training it
+            continue
         trained += 1
         run["seconds"] = time.perf_counter() - tick
-        study["timing"] = combine_timing(previous.get("timing"), clock.record(trained))  # a cut-short call counts
-        write_study(out_dir, study)
+        write_study(out_dir, study, clock, trained)  # a cut-short call counts
     return write_report(out_dir)
 
 

@@ -35,7 +35,6 @@ from fsq import rundir
 from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, config_path, load_config
 from fsq.studies.common import (
     Stopwatch,
-    combine_timing,
     finish_report,
     logged_train_seconds,
     read_study,
@@ -379,8 +378,7 @@ def run_video_study(
             write_json_atomic(
                 evaluate_video_samples(run_dir, num_samples=JUDGED_SAMPLES[preset], seed=entry["seed"]), judged
             )
-        study["timing"] = combine_timing(previous, clock.record(trained))  # a study cut short keeps its time
-        write_study(out_dir, study)
+        write_study(out_dir, study, clock, trained)  # a cut-short call counts
     return write_report(out_dir)
 
 
