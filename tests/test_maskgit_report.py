@@ -4,6 +4,7 @@ seeds, the guidance weight chosen on the tuning split only, the table, the claim
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -224,3 +225,14 @@ def test_rows_carry_the_stage1_reconstruction_of_their_tokenizer(tmp_path):
     assert "| 19.25 ± 0.00 |" in table
     # a run without its tokenizer's evaluation shows no Stage I numbers
     assert all(r["tokenizer_psnr"] is None for r in collect(_study(tmp_path / "bare")))
+
+
+def test_the_study_records_its_own_tokenizers_relative_to_its_folder(tmp_path, monkeypatch):
+    """A tokenizer the study trained (inside its folder) is recorded relative to the folder, so a published
+    results file names no folder of the machine it ran on; one from elsewhere stays as given."""
+    from fsq.studies.maskgit import _relative_to
+
+    monkeypatch.chdir(tmp_path)
+    assert _relative_to(tmp_path / "study" / "runs" / "tokenizer_fsq", tmp_path / "study") == "runs/tokenizer_fsq"
+    assert _relative_to(Path("study/runs/tokenizer_vq"), Path("study")) == "runs/tokenizer_vq"
+    assert _relative_to(Path("/elsewhere/tok"), tmp_path / "study") == "/elsewhere/tok"
