@@ -24,6 +24,7 @@ test. Wall time, CPU time and load are recorded as in every study.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from fsq.studies.common import (
     read_study,
     run_path,
     timing_line,
+    unless_busy,
     write_results,
     write_study,
 )
@@ -165,12 +167,12 @@ def run_codec_study(
         cfg = load_config(TokenizerExperiment, [base], [*train_overrides, *extra]) if train_overrides else None
         if cfg is not None and not rundir.has_eval(run_dir, cfg.train.steps):
             log(f"[{index}/{len(plan)}] {entry['name']}: training ...")
-            app.train(cfg, run_dir)
-            trained += 1
-            write_study(out_dir, study, clock, trained)  # a cut-short call counts
+            if unless_busy(partial(app.train, cfg, run_dir), log):  # else another call is training it
+                trained += 1
+                write_study(out_dir, study, clock, trained)  # a cut-short call counts
         elif not done:
             log(f"[{index}/{len(plan)}] {entry['name']}: evaluating ...")
-            app.evaluate(run_dir, extra)
+            unless_busy(partial(app.evaluate, run_dir, extra), log)
         else:
             log(f"[{index}/{len(plan)}] {entry['name']}: evaluated earlier, reused")
     return write_report(out_dir)

@@ -67,11 +67,11 @@ def _study_lock(study_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def train_unless_busy(train: Callable[[], Any], log: Callable[[str], Any]) -> bool:
-    """Call ``train`` (which trains one run of a study); False, after a line in ``log``, when another process holds
-    the run dir (another call of the same study training it into the same folder): that call records it."""
+def unless_busy(work: Callable[[], Any], log: Callable[[str], Any]) -> bool:
+    """Call ``work`` (training or evaluating one run of a study); False, after a line in ``log``, when another
+    process holds the run dir (another call of the same study working in the same folder): that call records it."""
     try:
-        train()
+        work()
     except rundir.RunDirBusy as busy:
         log(f"    skipped: {busy}")
         return False

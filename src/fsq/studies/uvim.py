@@ -25,7 +25,7 @@ from fsq.studies.common import (
     read_study,
     run_path,
     timing_line,
-    train_unless_busy,
+    unless_busy,
     write_results,
     write_study,
 )
@@ -169,7 +169,7 @@ def run_uvim_study(
             continue
         log(f"[{index}/{len(runs)}] {run['name']}: training ...")
         tick = time.perf_counter()
-        if not train_unless_busy(partial(app.train, cfg, run_dir), log):  # another call is training it
+        if not unless_busy(partial(app.train, cfg, run_dir), log):  # another call is training it
             continue
         trained += 1
         run["seconds"] = time.perf_counter() - tick
