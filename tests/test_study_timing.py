@@ -97,3 +97,25 @@ def test_one_call_after_another_sums_as_before(tmp_path):
     both = read_study(tmp_path)["timing"]
     assert both["calls"] == 2 and both["runs_trained"] == 1
     assert both["load_average_before"] == once["load_average_before"]  # the first call's
+
+
+def test_work_on_a_run_dir_another_process_holds_is_skipped_with_a_line(tmp_path):
+    from fsq.rundir import RunDirLock
+    from fsq.studies.common import unless_busy
+
+    def work():
+        with RunDirLock(tmp_path / "run", "training"):
+            done.append(True)
+
+    done: list[bool] = []
+    lines: list[str] = []
+    with RunDirLock(tmp_path / "run", "training"):  # another call of the study, training this run
+        assert unless_busy(work, lines.append) is False
+    assert done == [] and len(lines) == 1 and "skipped: " in lines[0] and "in use by pid" in lines[0]
+    assert unless_busy(work, lines.append) is True and done == [True]  # free again: the work runs
+
+    def failing():
+        raise ValueError("a real error")
+
+    with pytest.raises(ValueError, match="a real error"):  # only a busy run dir is skipped
+        unless_busy(failing, lines.append)
