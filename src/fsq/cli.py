@@ -379,7 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run size (default cpu; quick: video and photos only)",
     )
     study.add_argument(
-        "--jobs", type=count_arg(), default=1, help="codebook-size, levels: runs trained at once (processes; default 1)"
+        "--jobs",
+        type=count_arg(),
+        default=1,
+        help="codebook-size, levels, uvim: runs trained at once (processes; default 1)",
     )
     study.add_argument("--out", required=True, help="study folder; rerunning reuses and resumes its runs")
     study.add_argument(

@@ -361,3 +361,25 @@ def test_a_study_call_skips_the_runs_another_call_is_training(tmp_path, monkeypa
     study = json.loads((out / "study.json").read_text())
     assert study["timing"]["runs_trained"] == 3 and all(r["seconds"] for r in study["runs"])
     assert "Runs not finished" not in (out / "report.md").read_text()
+
+
+def test_uvim_study_jobs_train_every_run_once_in_worker_processes(tmp_path, monkeypatch, capfd):
+    """`--jobs 2`: two worker processes go down the plan, each training the runs the other is not; every run is
+    trained once (one run dir, one seconds entry each) and the call records one share of time for all of them."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "study"
+    argv = [
+        "study", "uvim", "--tasks", "depth", "--out", str(out), *_smoke_overrides(), "train.threads=1", "--seeds", "0",
+        "--jobs", "2",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    study = json.loads((out / "study.json").read_text())
+    assert study["timing"]["runs_trained"] == 3 and "calls" not in study["timing"]
+    assert all(r["seconds"] > 0 for r in study["runs"])
+    printed = capfd.readouterr().out  # the workers' lines too (their own processes)
+    started = printed.count(": training ...")
+    assert started - printed.count("    skipped: ") == 3  # each run trained by one worker (a busy one skipped)
+    for run in study["runs"]:  # and once: its metrics log every step once
+        steps = [m["step"] for m in read_metrics(out / run["run_dir"] / "lm") if "loss" in m]
+        assert steps == sorted(set(steps))
+    assert "Runs not finished" not in (out / "report.md").read_text()

@@ -10,8 +10,10 @@ parity with a margin, one-sided directions, each against the seeds' spread) are 
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -96,13 +98,18 @@ def run_uvim_study(
     seeds: Sequence[int] = (0,),
     overrides: Sequence[str] = (),
     log=print,
+    jobs: int = 1,
 ) -> Path:
     """Train (or reuse) every UViM run of the plan for ``tasks`` and each of ``seeds`` (the first only for rows
     not ``seeded``) under ``out_dir/runs/``, then write the report. Runs are named ``<task>_<variant>_s<seed>``;
     the seed is ``train.seed``. The wall time, CPU time and load average of the calls that trained anything are
-    recorded in ``study.json`` (``timing``, summed over the calls into the same folder)."""
-    from fsq import app  # training needs torch; the report does not
+    recorded in ``study.json`` (``timing``, summed over the calls into the same folder).
 
+    ``jobs`` > 1 trains that many runs at once, in worker processes that each go down the plan taking the runs no
+    other is training (as separate calls into the same folder do); the call's time is recorded when they are
+    done."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(seeds)
@@ -161,6 +168,28 @@ def run_uvim_study(
     for run in runs:
         run["seconds"] = seconds.get(run["name"])
     write_study(out_dir, study)
+    if jobs == 1:
+        train_runs(out_dir, study, configs, log, clock)
+    else:
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(train_runs, out_dir, study, configs, print, None) for _ in range(jobs)]
+            trained = sum(future.result() for future in futures)
+        if trained:
+            write_study(out_dir, study, clock, trained)
+    return write_report(out_dir)
+
+
+def train_runs(
+    out_dir: Path, study: dict[str, Any], configs: list[UViMExperiment], log=print, clock: Stopwatch | None = None
+) -> int:
+    """Train the runs of ``study`` (one config each) not finished and not being trained by another process, in
+    plan order; returns how many it trained. Each finished run's seconds go into ``study.json`` at once, with
+    ``clock``'s record of this call when given. A module-level function, so that ``jobs`` > 1 can run it in
+    worker processes."""
+    from fsq import app  # training needs torch; the report does not
+
+    runs = study["runs"]
     trained = 0
     for index, (run, cfg) in enumerate(zip(runs, configs), 1):
         run_dir = run_path(out_dir, run)
@@ -174,7 +203,7 @@ def run_uvim_study(
         trained += 1
         run["seconds"] = time.perf_counter() - tick
         write_study(out_dir, study, clock, trained)  # a cut-short call counts
-    return write_report(out_dir)
+    return trained
 
 
 # task -> (metric key, label, lower is better); colorization reports FID instead of PSNR when it was measured
@@ -283,4 +312,5 @@ def write_report(study_dir: str | Path) -> Path:
 def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[str, Any]) -> Path:
     """``fsq study uvim [--tasks ...] [--seeds ...] [key=value...]``."""
     seeds = options.get("seeds") or [0]
-    return run_uvim_study(out_dir, tasks=options.get("tasks"), seeds=seeds, overrides=overrides)
+    jobs = int(options.get("jobs") or 1)
+    return run_uvim_study(out_dir, tasks=options.get("tasks"), seeds=seeds, overrides=overrides, jobs=jobs)
