@@ -33,7 +33,7 @@ readme: $(STAMP)
 	$(call publish,demo_study,demo,fig3 usage metrics)
 	$(call publish,codebook_study,codebook,fig3)  # fsq study codebook-size --data mnist --seeds 0 1 2 --out runs/codebook_study
 	$(call publish,maskgit_study,maskgit,guidance budget)  # fsq study maskgit --out runs/maskgit_study study.seeds=[0,1,2]
-	$(call publish,uvim_study,uvim,)  # fsq study uvim --out runs/uvim_study --seeds 0   (0 1 2: ~5.5 CPU-hours)
+	$(call publish,uvim_study,uvim,)  # fsq study uvim --out runs/uvim_study --seeds 0   (0 1 2: ~6.5 CPU-hours; --jobs 2 on two cores)
 	$(call publish,levels_study,levels,fig10)  # fsq study levels --out runs/levels_study --seeds 0 1 2
 	$(call publish,video_study,video,frames)  # fsq study video train.threads=1 frames.train.threads=1 --tasks tokenizers --seeds 0 --out runs/video_study
 	$(PY) -m fsq readme README.md
