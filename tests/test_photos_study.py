@@ -184,3 +184,21 @@ def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
     for label in photos.QUANTIZERS:
         assert f"- {label} beats the naive codec by >= 1 dB PSNR: **" in report
     assert "(single seed)" in report and "Runs not finished" not in report
+
+
+def test_quick_study_with_two_jobs_trains_every_run_once_and_reports_as_one_process(tmp_path, capfd):
+    """``--jobs 2``: two worker processes share the trials, then the sweep at the rate the trials chose; every run
+    is trained once and evaluated on val, and the report is the one a single process writes (same runs, same
+    numbers: each run is deterministic on the CPU)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    photos.run_photos_study(one, preset="quick", seeds=[0], log=lambda *_: None)
+    capfd.readouterr()
+    photos.run_photos_study(two, preset="quick", seeds=[0], log=print, jobs=2)
+    printed = capfd.readouterr().out
+    study = json.loads((two / "study.json").read_text())
+    assert printed.count("(from scratch)") == len(study["runs"]) == 20  # each run trained once (none resumed)
+    assert study["timing"]["runs_trained"] == 20 and "calls" not in study["timing"]
+    strip = lambda path: {k: v for k, v in json.loads(path.read_text()).items() if k != "study"}  # noqa: E731
+    assert strip(two / "results.json") == strip(one / "results.json")
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        photos.run_photos_study(tmp_path / "three", preset="quick", seeds=[0], jobs=0)

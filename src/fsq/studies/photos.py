@@ -30,8 +30,11 @@ pure function of the study folder and imports no torch; every claim is decided b
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from fsq.studies.common import (
     read_study,
     run_path,
     timing_line,
+    unless_busy,
     write_results,
     write_study,
 )
@@ -188,7 +192,8 @@ def evaluate_on_val(run_dir: Path, cfg: TokenizerExperiment) -> None:
     from fsq.evaluation.tokenizer import evaluate_tokenizer
 
     cfg = replace(cfg, data=replace(cfg.data, eval_split=TUNING_SPLIT), eval=replace(cfg.eval, image_anchors=[]))
-    evaluate_tokenizer(run_dir, cfg=cfg, suffix=VAL_SUFFIX)
+    with rundir.RunDirLock(run_dir, "evaluating it"):  # not while another process trains or evaluates it
+        evaluate_tokenizer(run_dir, cfg=cfg, suffix=VAL_SUFFIX)
 
 
 def run_photos_study(
@@ -199,10 +204,15 @@ def run_photos_study(
     overrides: Sequence[str] = (),
     sweep: bool = True,
     log=print,
+    jobs: int = 1,
 ) -> Path:
-    """Train (or reuse) every run, then write ``report.md``; ``sweep=False`` leaves out the codebook-size sweep."""
-    from fsq import app  # training needs torch; the report does not
+    """Train (or reuse) every run, then write ``report.md``; ``sweep=False`` leaves out the codebook-size sweep.
 
+    ``jobs`` > 1 trains that many runs at once, in worker processes that each go down the plan taking the runs no
+    other is training (as separate calls into the same folder do): the trials first, then the sweep, which needs
+    the rate FSQ's trials chose. The call's time is recorded when they are done."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(DEFAULT_SEEDS[preset] if seeds is None and preset in DEFAULT_SEEDS else seeds or [0])
@@ -232,24 +242,66 @@ def run_photos_study(
     if previous:
         study["timing"] = previous
     write_study(out_dir, study)
+    numbered = list(enumerate(runs, 1))
+    phases = [
+        [(i, entry, cfg) for i, (entry, cfg) in numbered if entry.get("role") != "sweep"],
+        [(i, entry, cfg) for i, (entry, cfg) in numbered if entry.get("role") == "sweep"],
+    ]
     trained = 0
-    for index, (entry, cfg) in enumerate(runs, 1):
+    for phase in phases:
+        if any(entry["rate"] is None for _, entry, _cfg in phase if entry.get("role") == "sweep"):
+            try:  # the sweep: at the rate FSQ's trials chose, known once the trials are done
+                rate = _fsq_rate(out_dir, study)
+            except RuntimeError:  # a trial this call skipped: another call is still training it
+                log("the codebook-size sweep waits for FSQ's trials (another call is training them): rerun when done")
+                break
+            for _, entry, _cfg in phase:
+                entry["rate"] = rate
+            write_study(out_dir, study)
+        if jobs == 1:
+            trained += train_runs(out_dir, study, phase, len(runs), log, clock, trained)
+            continue
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(train_runs, out_dir, study, phase, len(runs), print) for _ in range(jobs)]
+            trained += sum(future.result() for future in futures)
+    if jobs > 1 and trained:
+        write_study(out_dir, study, clock, trained)
+    return write_report(out_dir)
+
+
+def train_runs(
+    out_dir: Path,
+    study: dict[str, Any],
+    phase: list[tuple[int, dict[str, Any], TokenizerExperiment]],
+    total: int,
+    log=print,
+    clock: Stopwatch | None = None,
+    trained_before: int = 0,
+) -> int:
+    """Train (and evaluate on the tuning split) the runs of ``phase`` (``(number, entry, config)``; a sweep entry
+    with its rate set) not finished and not being worked on by another process; returns how many it trained.
+    ``study.json`` is written after each run, with ``clock``'s record of this call (``trained_before`` runs
+    earlier) when given. A module-level function, so that ``jobs`` > 1 can run it in worker processes."""
+    from fsq import app  # training needs torch; the report does not
+
+    trained = 0
+    for index, entry, cfg in phase:
         run_dir = run_path(out_dir, entry)
-        if entry.get("role") == "sweep":  # at the rate FSQ's trials chose (the trials come first in the plan)
-            if entry["rate"] is None:
-                entry["rate"] = _fsq_rate(out_dir, study)
-                write_study(out_dir, study)
+        if entry.get("role") == "sweep":
             cfg = replace(cfg, optim=replace(cfg.optim, lr=entry["rate"]))
         if not rundir.has_eval(run_dir, cfg.train.steps):
-            log(f"[{index}/{len(runs)}] {entry['name']}: training ...")
-            app.train(cfg, run_dir)
+            log(f"[{index}/{total}] {entry['name']}: training ...")
+            if not unless_busy(partial(app.train, cfg, run_dir), log):  # another call is training it
+                continue
             trained += 1
         tuned = entry.get("role") != "sweep"  # the sweep's runs are not trials: no val evaluation
         if tuned and not rundir.eval_path(run_dir, cfg.train.steps, f"{VAL_SUFFIX}.json").is_file():
-            log(f"[{index}/{len(runs)}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
-            evaluate_on_val(run_dir, cfg)
-        write_study(out_dir, study, clock, trained)  # a cut-short call counts
-    return write_report(out_dir)
+            log(f"[{index}/{total}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
+            if not unless_busy(partial(evaluate_on_val, run_dir, cfg), log):
+                continue
+        write_study(out_dir, study, clock, trained_before + trained)  # a cut-short call counts
+    return trained
 
 
 def trials(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, Any]]:
@@ -564,4 +616,5 @@ def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[s
         seeds=options.get("seeds"),
         overrides=overrides,
         sweep="codebook" in tasks,
+        jobs=int(options.get("jobs") or 1),
     )
