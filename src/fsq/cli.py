@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=count_arg(),
         default=1,
-        help="codebook-size, levels, uvim, photos: runs trained at once (processes; default 1)",
+        help="codebook-size, levels, uvim, photos, video: runs trained at once (processes; default 1)",
     )
     study.add_argument("--out", required=True, help="study folder; rerunning reuses and resumes its runs")
     study.add_argument(

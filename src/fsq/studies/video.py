@@ -26,8 +26,11 @@ held-out clips (:mod:`fsq.evaluation.video_samples`; ``eval/step_N_judged.json``
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ from fsq.studies.common import (
     read_study,
     run_path,
     timing_line,
+    unless_busy,
     write_results,
     write_study,
 )
@@ -310,11 +314,16 @@ def run_video_study(
     overrides: Sequence[str] = (),
     stage2: bool = True,
     log=print,
+    jobs: int = 1,
 ) -> Path:
     """Train (or reuse) every run, evaluate the per-frame tokenizer on the video clips, write ``report.md``;
-    ``stage2=False`` leaves out the MaskGIT runs (Stage I only: the tokenizers and their baselines)."""
-    from fsq import app  # training needs torch; the report does not
+    ``stage2=False`` leaves out the MaskGIT runs (Stage I only: the tokenizers and their baselines).
 
+    ``jobs`` > 1 trains that many runs at once, in worker processes that each go down the plan taking the runs no
+    other is working on (as separate calls into the same folder do): Stage I first, then the MaskGIT runs on the
+    tokenizers chosen on val. The call's time is recorded when they are done."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     clock = Stopwatch()
     out_dir = Path(out_dir)
     seeds = list(DEFAULT_SEEDS[preset] if seeds is None and preset in DEFAULT_SEEDS else seeds or [0])
@@ -340,7 +349,6 @@ def run_video_study(
     if previous:
         study["timing"] = previous
     write_study(out_dir, study)
-    trained = 0
     clips_cfg = {e["seed"]: c for e, c in runs if e["role"] == "video"}  # any video run of a seed: the same clips
     if any(e["role"] == "stage2" for e, _ in runs):
         study["stage2"] = (
@@ -349,37 +357,89 @@ def run_video_study(
             "judge beside as many real held-out clips."
         )
         write_study(out_dir, study)
-    for index, (entry, cfg) in enumerate(runs, 1):
-        run_dir = run_path(out_dir, entry)
-        if entry["role"] == "stage2" and entry["tokenizer"] is None:
-            tokenizer = _chosen_tokenizer(out_dir, study, entry)
-            entry["tokenizer"] = tokenizer
-            cfg = replace(cfg, data=replace(cfg.data, tokenizer=str(out_dir / tokenizer)))
+    numbered = list(enumerate(runs, 1))
+    phases = [
+        [(i, entry, cfg) for i, (entry, cfg) in numbered if entry["role"] != "stage2"],
+        [(i, entry, cfg) for i, (entry, cfg) in numbered if entry["role"] == "stage2"],
+    ]
+    options = {"total": len(runs), "clips": clips_cfg, "samples": JUDGED_SAMPLES[preset]}
+    trained = 0
+    for phase in phases:
+        if any(entry["tokenizer"] is None for _, entry, _cfg in phase if entry["role"] == "stage2"):
+            try:  # Stage II builds on the tokenizer chosen on val, known once Stage I is done
+                for _, entry, _cfg in phase:
+                    entry["tokenizer"] = _chosen_tokenizer(out_dir, study, entry)
+            except RuntimeError:  # a tokenizer this call skipped: another call is still training it
+                log("the MaskGIT runs wait for the tokenizers' trials (another call is training them): rerun when done")
+                break
             write_study(out_dir, study)
-        step = cfg.train.steps
-        if not rundir.has_eval(run_dir, step):
-            log(f"[{index}/{len(runs)}] {entry['name']}: training ...")
-            app.train(cfg, run_dir)
+        if jobs == 1:
+            trained += train_runs(out_dir, study, phase, options, log, clock, trained)
+            continue
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(train_runs, out_dir, study, phase, options, print) for _ in range(jobs)]
+            trained += sum(future.result() for future in futures)
+    if jobs > 1 and trained:
+        write_study(out_dir, study, clock, trained)
+    return write_report(out_dir)
+
+
+def train_runs(
+    out_dir: Path,
+    study: dict[str, Any],
+    phase: list[tuple[int, dict[str, Any], Any]],
+    options: dict[str, Any],
+    log=print,
+    clock: Stopwatch | None = None,
+    trained_before: int = 0,
+) -> int:
+    """Train and evaluate the runs of ``phase`` (``(number, entry, config)``; a Stage II entry with its tokenizer
+    set) not finished and not being worked on by another process; returns how many it trained. ``options``: the
+    plan's ``total``, each seed's video config (``clips``: the clips the per-frame tokenizer is scored on) and the
+    ``samples`` a Stage II run is judged on. ``study.json`` is written after each run, with ``clock``'s record of
+    this call (``trained_before`` runs earlier) when given. A module-level function, so that ``jobs`` > 1 can run
+    it in worker processes."""
+    from fsq import app  # training needs torch; the report does not
+
+    trained = 0
+    for index, entry, cfg in phase:
+        run_dir = run_path(out_dir, entry)
+        if entry["role"] == "stage2":
+            cfg = replace(cfg, data=replace(cfg.data, tokenizer=str(out_dir / entry["tokenizer"])))
+        tag = f"[{index}/{options['total']}] {entry['name']}"
+        if not rundir.has_eval(run_dir, cfg.train.steps):
+            log(f"{tag}: training ...")
+            if not unless_busy(partial(app.train, cfg, run_dir), log):  # another call is training it
+                continue
             trained += 1
+        if not unless_busy(partial(_evaluate_run, run_dir, entry, cfg, options, tag, log), log):
+            continue
+        write_study(out_dir, study, clock, trained_before + trained)  # a cut-short call counts
+    return trained
+
+
+def _evaluate_run(run_dir: Path, entry: dict[str, Any], cfg: Any, options: dict[str, Any], tag: str, log=print) -> None:
+    """The study's own evaluations of a trained run, those it lacks, holding the run dir: a video tokenizer on
+    `val`; the per-frame tokenizer on the video clips (held-out and `val`); a MaskGIT's sampled clips judged."""
+    step = cfg.train.steps
+    with rundir.RunDirLock(run_dir, "evaluating it"):  # not while another process trains or evaluates it
         if entry["role"] == "video" and not rundir.eval_path(run_dir, step, f"{VAL_SUFFIX}.json").is_file():
-            log(f"[{index}/{len(runs)}] {entry['name']}: evaluating on {TUNING_SPLIT} ...")
+            log(f"{tag}: evaluating on {TUNING_SPLIT} ...")
             evaluate_on_split(run_dir, cfg, TUNING_SPLIT)
         if entry["role"] == "frames":
             for split, suffix in ((None, CLIPS_SUFFIX), (TUNING_SPLIT, CLIPS_SUFFIX + VAL_SUFFIX)):
                 if not rundir.eval_path(run_dir, step, f"{suffix}.json").is_file():
-                    log(f"[{index}/{len(runs)}] {entry['name']}: evaluating frame by frame on the video clips ...")
-                    evaluate_frames_on_clips(run_dir, cfg, clips_cfg[entry["seed"]], split=split, suffix=suffix)
+                    log(f"{tag}: evaluating frame by frame on the video clips ...")
+                    evaluate_frames_on_clips(run_dir, cfg, options["clips"][entry["seed"]], split=split, suffix=suffix)
         judged = rundir.eval_path(run_dir, step, f"{JUDGED_SUFFIX}.json")
         if entry["role"] == "stage2" and not judged.is_file():
-            log(f"[{index}/{len(runs)}] {entry['name']}: sampling and judging clips frame by frame ...")
+            log(f"{tag}: sampling and judging clips frame by frame ...")
             from fsq.evaluation.video_samples import evaluate_video_samples
             from fsq.io import write_json_atomic
 
-            write_json_atomic(
-                evaluate_video_samples(run_dir, num_samples=JUDGED_SAMPLES[preset], seed=entry["seed"]), judged
-            )
-        write_study(out_dir, study, clock, trained)  # a cut-short call counts
-    return write_report(out_dir)
+            samples = evaluate_video_samples(run_dir, num_samples=options["samples"], seed=entry["seed"])
+            write_json_atomic(samples, judged)
 
 
 TABLE_NOTE = (
@@ -487,4 +547,5 @@ def run(kind: str, out_dir: str | Path, *, overrides: list[str], options: dict[s
         seeds=options.get("seeds"),
         overrides=overrides,
         stage2="stage2" in tasks,
+        jobs=int(options.get("jobs") or 1),
     )
