@@ -172,6 +172,23 @@ def test_study_jobs_train_the_same_runs_as_one_process(tmp_path):
         run_study("levels", tmp_path / "bad", level_sets=sets, overrides=overrides, jobs=0)
 
 
+def test_a_levels_study_skips_a_pair_another_call_is_training(tmp_path):
+    """Two calls into one folder: a tokenizer whose run dir another process holds is skipped with its MaskGIT
+    (a line says so), the other pair trains; the next call trains the pair skipped."""
+    from fsq.rundir import RunDirLock
+
+    sets = [[5, 3], [4, 4]]
+    lines: list[str] = []
+    with RunDirLock(tmp_path / "runs" / "fsq_5x3", "training"):  # another call training the first tokenizer
+        run_study("levels", tmp_path, level_sets=sets, overrides=SMOKE + SMOKE_STAGE2, log=lines.append)
+    assert any(line.startswith("    skipped: ") for line in lines)
+    assert not (tmp_path / "runs" / "fsq_5x3_maskgit").exists() and (tmp_path / "runs" / "fsq_4x4_maskgit").is_dir()
+    assert json.loads((tmp_path / "study.json").read_text())["timing"]["runs_trained"] == 2  # one pair
+    run_study("levels", tmp_path, level_sets=sets, overrides=SMOKE + SMOKE_STAGE2, log=lambda *_: None)
+    assert (tmp_path / "runs" / "fsq_5x3_maskgit").is_dir()
+    assert len(json.loads((tmp_path / "results.json").read_text())["results"]) == 2
+
+
 def test_bad_study_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown study"):
         plan("sizes")

@@ -34,6 +34,7 @@ from fsq.studies.common import (
     read_study,
     run_path,
     timing_line,
+    unless_busy,
     write_results,
     write_study,
 )
@@ -424,7 +425,10 @@ def train_pair(
         log(f"{tag} {run['name']}: finished earlier, reused")
     else:
         log(f"{tag} {run['name']}: training {run['label']} {run['levels'] or run['target_size']} ...")
-        e = app.train(cfg, run_dir)["eval"]
+        result: dict[str, Any] = {}
+        if not unless_busy(lambda: result.update(app.train(cfg, run_dir)), log):  # another call is training it
+            return trained  # its MaskGIT waits for it: that call trains it too
+        e = result["eval"]
         trained += 1
         log(
             f"{tag} {run['name']}: PSNR {e['psnr']:.2f} dB, codes used {e['codes_used']}/{e['codebook_size']} "
@@ -438,7 +442,10 @@ def train_pair(
         return trained
     log(f"{tag} {entry['name']}: training MaskGIT on {run['name']}'s tokens ...")
     tick = time.perf_counter()
-    m = app.train(mcfg, maskgit_dir)["eval"]
+    second: dict[str, Any] = {}
+    if not unless_busy(lambda: second.update(app.train(mcfg, maskgit_dir)), log):  # another call is training it
+        return trained
+    m = second["eval"]
     g = m["guidance"][0]
     log(
         f"{tag} {entry['name']}: class accuracy {100 * g.get('class_accuracy', float('nan')):.1f}%, judge FD "
