@@ -107,3 +107,15 @@ def test_what_shipped_configs_need_is_what_the_readme_install_lines_bring():
         for need in requirements(load(shipped.path), "train") + requirements(load(shipped.path), "eval"):
             extra = re.search(r"fsq-toolkit\[(\w+)\]", need.install)
             assert (extra and extra.group(1) in everything) or need.install.startswith(FID_INSTALL), (shipped, need)
+
+
+def test_a_depth_uvim_without_matplotlib_is_refused_before_training(without, tmp_path, capsys):
+    """The depth task's evaluation grid colours depth maps with matplotlib's viridis: a `[train]`-only install was
+    refused only after training (`fsq study uvim` from the wheel); now before anything is written."""
+    without("matplotlib")
+    run = tmp_path / "run"
+    code = main(["train", "uvim", "depth_fsq", "smoke_uvim", "--run-dir", str(run)])
+    err = capsys.readouterr().err
+    assert code == 2 and not run.exists()
+    assert "task.name=depth" in err and "pip install 'fsq-toolkit[reports]'" in err and ", or set" not in err
+    check_requirements(load("panoptic_fsq", stage="uvim"), "train")  # other tasks colour without it

@@ -31,7 +31,7 @@ class Requirement:
     what: str
     modules: tuple[str, ...]
     install: str
-    turn_off: str
+    turn_off: str  # the config setting that makes it unneeded ("" when none does)
 
     def missing(self) -> list[str]:
         return [m for m in self.modules if importlib.util.find_spec(m) is None]
@@ -105,6 +105,16 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                 f"loss.vgg16_weights={weights}: no such file (torchvision's vgg16-397923af.pth, from "
                 "https://download.pytorch.org/models/vgg16-397923af.pth)"
             )
+    task = getattr(getattr(cfg, "task", None), "name", None)  # a UViM config's dense task
+    if evaluates and task == "depth":
+        needs.append(
+            Requirement(
+                what="task.name=depth (its evaluation grid colours depth maps with matplotlib's viridis)",
+                modules=("matplotlib",),
+                install="pip install 'fsq-toolkit[reports]'",
+                turn_off="",
+            )
+        )
     source = str(getattr(getattr(cfg, "data", None), "source", ""))
     if source.startswith("hf:"):
         needs.append(
@@ -121,7 +131,8 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
 def check_requirements(cfg: Any, purpose: Purpose = "train") -> None:
     """Raise a :class:`ConfigError` naming every optional dependency ``cfg`` needs for ``purpose`` and lacks."""
     lines = [
-        f"- {r.what} needs {', '.join(r.missing())}: install it with `{r.install}`, or set {r.turn_off}"
+        f"- {r.what} needs {', '.join(r.missing())}: install it with `{r.install}`"
+        + (f", or set {r.turn_off}" if r.turn_off else "")
         for r in requirements(cfg, purpose)
         if r.missing()
     ]
