@@ -339,3 +339,41 @@ def test_maskgit_grid_is_given_one_way():
     with pytest.raises(ValueError, match="1, 2 or 3 positive sizes"):
         MaskGITSpec(codebook_size=8, num_classes=0, grid=[2, 2, 2, 2])
     assert MaskGITSpec(codebook_size=8, num_classes=0, grid_height=2, grid_width=3).grid_shape == (2, 3)
+
+
+def test_time_patch_stacks_frame_groups_at_the_input_and_is_causal():
+    """``time_patch=2``: the network sees 1 + k frames of 2 stacked channels for a 1 + 2k clip; the token grid,
+    the accepted clip lengths and causality follow, and the stacking inverts exactly."""
+    from fsq.models.autoencoder import stack_frames, unstack_frames
+
+    x = torch.randn(2, 3, 7, 4, 4)  # 1 + 2 x 3 frames
+    stacked = stack_frames(x, 2)
+    assert stacked.shape == (2, 6, 4, 4, 4)
+    assert torch.equal(stacked[:, :3, 0], x[:, :, 0]) and torch.equal(stacked[:, 3:, 0], x[:, :, 0])
+    assert torch.equal(stacked[:, :3, 1], x[:, :, 1]) and torch.equal(stacked[:, 3:, 1], x[:, :, 2])  # frame order
+    assert torch.equal(unstack_frames(stacked, 2), x)
+    with pytest.raises(ValueError, match="1 \\+ 2k frames"):
+        stack_frames(torch.randn(1, 1, 4, 2, 2), 2)
+
+    torch.manual_seed(0)
+    spec = TokenizerSpec(
+        dims=3, shape=[9, 8, 8], causal=True, time_padding="zeros", time_patch=2, downsample=[[1, 2, 2]],
+        channel_multipliers=[1, 2], factorized=True, time_init="identity", filters=8, num_groups=4,
+    )  # fmt: skip
+    assert spec.grid_shape == (5, 4, 4) and spec.time_factor == 2
+    assert spec.accepts_frames(1) and spec.accepts_frames(5) and not spec.accepts_frames(4)
+    model = Tokenizer(spec).eval()
+    clip = torch.rand(1, 1, 9, 8, 8)
+    with torch.no_grad():
+        out, _ = model(clip)
+        assert out.shape == clip.shape and model.tokenize(clip).shape == (1, 5, 4, 4)
+        assert model(clip[:, :, :1])[0].shape == (1, 1, 1, 8, 8)  # an image is a one-frame video
+        torch.testing.assert_close(model(clip[:, :, :1])[0], out[:, :, :1])
+        later = clip.clone()
+        later[:, :, 3:] = torch.rand(1, 1, 6, 8, 8)  # frames 3-8 replaced: latent frames 0 and 1 (frames 0-2) kept
+        assert torch.equal(model.encoder(later * 2 - 1)[:, :, :2], model.encoder(clip * 2 - 1)[:, :, :2])
+        assert not torch.equal(model.encoder(later * 2 - 1)[:, :, 2:], model.encoder(clip * 2 - 1)[:, :, 2:])
+    with pytest.raises(ValueError, match="time_patch needs a causal 3-D vqgan"):
+        TokenizerSpec(dims=3, shape=[9, 8, 8], time_patch=2)
+    with pytest.raises(ValueError, match="time_patch needs a causal 3-D vqgan"):
+        TokenizerSpec(dims=2, time_patch=2)

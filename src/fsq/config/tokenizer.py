@@ -85,6 +85,10 @@ class ModelConfig:
     # causal vqgan models: time downsampled by stacking frames into channels (and upsampled by the inverse), not by
     # averaging and repeating frames
     time_to_depth: bool = False
+    # causal 3-D vqgan models: frames stacked into the channels in groups of this many at the input (the first
+    # frame alone), and unstacked at the output, before any convolution (time patchified as Cosmos' wavelet input
+    # does): the whole network runs on 1 + k frames for 1 + time_patch * k, and time_factor includes it
+    time_patch: PositiveInt = 1
     # 3-D vqgan models: (2+1)-D convolutions (3x3 over space, then 3 frames over time) instead of 3x3x3 ones
     factorized: bool = False
     # factorized models: their time convolutions start random (PyTorch's default) or as identity (passing the current

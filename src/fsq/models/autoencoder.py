@@ -55,7 +55,10 @@ class TokenizerSpec:
     causal convolutions' past before the first frame: ``replicate`` (copies of it) or ``zeros``;
     ``time_to_depth`` (causal only) downsamples time by stacking frames into channels and upsamples it by the
     inverse (:class:`~fsq.layers.resnet.Downsample`, :class:`~fsq.layers.resnet.Upsample`) instead of averaging
-    and repeating frames. ``factorized`` (3-D vqgan only) builds every 3x3x3 convolution as a (2+1)-D pair, a
+    and repeating frames. ``time_patch`` (causal 3-D vqgan only) stacks the input's frames into the channels in
+    groups of that many before the first convolution (the first frame with copies of itself) and unstacks the
+    output after the last: the network runs on ``1 + k`` frames of a ``1 + time_patch * k`` clip, as a time
+    patchification. ``factorized`` (3-D vqgan only) builds every 3x3x3 convolution as a (2+1)-D pair, a
     3x3 over space then a 3-frame one over time (:class:`~fsq.layers.resnet.FactorizedConv3d`); ``time_init``
     (factorized only) starts their time convolutions ``random`` (PyTorch's default) or as ``identity`` (passing the
     current frame only, so the model starts as a per-frame 2-D one).
@@ -79,6 +82,7 @@ class TokenizerSpec:
     causal: bool = False
     time_padding: str = "replicate"
     time_to_depth: bool = False
+    time_patch: int = 1
     factorized: bool = False
     time_init: str = "random"
     architecture: str = "vqgan"
@@ -91,6 +95,10 @@ class TokenizerSpec:
         check_time_padding(self.time_padding)
         if self.time_to_depth and not (self.causal and self.architecture == "vqgan"):
             raise ValueError("time_to_depth needs a causal vqgan model (causal: true)")
+        if int(self.time_patch) < 1:
+            raise ValueError(f"time_patch must be a positive integer, got {self.time_patch!r}")
+        if self.time_patch > 1 and not (self.causal and self.dims == 3 and self.architecture == "vqgan"):
+            raise ValueError("time_patch needs a causal 3-D vqgan model (dims: 3, causal: true)")
         if self.factorized and not (self.dims == 3 and self.architecture == "vqgan"):
             raise ValueError(f"factorized (2+1)-D convolutions need a 3-D vqgan model (dims: 3), got dims={self.dims}")
         if self.time_init not in TIME_INITS:
@@ -144,9 +152,12 @@ class TokenizerSpec:
         return [tuple(int(f) for f in factors) for factors in self.downsample]
 
     def stage_shapes(self, frames: int | None = None) -> list[tuple[int, ...]]:
-        """Feature-map sizes per stage, input first (28, [1,2,2] -> [(28, 28), (14, 14), (7, 7)]); ``frames``: those
-        of a clip of that many frames instead of ``input_shape``'s (causal models, see :meth:`accepts_frames`)."""
+        """Feature-map sizes per stage, input first (28, [1,2,2] -> [(28, 28), (14, 14), (7, 7)]; with
+        ``time_patch``, the input as the network sees it, its frames stacked); ``frames``: those of a clip of that
+        many frames instead of ``input_shape``'s (causal models, see :meth:`accepts_frames`)."""
         shapes = [self.input_shape if frames is None else (int(frames), *self.input_shape[1:])]
+        if self.time_patch > 1:  # the network's input: the frames stacked in groups (the first alone)
+            shapes = [(downsampled(shapes[0][0], self.time_patch, True), *shapes[0][1:])]
         for factors in self.stage_factors():
             shapes.append(
                 tuple(
@@ -160,7 +171,7 @@ class TokenizerSpec:
     def time_factor(self) -> int:
         """The product of the time (first-axis) downsampling factors: a causal model maps ``1 + f*k`` frames to
         ``1 + k`` latent frames."""
-        return math.prod(factors[0] for factors in self.stage_factors())
+        return self.time_patch * math.prod(factors[0] for factors in self.stage_factors())
 
     def accepts_frames(self, frames: int) -> bool:
         """Whether a clip of ``frames`` frames can be encoded and decoded back to as many: the configured length,
@@ -194,8 +205,16 @@ class Encoder(nn.Module):
         d, causal, pad, fac = spec.dims, spec.causal, spec.time_padding, spec.factorized
         widths = [spec.filters * m for m in spec.channel_multipliers]
         factors = spec.stage_factors()
+        self.patch = spec.time_patch
         self.stem = conv(
-            d, spec.in_channels, spec.filters, 3, bias=False, causal=causal, time_padding=pad, factorized=fac
+            d,
+            spec.in_channels * self.patch,
+            spec.filters,
+            3,
+            bias=False,
+            causal=causal,
+            time_padding=pad,
+            factorized=fac,
         )
         blocks: list[nn.Module] = []
         channels = spec.filters
@@ -215,6 +234,8 @@ class Encoder(nn.Module):
         self.head = conv(d, channels, spec.latent_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.patch > 1:
+            x = stack_frames(x, self.patch)
         return self.head(F.silu(self.norm(self.blocks(self.stem(x)))))
 
 
@@ -244,7 +265,9 @@ class Decoder(nn.Module):
             else:
                 self.upsamples.append(nn.Identity())
         self.norm = group_norm(channels, spec.num_groups, causal)
-        self.head = conv(d, channels, spec.in_channels, 3, causal=causal, time_padding=pad, factorized=fac)
+        self.head = conv(
+            d, channels, spec.in_channels * spec.time_patch, 3, causal=causal, time_padding=pad, factorized=fac
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         shapes = self.shapes
@@ -255,7 +278,29 @@ class Decoder(nn.Module):
             h = stage(h)
             if isinstance(upsample, Upsample):
                 h = upsample(h, size=shapes[len(shapes) - 2 - i])
-        return self.head(F.silu(self.norm(h)))
+        out = self.head(F.silu(self.norm(h)))
+        return unstack_frames(out, self._spec.time_patch) if self._spec.time_patch > 1 else out
+
+
+def stack_frames(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, 1 + p*k, ...) -> (B, p*C, 1 + k, ...): each group of ``p`` frames stacked into the channels (frame
+    by frame), the first frame alone, stacked with copies of itself (as ``Downsample``'s ``time_to_depth``)."""
+    first, rest = x[:, :, :1], x[:, :, 1:]
+    b, c, frames, *space = rest.shape
+    if frames % p:
+        raise ValueError(f"time_patch={p} needs 1 + {p}k frames, got {frames + 1}")
+    rest = rest.reshape(b, c, frames // p, p, *space).movedim(3, 1).reshape(b, p * c, frames // p, *space)
+    return torch.cat([first.repeat(1, p, *([1] * (x.ndim - 2))), rest], dim=2)
+
+
+def unstack_frames(y: torch.Tensor, p: int) -> torch.Tensor:
+    """The inverse of :func:`stack_frames`: (B, p*C, 1 + k, ...) -> (B, C, 1 + p*k, ...), the first frame from the
+    first latent frame's last channel block."""
+    b, pc, latent, *space = y.shape
+    c = pc // p
+    first = y[:, (p - 1) * c :, :1]
+    rest = y[:, :, 1:].reshape(b, p, c, latent - 1, *space).movedim(1, 3).reshape(b, c, (latent - 1) * p, *space)
+    return torch.cat([first, rest], dim=2)
 
 
 class CodecEncoder(SEANetEncoder):
