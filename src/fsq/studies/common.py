@@ -10,10 +10,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,16 @@ def _study_lock(study_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def in_workers(jobs: int, work: Callable[..., int], *args: Any) -> int:
+    """``work(*args, print)`` in ``jobs`` worker processes at once, each going down the same plan and taking the
+    runs no other holds (:func:`unless_busy`); returns the runs they trained, summed. Workers are spawned, not
+    forked (CUDA cannot be forked)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(work, *args, print) for _ in range(jobs)]
+        return sum(future.result() for future in futures)
 
 
 def unless_busy(work: Callable[[], Any], log: Callable[[str], Any]) -> bool:

@@ -30,9 +30,7 @@ pure function of the study folder and imports no torch; every claim is decided b
 from __future__ import annotations
 
 import math
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -44,6 +42,7 @@ from fsq.config import QuantizerConfig, TokenizerExperiment, config_path, load_c
 from fsq.io import write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
+    in_workers,
     latest_eval,
     over_seeds,
     pm,
@@ -261,10 +260,7 @@ def run_photos_study(
         if jobs == 1:
             trained += train_runs(out_dir, study, phase, len(runs), log, clock, trained)
             continue
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(train_runs, out_dir, study, phase, len(runs), print) for _ in range(jobs)]
-            trained += sum(future.result() for future in futures)
+        trained += in_workers(jobs, train_runs, out_dir, study, phase, len(runs))
     if jobs > 1 and trained:
         write_study(out_dir, study, clock, trained)
     return write_report(out_dir)

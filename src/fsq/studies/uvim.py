@@ -10,10 +10,8 @@ parity with a margin, one-sided directions, each against the seeds' spread) are 
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from fsq.config import UViMExperiment, config_path, load_config
 from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
+    in_workers,
     latest_eval,
     read_study,
     run_path,
@@ -171,10 +170,7 @@ def run_uvim_study(
     if jobs == 1:
         train_runs(out_dir, study, configs, log, clock)
     else:
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(train_runs, out_dir, study, configs, print, None) for _ in range(jobs)]
-            trained = sum(future.result() for future in futures)
+        trained = in_workers(jobs, train_runs, out_dir, study, configs)
         if trained:
             write_study(out_dir, study, clock, trained)
     return write_report(out_dir)

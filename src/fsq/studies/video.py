@@ -26,9 +26,7 @@ held-out clips (:mod:`fsq.evaluation.video_samples`; ``eval/step_N_judged.json``
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -39,6 +37,7 @@ from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, 
 from fsq.studies.common import (
     Stopwatch,
     finish_report,
+    in_workers,
     logged_train_seconds,
     read_study,
     run_path,
@@ -376,10 +375,7 @@ def run_video_study(
         if jobs == 1:
             trained += train_runs(out_dir, study, phase, options, log, clock, trained)
             continue
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(train_runs, out_dir, study, phase, options, print) for _ in range(jobs)]
-            trained += sum(future.result() for future in futures)
+        trained += in_workers(jobs, train_runs, out_dir, study, phase, options)
     if jobs > 1 and trained:
         write_study(out_dir, study, clock, trained)
     return write_report(out_dir)
