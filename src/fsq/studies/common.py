@@ -69,6 +69,18 @@ def _study_lock(study_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def train_phase(
+    jobs: int, work: Callable[..., int], args: tuple[Any, ...], log: Callable[[str], Any], clock: Stopwatch, before: int
+) -> int:
+    """One phase of a study's plan, ``work(*args, log, clock, before)`` (it trains the runs no other process
+    holds and returns how many): in this process, whose writes record this call's time (``before`` runs trained
+    earlier in it), or with ``jobs`` > 1 in that many workers (:func:`in_workers`), whose runs the caller records
+    with ``write_study(..., clock, trained)`` once every phase is done."""
+    if jobs == 1:
+        return work(*args, log, clock, before)
+    return in_workers(jobs, work, *args)
+
+
 def in_workers(jobs: int, work: Callable[..., int], *args: Any) -> int:
     """``work(*args, print)`` in ``jobs`` worker processes at once, each going down the same plan and taking the
     runs no other holds (:func:`unless_busy`); returns the runs they trained, summed. Workers are spawned, not

@@ -42,13 +42,13 @@ from fsq.config import QuantizerConfig, TokenizerExperiment, config_path, load_c
 from fsq.io import write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
-    in_workers,
     latest_eval,
     over_seeds,
     pm,
     read_study,
     run_path,
     timing_line,
+    train_phase,
     unless_busy,
     write_results,
     write_study,
@@ -257,10 +257,7 @@ def run_photos_study(
             for _, entry, _cfg in phase:
                 entry["rate"] = rate
             write_study(out_dir, study)
-        if jobs == 1:
-            trained += train_runs(out_dir, study, phase, len(runs), log, clock, trained)
-            continue
-        trained += in_workers(jobs, train_runs, out_dir, study, phase, len(runs))
+        trained += train_phase(jobs, train_runs, (out_dir, study, phase, len(runs)), log, clock, trained)
     if jobs > 1 and trained:
         write_study(out_dir, study, clock, trained)
     return write_report(out_dir)

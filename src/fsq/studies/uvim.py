@@ -21,11 +21,11 @@ from fsq.config import UViMExperiment, config_path, load_config
 from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
-    in_workers,
     latest_eval,
     read_study,
     run_path,
     timing_line,
+    train_phase,
     unless_busy,
     write_results,
     write_study,
@@ -167,17 +167,19 @@ def run_uvim_study(
     for run in runs:
         run["seconds"] = seconds.get(run["name"])
     write_study(out_dir, study)
-    if jobs == 1:
-        train_runs(out_dir, study, configs, log, clock)
-    else:
-        trained = in_workers(jobs, train_runs, out_dir, study, configs)
-        if trained:
-            write_study(out_dir, study, clock, trained)
+    trained = train_phase(jobs, train_runs, (out_dir, study, configs), log, clock, 0)
+    if jobs > 1 and trained:
+        write_study(out_dir, study, clock, trained)
     return write_report(out_dir)
 
 
 def train_runs(
-    out_dir: Path, study: dict[str, Any], configs: list[UViMExperiment], log=print, clock: Stopwatch | None = None
+    out_dir: Path,
+    study: dict[str, Any],
+    configs: list[UViMExperiment],
+    log=print,
+    clock: Stopwatch | None = None,
+    trained_before: int = 0,
 ) -> int:
     """Train the runs of ``study`` (one config each) not finished and not being trained by another process, in
     plan order; returns how many it trained. Each finished run's seconds go into ``study.json`` at once, with
@@ -198,7 +200,7 @@ def train_runs(
             continue
         trained += 1
         run["seconds"] = time.perf_counter() - tick
-        write_study(out_dir, study, clock, trained)  # a cut-short call counts
+        write_study(out_dir, study, clock, trained_before + trained)  # a cut-short call counts
     return trained
 
 

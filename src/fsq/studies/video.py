@@ -37,11 +37,11 @@ from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, 
 from fsq.studies.common import (
     Stopwatch,
     finish_report,
-    in_workers,
     logged_train_seconds,
     read_study,
     run_path,
     timing_line,
+    train_phase,
     unless_busy,
     write_results,
     write_study,
@@ -372,10 +372,7 @@ def run_video_study(
                 log("the MaskGIT runs wait for the tokenizers' trials (another call is training them): rerun when done")
                 break
             write_study(out_dir, study)
-        if jobs == 1:
-            trained += train_runs(out_dir, study, phase, options, log, clock, trained)
-            continue
-        trained += in_workers(jobs, train_runs, out_dir, study, phase, options)
+        trained += train_phase(jobs, train_runs, (out_dir, study, phase, options), log, clock, trained)
     if jobs > 1 and trained:
         write_study(out_dir, study, clock, trained)
     return write_report(out_dir)
