@@ -179,6 +179,12 @@ def test_two_process_gloo_matches_one_process(tokenizers, tmp_path, run_fsq):
         assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4)
 
 
+def rundir_has_eval(run_dir: Path) -> bool:
+    from fsq import rundir
+
+    return bool(rundir.eval_files(run_dir)) if run_dir.is_dir() else False
+
+
 def test_study_writes_both_rows_at_two_budgets_on_val_and_test(tokenizers, tmp_path):
     from fsq.cli import main
 
@@ -224,7 +230,15 @@ def test_study_writes_both_rows_at_two_budgets_on_val_and_test(tokenizers, tmp_p
         "study.seeds=[0]",
     ]
     assert overlay  # (kept explicit: the study takes configs and key=value overrides)
-    assert main(args) == 0
+    from fsq.rundir import RunDirLock
+
+    busy = study / "runs/maskgit_fsq_mnist_x1_s0"
+    with RunDirLock(busy, "training"):  # another call of the study training this run: skipped, the rest trained
+        assert main(args) == 0
+    assert not rundir_has_eval(busy) and rundir_has_eval(study / "runs/maskgit_vq_mnist_x2_s0")
+    assert "not finished" in (study / "report.md").read_text()
+    assert main(args) == 0  # the next call trains the run skipped
+    assert rundir_has_eval(busy)
     report = (study / "report.md").read_text()
     assert "| FSQ | 1x (2 steps) | 32 | 0" in report and "| VQ | 2x (4 steps) | 64 | 0" in report
     results = json.loads((study / "results.json").read_text())["results"]
@@ -258,6 +272,6 @@ def test_study_writes_both_rows_at_two_budgets_on_val_and_test(tokenizers, tmp_p
             assert r == old_rows[(r["name"], r["guidance"])]
         else:
             assert r["val_judge_fd"] is not None and r["judge_fd"] is not None
-    timing = after["study"]["timing"]  # the first call's time and this one's, summed
-    assert timing["calls"] == 2 and timing["runs_trained"] == before["study"]["timing"]["runs_trained"]
+    timing = after["study"]["timing"]  # the call that skipped a run, the one that trained it, this one: summed
+    assert timing["calls"] == 3 and timing["runs_trained"] == before["study"]["timing"]["runs_trained"]
     assert timing["wall_seconds"] > before["study"]["timing"]["wall_seconds"]

@@ -21,7 +21,9 @@ import copy
 import json
 import shutil
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from fsq.studies.common import (
     read_study,
     run_path,
     timing_line,
+    unless_busy,
     write_results,
     write_study,
 )
@@ -236,11 +239,7 @@ def run_maskgit_study(
     summed over the calls into the same folder). A guidance weight added to the sweep later is evaluated alone on
     the finished runs (no retraining; the weights measured before are kept).
     """
-    import torch  # training needs torch; the report does not
-
-    from fsq import app
-    from fsq.evaluation.maskgit import evaluate_maskgit
-    from fsq.stages.tokens import export_tokens
+    from fsq import app  # training needs torch; the report does not
 
     if not budgets or not seeds:
         raise ValueError(f"the study needs at least one budget and one seed, got {list(budgets)} and {list(seeds)}")
@@ -308,33 +307,68 @@ def run_maskgit_study(
         study["timing"] = previous
     write_study(out_dir, study)
     trained = evaluated = 0
+    waiting: set[str] = set()  # tokenizers another call is training: their MaskGIT runs wait for a rerun
     for a in plan:
         if a["tok_cfg"] is not None and not rundir.eval_files(a["tokenizer"]):  # a tokenizer with an eval is reused
             log(f"tokenizer {a['tokenizer']}: training {a['label']} ...")
-            app.train(a["tok_cfg"], a["tokenizer"])
+            if not unless_busy(partial(app.train, a["tok_cfg"], a["tokenizer"]), log):
+                waiting.add(a["name"])
+                continue
             trained += 1
         tokens = a["base"].data.tokens
         if tokens and not (Path(tokens) / "manifest.json").is_file():
             log(f"tokens of {a['tokenizer']}: exporting to {tokens} ...")
-            export_tokens(a["tokenizer"], a["base"].data.train_split, tokens)
+            if not unless_busy(partial(_export_once, a["tokenizer"], a["base"].data.train_split, tokens), log):
+                waiting.add(a["name"])
     for index, (run, (a, cfg)) in enumerate(zip(runs, cfgs), 1):
         run_dir = run_path(out_dir, run)
         step = cfg.train.steps
+        if a["name"] in waiting:
+            log(f"[{index}/{len(runs)}] {run['name']}: waits for its tokenizer (another call is on it)")
+            continue
         if not rundir.has_eval(run_dir, step):
             log(f"[{index}/{len(runs)}] {run['name']}: training MaskGIT on {a['tokenizer']} ...")
-            app.train(cfg, run_dir)
+            if not unless_busy(partial(app.train, cfg, run_dir), log):  # another call is training it
+                continue
             trained += 1
-        for split, suffix in ((REPORT_SPLIT, ""), (TUNE_SPLIT, TUNE_SUFFIX)):  # a weight added later: only it is run
-            missing = missing_weights(rundir.eval_path(run_dir, step, f"{suffix}.json"), cfg.eval.guidance)
-            if missing:
-                log(f"[{index}/{len(runs)}] {run['name']}: evaluating on `{split}` (guidance {missing}) ...")
-                if cfg.train.threads:
-                    torch.set_num_threads(cfg.train.threads)
-                evaluate_maskgit(run_dir, cfg=for_split(cfg, split), suffix=suffix, reuse=True)
-                evaluated += 1
+        done: list[int] = []  # the evaluations it ran (none when its weights were all measured before)
+        tag = f"[{index}/{len(runs)}] {run['name']}"
+        if not unless_busy(lambda: done.append(_evaluate_run(run_dir, cfg, tag, log)), log):  # noqa: B023
+            continue
+        evaluated += sum(done)
         if trained or evaluated:  # after every run: a study cut short keeps the time it spent
             write_study(out_dir, study, stopwatch, trained)  # a cut-short call counts
     return write_report(out_dir)
+
+
+def _export_once(tokenizer: Path, split: str, tokens: str | Path) -> None:
+    """Export a tokenizer's tokens unless they are there, holding its run dir (two calls never write them at once;
+    a tokenizer that is no run dir here, a bundle name, is not locked)."""
+    from fsq.stages.tokens import export_tokens  # torch; the report does not need it
+
+    with rundir.RunDirLock(tokenizer, "exporting its tokens") if Path(tokenizer).is_dir() else nullcontext():
+        if not (Path(tokens) / "manifest.json").is_file():
+            export_tokens(tokenizer, split, tokens)
+
+
+def _evaluate_run(run_dir: Path, cfg: MaskGITExperiment, tag: str, log=print) -> int:
+    """Evaluate the guidance weights a MaskGIT run's evaluations lack, on the report and the tuning split (a weight
+    added later: only it is run), holding the run dir; returns how many evaluations it ran."""
+    import torch  # evaluation needs torch; the report does not
+
+    from fsq.evaluation.maskgit import evaluate_maskgit
+
+    step, ran = cfg.train.steps, 0
+    with rundir.RunDirLock(run_dir, "evaluating it"):  # not while another process trains or evaluates it
+        for split, suffix in ((REPORT_SPLIT, ""), (TUNE_SPLIT, TUNE_SUFFIX)):
+            missing = missing_weights(rundir.eval_path(run_dir, step, f"{suffix}.json"), cfg.eval.guidance)
+            if missing:
+                log(f"{tag}: evaluating on `{split}` (guidance {missing}) ...")
+                if cfg.train.threads:
+                    torch.set_num_threads(cfg.train.threads)
+                evaluate_maskgit(run_dir, cfg=for_split(cfg, split), suffix=suffix, reuse=True)
+                ran += 1
+    return ran
 
 
 def missing_weights(path: Path, weights: Sequence[float]) -> list[float]:
