@@ -70,15 +70,25 @@ def _study_lock(study_dir: Path) -> Iterator[None]:
 
 
 def train_phase(
-    jobs: int, work: Callable[..., int], args: tuple[Any, ...], log: Callable[[str], Any], clock: Stopwatch, before: int
+    jobs: int,
+    work: Callable[..., int],
+    out_dir: Path,
+    study: dict[str, Any],
+    args: tuple[Any, ...],
+    log: Callable[[str], Any],
+    clock: Stopwatch,
+    before: int,
 ) -> int:
-    """One phase of a study's plan, ``work(*args, log, clock, before)`` (it trains the runs no other process
-    holds and returns how many): in this process, whose writes record this call's time (``before`` runs trained
-    earlier in it), or with ``jobs`` > 1 in that many workers (:func:`in_workers`), whose runs the caller records
-    with ``write_study(..., clock, trained)`` once every phase is done."""
+    """One phase of a study's plan, ``work(out_dir, study, *args, log, clock, before)`` (it trains the runs no
+    other process holds, writing ``study.json`` after each, and returns how many): in this process (``before``
+    runs trained earlier in it), or with ``jobs`` > 1 in that many workers (:func:`in_workers`), after which this
+    call's time share is written once for the phase."""
     if jobs == 1:
-        return work(*args, log, clock, before)
-    return in_workers(jobs, work, *args)
+        return work(out_dir, study, *args, log, clock, before)
+    trained = in_workers(jobs, work, out_dir, study, *args)
+    if trained:
+        write_study(out_dir, study, clock, before + trained)
+    return trained
 
 
 def in_workers(jobs: int, work: Callable[..., int], *args: Any) -> int:

@@ -257,9 +257,7 @@ def run_photos_study(
             for _, entry, _cfg in phase:
                 entry["rate"] = rate
             write_study(out_dir, study)
-        trained += train_phase(jobs, train_runs, (out_dir, study, phase, len(runs)), log, clock, trained)
-    if jobs > 1 and trained:
-        write_study(out_dir, study, clock, trained)
+        trained += train_phase(jobs, train_runs, out_dir, study, (phase, len(runs)), log, clock, trained)
     return write_report(out_dir)
 
 

@@ -167,9 +167,7 @@ def run_uvim_study(
     for run in runs:
         run["seconds"] = seconds.get(run["name"])
     write_study(out_dir, study)
-    trained = train_phase(jobs, train_runs, (out_dir, study, configs), log, clock, 0)
-    if jobs > 1 and trained:
-        write_study(out_dir, study, clock, trained)
+    train_phase(jobs, train_runs, out_dir, study, (configs,), log, clock, 0)
     return write_report(out_dir)
 
 

@@ -372,9 +372,7 @@ def run_video_study(
                 log("the MaskGIT runs wait for the tokenizers' trials (another call is training them): rerun when done")
                 break
             write_study(out_dir, study)
-        trained += train_phase(jobs, train_runs, (out_dir, study, phase, options), log, clock, trained)
-    if jobs > 1 and trained:
-        write_study(out_dir, study, clock, trained)
+        trained += train_phase(jobs, train_runs, out_dir, study, (phase, options), log, clock, trained)
     return write_report(out_dir)
 
 
