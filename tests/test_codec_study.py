@@ -247,6 +247,8 @@ def test_codec_study_smoke_on_tones(tmp_path):
     assert main(["study", "codec", f"study.anchors=[{names[0]}]", "--out", str(again), "--runs", str(run_dir)]) == 0
     rows = json.loads((again / "results.json").read_text())["results"]
     assert [r["name"] for r in rows] == ["fsq_4-4_s0", "codec2-700C"]
+    # recorded relative to the new study's folder (no absolute path of this machine in a published study)
+    assert json.loads((again / "study.json").read_text())["runs"][0]["run_dir"] == "../study/runs/fsq_4-4_s0"
 
 
 def test_a_residual_runs_codes_are_counted_per_codebook_and_a_depth_shows_its_own():

