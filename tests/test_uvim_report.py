@@ -4,10 +4,13 @@ difference with the run-to-run spread."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from fsq.studies.uvim import claims, group, markdown_table
+
+ROOT = Path(__file__).parents[1]
 
 
 def _row(task, variant, seed, prediction, usage=0.5, splits=None, oracle=None, metric="RMSE (m)"):
@@ -145,3 +148,21 @@ def test_parity_is_tested_when_fid_has_no_oracle_number():
         assert next(x for x in lines if "colorization (VQ): beats" in x).endswith("**yes (single seed)**.")
     table = markdown_table(rows)
     assert "| colorization | FSQ | FID | 1 | 199.000 | - | 249.800 | - | - |" in table
+
+
+def test_the_budget_line_gives_each_task_its_own_step_counts():
+    """The shipped panoptic configs train a longer oracle than depth and colorization: the study's budget line says
+    so instead of printing the first config's steps for every run."""
+    from fsq.config import UViMExperiment, load_config
+    from fsq.studies.uvim import _budget
+
+    configs = [
+        load_config(UViMExperiment, [ROOT / "configs" / "uvim" / f"{task}_fsq.yaml"], [])
+        for task in ("depth", "colorization", "panoptic")
+    ]
+    runs = [{"task": c.task.name, "seed": 0} for c in configs]
+    text = _budget(configs, runs)
+    assert "codes) 600 steps (2000 for panoptic), then the language model" in text
+    assert "layers) 2000 steps, batch" in text  # one count for every task: no per-task list
+    same = _budget(configs[:2], runs[:2])
+    assert "codes) 600 steps, then" in same

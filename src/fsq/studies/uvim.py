@@ -60,13 +60,22 @@ def _budget(configs: list[UViMExperiment], runs: list[dict[str, Any]]) -> str:
             seeds[run["task"]].append(run["seed"])
     c0 = configs[0]
     m, lm, t = c0.model, c0.lm, c0.train
+
+    def steps(key: str) -> str:  # "600 steps", or per task where the tasks differ ("2000 steps for panoptic")
+        by_task = {c.task.name: getattr(c.train, key) for c in configs}
+        counts = sorted(set(by_task.values()), key=list(by_task.values()).count, reverse=True)
+        if len(counts) == 1:
+            return f"{counts[0]} steps"
+        others = "; ".join(f"{n} for {', '.join(k for k, v in by_task.items() if v == n)}" for n in counts[1:])
+        return f"{counts[0]} steps ({others})"
+
     sizes = sorted({(c.task.name, c.data.train_size) for c in configs})
     fid = sorted({c.eval.fid_samples for c in configs if c.task.name == "colorization" and c.eval.fid_samples})
     text = (
         f"Per run: oracle (ViT, patch {m.patch}, width {m.width}, {m.encoder_depth}+{m.decoder_depth} layers, "
-        f"{m.code_grid}x{m.code_grid} codes) {t.oracle_steps} steps, then the language model (width {lm.width}, "
-        f"{lm.encoder_depth}+{lm.decoder_depth} layers) {t.lm_steps} steps, batch {t.batch_size}, {t.threads or 'all'} "
-        f"torch thread(s); {c0.data.image_size} px; training pairs "
+        f"{m.code_grid}x{m.code_grid} codes) {steps('oracle_steps')}, then the language model (width {lm.width}, "
+        f"{lm.encoder_depth}+{lm.decoder_depth} layers) {steps('lm_steps')}, batch {t.batch_size}, "
+        f"{t.threads or 'all'} torch thread(s); {c0.data.image_size} px; training pairs "
         + ", ".join(f"{task} {n}" for task, n in sizes)
         + f"; evaluated on {c0.data.eval_size} `{c0.data.eval_split}` pairs; {len(runs)} runs; seeds (train.seed: "
         "initialisation, batch order, code dropout; the data stay fixed): "
