@@ -48,6 +48,37 @@ def test_time_crops_random_in_training_centred_otherwise():
     assert torch.equal(again, SignalTransform("random", AUDIO, length=8)(clip, item_generator(0, 0, 3)))
 
 
+def _frequency(x: torch.Tensor) -> float:
+    """The strongest frequency of a 1-channel clip, in cycles per sample."""
+    spectrum = torch.fft.rfft((x[0] - x[0].mean()).double()).abs()
+    return int(spectrum.argmax()) / x.shape[1]
+
+
+def test_speed_perturbation_plays_audio_crops_faster_or_slower():
+    """A tone played at speed s comes out at s times its frequency (pitch and tempo together), crops keep their
+    length and range, the same generator gives the same crop, and evaluation crops are never perturbed."""
+    n = 4000
+    tone = 0.5 + 0.4 * torch.sin(2 * torch.pi * 0.01 * torch.arange(3 * n, dtype=torch.float64)).float()[None]
+    for speed in (0.8, 1.25):
+        out = SignalTransform("random", AUDIO, length=n, speed=(speed, speed))(tone, item_generator(0, 0, 1))
+        assert out.shape == (1, n) and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+        assert _frequency(out) == pytest.approx(0.01 * speed, rel=0.02)
+    perturbed = SignalTransform("random", AUDIO, length=n, speed=(0.9, 1.1))
+    frequencies = {round(_frequency(perturbed(tone, item_generator(0, 0, p))), 5) for p in range(12)}
+    assert len(frequencies) > 3 and all(0.0089 <= f <= 0.0111 for f in frequencies)
+    assert torch.equal(perturbed(tone, item_generator(0, 0, 5)), perturbed(tone, item_generator(0, 0, 5)))
+    centre = SignalTransform("center", AUDIO, length=n, speed=(0.9, 1.1))(tone)
+    assert torch.equal(centre, SignalTransform("center", AUDIO, length=n)(tone))
+    # a clip too short for the drawn speed plays at the fastest it allows: its whole length, squeezed to n
+    short = tone[:, : n + 100]
+    fast = SignalTransform("random", AUDIO, length=n, speed=(1.5, 1.5))(short, item_generator(0, 0, 2))
+    assert fast.shape == (1, n) and _frequency(fast) == pytest.approx(0.01 * (n + 100) / n, rel=0.02)
+    with pytest.raises(ValueError, match="speed perturbation resamples audio crops"):
+        SignalTransform("random", VIDEO, length=4, speed=(0.9, 1.1))
+    with pytest.raises(ValueError, match="0 < lo <= hi"):
+        SignalTransform("random", AUDIO, length=4, speed=(1.1, 0.9))
+
+
 def test_video_flips_horizontally_audio_never():
     video = torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4)
     outs = [SignalTransform("random", VIDEO)(video, item_generator(1, 0, p)) for p in range(20)]

@@ -49,12 +49,19 @@ class DataConfig:
     length: PositiveInt | None = None  # audio / video: time crop in samples / frames (None: whole clips)
     sample_rate: PositiveFloat | None = None  # audio Hz / video fps the source must have (None: its own)
     resample: bool = False  # true: a source at another rate is resampled to data.sample_rate instead of refused
+    # audio training: [lo, hi]: each crop played at a speed drawn uniformly from lo..hi (pitch and tempo together,
+    # Kaldi's speed perturbation: as from a vocal tract of another length), a window of data.length x speed samples
+    # resampled to data.length; evaluation never perturbs. None: off
+    speed_perturb: list[PositiveFloat] | None = None
 
     def __post_init__(self) -> None:
         from fsq.config.engine import ConfigError
 
         if self.workers < 0:
             raise ConfigError(f"data.workers must be 0 or more, got {self.workers}")
+        speeds = self.speed_perturb
+        if speeds is not None and (len(speeds) != 2 or speeds[0] > speeds[1]):
+            raise ConfigError(f"data.speed_perturb must be [lo, hi] with 0 < lo <= hi (e.g. [0.9, 1.1]), got {speeds}")
         for prefix in ("wds:", "hf:", "audio:", "video:", "frames:"):
             if self.source.startswith(prefix) and not self.source[len(prefix) :].strip():
                 raise ConfigError(f"data.source={self.source!r} names no path after {prefix!r}")
@@ -257,6 +264,11 @@ class TokenizerExperiment:
             not self.eval.audio_anchors or m.dims == 1,
             f"eval.audio_anchors={list(self.eval.audio_anchors)} are audio codecs: they need model.dims=1, "
             f"got {m.dims}",
+        )
+        require(
+            self.data.speed_perturb is None or (m.dims == 1 and self.data.length is not None),
+            f"data.speed_perturb={self.data.speed_perturb} resamples audio training crops: it needs model.dims=1 and "
+            f"data.length, got model.dims={m.dims} and data.length={self.data.length}",
         )
         require(
             self.eval.length is None or m.dims == 1,

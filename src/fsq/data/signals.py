@@ -155,13 +155,16 @@ class SignalTransform:
     """What happens to one clip ``(C, *axes)``: a crop of ``length`` along time (``random`` start in training,
     centred otherwise; None keeps the whole clip), for video a ``size x size`` crop in space (the same place in
     every frame; frames already at that size are kept) and, for random video crops with ``flip``, a horizontal
-    flip with probability 1/2. The randomness comes from the loader's per-item generator (seed, step, position)."""
+    flip with probability 1/2. For random audio crops, ``speed`` ``(lo, hi)`` plays each crop at a speed drawn
+    uniformly from ``lo..hi`` (:meth:`perturb_speed`). The randomness comes from the loader's per-item generator
+    (seed, step, position)."""
 
     mode: Literal["random", "center"]
     kind: SignalKind
     length: int | None = None
     flip: bool = True
     size: int | None = None  # video: frames cropped to size x size (random in training, centred otherwise)
+    speed: tuple[float, float] | None = None  # random audio crops: the range of playback speeds (None: 1)
 
     def __post_init__(self) -> None:
         if self.mode not in ("random", "center"):
@@ -170,6 +173,10 @@ class SignalTransform:
             raise ValueError(f"a time crop needs a signal with a time axis; {self.kind.name}s have none")
         if self.size is not None and self.kind.dims != 3:
             raise ValueError(f"a spatial crop of signals is for video; {self.kind.name}s are cropped in time only")
+        if self.speed is not None and (self.kind.dims != 1 or self.length is None):
+            raise ValueError(f"speed perturbation resamples audio crops of a set length, not {self.kind.name}s")
+        if self.speed is not None and not 0 < self.speed[0] <= self.speed[1]:
+            raise ValueError(f"speed perturbation needs 0 < lo <= hi, got {self.speed}")
 
     def empty(self, channels: int) -> torch.Tensor:
         """A zero clip of the transform's output shape: the loader's stand-in for an unreadable item (needs the
@@ -199,10 +206,34 @@ class SignalTransform:
             raise ValueError(f"expected a {self.kind.name} clip {self.kind.layout()}, got {tuple(clip.shape)}")
         self.check("a clip", shape)
         out = clip
+        if self.speed is not None and self.random:
+            return self.perturb_speed(clip, generator)
         if self.length is not None:
             start = self.window(shape[0], generator)
             out = out[:, start : start + self.length]
         return self.finish(out, generator)
+
+    def perturb_speed(self, clip: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A random crop of audio ``clip`` ``(C, T)`` played at a speed ``s`` drawn uniformly from ``speed`` (the
+        first draw): a window of ``length * s`` samples at a random start (the second draw), resampled to ``length``
+        samples (``soxr`` HQ, else linear interpolation), so pitch and tempo both scale by ``s``. A clip too short
+        for the drawn speed is played at the fastest it allows, at most ``T / length``."""
+        assert self.speed is not None and self.length is not None
+        if generator is None:
+            raise ValueError("the random transform needs a generator (item_generator(seed, step, position))")
+        lo, hi = self.speed
+        speed = lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
+        span = min(clip.shape[1], max(1, round(self.length * speed)))
+        start = int(torch.randint(clip.shape[1] - span + 1, (1,), generator=generator))
+        window = clip[:, start : start + span].float()
+        if span == self.length:
+            return window.contiguous()
+        from fsq.data.audio_decode import resample_audio  # numpy + the optional soxr: only when perturbing
+
+        out = torch.from_numpy(resample_audio(window.numpy(), float(span), float(self.length)))
+        if out.shape[1] < self.length:  # rounding: at most a sample or two, repeated from the end
+            out = torch.cat([out, out[:, -1:].expand(-1, self.length - out.shape[1])], 1)
+        return out[:, : self.length].clamp(0, 1).contiguous()
 
     def window(self, frames: int, generator: torch.Generator | None = None) -> int:
         """The first frame (sample) of the time crop of a clip ``frames`` long: random in training, centred

@@ -189,7 +189,10 @@ def signal_transform(
     train: bool,
 ) -> SignalTransform:
     """Training: a random time crop of ``data.length`` (video: a random ``data.image_size`` square in space and a
-    random horizontal flip); evaluation and token export: the centred crops (``videos``: its fixed clips)."""
+    random horizontal flip; audio with ``data.speed_perturb``: played at a random speed); evaluation and token
+    export: the centred crops (``videos``: its fixed clips)."""
     size = cfg.data.image_size if items.kind.dims == 3 else None
     length = cfg.data.length or (VIDEOS_LENGTH if cfg.data.source == VIDEOS else None)
-    return SignalTransform("random" if train else "center", items.kind, length, size=size)
+    speeds = cfg.data.speed_perturb
+    speed = (float(speeds[0]), float(speeds[1])) if speeds is not None and train else None
+    return SignalTransform("random" if train else "center", items.kind, length, size=size, speed=speed)
