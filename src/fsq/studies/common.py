@@ -8,6 +8,7 @@ dirs under ``runs/``, and what a report writes: ``results.json`` / ``results.csv
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import multiprocessing
@@ -245,12 +246,14 @@ def latest_eval(run_dir: Path) -> dict[str, Any] | None:
 
 
 def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """``results.json`` (the study's plan and its rows) and ``results.csv`` (the rows) of a study folder."""
-    (study_dir / "results.json").write_text(json.dumps({"study": study, "results": rows}, indent=2) + "\n")
-    with (study_dir / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    """``results.json`` (the study's plan and its rows) and ``results.csv`` (the rows) of a study folder, each
+    written atomically (an interrupted write leaves the previous file)."""
+    write_text_atomic(json.dumps({"study": study, "results": rows}, indent=2) + "\n", study_dir / "results.json")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(table.getvalue(), study_dir / "results.csv")
 
 
 def logged_train_seconds(run_dir: Path) -> float | None:
