@@ -48,6 +48,7 @@ from fsq.data.loader import StepLoader  # noqa: E402
 from fsq.data.signal_files import SignalFolderItems  # noqa: E402
 from fsq.data.signals import AUDIO, SignalTransform  # noqa: E402
 from fsq.studies.bench_tables import audio_data_table  # noqa: E402
+from side_by_side import recorded_args  # noqa: E402  (benchmarks/side_by_side.py)
 
 ROOT = Path(__file__).parents[1]
 FILE_RATE, RATE = 22050, 16000
@@ -209,7 +210,7 @@ def main() -> None:
         "clip_seconds": args.seconds,
         "file_rate": FILE_RATE,
         "rate": RATE,
-        "args": vars(args),
+        "args": recorded_args(args),
         "command": "python -m fsq train tokenizer fsq_tones_1d data.source=audio:DIR " + " ".join(TRAIN),
     }
     data = {"benchmark": meta, "results": results}

@@ -46,6 +46,7 @@ from fsq.data.transforms import ItemTransform
 from fsq.models.autoencoder import Tokenizer
 from fsq.stages.tokenizer import tokenizer_spec
 from fsq.studies.bench_tables import markdown_table
+from side_by_side import recorded_args  # benchmarks/side_by_side.py
 
 
 def synthetic_png(rng: np.random.Generator, height: int, width: int) -> bytes:
@@ -187,7 +188,7 @@ def main() -> None:
         "machine_note": args.note,
         "repeats": args.repeats,
         "batch": args.batch,
-        "args": vars(args),
+        "args": recorded_args(args),
         "what": (
             "PNGs 1.25 x 1.5 times the resolution, decoded, shorter side resized, randomly cropped and flipped "
             "(files in the page cache); tokenizer: one training step (forward, L2 + aux, backward, Adam) at the same "

@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from data import cpu_model, make_png_folder  # noqa: E402  (benchmarks/data.py)
 from fsq.studies.bench_tables import markdown_table  # noqa: E402
+from side_by_side import recorded_args  # noqa: E402  (benchmarks/side_by_side.py)
 
 ROOT = Path(__file__).parents[1]
 OVERRIDES = [
@@ -133,7 +134,7 @@ def main() -> None:
         "torch_threads": args.threads,
         "loadavg_1_5_15min": {"start": load_start, "end": os.getloadavg()},
         "machine_note": args.note,
-        "args": vars(args),
+        "args": recorded_args(args),
         "command": "python -m fsq train tokenizer fsq_folder_256 data.source=FOLDER " + " ".join(OVERRIDES),
         "what": (
             f"Each: `fsq train tokenizer fsq_folder_256` at 64 px (cpu-tiny model, batch 16, 0 workers, no eval) as a "

@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from fsq import FSQ
+from side_by_side import recorded_args  # benchmarks/side_by_side.py
 
 try:
     from vector_quantize_pytorch import FSQ as VQP_FSQ
@@ -335,7 +336,7 @@ def run(args) -> None:
         "timing": "forward + autograd.backward(quantized, g); input clone untimed; round-robin interleaved",
         "memory": "max_memory_allocated above memory_allocated before the step" if device == "cuda" else None,
         "dry_run": bool(args.dry_run),
-        "args": vars(args),
+        "args": recorded_args(args),
     }
     print("host time per call (no synchronisation; N = 2^12, d = 4):")
     meta["host_us_per_call"] = host_breakdown(device, 3 if args.dry_run else 200)

@@ -47,6 +47,7 @@ from torch.profiler import ProfilerActivity, profile
 from fsq import FSQ
 from fsq.quantizers.levels import levels_for_codebook_size
 from fsq.quantizers.vq import VQ
+from side_by_side import recorded_args  # benchmarks/side_by_side.py
 
 try:
     from vector_quantize_pytorch import FSQ as VQP_FSQ
@@ -287,7 +288,7 @@ def main() -> None:
         "gpu": torch.cuda.get_device_name() if not on_cpu else None,
         "n_vectors": N,
         "loadavg_1_5_15min": {"start": load_start, "end": os.getloadavg()},  # other processes skew timings
-        "args": vars(args),
+        "args": recorded_args(args),
         "memory": MEMORY_METHOD[args.device],
         "timing": "fwd + ((quantized * w).sum() + aux_loss).backward(), input clone untimed; round-robin interleaved",
     }

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from fsq.studies.bench_tables import video_data_table
+from side_by_side import recorded_args  # benchmarks/side_by_side.py
 
 ROOT = Path(__file__).parents[1]
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
             "loadavg_1_5_15min": {"start": load_start, "end": os.getloadavg()},
             "machine_note": args.note,
-            "args": {k: v for k, v in vars(args).items() if k != "cell"},
+            "args": recorded_args(args, leave_out=("cell",)),
             "what": (
                 f"generated MPEG-4 videos ({args.frames} frames of {args.height}x{args.width} at 10 fps, a keyframe "
                 f"every {args.gop}); StepLoader over video:DIR, random {args.length}-frame crops at {args.size} px "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,35 @@ def test_training_curve_puts_an_earlier_curves_phases_first(tmp_path):
     assert data["load_average_1min"] == {"samples": 4, "mean": 2.5, "min": 1.0, "max": 4.0}
     assert data["phases"][1]["load_average_1min"]["mean"] == 2.0
     assert module.curve([run])["phases"][0]["run"] == "tune"  # without --after: the runs alone
+
+
+def test_benchmarks_record_repository_paths_relative_to_its_root():
+    """A published benchmark result names no folder of the machine that measured it: paths inside the repository
+    are recorded relative to its root; others, and every other argument, as given."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import side_by_side
+    finally:
+        sys.path.pop(0)
+    args = argparse.Namespace(
+        out=ROOT / "benchmarks" / "results" / "x.json",
+        config=str(ROOT / "configs" / "a.yaml"),
+        cell=1,
+        elsewhere="/etc/hosts",
+        given="runs/x",
+        repeats=3,
+    )
+    recorded = side_by_side.recorded_args(args, leave_out=("cell",))
+    assert recorded == {
+        "out": "benchmarks/results/x.json",
+        "config": "configs/a.yaml",
+        "elsewhere": "/etc/hosts",
+        "given": "runs/x",
+        "repeats": 3,
+    }
+    for result in (ROOT / "benchmarks" / "results").glob("*.json"):  # the published ones: no checkout's folder
+        text = result.read_text()
+        assert str(ROOT.resolve()) not in text, result.name
+        assert not re.search(r'"/[^"]*/(benchmarks|configs)/[^"]*"', text), result.name
