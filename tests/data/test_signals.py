@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fsq.data.loader import StepLoader
+from fsq.data.resample import resample_time
 from fsq.data.signals import (
     AUDIO,
     IMAGE,
@@ -14,7 +15,6 @@ from fsq.data.signals import (
     SignalTransform,
     check_rate,
     kind_of_dims,
-    resample_time,
     to_unit,
 )
 from fsq.data.synthetic_signals import blob_clip, generated_items, tone_clip

@@ -16,7 +16,7 @@ mismatch (a mono file where 2 channels are asked, 6 where 2 are asked) is an err
 
 Rate: a file at another rate than ``data.sample_rate`` is an error naming both, unless ``data.resample``: then it
 is resampled by ``soxr`` (its ``HQ`` setting) when installed, else by linear interpolation
-(:func:`fsq.data.signals.resample_time`, which aliases when it shrinks the rate: install ``soxr``).
+(:func:`fsq.data.resample.resample_time`, which aliases when it shrinks the rate: install ``soxr``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from fsq.data.items import UnreadableItem
-from fsq.data.signals import AUDIO, check_rate, resample_time
+from fsq.data.resample import resample_audio
+from fsq.data.signals import AUDIO, check_rate
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 INSTALL = "pip install 'fsq-toolkit[audio]' (soundfile, soxr)"
@@ -46,15 +47,6 @@ def soundfile_module() -> ModuleType | None:
     except (ImportError, OSError):
         return None
     return soundfile
-
-
-def soxr_module() -> ModuleType | None:
-    """``soxr``, or None when it is not installed."""
-    try:
-        import soxr
-    except ImportError:
-        return None
-    return soxr
 
 
 def wav_truncation(data: bytes) -> str | None:
@@ -136,15 +128,6 @@ def fit_channels(where: str, audio: np.ndarray, wanted: int | None) -> np.ndarra
         f"{where}: {audio.shape[0]} channel(s) but data.channels={target}: files with more channels are downmixed "
         f"only to mono (data.channels=1); convert the file or change data.channels"
     )
-
-
-def resample_audio(audio: np.ndarray, rate: float, target: float) -> np.ndarray:
-    """``audio`` ``(C, T)`` in ``[-1, 1]`` from ``rate`` to ``target`` Hz (``soxr`` HQ, else linear interpolation)."""
-    soxr = soxr_module()
-    if soxr is not None:
-        out = soxr.resample(np.ascontiguousarray(audio.T), rate, target, quality="HQ")
-        return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
-    return resample_time(torch.from_numpy(audio), rate, target).numpy()
 
 
 def audio_clip(

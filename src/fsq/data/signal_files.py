@@ -44,9 +44,10 @@ import torch
 from fsq.data.audio_decode import AUDIO_EXTENSIONS, audio_clip
 from fsq.data.images import _classes
 from fsq.data.items import FolderFiles, UnreadableItem
+from fsq.data.resample import resample_time
 from fsq.data.scan import scan_folder
 from fsq.data.shards import TarShardItems
-from fsq.data.signals import SignalKind, SignalTransform, check_rate, resample_time
+from fsq.data.signals import SignalKind, SignalTransform, check_rate
 from fsq.data.video_files import VIDEO_EXTENSIONS, VideoError, probe, read_window
 
 EXTENSIONS = {"audio": (*AUDIO_EXTENSIONS, ".npy"), "video": (".npy", *VIDEO_EXTENSIONS)}

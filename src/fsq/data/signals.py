@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from fsq.data.items import ImageItems
+from fsq.data.resample import resample_audio
 
 
 @dataclass(frozen=True)
@@ -86,18 +86,6 @@ def check_rate(source: str, kind: SignalKind, rate: float | None, wanted: float 
             f"sample-rate mismatch: {source!r} gives {kind.name} at {rate:g} {kind.rate_unit} but "
             f"{wanted:g} {kind.rate_unit} was configured (data.sample_rate); set it to {rate:g} or leave it unset"
         )
-
-
-def resample_time(x: torch.Tensor, rate: float, target: float) -> torch.Tensor:
-    """An item ``(C, T)`` or ``(C, T, H, W)`` resampled along time from ``rate`` to ``target``: linear interpolation
-    for audio, nearest frames for video; ``T * target / rate`` samples (rounded)."""
-    length = max(1, round(x.shape[1] * target / rate))
-    batch = x.float()[None]
-    if x.ndim == 2:  # audio (C, T)
-        out = F.interpolate(batch, size=length, mode="linear", align_corners=False)
-    else:
-        out = F.interpolate(batch, size=(length, *x.shape[2:]), mode="nearest")
-    return out[0].to(x.dtype) if x.dtype == torch.uint8 else out[0]
 
 
 class SignalItems(ImageItems):
@@ -228,8 +216,6 @@ class SignalTransform:
         window = clip[:, start : start + span].float()
         if span == self.length:
             return window.contiguous()
-        from fsq.data.audio_decode import resample_audio  # numpy + the optional soxr: only when perturbing
-
         out = torch.from_numpy(resample_audio(window.numpy(), float(span), float(self.length)))
         if out.shape[1] < self.length:  # rounding: at most a sample or two, repeated from the end
             out = torch.cat([out, out[:, -1:].expand(-1, self.length - out.shape[1])], 1)

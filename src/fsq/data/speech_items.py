@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsq.data.audio_decode import resample_audio
 from fsq.data.items import ImageItems
+from fsq.data.resample import resample_audio
 from fsq.data.signals import AUDIO, check_rate
 from fsq.data.sources import cache_dir as default_cache_dir
 from fsq.data.speech import NAME, SPLITS, read_manifest

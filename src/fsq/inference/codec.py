@@ -47,7 +47,8 @@ import torch
 from fsq import hub, rundir
 from fsq.config import TokenizerExperiment, read_run_config
 from fsq.data.media import IMAGE_FILES, WRITES, check_output, read_signal, write_signal
-from fsq.data.signals import IMAGE, SignalKind, kind_of_dims, resample_time, to_unit
+from fsq.data.resample import resample_time
+from fsq.data.signals import IMAGE, SignalKind, kind_of_dims, to_unit
 from fsq.data.synthetic_signals import RATES
 from fsq.inference.codes import (
     FORMAT,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from fsq.config import ConfigError, TokenizerExperiment
+from fsq.data.resample import resample_time
 from fsq.data.signal_files import SignalFolderItems, SignalShardItems
 from fsq.data.signals import (
     AUDIO,
@@ -25,7 +26,6 @@ from fsq.data.signals import (
     SignalKind,
     SignalTransform,
     check_rate,
-    resample_time,
 )
 from fsq.data.speech_items import SpeechItems
 from fsq.data.synthetic_signals import RATES, SOURCES, clip_length, generated_items
