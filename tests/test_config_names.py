@@ -49,6 +49,7 @@ def test_paths_keep_working_from_any_directory(tmp_path, monkeypatch):
     assert resolve_config(mine) == mine
     shipped = CONFIGS.resolve() / "uvim/depth_fsq.yaml"
     assert config_path("configs/uvim/depth_fsq.yaml") == shipped == resolve_config("uvim/depth_fsq.yaml")
+    assert resolve_config("uvim/depth_fsq") == shipped  # the suffix may be left out, as with names
 
 
 def test_ambiguous_and_unknown_names_list_the_candidates():
@@ -68,7 +69,8 @@ def test_train_and_config_take_names(capsys):
     assert main(["config", "--stage", "tokenizer", "fsq_mnist", "smoke", "train.seed=5"]) == 0
     shown = capsys.readouterr().out
     assert "name: fsq_mnist" in shown and "seed: 5" in shown
-    assert main(["config", "fsq_mnist"]) == 2 and "ambiguous" in capsys.readouterr().err
+    assert main(["config", "fsq_mnist"]) == 2
+    assert "ambiguous" in (err := capsys.readouterr().err) and "`fsq config --stage STAGE fsq_mnist`" in err
     assert main(["train", "maskgit", "smoke"]) == 2  # the tokenizer preset is refused by the MaskGIT schema
     assert "is a 'tokenizer' config, not a 'maskgit' one" in capsys.readouterr().err
 

@@ -100,8 +100,10 @@ def resolve_config(item: str | Path, stage: str | None = None) -> Path:
     if len(given.parts) > 1:
         parts = given.parts[1:] if given.parts[0] == "configs" else given.parts
         shipped = root.joinpath(*parts)
-        if not given.is_absolute() and shipped.is_file():
-            return shipped
+        options = [shipped] if shipped.suffix in SUFFIXES else [shipped.with_name(shipped.name + s) for s in SUFFIXES]
+        for option in options if not given.is_absolute() else []:  # tokenizer/fsq_mnist(.yaml)
+            if option.is_file():
+                return option
         raise ConfigError(f"config file not found: {item} (neither here nor below the shipped configs {root})")
     name = given.stem if given.suffix in SUFFIXES else str(item)
     found = _candidates(name, stage)
@@ -109,7 +111,10 @@ def resolve_config(item: str | Path, stage: str | None = None) -> Path:
         return found[0]
     if found:
         listed = ", ".join(p.relative_to(root).as_posix() for p in found)
-        raise ConfigError(f"config name {name!r} is ambiguous: {listed}; give the stage or one of these paths")
+        raise ConfigError(
+            f"config name {name!r} is ambiguous: {listed}; give its stage (`fsq train STAGE {name}`, `fsq config "
+            f"--stage STAGE {name}`) or one of these paths"
+        )
     valid = sorted({c.name for c in shipped_configs() if stage is None or c.stage == stage})
     where = f"{stage} config or preset" if stage else "shipped config"
     raise ConfigError(f"no file or {where} named {name!r}; valid names: {valid} (see `fsq configs list`)")
