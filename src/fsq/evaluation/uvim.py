@@ -3,9 +3,10 @@
 The held-out split is ``data.eval_split`` (``val`` to tune, ``test`` to report). For every held-out (image,
 target): the language model decodes the codes greedily from the image, and the oracle decoder (with the image as
 context) turns them into the prediction. Reported with the task's metrics (depth: RMSE, AbsRel, delta<1.25;
-colorization: PSNR, and with ``eval.fid_samples = n`` the Inception FID of the first ``n`` predictions against
-``n`` reference crops of other photos than their ground truths, ColTran's protocol, the reference features cached
-in the data cache; panoptic: PQ, SQ, RQ):
+colorization: PSNR, and with ``eval.fid_samples = n`` the Inception FID of the first ``n`` predictions (and of the
+oracle's, the baseline's and the ground truths' own, ``target_fid``: the floor a perfect prediction reaches at that
+sample size) against ``n`` reference crops of other photos than their ground truths, ColTran's protocol, the
+reference features cached in the data cache; panoptic: PQ, SQ, RQ):
 - ``prediction``: the full model;
 - ``oracle``: the oracle decoding its own codes of the true target (Stage I's upper bound);
 - ``baseline``: the task's trivial baseline (training-mean depth, the grey input, one segment per class);
@@ -128,9 +129,16 @@ def _evaluate(
         reference = colorization_reference(
             count, image_size=cfg.data.image_size, seed=cfg.data.seed, cache_dir=cfg.data.cache_dir
         )
-        results["prediction"]["fid"], results["baseline"]["fid"] = _colorization_fid(
-            prediction["rgb"][:count], baseline["rgb"][:count], reference, device, cfg.data.cache_dir
-        )
+        images = {  # the ground truths' FID against the same reference: what a perfect prediction scores
+            "prediction": prediction["rgb"][:count],
+            "oracle": oracle_pred["rgb"][:count],
+            "baseline": baseline["rgb"][:count],
+            "target": _target(held_out, task)["rgb"][:count],
+        }
+        fids = _colorization_fid(images, reference, device, cfg.data.cache_dir)
+        for name in ("prediction", "oracle", "baseline"):
+            results[name]["fid"] = fids[name]
+        results["target_fid"] = fids["target"]
         results["fid_samples"], results["fid_reference"] = count, "crops of the training photos (not ground truths)"
     results["seconds"] = time.perf_counter() - start
     (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
@@ -155,9 +163,10 @@ def _target(data: dict[str, torch.Tensor], task) -> dict[str, torch.Tensor]:
     return task.decode_prediction(task.encode_target(data))
 
 
-def _colorization_fid(pred, baseline, reference, device, cache_root) -> tuple[float, float]:
-    """FID of the predictions and of the baseline against the reference crops; reference and baseline features
-    (the same for every run on the same data) are cached in the data cache ``cache_root`` by the images' hash."""
+def _colorization_fid(images: dict[str, torch.Tensor], reference: torch.Tensor, device, cache_root) -> dict[str, float]:
+    """FID of each set of ``images`` (name -> ``(n, 3, H, W)``) against the reference crops; the reference, the
+    baseline's and the ground truths' features (the same for every run on the same data) are cached in the data
+    cache ``cache_root`` by the images' hash."""
     network = InceptionFeatures().to(device)
 
     def features(images: torch.Tensor, cached: bool) -> np.ndarray:
@@ -167,10 +176,8 @@ def _colorization_fid(pred, baseline, reference, device, cache_root) -> tuple[fl
         return cached_features(fid_cache_path(cache_root, images), compute)
 
     real = features(reference, True)
-    return (
-        float(fid_from_features(real, features(pred, False))),
-        float(fid_from_features(real, features(baseline, True))),
-    )
+    shared = {"baseline", "target"}  # functions of the data alone
+    return {name: float(fid_from_features(real, features(x, name in shared))) for name, x in images.items()}
 
 
 def oracle_splits(phase_dir: Path) -> int | None:

@@ -240,6 +240,7 @@ def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, An
                 "prediction": result["prediction"].get(key),
                 "oracle": result["oracle"].get(key),
                 "baseline": result["baseline"].get(key),
+                "perfect": result.get("target_fid") if key == "fid" else None,  # FID's floor at this sample size
                 "fid": result["prediction"].get("fid"),
                 "fid_samples": result.get("fid_samples"),
                 "codebook_size": result["codebook_size"],
