@@ -182,3 +182,34 @@ def test_colorization_shares_use_the_ground_truths_own_fid_as_perfect():
     assert "| colorization | FSQ | FID | 1 | 200.000 | 160.000 | 250.000 | 75% | 56% |" in markdown_table(rows)
     rows[0]["perfect"] = None
     assert group(rows)[0]["oracle_share"] is None
+
+
+def _colour(variant, fid, oracle_fid, target_fid, psnr=(20.0, 28.0, 21.7)):
+    row = _row("colorization", variant, 0, fid, oracle=oracle_fid, metric="FID")
+    row.update(baseline=249.8, perfect=target_fid, fid=fid, oracle_fid=oracle_fid, baseline_fid=249.8)
+    row.update(target_fid=target_fid, psnr=psnr[0], oracle_psnr=psnr[1], baseline_psnr=psnr[2], fid_samples=200)
+    return row
+
+
+def test_colorization_falls_back_to_psnr_when_the_ground_truths_do_not_score_best_in_fid():
+    """FID against crops of other photos can score the models below the ground truths themselves (measured here:
+    truths 207.8, oracle 200.6, UViM 197.0): then it does not measure closeness to the truth, and every colorization
+    row (all variants, one metric) is scored by PSNR, with a claim saying why."""
+    from fsq.studies.uvim import fid_or_psnr
+
+    sane = [_colour("FSQ", 198.0, 170.0, 150.0), _colour("VQ", 192.4, 165.0, 150.0)]
+    assert [r["metric"] for r in fid_or_psnr(sane)] == ["FID", "FID"]
+    assert not any("not the verdicts' metric" in line for line in claims(sane))
+    broken = [_colour("FSQ", 197.0, 200.6, 207.8), _colour("VQ", 192.4, 230.0, 207.8)]  # FSQ's fails, VQ's passes
+    rows = fid_or_psnr(broken)
+    assert [r["metric"] for r in rows] == ["PSNR (dB)", "PSNR (dB)"]
+    assert rows[0]["prediction"] == 20.0 and rows[0]["baseline"] == 21.7 and rows[0]["oracle"] == 28.0
+    lines = claims(rows)
+    assert lines[0].startswith("colorization: FID (200 samples against as many crops of the training photos)")
+    assert "FSQ: ground truths 207.8, oracle 200.6, UViM 197.0, grey baseline 249.8" in lines[0]
+    # scored by PSNR, UViM at 20.0 dB loses to the grey input's 21.7
+    beats = next(x for x in lines if "colorization (FSQ): beats the trivial baseline" in x)
+    assert "20.000 vs 21.700 (PSNR (dB))" in beats and beats.endswith("**no (single seed)**.")
+    # an evaluation from before target_fid was recorded cannot be checked: FID stays
+    old = [_colour("FSQ", 197.0, 200.6, None)]
+    assert fid_or_psnr(old)[0]["metric"] == "FID"
