@@ -246,11 +246,13 @@ def latest_eval(run_dir: Path) -> dict[str, Any] | None:
 
 
 def write_results(study_dir: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """``results.json`` (the study's plan and its rows) and ``results.csv`` (the rows) of a study folder, each
-    written atomically (an interrupted write leaves the previous file)."""
+    """``results.json`` (the study's plan and its rows) and ``results.csv`` (the rows; a key some rows lack is an
+    empty cell in theirs) of a study folder, each written atomically (an interrupted write leaves the previous
+    file)."""
     write_text_atomic(json.dumps({"study": study, "results": rows}, indent=2) + "\n", study_dir / "results.json")
     table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's keys, in first-seen order
+    writer = csv.DictWriter(table, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(table.getvalue(), study_dir / "results.csv")
