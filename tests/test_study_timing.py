@@ -119,3 +119,21 @@ def test_work_on_a_run_dir_another_process_holds_is_skipped_with_a_line(tmp_path
 
     with pytest.raises(ValueError, match="a real error"):  # only a busy run dir is skipped
         unless_busy(failing, lines.append)
+
+
+def test_results_csv_takes_every_rows_keys(tmp_path):
+    """Rows of one study may carry different keys (a UViM colorization row has ``fid_check``, depth rows do not):
+    the CSV has every column, empty where a row lacks it; both files are complete."""
+    import csv
+    import json
+
+    from fsq.studies.common import write_results
+
+    rows = [{"name": "depth", "rmse": 0.4}, {"name": "colour", "psnr": 20.0, "fid_check": "failed"}]
+    write_results(tmp_path, {"kind": "uvim"}, rows)
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == ["name", "rmse", "psnr", "fid_check"]
+    assert table[0]["fid_check"] == "" and table[1]["fid_check"] == "failed" and table[1]["rmse"] == ""
+    assert json.loads((tmp_path / "results.json").read_text())["results"] == rows
+    assert not list(tmp_path.glob(".results*"))  # no temporary file left behind
