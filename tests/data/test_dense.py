@@ -79,9 +79,18 @@ def test_colorization_val_and_fid_reference_are_disjoint_from_the_ground_truths(
         pytest.skip(str(error))
     val = load_task_data("colorization", "val", 200, image_size=16)["image"]
     test = load_task_data("colorization", "test", 200, image_size=16)["image"]
-    reference = colorization_reference(200, image_size=16)
-    assert reference.shape == (200, 3, 16, 16) and torch.equal(reference, colorization_reference(200, image_size=16))
-    # the FID reference holds none of the predictions' ground truths (ColTran's protocol), val none of test's
-    assert _shared_crops(reference, test) == 0 and _shared_crops(reference, val) == 0
+    reference = colorization_reference(200, image_size=16, exclude=test)  # for test: other crops of the test photos
+    assert reference.shape == (200, 3, 16, 16)
+    assert torch.equal(reference, colorization_reference(200, image_size=16, exclude=test))
+    drawn = colorization_reference(200, image_size=16)  # without exclusion a crop can coincide by chance
+    assert _shared_crops(drawn, test) <= 2
+    tuning = colorization_reference(200, image_size=16, split="val", exclude=val)  # for val: the training photos
+    # the FID references hold none of their split's ground truths (ColTran's protocol), val none of test's
+    assert _shared_crops(reference, test) == 0 and _shared_crops(tuning, val) == 0
     assert _shared_crops(val, test) == 0 and _shared_crops(val, train["image"]) < 5  # own seed: other crops
-    assert not torch.equal(reference, colorization_reference(200, image_size=16, seed=1))
+    assert not torch.equal(reference, colorization_reference(200, image_size=16, seed=1, exclude=test))
+    # from the split's own photos: the test reference's colours are the test crops', not the training ones'
+    colours = lambda x: x.mean((0, 2, 3))  # noqa: E731
+    assert (colours(reference) - colours(test)).abs().sum() < (colours(tuning) - colours(test)).abs().sum()
+    with pytest.raises(ValueError, match="split must be one of"):
+        colorization_reference(4, image_size=16, split="heldout")

@@ -277,6 +277,7 @@ def test_colorization_fid_scores_the_oracle_and_the_ground_truths_too(trained, t
     for part in ("prediction", "oracle", "baseline"):
         assert math.isfinite(first[part]["fid"]) and first[part]["fid"] >= 0, part
     assert math.isfinite(first["target_fid"]) and first["fid_samples"] == 4
+    assert first["fid_reference"] == "other crops of the test photos (not ground truths)"
     assert first["oracle"]["fid"] != first["target_fid"] != first["baseline"]["fid"]
     again = evaluate_uvim(run, cfg=cfg)  # the cached features give the same numbers
     assert again["target_fid"] == first["target_fid"] and again["baseline"]["fid"] == first["baseline"]["fid"]

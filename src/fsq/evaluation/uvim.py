@@ -5,8 +5,8 @@ target): the language model decodes the codes greedily from the image, and the o
 context) turns them into the prediction. Reported with the task's metrics (depth: RMSE, AbsRel, delta<1.25;
 colorization: PSNR, and with ``eval.fid_samples = n`` the Inception FID of the first ``n`` predictions (and of the
 oracle's, the baseline's and the ground truths' own, ``target_fid``: the floor a perfect prediction reaches at that
-sample size) against ``n`` reference crops of other photos than their ground truths, ColTran's protocol, the
-reference features cached in the data cache; panoptic: PQ, SQ, RQ):
+sample size) against ``n`` reference crops of the same split's photos other than their ground truths, ColTran's
+protocol, the reference features cached in the data cache; panoptic: PQ, SQ, RQ):
 - ``prediction``: the full model;
 - ``oracle``: the oracle decoding its own codes of the true target (Stage I's upper bound);
 - ``baseline``: the task's trivial baseline (training-mean depth, the grey input, one segment per class);
@@ -126,20 +126,28 @@ def _evaluate(
     }
     if cfg.task.name == "colorization" and cfg.eval.fid_samples > 1:
         count = min(cfg.eval.fid_samples, n)
+        split, truths = cfg.data.eval_split, _target(held_out, task)["rgb"][:count]
         reference = colorization_reference(
-            count, image_size=cfg.data.image_size, seed=cfg.data.seed, cache_dir=cfg.data.cache_dir
+            count,
+            image_size=cfg.data.image_size,
+            seed=cfg.data.seed,
+            split=split,
+            exclude=held_out["image"][:count],
+            cache_dir=cfg.data.cache_dir,
         )
         images = {  # the ground truths' FID against the same reference: what a perfect prediction scores
             "prediction": prediction["rgb"][:count],
             "oracle": oracle_pred["rgb"][:count],
             "baseline": baseline["rgb"][:count],
-            "target": _target(held_out, task)["rgb"][:count],
+            "target": truths,
         }
         fids = _colorization_fid(images, reference, device, cfg.data.cache_dir)
         for name in ("prediction", "oracle", "baseline"):
             results[name]["fid"] = fids[name]
         results["target_fid"] = fids["target"]
-        results["fid_samples"], results["fid_reference"] = count, "crops of the training photos (not ground truths)"
+        photos = "test" if split == "test" else "training"
+        results["fid_samples"] = count
+        results["fid_reference"] = f"other crops of the {photos} photos (not ground truths)"
     results["seconds"] = time.perf_counter() - start
     (run_dir / rundir.EVAL).mkdir(parents=True, exist_ok=True)
     write_json_atomic(results, rundir.eval_path(run_dir, step))

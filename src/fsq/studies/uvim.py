@@ -84,8 +84,8 @@ def _budget(configs: list[UViMExperiment], runs: list[dict[str, Any]]) -> str:
     )
     if fid:
         text += (
-            f" Colorization FID: {fid[0]} predictions against {fid[0]} reference crops of other photos than their "
-            f"ground truths (Inception-v3)."
+            f" Colorization FID: {fid[0]} predictions against {fid[0]} other crops of the evaluated split's photos "
+            f"(never their ground truths; Inception-v3)."
         )
     return text
 
@@ -249,6 +249,7 @@ def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, An
                 "oracle_psnr": result["oracle"].get("psnr"),
                 "baseline_psnr": result["baseline"].get("psnr"),
                 "fid_samples": result.get("fid_samples"),
+                "fid_reference": result.get("fid_reference"),
                 "codebook_size": result["codebook_size"],
                 "codes_used": result["oracle_codes_used"],
                 "usage": result["oracle_usage"],
@@ -265,8 +266,9 @@ def uvim_rows(study_dir: str | Path, study: dict[str, Any]) -> list[dict[str, An
 def fid_fails(row: dict[str, Any]) -> bool:
     """Whether a colorization row's FID fails its sanity check: the ground truths themselves (``target_fid``,
     measured against the same reference crops) must score below the oracle and the prediction, else FID measures
-    something else than closeness to the truth at this sample size and reference (likeness to the training photos'
-    colours, when the test photos differ from them). An evaluation without ``target_fid`` cannot be checked."""
+    something else than closeness to the truth at this sample size and reference (with a reference from the training
+    photos it measured likeness to their colours: the test photos are others). An evaluation without ``target_fid``
+    cannot be checked."""
     target = row.get("target_fid")
     return target is not None and any(row.get(k) is not None and row[k] <= target for k in ("fid", "oracle_fid"))
 

@@ -255,10 +255,10 @@ def _fid_check(groups: list[dict[str, Any]]) -> list[str]:
         f"{fmt(g['fid'], 1)}, grey baseline {fmt(g['baseline_fid'], 1)}"
         for g in failed
     )
-    samples = failed[0].get("fid_samples")
+    samples, reference = failed[0].get("fid_samples"), failed[0].get("fid_reference") or "reference crops"
     return [
-        f"colorization: FID ({samples} samples against as many crops of the training photos) is not the verdicts' "
-        f"metric here. Measured (seed means): {parts}. The ground truths themselves do not score below the models, "
-        "so at this size FID rewards likeness to the training photos' colours, not closeness to the truth; the "
-        "colorization rows and verdicts use PSNR instead (where the grey input is a strong baseline)."
+        f"colorization: FID ({samples} samples against {reference}) is not the verdicts' metric here. Measured "
+        f"(seed means): {parts}. The ground truths themselves do not score below the models, so FID does not "
+        "measure closeness to the truth at this size and reference; the colorization rows and verdicts use PSNR "
+        "instead (where the grey input is a strong baseline)."
     ]
