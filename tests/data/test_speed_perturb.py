@@ -11,17 +11,8 @@ from fsq.config import ConfigError, TokenizerExperiment, load_config
 
 ROOT = Path(__file__).parents[2]
 TONES = ROOT / "configs" / "tokenizer" / "fsq_tones_1d.yaml"
-SMALL = [
-    "train.steps=2",
-    "train.batch_size=8",
-    "train.threads=1",
-    "train.checkpoint_every=2",
-    "train.log_every=1",
-    "data.train_limit=64",
-    "data.eval_limit=4",
-    "model.filters=8",
-    "model.num_groups=4",
-]
+SMOKE = ROOT / "configs" / "presets" / "smoke.yaml"  # a few steps of a small model
+SMALL = ["train.threads=1", "train.log_every=1", "data.train_limit=64", "data.eval_limit=4"]
 
 
 def test_speed_perturbation_is_checked_at_load():
@@ -42,7 +33,7 @@ def test_speed_perturbation_is_checked_at_load():
 def test_only_the_training_transform_perturbs():
     from fsq.stages.signal_data import open_signal_split, signal_transform
 
-    cfg = load_config(TokenizerExperiment, [TONES], [*SMALL, "data.speed_perturb=[0.9,1.1]"])
+    cfg = load_config(TokenizerExperiment, [TONES, SMOKE], [*SMALL, "data.speed_perturb=[0.9,1.1]"])
     items = open_signal_split(cfg, cfg.data.train_split, 8)
     assert signal_transform(cfg, items, train=True).speed == (0.9, 1.1)
     assert signal_transform(cfg, items, train=False).speed is None
@@ -57,7 +48,7 @@ def test_a_tokenizer_trains_on_perturbed_crops(tmp_path):
     losses = []
     for name, extra in (("plain", []), ("perturbed", ["data.speed_perturb=[0.8,1.2]"])):
         run = tmp_path / name
-        assert main(["train", "tokenizer", str(TONES), *SMALL, *extra, "--run-dir", str(run)]) == 0
+        assert main(["train", "tokenizer", str(TONES), str(SMOKE), *SMALL, *extra, "--run-dir", str(run)]) == 0
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         losses.append(next(r["loss"] for r in rows if r.get("step") == 1 and "loss" in r))
         assert sorted((run / "eval").glob("step_*.json"))
