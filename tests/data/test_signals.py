@@ -79,6 +79,29 @@ def test_speed_perturbation_plays_audio_crops_faster_or_slower():
         SignalTransform("random", AUDIO, length=4, speed=(1.1, 0.9))
 
 
+def test_speed_perturbed_crops_do_not_ring_at_their_edges():
+    """The resampler sees silence as zero and context beyond the window: silence stays exactly silent, and a tone's
+    perturbed crop matches the tone sampled at the new speed up to its edges (without both, the first sample of a
+    silent crop was 0.45: a click at every crop's start)."""
+    n = 4000
+    silence = torch.full((1, 3 * n), 0.5)
+    for speed in (0.9, 1.1):
+        transform = SignalTransform("random", AUDIO, length=n, speed=(speed, speed))
+        assert torch.equal(transform(silence, item_generator(0, 0, 1)), torch.full((1, n), 0.5))
+        t = torch.arange(3 * n, dtype=torch.float64)
+        tone = (0.5 + 0.4 * torch.sin(2 * torch.pi * 0.01 * t)).float()[None]
+        out = transform(tone, item_generator(0, 0, 1))[0].double()
+        generator = item_generator(0, 0, 1)  # the transform's two draws: the speed (fixed here), the start
+        torch.rand((), generator=generator, dtype=torch.float64)
+        span = round(n * speed)
+        start = int(torch.randint(3 * n - span + 1, (1,), generator=generator))
+        expected = 0.5 + 0.4 * torch.sin(
+            2 * torch.pi * 0.01 * (start + torch.arange(n, dtype=torch.float64) * span / n)
+        )
+        error = (out - expected).abs()
+        assert error[:32].max() < 0.01 and error[-32:].max() < 0.01 and error.max() < 0.01
+
+
 def test_video_flips_horizontally_audio_never():
     video = torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4)
     outs = [SignalTransform("random", VIDEO)(video, item_generator(1, 0, p)) for p in range(20)]

@@ -138,6 +138,9 @@ class SignalItems(ImageItems):
         return hashlib.sha256(self.clips[:count].numpy().tobytes()).hexdigest()[:24]
 
 
+SPEED_MARGIN = 64  # samples of context on each side of a speed-perturbed window (the resampler's edges ring)
+
+
 @dataclass(frozen=True)
 class SignalTransform:
     """What happens to one clip ``(C, *axes)``: a crop of ``length`` along time (``random`` start in training,
@@ -202,24 +205,29 @@ class SignalTransform:
         return self.finish(out, generator)
 
     def perturb_speed(self, clip: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A random crop of audio ``clip`` ``(C, T)`` played at a speed ``s`` drawn uniformly from ``speed`` (the
-        first draw): a window of ``length * s`` samples at a random start (the second draw), resampled to ``length``
-        samples (``soxr`` HQ, else linear interpolation), so pitch and tempo both scale by ``s``. A clip too short
-        for the drawn speed is played at the fastest it allows, at most ``T / length``."""
+        """A random crop of audio ``clip`` ``(C, T)`` in ``[0, 1]`` played at a speed ``s`` drawn uniformly from
+        ``speed`` (the first draw): a window of ``length * s`` samples at a random start (the second draw),
+        resampled to ``length`` samples (``soxr`` HQ, else linear interpolation), so pitch and tempo both scale by
+        ``s``. The resampler sees silence (``0.5``) as zero and up to :data:`SPEED_MARGIN` samples of the clip on
+        each side of the window, cut off after, so the crop's edges do not ring. A clip too short for the drawn
+        speed is played at the fastest it allows, at most ``T / length``."""
         assert self.speed is not None and self.length is not None
         if generator is None:
             raise ValueError("the random transform needs a generator (item_generator(seed, step, position))")
         lo, hi = self.speed
         speed = lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
-        span = min(clip.shape[1], max(1, round(self.length * speed)))
-        start = int(torch.randint(clip.shape[1] - span + 1, (1,), generator=generator))
-        window = clip[:, start : start + span].float()
+        frames = clip.shape[1]
+        span = min(frames, max(1, round(self.length * speed)))
+        start = int(torch.randint(frames - span + 1, (1,), generator=generator))
         if span == self.length:
-            return window.contiguous()
+            return clip[:, start : start + span].float().contiguous()
+        before, after = min(SPEED_MARGIN, start), min(SPEED_MARGIN, frames - start - span)
+        window = clip[:, start - before : start + span + after].float() - 0.5
         out = torch.from_numpy(resample_audio(window.numpy(), float(span), float(self.length)))
+        out = out[:, round(before * self.length / span) :][:, : self.length]
         if out.shape[1] < self.length:  # rounding: at most a sample or two, repeated from the end
             out = torch.cat([out, out[:, -1:].expand(-1, self.length - out.shape[1])], 1)
-        return out[:, : self.length].clamp(0, 1).contiguous()
+        return (out + 0.5).clamp(0, 1).contiguous()
 
     def window(self, frames: int, generator: torch.Generator | None = None) -> int:
         """The first frame (sample) of the time crop of a clip ``frames`` long: random in training, centred
