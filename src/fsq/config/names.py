@@ -101,9 +101,9 @@ def resolve_config(item: str | Path, stage: str | None = None) -> Path:
         parts = given.parts[1:] if given.parts[0] == "configs" else given.parts
         shipped = root.joinpath(*parts)
         options = [shipped] if shipped.suffix in SUFFIXES else [shipped.with_name(shipped.name + s) for s in SUFFIXES]
-        for option in options if not given.is_absolute() else []:  # tokenizer/fsq_mnist(.yaml)
-            if option.is_file():
-                return option
+        found = [o for o in options if o.is_file()]  # tokenizer/fsq_mnist(.yaml)
+        if found and not given.is_absolute():
+            return found[0]
         raise ConfigError(f"config file not found: {item} (neither here nor below the shipped configs {root})")
     name = given.stem if given.suffix in SUFFIXES else str(item)
     found = _candidates(name, stage)

@@ -105,6 +105,11 @@ def _photo_crops(
     return {"image": crops.images.float() / 255}
 
 
+def photo_source_split(split: str) -> str:
+    """The photos source's split that ``split``'s crops are cut from (``val``: the training photos)."""
+    return PHOTO_EXTRA_SPLITS.get(split, (split, 0))[0]
+
+
 def colorization_reference(
     num: int,
     *,
@@ -128,7 +133,7 @@ def colorization_reference(
         raise ValueError(f"num must be a positive int, got {num!r}")
     if split not in PHOTO_SPLITS:
         raise ValueError(f"split must be one of {PHOTO_SPLITS}, got {split!r}")
-    photos = PHOTO_EXTRA_SPLITS.get(split, (split, 0))[0]
+    photos = photo_source_split(split)
     spare = 0 if exclude is None else 8 + num // 10
     crops = _photo_crops(photos, num + spare, image_size, seed + REFERENCE_SEED_OFFSET, cache_dir)["image"]
     if exclude is not None:

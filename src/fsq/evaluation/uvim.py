@@ -27,7 +27,7 @@ import torch
 
 from fsq import distributed, rundir
 from fsq.config import UViMExperiment
-from fsq.data.dense import colorization_reference
+from fsq.data.dense import colorization_reference, photo_source_split
 from fsq.evaluation.tokenizer import cached_features, fid_cache_path
 from fsq.grids import save_grid
 from fsq.inference.prediction import predict
@@ -132,7 +132,7 @@ def _evaluate(
             image_size=cfg.data.image_size,
             seed=cfg.data.seed,
             split=split,
-            exclude=held_out["image"][:count],
+            exclude=truths,
             cache_dir=cfg.data.cache_dir,
         )
         images = {  # the ground truths' FID against the same reference: what a perfect prediction scores
@@ -145,7 +145,8 @@ def _evaluate(
         for name in ("prediction", "oracle", "baseline"):
             results[name]["fid"] = fids[name]
         results["target_fid"] = fids["target"]
-        photos = "test" if split == "test" else "training"
+        source = photo_source_split(split)
+        photos = "training" if source == "train" else source
         results["fid_samples"] = count
         results["fid_reference"] = f"other crops of the {photos} photos (not ground truths)"
     results["seconds"] = time.perf_counter() - start
