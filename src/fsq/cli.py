@@ -87,6 +87,16 @@ def _report(args: argparse.Namespace) -> int:
     from fsq.studies import write_report
 
     print(f"report: {write_report(args.study_dir)}")
+    if args.records:
+        from fsq.studies.records import MAX_RECORD_BYTES, export_records
+
+        done = export_records(args.study_dir, args.records)
+        print(f"records: {args.records} ({len(done['runs'])} evaluated runs)")
+        for key, what in (("unfinished", "not evaluated yet"), ("outside", "outside the study folder")):
+            if done[key]:
+                print(f"  left out, {what}: {', '.join(done[key])}")
+        if done["too_large"]:
+            print(f"  left out, over {MAX_RECORD_BYTES / 1e6:g} MB: {', '.join(done['too_large'])}")
     return 0
 
 
@@ -392,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild a study's report from its run dirs (no torch needed)")
     report.add_argument("study_dir")
+    report.add_argument(
+        "--records",
+        metavar="DEST",
+        help="also copy the study's records (no weights) to DEST: what a long study publishes; copied back into a "
+        "study folder, a rerun reuses every run they hold",
+    )
     report.set_defaults(func=_report)
 
     # a maintainer's command (regenerates README blocks from published results): not listed in --help

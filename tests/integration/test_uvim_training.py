@@ -355,6 +355,17 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     first = json.loads((out / "study.json").read_text())["timing"]
     assert first["runs_trained"] == 6 and "calls" not in first  # a call that trained nothing adds nothing
 
+    # the records (no weights) carried to another folder are the study: a rerun there reuses every run
+    records = tmp_path / "records"
+    assert main(["report", str(out), "--records", str(records)]) == 0
+    assert "records: " in capsys.readouterr().out
+    assert not list(records.rglob("*.safetensors")) and not list(records.rglob("events.out.*"))
+    carried = tmp_path / "carried"
+    shutil.copytree(records, carried)
+    assert main([*argv[:5], str(carried), *argv[6:]]) == 0
+    assert capsys.readouterr().out.count("finished earlier, reused") == 6
+    assert (carried / "report.md").read_text() == report
+
     # a run lost is retrained and the study's timing sums both calls
     shutil.rmtree(out / "runs" / "depth_fsq_s1")
     assert main(argv) == 0

@@ -1,0 +1,77 @@
+"""A study folder's records without its weights (torch-free): what a long study publishes, and carries over.
+
+A study that takes longer than one sitting (the UViM study with three seeds: hours on a CPU) publishes its folder's
+records: ``study.json``, the report and results, its plots, and of every *evaluated* run (one with an evaluation at
+its top level: a finished run) its resolved config, metadata, training metrics, evaluations and their images. No
+checkpoint, no tensorboard file: a few hundred KB for a study of dozens of runs.
+
+Copied back into a study folder, the records are the study's state: rerunning ``fsq study KIND --out FOLDER``
+reuses every exported run (a run counts as finished by its final evaluation file) and trains only the others, and
+``fsq report FOLDER`` rebuilds the report from the records alone. A run exported before its final evaluation
+would have no weights to resume from, so runs without an evaluation are left out.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fsq import rundir
+from fsq.studies.common import read_study, run_path
+
+__all__ = ["RECORD_SUFFIXES", "export_records"]
+
+# what a record is: text and the evaluation's images (weights, optimizer state and tensorboard events are not)
+RECORD_SUFFIXES = (".json", ".jsonl", ".yaml", ".md", ".csv", ".png", ".svg")
+MAX_RECORD_BYTES = 2_000_000  # a larger file is not a record (it is listed as left out)
+
+
+def _records(folder: Path, skip: set[Path]) -> list[Path]:
+    """The record files under ``folder`` (sorted), leaving out checkpoint folders and the folders in ``skip``."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if rundir.CHECKPOINTS in parts[:-1] or any(path == s or s in path.parents for s in skip):
+            continue
+        if path.is_file() and path.suffix in RECORD_SUFFIXES:
+            found.append(path)
+    return found
+
+
+def export_records(study_dir: str | Path, dest: str | Path) -> dict[str, list[str]]:
+    """Copy the records of ``study_dir`` (see the module docstring) into ``dest``, replacing what ``dest`` held
+    (``dest`` must be empty, absent, or an earlier export: a folder with ``study.json``). Returns the runs exported
+    (``runs``), those left out because they have no evaluation yet (``unfinished``) or live outside the study folder
+    (``outside``: a study's shared tokenizer run, say), and the files left out for size (``too_large``)."""
+    study_dir, dest = Path(study_dir), Path(dest)
+    study = read_study(study_dir)
+    if dest.resolve() == study_dir.resolve() or study_dir.resolve() in dest.resolve().parents:
+        raise ValueError(f"the records of {study_dir} cannot go inside it ({dest})")
+    if dest.exists() and any(dest.iterdir()) and not (dest / "study.json").is_file():
+        raise ValueError(f"{dest} is neither empty nor an earlier export of a study (no study.json): not replaced")
+    run_dirs = {run["name"]: run_path(study_dir, run) for run in study["runs"]}
+    inside = {name: d for name, d in run_dirs.items() if study_dir.resolve() in d.resolve().parents}
+    finished = {name: d for name, d in inside.items() if rundir.eval_files(d)}
+    unfinished = sorted(set(inside) - set(finished))
+    outside = sorted(set(run_dirs) - set(inside))
+    files = _records(study_dir, skip=set(run_dirs.values()))  # the study's own files (a run dir's come next)
+    for run_dir in finished.values():
+        files += _records(run_dir, skip=set())
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    too_large = []
+    for path in files:
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            too_large.append(str(path.relative_to(study_dir)))
+            continue
+        target = staging / path.relative_to(study_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    staging.mkdir(parents=True, exist_ok=True)
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    staging.rename(dest)  # the export appears whole: an interrupted one leaves dest as it was (or as dest.old)
+    shutil.rmtree(old, ignore_errors=True)
+    return {"runs": sorted(finished), "unfinished": unfinished, "outside": outside, "too_large": too_large}

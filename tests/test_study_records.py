@@ -1,0 +1,88 @@
+"""A study's records (torch-free): what a long study publishes without its weights, and carries to a new folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fsq import rundir
+from fsq.studies.records import export_records
+
+
+def _study(tmp_path):
+    """A study folder: one finished run (evaluation, weights, tensorboard), one still training, one outside."""
+    study = tmp_path / "study"
+    runs = [
+        {"name": "a", "label": "A", "run_dir": "runs/a"},
+        {"name": "b", "label": "B", "run_dir": "runs/b"},
+        {"name": "tok", "label": "tokenizer", "run_dir": "../tok"},
+    ]
+    plan = {"kind": "uvim", "title": "t", "description": "", "overrides": [], "runs": runs}
+    study.mkdir()
+    (study / "study.json").write_text(json.dumps(plan))
+    (study / "report.md").write_text("# t\n")
+    (study / "plots").mkdir()
+    (study / "plots" / "curve.png").write_bytes(b"png")
+    for name in ("a", "b"):
+        run = study / "runs" / name
+        (run / "oracle" / rundir.CHECKPOINTS / "step_000010").mkdir(parents=True)
+        (run / "oracle" / rundir.CHECKPOINTS / "step_000010" / "state.json").write_text("{}")
+        (run / "oracle" / rundir.CHECKPOINTS / "step_000010" / "model.safetensors").write_bytes(b"w")
+        (run / "oracle" / "tb").mkdir()
+        (run / "oracle" / "tb" / "events.out.tfevents.1").write_bytes(b"e")
+        (run / "oracle" / rundir.METRICS).write_text('{"step": 1}\n')
+        (run / rundir.CONFIG).write_text("name: x\n")
+    rundir.eval_path(study / "runs" / "a", 20).parent.mkdir()
+    rundir.eval_path(study / "runs" / "a", 20).write_text("{}")
+    rundir.eval_path(study / "runs" / "a", 20, "_predictions.png").write_bytes(b"png")
+    return study
+
+
+def test_records_hold_the_finished_runs_without_weights(tmp_path):
+    study = _study(tmp_path)
+    dest = tmp_path / "records"
+    done = export_records(study, dest)
+    assert done == {"runs": ["a"], "unfinished": ["b"], "outside": ["tok"], "too_large": []}
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert files == [
+        "plots/curve.png",
+        "report.md",
+        "runs/a/config.yaml",
+        "runs/a/eval/step_000020.json",
+        "runs/a/eval/step_000020_predictions.png",
+        "runs/a/oracle/metrics.jsonl",
+        "study.json",
+    ]
+    assert rundir.has_eval(dest / "runs" / "a", 20)  # what a rerun of the study checks to reuse the run
+
+
+def test_records_replace_an_earlier_export_and_nothing_else(tmp_path):
+    study = _study(tmp_path)
+    dest = tmp_path / "records"
+    export_records(study, dest)
+    (dest / "stale.md").write_text("from an older export")
+    export_records(study, dest)
+    assert not (dest / "stale.md").exists() and (dest / "study.json").is_file()
+    assert not (tmp_path / "records.partial").exists() and not (tmp_path / "records.old").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="neither empty nor an earlier export"):
+        export_records(study, other)
+    assert (other / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="cannot go inside it"):
+        export_records(study, study / "records")
+
+
+def test_a_file_too_large_to_be_a_record_is_listed(tmp_path, monkeypatch):
+    import fsq.studies.records as records
+
+    study = _study(tmp_path)
+    monkeypatch.setattr(records, "MAX_RECORD_BYTES", 2)
+    done = export_records(study, tmp_path / "records")
+    # every file over 2 bytes: all but the evaluation's "{}"
+    assert sorted(done["too_large"]) == sorted(
+        ["plots/curve.png", "report.md", "runs/a/config.yaml", "runs/a/eval/step_000020_predictions.png",
+         "runs/a/oracle/metrics.jsonl", "study.json"]
+    )  # fmt: skip
