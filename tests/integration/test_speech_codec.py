@@ -76,12 +76,15 @@ AUDIO_GAN = [  # a tiny codec on tones with every audio loss and the audio GAN (
 ]
 
 
-def test_two_process_gloo_audio_gan_matches_one_process(tmp_path, run_fsq):
+@pytest.mark.parametrize("extra", [[], ["data.speed_perturb=[0.8,1.2]"]], ids=["plain", "speed-perturbed"])
+def test_two_process_gloo_audio_gan_matches_one_process(extra, tmp_path, run_fsq):
     """The audio discriminator trains as the phase's critic under DDP: 2 ranks x 4 == one process x 8 (generator,
-    its EMA and the discriminator; no quantize dropout, whose draws are per rank)."""
+    its EMA and the discriminator; no quantize dropout, whose draws are per rank). With speed perturbation on, each
+    crop's speed is drawn per item, not per rank, so the two runs see the same batches."""
     runs = {}
     for name, nproc in (("single", 1), ("double", 2)):
-        run = run_fsq(["train", "tokenizer", str(TONES), *AUDIO_GAN, "--run-dir", str(tmp_path / name)], nproc=nproc)
+        argv = ["train", "tokenizer", str(TONES), *AUDIO_GAN, *extra, "--run-dir", str(tmp_path / name)]
+        run = run_fsq(argv, nproc=nproc)
         assert run.returncode == 0, run.stderr[-3000:]
         folder = tmp_path / name / "checkpoints" / "step_000003"
         runs[name] = {p: load_safetensors(folder / f"{p}.safetensors") for p in ("model", "ema", "discriminator")}
