@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 
-.PHONY: demo readme test unit integration lint data bench bench-data gpu-check clean
+.PHONY: demo readme test unit integration lint data bench bench-data gpu-check uvim-study clean
 
 $(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,7 +33,7 @@ readme: $(STAMP)
 	$(call publish,demo_study,demo,fig3 usage metrics)
 	$(call publish,codebook_study,codebook,fig3)  # fsq study codebook-size --data mnist --seeds 0 1 2 --out runs/codebook_study
 	$(call publish,maskgit_study,maskgit,guidance budget)  # fsq study maskgit --out runs/maskgit_study study.seeds=[0,1,2]
-	$(call publish,uvim_study,uvim,)  # fsq study uvim --out runs/uvim_study --seeds 0   (0 1 2: ~6.5 CPU-hours; --jobs 2 on two cores)
+	$(call publish,uvim_study,uvim,)  # make uvim-study (fsq study uvim --seeds 0 1 2 --jobs 2: hours on a CPU)
 	$(call publish,levels_study,levels,fig10)  # fsq study levels --out runs/levels_study --seeds 0 1 2
 	$(call publish,video_study,video,frames)  # fsq study video train.threads=1 frames.train.threads=1 --tasks tokenizers --seeds 0 --out runs/video_study
 	$(PY) -m fsq readme README.md
@@ -63,6 +63,16 @@ bench-data: $(STAMP)
 
 gpu-check:
 	bash scripts/gpu_check.sh
+
+# The UViM study with three seeds (hours on a CPU), resumable from its published records: the records' finished runs
+# are copied into runs/uvim_study (files already there are kept), the study trains the runs they lack two at a time,
+# and the records are written back (no weights). Stop it any time; `make uvim-study` again goes on.
+UVIM_RECORDS := docs/results/uvim_study
+uvim-study: data
+	mkdir -p runs/uvim_study
+	if [ -f $(UVIM_RECORDS)/study.json ]; then cp -rn $(UVIM_RECORDS)/. runs/uvim_study/; fi
+	$(PY) -m fsq study uvim --out runs/uvim_study --seeds 0 1 2 --jobs 2 train.progress=false
+	$(PY) -m fsq report runs/uvim_study --records $(UVIM_RECORDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
