@@ -33,6 +33,9 @@ def _study(tmp_path):
         (run / "oracle" / "tb" / "events.out.tfevents.1").write_bytes(b"e")
         (run / "oracle" / rundir.METRICS).write_text('{"step": 1}\n')
         (run / rundir.CONFIG).write_text("name: x\n")
+    stale = study / "runs" / "old_plan" / "eval"  # a run of an earlier plan: not in study.json
+    stale.mkdir(parents=True)
+    (stale / "step_000005.json").write_text("{}")
     rundir.eval_path(study / "runs" / "a", 20).parent.mkdir()
     rundir.eval_path(study / "runs" / "a", 20).write_text("{}")
     rundir.eval_path(study / "runs" / "a", 20, "_predictions.png").write_bytes(b"png")

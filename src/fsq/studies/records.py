@@ -54,7 +54,8 @@ def export_records(study_dir: str | Path, dest: str | Path) -> dict[str, list[st
     finished = {name: d for name, d in inside.items() if rundir.eval_files(d)}
     unfinished = sorted(set(inside) - set(finished))
     outside = sorted(set(run_dirs) - set(inside))
-    files = _records(study_dir, skip=set(run_dirs.values()))  # the study's own files (a run dir's come next)
+    # the study's own files (the runs' come next; a folder under runs/ the plan does not list is not the study's)
+    files = _records(study_dir, skip={*run_dirs.values(), study_dir / "runs"})
     for run_dir in finished.values():
         files += _records(run_dir, skip=set())
     staging = dest.with_name(dest.name + ".partial")
