@@ -33,8 +33,8 @@ def test_calls_are_summed_with_the_first_load_before_and_the_last_after():
     three = combine_timing(both, _call(60, 30, 1, 5.0, 6.0))
     assert three["calls"] == 3 and three["runs_trained"] == 7
     assert timing_line(three) == (
-        "Measured: 4.0 min wall, 2.0 min CPU for 7 runs over 3 calls on a 2-core machine; its 1-minute load "
-        "average (all processes) was 1.00 before the first call and 6.00 after the last."
+        "Measured: 4.0 min wall, 2.0 min CPU for 7 runs over 3 training processes on a 2-core machine; its 1-minute "
+        "load average (all processes) was 1.00 before the first and 6.00 after the last."
     )
 
 
@@ -97,6 +97,34 @@ def test_one_call_after_another_sums_as_before(tmp_path):
     both = read_study(tmp_path)["timing"]
     assert both["calls"] == 2 and both["runs_trained"] == 1
     assert both["load_average_before"] == once["load_average_before"]  # the first call's
+
+
+def _one_run(out_dir, study, log, clock=None, before=0):
+    """A study's work function that "trains" the first run no other worker has claimed and writes its share."""
+    for run in study["runs"]:
+        try:
+            (out_dir / f"{run['name']}.claim").open("x").close()
+        except FileExistsError:
+            continue
+        run["seconds"] = 1.0
+        from fsq.studies.common import write_study
+
+        write_study(out_dir, study, clock, before + 1)
+        return 1
+    return 0
+
+
+def test_each_worker_of_a_jobs_call_writes_its_own_share_after_each_run(tmp_path):
+    """``--jobs 2``: every worker has its own stopwatch and writes its share when it finishes a run, as a call of its
+    own, so that a call stopped before its workers end (a machine's lease running out) keeps the time of the runs
+    they finished; the parent writes nothing of its own (its CPU time would count the workers' again)."""
+    from fsq.studies.common import read_study, train_phase, write_study
+
+    write_study(tmp_path, _study(["r1", "r2"]))
+    trained = train_phase(2, _one_run, tmp_path, _study(["r1", "r2"]), (), print, None, 0)  # type: ignore[arg-type]
+    timing = read_study(tmp_path)["timing"]
+    assert trained == 2 and timing["runs_trained"] == 2 and timing["calls"] == 2
+    assert [r["seconds"] for r in read_study(tmp_path)["runs"]] == [1.0, 1.0]
 
 
 def test_work_on_a_run_dir_another_process_holds_is_skipped_with_a_line(tmp_path):

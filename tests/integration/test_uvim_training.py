@@ -371,7 +371,7 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     timing = json.loads((out / "study.json").read_text())["timing"]
     assert (timing["runs_trained"], timing["calls"]) == (7, 2) and timing["wall_seconds"] > first["wall_seconds"]
-    assert "for 7 runs over 2 calls" in (out / "report.md").read_text()
+    assert "for 7 runs over 2 training processes" in (out / "report.md").read_text()
 
 
 def test_a_study_call_skips_the_runs_another_call_is_training(tmp_path, monkeypatch, capsys):
@@ -401,7 +401,7 @@ def test_a_study_call_skips_the_runs_another_call_is_training(tmp_path, monkeypa
 
 def test_uvim_study_jobs_train_every_run_once_in_worker_processes(tmp_path, monkeypatch, capfd):
     """`--jobs 2`: two worker processes go down the plan, each training the runs the other is not; every run is
-    trained once (one run dir, one seconds entry each) and the call records one share of time for all of them."""
+    trained once (one run dir, one seconds entry each), and each worker records its share of time for its runs."""
     monkeypatch.chdir(ROOT)
     out = tmp_path / "study"
     argv = [
@@ -410,7 +410,7 @@ def test_uvim_study_jobs_train_every_run_once_in_worker_processes(tmp_path, monk
     ]  # fmt: skip
     assert main(argv) == 0
     study = json.loads((out / "study.json").read_text())
-    assert study["timing"]["runs_trained"] == 3 and "calls" not in study["timing"]
+    assert study["timing"]["runs_trained"] == 3 and study["timing"].get("calls", 1) <= 2  # a worker, a share
     assert all(r["seconds"] > 0 for r in study["runs"])
     printed = capfd.readouterr().out  # the workers' lines too (their own processes)
     started = printed.count(": training ...")

@@ -81,25 +81,28 @@ def train_phase(
     before: int,
 ) -> int:
     """One phase of a study's plan, ``work(out_dir, study, *args, log, clock, before)`` (it trains the runs no
-    other process holds, writing ``study.json`` after each, and returns how many): in this process (``before``
-    runs trained earlier in it), or with ``jobs`` > 1 in that many workers (:func:`in_workers`), after which this
-    call's time share is written once for the phase."""
+    other process holds, writing ``study.json`` with ``clock``'s time share after each, and returns how many): in
+    this process (``before`` runs trained earlier in it), or with ``jobs`` > 1 in that many workers
+    (:func:`in_workers`), each of which writes its own share as a call of its own does (so that a call stopped
+    before its workers finish keeps the time of every run they finished)."""
     if jobs == 1:
         return work(out_dir, study, *args, log, clock, before)
-    trained = in_workers(jobs, work, out_dir, study, *args)
-    if trained:
-        write_study(out_dir, study, clock, before + trained)
-    return trained
+    return in_workers(jobs, work, out_dir, study, *args)
 
 
 def in_workers(jobs: int, work: Callable[..., int], *args: Any) -> int:
-    """``work(*args, print)`` in ``jobs`` worker processes at once, each going down the same plan and taking the
-    runs no other holds (:func:`unless_busy`); returns the runs they trained, summed. Workers are spawned, not
-    forked (CUDA cannot be forked)."""
+    """``work(*args, print, clock)`` in ``jobs`` worker processes at once, each with its own :class:`Stopwatch`
+    ``clock``, going down the same plan and taking the runs no other holds (:func:`unless_busy`); returns the runs
+    they trained, summed. Workers are spawned, not forked (CUDA cannot be forked)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(work, *args, print) for _ in range(jobs)]
+        futures = [pool.submit(_timed_worker, work, args) for _ in range(jobs)]
         return sum(future.result() for future in futures)
+
+
+def _timed_worker(work: Callable[..., int], args: tuple[Any, ...]) -> int:
+    """One worker of :func:`in_workers`: ``work`` with a stopwatch started in this process."""
+    return work(*args, print, Stopwatch())
 
 
 def unless_busy(work: Callable[[], Any], log: Callable[[str], Any]) -> bool:
@@ -276,9 +279,9 @@ def timing_line(timing: dict[str, Any]) -> str:
     calls = timing.get("calls", 1)
     return (
         f"Measured: {timing['wall_seconds'] / 60:.1f} min wall, {timing['cpu_seconds'] / 60:.1f} min CPU for "
-        f"{timing['runs_trained']} runs" + (f" over {calls} calls" if calls > 1 else "") + f" on a "
+        f"{timing['runs_trained']} runs" + (f" over {calls} training processes" if calls > 1 else "") + f" on a "
         f"{timing['cpus']}-core machine; its 1-minute load average (all processes) was {before[0]:.2f} before"
-        + (" the first call" if calls > 1 else "")
+        + (" the first" if calls > 1 else "")
         + f" and {after[0]:.2f} after"
         + (" the last." if calls > 1 else ".")
     )
