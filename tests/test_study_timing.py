@@ -57,6 +57,25 @@ def test_a_runs_logged_training_time_sums_its_step_times(tmp_path):
     assert logged_train_seconds(tmp_path / "missing") is None
 
 
+def test_the_logged_time_sentence_sums_every_phase_of_every_run_that_logged(tmp_path):
+    import json
+
+    from fsq.studies.common import logged_time_sentence
+
+    def log(folder, rows):
+        folder.mkdir(parents=True)
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    log(tmp_path / "a" / "oracle", [{"step": 100, "sec_per_step": 0.6}])  # 60 s
+    log(tmp_path / "a" / "lm", [{"step": 200, "sec_per_step": 0.3}])  # 60 s
+    log(tmp_path / "b" / "oracle", [{"step": 60, "sec_per_step": 1.0}])  # 60 s; its language model not started
+    runs = [[tmp_path / r / p for p in ("oracle", "lm")] for r in ("a", "b", "c")]  # c logged nothing
+    assert logged_time_sentence(runs, "runs") == (
+        "Training time logged by the 2 runs (the sum of their step times, evaluations not included): 3.0 min."
+    )
+    assert logged_time_sentence(runs[2:], "runs") is None
+
+
 def _study(names, seconds=None):
     runs = [{"name": n, "label": n, "run_dir": f"runs/{n}", "seconds": (seconds or {}).get(n)} for n in names]
     return {"kind": "k", "title": "t", "description": "d", "overrides": [], "runs": runs}

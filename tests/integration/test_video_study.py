@@ -60,13 +60,14 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path):
 
 def test_quick_video_study_with_two_jobs_trains_every_run_once(tmp_path, capfd):
     """``--jobs 2``: two worker processes share Stage I, then the MaskGIT runs on the tokenizers chosen on val;
-    every run is trained once and evaluated, and the call records one share of time for all of them."""
+    every run is trained once and evaluated, and the workers' shares of time (one per worker and phase) count every
+    run once."""
     out = tmp_path / "study"
     assert main(["study", "video", "--preset", "quick", "--out", str(out), "--jobs", "2"]) == 0
     printed = capfd.readouterr().out
     study = json.loads((out / "study.json").read_text())
     assert printed.count("(from scratch)") == len(study["runs"]) == study["timing"]["runs_trained"]
-    assert "calls" not in study["timing"]
+    assert study["timing"].get("calls", 1) <= 4  # two phases (Stage I, Stage II) x two workers
     results = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["FSQ", "naive", "VQ", "LFQ", "per-frame FSQ"]
     assert all(r.get("sample_agreement") is not None for r in results["results"][2:4])  # Stage II judged

@@ -22,6 +22,7 @@ from fsq.io import read_json, write_text_atomic
 from fsq.studies.common import (
     Stopwatch,
     latest_eval,
+    logged_time_sentence,
     read_study,
     run_path,
     timing_line,
@@ -313,6 +314,15 @@ def write_report(study_dir: str | Path) -> Path:
     rows = uvim_rows(study_dir, study)
     if not rows:
         raise ValueError(f"{study_dir}: no UViM run has been evaluated yet")
+    evaluated = {r["name"] for r in rows}
+    phases = [
+        [run_path(study_dir, run) / phase for phase in ("oracle", "lm")]
+        for run in study["runs"]
+        if run["name"] in evaluated
+    ]
+    logged = logged_time_sentence(phases, "evaluated runs (oracle and language model)")
+    if logged:  # the runs' own cost, whichever process trained them (a call cut short records no share)
+        study = {**study, "budget": f"{study.get('budget', '')} {logged}"}
     write_results(study_dir, study, rows)
     images = []
     first_seed = min(r["seed"] for r in rows)

@@ -37,7 +37,7 @@ from fsq.config import MaskGITExperiment, QuantizerConfig, TokenizerExperiment, 
 from fsq.studies.common import (
     Stopwatch,
     finish_report,
-    logged_train_seconds,
+    logged_time_sentence,
     read_study,
     run_path,
     timing_line,
@@ -452,15 +452,10 @@ def write_report(study_dir: str | Path) -> Path:
     rows = collect(study_dir, study, chosen)
     if not rows:
         raise ValueError(f"{study_dir}: no run of the video study has been evaluated yet")
-    logged = [logged_train_seconds(run_path(study_dir, r)) for r in study["runs"] if r["role"] in ("video", "frames")]
-    if any(v is not None for v in logged):  # the runs' own cost, whichever process trained them
-        minutes = sum(v for v in logged if v is not None) / 60
-        counted = sum(v is not None for v in logged)
-        study = {
-            **study,
-            "budget": f"{study.get('budget', '')} Training time logged by the {counted} tokenizer runs (the sum of "
-            f"their step times, evaluations not included): {minutes:.1f} min.",
-        }
+    tokenizers = [[run_path(study_dir, r)] for r in study["runs"] if r["role"] in ("video", "frames")]
+    logged = logged_time_sentence(tokenizers, "tokenizer runs")
+    if logged:  # the runs' own cost, whichever process trained them
+        study = {**study, "budget": f"{study.get('budget', '')} {logged}"}
     write_results(study_dir, {**study, "trials": found} if found else study, rows)
     plots = plot_curves(rows, study_dir / "plots")
     naive = next((r for r in rows if r["method"] == "naive"), None)
