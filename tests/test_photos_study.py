@@ -189,7 +189,7 @@ def test_quick_study_runs_every_quantizer_beside_the_anchors(tmp_path):
 def test_quick_study_with_two_jobs_trains_every_run_once_and_reports_as_one_process(tmp_path, capfd):
     """``--jobs 2``: two worker processes share the trials, then the sweep at the rate the trials chose; every run
     is trained once and evaluated on val, and the report is the one a single process writes (same runs, same
-    numbers: each run is deterministic on the CPU)."""
+    numbers: each run is deterministic on the CPU); the workers' shares of time count every run once."""
     one, two = tmp_path / "one", tmp_path / "two"
     photos.run_photos_study(one, preset="quick", seeds=[0], log=lambda *_: None)
     capfd.readouterr()
@@ -197,7 +197,7 @@ def test_quick_study_with_two_jobs_trains_every_run_once_and_reports_as_one_proc
     printed = capfd.readouterr().out
     study = json.loads((two / "study.json").read_text())
     assert printed.count("(from scratch)") == len(study["runs"]) == 20  # each run trained once (none resumed)
-    assert study["timing"]["runs_trained"] == 20 and "calls" not in study["timing"]
+    assert study["timing"]["runs_trained"] == 20 and study["timing"].get("calls", 1) <= 4  # a share per worker/phase
     strip = lambda path: {k: v for k, v in json.loads(path.read_text()).items() if k != "study"}  # noqa: E731
     assert strip(two / "results.json") == strip(one / "results.json")
     with pytest.raises(ValueError, match="jobs must be >= 1"):
