@@ -319,7 +319,7 @@ def test_uvim_study_and_report_cli(tmp_path, monkeypatch, capsys):
     assert "test: two-sided, margin" in parity or "Not testable: VQ does not beat the trivial baseline" in parity
     assert "VQ without codebook splitting" in report
     assert "Runs not finished" not in report
-    assert "Training time logged by the 6 evaluated runs (oracle and language model)" in report  # their own cost
+    assert "Training time logged by the 6 evaluated runs (the sum of their oracle and language model step" in report
     results = json.loads((out / "results.json").read_text())["results"]
     assert [(r["task"], r["variant"], r["seed"]) for r in results] == [
         ("depth", "FSQ", 0),

@@ -273,17 +273,17 @@ def logged_train_seconds(run_dir: Path) -> float | None:
     return total if found else None
 
 
-def logged_time_sentence(run_dirs: Sequence[Sequence[Path]], what: str) -> str | None:
-    """ "Training time logged by the N <what> (...): M min." over runs given as their metrics folders (one per
-    phase: a UViM run's ``oracle`` and ``lm``), counting a run when any of its folders logged step times; None when
-    none did. The runs' own cost, whichever process trained them, so it holds for a study resumed from its records
-    and for calls whose own time share was lost."""
+def logged_time_sentence(run_dirs: Sequence[Sequence[Path]], what: str, steps: str = "step times") -> str | None:
+    """The sentence "Training time logged by the N <what> (the sum of their <steps>, ...): M min." over runs given
+    as their metrics folders (one per phase: a UViM run's ``oracle`` and ``lm``), counting a run when any of its
+    folders logged step times; None when none did. The runs' own cost, whichever process trained them, so it holds
+    for a study resumed from its records and for calls whose own time share was lost."""
     logged = [[logged_train_seconds(d) for d in dirs] for dirs in run_dirs]
     counted = [sum(v for v in run if v is not None) for run in logged if any(v is not None for v in run)]
     if not counted:
         return None
     return (
-        f"Training time logged by the {len(counted)} {what} (the sum of their step times, evaluations not "
+        f"Training time logged by the {len(counted)} {what} (the sum of their {steps}, evaluations not "
         f"included): {sum(counted) / 60:.1f} min."
     )
 

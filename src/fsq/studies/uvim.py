@@ -320,7 +320,7 @@ def write_report(study_dir: str | Path) -> Path:
         for run in study["runs"]
         if run["name"] in evaluated
     ]
-    logged = logged_time_sentence(phases, "evaluated runs (oracle and language model)")
+    logged = logged_time_sentence(phases, "evaluated runs", "oracle and language model step times")
     if logged:  # the runs' own cost, whichever process trained them (a call cut short records no share)
         study = {**study, "budget": f"{study.get('budget', '')} {logged}"}
     write_results(study_dir, study, rows)
