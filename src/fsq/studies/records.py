@@ -3,7 +3,7 @@
 A study that takes longer than one sitting (the UViM study with three seeds: hours on a CPU) publishes its folder's
 records: ``study.json``, the report and results, its plots, and of every *evaluated* run (one with an evaluation at
 its top level: a finished run) its resolved config, metadata, training metrics, evaluations and their images. No
-checkpoint, no tensorboard file: a few hundred KB for a study of dozens of runs.
+checkpoint, no tensorboard file: tens of KB a run (about 60 KB a UViM run).
 
 Copied back into a study folder, the records are the study's state: rerunning ``fsq study KIND --out FOLDER``
 reuses every exported run (a run counts as finished by its final evaluation file) and trains only the others, and
