@@ -64,13 +64,13 @@ bench-data: $(STAMP)
 gpu-check:
 	bash scripts/gpu_check.sh
 
-# The UViM study with three seeds (hours on a CPU), resumable from its published records: the records' finished runs
-# are copied into runs/uvim_study (files already there are kept), the study trains the runs they lack two at a time,
-# and the records are written back (no weights). Stop it any time; `make uvim-study` again goes on.
+# The UViM study with three seeds (hours on a CPU), resumable from its published records: where runs/uvim_study is
+# missing it starts as a copy of the records (their finished runs, no weights), the study trains the runs they lack
+# two at a time, and the records are written back. Stop it any time; `make uvim-study` again goes on from
+# runs/uvim_study (which holds the interrupted runs' checkpoints too).
 UVIM_RECORDS := docs/results/uvim_study
 uvim-study: data
-	mkdir -p runs/uvim_study
-	if [ -f $(UVIM_RECORDS)/study.json ]; then cp -rn $(UVIM_RECORDS)/. runs/uvim_study/; fi
+	if [ ! -d runs/uvim_study ] && [ -f $(UVIM_RECORDS)/study.json ]; then mkdir -p runs && cp -r $(UVIM_RECORDS) runs/uvim_study; fi
 	$(PY) -m fsq study uvim --out runs/uvim_study --seeds 0 1 2 --jobs 2 train.progress=false
 	$(PY) -m fsq report runs/uvim_study --records $(UVIM_RECORDS)
 
