@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from fsq import rundir
-from fsq.studies.records import export_records
+from fsq.studies.records import MANIFEST, export_records, missing_records
 
 
 def _study(tmp_path):
@@ -50,6 +53,7 @@ def test_records_hold_the_finished_runs_without_weights(tmp_path):
     files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert files == [
         "plots/curve.png",
+        "records.json",
         "report.md",
         "runs/a/config.yaml",
         "runs/a/eval/step_000020.json",
@@ -89,3 +93,40 @@ def test_a_file_too_large_to_be_a_record_is_listed(tmp_path, monkeypatch):
         ["plots/curve.png", "report.md", "runs/a/config.yaml", "runs/a/eval/step_000020_predictions.png",
          "runs/a/oracle/metrics.jsonl", "study.json"]
     )  # fmt: skip
+
+
+def test_the_manifest_tells_what_a_checkout_of_the_records_lacks(tmp_path):
+    study = _study(tmp_path)
+    dest = tmp_path / "records"
+    export_records(study, dest)
+    manifest = json.loads((dest / MANIFEST).read_text())
+    assert manifest["runs"] == ["a"] and "runs/a/oracle/metrics.jsonl" in manifest["files"]
+    assert MANIFEST not in manifest["files"] and missing_records(dest) == []
+    (dest / "plots" / "curve.png").unlink()
+    (dest / "runs" / "a" / "oracle" / rundir.METRICS).unlink()
+    assert missing_records(dest) == ["plots/curve.png", "runs/a/oracle/metrics.jsonl"]
+    shutil.rmtree(dest / "runs")  # what a version control that ignores folders named runs/ did to a checkout
+    assert "runs/a (no evaluation)" in missing_records(dest)
+
+
+PUBLISHED = sorted((Path(__file__).resolve().parents[1] / "docs" / "results").glob(f"*/{MANIFEST}"))
+
+
+@pytest.mark.parametrize("manifest", PUBLISHED, ids=[p.parent.name for p in PUBLISHED])
+def test_the_published_records_are_whole_in_this_checkout(manifest):
+    """Every file a committed export lists is in the checkout (CI runs on a fresh clone: a file git ignored or that
+    was never added fails here), and every exported run has its evaluation."""
+    assert missing_records(manifest.parent) == []
+
+
+def test_git_does_not_ignore_records():
+    """The records' run folders are named runs/, as the repository's scratch folder is: only the top-level one is
+    ignored."""
+    root = Path(__file__).resolve().parents[1]
+    git = shutil.which("git")
+    if git is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    probe = "docs/results/any_study/runs/any_run/eval/step_000001.json"
+    ignored = subprocess.run([git, "check-ignore", "-q", probe], cwd=root, check=False).returncode == 0
+    assert not ignored, f"git ignores {probe}: the published records would not be committed"
+    assert subprocess.run([git, "check-ignore", "-q", "runs/x"], cwd=root, check=False).returncode == 0

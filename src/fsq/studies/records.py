@@ -13,13 +13,16 @@ would have no weights to resume from, so runs without an evaluation are left out
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from fsq import rundir
 from fsq.studies.common import read_study, run_path
 
-__all__ = ["RECORD_SUFFIXES", "export_records"]
+__all__ = ["MANIFEST", "RECORD_SUFFIXES", "export_records", "missing_records"]
+
+MANIFEST = "records.json"  # what an export holds: its runs and files (how a checkout is checked to hold them all)
 
 # what a record is: text and the evaluation's images (weights, optimizer state and tensorboard events are not)
 RECORD_SUFFIXES = (".json", ".jsonl", ".yaml", ".md", ".csv", ".png", ".svg")
@@ -69,10 +72,28 @@ def export_records(study_dir: str | Path, dest: str | Path) -> dict[str, list[st
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
     staging.mkdir(parents=True, exist_ok=True)
+    done = {"runs": sorted(finished), "unfinished": unfinished, "outside": outside, "too_large": too_large}
+    copied = sorted(str(p.relative_to(staging).as_posix()) for p in staging.rglob("*") if p.is_file())
+    manifest = {**done, "files": [f for f in copied if f != MANIFEST]}
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
         dest.rename(old)
     staging.rename(dest)  # the export appears whole: an interrupted one leaves dest as it was (or as dest.old)
     shutil.rmtree(old, ignore_errors=True)
-    return {"runs": sorted(finished), "unfinished": unfinished, "outside": outside, "too_large": too_large}
+    return done
+
+
+def missing_records(dest: str | Path) -> list[str]:
+    """The files an export's manifest lists that ``dest`` lacks, and the exported runs without an evaluation there
+    (empty when the records are whole): what a checkout that lost part of its records (a file ignored by version
+    control, say) shows."""
+    dest = Path(dest)
+    manifest = json.loads((dest / MANIFEST).read_text())
+    missing = [f for f in manifest["files"] if not (dest / f).is_file()]
+    run_dirs = {run["name"]: run_path(dest, run) for run in read_study(dest)["runs"]}
+    for name in manifest["runs"]:
+        if not rundir.eval_files(run_dirs[name]):
+            missing.append(f"{run_dirs[name].relative_to(dest).as_posix()} (no evaluation)")
+    return missing
