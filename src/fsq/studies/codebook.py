@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from fsq.studies.codebook_plots import plot, plot_levels
 from fsq.studies.common import (
     Stopwatch,
     finish_report,
+    in_workers,
     latest_eval,
     read_study,
     run_path,
@@ -321,8 +320,8 @@ def run_study(
     ``stage2`` (default on) trains a MaskGIT on each tokenizer's tokens; overrides starting ``maskgit.`` apply to
     it. ``jobs`` > 1 trains that many (tokenizer, MaskGIT) pairs at once in worker processes (many small runs
     share one GPU well; on a CPU give each ``train.threads`` cores). The wall time, CPU time and load average of
-    the calls that trained anything are recorded in ``study.json`` (``timing``, summed over calls into the same
-    folder; with one job, updated after every trained pair).
+    the processes that trained anything are recorded in ``study.json`` (``timing``, summed over calls and workers
+    into the same folder; each process's share updated after every pair it trained).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -386,21 +385,27 @@ def run_study(
         for i, (run, cfg) in enumerate(zip(runs, configs), 1)
     ]
     if jobs == 1:
-        trained = 0
-        for tag, folder, run, cfg, entry, mcfg in pairs:
-            done = train_pair(tag, folder, run, cfg, entry, mcfg, log=log)
-            trained += done
-            if done:  # after every pair: a call cut short keeps the record of what it trained
-                write_study(out_dir, study, clock, trained)  # a cut-short call counts
+        train_pairs(pairs, out_dir, study, log, clock)
     else:  # largest codebooks first: their Stage II models take longest
         pairs.sort(key=lambda pair: -(pair[2]["target_size"] or 0))
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(train_pair, *pair) for pair in pairs]
-            trained = sum(int(future.result()) for future in futures)
-        if trained:
-            write_study(out_dir, study, clock, trained)  # a cut-short call counts
+        in_workers(jobs, train_pairs, pairs, out_dir, study)
     return write_report(out_dir)
+
+
+def train_pairs(
+    pairs: list[tuple[Any, ...]], out_dir: Path, study: dict[str, Any], log: Callable[[str], Any], clock: Stopwatch
+) -> int:
+    """Train (or reuse) the study's (tokenizer, MaskGIT) ``pairs`` in order, skipping a run another process holds,
+    and write ``study.json`` with ``clock``'s time share after every pair that trained something (so that a call or
+    a worker stopped mid-way keeps the time of what it finished); returns how many runs it trained. One process's
+    share of the plan: with ``jobs`` > 1 each worker walks the same list (:func:`in_workers`)."""
+    trained = 0
+    for pair in pairs:
+        done = train_pair(*pair, log=log)
+        trained += done
+        if done:
+            write_study(out_dir, study, clock, trained)
+    return trained
 
 
 def train_pair(
