@@ -400,8 +400,8 @@ def train_pairs(
     a worker stopped mid-way keeps the time of what it finished); returns how many runs it trained. One process's
     share of the plan: with ``jobs`` > 1 each worker walks the same list (:func:`in_workers`)."""
     trained = 0
-    for pair in pairs:
-        done = train_pair(*pair, log=log)
+    for tag, folder, run, cfg, entry, mcfg in pairs:
+        done = train_pair(tag, folder, run, cfg, entry, mcfg, log=log)
         trained += done
         if done:
             write_study(out_dir, study, clock, trained)
