@@ -168,6 +168,9 @@ def test_study_jobs_train_the_same_runs_as_one_process(tmp_path):
     assert one == two and len(one) == 2
     timing = json.loads((tmp_path / "two" / "study.json").read_text())["timing"]
     assert timing["runs_trained"] == 4
+    # the runs' own logged cost, whichever worker trained them: every tokenizer and MaskGIT counted once
+    budget = json.loads((tmp_path / "two" / "results.json").read_text())["study"]["budget"]
+    assert "Training time logged by the 4 evaluated runs (tokenizers and MaskGITs)" in budget
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         run_study("levels", tmp_path / "bad", level_sets=sets, overrides=overrides, jobs=0)
 

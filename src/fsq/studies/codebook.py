@@ -30,6 +30,7 @@ from fsq.studies.common import (
     finish_report,
     in_workers,
     latest_eval,
+    logged_time_sentence,
     read_study,
     run_path,
     timing_line,
@@ -536,6 +537,11 @@ def write_report(study_dir: str | Path) -> Path:
     rows = collect(study_dir)
     if not rows:
         raise ValueError(f"{study_dir}: no run has been evaluated yet")
+    finished = {r["name"] for r in rows} | {r["name"] + "_maskgit" for r in rows if r.get("stage2_step") is not None}
+    evaluated = [[run_path(study_dir, run)] for run in study["runs"] if run["name"] in finished]
+    logged = logged_time_sentence(evaluated, "evaluated runs (tokenizers and MaskGITs)")
+    if logged:  # the runs' own cost, whichever process trained them (a call's share can be lost with the call)
+        study = {**study, "budget": f"{study.get('budget', '')} {logged}"}
     write_results(study_dir, study, rows)
     runs = {run["name"]: run for run in study["runs"]}
     runs_metrics = {r["name"]: rundir.read_metrics(run_path(study_dir, runs[r["name"]])) for r in rows}
@@ -543,7 +549,6 @@ def write_report(study_dir: str | Path) -> Path:
         plots = plot_levels(rows, study_dir / "plots")
     else:
         plots = plot(rows, runs_metrics, study_dir / "plots")
-    finished = {r["name"] for r in rows} | {r["name"] + "_maskgit" for r in rows if r.get("stage2_step") is not None}
     missing = [run["name"] for run in study["runs"] if run["name"] not in finished]
     lines = [
         f"# {study['title']}",
