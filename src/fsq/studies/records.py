@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from fsq import rundir
+from fsq.io import read_json
 from fsq.studies.common import read_study, run_path
 
 __all__ = ["MANIFEST", "RECORD_SUFFIXES", "export_records", "missing_records"]
@@ -90,7 +91,7 @@ def missing_records(dest: str | Path) -> list[str]:
     (empty when the records are whole): what a checkout that lost part of its records (a file ignored by version
     control, say) shows."""
     dest = Path(dest)
-    manifest = json.loads((dest / MANIFEST).read_text())
+    manifest = read_json(dest / MANIFEST, "the records' manifest")
     missing = [f for f in manifest["files"] if not (dest / f).is_file()]
     run_dirs = {run["name"]: run_path(dest, run) for run in read_study(dest)["runs"]}
     for name in manifest["runs"]:
