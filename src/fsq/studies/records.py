@@ -13,12 +13,11 @@ would have no weights to resume from, so runs without an evaluation are left out
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from fsq import rundir
-from fsq.io import read_json
+from fsq.io import read_json, write_json_atomic
 from fsq.studies.common import read_study, run_path
 
 __all__ = ["MANIFEST", "RECORD_SUFFIXES", "export_records", "missing_records"]
@@ -64,19 +63,18 @@ def export_records(study_dir: str | Path, dest: str | Path) -> dict[str, list[st
         files += _records(run_dir, skip=set())
     staging = dest.with_name(dest.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    too_large = []
+    too_large, copied = [], []
     for path in files:
         if path.stat().st_size > MAX_RECORD_BYTES:
             too_large.append(str(path.relative_to(study_dir)))
             continue
+        copied.append(path.relative_to(study_dir).as_posix())
         target = staging / path.relative_to(study_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
     staging.mkdir(parents=True, exist_ok=True)
     done = {"runs": sorted(finished), "unfinished": unfinished, "outside": outside, "too_large": too_large}
-    copied = sorted(str(p.relative_to(staging).as_posix()) for p in staging.rglob("*") if p.is_file())
-    manifest = {**done, "files": [f for f in copied if f != MANIFEST]}
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json_atomic({**done, "files": sorted(f for f in copied if f != MANIFEST)}, staging / MANIFEST)
     old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
