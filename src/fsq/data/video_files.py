@@ -58,6 +58,16 @@ def _av() -> Any:
     return av
 
 
+def scale_threads() -> dict[str, int]:
+    """The frame scaler's thread count, one: PyAV >= 17 scales frames on a thread pool of its own (``threads=0``,
+    automatic, by default), and a process forked after it ran, as a DataLoader worker is, waits forever for the
+    pool's threads, which the fork did not copy (seen with PyAV 18.1.1: the loader's workers hung in
+    ``sws_scale_frame``). The decoding workers are single-threaded anyway. Empty for older PyAV, which scales on
+    the calling thread and takes no ``threads``."""
+    major = int(str(_av().__version__).split(".")[0])
+    return {"threads": 1} if major >= 17 else {}
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a probe found: the presentation time of every frame (seconds, increasing), the frame size, the
@@ -178,7 +188,7 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
 def _to_array(frame: Any, size: tuple[int, int], channels: int, alpha: bool) -> np.ndarray:
     width, height = size
     shrink = width < frame.width or height < frame.height
-    kwargs = {"width": width, "height": height, "interpolation": "AREA" if shrink else "BILINEAR"}
+    kwargs = {"width": width, "height": height, "interpolation": "AREA" if shrink else "BILINEAR", **scale_threads()}
     if alpha:
         rgba = frame.to_ndarray(format="rgba", **kwargs).astype(np.uint16)
         a = rgba[..., 3:]
