@@ -27,6 +27,7 @@ Every problem with a file is a :class:`VideoError` whose message names what is w
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -58,6 +59,7 @@ def _av() -> Any:
     return av
 
 
+@functools.cache
 def scale_threads() -> dict[str, int]:
     """The frame scaler's thread count, one: PyAV >= 17 scales frames on a thread pool of its own (``threads=0``,
     automatic, by default), and a process forked after it ran, as a DataLoader worker is, waits forever for the
