@@ -95,12 +95,11 @@ def test_two_process_gloo_audio_gan_matches_one_process(extra, tmp_path, run_fsq
     losses' log magnitudes make a few steps chaotic at float rounding (measured on this codec: one process with 1
     and with 2 threads, every loss on, differs by up to 2% of a tensor's largest value after 3 steps, and by 9e-6
     with the spectral losses off), so after step 1 two runs that add gradients in another order need not agree."""
-    runs = {}
+    runs, steps = {}, 1 if "train.steps=1" in extra else 3
     for name, nproc in (("single", 1), ("double", 2)):
         argv = ["train", "tokenizer", str(TONES), *AUDIO_GAN, *extra, "--run-dir", str(tmp_path / name)]
         run = run_fsq(argv, nproc=nproc)
         assert run.returncode == 0, run.stderr[-3000:]
-        steps = 1 if "train.steps=1" in extra else 3
         folder = tmp_path / name / "checkpoints" / f"step_{steps:06d}"
         runs[name] = {p: load_safetensors(folder / f"{p}.safetensors") for p in ("model", "ema", "discriminator")}
     for part, tensors in runs["single"].items():
