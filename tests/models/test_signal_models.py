@@ -214,6 +214,26 @@ def test_factorized_convolutions_are_space_then_causal_time():
         TokenizerSpec(dims=2, factorized=True)
 
 
+@pytest.mark.parametrize("causal,padding", [(True, "zeros"), (True, "replicate"), (False, "zeros")])
+def test_factorized_time_convolution_equals_its_conv3d(causal, padding):
+    """The pair computes its k x 1 x 1 time convolution as a k x 1 Conv2d over (T, H*W): the same values and
+    gradients as running its own Conv3d modules (whose weights the state dict keeps)."""
+    torch.manual_seed(0)
+    layer = conv(3, 4, 6, 3, causal=causal, time_padding=padding, factorized=True)
+    x = torch.randn(2, 4, 5, 7, 6, requires_grad=True)
+    fast = layer(x)
+    slow = layer.time(layer.space(x))  # the modules' own forward (Conv3d, causal padding included)
+    assert fast.shape == slow.shape == (2, 6, 5, 7, 6)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    g = torch.randn_like(fast)
+    grads_fast = torch.autograd.grad(fast, [x, layer.time.weight, layer.time.bias], g)
+    grads_slow = torch.autograd.grad(slow, [x, layer.time.weight, layer.time.bias], g)
+    for a, b in zip(grads_fast, grads_slow):
+        assert torch.allclose(a, b, atol=1e-4)
+    sliced = x.detach()[:, :, :, 1:, :5]  # a non-contiguous input
+    assert torch.allclose(layer(sliced), layer.time(layer.space(sliced)), atol=1e-5)
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_identity_time_init_starts_a_factorized_model_as_a_per_frame_one(causal):
     torch.manual_seed(0)

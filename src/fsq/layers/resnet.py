@@ -149,7 +149,7 @@ class FactorizedConv3d(nn.Module):
             self.time = nn.Conv3d(out_channels, out_channels, (kernel, 1, 1), padding=(kernel // 2, 0, 0), bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.time(self.space(x))
+        return _time_conv(self.time, self.space(x))
 
     @torch.no_grad()
     def pass_current_frame_(self) -> None:
@@ -162,6 +162,18 @@ class FactorizedConv3d(nn.Module):
         weight[:, :, tap, 0, 0] = torch.eye(weight.shape[0], dtype=weight.dtype)
         if self.time.bias is not None:
             self.time.bias.zero_()
+
+
+def _time_conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a ``k x 1 x 1`` Conv3d (stride 1), computed as a ``k x 1`` Conv2d over ``(T, H*W)``: the same
+    weights and sums, about 2.5x faster than Conv3d on a CPU (measured at 16-32 channels, 9 frames, 16-32 px)."""
+    if isinstance(conv, CausalConv3d):
+        x, pad = _causal_pad(x, conv.kernel_size[0], conv.time_padding), 0
+    else:
+        pad = int(conv.padding[0])
+    b, c, t, h, w = x.shape
+    out = F.conv2d(x.reshape(b, c, t, h * w), conv.weight.squeeze(-1), conv.bias, padding=(pad, 0))
+    return out.reshape(b, out.shape[1], out.shape[2], h, w)
 
 
 class CausalGroupNorm(nn.GroupNorm):
