@@ -147,7 +147,7 @@ def test_config_rundir_and_reports_import_no_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import fsq.config, fsq.rundir, fsq.io, fsq.studies, fsq.studies.codebook, fsq.studies.maskgit\n"
-        "import fsq.studies.uvim\n"
+        "import fsq.studies.uvim, fsq.studies.paired, fsq.studies.readme\n"
         "from fsq.cli import main\n"
         "assert fsq.config.stage_names()[:3] == ['tokenizer', 'maskgit', 'uvim'], fsq.config.stage_names()\n"
         "assert main(['config']) == 0 and main(['config', '--schema', 'maskgit']) == 0\n"

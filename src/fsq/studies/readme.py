@@ -12,7 +12,8 @@ writes, rebuilt from the results file named (relative to the Markdown file). ``f
 bundle's ``eval.json``: the tokenizer's numbers as its model card shows them. Benchmark results (a top-level
 ``benchmark``: ``benchmarks/results/data*.json``) render as tables by :mod:`fsq.studies.bench_tables`.
 A voice-conditioned MaskGIT's evaluation file (``voice_judge``) renders as :mod:`fsq.studies.voice_report`'s table
-and claims. ``fsq readme`` rewrites the blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
+and claims; a ``paired`` comparison over seeds as :mod:`fsq.studies.paired`'s. ``fsq readme`` rewrites the
+blocks; ``fsq readme --check`` fails when one is stale. Torch-free.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def render(what: str, results_path: Path) -> str:
             voice_report.markdown_table(data)
             if what == "table"
             else "\n".join(f"- {line}" for line in voice_report.claims(data))
+        )
+    if "paired" in data:  # a paired comparison over seeds, read from the evaluation files it names
+        from fsq.studies import paired
+
+        if what not in ("table", "claims"):
+            raise ValueError(f"{results_path}: a paired comparison renders a table or claims, not {what}")
+        loaded = paired.load(data["paired"], results_path.parent)
+        return (
+            paired.markdown_table(loaded)
+            if what == "table"
+            else "\n".join(f"- {line}" for line in paired.claims(loaded))
         )
     if "benchmark" in data:  # benchmarks/data*.py results: tables only
         from fsq.studies.bench_tables import markdown_table
