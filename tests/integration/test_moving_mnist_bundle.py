@@ -1,7 +1,7 @@
 """The shipped ``moving-mnist-fsq`` bundle: it loads offline by name, its card and evaluation are those of a real
-run of ``configs/tokenizer/fsq_moving_mnist.yaml``'s earlier, longer recipe (1400 steps x 16 clips; the config now
-trains 1200 x 8 to stay under 10 CPU minutes) (256 held-out test clips: per-frame PSNR 31.42 dB; the issue's aim is
-22 dB, and the thresholds below are the measured values rounded down, not the aim), it
+run of the x2-in-time ``configs/tokenizer/fsq_moving_mnist_t2.yaml``'s earlier, longer recipe (1400 steps x 16
+clips; the config now trains 1200 x 8 to stay under 10 CPU minutes) (256 held-out test clips: per-frame PSNR
+31.42 dB; the issue's aim is 22 dB, and the thresholds below are the measured values rounded down, not the aim), it
 decodes its own tokens of test clips back to that quality, and it encodes an image as a one-frame video."""
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def test_quick_video_study_runs_judges_and_reports(tmp_path):
         assert stage2["tokenizer"] == run["run_dir"]
         config = (out / stage2["run_dir"] / "config.yaml").read_text()
         assert f"tokenizer: {out / run['run_dir']}" in config
-    # fsq_moving_mnist at 16 px: 9 frames -> 5 latent frames (causal x2 in time) of 8x8 (x2 in space) = 320 tokens
+    # fsq_moving_mnist_t2 at 16 px: 9 frames -> 5 latent frames (causal x2 in time) of 8x8 (x2 in space) = 320 tokens
     assert rows["FSQ"]["bits_per_clip"] == pytest.approx(320 * math.log2(1000))
     assert rows["per-frame FSQ"]["bits_per_clip"] <= rows["FSQ"]["bits_per_clip"]
     assert all(len(r["psnr_per_frame"]) == 9 and r["temporal_l1"] is not None for r in rows.values())

@@ -70,7 +70,7 @@ __all__ = ["claims", "markdown_table", "run_video_study", "trials_markdown", "wr
 # data source -> (the video tokenizer's config, the per-frame image tokenizer's config at equal bits per clip)
 SOURCES = {
     "blobs": ("configs/tokenizer/fsq_blobs_3d.yaml", "configs/tokenizer/fsq_blobs_frames.yaml"),
-    "moving_mnist": ("configs/tokenizer/fsq_moving_mnist.yaml", "configs/tokenizer/fsq_moving_mnist_frames.yaml"),
+    "moving_mnist": ("configs/tokenizer/fsq_moving_mnist_t2.yaml", "configs/tokenizer/fsq_moving_mnist_frames.yaml"),
 }
 # data source -> the class-conditional video MaskGIT config of Stage II (sources with class labels only)
 STAGE2 = {"moving_mnist": "configs/maskgit/fsq_moving_mnist.yaml"}
