@@ -97,13 +97,14 @@ def claims(data: dict[str, Any]) -> list[str]:
         shared = [s for s in first["seeds"] if s in other["seeds"]]
         for split in splits:
             a, b = first["values"][split][key], other["values"][split][key]
-            verdict = better(_side(a), _side(b), lower_is_better=lower)
+            side_a, side_b = _side(a), _side(b)
+            verdict = better(side_a, side_b, lower_is_better=lower)
             diffs = [a[first["seeds"].index(s)] - b[other["seeds"].index(s)] for s in shared]
             ahead = sum(1 for d in diffs if (d < 0 if lower else d > 0))
             paired = " / ".join(f"{d:+.{digits}f}" for d in diffs)
             out.append(
                 f"{first['label']} is {word} than {other['label']} in {decide['label']} on `{split}`: "
-                f"{pm(*mean_std(a), digits)} against {pm(*mean_std(b), digits)}; "
+                f"{pm(side_a.mean, side_a.std, digits)} against {pm(side_b.mean, side_b.std, digits)}; "
                 f"by seed ({', '.join(map(str, shared))}) "
                 f"{paired}, better on {ahead} of {len(diffs)}: {verdict.bold()} ({verdict.test()})"
             )
